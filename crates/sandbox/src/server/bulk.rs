@@ -1,0 +1,533 @@
+//! Bulk API 2.0 query jobs: `/jobs/query` create, list, get, abort, delete and results.
+//!
+//! A job moves `UploadComplete → InProgress → JobComplete | Failed | Aborted`. Its
+//! result is rendered once, as CSV bytes plus the byte offset of every row, so any
+//! page (`locator` = base64 of the row offset, `maxRecords` rows) is a slice served
+//! without re-running the query, and every page carries its own header line.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD_NO_PAD;
+use parking_lot::Mutex;
+use rand::Rng;
+use serde_json::{Value as Json, json};
+
+use super::AppState;
+use super::error::{ApiError, ApiResult, json_response};
+use super::query::{compile, execute};
+use super::render::{CsvFormat, Projection, csv_eol, csv_field, csv_row};
+use crate::ids;
+use crate::soql::SelectItem;
+use crate::store::today;
+use crate::value::{FieldType, format_datetime_rest};
+
+/// A job's lifecycle state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobState {
+    /// Created, waiting to run.
+    UploadComplete,
+    /// Running.
+    InProgress,
+    /// Results ready.
+    JobComplete,
+    /// Ended with an error.
+    Failed,
+    /// Stopped by the client.
+    Aborted,
+}
+
+impl JobState {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::UploadComplete => "UploadComplete",
+            Self::InProgress => "InProgress",
+            Self::JobComplete => "JobComplete",
+            Self::Failed => "Failed",
+            Self::Aborted => "Aborted",
+        }
+    }
+
+    fn terminal(self) -> bool {
+        matches!(self, Self::JobComplete | Self::Failed | Self::Aborted)
+    }
+}
+
+struct JobResult {
+    header: Bytes,
+    body: Bytes,
+    /// Start of each row in `body`, plus `body.len()` at the end.
+    offsets: Vec<usize>,
+}
+
+struct Job {
+    id: String,
+    operation: String,
+    object: String,
+    query: String,
+    created_by: String,
+    created_ms: i64,
+    modstamp_ms: i64,
+    state: JobState,
+    api_version: u32,
+    line_ending: String,
+    delimiter: String,
+    records: u64,
+    processing_ms: u64,
+    error: Option<String>,
+    result: Option<Arc<JobResult>>,
+}
+
+impl Job {
+    fn info(&self, full: bool) -> Json {
+        let mut m = serde_json::Map::new();
+        m.insert("id".into(), json!(self.id));
+        m.insert("operation".into(), json!(self.operation));
+        m.insert("object".into(), json!(self.object));
+        m.insert("createdById".into(), json!(self.created_by));
+        m.insert("createdDate".into(), json!(format_datetime_rest(self.created_ms)));
+        m.insert("systemModstamp".into(), json!(format_datetime_rest(self.modstamp_ms)));
+        m.insert("state".into(), json!(self.state.as_str()));
+        m.insert("concurrencyMode".into(), json!("Parallel"));
+        m.insert("contentType".into(), json!("CSV"));
+        m.insert("apiVersion".into(), json!(f64::from(self.api_version)));
+        if full {
+            m.insert("jobType".into(), json!("V2Query"));
+        }
+        m.insert("lineEnding".into(), json!(self.line_ending));
+        m.insert("columnDelimiter".into(), json!(self.delimiter));
+        if full {
+            m.insert("numberRecordsProcessed".into(), json!(self.records));
+            m.insert("retries".into(), json!(0));
+            m.insert("totalProcessingTime".into(), json!(self.processing_ms));
+            m.insert("isPkChunkingSupported".into(), json!(true));
+            if let Some(e) = &self.error {
+                m.insert("errorMessage".into(), json!(e));
+            }
+        }
+        Json::Object(m)
+    }
+}
+
+/// All query jobs of the org.
+#[derive(Default)]
+pub struct Jobs {
+    inner: Mutex<JobsInner>,
+}
+
+#[derive(Default)]
+struct JobsInner {
+    order: Vec<String>,
+    jobs: HashMap<String, Job>,
+    next: u64,
+    created: Vec<i64>,
+}
+
+impl Jobs {
+    /// Jobs created in the last 24 hours (for `/limits`).
+    pub fn created_today(&self) -> usize {
+        let inner = self.inner.lock();
+        let cutoff = inner.created.last().copied().unwrap_or(0) - 86_400_000;
+        inner.created.iter().filter(|&&t| t > cutoff).count()
+    }
+
+    /// Number of jobs not deleted.
+    pub fn len(&self) -> usize {
+        self.inner.lock().jobs.len()
+    }
+
+    /// Whether there are no jobs.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CreateBody {
+    operation: Option<String>,
+    query: Option<String>,
+    content_type: Option<String>,
+    column_delimiter: Option<String>,
+    line_ending: Option<String>,
+}
+
+fn delimiter_byte(name: &str) -> Option<u8> {
+    Some(match name {
+        "COMMA" => b',',
+        "TAB" => b'\t',
+        "PIPE" => b'|',
+        "SEMICOLON" => b';',
+        "CARET" => b'^',
+        "BACKQUOTE" => b'`',
+        _ => return None,
+    })
+}
+
+async fn create(State(state): State<Arc<AppState>>, Path(v): Path<String>, body: Bytes) -> ApiResult {
+    let version = super::parse_version(&v).ok_or_else(ApiError::not_found)?;
+    let req: CreateBody = serde_json::from_slice(&body).map_err(ApiError::json_parser)?;
+    let operation = req.operation.unwrap_or_default();
+    if operation != "query" && operation != "queryAll" {
+        return Err(ApiError::bad_request(
+            "INVALIDJOB",
+            format!("Invalid operation: '{operation}'. Valid operations for query jobs are query and queryAll"),
+        ));
+    }
+    let q = req
+        .query
+        .filter(|q| !q.trim().is_empty())
+        .ok_or_else(|| ApiError::bad_request("INVALIDJOB", "query is required"))?;
+    if req.content_type.as_deref().is_some_and(|c| c != "CSV") {
+        return Err(ApiError::bad_request("INVALIDJOB", "contentType must be CSV"));
+    }
+    let delimiter = req.column_delimiter.unwrap_or_else(|| "COMMA".into());
+    let delimiter_b = delimiter_byte(&delimiter).ok_or_else(|| {
+        ApiError::bad_request(
+            "INVALIDJOB",
+            format!(
+                "Invalid columnDelimiter: '{delimiter}'. Valid values are BACKQUOTE, CARET, COMMA, PIPE, SEMICOLON, TAB"
+            ),
+        )
+    })?;
+    let line_ending = req.line_ending.unwrap_or_else(|| "LF".into());
+    if line_ending != "LF" && line_ending != "CRLF" {
+        return Err(ApiError::bad_request(
+            "INVALIDJOB",
+            format!("Invalid lineEnding: '{line_ending}'. Valid values are LF, CRLF"),
+        ));
+    }
+    let now = state.tick();
+    let (object, user) = {
+        let org = state.org.read();
+        let (table, bound) = compile(&org, &q, now)?;
+        if bound.select.iter().any(|s| !matches!(s, SelectItem::Field(_))) {
+            return Err(ApiError::bad_request(
+                "API_ERROR",
+                "Aggregate queries are not supported by Bulk API 2.0 query jobs",
+            ));
+        }
+        if bound.offset.is_some() {
+            return Err(ApiError::bad_request("API_ERROR", "OFFSET is not supported by Bulk API 2.0 query jobs"));
+        }
+        for s in &bound.select {
+            if let SelectItem::Field(i) = s {
+                match bound.fields[*i].ty {
+                    FieldType::Address | FieldType::Location => {
+                        return Err(ApiError::bad_request(
+                            "API_ERROR",
+                            "Selecting compound data not supported in Bulk Query",
+                        ));
+                    }
+                    FieldType::Base64 => {
+                        return Err(ApiError::bad_request(
+                            "API_ERROR",
+                            "Selecting base64 data not supported in Bulk Query",
+                        ));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        (org.tables[table].def.name.clone(), org.user_id.clone())
+    };
+    let id = {
+        let mut inner = state.jobs.inner.lock();
+        inner.next += 1;
+        let id = ids::make("750", inner.next);
+        inner.order.push(id.clone());
+        inner.created.push(now);
+        inner.jobs.insert(
+            id.clone(),
+            Job {
+                id: id.clone(),
+                operation,
+                object,
+                query: q,
+                created_by: user,
+                created_ms: now - now.rem_euclid(1000),
+                modstamp_ms: now - now.rem_euclid(1000),
+                state: JobState::UploadComplete,
+                api_version: version,
+                line_ending: line_ending.clone(),
+                delimiter,
+                records: 0,
+                processing_ms: 0,
+                error: None,
+                result: None,
+            },
+        );
+        id
+    };
+    let info = state.jobs.inner.lock().jobs[&id].info(false);
+    let fmt = CsvFormat { delimiter: delimiter_b, crlf: line_ending == "CRLF" };
+    tokio::spawn(run_job(state.clone(), id, fmt));
+    Ok(json_response(StatusCode::OK, &info))
+}
+
+fn set_state(state: &AppState, id: &str, to: JobState) -> bool {
+    let mut inner = state.jobs.inner.lock();
+    let now = state.clock.now_ms();
+    match inner.jobs.get_mut(id) {
+        Some(job) if !job.state.terminal() => {
+            job.state = to;
+            job.modstamp_ms = now - now.rem_euclid(1000);
+            true
+        }
+        _ => false,
+    }
+}
+
+async fn run_job(state: Arc<AppState>, id: String, fmt: CsvFormat) {
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    if !set_state(&state, &id, JobState::InProgress) {
+        return;
+    }
+    let (query, all_rows) = {
+        let inner = state.jobs.inner.lock();
+        let Some(job) = inner.jobs.get(&id) else { return };
+        (job.query.clone(), job.operation == "queryAll")
+    };
+    let st = state.clone();
+    let built = tokio::task::spawn_blocking(move || build_result(&st, &query, all_rows, fmt)).await;
+    let knobs = state.knobs.read().bulk.clone();
+    let wait = Duration::from_secs_f64(knobs.in_progress_secs).saturating_sub(started.elapsed());
+    tokio::time::sleep(wait).await;
+    let failure = match &built {
+        Ok(Ok(r)) => {
+            let rows = r.offsets.len().saturating_sub(1) as u64;
+            if knobs.fail_above_rows.is_some_and(|max| rows > max) {
+                Some("Retried more than 15 times".to_string())
+            } else if knobs.fail_rate > 0.0 && state.rng.lock().random::<f64>() < knobs.fail_rate {
+                Some("InternalServerError : Failed to write query result.".to_string())
+            } else {
+                None
+            }
+        }
+        Ok(Err(e)) => Some(e.clone()),
+        Err(e) => Some(format!("InternalServerError : {e}")),
+    };
+    let now = state.clock.now_ms();
+    let mut inner = state.jobs.inner.lock();
+    let Some(job) = inner.jobs.get_mut(&id) else { return };
+    if job.state != JobState::InProgress {
+        return;
+    }
+    job.modstamp_ms = now - now.rem_euclid(1000);
+    job.processing_ms = started.elapsed().as_millis() as u64;
+    match (failure, built) {
+        (None, Ok(Ok(result))) => {
+            job.records = result.offsets.len().saturating_sub(1) as u64;
+            job.result = Some(Arc::new(result));
+            job.state = JobState::JobComplete;
+        }
+        (failure, _) => {
+            job.state = JobState::Failed;
+            job.error = failure;
+        }
+    }
+}
+
+fn build_result(state: &AppState, q: &str, all_rows: bool, fmt: CsvFormat) -> Result<JobResult, String> {
+    let now = state.clock.now_ms();
+    let org = state.org.read();
+    let (table, bound) = compile(&org, q, now).map_err(|e| format!("{:?}", e.body()))?;
+    let today = today(now);
+    let rows = execute(&org, table, &bound, all_rows, today);
+    let projection = Projection::of_query(&org, table, &bound);
+    let mut header = Vec::new();
+    for (i, name) in projection.header().iter().enumerate() {
+        if i > 0 {
+            header.push(fmt.delimiter);
+        }
+        csv_field(&mut header, Some(name));
+    }
+    csv_eol(&mut header, fmt);
+    let mut body = Vec::with_capacity(rows.len() * 256);
+    let mut offsets = Vec::with_capacity(rows.len() + 1);
+    let mut scratch = String::new();
+    for &r in &rows {
+        offsets.push(body.len());
+        csv_row(&mut body, &org, &projection, r, today, fmt, &mut scratch);
+    }
+    offsets.push(body.len());
+    Ok(JobResult { header: Bytes::from(header), body: Bytes::from(body), offsets })
+}
+
+fn job_not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "The requested resource does not exist")
+}
+
+async fn get_job(State(state): State<Arc<AppState>>, Path((v, id)): Path<(String, String)>) -> ApiResult {
+    super::parse_version(&v).ok_or_else(ApiError::not_found)?;
+    let inner = state.jobs.inner.lock();
+    let job = inner.jobs.get(&id).ok_or_else(job_not_found)?;
+    Ok(json_response(StatusCode::OK, &job.info(true)))
+}
+
+#[derive(serde::Deserialize)]
+struct AbortBody {
+    state: Option<String>,
+}
+
+async fn abort(State(state): State<Arc<AppState>>, Path((v, id)): Path<(String, String)>, body: Bytes) -> ApiResult {
+    super::parse_version(&v).ok_or_else(ApiError::not_found)?;
+    let req: AbortBody = serde_json::from_slice(&body).map_err(ApiError::json_parser)?;
+    if req.state.as_deref() != Some("Aborted") {
+        return Err(ApiError::bad_request("INVALIDJOBSTATE", "A query job can only be changed to state Aborted"));
+    }
+    let current = state.jobs.inner.lock().jobs.get(&id).map(|j| j.state).ok_or_else(job_not_found)?;
+    if !set_state(&state, &id, JobState::Aborted) {
+        return Err(ApiError::bad_request(
+            "INVALIDJOBSTATE",
+            format!("Aborting already {} Job not allowed", current.as_str().trim_start_matches("Job")),
+        ));
+    }
+    let inner = state.jobs.inner.lock();
+    Ok(json_response(StatusCode::OK, &inner.jobs[&id].info(true)))
+}
+
+async fn delete_job(State(state): State<Arc<AppState>>, Path((v, id)): Path<(String, String)>) -> ApiResult {
+    super::parse_version(&v).ok_or_else(ApiError::not_found)?;
+    let mut inner = state.jobs.inner.lock();
+    let job = inner.jobs.get(&id).ok_or_else(job_not_found)?;
+    if !job.state.terminal() {
+        return Err(ApiError::bad_request(
+            "API_ERROR",
+            "Error encountered when deleting the job because the job is not terminated",
+        ));
+    }
+    inner.jobs.remove(&id);
+    inner.order.retain(|j| *j != id);
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ListParams {
+    query_locator: Option<String>,
+}
+
+async fn list(State(state): State<Arc<AppState>>, Path(v): Path<String>, Query(p): Query<ListParams>) -> ApiResult {
+    let version = super::parse_version(&v).ok_or_else(ApiError::not_found)?;
+    let start: usize = match p.query_locator.as_deref() {
+        None | Some("") => 0,
+        Some(loc) => loc
+            .rsplit_once('-')
+            .and_then(|(_, n)| n.parse().ok())
+            .ok_or_else(|| ApiError::bad_request("INVALID_QUERY_LOCATOR", "invalid query locator"))?,
+    };
+    let inner = state.jobs.inner.lock();
+    let end = (start + 1000).min(inner.order.len());
+    let records: Vec<Json> = inner.order[start.min(end)..end].iter().map(|id| inner.jobs[id].info(true)).collect();
+    let done = end >= inner.order.len();
+    let next =
+        (!done).then(|| format!("/services/data/v{version}.0/jobs/query?queryLocator={}-{end}", ids::make("01g", 0)));
+    Ok(json_response(StatusCode::OK, &json!({"done": done, "records": records, "nextRecordsUrl": next})))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ResultParams {
+    locator: Option<String>,
+    max_records: Option<String>,
+}
+
+/// Rows in a page when the client gives no `maxRecords`: Salesforce bounds pages by
+/// size, so the sandbox does too.
+const DEFAULT_PAGE_BYTES: usize = 64 << 20;
+
+async fn results(
+    State(state): State<Arc<AppState>>,
+    Path((v, id)): Path<(String, String)>,
+    Query(p): Query<ResultParams>,
+) -> ApiResult {
+    let version = super::parse_version(&v).ok_or_else(ApiError::not_found)?;
+    let result = {
+        let inner = state.jobs.inner.lock();
+        let job = inner.jobs.get(&id).ok_or_else(job_not_found)?;
+        if job.api_version != version {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "API_ERROR",
+                format!(
+                    "Job {id} was created with API version {}.0; request its results with the same version",
+                    job.api_version
+                ),
+            ));
+        }
+        match (&job.result, job.state) {
+            (Some(r), JobState::JobComplete) => r.clone(),
+            (_, s) => {
+                return Err(ApiError::bad_request(
+                    "API_ERROR",
+                    format!("Job {id} is not complete (state {})", s.as_str()),
+                ));
+            }
+        }
+    };
+    let total = result.offsets.len() - 1;
+    let invalid = || ApiError::bad_request("INVALID_LOCATOR", "The locator is invalid or has expired");
+    let start: usize = match p.locator.as_deref() {
+        None | Some("") => 0,
+        Some(loc) => {
+            let raw = STANDARD_NO_PAD.decode(loc.trim_end_matches('=')).map_err(|_| invalid())?;
+            std::str::from_utf8(&raw).ok().and_then(|s| s.parse().ok()).filter(|&n| n <= total).ok_or_else(invalid)?
+        }
+    };
+    let end = match p.max_records.as_deref() {
+        Some(m) => {
+            let n: usize = m.parse().ok().filter(|&n| n > 0).ok_or_else(|| {
+                ApiError::bad_request("INVALIDJOB", format!("maxRecords must be a positive integer, got '{m}'"))
+            })?;
+            (start + n).min(total)
+        }
+        None => {
+            let limit = result.offsets[start] + DEFAULT_PAGE_BYTES;
+            let fit = result.offsets.partition_point(|&o| o <= limit).saturating_sub(1);
+            fit.clamp((start + 1).min(total), total)
+        }
+    };
+    let slice = result.body.slice(result.offsets[start]..result.offsets[end]);
+    let mut body = Vec::with_capacity(result.header.len() + slice.len());
+    body.extend_from_slice(&result.header);
+    body.extend_from_slice(&slice);
+    let locator = if end < total { STANDARD_NO_PAD.encode(end.to_string()) } else { "null".into() };
+    let mut resp = (StatusCode::OK, body).into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv"));
+    if let Ok(v) = HeaderValue::from_str(&locator) {
+        h.insert("sforce-locator", v);
+    }
+    h.insert("sforce-numberofrecords", HeaderValue::from(end - start));
+    Ok(resp)
+}
+
+/// Routes under `/services/data/{version}`.
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/jobs/query", get(list).post(create))
+        .route("/jobs/query/{id}", get(get_job).patch(abort).delete(delete_job))
+        .route("/jobs/query/{id}/results", get(results))
+}
+
+/// The row offset a results locator stands for (`MTAwMDA` → 10000).
+pub fn decode_locator(locator: &str) -> Option<usize> {
+    let raw = STANDARD_NO_PAD.decode(locator).ok()?;
+    std::str::from_utf8(&raw).ok()?.parse().ok()
+}
+
+impl std::fmt::Debug for Jobs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Jobs").field("count", &self.len()).finish()
+    }
+}

@@ -1,0 +1,380 @@
+//! The HTTP face of the org: state shared by handlers, the router, and start-up over
+//! HTTP or HTTPS.
+//!
+//! ```text
+//! /services/oauth2/{token,authorize,revoke,userinfo}   OAuth 2.0           auth.rs
+//! /id/{org}/{user}                                     identity            auth.rs
+//! /services/data/                                      versions (no auth)  rest.rs
+//! /services/data/vXX.X/...                             REST + Bulk 2.0     gate.rs → rest.rs, query.rs, bulk.rs
+//! /sandbox/v1/...                                      admin API           admin.rs
+//! ```
+
+pub mod admin;
+pub mod auth;
+pub mod bulk;
+pub mod churn;
+pub mod error;
+pub mod gate;
+pub mod query;
+pub mod render;
+pub mod rest;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use axum::Router;
+use parking_lot::{Mutex, RwLock};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::clock::Clock;
+use crate::knobs::Knobs;
+use crate::oauth::{Credentials, OAuthServer, OrgIdentity};
+use crate::store::Org;
+
+/// Oldest and newest API versions the org serves.
+pub const VERSIONS: std::ops::RangeInclusive<u32> = 20..=66;
+
+/// The release label of an API version (`62` → `Winter '25`).
+pub fn version_label(v: u32) -> String {
+    let i = v - 20;
+    let season = ["Winter", "Spring", "Summer"][(i % 3) as usize];
+    format!("{season} '{:02}", 11 + i / 3)
+}
+
+/// Parses `v62.0` into 62 if the org serves that version.
+pub fn parse_version(segment: &str) -> Option<u32> {
+    let n: u32 = segment.strip_prefix('v')?.strip_suffix(".0")?.parse().ok()?;
+    VERSIONS.contains(&n).then_some(n)
+}
+
+/// API calls counted against the daily limit (a rolling 24 h window, reset as a whole).
+#[derive(Debug, Default)]
+pub struct ApiUsage {
+    used: AtomicU64,
+    window_start: AtomicI64,
+}
+
+impl ApiUsage {
+    /// Counts one call at `now`; returns the calls used in the window including this one.
+    pub fn count(&self, now: i64) -> u64 {
+        let start = self.window_start.load(Ordering::Acquire);
+        if now - start >= 86_400_000
+            && self.window_start.compare_exchange(start, now, Ordering::AcqRel, Ordering::Acquire).is_ok()
+        {
+            self.used.store(0, Ordering::Release);
+        }
+        self.used.fetch_add(1, Ordering::AcqRel) + 1
+    }
+
+    /// Calls used so far in the window.
+    pub fn used(&self) -> u64 {
+        self.used.load(Ordering::Acquire)
+    }
+
+    /// Starts a new window (admin API).
+    pub fn reset(&self, now: i64) {
+        self.window_start.store(now, Ordering::Release);
+        self.used.store(0, Ordering::Release);
+    }
+}
+
+/// Everything the handlers share.
+pub struct AppState {
+    /// The records.
+    pub org: RwLock<Org>,
+    /// The org's clock.
+    pub clock: Clock,
+    /// Current knobs.
+    pub knobs: RwLock<Knobs>,
+    /// Token endpoint logic and issued tokens.
+    pub oauth: OAuthServer,
+    /// Base URL of this server (`http://127.0.0.1:PORT`); both login and instance URL.
+    pub base_url: String,
+    /// API call counter.
+    pub api: ApiUsage,
+    /// REST query cursors.
+    pub cursors: query::Cursors,
+    /// Bulk API 2.0 query jobs.
+    pub jobs: bulk::Jobs,
+    /// Randomness for faults and churn (seeded, so a run is reproducible).
+    pub rng: Mutex<ChaCha8Rng>,
+    /// Seed of the generated data (churn inserts generate more of it).
+    pub seed: u64,
+    /// Anchor of generated timestamps.
+    pub anchor_ms: i64,
+    /// When the org started (clock time), for knobs that act "after N seconds".
+    pub started_ms: i64,
+    /// Which `fields_added` knobs have been applied (by object and name).
+    pub added_fields: Mutex<Vec<(String, String)>>,
+}
+
+impl AppState {
+    /// Brings the org up to `now`: late commits, recycle-bin purge, scheduled fields.
+    /// Cheap when nothing is due, so every request calls it.
+    pub fn tick(&self) -> i64 {
+        let now = self.clock.now_ms();
+        let due = self.org.read().next_due() <= now;
+        let fields_due = {
+            let knobs = self.knobs.read();
+            let added = self.added_fields.lock();
+            knobs.fields_added.iter().any(|f| {
+                now - self.started_ms >= (f.after_secs * 1000.0) as i64
+                    && !added.iter().any(|(o, n)| o == &f.object && n == &f.name)
+            })
+        };
+        if due {
+            self.org.write().tick(now);
+        }
+        if fields_due {
+            let knobs = self.knobs.read().clone();
+            for f in &knobs.fields_added {
+                if now - self.started_ms < (f.after_secs * 1000.0) as i64 {
+                    continue;
+                }
+                let mut added = self.added_fields.lock();
+                if added.iter().any(|(o, n)| o == &f.object && n == &f.name) {
+                    continue;
+                }
+                added.push((f.object.clone(), f.name.clone()));
+                drop(added);
+                if let Err(e) = admin::add_field(self, &f.object, &f.name, &f.ty, &[]) {
+                    tracing::warn!(message = "Scheduled field could not be added.", object = %f.object, field = %f.name, error = %e);
+                }
+            }
+        }
+        now
+    }
+}
+
+/// How to start a sandbox.
+#[derive(Debug, Clone)]
+pub struct SandboxConfig {
+    /// Seed of the generated data.
+    pub seed: u64,
+    /// Records per object.
+    pub counts: crate::generate::Counts,
+    /// Connected app and user credentials.
+    pub creds: Credentials,
+    /// Knobs at start.
+    pub knobs: Knobs,
+    /// Address to bind.
+    pub bind: std::net::IpAddr,
+    /// Port (0: any free port).
+    pub port: u16,
+    /// Serve HTTPS with a fresh self-signed CA; its PEM goes to this file.
+    pub tls_ca_file: Option<std::path::PathBuf>,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        SandboxConfig {
+            seed: 42,
+            counts: crate::generate::default_counts(),
+            creds: Credentials {
+                client_id: DEFAULT_CLIENT_ID.into(),
+                client_secret: DEFAULT_CLIENT_SECRET.into(),
+                username: DEFAULT_USERNAME.into(),
+                password: DEFAULT_PASSWORD.into(),
+                jwt_cert_pem: None,
+            },
+            knobs: Knobs::default(),
+            bind: std::net::IpAddr::from([127, 0, 0, 1]),
+            port: 0,
+            tls_ca_file: None,
+        }
+    }
+}
+
+/// Default connected-app consumer key.
+pub const DEFAULT_CLIENT_ID: &str = "3MVG9sandbox.sluice.connected.app";
+/// Default connected-app consumer secret.
+pub const DEFAULT_CLIENT_SECRET: &str = "sandbox-client-secret";
+/// Default integration user.
+pub const DEFAULT_USERNAME: &str = "integration@sandbox.sluice.dev";
+/// Default password (with security token appended, as Salesforce expects).
+pub const DEFAULT_PASSWORD: &str = "sandbox-password";
+
+/// Why the sandbox could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// Address tried.
+        addr: SocketAddr,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// TLS material could not be made or written.
+    #[error("cannot set up TLS: {0}")]
+    Tls(String),
+    /// The JWT certificate is not an RSA certificate or public key.
+    #[error("cannot use the JWT certificate: {0}")]
+    JwtCert(String),
+    /// A knob is invalid.
+    #[error("invalid knobs: {0}")]
+    Knobs(String),
+    /// An object named in the record counts does not exist.
+    #[error("unknown object `{0}` in --records (objects: Account, Case, Contact, Invoice__c, Lead, Opportunity, User)")]
+    UnknownObject(String),
+}
+
+/// A running sandbox.
+pub struct Running {
+    /// Instance URL (API calls).
+    pub instance_url: String,
+    /// Login URL (OAuth).
+    pub login_url: String,
+    /// CA certificate file when serving HTTPS.
+    pub ca_file: Option<std::path::PathBuf>,
+    /// Shared state, for in-process tests and the demo.
+    pub state: Arc<AppState>,
+    handle: axum_server::Handle<SocketAddr>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    churn: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Stops serving and waits for in-flight requests (up to a few seconds).
+    pub async fn shutdown(self) {
+        self.churn.abort();
+        self.handle.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
+        let _ = self.task.await;
+    }
+}
+
+/// Builds the router over a state.
+pub fn app(state: Arc<AppState>) -> Router {
+    let data = rest::routes()
+        .merge(query::routes())
+        .merge(bulk::routes())
+        .layer(axum::middleware::from_fn_with_state(state.clone(), gate::gate));
+    Router::new()
+        .merge(auth::routes())
+        .merge(admin::routes())
+        .route("/services/data", axum::routing::get(rest::versions))
+        .nest("/services/data/{version}", data)
+        .fallback(|| async { error::ApiError::not_found() })
+        .with_state(state)
+        .layer(tower_http::compression::CompressionLayer::new().gzip(true))
+        .layer(tower_http::decompression::RequestDecompressionLayer::new().gzip(true))
+}
+
+/// Builds the org and its state without serving (for tests and benchmarks).
+pub fn build_state(cfg: &SandboxConfig, base_url: String) -> Result<Arc<AppState>, StartError> {
+    cfg.knobs.validate().map_err(|e| StartError::Knobs(e.join("; ")))?;
+    let clock = Clock::new();
+    let now = clock.now_ms();
+    let anchor = now - now.rem_euclid(86_400_000);
+    let retention = (cfg.knobs.recycle_bin_days * 86_400_000.0) as i64;
+    let mut org = Org::new(crate::schema::objects::all(), retention);
+    let mut counts = Vec::new();
+    for (name, n) in &cfg.counts {
+        let canonical = org.table(name).ok_or_else(|| StartError::UnknownObject(name.clone()))?.def.name.clone();
+        counts.retain(|(o, _): &(String, u64)| *o != canonical);
+        counts.push((canonical, *n));
+    }
+    for (name, n) in crate::generate::default_counts() {
+        if !counts.iter().any(|(o, _)| *o == name) {
+            counts.push((name, n));
+        }
+    }
+    if let Some((_, users)) = counts.iter_mut().find(|(o, _)| o == "User") {
+        *users = (*users).max(1);
+    }
+    crate::generate::populate(&mut org, &counts, cfg.seed, anchor, &cfg.creds.username);
+    org.tick(now);
+    let identity = OrgIdentity { org_id: org.org_id.clone(), user_id: org.user_id.clone() };
+    let oauth = OAuthServer::new(cfg.creds.clone(), identity).map_err(|e| StartError::JwtCert(e.to_string()))?;
+    Ok(Arc::new(AppState {
+        org: RwLock::new(org),
+        clock,
+        knobs: RwLock::new(cfg.knobs.clone()),
+        oauth,
+        base_url,
+        api: ApiUsage::default(),
+        cursors: query::Cursors::default(),
+        jobs: bulk::Jobs::default(),
+        rng: Mutex::new(ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x5a5a)),
+        seed: cfg.seed,
+        anchor_ms: anchor,
+        started_ms: now,
+        added_fields: Mutex::new(Vec::new()),
+    }))
+}
+
+/// Starts serving. Returns once the socket is bound and the org is populated.
+pub async fn start(cfg: SandboxConfig) -> Result<Running, StartError> {
+    let addr = SocketAddr::new(cfg.bind, cfg.port);
+    let listener = std::net::TcpListener::bind(addr).map_err(|source| StartError::Bind { addr, source })?;
+    listener.set_nonblocking(true).map_err(|source| StartError::Bind { addr, source })?;
+    let local = listener.local_addr().map_err(|source| StartError::Bind { addr, source })?;
+    let host = if local.ip().is_unspecified() || local.ip().is_loopback() {
+        "127.0.0.1".to_string()
+    } else {
+        local.ip().to_string()
+    };
+    let scheme = if cfg.tls_ca_file.is_some() { "https" } else { "http" };
+    let base_url = format!("{scheme}://{host}:{}", local.port());
+    let state = {
+        let cfg = cfg.clone();
+        let base = base_url.clone();
+        tokio::task::spawn_blocking(move || build_state(&cfg, base))
+            .await
+            .map_err(|e| StartError::Tls(format!("org generation panicked: {e}")))??
+    };
+    let router = app(state.clone());
+    let service = tower_http::normalize_path::NormalizePath::trim_trailing_slash(router);
+    let service = axum::ServiceExt::<axum::extract::Request>::into_make_service(service);
+    let handle = axum_server::Handle::new();
+    let task = match &cfg.tls_ca_file {
+        Some(path) => {
+            let material = crate::tls::generate().map_err(|e| StartError::Tls(e.to_string()))?;
+            std::fs::write(path, &material.ca_pem)
+                .map_err(|e| StartError::Tls(format!("cannot write {}: {e}", path.display())))?;
+            let rustls = axum_server::tls_rustls::RustlsConfig::from_pem(
+                material.cert_chain_pem.into_bytes(),
+                material.key_pem.into_bytes(),
+            )
+            .await
+            .map_err(|e| StartError::Tls(e.to_string()))?;
+            let server = axum_server::from_tcp_rustls(listener, rustls)
+                .map_err(|source| StartError::Bind { addr, source })?
+                .handle(handle.clone());
+            tokio::spawn(server.serve(service))
+        }
+        None => {
+            let server = axum_server::from_tcp(listener)
+                .map_err(|source| StartError::Bind { addr, source })?
+                .handle(handle.clone());
+            tokio::spawn(server.serve(service))
+        }
+    };
+    let churn = tokio::spawn(churn::run(state.clone()));
+    Ok(Running {
+        instance_url: base_url.clone(),
+        login_url: base_url,
+        ca_file: cfg.tls_ca_file.clone(),
+        state,
+        handle,
+        task,
+        churn,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_are_labelled_like_salesforce() {
+        assert_eq!(version_label(20), "Winter '11");
+        assert_eq!(version_label(62), "Winter '25");
+        assert_eq!(version_label(66), "Spring '26");
+        assert_eq!(parse_version("v62.0"), Some(62));
+        assert_eq!(parse_version("v19.0"), None);
+        assert_eq!(parse_version("62.0"), None);
+    }
+}

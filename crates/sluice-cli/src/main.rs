@@ -1,0 +1,75 @@
+//! The `sluice` binary: argument parsing, output and exit codes. It holds no
+//! replication logic; that lives in the `sluice` library (and the org in `sandbox`).
+
+mod sandbox_cmd;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit code for bad configuration or usage.
+const EXIT_USAGE: u8 = 2;
+/// Exit code when the work itself failed.
+const EXIT_FAILURE: u8 = 1;
+
+#[derive(Parser)]
+#[command(name = "sluice", version, about = "Replicate SaaS objects into your warehouse, exactly once.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a Salesforce-compatible org locally (OAuth, REST, Bulk API 2.0, admin API).
+    Sandbox(sandbox_cmd::Args),
+}
+
+/// An error with the exit code it should end the process with.
+#[derive(Debug)]
+pub struct Failure {
+    code: u8,
+    error: anyhow::Error,
+}
+
+impl Failure {
+    /// Bad input: exit code 2.
+    pub fn usage(error: impl Into<anyhow::Error>) -> Self {
+        Failure { code: EXIT_USAGE, error: error.into() }
+    }
+
+    /// The work failed: exit code 1.
+    pub fn failed(error: impl Into<anyhow::Error>) -> Self {
+        Failure { code: EXIT_FAILURE, error: error.into() }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Sandbox(args) => sandbox_cmd::run(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("error: {:#}", f.error);
+            ExitCode::from(f.code)
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! sluice: exactly-once replication of SaaS objects into warehouses and lakehouses.
