@@ -1,1 +1,30 @@
 //! sluice: exactly-once replication of SaaS objects into warehouses and lakehouses.
+//!
+//! This crate holds every decision; the `sluice` binary is a thin shell around it. The
+//! modules so far are the pure cores of the Salesforce source:
+//!
+//! - [`error`]: the one error type, [`Error`], with who must act ([`Kind`]) and what to
+//!   do next ([`Retry`]).
+//! - [`config`]: TOML → [`config::RawConfig`] → [`config::validate`] → [`config::Config`],
+//!   reporting every problem at once.
+//! - [`model`]: [`model::TableSchema`], [`model::SluiceType`], [`model::Cursor`],
+//!   [`model::Window`], and API name → table/column naming.
+//! - [`source`]: [`source::plan_windows`], and for Salesforce the describe → schema
+//!   mapping, the SOQL builder and the error classifier.
+//!
+//! ```
+//! use sluice::config;
+//!
+//! let env = |name: &str| Some(format!("value-of-{name}"));
+//! let config = config::load(config::SAMPLE, "sluice.toml", &env).expect("the sample is valid");
+//! assert_eq!(config.flows[0].object, "Account");
+//! ```
+
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod error;
+pub mod model;
+pub mod source;
+
+pub use error::{Error, Kind, Result, Retry};
