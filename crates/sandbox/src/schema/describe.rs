@@ -222,7 +222,8 @@ mod tests {
         let lat = get("BillingLatitude");
         assert_eq!((lat["precision"].as_u64(), lat["scale"].as_u64()), (Some(18), Some(15)));
         assert_eq!(get("BillingCity")["byteLength"], json!(120));
-        assert_eq!(get("NumberOfEmployees")["digits"], json!(9));
+        assert_eq!(get("NumberOfEmployees")["digits"], json!(8));
+        assert_eq!(get("Id")["byteLength"], json!(18));
         assert_eq!(get("BillingAddress")["soapType"], json!("urn:address"));
         assert_eq!(get("Name")["relationshipName"], Json::Null);
     }

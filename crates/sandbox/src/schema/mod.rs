@@ -208,6 +208,12 @@ impl FieldDef {
         self
     }
 
+    /// Sets the digits of an integer field.
+    pub fn digits(mut self, digits: u32) -> Self {
+        self.digits = digits;
+        self
+    }
+
     /// Sets the label.
     pub fn label(mut self, label: &str) -> Self {
         self.label = label.to_string();
@@ -296,7 +302,10 @@ impl FieldDef {
 
     /// `byteLength` as describe reports it: three bytes per character for text.
     pub fn byte_length(&self) -> u32 {
-        if self.ty.is_text() && self.length > 0 {
+        if matches!(self.ty, FieldType::Id | FieldType::Reference) {
+            // Ids are ASCII: real describes show byteLength 18 for length 18.
+            self.length
+        } else if self.ty.is_text() && self.length > 0 {
             self.length * 3
         } else if self.ty == FieldType::Base64 {
             self.length

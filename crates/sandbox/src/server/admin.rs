@@ -321,7 +321,7 @@ async fn truth(State(state): State<Arc<AppState>>, Path(object): Path<String>) -
             let rec = record(&org, &projection, r, *super::VERSIONS.end(), today(now));
             let mut rec = rec;
             if let Json::Object(m) = &mut rec {
-                m.remove("attributes");
+                m.shift_remove("attributes"); // keeps the fields in describe order
             }
             let _ = serde_json::to_writer(&mut chunk, &rec);
             chunk.push(b'\n');
@@ -331,7 +331,11 @@ async fn truth(State(state): State<Arc<AppState>>, Path(object): Path<String>) -
         }
         let _ = tx.blocking_send(Ok(Bytes::from(chunk)));
     });
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+    // Fused: the gzip layer polls the body once more after its end, and a bare `unfold`
+    // panics when polled after it returned `None`.
+    let stream = futures_util::StreamExt::fuse(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    }));
     let mut resp = Body::from_stream(stream).into_response();
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-ndjson"));
     Ok(resp)

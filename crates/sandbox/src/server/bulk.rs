@@ -63,9 +63,29 @@ impl JobState {
 
 struct JobResult {
     header: Bytes,
-    body: Bytes,
-    /// Start of each row in `body`, plus `body.len()` at the end.
+    /// Rendered rows in parts (one per rendering thread); rows never span parts.
+    parts: Vec<Bytes>,
+    /// Global start of each part in the virtual concatenation of `parts`.
+    part_starts: Vec<usize>,
+    /// Global start of each row, plus the total length at the end.
     offsets: Vec<usize>,
+}
+
+impl JobResult {
+    fn rows(&self) -> usize {
+        self.offsets.len() - 1
+    }
+
+    /// The bytes of rows `[from, to)` as zero-copy slices of the parts.
+    fn slices(&self, from: usize, to: usize) -> Vec<Bytes> {
+        let (lo, hi) = (self.offsets[from], self.offsets[to]);
+        self.parts
+            .iter()
+            .zip(&self.part_starts)
+            .filter(|(part, start)| **start + part.len() > lo && **start < hi)
+            .map(|(part, &start)| part.slice(lo.max(start) - start..hi.min(start + part.len()) - start))
+            .collect()
+    }
 }
 
 struct Job {
@@ -304,7 +324,7 @@ async fn run_job(state: Arc<AppState>, id: String, fmt: CsvFormat) {
     tokio::time::sleep(wait).await;
     let failure = match &built {
         Ok(Ok(r)) => {
-            let rows = r.offsets.len().saturating_sub(1) as u64;
+            let rows = r.rows() as u64;
             if knobs.fail_above_rows.is_some_and(|max| rows > max) {
                 Some("Retried more than 15 times".to_string())
             } else if knobs.fail_rate > 0.0 && state.rng.lock().random::<f64>() < knobs.fail_rate {
@@ -326,7 +346,7 @@ async fn run_job(state: Arc<AppState>, id: String, fmt: CsvFormat) {
     job.processing_ms = started.elapsed().as_millis() as u64;
     match (failure, built) {
         (None, Ok(Ok(result))) => {
-            job.records = result.offsets.len().saturating_sub(1) as u64;
+            job.records = result.rows() as u64;
             job.result = Some(Arc::new(result));
             job.state = JobState::JobComplete;
         }
@@ -336,6 +356,9 @@ async fn run_job(state: Arc<AppState>, id: String, fmt: CsvFormat) {
         }
     }
 }
+
+/// One thread's rendered rows and the start offset of each row in them.
+type RenderedPart = (Vec<u8>, Vec<usize>);
 
 fn build_result(state: &AppState, q: &str, all_rows: bool, fmt: CsvFormat) -> Result<JobResult, String> {
     let now = state.clock.now_ms();
@@ -352,15 +375,43 @@ fn build_result(state: &AppState, q: &str, all_rows: bool, fmt: CsvFormat) -> Re
         csv_field(&mut header, Some(name));
     }
     csv_eol(&mut header, fmt);
-    let mut body = Vec::with_capacity(rows.len() * 256);
+    // Render the rows on every core; each thread's rows become one part.
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
+    let chunk = rows.len().div_ceil(threads).max(1);
+    let parts: Vec<Result<RenderedPart, String>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = rows
+            .chunks(chunk)
+            .map(|part| {
+                let (org, projection) = (&*org, &projection);
+                scope.spawn(move || {
+                    let mut body = Vec::with_capacity(part.len() * 256);
+                    let mut offsets = Vec::with_capacity(part.len());
+                    let mut scratch = String::new();
+                    for &r in part {
+                        offsets.push(body.len());
+                        csv_row(&mut body, org, projection, r, today, fmt, &mut scratch);
+                    }
+                    (body, offsets)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().map_err(|_| "InternalServerError : result rendering failed".to_string()))
+            .collect()
+    });
+    let parts = parts.into_iter().collect::<Result<Vec<_>, String>>()?;
+    // Keep the parts as they are (joining them would briefly hold the result twice).
     let mut offsets = Vec::with_capacity(rows.len() + 1);
-    let mut scratch = String::new();
-    for &r in &rows {
-        offsets.push(body.len());
-        csv_row(&mut body, &org, &projection, r, today, fmt, &mut scratch);
+    let (mut stored, mut part_starts, mut base) = (Vec::with_capacity(parts.len()), Vec::with_capacity(parts.len()), 0);
+    for (part, part_offsets) in parts {
+        offsets.extend(part_offsets.into_iter().map(|o| o + base));
+        part_starts.push(base);
+        base += part.len();
+        stored.push(Bytes::from(part));
     }
-    offsets.push(body.len());
-    Ok(JobResult { header: Bytes::from(header), body: Bytes::from(body), offsets })
+    offsets.push(base);
+    Ok(JobResult { header: Bytes::from(header), parts: stored, part_starts, offsets })
 }
 
 fn job_not_found() -> ApiError {
@@ -475,7 +526,7 @@ async fn results(
             }
         }
     };
-    let total = result.offsets.len() - 1;
+    let total = result.rows();
     let invalid = || ApiError::bad_request("INVALID_LOCATOR", "The locator is invalid or has expired");
     let start: usize = match p.locator.as_deref() {
         None | Some("") => 0,
@@ -497,10 +548,10 @@ async fn results(
             fit.clamp((start + 1).min(total), total)
         }
     };
-    let slice = result.body.slice(result.offsets[start]..result.offsets[end]);
-    let mut body = Vec::with_capacity(result.header.len() + slice.len());
-    body.extend_from_slice(&result.header);
-    body.extend_from_slice(&slice);
+    // Header plus slices of the stored result: a page is served without copying it.
+    let chunks: Vec<Result<Bytes, std::convert::Infallible>> =
+        std::iter::once(result.header.clone()).chain(result.slices(start, end)).map(Ok).collect();
+    let body = axum::body::Body::from_stream(futures_util::stream::iter(chunks));
     let locator = if end < total { STANDARD_NO_PAD.encode(end.to_string()) } else { "null".into() };
     let mut resp = (StatusCode::OK, body).into_response();
     let h = resp.headers_mut();
@@ -518,6 +569,16 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/jobs/query", get(list).post(create))
         .route("/jobs/query/{id}", get(get_job).patch(abort).delete(delete_job))
         .route("/jobs/query/{id}/results", get(results))
+        .layer(axum::middleware::map_response(bulk_error_layout))
+}
+
+/// Bulk API 2.0 writes its errors `errorCode` first
+/// (`[{"errorCode":"API_ERROR","message":"…"}]`), unlike the REST API.
+async fn bulk_error_layout(mut resp: axum::response::Response) -> axum::response::Response {
+    let Some(e) = resp.extensions_mut().remove::<ApiError>() else { return resp };
+    let body: Vec<Json> =
+        e.errors.iter().map(|(code, message, _)| json!({"errorCode": code, "message": message})).collect();
+    json_response(e.status, &Json::Array(body))
 }
 
 /// The row offset a results locator stands for (`MTAwMDA` → 10000).

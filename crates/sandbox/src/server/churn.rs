@@ -164,7 +164,7 @@ pub async fn run(state: Arc<AppState>) {
         }
         let now = state.tick();
         let late = (knobs.late_commits.fraction > 0.0)
-            .then(|| (knobs.late_commits.fraction, (knobs.late_commits.delay_secs * 1000.0) as i64));
+            .then_some((knobs.late_commits.fraction, (knobs.late_commits.delay_secs * 1000.0) as i64));
         let ops = Ops {
             inserts: take(c.inserts_per_sec, secs, &mut carry[0]),
             updates: take(c.updates_per_sec, secs, &mut carry[1]),

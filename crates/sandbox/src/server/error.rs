@@ -98,7 +98,10 @@ impl From<Vec<WriteError>> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        json_response(self.status, &self.body())
+        let mut resp = json_response(self.status, &self.body());
+        // Kept so that an API with another error layout (Bulk 2.0) can re-render it.
+        resp.extensions_mut().insert(self);
+        resp
     }
 }
 

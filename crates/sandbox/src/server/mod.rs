@@ -5,7 +5,7 @@
 //! /services/oauth2/{token,authorize,revoke,userinfo}   OAuth 2.0           auth.rs
 //! /id/{org}/{user}                                     identity            auth.rs
 //! /services/data/                                      versions (no auth)  rest.rs
-//! /services/data/vXX.X/...                             REST + Bulk 2.0     gate.rs → rest.rs, query.rs, bulk.rs
+//! /services/data/vXX.X/...                             REST + Bulk 2.0     gate.rs → rest.rs, query.rs, bulk.rs, composite.rs
 //! /sandbox/v1/...                                      admin API           admin.rs
 //! ```
 
@@ -13,6 +13,7 @@ pub mod admin;
 pub mod auth;
 pub mod bulk;
 pub mod churn;
+pub mod composite;
 pub mod error;
 pub mod gate;
 pub mod query;
@@ -250,6 +251,10 @@ pub fn app(state: Arc<AppState>) -> Router {
     let data = rest::routes()
         .merge(query::routes())
         .merge(bulk::routes())
+        .merge(composite::routes())
+        .method_not_allowed_fallback(|method: axum::http::Method| async move {
+            error::ApiError::method_not_allowed(method.as_str())
+        })
         .layer(axum::middleware::from_fn_with_state(state.clone(), gate::gate));
     Router::new()
         .merge(auth::routes())

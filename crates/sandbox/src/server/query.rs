@@ -75,6 +75,7 @@ pub struct Cursors {
 
 const DEFAULT_BATCH: usize = 2000;
 const LOCATOR_TTL_MS: i64 = 2 * 86_400_000;
+const MAX_OPEN_CURSORS: usize = 500;
 
 fn batch_size(headers: &HeaderMap) -> usize {
     headers
@@ -187,7 +188,15 @@ fn page(state: &AppState, org: &Org, of: PageOf<'_>, offset: usize, now: i64, to
             None => {
                 let n = state.cursors.next.fetch_add(1, Ordering::Relaxed) + 1;
                 let id = ids::make("01g", n);
-                state.cursors.open.lock().insert(
+                let mut open = state.cursors.open.lock();
+                // A long-lived org must not keep every cursor it ever opened: drop the
+                // oldest beyond a bound (Salesforce also caps open cursors per user).
+                if open.len() >= MAX_OPEN_CURSORS
+                    && let Some(oldest) = open.iter().min_by_key(|(_, c)| c.created).map(|(k, _)| k.clone())
+                {
+                    open.remove(&oldest);
+                }
+                open.insert(
                     id.clone(),
                     Cursor { table, rows: rows.clone(), projection: projection.clone(), batch, created: now },
                 );

@@ -226,11 +226,15 @@ pub struct CsvFormat {
 pub fn csv_field(out: &mut Vec<u8>, text: Option<&str>) {
     if let Some(t) = text {
         out.push(b'"');
-        for b in t.bytes() {
-            if b == b'"' {
-                out.push(b'"');
+        if t.contains('"') {
+            for b in t.bytes() {
+                if b == b'"' {
+                    out.push(b'"');
+                }
+                out.push(b);
             }
-            out.push(b);
+        } else {
+            out.extend_from_slice(t.as_bytes());
         }
         out.push(b'"');
     }
@@ -260,13 +264,16 @@ pub fn csv_row(
         if n > 0 {
             out.push(fmt.delimiter);
         }
-        let v = view.value(i);
-        if v.is_null() {
-            continue;
+        match view.value(i) {
+            Value::Null => {}
+            // Text goes straight to the output; other types are formatted first.
+            Value::Str(s) => csv_field(out, Some(&s)),
+            v => {
+                scratch.clear();
+                v.write_csv_text(scratch);
+                csv_field(out, Some(scratch));
+            }
         }
-        scratch.clear();
-        v.write_csv_text(scratch);
-        csv_field(out, Some(scratch));
     }
     csv_eol(out, fmt);
 }

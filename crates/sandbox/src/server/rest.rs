@@ -63,7 +63,7 @@ async fn describe_object(State(state): State<Arc<AppState>>, Path((v, object)): 
             c.def
                 .fields
                 .iter()
-                .filter(|f| f.reference_to.iter().any(|r| *r == t.def.name))
+                .filter(|f| f.reference_to.contains(&t.def.name))
                 .map(|f| {
                     let rel = match (c.def.name.as_str(), f.name.as_str()) {
                         (_, "OwnerId" | "CreatedById" | "LastModifiedById" | "MasterRecordId") => None,
@@ -288,9 +288,19 @@ async fn updated(
             "record limit reached. cannot submit more than 600000 records in this operation",
         ));
     }
-    // An open (late) transaction holds latestDateCovered at its start.
-    let covered = end.min(now - now.rem_euclid(MINUTE));
+    let covered = latest_covered(&org, &object, end, now);
     Ok(json_response(StatusCode::OK, &json!({"ids": ids, "latestDateCovered": format_datetime_rest(covered)})))
+}
+
+/// `latestDateCovered`: the end of the window, at most now; an open (late) transaction
+/// holds it at the transaction's start, so a client restarting from it sees the rows
+/// that commit later with older stamps.
+fn latest_covered(org: &crate::store::Org, object: &str, end: i64, now: i64) -> i64 {
+    let covered = end.min(now - now.rem_euclid(MINUTE));
+    match org.table_index(object).and_then(|t| org.pending_since(t)) {
+        Some(open) => covered.min(open - open.rem_euclid(MINUTE)),
+        None => covered,
+    }
 }
 
 async fn deleted(
@@ -318,7 +328,7 @@ async fn deleted(
         .filter(|&r| (start..end).contains(&t.deleted_at[r]))
         .map(|r| json!({"id": t.id(r as u32), "deletedDate": format_datetime_rest(t.deleted_at[r])}))
         .collect();
-    let covered = end.min(now - now.rem_euclid(MINUTE));
+    let covered = latest_covered(&org, &object, end, now);
     Ok(json_response(
         StatusCode::OK,
         &json!({"deletedRecords": deleted, "earliestDateAvailable": format_datetime_rest(earliest), "latestDateCovered": format_datetime_rest(covered)}),

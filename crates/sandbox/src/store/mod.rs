@@ -510,6 +510,22 @@ impl Org {
         }
     }
 
+    /// The stamp of the oldest write to `table` still waiting to commit (the start of
+    /// an open long-running transaction), if any.
+    pub fn pending_since(&self, table: usize) -> Option<i64> {
+        self.pending
+            .iter()
+            .filter(|p| match &p.change {
+                Change::Insert { table: t, .. }
+                | Change::Update { table: t, .. }
+                | Change::Delete { table: t, .. }
+                | Change::Undelete { table: t, .. }
+                | Change::Purge { table: t, .. } => *t == table,
+            })
+            .map(|p| p.stamp)
+            .min()
+    }
+
     /// Number of writes waiting to become visible.
     pub fn pending_count(&self) -> usize {
         self.pending.len()
