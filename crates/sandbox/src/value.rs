@@ -91,34 +91,36 @@ impl FieldType {
         }
     }
 
+    /// Every field type, in the partner WSDL's order.
+    pub const ALL: [FieldType; 23] = [
+        Self::Id,
+        Self::Reference,
+        Self::String,
+        Self::Picklist,
+        Self::Multipicklist,
+        Self::Combobox,
+        Self::Textarea,
+        Self::Phone,
+        Self::Url,
+        Self::Email,
+        Self::EncryptedString,
+        Self::Boolean,
+        Self::Int,
+        Self::Long,
+        Self::Double,
+        Self::Currency,
+        Self::Percent,
+        Self::Date,
+        Self::DateTime,
+        Self::Time,
+        Self::Base64,
+        Self::Address,
+        Self::Location,
+    ];
+
     /// Parses a describe `type` string (used by the admin API to add fields).
     pub fn from_api_name(name: &str) -> Option<Self> {
-        const ALL: [FieldType; 23] = [
-            FieldType::Id,
-            FieldType::Reference,
-            FieldType::String,
-            FieldType::Picklist,
-            FieldType::Multipicklist,
-            FieldType::Combobox,
-            FieldType::Textarea,
-            FieldType::Phone,
-            FieldType::Url,
-            FieldType::Email,
-            FieldType::EncryptedString,
-            FieldType::Boolean,
-            FieldType::Int,
-            FieldType::Long,
-            FieldType::Double,
-            FieldType::Currency,
-            FieldType::Percent,
-            FieldType::Date,
-            FieldType::DateTime,
-            FieldType::Time,
-            FieldType::Base64,
-            FieldType::Address,
-            FieldType::Location,
-        ];
-        ALL.into_iter().find(|t| t.api_name().eq_ignore_ascii_case(name))
+        Self::ALL.into_iter().find(|t| t.api_name().eq_ignore_ascii_case(name))
     }
 
     /// The `soapType` describe returns.

@@ -456,31 +456,7 @@ mod tests {
     #[test]
     fn invoice_uses_every_field_type() {
         let inv = invoice();
-        for ty in [
-            Id,
-            Reference,
-            String,
-            Picklist,
-            Multipicklist,
-            Combobox,
-            Textarea,
-            Phone,
-            Url,
-            Email,
-            EncryptedString,
-            Boolean,
-            Int,
-            Long,
-            Double,
-            Currency,
-            Percent,
-            Date,
-            DateTime,
-            Time,
-            Base64,
-            Address,
-            Location,
-        ] {
+        for ty in FieldType::ALL {
             assert!(inv.fields.iter().any(|f| f.ty == ty), "missing {ty:?}");
         }
         assert!(inv.fields.iter().any(|f| f.formula.is_some()));

@@ -255,7 +255,14 @@ fn replication_range(r: &Range) -> ApiResult<(i64, i64)> {
     };
     // Salesforce truncates both ends to the minute.
     let (start, end) = (parse("start", &r.start)?, parse("end", &r.end)?);
-    Ok((start - start.rem_euclid(MINUTE), end - end.rem_euclid(MINUTE)))
+    let (start, end) = (start - start.rem_euclid(MINUTE), end - end.rem_euclid(MINUTE));
+    if start >= end {
+        return Err(ApiError::bad_request(
+            "INVALID_REPLICATION_DATE",
+            "startDate must chronologically precede endDate by more than one minute",
+        ));
+    }
+    Ok((start, end))
 }
 
 async fn updated(
@@ -266,12 +273,6 @@ async fn updated(
     version_of(&v)?;
     let (start, end) = replication_range(&range)?;
     let now = state.clock.now_ms();
-    if start >= end {
-        return Err(ApiError::bad_request(
-            "INVALID_REPLICATION_DATE",
-            "startDate must chronologically precede endDate by more than one minute",
-        ));
-    }
     if start < now - 30 * DAY {
         return Err(ApiError::bad_request("INVALID_REPLICATION_DATE", "startDate cannot be more than 30 days ago"));
     }
@@ -313,12 +314,6 @@ async fn deleted(
     let now = state.clock.now_ms();
     let earliest = (now - 15 * DAY).max(state.started_ms - 15 * DAY);
     let earliest = earliest - earliest.rem_euclid(MINUTE) + MINUTE;
-    if start >= end {
-        return Err(ApiError::bad_request(
-            "INVALID_REPLICATION_DATE",
-            "startDate must chronologically precede endDate by more than one minute",
-        ));
-    }
     if start < earliest - MINUTE {
         return Err(ApiError::bad_request("INVALID_REPLICATION_DATE", "startDate cannot be more than 15 days ago"));
     }
