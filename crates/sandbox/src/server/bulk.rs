@@ -24,7 +24,7 @@ use serde_json::{Value as Json, json};
 use super::AppState;
 use super::error::{ApiError, ApiResult, json_response};
 use super::query::{compile, execute};
-use super::render::{CsvFormat, Projection, csv_eol, csv_field, csv_row};
+use super::render::{CsvFormat, Projection, csv_eol, csv_field, csv_rows};
 use crate::ids;
 use crate::soql::SelectItem;
 use crate::store::today;
@@ -384,13 +384,9 @@ fn build_result(state: &AppState, q: &str, all_rows: bool, fmt: CsvFormat) -> Re
             .map(|part| {
                 let (org, projection) = (&*org, &projection);
                 scope.spawn(move || {
-                    let mut body = Vec::with_capacity(part.len() * 256);
+                    let mut body = Vec::with_capacity(part.len() * 512);
                     let mut offsets = Vec::with_capacity(part.len());
-                    let mut scratch = String::new();
-                    for &r in part {
-                        offsets.push(body.len());
-                        csv_row(&mut body, org, projection, r, today, fmt, &mut scratch);
-                    }
+                    csv_rows(&mut body, &mut offsets, org, projection, part, today, fmt);
                     (body, offsets)
                 })
             })

@@ -249,33 +249,62 @@ pub fn csv_eol(out: &mut Vec<u8>, fmt: CsvFormat) {
     }
 }
 
-/// Appends one row of a Bulk result.
-pub fn csv_row(
+/// Appends Bulk result lines for `rows`, pushing each line's start offset.
+///
+/// Rows are rendered in blocks, one column at a time: the store is columnar, and
+/// walking 44 columns row by row defeats the hardware prefetcher (the profile showed
+/// a third of the time in cache misses). Each block's cells land in a small arena that
+/// stays in cache while the lines are assembled.
+pub fn csv_rows(
     out: &mut Vec<u8>,
+    offsets: &mut Vec<usize>,
     org: &Org,
     p: &Projection,
-    row: u32,
+    rows: &[u32],
     today: i32,
     fmt: CsvFormat,
-    scratch: &mut String,
 ) {
-    let view = RowView { org, table: p.table, row, accessors: &p.accessors, today };
-    for (n, &i) in p.select.iter().enumerate() {
-        if n > 0 {
-            out.push(fmt.delimiter);
-        }
-        match view.value(i) {
-            Value::Null => {}
-            // Text goes straight to the output; other types are formatted first.
-            Value::Str(s) => csv_field(out, Some(&s)),
-            v => {
-                scratch.clear();
-                v.write_csv_text(scratch);
-                csv_field(out, Some(scratch));
+    const BLOCK: usize = 256;
+    const NULL: u32 = u32::MAX;
+    let width = p.select.len();
+    let mut arena: Vec<u8> = Vec::with_capacity(BLOCK * 512);
+    let mut cells: Vec<(u32, u32)> = vec![(0, NULL); BLOCK * width];
+    let mut scratch = String::new();
+    for block in rows.chunks(BLOCK) {
+        arena.clear();
+        for (f, &i) in p.select.iter().enumerate() {
+            for (b, &row) in block.iter().enumerate() {
+                let view = RowView { org, table: p.table, row, accessors: &p.accessors, today };
+                let start = arena.len();
+                let cell = match view.value(i) {
+                    Value::Null => (0, NULL),
+                    Value::Str(s) => {
+                        csv_field(&mut arena, Some(&s));
+                        (start as u32, (arena.len() - start) as u32)
+                    }
+                    v => {
+                        scratch.clear();
+                        v.write_csv_text(&mut scratch);
+                        csv_field(&mut arena, Some(&scratch));
+                        (start as u32, (arena.len() - start) as u32)
+                    }
+                };
+                cells[b * width + f] = cell;
             }
         }
+        for b in 0..block.len() {
+            offsets.push(out.len());
+            for (f, &(start, len)) in cells[b * width..(b + 1) * width].iter().enumerate() {
+                if f > 0 {
+                    out.push(fmt.delimiter);
+                }
+                if len != NULL {
+                    out.extend_from_slice(&arena[start as usize..(start + len) as usize]);
+                }
+            }
+            csv_eol(out, fmt);
+        }
     }
-    csv_eol(out, fmt);
 }
 
 #[cfg(test)]
