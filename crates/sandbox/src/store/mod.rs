@@ -12,16 +12,19 @@
 //! - a late commit is a write whose stamp is taken now but which is applied (made
 //!   visible) only at `visible_at`, with its original stamp.
 
+mod access;
 pub mod column;
+mod derive;
 
 use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
 
+pub use access::{Accessor, RowView};
 pub use column::Column;
+use derive::{auto_number, derive};
 
 use crate::ids;
 use crate::schema::{FieldDef, Formula, ObjectDef};
-use crate::soql::{Catalog, CatalogField, RowAccess};
 use crate::value::{FieldType, Value, days_from_ms};
 
 /// Positions of the system fields every write touches.
@@ -535,107 +538,6 @@ impl Org {
     pub fn recycle_bin_len(&self) -> usize {
         self.recycle.len()
     }
-
-    /// Readers of one query's field paths, resolved once.
-    pub fn accessors(&self, table: usize, paths: &[Vec<String>]) -> Vec<Accessor> {
-        paths
-            .iter()
-            .map(|path| {
-                let mut hops = Vec::new();
-                let mut t = table;
-                for rel in &path[..path.len().saturating_sub(1)] {
-                    let def = &self.tables[t].def;
-                    let Some((col, f)) = def
-                        .fields
-                        .iter()
-                        .enumerate()
-                        .find(|(_, f)| f.relationship_name.as_deref().is_some_and(|r| r.eq_ignore_ascii_case(rel)))
-                    else {
-                        return Accessor { hops: Vec::new(), table: t, col: None };
-                    };
-                    hops.push(col);
-                    t = f.reference_to.first().and_then(|n| self.table_index(n)).unwrap_or(t);
-                }
-                let col = path.last().and_then(|n| self.tables[t].def.field_ci(n)).map(|(c, _)| c);
-                Accessor { hops, table: t, col }
-            })
-            .collect()
-    }
-
-    /// Follows an accessor's lookups from `row` of `table` to the row it reads.
-    pub fn follow(&self, table: usize, row: u32, acc: &Accessor) -> Option<(usize, u32)> {
-        let (mut t, mut r) = (table, row);
-        for &col in &acc.hops {
-            let Value::Str(id) = self.tables[t].stored(r, col) else { return None };
-            let (nt, nr) = self.locate(&id)?;
-            t = nt;
-            r = nr;
-        }
-        Some((t, r))
-    }
-}
-
-/// How to read one field path (`Owner.Manager.Name`) from a row: the lookup columns to
-/// follow, then the column to read in the table reached.
-#[derive(Debug, Clone)]
-pub struct Accessor {
-    /// Reference columns to follow, in order.
-    pub hops: Vec<usize>,
-    /// The table the path ends in.
-    pub table: usize,
-    /// The column read there (`None` if the path no longer resolves).
-    pub col: Option<usize>,
-}
-
-/// One row seen through a query's accessors: what the SOQL evaluator reads.
-pub struct RowView<'a> {
-    /// The org.
-    pub org: &'a Org,
-    /// The queried table.
-    pub table: usize,
-    /// The row.
-    pub row: u32,
-    /// Accessors parallel to the query's fields.
-    pub accessors: &'a [Accessor],
-    /// Today in days since the epoch (for formulas).
-    pub today: i32,
-}
-
-impl RowAccess for RowView<'_> {
-    fn value(&self, field: usize) -> Value<'_> {
-        let acc = &self.accessors[field];
-        let Some(col) = acc.col else { return Value::Null };
-        if acc.hops.is_empty() {
-            return self.org.cell(self.table, self.row, col, self.today);
-        }
-        match self.org.follow(self.table, self.row, acc) {
-            Some((t, r)) => self.org.cell(t, r, col, self.today),
-            None => Value::Null,
-        }
-    }
-}
-
-impl Catalog for Org {
-    fn object(&self, name: &str) -> Option<String> {
-        self.table(name).map(|t| t.def.name.clone())
-    }
-
-    fn field(&self, object: &str, name: &str) -> Option<CatalogField> {
-        let (_, f) = self.table(object)?.def.field_ci(name)?;
-        Some(CatalogField { name: f.name.clone(), ty: f.ty, filterable: f.filterable, sortable: f.sortable })
-    }
-
-    fn relationship(&self, object: &str, name: &str) -> Option<(String, String)> {
-        let t = self.table(object)?;
-        t.def.fields.iter().find_map(|f| {
-            let rel = f.relationship_name.as_deref()?;
-            if !rel.eq_ignore_ascii_case(name) {
-                return None;
-            }
-            let target = self.table(f.reference_to.first()?)?.def.name.clone();
-            Some((rel.to_string(), target))
-        })
-    }
 }
 
 /// Today in days since the epoch at `now_ms`.
@@ -643,164 +545,5 @@ pub fn today(now_ms: i64) -> i32 {
     days_from_ms(now_ms)
 }
 
-fn auto_number(object: &str, n: u64) -> String {
-    match object {
-        "Case" => format!("{n:08}"),
-        _ => format!("INV-{n:06}"),
-    }
-}
-
-/// Server-maintained fields derived from others, as real orgs keep them.
-fn derive(def: &ObjectDef, row: &mut [Value<'_>]) {
-    let idx = |n: &str| def.field_index(n);
-    let text = |row: &[Value<'_>], n: &str| match idx(n).map(|i| &row[i]) {
-        Some(Value::Str(s)) => Some(s.to_string()),
-        _ => None,
-    };
-    if matches!(def.name.as_str(), "Contact" | "Lead" | "User")
-        && let Some(name) = idx("Name")
-    {
-        let full = match (text(row, "FirstName"), text(row, "LastName")) {
-            (Some(f), Some(l)) => format!("{f} {l}"),
-            (None, Some(l)) => l,
-            (Some(f), None) => f,
-            (None, None) => String::new(),
-        };
-        row[name] = if full.is_empty() { Value::Null } else { Value::Str(full.into()) };
-    }
-    if def.name == "Opportunity" {
-        let stage = text(row, "StageName").unwrap_or_default();
-        let closed = stage.starts_with("Closed");
-        let won = stage == "Closed Won";
-        if let Some(i) = idx("IsClosed") {
-            row[i] = Value::Bool(closed);
-        }
-        if let Some(i) = idx("IsWon") {
-            row[i] = Value::Bool(won);
-        }
-        if let Some(i) = idx("ForecastCategory") {
-            let cat = if won {
-                "Closed"
-            } else if closed {
-                "Omitted"
-            } else {
-                "Pipeline"
-            };
-            row[i] = Value::Str(cat.into());
-        }
-        if let (Some(i), Some(Value::Date(d))) = (idx("FiscalYear"), idx("CloseDate").map(|c| row[c].clone())) {
-            let date = crate::value::date_from_days(d);
-            row[i] = Value::Int(i64::from(chrono::Datelike::year(&date)));
-            if let Some(q) = idx("FiscalQuarter") {
-                row[q] = Value::Int(i64::from(chrono::Datelike::month0(&date) / 3 + 1));
-            }
-        }
-    }
-    if def.name == "Case"
-        && let Some(i) = idx("IsClosed")
-    {
-        row[i] = Value::Bool(text(row, "Status").as_deref() == Some("Closed"));
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::schema::objects;
-
-    fn org() -> Org {
-        Org::new(objects::all(), 15 * 86_400_000)
-    }
-
-    fn insert(org: &mut Org, object: &str, values: &[(&str, Value<'static>)], stamp: i64) -> u64 {
-        let t = org.table_index(object).unwrap();
-        let number = org.tables[t].allocate_number();
-        let values = values.iter().map(|(n, v)| (org.tables[t].def.field_index(n).unwrap(), v.clone())).collect();
-        let user = org.user_id.clone();
-        org.apply(&Change::Insert { table: t, number, values }, stamp, &user).unwrap();
-        number
-    }
-
-    #[test]
-    fn writes_stamp_modstamp_to_the_second() {
-        let mut org = org();
-        let n = insert(&mut org, "Account", &[("Name", Value::Str("Acme".into()))], 1_700_000_000_123);
-        let t = &org.tables[0];
-        let row = t.row_of_number(n).unwrap();
-        assert_eq!(t.modstamp(row), 1_700_000_000_000);
-        assert_eq!(t.stored(row, t.sys.is_deleted.unwrap()), Value::Bool(false));
-        let user = org.user_id.clone();
-        org.apply(&Change::Update { table: 0, number: n, values: vec![], system: true }, 1_700_000_005_000, &user)
-            .unwrap();
-        let t = &org.tables[0];
-        assert_eq!(t.modstamp(row), 1_700_000_005_000);
-        assert_eq!(t.stored(row, t.sys.last_modified), Value::DateTime(1_700_000_000_000));
-    }
-
-    #[test]
-    fn deleted_rows_are_purged_after_retention() {
-        let mut org = org();
-        let n = insert(&mut org, "Account", &[("Name", Value::Str("Acme".into()))], 0);
-        let user = org.user_id.clone();
-        org.apply(&Change::Delete { table: 0, number: n }, 1_000, &user).unwrap();
-        assert_eq!(org.apply(&Change::Delete { table: 0, number: n }, 2_000, &user), Err(ChangeError::Deleted));
-        org.tick(1_000 + org.retention_ms - 1);
-        assert!(!org.tables[0].purged[0]);
-        org.tick(1_000 + org.retention_ms);
-        assert!(org.tables[0].purged[0]);
-        assert_eq!(org.tables[0].row_of_id(&ids::make("001", n)), None);
-    }
-
-    #[test]
-    fn late_writes_appear_only_when_due_with_their_old_stamp() {
-        let mut org = org();
-        let t = org.table_index("Account").unwrap();
-        let number = org.tables[t].allocate_number();
-        let name = org.tables[t].def.field_index("Name").unwrap();
-        let user = org.user_id.clone();
-        org.apply_late(
-            Change::Insert { table: t, number, values: vec![(name, Value::Str("Late".into()))] },
-            10_000,
-            &user,
-            70_000,
-        );
-        org.tick(69_999);
-        assert!(org.tables[t].is_empty());
-        org.tick(70_000);
-        assert_eq!(org.tables[t].modstamp(0), 10_000);
-    }
-
-    #[test]
-    fn formulas_are_computed_at_read_time() {
-        let mut org = org();
-        let acct = insert(&mut org, "Account", &[("Name", Value::Str("Parent Co".into()))], 0);
-        let inv = insert(
-            &mut org,
-            "Invoice__c",
-            &[
-                ("Account__c", Value::Str(ids::make("001", acct).into())),
-                ("Due_Date__c", Value::Date(100)),
-                ("Amount__c", Value::Float(200.0)),
-                ("Tax_Rate__c", Value::Float(10.0)),
-            ],
-            0,
-        );
-        let t = org.table_index("Invoice__c").unwrap();
-        let row = org.tables[t].row_of_number(inv).unwrap();
-        let col = |n: &str| org.tables[t].def.field_index(n).unwrap();
-        assert_eq!(org.cell(t, row, col("Days_Overdue__c"), 110), Value::Float(10.0));
-        assert_eq!(org.cell(t, row, col("Days_Overdue__c"), 111), Value::Float(11.0));
-        assert_eq!(org.cell(t, row, col("Account_Name__c"), 0), Value::Str("Parent Co".into()));
-        assert_eq!(org.cell(t, row, col("Total_With_Tax__c"), 0), Value::Float(20.0));
-        assert_eq!(org.tables[t].stored(row, col("Name")), Value::Str("INV-000001".into()));
-    }
-
-    #[test]
-    fn users_cannot_be_deleted() {
-        let mut org = org();
-        let n = insert(&mut org, "User", &[("LastName", Value::Str("Ng".into()))], 0);
-        let t = org.table_index("User").unwrap();
-        let user = org.user_id.clone();
-        assert_eq!(org.apply(&Change::Delete { table: t, number: n }, 0, &user), Err(ChangeError::NotDeletable));
-    }
-}
+mod tests;
