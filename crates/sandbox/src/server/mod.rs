@@ -262,9 +262,25 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/services/data", axum::routing::get(rest::versions))
         .nest("/services/data/{version}", data)
         .fallback(|| async { error::ApiError::not_found() })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), org_date))
         .with_state(state)
         .layer(tower_http::compression::CompressionLayer::new().gzip(true))
         .layer(tower_http::decompression::RequestDecompressionLayer::new().gzip(true))
+}
+
+/// Stamps `Date` from the org's clock: clients take it as the source's clock (to plan
+/// replication windows), so it must move when tests advance or freeze the clock.
+async fn org_date(
+    axum::extract::State(state): axum::extract::State<Arc<AppState>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let mut resp = next.run(req).await;
+    let now = chrono::DateTime::from_timestamp_millis(state.clock.now_ms()).unwrap_or_default();
+    if let Ok(v) = axum::http::HeaderValue::from_str(&now.format("%a, %d %b %Y %H:%M:%S GMT").to_string()) {
+        resp.headers_mut().insert(axum::http::header::DATE, v);
+    }
+    resp
 }
 
 /// Builds the org and its state without serving (for tests and benchmarks).

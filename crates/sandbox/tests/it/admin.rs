@@ -6,7 +6,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value as Json, json};
 
-use crate::common::{Sandbox, assert_error, config, keys, read_json, rest_ms, soql_datetime};
+use crate::common::{Sandbox, assert_error, config, header, keys, read_json, rest_ms, soql_datetime};
 use crate::crud::{create, urlenc};
 
 fn stamp_of(rows: &[serde_json::Map<String, Json>], id: &str) -> i64 {
@@ -270,4 +270,18 @@ async fn admin_endpoints_validate_their_input() {
     let run = sb.clock(json!({"freeze": false})).await;
     assert_eq!(run["frozen"], false);
     assert!(rest_ms(run["now"].as_str().unwrap()) >= rest_ms("2031-05-06T07:08:10.500+0000"));
+}
+
+#[tokio::test]
+async fn the_date_header_follows_the_org_clock() {
+    // Clients plan replication windows from `Date`, so it must move with the clock.
+    let sb = Sandbox::start().await;
+    let now = sb.advance(3.0 * 86_400.0).await;
+    let (status, headers, _) = sb.get_json("/limits").await;
+    assert_eq!(status, StatusCode::OK);
+    let date = header(&headers, "date").unwrap();
+    let parsed = chrono::DateTime::parse_from_rfc2822(&date.replace("GMT", "+0000")).unwrap();
+    let org_now = chrono::DateTime::parse_from_str(&now, "%Y-%m-%dT%H:%M:%S%.3f%z").unwrap();
+    let drift = (parsed.timestamp() - org_now.timestamp()).abs();
+    assert!(drift <= 2, "Date {date} is not the org clock {now}");
 }
