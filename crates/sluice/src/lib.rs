@@ -1,7 +1,7 @@
 //! sluice: exactly-once replication of SaaS objects into warehouses and lakehouses.
 //!
 //! This crate holds every decision; the `sluice` binary is a thin shell around it. The
-//! modules so far are the pure cores of the Salesforce source:
+//! modules so far:
 //!
 //! - [`error`]: the one error type, [`Error`], with who must act ([`Kind`]) and what to
 //!   do next ([`Retry`]).
@@ -10,7 +10,9 @@
 //! - [`model`]: [`model::TableSchema`], [`model::SluiceType`], [`model::Cursor`],
 //!   [`model::Window`], and API name → table/column naming.
 //! - [`source`]: [`source::plan_windows`], and for Salesforce the describe → schema
-//!   mapping, the SOQL builder and the error classifier.
+//!   mapping, the SOQL builder, the error classifier, and the I/O edges: OAuth login, the
+//!   one request path, REST and Bulk 2.0 extraction decoded into Arrow batches
+//!   ([`source::salesforce::SalesforceSource`]).
 //!
 //! ```
 //! use sluice::config;
@@ -23,6 +25,7 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod destination;
 pub mod error;
 pub mod model;
 pub mod source;

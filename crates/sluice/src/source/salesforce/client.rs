@@ -1,0 +1,503 @@
+//! The HTTP client every Salesforce call goes through.
+//!
+//! [`Client::send`] is the one place a request leaves sluice. It:
+//!
+//! - logs in on first use ([`super::auth::login`]) and adds the bearer token;
+//! - classifies every response with [`classify()`] (one classifier for the whole source);
+//! - on `401 INVALID_SESSION_ID` logs in again once and repeats the request (concurrent
+//!   requests that hit the same expired token share one re-login);
+//! - retries retryable failures (5xx, 429, time-outs, resets, truncated bodies, a short
+//!   `Retry-After`) with bounded exponential backoff and jitter (`backon`), and never a
+//!   quota stop (`REQUEST_LIMIT_EXCEEDED`), which surfaces as [`Error::is_quota`];
+//! - records `Sforce-Limit-Info` (API usage) and the `Date` header (the source's clock,
+//!   used to plan windows), and counts API calls.
+//!
+//! Failures that call for a different plan rather than a retry (a smaller window, REST
+//! instead of Bulk, a restarted query) come back as a [`CallError`] whose [`Action`]
+//! says so. Secrets never appear in errors: tokens travel in headers, and transport
+//! errors are described without the request.
+
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use backon::BackoffBuilder;
+use bytes::Bytes;
+use reqwest::Method;
+
+use super::auth::{self, Session};
+use super::classify::{self, Disposition, Transport, api_usage, budget_reached, classify, classify_transport};
+use crate::config::SalesforceConfig;
+use crate::error::{Error, QUOTA_RETRY_AFTER, QuotaExceeded, Result, Retry};
+use crate::model::Timestamp;
+
+/// How failed requests are retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt.
+    pub max_retries: usize,
+    /// First backoff delay.
+    pub min_delay: Duration,
+    /// Largest backoff delay.
+    pub max_delay: Duration,
+    /// The longest `Retry-After` honoured in place; a longer one fails the call.
+    pub max_retry_after: Duration,
+    /// Per-request time-out (connect + whole response).
+    pub timeout: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_retries: 6,
+            min_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(30),
+            max_retry_after: Duration::from_secs(120),
+            timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+/// What the caller should do with a failed call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Give up (the error's `retry` says whether a later run may succeed).
+    Fail,
+    /// Read the window again as smaller windows.
+    SmallerWindow,
+    /// Read through REST instead of Bulk.
+    UseRest,
+    /// The query cursor expired: run the query again from the top.
+    RestartQuery,
+}
+
+/// A failed call: the error and what to do about it.
+#[derive(Debug)]
+pub struct CallError {
+    /// The error.
+    pub error: Error,
+    /// The next step.
+    pub action: Action,
+}
+
+impl From<CallError> for Error {
+    fn from(e: CallError) -> Self {
+        e.error
+    }
+}
+
+impl From<Error> for CallError {
+    fn from(error: Error) -> Self {
+        CallError { error, action: Action::Fail }
+    }
+}
+
+/// A response that classified as a success.
+#[derive(Debug, Clone)]
+pub struct Response {
+    /// HTTP status.
+    pub status: u16,
+    /// Headers, names in lower case.
+    pub headers: Vec<(String, String)>,
+    /// The whole body (gzip already undone).
+    pub body: Bytes,
+}
+
+impl Response {
+    /// A header's value (case-insensitive name).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    /// The body as JSON.
+    pub fn json<T: serde::de::DeserializeOwned>(&self, what: &str) -> Result<T> {
+        serde_json::from_slice(&self.body)
+            .map_err(|e| Error::external(format!("{what}: the response is not the expected JSON ({e})")))
+    }
+}
+
+/// One request, described so it can be sent again on retry.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// HTTP method.
+    pub method: Method,
+    /// A path on the instance (`/services/data/...`) or an absolute URL.
+    pub target: String,
+    /// Query parameters.
+    pub query: Vec<(String, String)>,
+    /// Extra headers.
+    pub headers: Vec<(&'static str, String)>,
+    /// A JSON body.
+    pub json: Option<serde_json::Value>,
+}
+
+impl Request {
+    /// A GET of `target`.
+    pub fn get(target: impl Into<String>) -> Self {
+        Self { method: Method::GET, target: target.into(), query: Vec::new(), headers: Vec::new(), json: None }
+    }
+
+    /// A request with another method.
+    pub fn new(method: Method, target: impl Into<String>) -> Self {
+        Self { method, ..Self::get(target) }
+    }
+
+    /// Adds a query parameter.
+    pub fn query(mut self, key: &str, value: impl Into<String>) -> Self {
+        self.query.push((key.to_owned(), value.into()));
+        self
+    }
+
+    /// Adds a header.
+    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    /// Sets a JSON body.
+    pub fn json(mut self, body: serde_json::Value) -> Self {
+        self.json = Some(body);
+        self
+    }
+}
+
+/// Counters and last-seen values, shared by clones of a [`Client`].
+#[derive(Debug, Default)]
+struct Observed {
+    api_calls: AtomicU64,
+    relogins: AtomicU64,
+    retries: AtomicU64,
+    usage: Mutex<Option<(u64, u64)>>,
+    clock: Mutex<Option<Timestamp>>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    cfg: SalesforceConfig,
+    retry: RetryPolicy,
+    /// The current session and its generation (bumped by every login).
+    session: tokio::sync::Mutex<Option<(u64, Session)>>,
+    observed: Observed,
+}
+
+/// A logged-in Salesforce API client. Cheap to clone (shared state).
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").field("login_url", &self.inner.cfg.login_url).finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// Builds the HTTP client (trusting `ca_file` too); does not log in yet. With
+    /// `gzip`, responses are asked for compressed (what a remote org wants; on a
+    /// loopback sandbox compression only costs CPU).
+    pub fn new(cfg: &SalesforceConfig, retry: RetryPolicy, gzip: bool) -> Result<Self> {
+        let mut builder = reqwest::Client::builder()
+            .gzip(gzip)
+            .timeout(retry.timeout)
+            .connect_timeout(Duration::from_secs(30))
+            .user_agent(concat!("sluice/", env!("CARGO_PKG_VERSION")));
+        if let Some(path) = &cfg.ca_file {
+            let pem = std::fs::read(path)
+                .map_err(|e| Error::user(format!("source.ca_file: cannot read {}: {e}", path.display())))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                Error::user(format!("source.ca_file: {} is not a PEM certificate ({e})", path.display()))
+            })?;
+            if certs.is_empty() {
+                return Err(Error::user(format!("source.ca_file: {} holds no PEM certificate", path.display())));
+            }
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let http = builder.build().map_err(|e| Error::internal(format!("cannot build the HTTP client: {e}")))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                http,
+                cfg: cfg.clone(),
+                retry,
+                session: tokio::sync::Mutex::new(None),
+                observed: Observed::default(),
+            }),
+        })
+    }
+
+    /// The configuration this client was built from.
+    pub fn config(&self) -> &SalesforceConfig {
+        &self.inner.cfg
+    }
+
+    /// `/services/data/vXX.X` + `path`.
+    pub fn data_path(&self, path: &str) -> String {
+        format!("/services/data/v{}{path}", self.inner.cfg.api_version)
+    }
+
+    /// The instance URL of the current session (logs in if needed).
+    pub async fn instance_url(&self) -> Result<String> {
+        Ok(self.session().await?.1.instance_url)
+    }
+
+    /// API calls sent so far (logins excluded).
+    pub fn api_calls(&self) -> u64 {
+        self.inner.observed.api_calls.load(Ordering::Relaxed)
+    }
+
+    /// Re-logins after an expired session so far.
+    pub fn relogins(&self) -> u64 {
+        self.inner.observed.relogins.load(Ordering::Relaxed)
+    }
+
+    /// Retries after transient failures so far.
+    pub fn retries(&self) -> u64 {
+        self.inner.observed.retries.load(Ordering::Relaxed)
+    }
+
+    /// The last `Sforce-Limit-Info` api usage seen: `(used, max)`.
+    pub fn api_usage(&self) -> Option<(u64, u64)> {
+        *lock(&self.inner.observed.usage)
+    }
+
+    /// The source's clock: the `Date` header of the latest response.
+    pub fn source_now(&self) -> Option<Timestamp> {
+        *lock(&self.inner.observed.clock)
+    }
+
+    /// A quota error when usage has passed `api_budget_percent` (checked at flow
+    /// boundaries by the caller).
+    pub fn check_budget(&self) -> Result<()> {
+        let percent = self.inner.cfg.api_budget_percent;
+        match self.api_usage() {
+            Some((used, max)) if budget_reached(used, max, percent) => Err(Error::quota(
+                format!(
+                    "the API budget of {percent}% is used up ({used}/{max} requests): stopping, the next run resumes"
+                ),
+                QuotaExceeded { used: Some(used), max: Some(max) },
+                QUOTA_RETRY_AFTER,
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Logs in now (if not logged in yet), so bad credentials are reported at once.
+    pub async fn login(&self) -> Result<()> {
+        self.session().await.map(|_| ())
+    }
+
+    async fn session(&self) -> Result<(u64, Session)> {
+        let mut guard = self.inner.session.lock().await;
+        if let Some(s) = guard.as_ref() {
+            return Ok(s.clone());
+        }
+        let session = self.login_with_retry().await?;
+        *guard = Some((1, session.clone()));
+        Ok((1, session))
+    }
+
+    /// Replaces the session that failed (generation `failed`), unless another request
+    /// already did.
+    async fn relogin(&self, failed: u64) -> Result<()> {
+        let mut guard = self.inner.session.lock().await;
+        if guard.as_ref().is_some_and(|(g, _)| *g != failed) {
+            return Ok(());
+        }
+        let session = self.login_with_retry().await?;
+        self.inner.observed.relogins.fetch_add(1, Ordering::Relaxed);
+        *guard = Some((failed + 1, session));
+        Ok(())
+    }
+
+    async fn login_with_retry(&self) -> Result<Session> {
+        let mut delays = self.backoff();
+        loop {
+            match auth::login(&self.inner.http, &self.inner.cfg).await {
+                Ok(s) => return Ok(s),
+                Err(e) => match self.next_delay(&e, &mut delays) {
+                    Some(d) => tokio::time::sleep(d).await,
+                    None => return Err(e),
+                },
+            }
+        }
+    }
+
+    fn backoff(&self) -> impl Iterator<Item = Duration> + use<> {
+        let r = self.inner.retry;
+        backon::ExponentialBuilder::default()
+            .with_min_delay(r.min_delay)
+            .with_max_delay(r.max_delay)
+            .with_max_times(r.max_retries)
+            .with_jitter()
+            .build()
+    }
+
+    /// The wait before retrying after `e`, or `None` to give up.
+    fn next_delay(&self, e: &Error, delays: &mut impl Iterator<Item = Duration>) -> Option<Duration> {
+        let delay = match e.retry {
+            Retry::Never => None,
+            _ if e.is_quota() => None,
+            Retry::Backoff => delays.next(),
+            Retry::After(wait) if wait <= self.inner.retry.max_retry_after => delays.next().map(|d| d.max(wait)),
+            Retry::After(_) => None,
+        };
+        if delay.is_some() {
+            self.inner.observed.retries.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(error = %e.message, ?delay, "retrying a Salesforce call");
+        }
+        delay
+    }
+
+    /// Sends a request (see the module docs). Only successes come back as `Ok`.
+    pub async fn send(&self, req: &Request) -> Result<Response, CallError> {
+        let mut delays = self.backoff();
+        loop {
+            match self.attempt(req).await {
+                Ok(resp) => return Ok(resp),
+                Err(ce) if ce.action != Action::Fail => return Err(ce),
+                Err(ce) => match self.next_delay(&ce.error, &mut delays) {
+                    Some(d) => tokio::time::sleep(d).await,
+                    None => return Err(ce),
+                },
+            }
+        }
+    }
+
+    /// One attempt, with at most one re-login in it.
+    async fn attempt(&self, req: &Request) -> Result<Response, CallError> {
+        let mut relogged = false;
+        loop {
+            let (generation, session) = self.session().await?;
+            let url = if req.target.starts_with("http://") || req.target.starts_with("https://") {
+                req.target.clone()
+            } else {
+                format!("{}{}", session.instance_url, req.target)
+            };
+            let mut builder =
+                self.inner.http.request(req.method.clone(), &url).bearer_auth(session.access_token.expose());
+            if !req.query.is_empty() {
+                builder = builder.query(&req.query);
+            }
+            for (name, value) in &req.headers {
+                builder = builder.header(*name, value);
+            }
+            if let Some(body) = &req.json {
+                builder = builder.json(body);
+            }
+            self.inner.observed.api_calls.fetch_add(1, Ordering::Relaxed);
+            let resp = builder.send().await.map_err(|e| transport_error(&e, &url))?;
+            let status = resp.status().as_u16();
+            let headers = header_pairs(resp.headers());
+            self.observe(&headers);
+            let body = resp.bytes().await.map_err(|e| transport_error(&e, &url))?;
+            let disposition = if (200..400).contains(&status) {
+                Disposition::Success
+            } else {
+                classify(status, &headers, &String::from_utf8_lossy(&body))
+            };
+            let (error, action) = match disposition {
+                Disposition::Success => return Ok(Response { status, headers, body }),
+                Disposition::Relogin(e) if !relogged => {
+                    tracing::debug!(error = %e.message, "session expired: logging in again");
+                    self.relogin(generation).await?;
+                    relogged = true;
+                    continue;
+                }
+                Disposition::Relogin(e) | Disposition::Fail(e) => (e, Action::Fail),
+                Disposition::SmallerWindow(e) => (e, Action::SmallerWindow),
+                Disposition::UseRest(e) => (e, Action::UseRest),
+                Disposition::RestartQuery(e) => (e, Action::RestartQuery),
+            };
+            return Err(CallError { error, action });
+        }
+    }
+
+    fn observe(&self, headers: &[(String, String)]) {
+        if let Some(usage) = api_usage(headers) {
+            *lock(&self.inner.observed.usage) = Some(usage);
+        }
+        let date = headers
+            .iter()
+            .find(|(k, _)| k == "date")
+            .and_then(|(_, v)| chrono::DateTime::parse_from_rfc2822(v.trim()).ok())
+            .map(|d| d.with_timezone(&chrono::Utc));
+        if let Some(date) = date {
+            *lock(&self.inner.observed.clock) = Some(date);
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Response headers as `(lower-case name, value)` pairs.
+pub fn header_pairs(headers: &reqwest::header::HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_ascii_lowercase(), v.to_owned())))
+        .collect()
+}
+
+/// A transport failure as an [`Error`], naming the host and never the request.
+pub fn transport_error(e: &reqwest::Error, url: &str) -> Error {
+    let host = reqwest::Url::parse(url)
+        .ok()
+        .and_then(|u| {
+            u.host_str().map(|h| match u.port() {
+                Some(p) => format!("{h}:{p}"),
+                None => h.to_owned(),
+            })
+        })
+        .unwrap_or_else(|| "the Salesforce host".to_owned());
+    // The causes below reqwest's own message (which quotes the URL) say what happened.
+    let mut causes = Vec::new();
+    let mut refused = false;
+    let mut reset = false;
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            refused |= io.kind() == std::io::ErrorKind::ConnectionRefused;
+            reset |= matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::ConnectionAborted
+                    | std::io::ErrorKind::BrokenPipe
+            );
+        }
+        causes.push(s.to_string());
+        source = s.source();
+    }
+    let detail = causes.last().cloned().unwrap_or_else(|| "no detail".to_owned());
+    let all = causes.join(" / ").to_ascii_lowercase();
+    let kind = if e.is_timeout() {
+        Transport::Timeout
+    } else if refused || all.contains("connection refused") {
+        Transport::Refused
+    } else if all.contains("dns")
+        || all.contains("lookup")
+        || all.contains("resolve")
+        || all.contains("name or service")
+    {
+        Transport::Dns
+    } else if all.contains("certificate")
+        || all.contains("tls")
+        || all.contains("handshake")
+        || all.contains("invalidcert")
+    {
+        Transport::Tls
+    } else if reset || all.contains("reset") || all.contains("closed") || all.contains("incomplete") {
+        if e.is_body() || e.is_decode() { Transport::TruncatedBody } else { Transport::ConnectionReset }
+    } else if e.is_body() || e.is_decode() {
+        Transport::TruncatedBody
+    } else {
+        Transport::Other
+    };
+    classify_transport(kind, &host, &detail)
+}
+
+/// Re-exported for callers that classify Bulk job failures.
+pub use classify::classify_bulk_failure;
