@@ -1,8 +1,10 @@
 //! The `sluice` binary: argument parsing, output and exit codes. It holds no
 //! replication logic; that lives in the `sluice` library (and the org in `sandbox`).
 
+mod commands;
 mod sandbox_cmd;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -15,12 +17,23 @@ const EXIT_FAILURE: u8 = 1;
 #[derive(Parser)]
 #[command(name = "sluice", version, about = "Replicate SaaS objects into your warehouse, exactly once.")]
 struct Cli {
+    /// The config file.
+    #[arg(long, global = true, value_name = "FILE", default_value = "sluice.toml")]
+    config: PathBuf,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Write a commented sample config (to --config, default ./sluice.toml).
+    Init(commands::InitArgs),
+    /// Check the config, the credentials, every flow's object and the destination.
+    Check,
+    /// List the org's objects, or one object's fields with sluice types and column names.
+    Discover(commands::DiscoverArgs),
+    /// Run every flow (or --objects) once.
+    Sync(commands::SyncArgs),
     /// Run a Salesforce-compatible org locally (OAuth, REST, Bulk API 2.0, admin API).
     Sandbox(sandbox_cmd::Args),
 }
@@ -61,7 +74,12 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        match cli.command {
+        let Cli { config, command } = cli;
+        match command {
+            Command::Init(args) => commands::init(&config, &args),
+            Command::Check => commands::check(&config).await,
+            Command::Discover(args) => commands::discover(&config, &args).await,
+            Command::Sync(args) => commands::sync(&config, &args).await,
             Command::Sandbox(args) => sandbox_cmd::run(args).await,
         }
     });

@@ -13,6 +13,10 @@
 //!   mapping, the SOQL builder, the error classifier, and the I/O edges: OAuth login, the
 //!   one request path, REST and Bulk 2.0 extraction decoded into Arrow batches
 //!   ([`source::salesforce::SalesforceSource`]).
+//! - [`destination`]: the files destination (Parquet, CSV, JSON lines; one directory
+//!   and manifest per run, the committed windows in a state file).
+//! - [`sync`]: one run of the configured flows, source to destination, with a
+//!   [`sync::RunSummary`] and progress reported to a [`sync::Observer`].
 //!
 //! ```
 //! use sluice::config;
@@ -29,5 +33,6 @@ pub mod destination;
 pub mod error;
 pub mod model;
 pub mod source;
+pub mod sync;
 
 pub use error::{Error, Kind, Result, Retry};

@@ -1,0 +1,316 @@
+//! One run of a set of flows into the files destination (DESIGN "One flow, one run").
+//!
+//! [`sync`] connects to the source once, then walks the selected flows in config order:
+//! check the API budget (a quota stop ends the run at a flow boundary, the remaining
+//! flows are `skipped`), read the flow's committed window end, describe the object, plan
+//! the window `[E − lookback, U)` (full on a first run, a `--full-refresh`, `mode =
+//! "full"`, or an object without a cursor), extract it, write one files run, write the
+//! run's manifest, and only then save the new window end. A crash at any point leaves no
+//! manifest and no advanced state, so the next run reads the window again. With `slice`,
+//! the window is cut into slices, each written and committed as a run of its own
+//! (`<run id>-001`, ...), so a failure loses at most one slice.
+//!
+//! A failing flow aborts its own run (its files are removed) and is recorded as
+//! `failed`; the other flows still run. Nothing here prints: progress goes to an
+//! [`Observer`].
+
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use futures_util::StreamExt;
+use serde::{Serialize, Serializer};
+
+use crate::config::{Config, DestinationConfig, FlowConfig, Mode};
+use crate::destination::files::{FilesDestination, FlowState};
+use crate::error::{Error, Result};
+use crate::model::{Cursor, Window};
+use crate::source::plan_windows;
+use crate::source::salesforce::describe::Selection;
+use crate::source::salesforce::{Options, SalesforceSource, rest};
+
+/// What to run.
+#[derive(Debug, Clone, Default)]
+pub struct SyncOptions {
+    /// Only these flows (by object name, case-insensitive); `None` for all.
+    pub objects: Option<Vec<String>>,
+    /// Read every selected flow's full window, ignoring committed state.
+    pub full_refresh: bool,
+    /// Tuning of the Salesforce source.
+    pub source: Options,
+}
+
+/// Progress of a run, for progress bars and logs. Every method has an empty default.
+pub trait Observer: Send + Sync {
+    /// A flow starts extracting `window` (`None`: nothing to read this time).
+    fn flow_started(&self, _object: &str, _window: Option<&Window>) {}
+    /// `rows` rows of the flow were written so far.
+    fn rows(&self, _object: &str, _rows: u64) {}
+    /// A flow is done (in any status).
+    fn flow_finished(&self, _flow: &FlowSummary) {}
+}
+
+/// An [`Observer`] that ignores everything.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Quiet;
+
+impl Observer for Quiet {}
+
+/// How one flow ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FlowStatus {
+    /// Its window was written and committed.
+    Ok,
+    /// It failed; its run was removed and its state is unchanged.
+    Failed,
+    /// The API quota (or budget) stopped the run at this flow; the next run resumes.
+    Stopped,
+    /// Not run because an earlier flow hit the API quota.
+    Skipped,
+}
+
+impl std::fmt::Display for FlowStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            FlowStatus::Ok => "ok",
+            FlowStatus::Failed => "failed",
+            FlowStatus::Stopped => "stopped: quota",
+            FlowStatus::Skipped => "skipped",
+        })
+    }
+}
+
+/// How the run as a whole ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Every flow committed.
+    Ok,
+    /// Some flows committed, others failed, stopped or were skipped.
+    Partial,
+    /// No flow committed.
+    Failed,
+}
+
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RunStatus::Ok => "ok",
+            RunStatus::Partial => "partial",
+            RunStatus::Failed => "failed",
+        })
+    }
+}
+
+fn secs<S: Serializer>(d: &Duration, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_f64((d.as_secs_f64() * 1000.0).round() / 1000.0)
+}
+
+/// The outcome of one flow.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FlowSummary {
+    /// Source object.
+    pub object: String,
+    /// Destination table (directory); the object name before it was described.
+    pub table: String,
+    /// How it ended.
+    pub status: FlowStatus,
+    /// The window read, when one was planned.
+    pub window: Option<Window>,
+    /// Rows written (committed only when `status` is ok).
+    pub rows: u64,
+    /// API calls made for this flow, when the source was reached.
+    pub api_calls: Option<u64>,
+    /// Wall-clock time, in seconds in JSON.
+    #[serde(serialize_with = "secs")]
+    pub duration: Duration,
+    /// What went wrong (failed, stopped, skipped).
+    pub error: Option<String>,
+}
+
+/// The outcome of a run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunSummary {
+    /// The run's id (UTC timestamp and a random suffix).
+    pub run_id: String,
+    /// Every selected flow, in config order.
+    pub flows: Vec<FlowSummary>,
+    /// How the run ended.
+    pub status: RunStatus,
+    /// Why the run stopped early (`"quota"`), if it did.
+    pub stopped: Option<String>,
+}
+
+impl RunSummary {
+    /// Whether every flow committed.
+    pub fn is_ok(&self) -> bool {
+        self.status == RunStatus::Ok
+    }
+}
+
+/// A fresh run id: `YYYYMMDDTHHMMSSZ-xxxx` (UTC, then 4 random hex digits), which sorts
+/// by time.
+pub fn new_run_id() -> String {
+    format!("{}-{:04x}", Utc::now().format("%Y%m%dT%H%M%SZ"), rand::random::<u16>())
+}
+
+/// The flows `objects` names, in config order (all of them for `None`). An unknown
+/// name is a user error listing the valid ones.
+pub fn select_flows<'a>(config: &'a Config, objects: Option<&[String]>) -> Result<Vec<&'a FlowConfig>> {
+    let Some(wanted) = objects else { return Ok(config.flows.iter().collect()) };
+    let unknown: Vec<&str> = wanted
+        .iter()
+        .map(|w| w.trim())
+        .filter(|w| !config.flows.iter().any(|f| f.object.eq_ignore_ascii_case(w)))
+        .collect();
+    if !unknown.is_empty() {
+        let valid: Vec<&str> = config.flows.iter().map(|f| f.object.as_str()).collect();
+        return Err(Error::user(format!(
+            "--objects: no flow for {} in {}; the flows are: {}",
+            unknown.iter().map(|u| format!("`{u}`")).collect::<Vec<_>>().join(", "),
+            config.origin,
+            valid.join(", ")
+        )));
+    }
+    Ok(config.flows.iter().filter(|f| wanted.iter().any(|w| f.object.eq_ignore_ascii_case(w.trim()))).collect())
+}
+
+/// The files destination a config writes to.
+pub fn destination(config: &Config) -> FilesDestination {
+    match &config.destination {
+        DestinationConfig::Files { path, format, .. } => FilesDestination::new(path, *format),
+    }
+}
+
+/// Runs the selected flows once (see the module docs). An `Err` means the run could not
+/// start (unknown `--objects`, bad credentials, unreachable source, unreadable state);
+/// failures of single flows are in the summary.
+pub async fn sync(config: &Config, opts: &SyncOptions, observer: &dyn Observer) -> Result<RunSummary> {
+    let flows = select_flows(config, opts.objects.as_deref())?;
+    let dest = destination(config);
+    dest.state()?; // a damaged state file stops the run before any work
+    let source = SalesforceSource::connect_with(&config.source, opts.source).await?;
+    let run_id = new_run_id();
+    let naming = config.destination.naming();
+    let mut summaries = Vec::with_capacity(flows.len());
+    let mut stopped: Option<String> = None;
+    for flow in flows {
+        let started = Instant::now();
+        let mut summary = FlowSummary {
+            object: flow.object.clone(),
+            table: naming.apply(&flow.object),
+            status: FlowStatus::Skipped,
+            window: None,
+            rows: 0,
+            api_calls: None,
+            duration: Duration::ZERO,
+            error: None,
+        };
+        if let Some(why) = &stopped {
+            summary.error = Some(format!("not run: the run stopped ({why})"));
+            observer.flow_finished(&summary);
+            summaries.push(summary);
+            continue;
+        }
+        let calls_before = source.client().api_calls();
+        let result = run_flow(&source, &dest, config, flow, opts, &run_id, observer, &mut summary).await;
+        summary.api_calls = Some(source.client().api_calls().saturating_sub(calls_before));
+        summary.duration = started.elapsed();
+        match result {
+            Ok(()) => summary.status = FlowStatus::Ok,
+            Err(e) => {
+                let message = if e.message.starts_with(&flow.object) {
+                    e.message.clone()
+                } else {
+                    format!("{}: {}", flow.object, e.message)
+                };
+                if e.is_quota() {
+                    summary.status = FlowStatus::Stopped;
+                    stopped = Some("quota".to_owned());
+                } else {
+                    summary.status = FlowStatus::Failed;
+                }
+                tracing::info!(object = %flow.object, error = %message, "flow did not complete");
+                summary.error = Some(message);
+            }
+        }
+        observer.flow_finished(&summary);
+        summaries.push(summary);
+    }
+    let ok = summaries.iter().filter(|s| s.status == FlowStatus::Ok).count();
+    let status = if ok == summaries.len() {
+        RunStatus::Ok
+    } else if ok == 0 {
+        RunStatus::Failed
+    } else {
+        RunStatus::Partial
+    };
+    Ok(RunSummary { run_id, flows: summaries, status, stopped })
+}
+
+/// One flow: budget, plan, describe, extract, write, manifest, state — in that order.
+#[allow(clippy::too_many_arguments)]
+async fn run_flow(
+    source: &SalesforceSource,
+    dest: &FilesDestination,
+    config: &Config,
+    flow: &FlowConfig,
+    opts: &SyncOptions,
+    run_id: &str,
+    observer: &dyn Observer,
+    summary: &mut FlowSummary,
+) -> Result<()> {
+    source.client().check_budget()?;
+    let committed = dest.state()?.get(&flow.object).map(|s| s.window_end);
+    let described = source.describe(&flow.object, &Selection::for_flow(flow, config.destination.naming())).await?;
+    for warning in &described.warnings {
+        tracing::warn!(object = %flow.object, "{warning}");
+    }
+    summary.table = described.schema.table.clone();
+    let full = opts.full_refresh || flow.settings.mode == Mode::Full || described.schema.cursor == Cursor::None;
+    let now = source.source_now().unwrap_or_else(Utc::now);
+    let settings = &flow.settings;
+    let committed = if full { None } else { committed };
+    // A full window is sliced from the oldest row, so fetch it only when slicing one.
+    let oldest = match (settings.slice, committed, described.schema.cursor.field()) {
+        (Some(_), None, Some(field)) => rest::oldest(source.client(), &flow.object, field).await?,
+        _ => None,
+    };
+    let planned = plan_windows(committed, now, settings.lookback, settings.lag, settings.slice, oldest);
+    let (Some(first), Some(last)) = (planned.first(), planned.last()) else {
+        // The source clock has not passed the committed end: nothing to read yet.
+        observer.flow_started(&flow.object, None);
+        return Ok(());
+    };
+    let whole = Window { start: first.start, end: last.end };
+    summary.window = Some(whole);
+    observer.flow_started(&flow.object, Some(&whole));
+    // Each slice is a run of its own, committed (manifest, then state) before the next.
+    let mut rows = 0u64;
+    for (i, window) in planned.iter().enumerate() {
+        let id = if planned.len() == 1 { run_id.to_owned() } else { format!("{run_id}-{:03}", i + 1) };
+        let mut writer = dest.begin(&described.schema, &id, *window)?;
+        let mut stream = source.extract(&described, Some(*window), flow.filter.as_deref(), flow.api);
+        let written: Result<()> = async {
+            while let Some(batch) = stream.next().await {
+                let batch = batch?;
+                writer.write(&batch)?;
+                rows += batch.num_rows() as u64;
+                observer.rows(&flow.object, rows);
+            }
+            Ok(())
+        }
+        .await;
+        drop(stream);
+        summary.rows = rows;
+        if let Err(e) = written {
+            if let Err(cleanup) = writer.abort() {
+                tracing::warn!(object = %flow.object, error = %cleanup, "could not remove the failed run");
+            }
+            return Err(e);
+        }
+        writer.finish()?;
+        dest.save_state(&flow.object, FlowState { window_end: window.end, run_id: id })?;
+    }
+    Ok(())
+}

@@ -1,0 +1,196 @@
+//! `sluice::sync` against an in-process sandbox: per-flow state, a quota stop at a flow
+//! boundary that the next run resumes from, and a failing extraction that leaves no
+//! manifest and no advanced state.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use sandbox::server::{self, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_PASSWORD, DEFAULT_USERNAME};
+use sandbox::{Running, SandboxConfig};
+use sluice::config::{self, Config};
+use sluice::destination::files::FilesDestination;
+use sluice::model::Window;
+use sluice::source::salesforce::Options;
+use sluice::source::salesforce::client::RetryPolicy;
+use sluice::sync::{self, FlowStatus, FlowSummary, Observer, RunStatus, SyncOptions};
+
+async fn start() -> Running {
+    let counts = [("Account", 120), ("Contact", 80), ("Lead", 40), ("Opportunity", 10), ("Case", 10)]
+        .into_iter()
+        .map(|(o, n)| (o.to_owned(), n))
+        .collect();
+    server::start(SandboxConfig { seed: 5, counts, ..SandboxConfig::default() }).await.expect("sandbox starts")
+}
+
+fn config(sb: &Running, dir: &std::path::Path, flows: &[&str]) -> Config {
+    let mut text = format!(
+        r#"[source]
+type = "salesforce"
+login_url = "{}"
+auth = "password"
+client_id = "{DEFAULT_CLIENT_ID}"
+client_secret = "{DEFAULT_CLIENT_SECRET}"
+username = "{DEFAULT_USERNAME}"
+password = "{DEFAULT_PASSWORD}"
+api = "rest"
+api_budget_percent = 100
+
+[destination]
+type = "files"
+path = "{}"
+format = "parquet"
+"#,
+        sb.login_url,
+        dir.display()
+    );
+    for flow in flows {
+        // "Object" or "Object; key = value" for a flow setting.
+        let (object, extra) = flow.split_once("; ").unwrap_or((flow, ""));
+        text.push_str(&format!("\n[[flows]]\nobject = \"{object}\"\n{extra}\n"));
+    }
+    config::load(&text, "test.toml", &|_| None).expect("valid config")
+}
+
+fn fast() -> SyncOptions {
+    let retry = RetryPolicy {
+        max_retries: 2,
+        min_delay: Duration::from_millis(5),
+        max_delay: Duration::from_millis(20),
+        max_retry_after: Duration::from_millis(50),
+        timeout: Duration::from_secs(30),
+    };
+    SyncOptions { source: Options { retry, ..Options::default() }, ..SyncOptions::default() }
+}
+
+/// Records every callback, and runs `hook` when a flow starts or finishes.
+struct Recorder<'a> {
+    events: Mutex<Vec<String>>,
+    hook: Box<dyn Fn(&str) + Send + Sync + 'a>,
+}
+
+impl Observer for Recorder<'_> {
+    fn flow_started(&self, object: &str, _window: Option<&Window>) {
+        self.events.lock().unwrap().push(format!("start {object}"));
+        (self.hook)(&format!("start {object}"));
+    }
+    fn rows(&self, object: &str, rows: u64) {
+        self.events.lock().unwrap().push(format!("rows {object} {rows}"));
+    }
+    fn flow_finished(&self, flow: &FlowSummary) {
+        self.events.lock().unwrap().push(format!("end {} {}", flow.object, flow.status));
+        (self.hook)(&format!("end {}", flow.object));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quota_stops_at_a_flow_boundary_and_the_next_run_resumes() {
+    let sb = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&sb, dir.path(), &["Account", "Contact", "Lead"]);
+    let dest = FilesDestination::new(dir.path(), config::FileFormat::Parquet);
+    // The org runs out of API requests right after the first flow.
+    let state = sb.state.clone();
+    let observer = Recorder {
+        events: Mutex::default(),
+        hook: Box::new(move |event| {
+            if event == "end Account" {
+                state.knobs.write().daily_api_limit = 1;
+            }
+        }),
+    };
+    let summary = sync::sync(&cfg, &fast(), &observer).await.expect("the run starts");
+    let statuses: Vec<FlowStatus> = summary.flows.iter().map(|f| f.status).collect();
+    assert_eq!(statuses, [FlowStatus::Ok, FlowStatus::Stopped, FlowStatus::Skipped], "{summary:#?}");
+    assert_eq!(summary.status, RunStatus::Partial);
+    assert_eq!(summary.stopped.as_deref(), Some("quota"));
+    assert_eq!(summary.flows[0].rows, 120);
+    assert!(summary.flows[1].error.as_deref().unwrap().contains("REQUEST_LIMIT_EXCEEDED"), "{summary:#?}");
+    let events = observer.events.lock().unwrap().clone();
+    assert!(events.contains(&"rows Account 120".to_owned()), "{events:?}");
+    let state_after = dest.state().unwrap();
+    assert_eq!(state_after.keys().collect::<Vec<_>>(), ["Account"], "only the committed flow has state");
+    assert!(dest.runs("contact").unwrap().is_empty() && dest.runs("lead").unwrap().is_empty());
+    let account_end = state_after["Account"].window_end;
+
+    // The next day: the stopped flows run in full, the committed one incrementally.
+    sb.state.knobs.write().daily_api_limit = 1_000_000;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let summary = sync::sync(&cfg, &fast(), &sync::Quiet).await.unwrap();
+    assert_eq!(summary.status, RunStatus::Ok, "{summary:#?}");
+    let windows: Vec<Option<Window>> = summary.flows.iter().map(|f| f.window).collect();
+    assert_eq!(windows[0].unwrap().start, Some(account_end - chrono::TimeDelta::minutes(10)));
+    assert!(windows[1].unwrap().is_full() && windows[2].unwrap().is_full());
+    assert_eq!((summary.flows[1].rows, summary.flows[2].rows), (80, 40));
+    assert_eq!(dest.runs("contact").unwrap().len(), 1);
+    assert_eq!(dest.state().unwrap().len(), 3);
+
+    // --full-refresh ignores the state; --objects picks flows.
+    let opts = SyncOptions { objects: Some(vec!["lead".into()]), full_refresh: true, ..fast() };
+    let summary = sync::sync(&cfg, &opts, &sync::Quiet).await.unwrap();
+    assert_eq!(summary.flows.len(), 1);
+    assert!(summary.flows[0].window.unwrap().is_full());
+    assert_eq!(summary.flows[0].rows, 40);
+    let err = sync::sync(&cfg, &SyncOptions { objects: Some(vec!["Nope".into()]), ..fast() }, &sync::Quiet)
+        .await
+        .unwrap_err();
+    assert!(err.message.contains("Nope") && err.message.contains("Account, Contact, Lead"), "{}", err.message);
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_extraction_leaves_no_manifest_and_no_state() {
+    let sb = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&sb, dir.path(), &["Account", "Contact"]);
+    let dest = FilesDestination::new(dir.path(), config::FileFormat::Parquet);
+    // Every request fails once Account's extraction starts; Contact is fine again.
+    let state = sb.state.clone();
+    let observer = Recorder {
+        events: Mutex::default(),
+        hook: Box::new(move |event| match event {
+            "start Account" => state.knobs.write().error_rate = 1.0,
+            "end Account" => state.knobs.write().error_rate = 0.0,
+            _ => {}
+        }),
+    };
+    let summary = sync::sync(&cfg, &fast(), &observer).await.unwrap();
+    let statuses: Vec<FlowStatus> = summary.flows.iter().map(|f| f.status).collect();
+    assert_eq!(statuses, [FlowStatus::Failed, FlowStatus::Ok], "{summary:#?}");
+    assert_eq!(summary.status, RunStatus::Partial);
+    assert!(summary.flows[0].error.as_deref().unwrap().starts_with("Account"), "{summary:#?}");
+    assert!(dest.runs("account").unwrap().is_empty(), "no manifest for the failed flow");
+    let leftovers = std::fs::read_dir(dir.path().join("account")).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(leftovers, 0, "the failed run's files are removed");
+    assert!(!dest.state().unwrap().contains_key("Account"), "the failed flow's window does not advance");
+    assert_eq!(dest.runs("contact").unwrap()[0].rows, 80);
+
+    // The next run reads Account in full.
+    let summary = sync::sync(&cfg, &fast(), &sync::Quiet).await.unwrap();
+    assert_eq!(summary.status, RunStatus::Ok);
+    assert!(summary.flows[0].window.unwrap().is_full());
+    assert_eq!(summary.flows[0].rows, 120);
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slices_are_committed_as_runs_of_their_own() {
+    let sb = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&sb, dir.path(), &["Account; slice = \"400d\"", "Contact"]);
+    let dest = FilesDestination::new(dir.path(), config::FileFormat::Parquet);
+    let summary = sync::sync(&cfg, &fast(), &sync::Quiet).await.unwrap();
+    assert_eq!(summary.status, RunStatus::Ok, "{summary:#?}");
+    assert_eq!(summary.flows[0].rows, 120);
+    let runs = dest.runs("account").unwrap();
+    assert!(runs.len() > 2, "six years of data in 400-day slices: {} runs", runs.len());
+    assert_eq!(runs.iter().map(|r| r.rows).sum::<u64>(), 120);
+    assert!(runs[0].window_start.is_none(), "the first slice has no lower bound");
+    for pair in runs.windows(2) {
+        assert_eq!(pair[0].window_end, pair[1].window_start.unwrap(), "slices tile the window");
+    }
+    let whole = summary.flows[0].window.unwrap();
+    assert_eq!(runs.last().unwrap().window_end, whole.end);
+    assert_eq!(dest.state().unwrap()["Account"].window_end, whole.end);
+    assert_eq!(dest.runs("contact").unwrap().len(), 1, "an unsliced flow writes one run");
+    sb.shutdown().await;
+}
