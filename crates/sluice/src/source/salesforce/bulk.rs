@@ -45,7 +45,7 @@ impl Default for BulkOptions {
             poll_min: Duration::from_secs(1),
             poll_max: Duration::from_secs(30),
             timeout: Duration::from_secs(30 * 60),
-            max_records: Some(50_000),
+            max_records: Some(20_000),
         }
     }
 }
