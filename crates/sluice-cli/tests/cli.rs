@@ -380,3 +380,39 @@ async fn a_killed_sync_leaves_no_manifest_and_the_next_one_completes() {
     assert_eq!(std::fs::read_dir(data.join("account")).unwrap().count(), 1, "the crashed run is removed");
     sb.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_field_fails_its_flow_naming_the_field() {
+    let sb = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = write_config(dir.path(), &sb.login_url, DEFAULT_PASSWORD, &["Contact"]);
+    let mut text_cfg = std::fs::read_to_string(&config).unwrap();
+    text_cfg.push_str("\n[[flows]]\nobject = \"Account\"\nfields = [\"Name\", \"Nope__c\"]\n");
+    std::fs::write(&config, text_cfg).unwrap();
+    let out = sluice(dir.path(), &["--config", config.to_str().unwrap(), "sync"], &[]).await;
+    let (stdout, stderr) = text(&out);
+    assert_eq!(code(&out), 1, "{stdout}\n{stderr}");
+    assert!(format!("{stdout}{stderr}").contains("Nope__c"), "the message names the field:\n{stdout}\n{stderr}");
+    assert!(manifests(&data, "account").is_empty(), "no manifest for the failed flow");
+    assert_eq!(manifests(&data, "contact").len(), 1, "the other flow completes");
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_host_is_a_clear_error_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // Nothing listens on port 9 of the loopback address: the connection is refused.
+    let config = write_config(dir.path(), "http://127.0.0.1:9", DEFAULT_PASSWORD, &["Account"]);
+    for command in ["sync", "check"] {
+        let out = sluice(dir.path(), &["--config", config.to_str().unwrap(), command], &[]).await;
+        let (stdout, stderr) = text(&out);
+        let all = format!("{stdout}{stderr}");
+        assert!(matches!(code(&out), 1 | 2), "{command}: {all}");
+        assert!(all.contains("127.0.0.1:9") || all.contains("unreachable"), "{command} names the host: {all}");
+        assert!(!all.contains("panicked"), "{all}");
+        assert!(!all.contains(DEFAULT_PASSWORD), "{all}");
+    }
+    assert!(manifests(&data, "account").is_empty());
+}
