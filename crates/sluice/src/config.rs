@@ -82,6 +82,7 @@ pub struct RawDestination {
     pub schema: Option<String>,
     pub url: Option<String>,
     pub naming: Option<String>,
+    pub mask_salt: Option<String>,
 }
 
 /// `[defaults]` as written; also the overridable part of a flow.
@@ -149,6 +150,9 @@ pub struct Config {
     pub destination: DestinationConfig,
     /// One entry per object, defaults applied.
     pub flows: Vec<FlowConfig>,
+    /// Salt of the SHA-256 that masked fields are stored as (`destination.mask_salt`);
+    /// required when a flow masks a field, so hashes are stable across runs and tables.
+    pub mask_salt: Option<Secret>,
 }
 
 /// `[source]` with `type = "salesforce"`.

@@ -31,6 +31,7 @@
 pub mod config;
 pub mod destination;
 pub mod error;
+pub mod mask;
 pub mod model;
 pub mod source;
 pub mod sync;

@@ -285,6 +285,8 @@ async fn run_flow(
     let whole = Window { start: first.start, end: last.end };
     summary.window = Some(whole);
     observer.flow_started(&flow.object, Some(&whole));
+    // Masked fields are hashed before any destination sees them.
+    let mask_salt = config.mask_salt.as_ref().filter(|_| crate::mask::any(&described.schema));
     // Each slice is a run of its own, committed (manifest, then state) before the next.
     let mut rows = 0u64;
     for (i, window) in planned.iter().enumerate() {
@@ -293,7 +295,10 @@ async fn run_flow(
         let mut stream = source.extract(&described, Some(*window), flow.filter.as_deref(), flow.api);
         let written: Result<()> = async {
             while let Some(batch) = stream.next().await {
-                let batch = batch?;
+                let mut batch = batch?;
+                if let Some(salt) = mask_salt {
+                    batch = crate::mask::apply(&batch, &described.schema, salt.expose())?;
+                }
                 writer.write(&batch)?;
                 rows += batch.num_rows() as u64;
                 observer.rows(&flow.object, rows);

@@ -23,6 +23,11 @@ async fn start() -> Running {
 }
 
 fn config(sb: &Running, dir: &std::path::Path, flows: &[&str]) -> Config {
+    config_with(sb, dir, flows, "")
+}
+
+/// `config`, with extra lines in `[destination]`.
+fn config_with(sb: &Running, dir: &std::path::Path, flows: &[&str], destination: &str) -> Config {
     let mut text = format!(
         r#"[source]
 type = "salesforce"
@@ -39,6 +44,7 @@ api_budget_percent = 100
 type = "files"
 path = "{}"
 format = "parquet"
+{destination}
 "#,
         sb.login_url,
         dir.display()
@@ -305,5 +311,57 @@ async fn deletes_and_undeletes_arrive_incrementally() {
         assert!(rows.len() < 20, "an incremental run reads the recent changes, not the table: {}", rows.len());
         assert_eq!(rows.iter().find(|(r, _)| *r == id).map(|(_, d)| *d), Some(expect_deleted), "after {mutation}");
     }
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn masked_fields_are_stored_as_salted_hashes() {
+    use arrow::array::{Array, StringArray};
+    let sb = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let flows = ["Contact; mask = [\"Phone\", \"Email\"]"];
+    let cfg = config_with(&sb, dir.path(), &flows, "mask_salt = \"pepper\"");
+    let run = sync::sync(&cfg, &fast(), &sync::Quiet).await.unwrap();
+    let truth =
+        reqwest::get(format!("{}/sandbox/v1/truth/Contact", sb.instance_url)).await.unwrap().text().await.unwrap();
+    let truth: std::collections::HashMap<String, serde_json::Value> = truth
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .map(|r| (r["Id"].as_str().unwrap().to_owned(), r))
+        .collect();
+    let dest = FilesDestination::new(dir.path(), config::FileFormat::Parquet);
+    let manifest = dest.runs("contact").unwrap().into_iter().find(|m| m.run_id == run.run_id).unwrap();
+    let file = std::fs::File::open(
+        dir.path().join("contact").join(format!("run={}", run.run_id)).join(&manifest.parts[0].file),
+    )
+    .unwrap();
+    let mut checked = 0;
+    for batch in parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap()
+    {
+        let batch = batch.unwrap();
+        let col = |n: &str| batch.column_by_name(n).unwrap().as_any().downcast_ref::<StringArray>().unwrap().clone();
+        let (ids, phones, emails) = (col("id"), col("phone"), col("email"));
+        for r in 0..batch.num_rows() {
+            let row = &truth[ids.value(r)];
+            for (stored, field) in [(&phones, "Phone"), (&emails, "Email")] {
+                match row[field].as_str() {
+                    Some(v) => {
+                        assert_eq!(stored.value(r), sluice::mask::hash("pepper", v), "{field} of {}", ids.value(r))
+                    }
+                    None => assert!(stored.is_null(r)),
+                }
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, truth.len());
+
+    // Masking without a salt is refused before anything runs.
+    let text = "[source]\ntype = \"salesforce\"\nlogin_url = \"http://x\"\nauth = \"password\"\nclient_id = \"a\"\nclient_secret = \"b\"\nusername = \"c\"\npassword = \"d\"\n[destination]\ntype = \"files\"\npath = \"p\"\n[[flows]]\nobject = \"Contact\"\nmask = [\"Phone\"]\n";
+    let errors = config::load(text, "t.toml", &|_| None).unwrap_err();
+    assert!(
+        errors.iter().any(|e| e.to_string().contains("destination.mask_salt") && e.to_string().contains("flows[0]")),
+        "{errors:?}"
+    );
     sb.shutdown().await;
 }

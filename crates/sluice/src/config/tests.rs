@@ -112,6 +112,7 @@ fn overrides_and_defaults() {
         &format!("{CC}\napi = \"bulk\"\napi_budget_percent = 50\napi_version = \"60.0\""),
         r#"format = "jsonl"
 naming = "original"
+mask_salt = "pepper"
 [defaults]
 lookback = "1h30m"
 lag = "5s"
@@ -216,6 +217,7 @@ fields = ["Id"]
         ("flows[1].exclude[1]", "not a Salesforce API name"),
         ("flows[1].exclude[3]", "listed twice"),
         ("flows[1].mask", "cannot include Id"),
+        ("destination.mask_salt", "is required because flows[1] masks fields"),
         ("flows[1].where", "never opened"),
         ("flows[2].object", "\"Acc-ount\" is not a Salesforce API name"),
         ("flows[2].where", "string literal is not closed"),

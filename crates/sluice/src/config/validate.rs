@@ -77,10 +77,26 @@ pub fn validate(
         let settings = settings(&mut cx, &key, &f.settings(), &base);
         flows.push(FlowConfig { object, fields, exclude, filter, mask, api, settings });
     }
+    let mask_salt = raw.destination.as_ref().and_then(|d| cx.text("destination.mask_salt", d.mask_salt.as_ref()));
+    if mask_salt.as_deref().is_some_and(str::is_empty) {
+        cx.err("destination.mask_salt", "is empty; use a long random secret, e.g. \"${SLUICE_MASK_SALT}\"");
+    }
+    if mask_salt.is_none()
+        && let Some(i) = flows.iter().position(|f| !f.mask.is_empty())
+    {
+        cx.err(
+            "destination.mask_salt",
+            format!("is required because flows[{i}] masks fields; set it to a secret, e.g. \"${{SLUICE_MASK_SALT}}\""),
+        );
+    }
     match (source, destination) {
-        (Some(source), Some(destination)) if cx.errors.is_empty() => {
-            Ok(Config { origin: origin.to_owned(), source, destination, flows })
-        }
+        (Some(source), Some(destination)) if cx.errors.is_empty() => Ok(Config {
+            origin: origin.to_owned(),
+            source,
+            destination,
+            flows,
+            mask_salt: mask_salt.filter(|s| !s.is_empty()).map(Secret::new),
+        }),
         _ => Err(cx.errors),
     }
 }
