@@ -78,6 +78,12 @@ fn start(sluice: &str, accounts: u64) -> Result<(Sandbox, Duration), String> {
     ))
 }
 
+/// GET `url` with the session and parse the JSON answer.
+async fn get_json(http: &reqwest::Client, url: &str, bearer: &str) -> Result<serde_json::Value, String> {
+    let resp = http.get(url).header("Authorization", bearer).send().await.map_err(|e| e.to_string())?;
+    resp.json().await.map_err(|e| e.to_string())
+}
+
 #[tokio::main]
 async fn main() -> Result<(), String> {
     let Some(sluice) = arg("--sluice") else {
@@ -108,15 +114,7 @@ async fn main() -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let bearer = format!("Bearer {}", token["access_token"].as_str().ok_or("no access_token")?);
     let api = format!("{}/services/data/v62.0", sb.url);
-    let describe: serde_json::Value = http
-        .get(format!("{api}/sobjects/Account/describe"))
-        .header("Authorization", &bearer)
-        .send()
-        .await
-        .map_err(|e| e.to_string())?
-        .json()
-        .await
-        .map_err(|e| e.to_string())?;
+    let describe = get_json(&http, &format!("{api}/sobjects/Account/describe"), &bearer).await?;
     let fields: Vec<&str> = describe["fields"]
         .as_array()
         .ok_or("describe has no fields")?
@@ -139,15 +137,7 @@ async fn main() -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let id = job["id"].as_str().ok_or_else(|| format!("job not created: {job}"))?.to_string();
     loop {
-        let info: serde_json::Value = http
-            .get(format!("{api}/jobs/query/{id}"))
-            .header("Authorization", &bearer)
-            .send()
-            .await
-            .map_err(|e| e.to_string())?
-            .json()
-            .await
-            .map_err(|e| e.to_string())?;
+        let info = get_json(&http, &format!("{api}/jobs/query/{id}"), &bearer).await?;
         match info["state"].as_str() {
             Some("JobComplete") => break,
             Some("Failed" | "Aborted") => return Err(format!("job ended: {info}")),

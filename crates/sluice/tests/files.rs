@@ -2,35 +2,21 @@
 //! the files destination. For the same window the two APIs must produce byte-identical
 //! Parquet, and the manifest must count the rows the sandbox holds.
 
-use sandbox::server::{self, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_PASSWORD, DEFAULT_USERNAME};
+use sandbox::server;
 use sandbox::{Running, SandboxConfig};
-use sluice::config::{Api, Auth, FileFormat, SalesforceConfig, Secret};
+use sluice::config::{Api, FileFormat};
 use sluice::destination::files::FilesDestination;
 use sluice::model::Window;
 use sluice::source::salesforce::describe::Selection;
 use sluice::source::salesforce::{Options, SalesforceSource};
+
+mod common;
 
 const OBJECTS: [&str; 7] = ["Account", "Case", "Contact", "Invoice__c", "Lead", "Opportunity", "User"];
 
 async fn start() -> Running {
     let counts = OBJECTS.iter().map(|o| (o.to_string(), if *o == "User" { 15 } else { 250 })).collect();
     server::start(SandboxConfig { seed: 5, counts, ..SandboxConfig::default() }).await.expect("sandbox starts")
-}
-
-fn config(url: &str) -> SalesforceConfig {
-    SalesforceConfig {
-        login_url: url.to_owned(),
-        auth: Auth::Password {
-            client_id: DEFAULT_CLIENT_ID.into(),
-            client_secret: Secret::new(DEFAULT_CLIENT_SECRET),
-            username: DEFAULT_USERNAME.into(),
-            password: Secret::new(DEFAULT_PASSWORD),
-        },
-        api_version: "62.0".into(),
-        api: Api::Auto,
-        ca_file: None,
-        api_budget_percent: 100,
-    }
 }
 
 async fn truth_rows(sb: &Running, object: &str) -> u64 {
@@ -45,7 +31,7 @@ async fn rest_and_bulk_give_byte_identical_parquet() {
     let mut opts = Options::default();
     opts.bulk.poll_min = std::time::Duration::from_millis(10);
     opts.bulk.poll_max = std::time::Duration::from_millis(50);
-    let src = SalesforceSource::connect_with(&config(&sb.login_url), opts).await.expect("connects");
+    let src = SalesforceSource::connect_with(&common::password(&sb.login_url), opts).await.expect("connects");
     src.describe("Account", &Selection::default()).await.unwrap();
     let end = src.source_now().expect("API responses carry the source clock in Date");
     let window = Window { start: None, end };

@@ -25,6 +25,9 @@ use sluice::source::salesforce::describe::{Described, Selection};
 use sluice::source::salesforce::{Options, SalesforceSource};
 use sluice::{Error, Kind};
 
+mod common;
+use common::password;
+
 const OBJECTS: [&str; 7] = ["Account", "Case", "Contact", "Invoice__c", "Lead", "Opportunity", "User"];
 
 fn counts() -> Vec<(String, u64)> {
@@ -48,22 +51,6 @@ async fn start(knobs: Knobs) -> Running {
 
 async fn start_with(cfg: SandboxConfig) -> Running {
     server::start(cfg).await.expect("sandbox starts")
-}
-
-fn password(url: &str) -> SalesforceConfig {
-    SalesforceConfig {
-        login_url: url.to_owned(),
-        auth: Auth::Password {
-            client_id: DEFAULT_CLIENT_ID.into(),
-            client_secret: Secret::new(DEFAULT_CLIENT_SECRET),
-            username: DEFAULT_USERNAME.into(),
-            password: Secret::new(DEFAULT_PASSWORD),
-        },
-        api_version: "62.0".into(),
-        api: Api::Auto,
-        ca_file: None,
-        api_budget_percent: 100,
-    }
 }
 
 fn fast() -> Options {

@@ -1,3 +1,5 @@
+//! Tests of decoding: REST JSON and Bulk CSV of the same rows give identical batches.
+
 use super::*;
 use crate::model::{Column, Cursor};
 
