@@ -61,7 +61,8 @@ pub struct Options {
     pub max_split_depth: u32,
     /// Batches buffered between the reader and the consumer (memory bound).
     pub buffered_batches: usize,
-    /// Ask for gzip-compressed responses (on by default; off pays on loopback).
+    /// Ask for gzip-compressed responses (on by default; never for a loopback org,
+    /// where compressing costs more than it saves).
     pub gzip: bool,
 }
 
