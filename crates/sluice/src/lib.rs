@@ -29,6 +29,7 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod consolidate;
 pub mod destination;
 pub mod error;
 pub mod mask;

@@ -1,0 +1,346 @@
+//! Consolidation SQL: the one transaction that turns a run's staging rows into exactly one
+//! current row per record (DESIGN "One flow, one run", step 4).
+//!
+//! Everything here is a pure function from a [`MergeSpec`] and a [`Dialect`] to SQL text:
+//! no I/O, no connection, so every dialect's output is golden-tested
+//! (`tests/golden/merge/<dialect>/<case>.sql`) and the destinations only execute it.
+//!
+//! [`consolidate`] returns one transaction's statements, in order:
+//!
+//! 1. schema changes (`ddl`): `CREATE TABLE IF NOT EXISTS` for a table that does not exist
+//!    yet, `ALTER TABLE ... ADD COLUMN` for new source fields, a type change only where it is
+//!    a safe widening the dialect can do inside a transaction, else an [`Error`] and no SQL;
+//!    In history mode, a history table created beside an existing target is seeded with
+//!    the target's rows as their current versions;
+//! 2. the *changes* temp table (`merge`): staging de-duplicated to the newest version per
+//!    Id, joined to the target and filtered to rows not older than the target's (a re-read
+//!    never regresses a row), with flags `_sluice_is_new`, `_sluice_advanced`,
+//!    `_sluice_is_deleted` computed once, before anything changes;
+//! 3. the upsert of those rows, soft or hard deletes included (MERGE on DuckDB and
+//!    PostgreSQL, `DELETE ... USING` + `INSERT` on Redshift — see `merge` for why);
+//! 4. in history mode, the SCD type 2 update of `<table>_history`;
+//! 5. the control-table writes (`control`): the flow's new window end and the flow-run row,
+//!    whose inserted / updated / deleted counts are computed in SQL from the changes table, so
+//!    they commit with the data they describe;
+//! 6. dropping the changes table.
+//!
+//! Values (run id, timestamps, flow names) are rendered as literals by
+//! [`Dialect::quote_literal`] rather than bound as parameters: Redshift is spoken to with the
+//! simple query protocol only (DESIGN "Dependencies"), so one rendering serves all three.
+//! Identifiers are always quoted by [`Dialect::quote_ident`].
+
+mod control;
+mod ddl;
+mod merge;
+
+use std::collections::HashSet;
+
+use crate::config::Deletes;
+use crate::model::{Column, SluiceType, TableSchema, Timestamp, Window};
+use crate::{Error, Result};
+
+pub use control::{CONTROL_SCHEMA, control_ddl, control_writes};
+pub use ddl::{SchemaChanges, schema_changes, staging_ddl, widens};
+pub use merge::{changes_table, stats_query};
+
+/// Column the loader fills with the order rows arrived in, breaking ties among equal cursor
+/// values (many rows share one `SystemModstamp` second; a later page holds the later read).
+pub const STAGE_SEQ: &str = "_sluice_stage_seq";
+/// When the row was last written by sluice.
+pub const SYNCED_AT: &str = "_sluice_synced_at";
+/// Which run last wrote the row.
+pub const RUN_ID: &str = "_sluice_run_id";
+/// Soft-delete flag (soft-delete mode only).
+pub const DELETED: &str = "_sluice_deleted";
+/// History: when this version became true (the source cursor of the version).
+pub const VALID_FROM: &str = "_sluice_valid_from";
+/// History: when the next version replaced it; NULL while current.
+pub const VALID_TO: &str = "_sluice_valid_to";
+/// History: whether this is the current version.
+pub const CURRENT: &str = "_sluice_current";
+
+/// The SQL dialects consolidation is generated for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Dialect {
+    /// DuckDB 2.0 (has `MERGE INTO`).
+    DuckDb,
+    /// PostgreSQL 15 or newer (has `MERGE`).
+    Postgres,
+    /// Amazon Redshift (no `ON CONFLICT`; a restricted `MERGE`).
+    Redshift,
+}
+
+impl Dialect {
+    /// All dialects, for tests and golden files.
+    pub const ALL: [Dialect; 3] = [Dialect::DuckDb, Dialect::Postgres, Dialect::Redshift];
+
+    /// Lower-case name, as used for golden-file directories.
+    pub fn name(self) -> &'static str {
+        match self {
+            Dialect::DuckDb => "duckdb",
+            Dialect::Postgres => "postgres",
+            Dialect::Redshift => "redshift",
+        }
+    }
+
+    /// An identifier, always double-quoted with embedded quotes doubled, so keywords
+    /// (`select`, `order`), mixed case (`naming = "original"`) and quotes survive. All three
+    /// dialects follow the SQL standard here.
+    pub fn quote_ident(self, name: &str) -> String {
+        format!("\"{}\"", name.replace('"', "\"\""))
+    }
+
+    /// A string literal. Single quotes are doubled everywhere; Redshift also treats a
+    /// backslash in a literal as an escape character, so it is doubled there (DuckDB and
+    /// PostgreSQL with `standard_conforming_strings`, the default, keep it as it is).
+    pub fn quote_literal(self, value: &str) -> String {
+        let mut s = value.replace('\'', "''");
+        if self == Dialect::Redshift {
+            s = s.replace('\\', "\\\\");
+        }
+        format!("'{s}'")
+    }
+
+    /// A `timestamp with time zone` literal in UTC. `CAST` rather than a typed literal
+    /// because all three dialects accept it the same way.
+    pub fn timestamp_literal(self, ts: Timestamp) -> String {
+        format!("CAST('{}' AS {})", ts.format("%Y-%m-%d %H:%M:%S%.6f+00"), self.sql_type(SluiceType::Timestamp))
+    }
+
+    /// `"schema"."table"`.
+    pub fn table(self, table: &TableRef) -> String {
+        format!("{}.{}", self.quote_ident(&table.schema), self.quote_ident(&table.name))
+    }
+
+    /// The destination column type of a [`SluiceType`] (DESIGN "Destinations").
+    ///
+    /// Redshift measures VARCHAR in bytes, not characters: text gets the maximum, 65535
+    /// bytes (Salesforce long text areas beyond that need SUPER, not done yet); an Id is
+    /// ASCII, so 18 bytes hold it.
+    pub fn sql_type(self, ty: SluiceType) -> String {
+        use Dialect::*;
+        match (self, ty) {
+            (_, SluiceType::Id) => "VARCHAR(18)".into(),
+            (DuckDb, SluiceType::Text) => "VARCHAR".into(),
+            (Postgres, SluiceType::Text) => "TEXT".into(),
+            (Redshift, SluiceType::Text) => "VARCHAR(65535)".into(),
+            (_, SluiceType::Boolean) => "BOOLEAN".into(),
+            (_, SluiceType::Int) => "INTEGER".into(),
+            (_, SluiceType::Long) => "BIGINT".into(),
+            (_, SluiceType::Decimal { precision, scale }) => format!("DECIMAL({precision},{scale})"),
+            (DuckDb, SluiceType::Double) => "DOUBLE".into(),
+            (Postgres | Redshift, SluiceType::Double) => "DOUBLE PRECISION".into(),
+            (_, SluiceType::Date) => "DATE".into(),
+            (_, SluiceType::Timestamp) => "TIMESTAMPTZ".into(),
+            (_, SluiceType::Time) => "TIME".into(),
+            (DuckDb, SluiceType::Binary) => "BLOB".into(),
+            (Postgres, SluiceType::Binary) => "BYTEA".into(),
+            // VARBYTE's maximum is 1,024,000 bytes.
+            (Redshift, SluiceType::Binary) => "VARBYTE(1024000)".into(),
+        }
+    }
+}
+
+/// A schema-qualified table name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TableRef {
+    /// Schema (`salesforce`, `salesforce_staging`, `_sluice`).
+    pub schema: String,
+    /// Table (`account`).
+    pub name: String,
+}
+
+impl TableRef {
+    /// A table reference from its two parts.
+    pub fn new(schema: impl Into<String>, name: impl Into<String>) -> Self {
+        Self { schema: schema.into(), name: name.into() }
+    }
+}
+
+/// Everything one consolidation needs to know, with destination column names resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MergeSpec {
+    /// The consolidated table.
+    pub target: TableRef,
+    /// The staging table the run loaded (source columns plus [`STAGE_SEQ`]).
+    pub staging: TableRef,
+    /// Source columns, in describe order.
+    pub columns: Vec<Column>,
+    /// Destination name of the record Id column.
+    pub id: String,
+    /// Destination name of the cursor column (`system_modstamp`); `None` when the object has
+    /// no usable cursor, and then the staged row always wins (a full refresh).
+    pub cursor: Option<String>,
+    /// Destination name of the soft-delete flag (`is_deleted`), when the object has one.
+    pub deleted_flag: Option<String>,
+    /// Soft or hard deletes.
+    pub deletes: Deletes,
+    /// Keep `<table>_history` (SCD type 2).
+    pub history: bool,
+    /// This run's id, written to [`RUN_ID`].
+    pub run_id: String,
+    /// Written to [`SYNCED_AT`]: one instant for the whole transaction, chosen by the caller so
+    /// the SQL is deterministic (and golden-testable) rather than `now()`.
+    pub synced_at: Timestamp,
+}
+
+impl MergeSpec {
+    /// A spec for `schema` consolidated into `dest_schema` (staging in `<dest_schema>_staging`),
+    /// resolving the Id, cursor and delete-flag columns by their source names.
+    pub fn new(
+        schema: &TableSchema,
+        dest_schema: &str,
+        deletes: Deletes,
+        history: bool,
+        run_id: &str,
+        synced_at: Timestamp,
+    ) -> Result<Self> {
+        let by_source = |source: &str, what: &str| {
+            schema.column_by_source(source).map(|c| c.name.clone()).ok_or_else(|| {
+                Error::internal(format!("{}: the {what} field `{source}` is not among the columns", schema.object))
+            })
+        };
+        let id = by_source("Id", "Id")?;
+        let cursor = schema.cursor.field().map(|f| by_source(f, "cursor")).transpose()?;
+        let deleted_flag = schema.deleted_flag.as_deref().map(|f| by_source(f, "delete flag")).transpose()?;
+        Ok(Self {
+            target: TableRef::new(dest_schema, &schema.table),
+            staging: TableRef::new(format!("{dest_schema}_staging"), &schema.table),
+            columns: schema.columns.clone(),
+            id,
+            cursor,
+            deleted_flag,
+            deletes,
+            history,
+            run_id: run_id.to_owned(),
+            synced_at,
+        })
+    }
+
+    /// `<table>_history` beside the target.
+    pub fn history_table(&self) -> TableRef {
+        TableRef::new(&self.target.schema, format!("{}_history", self.target.name))
+    }
+
+    /// Checks the invariants the generators rely on: the key columns are among the columns,
+    /// no column name is used twice or collides with sluice's own `_sluice_` names.
+    pub fn validate(&self) -> Result<()> {
+        let names: Vec<&str> = self.columns.iter().map(|c| c.name.as_str()).collect();
+        let mut seen = HashSet::new();
+        for name in &names {
+            if !seen.insert(*name) {
+                return Err(Error::internal(format!("{}: column `{name}` appears twice", self.target.name)));
+            }
+            if name.starts_with("_sluice_") {
+                return Err(Error::user(format!(
+                    "{}: column `{name}` uses the `_sluice_` prefix reserved for sluice's own columns",
+                    self.target.name
+                )));
+            }
+        }
+        let keys = [Some(&self.id), self.cursor.as_ref(), self.deleted_flag.as_ref()];
+        for key in keys.into_iter().flatten() {
+            if !names.contains(&key.as_str()) {
+                return Err(Error::internal(format!(
+                    "{}: key column `{key}` is not among the columns",
+                    self.target.name
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The metadata columns of the target table, after the source columns.
+    fn metadata(&self) -> Vec<(&'static str, SluiceType)> {
+        let mut meta = vec![(SYNCED_AT, SluiceType::Timestamp), (RUN_ID, SluiceType::Text)];
+        if self.deletes == Deletes::Soft {
+            meta.push((DELETED, SluiceType::Boolean));
+        }
+        meta
+    }
+
+    /// The extra columns of the history table, after the target's metadata.
+    fn history_metadata() -> [(&'static str, SluiceType); 3] {
+        [(VALID_FROM, SluiceType::Timestamp), (VALID_TO, SluiceType::Timestamp), (CURRENT, SluiceType::Boolean)]
+    }
+}
+
+/// A column that exists in the destination, as read from its catalog and mapped back to a
+/// [`SluiceType`] by the destination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExistingColumn {
+    /// Column name.
+    pub name: String,
+    /// Its type.
+    pub ty: SluiceType,
+}
+
+/// What the destination holds before the transaction: `None` for a table that does not exist.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Existing {
+    /// Columns of the target table.
+    pub target: Option<Vec<ExistingColumn>>,
+    /// Columns of the history table (looked at only in history mode).
+    pub history: Option<Vec<ExistingColumn>>,
+}
+
+/// What the flow-run row and the flow's control row record besides the merge counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlowRun {
+    /// Flow name (the key of `_sluice.flows`).
+    pub flow: String,
+    /// Source object API name.
+    pub object: String,
+    /// The window this run read; its end becomes the flow's committed window end.
+    pub window: Window,
+    /// Whether this was a full refresh (recorded as the flow's last full refresh).
+    pub full_refresh: bool,
+    /// Fingerprint of the table schema the run used.
+    pub schema_fingerprint: String,
+    /// Attempts this flow took in this run.
+    pub attempts: u32,
+    /// Rows the extract phase read.
+    pub rows_extracted: u64,
+    /// Source API calls made.
+    pub api_calls: u64,
+    /// Bytes read from the source.
+    pub bytes: u64,
+}
+
+/// One consolidation transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Consolidation {
+    /// Statements to execute in order inside one transaction.
+    pub statements: Vec<String>,
+    /// Things the user should know that do not stop the flow (a removed source field).
+    pub warnings: Vec<String>,
+}
+
+/// The whole consolidation transaction for one flow (see the module docs for the order).
+///
+/// Fails, producing no SQL at all, when the spec is inconsistent or the destination's
+/// columns cannot follow the source's types in this dialect.
+pub fn consolidate(dialect: Dialect, spec: &MergeSpec, existing: &Existing, run: &FlowRun) -> Result<Consolidation> {
+    spec.validate()?;
+    let schema = schema_changes(dialect, spec, existing)?;
+    let mut statements = schema.statements;
+    if spec.history && existing.history.is_none() && existing.target.is_some() {
+        statements.push(merge::seed_history(dialect, spec));
+    }
+    statements.extend(changes_table(dialect, spec));
+    statements.extend(merge::upsert(dialect, spec));
+    if spec.history {
+        statements.extend(merge::history(dialect, spec));
+    }
+    statements.extend(control_writes(dialect, spec, run));
+    statements.push(merge::drop_changes(dialect, spec));
+    Ok(Consolidation { statements, warnings: schema.warnings })
+}
+
+/// The column list `"a", "b", ...` of `names`.
+fn ident_list(dialect: Dialect, names: &[&str]) -> String {
+    names.iter().map(|n| dialect.quote_ident(n)).collect::<Vec<_>>().join(", ")
+}
+
+#[cfg(test)]
+mod tests;

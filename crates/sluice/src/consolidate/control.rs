@@ -1,0 +1,162 @@
+//! The control tables (`_sluice.flows`, `_sluice.runs`, `_sluice.flow_runs`; DESIGN "Control
+//! tables") and the writes that commit a flow's new window end and its flow-run row in the
+//! same transaction as the data.
+//!
+//! Upserts are written as `UPDATE` then `INSERT ... WHERE NOT EXISTS` (flows) and `DELETE`
+//! then `INSERT` (flow-run rows): the one form all three dialects share, Redshift having no
+//! `ON CONFLICT`. A run holds the flow's lock, so nothing interleaves between the two.
+
+use super::merge::{changes_name, count_exprs};
+use super::{Dialect, FlowRun, MergeSpec, TableRef};
+use crate::model::SluiceType;
+
+/// The control schema.
+pub const CONTROL_SCHEMA: &str = "_sluice";
+
+fn table(name: &str) -> TableRef {
+    TableRef::new(CONTROL_SCHEMA, name)
+}
+
+/// `CREATE SCHEMA` and `CREATE TABLE IF NOT EXISTS` for the three control tables.
+pub fn control_ddl(dialect: Dialect) -> Vec<String> {
+    use SluiceType::{Int, Long, Text, Timestamp};
+    let create = |name: &str, cols: &[(&str, SluiceType)], key: &[&str]| {
+        let mut defs: Vec<String> =
+            cols.iter().map(|(n, ty)| format!("{} {}", dialect.quote_ident(n), dialect.sql_type(*ty))).collect();
+        defs.push(format!("PRIMARY KEY ({})", super::ident_list(dialect, key)));
+        format!("CREATE TABLE IF NOT EXISTS {} (\n  {}\n)", dialect.table(&table(name)), defs.join(",\n  "))
+    };
+    vec![
+        format!("CREATE SCHEMA IF NOT EXISTS {}", dialect.quote_ident(CONTROL_SCHEMA)),
+        create(
+            "flows",
+            &[
+                ("flow", Text),
+                ("object", Text),
+                ("window_end", Timestamp),
+                ("last_full_refresh", Timestamp),
+                ("last_reconciliation", Timestamp),
+                ("schema_fingerprint", Text),
+                ("updated_at", Timestamp),
+            ],
+            &["flow"],
+        ),
+        create(
+            "runs",
+            &[
+                ("run_id", Text),
+                ("trigger", Text),
+                ("started_at", Timestamp),
+                ("finished_at", Timestamp),
+                ("status", Text),
+                ("config_fingerprint", Text),
+            ],
+            &["run_id"],
+        ),
+        create(
+            "flow_runs",
+            &[
+                ("run_id", Text),
+                ("flow", Text),
+                ("phase", Text),
+                ("attempts", Int),
+                ("window_start", Timestamp),
+                ("window_end", Timestamp),
+                ("rows_extracted", Long),
+                ("rows_inserted", Long),
+                ("rows_updated", Long),
+                ("rows_deleted", Long),
+                ("api_calls", Long),
+                ("bytes", Long),
+                ("error", Text),
+                ("finished_at", Timestamp),
+            ],
+            &["run_id", "flow"],
+        ),
+    ]
+}
+
+/// The statements that commit the flow: its new window end in `_sluice.flows`, and the
+/// flow-run row with the merge counts computed from the changes table (so they must run
+/// before it is dropped).
+pub fn control_writes(dialect: Dialect, spec: &MergeSpec, run: &FlowRun) -> Vec<String> {
+    let d = dialect;
+    let q = |n: &str| d.quote_ident(n);
+    let lit = |s: &str| d.quote_literal(s);
+    let flows = d.table(&table("flows"));
+    let flow_runs = d.table(&table("flow_runs"));
+    let now = d.timestamp_literal(spec.synced_at);
+    let window_end = d.timestamp_literal(run.window.end);
+    let null_ts = format!("CAST(NULL AS {})", d.sql_type(SluiceType::Timestamp));
+    let window_start = run.window.start.map_or(null_ts.clone(), |s| d.timestamp_literal(s));
+    let flow = lit(&run.flow);
+
+    let mut set = vec![
+        format!("{} = {}", q("object"), lit(&run.object)),
+        format!("{} = {window_end}", q("window_end")),
+        format!("{} = {}", q("schema_fingerprint"), lit(&run.schema_fingerprint)),
+        format!("{} = {now}", q("updated_at")),
+    ];
+    if run.full_refresh {
+        set.push(format!("{} = {now}", q("last_full_refresh")));
+    }
+    let update_flow = format!("UPDATE {flows} SET {}\nWHERE {} = {flow}", set.join(", "), q("flow"));
+    let insert_flow = format!(
+        "INSERT INTO {flows} ({}, {}, {}, {}, {}, {})\nSELECT {flow}, {}, {window_end}, {}, {}, {now}\nWHERE NOT \
+         EXISTS (SELECT 1 FROM {flows} WHERE {} = {flow})",
+        q("flow"),
+        q("object"),
+        q("window_end"),
+        q("last_full_refresh"),
+        q("schema_fingerprint"),
+        q("updated_at"),
+        lit(&run.object),
+        if run.full_refresh { now.clone() } else { null_ts.clone() },
+        lit(&run.schema_fingerprint),
+        q("flow"),
+    );
+
+    let delete_run =
+        format!("DELETE FROM {flow_runs} WHERE {} = {} AND {} = {flow}", q("run_id"), lit(&spec.run_id), q("flow"));
+    let [ins, upd, del] = count_exprs(d);
+    let cols = [
+        "run_id",
+        "flow",
+        "phase",
+        "attempts",
+        "window_start",
+        "window_end",
+        "rows_extracted",
+        "rows_inserted",
+        "rows_updated",
+        "rows_deleted",
+        "api_calls",
+        "bytes",
+        "error",
+        "finished_at",
+    ];
+    let values = [
+        lit(&spec.run_id),
+        flow.clone(),
+        lit("consolidated"),
+        run.attempts.to_string(),
+        window_start,
+        window_end.clone(),
+        run.rows_extracted.to_string(),
+        ins,
+        upd,
+        del,
+        run.api_calls.to_string(),
+        run.bytes.to_string(),
+        format!("CAST(NULL AS {})", d.sql_type(SluiceType::Text)),
+        now.clone(),
+    ];
+    let insert_run = format!(
+        "INSERT INTO {flow_runs} ({})\nSELECT {}\nFROM {} AS {}",
+        super::ident_list(d, &cols),
+        values.join(", "),
+        q(&changes_name(spec)),
+        q("s"),
+    );
+    vec![update_flow, insert_flow, delete_run, insert_run]
+}

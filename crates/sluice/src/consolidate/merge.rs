@@ -1,0 +1,301 @@
+//! The data part of consolidation: the changes table, the upsert, history, statistics.
+//!
+//! The changes table is built once, before anything is modified: the newest staged version
+//! per Id (`ROW_NUMBER()`, ties on the cursor broken by the stage order), kept only when it
+//! is not older than the target's row. De-duplicating first is required, not an
+//! optimisation: PostgreSQL's and Redshift's MERGE fail when two source rows match one
+//! target row. Every later statement reads this table, so they agree on which rows change
+//! even after the target has been modified, and the history and statistics see the target
+//! as it was before.
+//!
+//! The upsert, per dialect:
+//! - DuckDB 2.0 and PostgreSQL 15+: one `MERGE`. The regression guard already lives in the
+//!   changes table, so the MERGE needs no conditions beyond the delete flag, and it updates
+//!   rows in place rather than deleting and re-inserting (DuckDB's index checks have not
+//!   always liked a delete and re-insert of one key in one transaction). `ON CONFLICT` would
+//!   also work on both, but cannot delete (hard deletes).
+//! - Redshift: `DELETE ... USING` the changes table, then `INSERT` the rows that are not
+//!   hard-deleted. Redshift has no `ON CONFLICT`, and its MERGE allows only one unconditional
+//!   `WHEN MATCHED` and one `WHEN NOT MATCHED` clause, so hard deletes and re-inserts cannot
+//!   share a MERGE; Redshift executes an UPDATE as delete plus insert anyway.
+
+use super::{CURRENT, DELETED, Dialect, MergeSpec, RUN_ID, STAGE_SEQ, SYNCED_AT, VALID_FROM, VALID_TO, ident_list};
+use crate::config::Deletes;
+use crate::model::SluiceType;
+
+/// The changes table's flag: no target row existed.
+pub const IS_NEW: &str = "_sluice_is_new";
+/// The changes table's flag: the cursor moved past the target's (a new version, not a re-read).
+pub const ADVANCED: &str = "_sluice_advanced";
+/// The changes table's flag: the source says the record is deleted.
+pub const IS_DELETED: &str = "_sluice_is_deleted";
+/// The row number used to keep the newest staged version.
+const ROW_NUMBER: &str = "_sluice_rn";
+/// Aliases: `s` for staged/changed rows, `t` for the target.
+const S: &str = "s";
+const T: &str = "t";
+
+/// Name of the changes temp table: one per table, so flows consolidating on one
+/// connection never share it.
+pub(super) fn changes_name(spec: &MergeSpec) -> String {
+    format!("_sluice_changes_{}", spec.target.name)
+}
+
+/// `"alias"."column"`.
+fn col(dialect: Dialect, alias: &str, name: &str) -> String {
+    format!("{}.{}", dialect.quote_ident(alias), dialect.quote_ident(name))
+}
+
+fn names(spec: &MergeSpec) -> Vec<&str> {
+    spec.columns.iter().map(|c| c.name.as_str()).collect()
+}
+
+/// Drop any leftover, then create the changes temp table (see the module docs).
+pub fn changes_table(dialect: Dialect, spec: &MergeSpec) -> Vec<String> {
+    let d = dialect;
+    let q = |n: &str| d.quote_ident(n);
+    let changes = q(&changes_name(spec));
+    let cols = names(spec);
+    let id_s = col(d, S, &spec.id);
+    let id_t = col(d, T, &spec.id);
+
+    // NULLS LAST explicitly: PostgreSQL and Redshift put NULLs first in DESC order, DuckDB
+    // last; a version without a cursor value must never beat one with it.
+    let order = match &spec.cursor {
+        Some(c) => format!("{} DESC NULLS LAST, {} DESC NULLS LAST", q(c), q(STAGE_SEQ)),
+        None => format!("{} DESC NULLS LAST", q(STAGE_SEQ)),
+    };
+    let (advanced, guard) = match &spec.cursor {
+        Some(c) => {
+            let (cs, ct) = (col(d, S, c), col(d, T, c));
+            (
+                format!("({id_t} IS NULL OR {ct} IS NULL OR {cs} > {ct})"),
+                // `>=`: re-reading the same version (the look-back overlap) rewrites it
+                // harmlessly; only an older version is refused.
+                format!("({id_t} IS NULL OR {ct} IS NULL OR {cs} >= {ct})"),
+            )
+        }
+        None => ("TRUE".to_owned(), "TRUE".to_owned()),
+    };
+    let is_deleted = match &spec.deleted_flag {
+        Some(f) => format!("COALESCE({}, FALSE)", col(d, S, f)),
+        None => "FALSE".to_owned(),
+    };
+    let select_s = cols.iter().map(|c| col(d, S, c)).collect::<Vec<_>>().join(", ");
+    vec![
+        format!("DROP TABLE IF EXISTS {changes}"),
+        format!(
+            "CREATE TEMP TABLE {changes} AS\nSELECT {select_s},\n  {id_t} IS NULL AS {},\n  {advanced} AS {},\n  \
+             {is_deleted} AS {}\nFROM (\n  SELECT {}, ROW_NUMBER() OVER (PARTITION BY {} ORDER BY {order}) AS {}\n  \
+             FROM {}\n) AS {}\nLEFT JOIN {} AS {} ON {id_t} = {id_s}\nWHERE {} = 1 AND {guard}",
+            q(IS_NEW),
+            q(ADVANCED),
+            q(IS_DELETED),
+            ident_list(d, &cols),
+            q(&spec.id),
+            q(ROW_NUMBER),
+            d.table(&spec.staging),
+            q(S),
+            d.table(&spec.target),
+            q(T),
+            col(d, S, ROW_NUMBER),
+        ),
+    ]
+}
+
+/// Metadata columns and the values this run writes to them, reading flags from alias `s`.
+fn metadata_values(dialect: Dialect, spec: &MergeSpec) -> Vec<(&'static str, String)> {
+    let mut meta =
+        vec![(SYNCED_AT, dialect.timestamp_literal(spec.synced_at)), (RUN_ID, dialect.quote_literal(&spec.run_id))];
+    if spec.deletes == Deletes::Soft {
+        // Follows the source both ways: a delete sets it, an undelete clears it.
+        meta.push((DELETED, col(dialect, S, IS_DELETED)));
+    }
+    meta
+}
+
+/// The upsert of the changes table into the target (see the module docs for the strategy).
+pub(super) fn upsert(dialect: Dialect, spec: &MergeSpec) -> Vec<String> {
+    let d = dialect;
+    let q = |n: &str| d.quote_ident(n);
+    let changes = q(&changes_name(spec));
+    let target = d.table(&spec.target);
+    let cols = names(spec);
+    let meta = metadata_values(d, spec);
+    let hard = spec.deletes == Deletes::Hard;
+    let deleted = col(d, S, IS_DELETED);
+
+    let insert_cols: Vec<String> = cols.iter().map(|c| q(c)).chain(meta.iter().map(|(n, _)| q(n))).collect();
+    let insert_vals: Vec<String> =
+        cols.iter().map(|c| col(d, S, c)).chain(meta.iter().map(|(_, v)| v.clone())).collect();
+
+    match dialect {
+        Dialect::DuckDb | Dialect::Postgres => {
+            // The Id is the match key, so it is never SET.
+            let set: Vec<String> = cols
+                .iter()
+                .filter(|c| **c != spec.id)
+                .map(|c| format!("{} = {}", q(c), col(d, S, c)))
+                .chain(meta.iter().map(|(n, v)| format!("{} = {v}", q(n))))
+                .collect();
+            let mut sql = format!(
+                "MERGE INTO {target} AS {} USING {changes} AS {} ON {} = {}\n",
+                q(T),
+                q(S),
+                col(d, T, &spec.id),
+                col(d, S, &spec.id)
+            );
+            if hard {
+                sql.push_str(&format!("WHEN MATCHED AND {deleted} THEN DELETE\n"));
+            }
+            sql.push_str(&format!("WHEN MATCHED THEN UPDATE SET\n  {}\n", set.join(",\n  ")));
+            let not_deleted = if hard { format!(" AND NOT {deleted}") } else { String::new() };
+            sql.push_str(&format!(
+                "WHEN NOT MATCHED{not_deleted} THEN INSERT ({})\n  VALUES ({})",
+                insert_cols.join(", "),
+                insert_vals.join(", ")
+            ));
+            vec![sql]
+        }
+        Dialect::Redshift => {
+            // Unaliased target in DELETE: Redshift's DELETE takes a table name, not an alias.
+            let delete = format!(
+                "DELETE FROM {target} USING {changes}\nWHERE {target}.{} = {changes}.{}",
+                q(&spec.id),
+                q(&spec.id)
+            );
+            let filter = if hard { format!("\nWHERE NOT {deleted}") } else { String::new() };
+            let insert = format!(
+                "INSERT INTO {target} ({})\nSELECT {}\nFROM {changes} AS {}{filter}",
+                insert_cols.join(", "),
+                insert_vals.join(", "),
+                q(S)
+            );
+            vec![delete, insert]
+        }
+    }
+}
+
+/// SCD type 2 on `<table>_history`, only for rows whose cursor advanced: close the current
+/// version (valid until the new version's cursor), then insert the new version as current.
+/// A hard delete closes the version and inserts none; a soft delete inserts a version
+/// marked deleted. Plain `UPDATE ... FROM` and `INSERT ... SELECT` work in all three.
+pub(super) fn history(dialect: Dialect, spec: &MergeSpec) -> Vec<String> {
+    let d = dialect;
+    let q = |n: &str| d.quote_ident(n);
+    let changes = q(&changes_name(spec));
+    let history = d.table(&spec.history_table());
+    let cols = names(spec);
+    let valid_from = match &spec.cursor {
+        Some(c) => col(d, S, c),
+        None => d.timestamp_literal(spec.synced_at),
+    };
+    // Unaliased target: PostgreSQL forbids qualified SET columns, and Redshift's UPDATE takes
+    // no alias on the target; the FROM table is named in full for the same reason.
+    let valid_to = match &spec.cursor {
+        Some(c) => format!("{changes}.{}", q(c)),
+        None => d.timestamp_literal(spec.synced_at),
+    };
+    let close = format!(
+        "UPDATE {history} SET {} = {valid_to}, {} = FALSE\nFROM {changes}\nWHERE {history}.{} = {changes}.{} AND \
+         {history}.{} AND {changes}.{}",
+        q(VALID_TO),
+        q(CURRENT),
+        q(&spec.id),
+        q(&spec.id),
+        q(CURRENT),
+        q(ADVANCED),
+    );
+    let meta = metadata_values(d, spec);
+    let insert_cols: Vec<String> = cols
+        .iter()
+        .map(|c| q(c))
+        .chain(meta.iter().map(|(n, _)| q(n)))
+        .chain([q(VALID_FROM), q(VALID_TO), q(CURRENT)])
+        .collect();
+    let insert_vals: Vec<String> = cols
+        .iter()
+        .map(|c| col(d, S, c))
+        .chain(meta.iter().map(|(_, v)| v.clone()))
+        .chain([valid_from, format!("CAST(NULL AS {})", d.sql_type(SluiceType::Timestamp)), "TRUE".to_owned()])
+        .collect();
+    let hard =
+        if spec.deletes == Deletes::Hard { format!(" AND NOT {}", col(d, S, IS_DELETED)) } else { String::new() };
+    let insert = format!(
+        "INSERT INTO {history} ({})\nSELECT {}\nFROM {changes} AS {}\nWHERE {}{hard}",
+        insert_cols.join(", "),
+        insert_vals.join(", "),
+        q(S),
+        col(d, S, ADVANCED),
+    );
+    vec![close, insert]
+}
+
+/// Seeds a history table created in this transaction beside an existing target: every
+/// current target row becomes the current version, valid from its cursor, so turning
+/// history on later does not leave unchanged records without any version.
+pub(super) fn seed_history(dialect: Dialect, spec: &MergeSpec) -> String {
+    let d = dialect;
+    let q = |n: &str| d.quote_ident(n);
+    let meta: Vec<&str> = spec.metadata().into_iter().map(|(n, _)| n).collect();
+    let cols: Vec<&str> = names(spec).into_iter().chain(meta).collect();
+    let insert_cols: Vec<String> = cols.iter().map(|c| q(c)).chain([q(VALID_FROM), q(VALID_TO), q(CURRENT)]).collect();
+    let valid_from = match &spec.cursor {
+        Some(c) => format!("COALESCE({}, {})", col(d, T, c), d.timestamp_literal(spec.synced_at)),
+        None => d.timestamp_literal(spec.synced_at),
+    };
+    let values: Vec<String> = cols
+        .iter()
+        .map(|c| col(d, T, c))
+        .chain([valid_from, format!("CAST(NULL AS {})", d.sql_type(SluiceType::Timestamp)), "TRUE".to_owned()])
+        .collect();
+    format!(
+        "INSERT INTO {} ({})\nSELECT {}\nFROM {} AS {}",
+        d.table(&spec.history_table()),
+        insert_cols.join(", "),
+        values.join(", "),
+        d.table(&spec.target),
+        q(T)
+    )
+}
+
+/// `COALESCE(SUM(CASE WHEN cond THEN 1 ELSE 0 END), 0)`: a count that Redshift (no
+/// `FILTER`) also understands, and 0 rather than NULL on an empty table.
+fn count_if(cond: &str) -> String {
+    format!("COALESCE(SUM(CASE WHEN {cond} THEN 1 ELSE 0 END), 0)")
+}
+
+/// The merge counts as SELECT expressions over the changes table (alias `s`):
+/// inserted = new rows not deleted; updated = existing rows whose cursor advanced, not
+/// deleted; deleted = existing rows whose cursor advanced to a deleted version. Re-reads of
+/// the same version count in none of them.
+pub(super) fn count_exprs(dialect: Dialect) -> [String; 3] {
+    let c = |n: &str| col(dialect, S, n);
+    [
+        count_if(&format!("{} AND NOT {}", c(IS_NEW), c(IS_DELETED))),
+        count_if(&format!("NOT {} AND {} AND NOT {}", c(IS_NEW), c(ADVANCED), c(IS_DELETED))),
+        count_if(&format!("NOT {} AND {} AND {}", c(IS_NEW), c(ADVANCED), c(IS_DELETED))),
+    ]
+}
+
+/// A query returning one row `(inserted, updated, deleted)` for this consolidation; valid
+/// between the creation of the changes table and its drop (the counts describe the target
+/// as it was before the upsert, so it may run after it too).
+pub fn stats_query(dialect: Dialect, spec: &MergeSpec) -> String {
+    let [ins, upd, del] = count_exprs(dialect);
+    let q = |n: &str| dialect.quote_ident(n);
+    format!(
+        "SELECT {ins} AS {}, {upd} AS {}, {del} AS {}\nFROM {} AS {}",
+        q("inserted"),
+        q("updated"),
+        q("deleted"),
+        q(&changes_name(spec)),
+        q(S)
+    )
+}
+
+/// The changes table is dropped at the end so a later consolidation on the same connection
+/// starts clean (temp tables outlive the transaction in all three).
+pub(super) fn drop_changes(dialect: Dialect, spec: &MergeSpec) -> String {
+    format!("DROP TABLE IF EXISTS {}", dialect.quote_ident(&changes_name(spec)))
+}

@@ -1,0 +1,365 @@
+//! Property tests of the generated SQL; the exact text is pinned by the golden files in
+//! `tests/golden/merge/`.
+
+use std::collections::HashSet;
+
+use chrono::{TimeZone, Utc};
+
+use super::*;
+use crate::model::Cursor;
+
+fn column(name: &str, source_name: &str, ty: SluiceType) -> Column {
+    Column { name: name.into(), source_name: source_name.into(), ty, nullable: true, formula: false, masked: false }
+}
+
+fn schema() -> TableSchema {
+    TableSchema {
+        object: "Order".into(),
+        table: "order".into(),
+        columns: vec![
+            column("Id", "Id", SluiceType::Id),
+            column("select", "Select__c", SluiceType::Text),
+            column("a\"b", "AB__c", SluiceType::Int),
+            column("IsDeleted", "IsDeleted", SluiceType::Boolean),
+            column("SystemModstamp", "SystemModstamp", SluiceType::Timestamp),
+        ],
+        cursor: Cursor::SystemModstamp,
+        deleted_flag: Some("IsDeleted".into()),
+    }
+}
+
+fn spec(deletes: Deletes, history: bool) -> MergeSpec {
+    let t = Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap();
+    MergeSpec::new(&schema(), "sf", deletes, history, "run'1\\", t).unwrap()
+}
+
+fn run() -> FlowRun {
+    let t = Utc.with_ymd_and_hms(2026, 1, 2, 3, 0, 0).unwrap();
+    FlowRun {
+        flow: "Order".into(),
+        object: "Order".into(),
+        window: Window { start: None, end: t },
+        full_refresh: true,
+        schema_fingerprint: "x".into(),
+        attempts: 1,
+        rows_extracted: 0,
+        api_calls: 0,
+        bytes: 0,
+    }
+}
+
+/// Every statement of every variant, for the property tests.
+fn all_sql() -> Vec<(Dialect, String)> {
+    let mut out = Vec::new();
+    for d in Dialect::ALL {
+        for deletes in [Deletes::Soft, Deletes::Hard] {
+            for history in [false, true] {
+                let s = spec(deletes, history);
+                let fresh = consolidate(d, &s, &Existing::default(), &run()).unwrap();
+                out.extend(fresh.statements.into_iter().map(|q| (d, q)));
+                let partial = Existing {
+                    target: Some(vec![ExistingColumn { name: "Id".into(), ty: SluiceType::Id }]),
+                    history: Some(vec![ExistingColumn { name: "Id".into(), ty: SluiceType::Id }]),
+                };
+                let evolved = consolidate(d, &s, &partial, &run()).unwrap();
+                out.extend(evolved.statements.into_iter().map(|q| (d, q)));
+                out.extend(staging_ddl(d, &s).into_iter().map(|q| (d, q)));
+                out.push((d, stats_query(d, &s)));
+            }
+        }
+        out.extend(control_ddl(d).into_iter().map(|q| (d, q)));
+    }
+    out
+}
+
+/// Splits SQL into quoted identifiers and the bare words outside quotes and literals.
+fn tokens(d: Dialect, sql: &str) -> (Vec<String>, Vec<String>) {
+    let (mut idents, mut words) = (Vec::new(), Vec::new());
+    let chars: Vec<char> = sql.chars().collect();
+    let mut i = 0;
+    let mut word = String::new();
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '"' || c == '\'' {
+            if !word.is_empty() {
+                words.push(std::mem::take(&mut word));
+            }
+            let mut text = String::new();
+            i += 1;
+            loop {
+                assert!(i < chars.len(), "unterminated quote in {sql}");
+                if chars[i] == c {
+                    if chars.get(i + 1) == Some(&c) {
+                        text.push(c);
+                        i += 2;
+                        continue;
+                    }
+                    break;
+                }
+                // A Redshift literal's doubled backslash.
+                if d == Dialect::Redshift && c == '\'' && chars[i] == '\\' {
+                    i += 1;
+                }
+                text.push(chars[i]);
+                i += 1;
+            }
+            if c == '"' {
+                idents.push(text);
+            }
+        } else if c.is_ascii_alphanumeric() || c == '_' {
+            word.push(c);
+        } else if !word.is_empty() {
+            words.push(std::mem::take(&mut word));
+        }
+        i += 1;
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    (idents, words)
+}
+
+#[test]
+fn consolidate_every_bare_word_is_a_keyword_or_number() {
+    let keywords: HashSet<&str> = "ALTER TABLE ADD COLUMN SET DATA TYPE CREATE SCHEMA IF NOT EXISTS PRIMARY KEY DROP \
+         TEMP AS SELECT FROM WHERE AND OR IS NULL LEFT JOIN ON ROW_NUMBER OVER PARTITION BY ORDER DESC NULLS LAST \
+         COALESCE FALSE TRUE MERGE INTO USING WHEN MATCHED THEN UPDATE DELETE INSERT VALUES CAST SUM CASE ELSE END \
+         VARCHAR TEXT BOOLEAN INTEGER BIGINT DECIMAL DOUBLE PRECISION DATE TIMESTAMPTZ TIME BLOB BYTEA VARBYTE"
+        .split_whitespace()
+        .collect();
+    for (d, sql) in all_sql() {
+        let (_, words) = tokens(d, &sql);
+        for w in words {
+            assert!(
+                keywords.contains(w.as_str()) || w.chars().all(|c| c.is_ascii_digit()),
+                "{d:?}: bare word `{w}` (an unquoted identifier?) in\n{sql}"
+            );
+        }
+    }
+}
+
+#[test]
+fn consolidate_mentions_only_known_names() {
+    let s = spec(Deletes::Soft, true);
+    let mut known: HashSet<String> = s.columns.iter().map(|c| c.name.clone()).collect();
+    let sluice = [
+        STAGE_SEQ,
+        SYNCED_AT,
+        RUN_ID,
+        DELETED,
+        VALID_FROM,
+        VALID_TO,
+        CURRENT,
+        merge::IS_NEW,
+        merge::ADVANCED,
+        merge::IS_DELETED,
+        "_sluice_rn",
+        "_sluice_changes_order",
+        "sf",
+        "sf_staging",
+        "order",
+        "order_history",
+        "s",
+        "t",
+        "inserted",
+        "updated",
+        "deleted",
+        "_sluice",
+        "flows",
+        "runs",
+        "flow_runs",
+    ];
+    known.extend(sluice.iter().map(|n| n.to_string()));
+    let control = "flow object window_end last_full_refresh last_reconciliation schema_fingerprint updated_at \
+                   run_id trigger started_at finished_at status config_fingerprint phase attempts window_start \
+                   rows_extracted rows_inserted rows_updated rows_deleted api_calls bytes error";
+    known.extend(control.split_whitespace().map(String::from));
+    for (d, sql) in all_sql() {
+        let (idents, _) = tokens(d, &sql);
+        for ident in idents {
+            assert!(known.contains(&ident), "{d:?}: unknown name `{ident}` in\n{sql}");
+        }
+    }
+}
+
+#[test]
+fn consolidate_quoting() {
+    for d in Dialect::ALL {
+        assert_eq!(d.quote_ident("select"), "\"select\"");
+        assert_eq!(d.quote_ident("a\"b"), "\"a\"\"b\"");
+        assert_eq!(d.quote_literal("it's"), "'it''s'");
+    }
+    assert_eq!(Dialect::Redshift.quote_literal("a\\b"), "'a\\\\b'");
+    assert_eq!(Dialect::Postgres.quote_literal("a\\b"), "'a\\b'");
+}
+
+#[test]
+fn consolidate_type_mapping() {
+    let cases = [
+        (Dialect::Redshift, SluiceType::Text, "VARCHAR(65535)"),
+        (Dialect::Redshift, SluiceType::Id, "VARCHAR(18)"),
+        (Dialect::Postgres, SluiceType::Text, "TEXT"),
+        (Dialect::DuckDb, SluiceType::Timestamp, "TIMESTAMPTZ"),
+        (Dialect::Redshift, SluiceType::Time, "TIME"),
+        (Dialect::Postgres, SluiceType::Decimal { precision: 18, scale: 2 }, "DECIMAL(18,2)"),
+        (Dialect::Postgres, SluiceType::Double, "DOUBLE PRECISION"),
+        (Dialect::DuckDb, SluiceType::Binary, "BLOB"),
+    ];
+    for (d, ty, want) in cases {
+        assert_eq!(d.sql_type(ty), want, "{d:?} {ty:?}");
+    }
+}
+
+#[test]
+fn consolidate_widening_table() {
+    use SluiceType::*;
+    let dec = |precision, scale| Decimal { precision, scale };
+    let cases = [
+        (Int, Long, true),
+        (Long, Int, false),
+        (Id, Text, true),
+        (Text, Id, false),
+        (dec(18, 2), dec(20, 2), true),
+        (dec(18, 2), dec(20, 4), true),
+        (dec(18, 2), dec(18, 4), false),
+        (dec(18, 2), dec(18, 0), false),
+        (Int, dec(12, 2), true),
+        (Int, dec(10, 2), false),
+        (Long, dec(21, 2), true),
+        (Int, Double, false),
+        (Text, Int, false),
+        (Date, Timestamp, false),
+    ];
+    for (from, to, want) in cases {
+        assert_eq!(ddl::widens(from, to), want, "{from:?} -> {to:?}");
+    }
+}
+
+#[test]
+fn consolidate_dedups_newest_first_and_never_regresses() {
+    for d in Dialect::ALL {
+        let sql = changes_table(d, &spec(Deletes::Soft, false)).join("\n");
+        assert!(
+            sql.contains(
+                "ROW_NUMBER() OVER (PARTITION BY \"Id\" ORDER BY \"SystemModstamp\" DESC NULLS LAST, \
+                 \"_sluice_stage_seq\" DESC NULLS LAST)"
+            ),
+            "{sql}"
+        );
+        assert!(sql.contains("\"s\".\"SystemModstamp\" >= \"t\".\"SystemModstamp\""), "{sql}");
+        assert!(sql.contains("\"s\".\"_sluice_rn\" = 1"), "{sql}");
+    }
+}
+
+#[test]
+fn consolidate_redshift_uses_delete_insert() {
+    for deletes in [Deletes::Soft, Deletes::Hard] {
+        let c = consolidate(Dialect::Redshift, &spec(deletes, true), &Existing::default(), &run()).unwrap();
+        let all = c.statements.join("\n");
+        assert!(!all.contains("ON CONFLICT") && !all.contains("MERGE"), "{all}");
+        assert!(all.contains("DELETE FROM \"sf\".\"order\" USING"), "{all}");
+    }
+    for d in [Dialect::DuckDb, Dialect::Postgres] {
+        let c = consolidate(d, &spec(Deletes::Hard, false), &Existing::default(), &run()).unwrap();
+        assert!(c.statements.iter().any(|s| s.contains("WHEN MATCHED AND \"s\".\"_sluice_is_deleted\" THEN DELETE")));
+    }
+}
+
+#[test]
+fn consolidate_soft_mode_writes_the_flag_both_ways() {
+    for d in [Dialect::DuckDb, Dialect::Postgres] {
+        let c = consolidate(d, &spec(Deletes::Soft, false), &Existing::default(), &run()).unwrap();
+        let merge = c.statements.iter().find(|s| s.starts_with("MERGE")).unwrap();
+        // Set from the staged flag, so an undelete (false again) clears it.
+        assert!(merge.contains("\"_sluice_deleted\" = \"s\".\"_sluice_is_deleted\""), "{merge}");
+        assert!(!merge.contains("THEN DELETE"), "{merge}");
+    }
+}
+
+#[test]
+fn consolidate_errors_produce_no_sql_and_say_why() {
+    let s = spec(Deletes::Soft, false);
+    let existing = Existing {
+        target: Some(vec![ExistingColumn { name: "select".into(), ty: SluiceType::Boolean }]),
+        history: None,
+    };
+    for d in Dialect::ALL {
+        let err = consolidate(d, &s, &existing, &run()).unwrap_err();
+        assert_eq!(err.kind, crate::Kind::User);
+        assert!(err.message.contains("order.select") && err.message.contains("nothing was written"), "{err}");
+    }
+}
+
+#[test]
+fn consolidate_validates_the_spec() {
+    let mut s = spec(Deletes::Soft, false);
+    s.columns.push(column("_sluice_deleted", "X__c", SluiceType::Boolean));
+    assert!(s.validate().is_err());
+    let mut s = spec(Deletes::Soft, false);
+    s.cursor = Some("nope".into());
+    assert!(s.validate().is_err());
+    let mut bad = schema();
+    bad.columns.remove(0);
+    assert!(MergeSpec::new(&bad, "sf", Deletes::Soft, false, "r", Utc::now()).is_err());
+}
+
+#[test]
+fn consolidate_without_cursor_always_replaces() {
+    let mut sch = schema();
+    sch.cursor = Cursor::None;
+    let s = MergeSpec::new(&sch, "sf", Deletes::Soft, true, "r", Utc.timestamp_opt(0, 0).unwrap()).unwrap();
+    assert_eq!(s.cursor, None);
+    let sql = changes_table(Dialect::Postgres, &s).join("\n");
+    assert!(sql.contains("ORDER BY \"_sluice_stage_seq\" DESC NULLS LAST") && sql.contains("AND TRUE"), "{sql}");
+}
+
+#[test]
+fn consolidate_removed_field_is_a_warning() {
+    let s = spec(Deletes::Soft, false);
+    let mut cols: Vec<ExistingColumn> =
+        s.columns.iter().map(|c| ExistingColumn { name: c.name.clone(), ty: c.ty }).collect();
+    cols.push(ExistingColumn { name: "Gone__c".into(), ty: SluiceType::Text });
+    let c = consolidate(Dialect::DuckDb, &s, &Existing { target: Some(cols), history: None }, &run()).unwrap();
+    assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+    assert!(c.warnings[0].contains("Gone__c"));
+    assert!(!c.statements.iter().any(|s| s.contains("Gone__c")));
+    // The metadata columns it lacked are added.
+    assert!(c.statements.iter().any(|s| s.contains("ADD COLUMN \"_sluice_synced_at\"")));
+}
+
+#[test]
+fn consolidate_seeds_history_only_when_turned_on_later() {
+    let s = spec(Deletes::Soft, true);
+    let target: Vec<ExistingColumn> = s
+        .columns
+        .iter()
+        .map(|c| ExistingColumn { name: c.name.clone(), ty: c.ty })
+        .chain(
+            [(SYNCED_AT, SluiceType::Timestamp), (RUN_ID, SluiceType::Text), (DELETED, SluiceType::Boolean)]
+                .map(|(n, ty)| ExistingColumn { name: n.into(), ty }),
+        )
+        .collect();
+    let seeded = |existing: &Existing| {
+        let c = consolidate(Dialect::Postgres, &s, existing, &run()).unwrap();
+        c.statements
+            .iter()
+            .any(|q| q.starts_with("INSERT INTO \"sf\".\"order_history\"") && q.contains("FROM \"sf\".\"order\""))
+    };
+    assert!(seeded(&Existing { target: Some(target.clone()), history: None }));
+    assert!(!seeded(&Existing::default()));
+    let mut history = target.clone();
+    history.extend([VALID_FROM, VALID_TO].map(|n| ExistingColumn { name: n.into(), ty: SluiceType::Timestamp }));
+    history.push(ExistingColumn { name: CURRENT.into(), ty: SluiceType::Boolean });
+    assert!(!seeded(&Existing { target: Some(target), history: Some(history) }));
+}
+
+#[test]
+fn consolidate_narrower_source_type_keeps_the_column() {
+    let s = spec(Deletes::Soft, false);
+    let existing =
+        Existing { target: Some(vec![ExistingColumn { name: "a\"b".into(), ty: SluiceType::Long }]), history: None };
+    for d in Dialect::ALL {
+        let c = consolidate(d, &s, &existing, &run()).unwrap();
+        assert!(!c.statements.iter().any(|q| q.contains("SET DATA TYPE")), "{d:?}");
+    }
+}

@@ -1,0 +1,170 @@
+//! Golden tests of the consolidation SQL: one file per case and dialect under
+//! `tests/golden/merge/<dialect>/<case>.sql`. `UPDATE_GOLDEN=1 cargo test -p sluice consolidate`
+//! rewrites them; review the diff like code, since these files are what runs in warehouses.
+
+use std::path::PathBuf;
+
+use chrono::{TimeZone, Utc};
+use sluice::config::Deletes;
+use sluice::consolidate::{
+    Dialect, Existing, ExistingColumn, FlowRun, MergeSpec, consolidate, control_ddl, staging_ddl, stats_query,
+};
+use sluice::model::{Column, Cursor, SluiceType, TableSchema, Window};
+
+fn column(name: &str, source_name: &str, ty: SluiceType) -> Column {
+    Column { name: name.into(), source_name: source_name.into(), ty, nullable: true, formula: false, masked: false }
+}
+
+/// Account with a handful of fields of every kind the cases need.
+fn account() -> TableSchema {
+    TableSchema {
+        object: "Account".into(),
+        table: "account".into(),
+        columns: vec![
+            column("id", "Id", SluiceType::Id),
+            column("name", "Name", SluiceType::Text),
+            column("number_of_employees", "NumberOfEmployees", SluiceType::Int),
+            column("annual_revenue", "AnnualRevenue", SluiceType::Decimal { precision: 18, scale: 2 }),
+            column("is_deleted", "IsDeleted", SluiceType::Boolean),
+            column("system_modstamp", "SystemModstamp", SluiceType::Timestamp),
+        ],
+        cursor: Cursor::SystemModstamp,
+        deleted_flag: Some("IsDeleted".into()),
+    }
+}
+
+fn existing_of(schema: &TableSchema, deletes: Deletes) -> Vec<ExistingColumn> {
+    let mut cols: Vec<ExistingColumn> =
+        schema.columns.iter().map(|c| ExistingColumn { name: c.name.clone(), ty: c.ty }).collect();
+    cols.push(ExistingColumn { name: "_sluice_synced_at".into(), ty: SluiceType::Timestamp });
+    cols.push(ExistingColumn { name: "_sluice_run_id".into(), ty: SluiceType::Text });
+    if deletes == Deletes::Soft {
+        cols.push(ExistingColumn { name: "_sluice_deleted".into(), ty: SluiceType::Boolean });
+    }
+    cols
+}
+
+fn spec(schema: &TableSchema, deletes: Deletes, history: bool) -> MergeSpec {
+    let synced = Utc.with_ymd_and_hms(2026, 11, 23, 22, 0, 0).unwrap();
+    MergeSpec::new(schema, "salesforce", deletes, history, "run-2026-11-23T22:00:00Z", synced).unwrap()
+}
+
+fn flow_run() -> FlowRun {
+    FlowRun {
+        flow: "Account".into(),
+        object: "Account".into(),
+        window: Window {
+            start: Some(Utc.with_ymd_and_hms(2026, 11, 23, 20, 50, 0).unwrap()),
+            end: Utc.with_ymd_and_hms(2026, 11, 23, 21, 59, 30).unwrap(),
+        },
+        full_refresh: false,
+        schema_fingerprint: "fp-1".into(),
+        attempts: 1,
+        rows_extracted: 42,
+        api_calls: 3,
+        bytes: 4096,
+    }
+}
+
+/// Renders one case: warnings as comments, then the statements; or the error as a comment.
+fn render(dialect: Dialect, spec: &MergeSpec, existing: &Existing) -> String {
+    match consolidate(dialect, spec, existing, &flow_run()) {
+        Ok(c) => {
+            let mut out = String::new();
+            for w in &c.warnings {
+                out.push_str(&format!("-- warning: {w}\n"));
+            }
+            for s in &c.statements {
+                out.push_str(s);
+                out.push_str(";\n\n");
+            }
+            out
+        }
+        Err(e) => format!("-- error: {e}\n"),
+    }
+}
+
+fn cases(dialect: Dialect) -> Vec<(&'static str, String)> {
+    let acc = account();
+    let mut out = Vec::new();
+
+    // A first run: everything is created.
+    let soft = spec(&acc, Deletes::Soft, false);
+    out.push(("soft_deletes", render(dialect, &soft, &Existing::default())));
+
+    let hard = spec(&acc, Deletes::Hard, false);
+    let existing = Existing { target: Some(existing_of(&acc, Deletes::Hard)), history: None };
+    out.push(("hard_deletes", render(dialect, &hard, &existing)));
+
+    let hist = spec(&acc, Deletes::Soft, true);
+    let existing = Existing { target: Some(existing_of(&acc, Deletes::Soft)), history: None };
+    out.push(("history", render(dialect, &hist, &existing)));
+
+    // The source grew a field and lost one (`fax` stays, with a warning).
+    let mut grown = acc.clone();
+    grown.columns.insert(2, column("rating__c", "Rating__c", SluiceType::Text));
+    let mut had = existing_of(&acc, Deletes::Soft);
+    had.push(ExistingColumn { name: "fax".into(), ty: SluiceType::Text });
+    let existing = Existing { target: Some(had), history: None };
+    out.push(("new_column", render(dialect, &spec(&grown, Deletes::Soft, false), &existing)));
+
+    // Names that are keywords or hold quotes, with `naming = "original"`.
+    let mut odd = acc.clone();
+    odd.table = "Order".into();
+    odd.columns.push(column("select", "Select__c", SluiceType::Text));
+    odd.columns.push(column("My \"Quoted\" Field", "Quoted__c", SluiceType::Date));
+    odd.columns.push(column("it's", "Its__c", SluiceType::Time));
+    out.push(("keyword_names", render(dialect, &spec(&odd, Deletes::Hard, true), &Existing::default())));
+
+    // Int → Long and a wider decimal: fine on DuckDB and PostgreSQL, an error on Redshift.
+    let mut wider = acc.clone();
+    wider.columns[2].ty = SluiceType::Long;
+    wider.columns[3].ty = SluiceType::Decimal { precision: 20, scale: 4 };
+    let existing = Existing { target: Some(existing_of(&acc, Deletes::Soft)), history: None };
+    out.push(("safe_widening", render(dialect, &spec(&wider, Deletes::Soft, false), &existing)));
+
+    // Text → Int can lose data: always an error, never SQL.
+    let mut changed = acc.clone();
+    changed.columns[1].ty = SluiceType::Int;
+    out.push(("unsafe_type_change", render(dialect, &spec(&changed, Deletes::Soft, false), &existing)));
+
+    out.push(("staging", staging_ddl(dialect, &soft).join(";\n\n") + ";\n"));
+    out.push(("control", control_ddl(dialect).join(";\n\n") + ";\n"));
+    out.push(("stats", stats_query(dialect, &soft) + ";\n"));
+    out
+}
+
+#[test]
+fn consolidate_golden_files() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden/merge");
+    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
+    let mut mismatches = Vec::new();
+    for dialect in Dialect::ALL {
+        let dir = root.join(dialect.name());
+        for (case, sql) in cases(dialect) {
+            let path = dir.join(format!("{case}.sql"));
+            if update {
+                std::fs::create_dir_all(&dir).unwrap();
+                std::fs::write(&path, &sql).unwrap();
+                continue;
+            }
+            match std::fs::read_to_string(&path) {
+                Ok(want) if want == sql => {}
+                Ok(_) => mismatches.push(format!("{} differs", path.display())),
+                Err(e) => mismatches.push(format!("{}: {e}", path.display())),
+            }
+        }
+    }
+    assert!(mismatches.is_empty(), "golden SQL out of date (UPDATE_GOLDEN=1 to rewrite):\n{}", mismatches.join("\n"));
+}
+
+#[test]
+fn consolidate_golden_error_cases_are_errors() {
+    for dialect in Dialect::ALL {
+        let cases = cases(dialect);
+        let get = |name: &str| &cases.iter().find(|(c, _)| *c == name).unwrap().1;
+        assert!(get("unsafe_type_change").starts_with("-- error:"), "{dialect:?}");
+        assert_eq!(get("safe_widening").starts_with("-- error:"), dialect == Dialect::Redshift, "{dialect:?}");
+        assert!(get("new_column").contains("-- warning:"), "{dialect:?}");
+    }
+}

@@ -1,0 +1,88 @@
+CREATE SCHEMA IF NOT EXISTS "salesforce";
+
+CREATE TABLE IF NOT EXISTS "salesforce"."Order" (
+  "id" VARCHAR(18),
+  "name" VARCHAR,
+  "number_of_employees" INTEGER,
+  "annual_revenue" DECIMAL(18,2),
+  "is_deleted" BOOLEAN,
+  "system_modstamp" TIMESTAMPTZ,
+  "select" VARCHAR,
+  "My ""Quoted"" Field" DATE,
+  "it's" TIME,
+  "_sluice_synced_at" TIMESTAMPTZ,
+  "_sluice_run_id" VARCHAR,
+  PRIMARY KEY ("id")
+);
+
+CREATE TABLE IF NOT EXISTS "salesforce"."Order_history" (
+  "id" VARCHAR(18),
+  "name" VARCHAR,
+  "number_of_employees" INTEGER,
+  "annual_revenue" DECIMAL(18,2),
+  "is_deleted" BOOLEAN,
+  "system_modstamp" TIMESTAMPTZ,
+  "select" VARCHAR,
+  "My ""Quoted"" Field" DATE,
+  "it's" TIME,
+  "_sluice_synced_at" TIMESTAMPTZ,
+  "_sluice_run_id" VARCHAR,
+  "_sluice_valid_from" TIMESTAMPTZ,
+  "_sluice_valid_to" TIMESTAMPTZ,
+  "_sluice_current" BOOLEAN
+);
+
+DROP TABLE IF EXISTS "_sluice_changes_Order";
+
+CREATE TEMP TABLE "_sluice_changes_Order" AS
+SELECT "s"."id", "s"."name", "s"."number_of_employees", "s"."annual_revenue", "s"."is_deleted", "s"."system_modstamp", "s"."select", "s"."My ""Quoted"" Field", "s"."it's",
+  "t"."id" IS NULL AS "_sluice_is_new",
+  ("t"."id" IS NULL OR "t"."system_modstamp" IS NULL OR "s"."system_modstamp" > "t"."system_modstamp") AS "_sluice_advanced",
+  COALESCE("s"."is_deleted", FALSE) AS "_sluice_is_deleted"
+FROM (
+  SELECT "id", "name", "number_of_employees", "annual_revenue", "is_deleted", "system_modstamp", "select", "My ""Quoted"" Field", "it's", ROW_NUMBER() OVER (PARTITION BY "id" ORDER BY "system_modstamp" DESC NULLS LAST, "_sluice_stage_seq" DESC NULLS LAST) AS "_sluice_rn"
+  FROM "salesforce_staging"."Order"
+) AS "s"
+LEFT JOIN "salesforce"."Order" AS "t" ON "t"."id" = "s"."id"
+WHERE "s"."_sluice_rn" = 1 AND ("t"."id" IS NULL OR "t"."system_modstamp" IS NULL OR "s"."system_modstamp" >= "t"."system_modstamp");
+
+MERGE INTO "salesforce"."Order" AS "t" USING "_sluice_changes_Order" AS "s" ON "t"."id" = "s"."id"
+WHEN MATCHED AND "s"."_sluice_is_deleted" THEN DELETE
+WHEN MATCHED THEN UPDATE SET
+  "name" = "s"."name",
+  "number_of_employees" = "s"."number_of_employees",
+  "annual_revenue" = "s"."annual_revenue",
+  "is_deleted" = "s"."is_deleted",
+  "system_modstamp" = "s"."system_modstamp",
+  "select" = "s"."select",
+  "My ""Quoted"" Field" = "s"."My ""Quoted"" Field",
+  "it's" = "s"."it's",
+  "_sluice_synced_at" = CAST('2026-11-23 22:00:00.000000+00' AS TIMESTAMPTZ),
+  "_sluice_run_id" = 'run-2026-11-23T22:00:00Z'
+WHEN NOT MATCHED AND NOT "s"."_sluice_is_deleted" THEN INSERT ("id", "name", "number_of_employees", "annual_revenue", "is_deleted", "system_modstamp", "select", "My ""Quoted"" Field", "it's", "_sluice_synced_at", "_sluice_run_id")
+  VALUES ("s"."id", "s"."name", "s"."number_of_employees", "s"."annual_revenue", "s"."is_deleted", "s"."system_modstamp", "s"."select", "s"."My ""Quoted"" Field", "s"."it's", CAST('2026-11-23 22:00:00.000000+00' AS TIMESTAMPTZ), 'run-2026-11-23T22:00:00Z');
+
+UPDATE "salesforce"."Order_history" SET "_sluice_valid_to" = "_sluice_changes_Order"."system_modstamp", "_sluice_current" = FALSE
+FROM "_sluice_changes_Order"
+WHERE "salesforce"."Order_history"."id" = "_sluice_changes_Order"."id" AND "salesforce"."Order_history"."_sluice_current" AND "_sluice_changes_Order"."_sluice_advanced";
+
+INSERT INTO "salesforce"."Order_history" ("id", "name", "number_of_employees", "annual_revenue", "is_deleted", "system_modstamp", "select", "My ""Quoted"" Field", "it's", "_sluice_synced_at", "_sluice_run_id", "_sluice_valid_from", "_sluice_valid_to", "_sluice_current")
+SELECT "s"."id", "s"."name", "s"."number_of_employees", "s"."annual_revenue", "s"."is_deleted", "s"."system_modstamp", "s"."select", "s"."My ""Quoted"" Field", "s"."it's", CAST('2026-11-23 22:00:00.000000+00' AS TIMESTAMPTZ), 'run-2026-11-23T22:00:00Z', "s"."system_modstamp", CAST(NULL AS TIMESTAMPTZ), TRUE
+FROM "_sluice_changes_Order" AS "s"
+WHERE "s"."_sluice_advanced" AND NOT "s"."_sluice_is_deleted";
+
+UPDATE "_sluice"."flows" SET "object" = 'Account', "window_end" = CAST('2026-11-23 21:59:30.000000+00' AS TIMESTAMPTZ), "schema_fingerprint" = 'fp-1', "updated_at" = CAST('2026-11-23 22:00:00.000000+00' AS TIMESTAMPTZ)
+WHERE "flow" = 'Account';
+
+INSERT INTO "_sluice"."flows" ("flow", "object", "window_end", "last_full_refresh", "schema_fingerprint", "updated_at")
+SELECT 'Account', 'Account', CAST('2026-11-23 21:59:30.000000+00' AS TIMESTAMPTZ), CAST(NULL AS TIMESTAMPTZ), 'fp-1', CAST('2026-11-23 22:00:00.000000+00' AS TIMESTAMPTZ)
+WHERE NOT EXISTS (SELECT 1 FROM "_sluice"."flows" WHERE "flow" = 'Account');
+
+DELETE FROM "_sluice"."flow_runs" WHERE "run_id" = 'run-2026-11-23T22:00:00Z' AND "flow" = 'Account';
+
+INSERT INTO "_sluice"."flow_runs" ("run_id", "flow", "phase", "attempts", "window_start", "window_end", "rows_extracted", "rows_inserted", "rows_updated", "rows_deleted", "api_calls", "bytes", "error", "finished_at")
+SELECT 'run-2026-11-23T22:00:00Z', 'Account', 'consolidated', 1, CAST('2026-11-23 20:50:00.000000+00' AS TIMESTAMPTZ), CAST('2026-11-23 21:59:30.000000+00' AS TIMESTAMPTZ), 42, COALESCE(SUM(CASE WHEN "s"."_sluice_is_new" AND NOT "s"."_sluice_is_deleted" THEN 1 ELSE 0 END), 0), COALESCE(SUM(CASE WHEN NOT "s"."_sluice_is_new" AND "s"."_sluice_advanced" AND NOT "s"."_sluice_is_deleted" THEN 1 ELSE 0 END), 0), COALESCE(SUM(CASE WHEN NOT "s"."_sluice_is_new" AND "s"."_sluice_advanced" AND "s"."_sluice_is_deleted" THEN 1 ELSE 0 END), 0), 3, 4096, CAST(NULL AS VARCHAR), CAST('2026-11-23 22:00:00.000000+00' AS TIMESTAMPTZ)
+FROM "_sluice_changes_Order" AS "s";
+
+DROP TABLE IF EXISTS "_sluice_changes_Order";
+

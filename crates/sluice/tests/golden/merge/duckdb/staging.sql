@@ -1,0 +1,13 @@
+CREATE SCHEMA IF NOT EXISTS "salesforce_staging";
+
+DROP TABLE IF EXISTS "salesforce_staging"."account";
+
+CREATE TABLE "salesforce_staging"."account" (
+  "id" VARCHAR(18),
+  "name" VARCHAR,
+  "number_of_employees" INTEGER,
+  "annual_revenue" DECIMAL(18,2),
+  "is_deleted" BOOLEAN,
+  "system_modstamp" TIMESTAMPTZ,
+  "_sluice_stage_seq" BIGINT
+);

@@ -1,0 +1,2 @@
+SELECT COALESCE(SUM(CASE WHEN "s"."_sluice_is_new" AND NOT "s"."_sluice_is_deleted" THEN 1 ELSE 0 END), 0) AS "inserted", COALESCE(SUM(CASE WHEN NOT "s"."_sluice_is_new" AND "s"."_sluice_advanced" AND NOT "s"."_sluice_is_deleted" THEN 1 ELSE 0 END), 0) AS "updated", COALESCE(SUM(CASE WHEN NOT "s"."_sluice_is_new" AND "s"."_sluice_advanced" AND "s"."_sluice_is_deleted" THEN 1 ELSE 0 END), 0) AS "deleted"
+FROM "_sluice_changes_account" AS "s";

@@ -1,0 +1,1 @@
+-- error: account.name: the source type changed from text to integer, which is not a safe widening; sluice never converts a column lossily. Drop or rename the column (or the table) and run with --full-refresh; nothing was written

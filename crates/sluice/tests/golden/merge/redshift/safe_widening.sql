@@ -1,0 +1,1 @@
+-- error: account.number_of_employees: the source type changed from integer to bigint; Redshift cannot change a column's type inside a transaction. Change it by hand (or drop the table and run with --full-refresh); nothing was written
