@@ -327,13 +327,6 @@ pub fn format_datetime_rest(ms: i64) -> String {
     s
 }
 
-/// Bulk CSV datetime: `2024-06-11T08:30:10.000Z`.
-pub fn format_datetime_csv(ms: i64) -> String {
-    let mut s = String::with_capacity(24);
-    write_datetime(ms, "Z", &mut s);
-    s
-}
-
 /// Time of day: `13:05:30.000Z`.
 pub fn format_time(ms: u32) -> String {
     let (h, rest) = (ms / 3_600_000, ms % 3_600_000);
@@ -367,11 +360,17 @@ pub fn parse_time(s: &str) -> Option<u32> {
 mod tests {
     use super::*;
 
+    fn csv_text(v: &Value<'_>) -> String {
+        let mut s = String::new();
+        v.write_csv_text(&mut s);
+        s
+    }
+
     #[test]
     fn formats_match_salesforce() {
         let ms = parse_datetime("2024-06-11T08:30:10.000+0000").unwrap();
         assert_eq!(format_datetime_rest(ms), "2024-06-11T08:30:10.000+0000");
-        assert_eq!(format_datetime_csv(ms), "2024-06-11T08:30:10.000Z");
+        assert_eq!(csv_text(&Value::DateTime(ms)), "2024-06-11T08:30:10.000Z");
         assert_eq!(parse_datetime("2024-06-11T08:30:10Z"), Some(ms));
         assert_eq!(format_time(parse_time("13:05:30.000Z").unwrap()), "13:05:30.000Z");
         assert_eq!(format_date(parse_date("2025-12-16").unwrap()), "2025-12-16");
@@ -382,7 +381,7 @@ mod tests {
     fn fast_datetime_formatting_agrees_with_chrono() {
         for ms in [0i64, 951_782_400_000, 1_709_164_799_999, 4_102_444_800_123, 1_718_094_610_000, -86_400_000] {
             let t = chrono::DateTime::from_timestamp_millis(ms).unwrap();
-            assert_eq!(format_datetime_csv(ms), t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string());
+            assert_eq!(csv_text(&Value::DateTime(ms)), t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string());
             assert_eq!(format_datetime_rest(ms), t.format("%Y-%m-%dT%H:%M:%S%.3f+0000").to_string());
         }
     }

@@ -152,11 +152,10 @@ struct JobsInner {
 }
 
 impl Jobs {
-    /// Jobs created in the last 24 hours (for `/limits`).
-    pub fn created_today(&self) -> usize {
-        let inner = self.inner.lock();
-        let cutoff = inner.created.last().copied().unwrap_or(0) - 86_400_000;
-        inner.created.iter().filter(|&&t| t > cutoff).count()
+    /// Jobs created in the 24 hours before `now` (for `/limits`).
+    pub fn created_since_day_before(&self, now: i64) -> usize {
+        let cutoff = now - 86_400_000;
+        self.inner.lock().created.iter().filter(|&&t| t > cutoff).count()
     }
 
     /// Number of jobs not deleted.
@@ -575,12 +574,6 @@ async fn bulk_error_layout(mut resp: axum::response::Response) -> axum::response
     let body: Vec<Json> =
         e.errors.iter().map(|(code, message, _)| json!({"errorCode": code, "message": message})).collect();
     json_response(e.status, &Json::Array(body))
-}
-
-/// The row offset a results locator stands for (`MTAwMDA` → 10000).
-pub fn decode_locator(locator: &str) -> Option<usize> {
-    let raw = STANDARD_NO_PAD.decode(locator).ok()?;
-    std::str::from_utf8(&raw).ok()?.parse().ok()
 }
 
 impl std::fmt::Debug for Jobs {

@@ -34,11 +34,15 @@ pub async fn gate(State(state): State<Arc<AppState>>, req: Request, next: Next) 
         return ApiError::not_found().into_response();
     }
     let now = state.tick();
-    let knobs = state.knobs.read().clone();
-    if knobs.latency_ms > 0 {
-        tokio::time::sleep(std::time::Duration::from_millis(knobs.latency_ms)).await;
+    // Only the scalars this gate needs: cloning the knobs would copy their lists on
+    // every API call.
+    let (latency_ms, lifetime, limit, error_rate) = {
+        let k = state.knobs.read();
+        (k.latency_ms, k.token_lifetime_secs.map(|s| s as i64 * 1000), k.daily_api_limit, k.error_rate)
+    };
+    if latency_ms > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(latency_ms)).await;
     }
-    let lifetime = knobs.token_lifetime_secs.map(|s| s as i64 * 1000);
     let session_ok = bearer(&req).is_some_and(|t| state.oauth.store().check(t, now, lifetime).is_ok());
     if !session_ok {
         let mut resp =
@@ -47,7 +51,6 @@ pub async fn gate(State(state): State<Arc<AppState>>, req: Request, next: Next) 
         return resp;
     }
     let used = state.api.count(now);
-    let limit = knobs.daily_api_limit;
     let limit_info = HeaderValue::from_str(&format!("api-usage={}/{limit}", used.min(limit)))
         .unwrap_or(HeaderValue::from_static("api-usage=0/0"));
     if used > limit {
@@ -56,10 +59,10 @@ pub async fn gate(State(state): State<Arc<AppState>>, req: Request, next: Next) 
         resp.headers_mut().insert("sforce-limit-info", limit_info);
         return resp;
     }
-    if knobs.error_rate > 0.0 {
+    if error_rate > 0.0 {
         let roll = state.rng.lock().random::<f64>();
-        if roll < knobs.error_rate {
-            return injected_error(roll / knobs.error_rate, limit_info);
+        if roll < error_rate {
+            return injected_error(roll / error_rate, limit_info);
         }
     }
     let mut resp = next.run(req).await;

@@ -312,7 +312,7 @@ async fn deleted(
     version_of(&v)?;
     let (start, end) = replication_range(&range)?;
     let now = state.clock.now_ms();
-    let earliest = (now - 15 * DAY).max(state.started_ms - 15 * DAY);
+    let earliest = now - 15 * DAY;
     let earliest = earliest - earliest.rem_euclid(MINUTE) + MINUTE;
     if start < earliest - MINUTE {
         return Err(ApiError::bad_request("INVALID_REPLICATION_DATE", "startDate cannot be more than 15 days ago"));
@@ -334,7 +334,7 @@ async fn limits(State(state): State<Arc<AppState>>, Path(v): Path<String>) -> Ap
     version_of(&v)?;
     let max = state.knobs.read().daily_api_limit;
     let used = state.api.used().min(max);
-    let jobs_used = state.jobs.created_today() as u64;
+    let jobs_used = state.jobs.created_since_day_before(state.clock.now_ms()) as u64;
     let body = json!({
         "ConcurrentAsyncGetReportInstances": {"Max": 200, "Remaining": 200},
         "DailyApiRequests": {"Max": max, "Remaining": max - used},
