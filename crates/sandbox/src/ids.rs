@@ -44,10 +44,11 @@ pub fn make(prefix: &str, number: u64) -> String {
     id
 }
 
-/// Decodes an Id (15 or 18 characters) into its key prefix and record number, if it
+/// Decodes an Id (15 or 18 characters) into its key prefix (as bytes: lookups on the
+/// query path must not allocate) and record number, if it
 /// is a well-formed sandbox Id. An 18-character Id must carry the right checksum,
 /// though its body may arrive in any case (the suffix restores it, as on Salesforce).
-pub fn parse(id: &str) -> Option<(String, u64)> {
+pub fn parse(id: &str) -> Option<([u8; 3], u64)> {
     let bytes = id.as_bytes();
     let body: [u8; 15] = match bytes.len() {
         15 => bytes.try_into().ok()?,
@@ -69,7 +70,7 @@ pub fn parse(id: &str) -> Option<(String, u64)> {
         let digit = BASE62.iter().position(|&b| b == c)? as u64;
         number = number.checked_mul(62)?.checked_add(digit)?;
     }
-    Some((String::from_utf8_lossy(&body[..3]).into_owned(), number))
+    Some(([body[0], body[1], body[2]], number))
 }
 
 /// Uses the checksum suffix to put the letters of a case-folded body back in case.
@@ -126,8 +127,8 @@ mod tests {
         for n in [0u64, 1, 61, 62, 3_843, 1_000_000, 13_537_086_546_263_551] {
             let id = make("001", n);
             assert_eq!(id.len(), 18);
-            assert_eq!(parse(&id), Some(("001".to_string(), n)));
-            assert_eq!(parse(&id[..15]), Some(("001".to_string(), n)));
+            assert_eq!(parse(&id), Some((*b"001", n)));
+            assert_eq!(parse(&id[..15]), Some((*b"001", n)));
             assert_eq!(parse(&id.to_lowercase()).map(|(_, n)| n), Some(n));
         }
     }

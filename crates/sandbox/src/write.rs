@@ -251,7 +251,8 @@ fn check_reference(org: &Org, fd: &FieldDef, id: &str) -> Result<(), WriteError>
     let malformed =
         || WriteError::new("MALFORMED_ID", format!("{}: id value of incorrect type: {id}", fd.label), &fd.name);
     let (prefix, _) = ids::parse(id).ok_or_else(malformed)?;
-    let target_ok = fd.reference_to.iter().any(|t| org.table(t).is_some_and(|t| t.def.key_prefix == prefix));
+    let target_ok =
+        fd.reference_to.iter().any(|t| org.table(t).is_some_and(|t| *t.def.key_prefix.as_bytes() == prefix[..]));
     if !target_ok {
         return Err(malformed());
     }

@@ -153,7 +153,7 @@ impl Table {
     /// The row of an Id of this object (15 or 18 characters), purged rows excluded.
     pub fn row_of_id(&self, id: &str) -> Option<u32> {
         let (prefix, number) = ids::parse(id)?;
-        if prefix != self.def.key_prefix {
+        if prefix[..] != *self.def.key_prefix.as_bytes() {
             return None;
         }
         self.row_of_number(number).filter(|&r| !self.purged[r as usize])
@@ -267,7 +267,7 @@ pub struct Org {
     /// How long deleted rows stay in the recycle bin.
     pub retention_ms: i64,
     by_name: HashMap<String, usize>,
-    by_prefix: HashMap<String, usize>,
+    by_prefix: HashMap<[u8; 3], usize>,
     recycle: BTreeSet<(i64, usize, u32)>,
     pending: Vec<Pending>,
 }
@@ -294,7 +294,7 @@ impl Org {
     pub fn new(objects: Vec<ObjectDef>, retention_ms: i64) -> Self {
         let tables: Vec<Table> = objects.into_iter().map(Table::new).collect();
         let by_name = tables.iter().enumerate().map(|(i, t)| (t.def.name.to_ascii_lowercase(), i)).collect();
-        let by_prefix = tables.iter().enumerate().map(|(i, t)| (t.def.key_prefix.clone(), i)).collect();
+        let by_prefix = tables.iter().enumerate().map(|(i, t)| (prefix_key(&t.def.key_prefix), i)).collect();
         Org {
             tables,
             org_id: ids::make("00D", 1),
@@ -538,6 +538,12 @@ impl Org {
     pub fn recycle_bin_len(&self) -> usize {
         self.recycle.len()
     }
+}
+
+/// A key prefix as the bytes [`ids::parse`] returns.
+fn prefix_key(prefix: &str) -> [u8; 3] {
+    let b = prefix.as_bytes();
+    [b[0], b[1], b[2]]
 }
 
 /// Today in days since the epoch at `now_ms`.
