@@ -67,8 +67,7 @@ async fn main() -> Result<(), String> {
         ca_file: None,
         api_budget_percent: 100,
     };
-    // On loopback, compressing costs more than the bytes it saves.
-    let opts = Options { gzip: false, ..Options::default() };
+    let opts = Options::default();
     let result = async {
         let src = SalesforceSource::connect_with(&cfg, opts).await.map_err(|e| e.to_string())?;
         let described = src.describe("Account", &Selection::default()).await.map_err(|e| e.to_string())?;

@@ -61,9 +61,9 @@ pub struct Options {
     pub max_split_depth: u32,
     /// Batches buffered between the reader and the consumer (memory bound).
     pub buffered_batches: usize,
-    /// Ask for gzip-compressed responses (on by default; never for a loopback org,
-    /// where compressing costs more than it saves).
-    pub gzip: bool,
+    /// Ask for gzip-compressed responses. `None` decides by host: yes for a remote org,
+    /// no for a loopback one (the sandbox), where compressing costs more than it saves.
+    pub gzip: Option<bool>,
 }
 
 impl Default for Options {
@@ -76,7 +76,7 @@ impl Default for Options {
             max_url_bytes: soql::REST_MAX_URL_BYTES,
             max_split_depth: 3,
             buffered_batches: 2,
-            gzip: true,
+            gzip: None,
         }
     }
 }
@@ -129,7 +129,8 @@ impl SalesforceSource {
 
     /// Connects with the given options.
     pub async fn connect_with(cfg: &SalesforceConfig, opts: Options) -> Result<Self> {
-        let client = Client::new(cfg, opts.retry, opts.gzip)?;
+        let gzip = opts.gzip.unwrap_or_else(|| !client::is_loopback(&cfg.login_url));
+        let client = Client::new(cfg, opts.retry, gzip)?;
         client.login().await?;
         Ok(Self { client, opts, counters: Arc::default() })
     }
