@@ -18,6 +18,15 @@ pub const V: &str = "v62.0";
 /// Salesforce's JSON content type.
 pub const JSON_CT: &str = "application/json;charset=UTF-8";
 
+/// The password grant with the sandbox's default credentials.
+pub const PASSWORD_GRANT: [(&str, &str); 5] = [
+    ("grant_type", "password"),
+    ("client_id", DEFAULT_CLIENT_ID),
+    ("client_secret", DEFAULT_CLIENT_SECRET),
+    ("username", DEFAULT_USERNAME),
+    ("password", DEFAULT_PASSWORD),
+];
+
 /// A few hundred records per object: enough for several query pages, fast to build.
 pub fn small_counts() -> Counts {
     [
@@ -94,19 +103,7 @@ impl Sandbox {
 
     /// A password grant; returns the access token.
     pub async fn login(&self) -> String {
-        let resp = self
-            .http
-            .post(self.url("/services/oauth2/token"))
-            .form(&[
-                ("grant_type", "password"),
-                ("client_id", DEFAULT_CLIENT_ID),
-                ("client_secret", DEFAULT_CLIENT_SECRET),
-                ("username", DEFAULT_USERNAME),
-                ("password", DEFAULT_PASSWORD),
-            ])
-            .send()
-            .await
-            .unwrap();
+        let resp = self.http.post(self.url("/services/oauth2/token")).form(&PASSWORD_GRANT).send().await.unwrap();
         assert_eq!(resp.status(), StatusCode::OK);
         let body: Json = resp.json().await.unwrap();
         body["access_token"].as_str().unwrap().to_string()

@@ -4,7 +4,6 @@
 
 use reqwest::{Certificate, Client, StatusCode};
 use sandbox::SandboxConfig;
-use sandbox::server::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_PASSWORD, DEFAULT_USERNAME};
 use serde_json::Value as Json;
 
 use crate::common::{JSON_CT, V, config, header};
@@ -23,13 +22,7 @@ async fn https_with_the_written_ca() {
     let client = Client::builder().add_root_certificate(Certificate::from_pem(&pem).unwrap()).build().unwrap();
     let resp = client
         .post(format!("{}/services/oauth2/token", running.login_url))
-        .form(&[
-            ("grant_type", "password"),
-            ("client_id", DEFAULT_CLIENT_ID),
-            ("client_secret", DEFAULT_CLIENT_SECRET),
-            ("username", DEFAULT_USERNAME),
-            ("password", DEFAULT_PASSWORD),
-        ])
+        .form(&crate::common::PASSWORD_GRANT)
         .send()
         .await
         .unwrap();
