@@ -108,9 +108,8 @@ pub async fn check(path: &Path) -> Result<(), Failure> {
         }
         Err(e) => problems.push(format!("login to {}: {}", config.source.login_url, e.message)),
     }
-    let dest = sync::destination(&config);
-    match dest.check() {
-        Ok(()) => say!("ok       destination {} is writable", dest.root().display()),
+    match sync::check_destination(&config).await {
+        Ok(what) => say!("ok       {what}"),
         Err(e) => problems.push(format!("destination: {}", e.message)),
     }
     for p in &problems {

@@ -2,6 +2,8 @@
 //! replication logic; that lives in the `sluice` library (and the org in `sandbox`).
 
 mod commands;
+mod demo;
+mod inspect;
 mod sandbox_cmd;
 
 use std::path::PathBuf;
@@ -34,8 +36,16 @@ enum Command {
     Discover(commands::DiscoverArgs),
     /// Run every flow (or --objects) once.
     Sync(commands::SyncArgs),
+    /// Each flow's committed window end, last run, live rows and lag.
+    Status(inspect::StatusArgs),
+    /// Recent runs and what each flow did in them.
+    History(inspect::HistoryArgs),
+    /// Compare source counts with destination live rows; --repair reconciles first.
+    Verify(inspect::VerifyArgs),
     /// Run a Salesforce-compatible org locally (OAuth, REST, Bulk API 2.0, admin API).
     Sandbox(sandbox_cmd::Args),
+    /// Sandbox org + DuckDB file + two syncs with changes between them + verify, in one go.
+    Demo(demo::DemoArgs),
 }
 
 /// An error with the exit code it should end the process with.
@@ -80,7 +90,11 @@ fn main() -> ExitCode {
             Command::Check => commands::check(&config).await,
             Command::Discover(args) => commands::discover(&config, &args).await,
             Command::Sync(args) => commands::sync(&config, &args).await,
+            Command::Status(args) => inspect::status(&config, &args).await,
+            Command::History(args) => inspect::history(&config, &args).await,
+            Command::Verify(args) => inspect::verify(&config, &args).await,
             Command::Sandbox(args) => sandbox_cmd::run(args).await,
+            Command::Demo(args) => demo::run(&args).await,
         }
     });
     match result {

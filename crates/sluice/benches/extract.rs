@@ -66,6 +66,7 @@ async fn main() -> Result<(), String> {
         api,
         ca_file: None,
         api_budget_percent: 100,
+        max_parallel_flows: 1,
     };
     let opts = Options::default();
     let result = async {

@@ -67,6 +67,7 @@ pub struct RawSource {
     pub api: Option<String>,
     pub ca_file: Option<String>,
     pub api_budget_percent: Option<i64>,
+    pub max_parallel_flows: Option<i64>,
 }
 
 /// `[destination]` as written. `schema` and `url` belong to destinations still to come;
@@ -170,6 +171,8 @@ pub struct SalesforceConfig {
     pub ca_file: Option<PathBuf>,
     /// Stop at a flow boundary once this share of the daily API limit is used (1..=100).
     pub api_budget_percent: u8,
+    /// Flows extracted at the same time (1..=16); bounds concurrent API calls too.
+    pub max_parallel_flows: usize,
 }
 
 /// The OAuth flow and exactly the credentials it needs.
@@ -227,6 +230,15 @@ pub enum Api {
 /// `[destination]`, validated.
 #[derive(Debug, Clone, PartialEq)]
 pub enum DestinationConfig {
+    /// An embedded DuckDB database file, consolidated exactly once.
+    DuckDb {
+        /// The database file (created when absent; its directory must exist).
+        path: PathBuf,
+        /// Schema of the replicated tables; staging goes to `<schema>_staging`.
+        schema: String,
+        /// How table and column names are derived.
+        naming: Naming,
+    },
     /// Plain files, one directory per object and run.
     Files {
         /// Root directory.
@@ -242,7 +254,7 @@ impl DestinationConfig {
     /// How table and column names are derived.
     pub fn naming(&self) -> Naming {
         match self {
-            DestinationConfig::Files { naming, .. } => *naming,
+            DestinationConfig::Files { naming, .. } | DestinationConfig::DuckDb { naming, .. } => *naming,
         }
     }
 }

@@ -32,6 +32,7 @@
 mod control;
 mod ddl;
 mod merge;
+mod reconcile;
 
 use std::collections::HashSet;
 
@@ -39,9 +40,12 @@ use crate::config::Deletes;
 use crate::model::{Column, SluiceType, TableSchema, Timestamp, Window};
 use crate::{Error, Result};
 
-pub use control::{CONTROL_SCHEMA, control_ddl, control_writes};
+pub use control::{
+    CONTROL_SCHEMA, abandon_runs, control_ddl, control_writes, flow_failed, flow_phase, run_finished, run_started,
+};
 pub use ddl::{SchemaChanges, schema_changes, staging_ddl, widens};
 pub use merge::{changes_table, stats_query};
+pub use reconcile::{ids_ddl, ids_table, live_condition, live_count, reconcile_apply, reconcile_counts};
 
 /// Column the loader fills with the order rows arrived in, breaking ties among equal cursor
 /// values (many rows share one `SystemModstamp` second; a later page holds the later read).
@@ -105,6 +109,16 @@ impl Dialect {
     /// because all three dialects accept it the same way.
     pub fn timestamp_literal(self, ts: Timestamp) -> String {
         format!("CAST('{}' AS {})", ts.format("%Y-%m-%d %H:%M:%S%.6f+00"), self.sql_type(SluiceType::Timestamp))
+    }
+
+    /// `expr` (a `timestamp with time zone`) as milliseconds since the Unix epoch, a `BIGINT`:
+    /// how control-table instants are read back, the same in every dialect's result.
+    pub fn epoch_ms(self, expr: &str) -> String {
+        match self {
+            // The bundled DuckDB has no ICU; its TIMESTAMPTZ → TIMESTAMP cast is the UTC instant.
+            Dialect::DuckDb => format!("epoch_ms(CAST({expr} AS TIMESTAMP))"),
+            Dialect::Postgres | Dialect::Redshift => format!("CAST(EXTRACT(EPOCH FROM {expr}) * 1000 AS BIGINT)"),
+        }
     }
 
     /// `"schema"."table"`.

@@ -13,8 +13,12 @@
 //!   mapping, the SOQL builder, the error classifier, and the I/O edges: OAuth login, the
 //!   one request path, REST and Bulk 2.0 extraction decoded into Arrow batches
 //!   ([`source::salesforce::SalesforceSource`]).
-//! - [`destination`]: the files destination (Parquet, CSV, JSON lines; one directory
-//!   and manifest per run, the committed windows in a state file).
+//! - [`destination`]: the [`destination::Destination`] trait and the DuckDB warehouse, and
+//!   the files destination (Parquet, CSV, JSON lines; one directory and manifest per run).
+//! - [`consolidate`]: the merge SQL per dialect (pure, golden-tested): staging, dedup,
+//!   upsert, deletes, history, schema changes, control-table writes, reconciliation.
+//! - [`run`]: the warehouse run orchestrator: phases, parallel flows, retries,
+//!   reconciliation and verification, status and history.
 //! - [`sync`]: one run of the configured flows, source to destination, with a
 //!   [`sync::RunSummary`] and progress reported to a [`sync::Observer`].
 //!
@@ -32,8 +36,10 @@ pub mod config;
 pub mod consolidate;
 pub mod destination;
 pub mod error;
+pub mod failpoint;
 pub mod mask;
 pub mod model;
+pub mod run;
 pub mod source;
 pub mod sync;
 

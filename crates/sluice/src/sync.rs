@@ -1,6 +1,9 @@
-//! One run of a set of flows into the files destination (DESIGN "One flow, one run").
+//! One run of a set of flows (DESIGN "One flow, one run"): the entry point for every
+//! destination, the summary types, and the files destination's run.
 //!
-//! [`sync`] connects to the source once, then walks the selected flows in config order:
+//! [`sync`] opens the destination first (for DuckDB that takes the file's lock, so a second
+//! run fails before calling the source), connects to the source, and hands warehouses to
+//! [`crate::run`]. For the files destination it connects to the source once, then walks the selected flows in config order:
 //! check the API budget (a quota stop ends the run at a flow boundary, the remaining
 //! flows are `skipped`), read the flow's committed window end, describe the object, plan
 //! the window `[E − lookback, U)` (full on a first run, a `--full-refresh`, `mode =
@@ -21,9 +24,10 @@ use futures_util::StreamExt;
 use serde::{Serialize, Serializer};
 
 use crate::config::{Config, DestinationConfig, FlowConfig, Mode};
+use crate::destination::duckdb::DuckDb;
 use crate::destination::files::{FilesDestination, FlowState};
 use crate::error::{Error, Result};
-use crate::model::{Cursor, Window};
+use crate::model::{Cursor, Timestamp, Window};
 use crate::source::plan_windows;
 use crate::source::salesforce::describe::Selection;
 use crate::source::salesforce::{Options, SalesforceSource, rest};
@@ -37,6 +41,8 @@ pub struct SyncOptions {
     pub full_refresh: bool,
     /// Tuning of the Salesforce source.
     pub source: Options,
+    /// What started the run (`manual`, `demo`, `schedule`), recorded in `_sluice.runs`.
+    pub trigger: String,
 }
 
 /// Progress of a run, for progress bars and logs. Every method has an empty default.
@@ -126,6 +132,64 @@ pub struct FlowSummary {
     pub duration: Duration,
     /// What went wrong (failed, stopped, skipped).
     pub error: Option<String>,
+    /// Rows the consolidation inserted, updated and deleted (warehouses).
+    pub merged: Option<MergeCounts>,
+    /// Rows reconciliation removed, when it ran.
+    pub reconciled: Option<u64>,
+    /// Source and destination live rows at the window end (warehouses).
+    pub verify: Option<VerifyCounts>,
+    /// Things the user should know that did not stop the flow.
+    pub warnings: Vec<String>,
+}
+
+impl FlowSummary {
+    /// A flow not run yet: `skipped`, nothing read.
+    pub fn new(flow: &FlowConfig, naming: crate::model::Naming) -> Self {
+        Self {
+            object: flow.object.clone(),
+            table: naming.apply(&flow.object),
+            status: FlowStatus::Skipped,
+            window: None,
+            rows: 0,
+            api_calls: None,
+            duration: Duration::ZERO,
+            error: None,
+            merged: None,
+            reconciled: None,
+            verify: None,
+            warnings: Vec::new(),
+        }
+    }
+}
+
+/// What one consolidation changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct MergeCounts {
+    /// New records.
+    pub inserted: u64,
+    /// Records whose version advanced.
+    pub updated: u64,
+    /// Records deleted (removed, or flagged in soft mode).
+    pub deleted: u64,
+}
+
+/// A verification: live rows at the source and in the destination, both counted over
+/// cursors before `at`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct VerifyCounts {
+    /// The window end compared at (`None`: every row, for objects without a cursor).
+    pub at: Option<Timestamp>,
+    /// The source's `COUNT()`.
+    pub source: u64,
+    /// The destination's live rows.
+    pub destination: u64,
+}
+
+impl VerifyCounts {
+    /// Whether the counts agree.
+    pub fn matches(&self) -> bool {
+        self.source == self.destination
+    }
 }
 
 /// The outcome of a run.
@@ -175,11 +239,82 @@ pub fn select_flows<'a>(config: &'a Config, objects: Option<&[String]>) -> Resul
     Ok(config.flows.iter().filter(|f| wanted.iter().any(|w| f.object.eq_ignore_ascii_case(w.trim()))).collect())
 }
 
-/// The files destination a config writes to.
-pub fn destination(config: &Config) -> FilesDestination {
+/// The files destination a config writes to, or `None` for a warehouse.
+pub fn files_destination(config: &Config) -> Option<FilesDestination> {
     match &config.destination {
-        DestinationConfig::Files { path, format, .. } => FilesDestination::new(path, *format),
+        DestinationConfig::Files { path, format, .. } => Some(FilesDestination::new(path, *format)),
+        DestinationConfig::DuckDb { .. } => None,
     }
+}
+
+/// Checks the destination can be written (`sluice check`), saying what was checked.
+pub async fn check_destination(config: &Config) -> Result<String> {
+    match &config.destination {
+        DestinationConfig::Files { path, format, .. } => {
+            FilesDestination::new(path, *format).check()?;
+            Ok(format!("destination {} is writable", path.display()))
+        }
+        DestinationConfig::DuckDb { path, .. } => {
+            use crate::destination::Destination;
+            let dest = DuckDb::open(path)?;
+            dest.query("SELECT 1".into()).await?;
+            Ok(format!("destination {} opens for writing (DuckDB)", path.display()))
+        }
+    }
+}
+
+/// One flow's state as `sluice status` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StatusRow {
+    /// The control-table state.
+    #[serde(flatten)]
+    pub state: crate::run::report::FlowState,
+    /// Live rows in the flow's table.
+    pub live_rows: Option<u64>,
+    /// How far the committed window end is behind now, in seconds.
+    pub lag_seconds: Option<i64>,
+}
+
+fn warehouse_path<'a>(config: &'a Config, command: &str) -> Result<(&'a std::path::Path, &'a str)> {
+    match &config.destination {
+        DestinationConfig::DuckDb { path, schema, .. } => Ok((path, schema)),
+        DestinationConfig::Files { path, .. } => Err(Error::user(format!(
+            "`sluice {command}` reads a warehouse's control tables; destination.type = \"files\" keeps its state in {}",
+            path.join("_sluice_state.json").display()
+        ))),
+    }
+}
+
+/// `sluice status`: every flow's committed window end, last run, live rows and lag.
+pub async fn status(config: &Config) -> Result<Vec<StatusRow>> {
+    let (path, schema) = warehouse_path(config, "status")?;
+    let dest = DuckDb::open_read_only(path)?;
+    let naming = config.destination.naming();
+    let mut rows = Vec::new();
+    for state in crate::run::report::status(&dest).await? {
+        let flow = config.flows.iter().find(|f| f.object == state.flow);
+        let soft = flow.is_none_or(|f| f.settings.deletes == crate::config::Deletes::Soft);
+        let table = crate::consolidate::TableRef::new(schema, naming.apply(&state.flow));
+        let live_rows = crate::run::report::live_rows(&dest, table, soft).await?;
+        let lag_seconds = state.window_end.map(|e| (Utc::now() - e).num_seconds());
+        rows.push(StatusRow { state, live_rows, lag_seconds });
+    }
+    Ok(rows)
+}
+
+/// `sluice history`: the newest `limit` runs with their flows.
+pub async fn history(config: &Config, limit: usize) -> Result<Vec<crate::run::report::RunRecord>> {
+    let (path, _) = warehouse_path(config, "history")?;
+    crate::run::report::history(&DuckDb::open_read_only(path)?, limit).await
+}
+
+/// `sluice verify [--repair]` (see [`crate::run::verify`]).
+pub async fn verify(config: &Config, opts: &SyncOptions, repair: bool) -> Result<Vec<crate::run::FlowVerify>> {
+    let flows = select_flows(config, opts.objects.as_deref())?;
+    let (path, schema) = warehouse_path(config, "verify")?;
+    let dest = DuckDb::open(path)?;
+    let source = SalesforceSource::connect_with(&config.source, opts.source).await?;
+    crate::run::verify(&dest, &source, config, flows, opts, schema, repair).await
 }
 
 /// Runs the selected flows once (see the module docs). An `Err` means the run could not
@@ -187,7 +322,14 @@ pub fn destination(config: &Config) -> FilesDestination {
 /// failures of single flows are in the summary.
 pub async fn sync(config: &Config, opts: &SyncOptions, observer: &dyn Observer) -> Result<RunSummary> {
     let flows = select_flows(config, opts.objects.as_deref())?;
-    let dest = destination(config);
+    let dest = match &config.destination {
+        DestinationConfig::Files { path, format, .. } => FilesDestination::new(path, *format),
+        DestinationConfig::DuckDb { path, schema, .. } => {
+            let dest = DuckDb::open(path)?;
+            let source = SalesforceSource::connect_with(&config.source, opts.source).await?;
+            return crate::run::run(&dest, &source, config, flows, opts, observer, schema).await;
+        }
+    };
     dest.state()?; // a damaged state file stops the run before any work
     let source = SalesforceSource::connect_with(&config.source, opts.source).await?;
     let run_id = new_run_id();
@@ -196,16 +338,7 @@ pub async fn sync(config: &Config, opts: &SyncOptions, observer: &dyn Observer) 
     let mut stopped: Option<String> = None;
     for flow in flows {
         let started = Instant::now();
-        let mut summary = FlowSummary {
-            object: flow.object.clone(),
-            table: naming.apply(&flow.object),
-            status: FlowStatus::Skipped,
-            window: None,
-            rows: 0,
-            api_calls: None,
-            duration: Duration::ZERO,
-            error: None,
-        };
+        let mut summary = FlowSummary::new(flow, naming);
         if let Some(why) = &stopped {
             summary.error = Some(format!("not run: the run stopped ({why})"));
             observer.flow_finished(&summary);

@@ -220,7 +220,15 @@ fn source(cx: &mut Ctx<'_>, raw: Option<&RawSource>) -> Option<SalesforceConfig>
             80
         }
     };
-    Some(SalesforceConfig { login_url, auth: auth?, api_version, api, ca_file, api_budget_percent })
+    let max_parallel_flows = match raw.max_parallel_flows {
+        None => 2,
+        Some(n @ 1..=16) => n as usize,
+        Some(n) => {
+            cx.err("source.max_parallel_flows", format!("{n} is out of range; expected 1 to 16"));
+            2
+        }
+    };
+    Some(SalesforceConfig { login_url, auth: auth?, api_version, api, ca_file, api_budget_percent, max_parallel_flows })
 }
 
 fn destination(cx: &mut Ctx<'_>, raw: Option<&RawDestination>) -> Option<DestinationConfig> {
@@ -248,21 +256,52 @@ fn destination(cx: &mut Ctx<'_>, raw: Option<&RawDestination>) -> Option<Destina
             let format = cx.choice("destination.format", raw.format.as_ref(), &formats).unwrap_or(FileFormat::Parquet);
             Some(DestinationConfig::Files { path: PathBuf::from(path), format, naming })
         }
-        Some(t @ ("duckdb" | "postgres" | "redshift" | "lake")) => {
-            cx.err("destination.type", format!("{t:?} is not available in this version yet; valid: \"files\""));
+        Some("duckdb") => {
+            for (key, value) in [("format", &raw.format), ("url", &raw.url)] {
+                if value.is_some() {
+                    cx.err(&format!("destination.{key}"), "is not used by type = \"duckdb\" (it uses path and schema)");
+                }
+            }
+            let path = cx.required(
+                "destination.path",
+                raw.path.as_ref(),
+                "the DuckDB database file, e.g. \"warehouse.duckdb\"",
+            );
+            let schema = cx.text("destination.schema", raw.schema.as_ref()).unwrap_or_else(|| "salesforce".into());
+            if !is_schema_name(&schema) {
+                cx.err(
+                    "destination.schema",
+                    format!("{schema:?} is not a usable schema name; use letters, digits and `_`, not starting with a digit or `_sluice`"),
+                );
+            }
+            Some(DestinationConfig::DuckDb { path: PathBuf::from(path), schema, naming })
+        }
+        Some(t @ ("postgres" | "redshift" | "lake")) => {
+            cx.err(
+                "destination.type",
+                format!("{t:?} is not available in this version yet; valid: \"duckdb\", \"files\""),
+            );
             None
         }
         Some(t) => {
-            cx.err("destination.type", format!("{t:?} is not a destination type; valid: \"files\""));
+            cx.err("destination.type", format!("{t:?} is not a destination type; valid: \"duckdb\", \"files\""));
             None
         }
         None => {
             if raw.kind.is_none() {
-                cx.err("destination.type", "missing; valid: \"files\"");
+                cx.err("destination.type", "missing; valid: \"duckdb\", \"files\"");
             }
             None
         }
     }
+}
+
+/// A schema name sluice can own: a plain identifier (quoted anyway), not sluice's own.
+fn is_schema_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !name.starts_with("_sluice")
 }
 
 /// `[defaults]` or a flow's overrides on top of `base`.

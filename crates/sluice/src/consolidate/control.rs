@@ -8,7 +8,7 @@
 
 use super::merge::{changes_name, count_exprs};
 use super::{Dialect, FlowRun, MergeSpec, TableRef};
-use crate::model::SluiceType;
+use crate::model::{SluiceType, Timestamp};
 
 /// The control schema.
 pub const CONTROL_SCHEMA: &str = "_sluice";
@@ -159,4 +159,108 @@ pub fn control_writes(dialect: Dialect, spec: &MergeSpec, run: &FlowRun) -> Vec<
         q("s"),
     );
     vec![update_flow, insert_flow, delete_run, insert_run]
+}
+
+/// A run's row in `_sluice.runs` as it starts: status `running`. A run that dies keeps this
+/// status; the next run, holding the lock, marks it `abandoned` ([`abandon_runs`]).
+pub fn run_started(
+    dialect: Dialect,
+    run_id: &str,
+    trigger: &str,
+    started_at: Timestamp,
+    config_fp: &str,
+) -> Vec<String> {
+    let d = dialect;
+    let runs = d.table(&table("runs"));
+    vec![
+        format!("DELETE FROM {runs} WHERE {} = {}", d.quote_ident("run_id"), d.quote_literal(run_id)),
+        format!(
+            "INSERT INTO {runs} ({}) VALUES ({}, {}, {}, CAST(NULL AS {}), {}, {})",
+            super::ident_list(d, &["run_id", "trigger", "started_at", "finished_at", "status", "config_fingerprint"]),
+            d.quote_literal(run_id),
+            d.quote_literal(trigger),
+            d.timestamp_literal(started_at),
+            d.sql_type(SluiceType::Timestamp),
+            d.quote_literal("running"),
+            d.quote_literal(config_fp),
+        ),
+    ]
+}
+
+/// Runs still `running` when a new run takes the lock died without finishing.
+pub fn abandon_runs(dialect: Dialect) -> String {
+    let d = dialect;
+    format!(
+        "UPDATE {} SET {} = {} WHERE {} = {}",
+        d.table(&table("runs")),
+        d.quote_ident("status"),
+        d.quote_literal("abandoned"),
+        d.quote_ident("status"),
+        d.quote_literal("running"),
+    )
+}
+
+/// The run's final status (`ok`, `partial`, `failed`).
+pub fn run_finished(dialect: Dialect, run_id: &str, status: &str, finished_at: Timestamp) -> String {
+    let d = dialect;
+    format!(
+        "UPDATE {} SET {} = {}, {} = {} WHERE {} = {}",
+        d.table(&table("runs")),
+        d.quote_ident("status"),
+        d.quote_literal(status),
+        d.quote_ident("finished_at"),
+        d.timestamp_literal(finished_at),
+        d.quote_ident("run_id"),
+        d.quote_literal(run_id),
+    )
+}
+
+/// Moves a flow-run row to a later phase (`verified`, `done`).
+pub fn flow_phase(dialect: Dialect, run_id: &str, flow: &str, phase: &str) -> String {
+    let d = dialect;
+    format!(
+        "UPDATE {} SET {} = {} WHERE {} = {} AND {} = {}",
+        d.table(&table("flow_runs")),
+        d.quote_ident("phase"),
+        d.quote_literal(phase),
+        d.quote_ident("run_id"),
+        d.quote_literal(run_id),
+        d.quote_ident("flow"),
+        d.quote_literal(flow),
+    )
+}
+
+/// Records a flow's failure in its flow-run row: phase `failed` and the error. A row that a
+/// committed consolidation wrote keeps its counts (the failure came later, in reconciliation
+/// or verification); otherwise a row is inserted. The window end is not touched.
+pub fn flow_failed(dialect: Dialect, run_id: &str, flow: &str, error: &str, at: Timestamp) -> Vec<String> {
+    let d = dialect;
+    let flow_runs = d.table(&table("flow_runs"));
+    let key = format!(
+        "{} = {} AND {} = {}",
+        d.quote_ident("run_id"),
+        d.quote_literal(run_id),
+        d.quote_ident("flow"),
+        d.quote_literal(flow)
+    );
+    vec![
+        format!(
+            "UPDATE {flow_runs} SET {} = {}, {} = {}, {} = {} WHERE {key}",
+            d.quote_ident("phase"),
+            d.quote_literal("failed"),
+            d.quote_ident("error"),
+            d.quote_literal(error),
+            d.quote_ident("finished_at"),
+            d.timestamp_literal(at),
+        ),
+        format!(
+            "INSERT INTO {flow_runs} ({})\nSELECT {}, {}, {}, {}, {}\nWHERE NOT EXISTS (SELECT 1 FROM {flow_runs} WHERE {key})",
+            super::ident_list(d, &["run_id", "flow", "phase", "error", "finished_at"]),
+            d.quote_literal(run_id),
+            d.quote_literal(flow),
+            d.quote_literal("failed"),
+            d.quote_literal(error),
+            d.timestamp_literal(at),
+        ),
+    ]
 }

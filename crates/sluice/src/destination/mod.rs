@@ -1,5 +1,93 @@
-//! Destinations: where extracted batches land. For now the files destination
-//! (Parquet, CSV or JSON lines, partitioned by run); the warehouse destinations with
-//! staging and consolidation come with their own issues.
+//! Destinations: where extracted batches land.
+//!
+//! - [`files`]: Parquet, CSV or JSON lines, append-only, one directory and manifest per
+//!   run; its committed windows live in a state file.
+//! - [`duckdb`]: an embedded DuckDB file, the default warehouse.
+//!
+//! Warehouses implement [`Destination`]: they stage Arrow batches and execute the SQL the
+//! pure generators of [`crate::consolidate`] produce, in one transaction where it must be.
+//! Everything that decides *what* happens (dedup, deletes, schema changes, control rows)
+//! lives in the generators and in [`crate::run`], so a new warehouse is only its I/O.
 
+pub mod duckdb;
 pub mod files;
+
+use std::future::Future;
+
+use arrow::record_batch::RecordBatch;
+
+use crate::Result;
+use crate::consolidate::{Dialect, ExistingColumn, TableRef};
+
+/// One value of a query result. Generated queries cast what they read to `BIGINT` or text,
+/// so two variants (and null) cover every control-table read across dialects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Value {
+    /// SQL NULL.
+    Null,
+    /// An integer (counts, epoch milliseconds).
+    Int(i64),
+    /// Text.
+    Text(String),
+}
+
+impl Value {
+    /// The integer, if this is one.
+    pub fn as_i64(&self) -> Option<i64> {
+        match self {
+            Value::Int(i) => Some(*i),
+            Value::Text(t) => t.parse().ok(),
+            Value::Null => None,
+        }
+    }
+
+    /// The text, if this is text.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::Text(t) => Some(t),
+            _ => None,
+        }
+    }
+}
+
+/// A SQL warehouse sluice consolidates into (DuckDB now; PostgreSQL and Redshift next).
+///
+/// Methods are async because network warehouses are; an embedded one runs its blocking
+/// calls off the async threads. A destination value holds the destination's write lock for
+/// its whole life (DESIGN "One run at a time per flow").
+pub trait Destination: Send + Sync + 'static {
+    /// Where staged batches go.
+    type Stage: Stage;
+
+    /// The SQL dialect the generators must produce.
+    fn dialect(&self) -> Dialect;
+
+    /// Where this is, for messages (`warehouse.duckdb`, `postgres://host/db`), without secrets.
+    fn location(&self) -> String;
+
+    /// Executes statements one after another, each committed on its own (DDL that must not
+    /// be part of a consolidation: staging tables, run rows).
+    fn execute(&self, statements: Vec<String>) -> impl Future<Output = Result<()>> + Send;
+
+    /// Executes statements in ONE transaction: all of them take effect, or none.
+    fn transaction(&self, statements: Vec<String>) -> impl Future<Output = Result<()>> + Send;
+
+    /// Runs a query and returns its rows; every column must be an integer or text.
+    fn query(&self, sql: String) -> impl Future<Output = Result<Vec<Vec<Value>>>> + Send;
+
+    /// The columns of `table`, or `None` when it does not exist.
+    fn columns(&self, table: TableRef) -> impl Future<Output = Result<Option<Vec<ExistingColumn>>>> + Send;
+
+    /// Starts loading into `table`, which exists and is empty; batches carry the table's
+    /// columns in order.
+    fn stage(&self, table: TableRef) -> impl Future<Output = Result<Self::Stage>> + Send;
+}
+
+/// A load into one staging table.
+pub trait Stage: Send {
+    /// Appends a batch. May return before the batch is durable; [`Stage::finish`] says.
+    fn write(&mut self, batch: RecordBatch) -> impl Future<Output = Result<()>> + Send;
+
+    /// Ends the load, returning the rows written once all of them are in the table.
+    fn finish(self) -> impl Future<Output = Result<u64>> + Send;
+}

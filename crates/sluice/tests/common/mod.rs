@@ -18,5 +18,6 @@ pub fn password(url: &str) -> SalesforceConfig {
         api: Api::Auto,
         ca_file: None,
         api_budget_percent: 100,
+        max_parallel_flows: 2,
     }
 }

@@ -161,6 +161,7 @@ mod tests {
             api: Api::Auto,
             ca_file: None,
             api_budget_percent: 80,
+            max_parallel_flows: 2,
         }
     }
 

@@ -1,0 +1,246 @@
+//! `sluice demo`: the whole product in one command, on a fresh machine, with nothing to
+//! configure. It starts the sandbox org in process (over real HTTP on loopback), writes
+//! `sluice-demo.toml`, syncs Account, Contact, Opportunity and Invoice__c into
+//! `sluice-demo.duckdb`, changes the org (inserts, updates, deletes, an undelete, a late
+//! commit and a new field), syncs again incrementally, verifies, and says what happened.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, anyhow};
+use sandbox::server::{self, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_PASSWORD, DEFAULT_USERNAME};
+use sandbox::{Running, SandboxConfig};
+use serde_json::json;
+use sluice::config::{self, Config};
+use sluice::sync::{self, FlowStatus, RunSummary, SyncOptions};
+
+use crate::Failure;
+
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
+/// Flags of `sluice demo`.
+#[derive(clap::Args, Debug)]
+pub struct DemoArgs {
+    /// Directory for `sluice-demo.duckdb` and `sluice-demo.toml` (replaced if present).
+    #[arg(long, default_value = ".")]
+    dir: PathBuf,
+    /// Accounts in the org (the other objects scale with it).
+    #[arg(long, default_value_t = 20_000)]
+    accounts: usize,
+}
+
+const OBJECTS: [&str; 4] = ["Account", "Contact", "Opportunity", "Invoice__c"];
+
+fn config_text(login_url: &str, db: &Path) -> String {
+    let mut text = format!(
+        r#"# Written by `sluice demo`. The org it points at lived only while the demo ran, but
+# `sluice --config sluice-demo.toml status` and `history` read the DuckDB file alone.
+[source]
+type = "salesforce"
+login_url = "{login_url}"
+auth = "password"
+client_id = "{DEFAULT_CLIENT_ID}"
+client_secret = "{DEFAULT_CLIENT_SECRET}"
+username = "{DEFAULT_USERNAME}"
+password = "{DEFAULT_PASSWORD}"
+api = "auto"
+
+[destination]
+type = "duckdb"
+path = "{}"
+schema = "salesforce"
+
+[defaults]
+deletes = "soft"
+lookback = "10m"
+"#,
+        db.display()
+    );
+    for object in OBJECTS {
+        text.push_str(&format!("\n[[flows]]\nobject = \"{object}\"\n"));
+    }
+    text
+}
+
+async fn admin(http: &reqwest::Client, sb: &Running, body: serde_json::Value) -> anyhow::Result<serde_json::Value> {
+    let url = format!("{}/sandbox/v1/mutations", sb.instance_url);
+    let resp = http.post(&url).json(&body).send().await.with_context(|| format!("POST {url}"))?;
+    let status = resp.status();
+    let value: serde_json::Value = resp.json().await.context("sandbox admin response")?;
+    if !status.is_success() {
+        return Err(anyhow!("sandbox admin API: {status}: {value}"));
+    }
+    Ok(value)
+}
+
+/// What the demo does to the org between the two syncs; returns lines describing it.
+async fn change_the_org(sb: &Running) -> anyhow::Result<Vec<String>> {
+    let http = reqwest::Client::new();
+    let mut said = Vec::new();
+    let churn = json!({"mutations": [
+        {"op": "churn", "object": "Account", "inserts": 150, "updates": 400, "deletes": 40},
+        {"op": "churn", "object": "Contact", "inserts": 300, "updates": 600, "deletes": 60, "undeletes": 5},
+        {"op": "churn", "object": "Opportunity", "inserts": 100, "updates": 500, "deletes": 30},
+        {"op": "churn", "object": "Invoice__c", "inserts": 50, "updates": 200, "deletes": 10},
+    ]});
+    admin(&http, sb, churn).await?;
+    said.push("churn: inserts, updates, deletes (and undeletes of Contacts) on all four objects".to_owned());
+    let late = json!({"mutations": [
+        {"op": "insert", "object": "Account", "fields": {"Name": "Late Commit Ltd"}, "late_secs": 90}
+    ]});
+    let id = admin(&http, sb, late).await?["results"][0]["id"].as_str().unwrap_or_default().to_owned();
+    said.push(format!(
+        "a late commit: Account {id} became visible 90 s after its SystemModstamp (the 10-minute lookback catches it)"
+    ));
+    let field = json!({"mutations": [
+        {"op": "add_field", "object": "Account", "field": {"name": "Demo_Tier__c", "type": "picklist", "values": ["Gold", "Silver"]}},
+        {"op": "update", "object": "Account", "id": id, "fields": {"Demo_Tier__c": "Gold"}},
+    ]});
+    admin(&http, sb, field).await?;
+    said.push("a new field: Account.Demo_Tier__c (becomes column demo_tier__c before the merge)".to_owned());
+    Ok(said)
+}
+
+async fn one_sync(config: &Config, label: &str) -> Result<(RunSummary, Duration), Failure> {
+    say!("{label} ...");
+    let started = Instant::now();
+    let opts = SyncOptions { trigger: "demo".into(), ..SyncOptions::default() };
+    let summary = sync::sync(config, &opts, &sync::Quiet).await.map_err(|e| Failure::failed(anyhow!(e.message)))?;
+    let elapsed = started.elapsed();
+    if let Some(bad) = summary.flows.iter().find(|f| f.status != FlowStatus::Ok) {
+        return Err(Failure::failed(anyhow!(
+            "{label}: {} {}: {}",
+            bad.object,
+            bad.status,
+            bad.error.as_deref().unwrap_or("")
+        )));
+    }
+    Ok((summary, elapsed))
+}
+
+fn print_run(summary: &RunSummary, elapsed: Duration) {
+    say!(
+        "  {:<14} {:>9} {:>9} {:>9} {:>9}  {:<9} {}",
+        "OBJECT",
+        "READ",
+        "INSERTED",
+        "UPDATED",
+        "DELETED",
+        "VERIFY",
+        "WINDOW"
+    );
+    for f in &summary.flows {
+        let m = f.merged.unwrap_or_default();
+        let verify = match f.verify {
+            Some(v) if v.matches() => format!("ok {}", v.destination),
+            Some(v) => format!("{} vs {}", v.destination, v.source),
+            None => "-".into(),
+        };
+        say!(
+            "  {:<14} {:>9} {:>9} {:>9} {:>9}  {:<9} {}",
+            f.object,
+            f.rows,
+            m.inserted,
+            m.updated,
+            m.deleted,
+            verify,
+            f.window.map_or_else(|| "-".into(), |w| w.to_string())
+        );
+        for w in &f.warnings {
+            say!("      note: {w}");
+        }
+    }
+    say!("  run {} took {:.1} s", summary.run_id, elapsed.as_secs_f64());
+}
+
+/// `sluice demo`.
+pub async fn run(args: &DemoArgs) -> Result<(), Failure> {
+    if !args.dir.is_dir() {
+        return Err(Failure::usage(anyhow!("--dir {}: not a directory", args.dir.display())));
+    }
+    let db = args.dir.join("sluice-demo.duckdb");
+    for stale in [db.clone(), args.dir.join("sluice-demo.duckdb.wal")] {
+        if stale.exists() {
+            std::fs::remove_file(&stale)
+                .map_err(|e| Failure::failed(anyhow!("cannot replace {}: {e}", stale.display())))?;
+        }
+    }
+    let n = args.accounts.max(10);
+    let counts = [("Account", n), ("Contact", n * 2), ("Opportunity", n), ("Invoice__c", n / 2)]
+        .into_iter()
+        .map(|(o, c)| (o.to_owned(), c))
+        .collect();
+    let sb = server::start(SandboxConfig { counts, ..SandboxConfig::default() })
+        .await
+        .map_err(|e| Failure::failed(anyhow!("cannot start the sandbox: {e}")))?;
+    say!(
+        "sandbox org at {} ({n} accounts, {} contacts, {n} opportunities, {} invoices)",
+        sb.instance_url,
+        n * 2,
+        n / 2
+    );
+
+    let toml_path = args.dir.join("sluice-demo.toml");
+    let text = config_text(&sb.login_url, &db);
+    std::fs::write(&toml_path, &text)
+        .map_err(|e| Failure::failed(anyhow!("cannot write {}: {e}", toml_path.display())))?;
+    let config = config::load(&text, &toml_path.display().to_string(), &|_| None)
+        .map_err(|e| Failure::failed(anyhow!("the demo config is invalid: {e:?}")))?;
+
+    let result = async {
+        let (first, t1) = one_sync(&config, "1. full sync into DuckDB").await?;
+        print_run(&first, t1);
+        say!();
+        say!("2. changing the org:");
+        for line in change_the_org(&sb).await.map_err(Failure::failed)? {
+            say!("   - {line}");
+        }
+        // The next window ends at the org's clock: let it pass the changes.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        say!();
+        let (second, t2) = one_sync(&config, "3. incremental sync").await?;
+        print_run(&second, t2);
+        say!();
+        say!("4. verify (source COUNT() against live rows, at the committed window end) ...");
+        let results = sync::verify(&config, &SyncOptions { trigger: "demo".into(), ..SyncOptions::default() }, false)
+            .await
+            .map_err(|e| Failure::failed(anyhow!(e.message)))?;
+        let mut all_match = true;
+        for r in &results {
+            match (&r.counts, &r.error) {
+                (Some(c), None) => {
+                    all_match &= c.matches();
+                    say!(
+                        "  {:<14} source {:>8}  destination {:>8}  {}",
+                        r.flow,
+                        c.source,
+                        c.destination,
+                        if c.matches() { "match" } else { "DIFFER" }
+                    );
+                }
+                (_, e) => {
+                    all_match = false;
+                    say!("  {:<14} error: {}", r.flow, e.as_deref().unwrap_or("not checked"));
+                }
+            }
+        }
+        Ok::<bool, Failure>(all_match)
+    }
+    .await;
+    sb.shutdown().await;
+    let all_match = result?;
+    say!();
+    say!("Replicated into {} (schema `salesforce`, control tables in `_sluice`).", db.display());
+    say!("Try, with the DuckDB CLI or any DuckDB client:");
+    say!(
+        "  SELECT stage_name, count(*) AS deals, sum(amount) AS amount FROM salesforce.opportunity\n    WHERE NOT \
+         _sluice_deleted GROUP BY stage_name ORDER BY amount DESC;"
+    );
+    say!("and: sluice --config {} history", toml_path.display());
+    if all_match { Ok(()) } else { Err(Failure::failed(anyhow!("verification found differences"))) }
+}

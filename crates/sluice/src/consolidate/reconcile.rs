@@ -1,0 +1,125 @@
+//! Reconciliation SQL (DESIGN "Reconciliation"): the deletes no incremental query can see.
+//!
+//! A hard delete, or a soft delete purged from the recycle bin before the next run, leaves
+//! no row for `queryAll` to return, so its destination row would live for ever. The
+//! orchestrator loads the source's live Ids (a snapshot started at `snapshot_start`) into
+//! the Id table beside staging; a destination row that is live, absent from the snapshot,
+//! and whose cursor is older than the snapshot's start (so it cannot be a row created while
+//! the snapshot was read) is gone at the source.
+//!
+//! [`reconcile_counts`] measures first, so the `max_delete_ratio` guard can refuse before
+//! anything changes; [`reconcile_apply`] is one transaction: mark or delete the rows, close
+//! their history versions, and stamp the flow's `last_reconciliation`.
+
+use super::{CONTROL_SCHEMA, CURRENT, DELETED, Dialect, MergeSpec, RUN_ID, SYNCED_AT, TableRef, VALID_TO};
+use crate::config::Deletes;
+use crate::model::{SluiceType, Timestamp};
+
+/// The table the live Ids are loaded into: `<staging schema>.<table>__ids`.
+pub fn ids_table(spec: &MergeSpec) -> TableRef {
+    TableRef::new(&spec.staging.schema, format!("{}__ids", spec.target.name))
+}
+
+/// Create (empty) the Id table, before loading the snapshot.
+pub fn ids_ddl(dialect: Dialect, spec: &MergeSpec) -> Vec<String> {
+    let table = dialect.table(&ids_table(spec));
+    vec![
+        format!("CREATE SCHEMA IF NOT EXISTS {}", dialect.quote_ident(&spec.staging.schema)),
+        format!("DROP TABLE IF EXISTS {table}"),
+        format!("CREATE TABLE {table} ({} {})", dialect.quote_ident(&spec.id), dialect.sql_type(SluiceType::Id)),
+    ]
+}
+
+/// `WHERE` condition (on alias-free target columns) of the rows reconciliation removes.
+fn gone(dialect: Dialect, spec: &MergeSpec, snapshot_start: Timestamp) -> String {
+    let q = |n: &str| dialect.quote_ident(n);
+    let target = dialect.table(&spec.target);
+    let mut cond = format!(
+        "NOT EXISTS (SELECT 1 FROM {} AS {} WHERE {}.{} = {target}.{})",
+        dialect.table(&ids_table(spec)),
+        q("i"),
+        q("i"),
+        q(&spec.id),
+        q(&spec.id)
+    );
+    if let Some(cursor) = &spec.cursor {
+        cond.push_str(&format!(" AND {target}.{} < {}", q(cursor), dialect.timestamp_literal(snapshot_start)));
+    }
+    if spec.deletes == Deletes::Soft {
+        cond.push_str(&format!(" AND NOT COALESCE({target}.{}, FALSE)", q(DELETED)));
+    }
+    cond
+}
+
+/// Live destination rows.
+pub fn live_condition(dialect: Dialect, deletes: Deletes) -> String {
+    match deletes {
+        Deletes::Soft => format!("NOT COALESCE({}, FALSE)", dialect.quote_ident(DELETED)),
+        Deletes::Hard => "TRUE".to_owned(),
+    }
+}
+
+/// One row: `live` (live destination rows) and `gone` (rows reconciliation would remove).
+pub fn reconcile_counts(dialect: Dialect, spec: &MergeSpec, snapshot_start: Timestamp) -> String {
+    let target = dialect.table(&spec.target);
+    format!(
+        "SELECT (SELECT COUNT(*) FROM {target} WHERE {}) AS {}, (SELECT COUNT(*) FROM {target} WHERE {}) AS {}",
+        live_condition(dialect, spec.deletes),
+        dialect.quote_ident("live"),
+        gone(dialect, spec, snapshot_start),
+        dialect.quote_ident("gone"),
+    )
+}
+
+/// The reconciliation transaction: remove (hard) or flag (soft) the gone rows, close their
+/// current history versions at the snapshot's start, stamp `last_reconciliation`, drop the
+/// Id table.
+pub fn reconcile_apply(dialect: Dialect, spec: &MergeSpec, flow: &str, snapshot_start: Timestamp) -> Vec<String> {
+    let q = |n: &str| dialect.quote_ident(n);
+    let target = dialect.table(&spec.target);
+    let now = dialect.timestamp_literal(spec.synced_at);
+    let at = dialect.timestamp_literal(snapshot_start);
+    let cond = gone(dialect, spec, snapshot_start);
+    let mut out = Vec::new();
+    if spec.history {
+        let history = dialect.table(&spec.history_table());
+        out.push(format!(
+            "UPDATE {history} SET {} = {at}, {} = FALSE\nWHERE {history}.{} AND {history}.{} IN (SELECT {target}.{} FROM \
+             {target} WHERE {cond})",
+            q(VALID_TO),
+            q(CURRENT),
+            q(CURRENT),
+            q(&spec.id),
+            q(&spec.id),
+        ));
+    }
+    out.push(match spec.deletes {
+        Deletes::Hard => format!("DELETE FROM {target}\nWHERE {cond}"),
+        Deletes::Soft => format!(
+            "UPDATE {target} SET {} = TRUE, {} = {now}, {} = {}\nWHERE {cond}",
+            q(DELETED),
+            q(SYNCED_AT),
+            q(RUN_ID),
+            dialect.quote_literal(&spec.run_id),
+        ),
+    });
+    out.push(format!(
+        "UPDATE {} SET {} = {now}\nWHERE {} = {}",
+        dialect.table(&TableRef::new(CONTROL_SCHEMA, "flows")),
+        q("last_reconciliation"),
+        q("flow"),
+        dialect.quote_literal(flow),
+    ));
+    out.push(format!("DROP TABLE IF EXISTS {}", dialect.table(&ids_table(spec))));
+    out
+}
+
+/// Live destination rows whose cursor is before `end` (what `verify` compares with the
+/// source's `COUNT()` at the same instant). One row, one column.
+pub fn live_count(dialect: Dialect, spec: &MergeSpec, end: Option<Timestamp>) -> String {
+    let mut cond = live_condition(dialect, spec.deletes);
+    if let (Some(cursor), Some(end)) = (&spec.cursor, end) {
+        cond.push_str(&format!(" AND {} < {}", dialect.quote_ident(cursor), dialect.timestamp_literal(end)));
+    }
+    format!("SELECT COUNT(*) FROM {} WHERE {cond}", dialect.table(&spec.target))
+}

@@ -1,0 +1,334 @@
+//! The DuckDB destination: one embedded database file holding the replicated tables, their
+//! staging schema and the `_sluice` control tables (DESIGN "Destinations").
+//!
+//! DuckDB allows one read-write process per file and locks it, so an open [`DuckDb`] is
+//! the run's lock: a second `sluice sync` on the same file fails at open, naming the
+//! holder. Inside the process, DDL and transactions go through one connection behind a
+//! mutex (DuckDB reports concurrent catalog changes as conflicts rather than waiting), while
+//! each load appends on a connection of its own in a thread of its own, so extraction,
+//! loading and another flow's consolidation overlap.
+//!
+//! Loading uses DuckDB's appender fed with Arrow batches; the batches' types are those
+//! [`crate::consolidate::Dialect::sql_type`] gives the staging columns, so no cast happens.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+
+use arrow::array::{Array, ArrayRef, Int64Array, StringArray};
+use arrow::datatypes::DataType;
+use arrow::record_batch::RecordBatch;
+use duckdb::Connection;
+
+use super::{Destination, Stage, Value};
+use crate::consolidate::{Dialect, ExistingColumn, TableRef};
+use crate::model::SluiceType;
+use crate::{Error, Result};
+
+/// An open DuckDB file (see the module docs).
+#[derive(Clone)]
+pub struct DuckDb {
+    path: PathBuf,
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl std::fmt::Debug for DuckDb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DuckDb").field("path", &self.path).finish()
+    }
+}
+
+impl DuckDb {
+    /// Opens (creating if needed) the database file, taking its write lock. The parent
+    /// directory must exist: a typo in `path` should not silently create directories.
+    pub fn open(path: &Path) -> Result<Self> {
+        let shown = path.display();
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
+            && !parent.is_dir()
+        {
+            return Err(Error::user(format!(
+                "destination.path: the directory {} of {shown} does not exist; create it or choose another path",
+                parent.display()
+            )));
+        }
+        let conn = Connection::open(path).map_err(|e| open_error(path, &e))?;
+        Ok(Self { path: path.to_owned(), conn: Arc::new(Mutex::new(conn)) })
+    }
+
+    /// Opens an existing database file read-only (`status`, `history`): nothing is
+    /// created, and other readers may share it.
+    pub fn open_read_only(path: &Path) -> Result<Self> {
+        if !path.is_file() {
+            return Err(Error::user(format!(
+                "destination.path: {} does not exist yet; `sluice sync` creates it",
+                path.display()
+            )));
+        }
+        let config = duckdb::Config::default()
+            .access_mode(duckdb::AccessMode::ReadOnly)
+            .map_err(|e| Error::internal(format!("DuckDB config: {e}")))?;
+        let conn = Connection::open_with_flags(path, config).map_err(|e| open_error(path, &e))?;
+        Ok(Self { path: path.to_owned(), conn: Arc::new(Mutex::new(conn)) })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn lock(conn: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock leaves the connection usable: DuckDB rolls back an
+        // unfinished transaction when the next one begins, so poisoning carries no meaning.
+        conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `f` on the shared connection, off the async threads.
+    async fn with_conn<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || f(&mut Self::lock(&conn)))
+            .await
+            .map_err(|e| Error::internal(format!("DuckDB task failed: {e}")))?
+    }
+}
+
+/// Maps an error opening the file to what the user must do.
+fn open_error(path: &Path, e: &duckdb::Error) -> Error {
+    let text = e.to_string();
+    let shown = path.display();
+    let lower = text.to_ascii_lowercase();
+    if lower.contains("could not set lock") || lower.contains("conflicting lock") {
+        Error::user(format!(
+            "destination.path: {shown} is in use by another process ({}); one run at a time writes a DuckDB file, \
+             so wait for it to finish or stop it",
+            text.lines().next().unwrap_or_default().trim()
+        ))
+    } else if lower.contains("permission denied") || lower.contains("read-only") || lower.contains("cannot open file") {
+        Error::user(format!(
+            "destination.path: cannot write {shown} ({}); choose a writable path",
+            text.lines().next().unwrap_or_default().trim()
+        ))
+    } else {
+        Error::external_fatal(format!("destination.path: cannot open the DuckDB file {shown}: {text}"))
+    }
+}
+
+/// A failed statement: DuckDB's message, which names the table or column, plus the
+/// statement's first line so the user can find it in the SQL sluice generated.
+fn sql_error(e: duckdb::Error, sql: &str) -> Error {
+    let text = e.to_string();
+    let lower = text.to_ascii_lowercase();
+    let first = sql.lines().next().unwrap_or_default();
+    let message = format!("DuckDB: {text} (in `{first}`)");
+    if lower.contains("no space left") || lower.contains("could not write") || lower.contains("disk") {
+        Error::external_fatal(message)
+    } else if lower.contains("conflict") {
+        Error::external(message)
+    } else {
+        Error::internal(message)
+    }
+}
+
+/// DuckDB's catalog type name → the [`SluiceType`] sluice created it from.
+pub fn parse_type(name: &str) -> Option<SluiceType> {
+    let upper = name.trim().to_ascii_uppercase();
+    Some(match upper.as_str() {
+        "VARCHAR" | "TEXT" => SluiceType::Text,
+        "BOOLEAN" => SluiceType::Boolean,
+        "INTEGER" => SluiceType::Int,
+        "BIGINT" => SluiceType::Long,
+        "DOUBLE" => SluiceType::Double,
+        "DATE" => SluiceType::Date,
+        "TIMESTAMP WITH TIME ZONE" | "TIMESTAMPTZ" => SluiceType::Timestamp,
+        "TIME" => SluiceType::Time,
+        "BLOB" => SluiceType::Binary,
+        _ => {
+            let inner = upper.strip_prefix("DECIMAL(")?.strip_suffix(')')?;
+            let (p, s) = inner.split_once(',')?;
+            SluiceType::Decimal { precision: p.trim().parse().ok()?, scale: s.trim().parse().ok()? }
+        }
+    })
+}
+
+/// Query results (Arrow) → rows of [`Value`]s.
+fn rows_of(batches: &[RecordBatch]) -> Result<Vec<Vec<Value>>> {
+    let mut rows = Vec::new();
+    for batch in batches {
+        let columns: Vec<ArrayRef> = batch
+            .columns()
+            .iter()
+            .map(|c| match c.data_type() {
+                DataType::Int64 | DataType::Utf8 => Ok(c.clone()),
+                d if d.is_integer() => arrow::compute::cast(c, &DataType::Int64),
+                _ => arrow::compute::cast(c, &DataType::Utf8),
+            })
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| Error::internal(format!("DuckDB result: {e}")))?;
+        for row in 0..batch.num_rows() {
+            rows.push(
+                columns
+                    .iter()
+                    .map(|c| {
+                        if c.is_null(row) {
+                            Value::Null
+                        } else if let Some(ints) = c.as_any().downcast_ref::<Int64Array>() {
+                            Value::Int(ints.value(row))
+                        } else if let Some(text) = c.as_any().downcast_ref::<StringArray>() {
+                            Value::Text(text.value(row).to_owned())
+                        } else {
+                            Value::Null
+                        }
+                    })
+                    .collect(),
+            );
+        }
+    }
+    Ok(rows)
+}
+
+impl Destination for DuckDb {
+    type Stage = DuckStage;
+
+    fn dialect(&self) -> Dialect {
+        Dialect::DuckDb
+    }
+
+    fn location(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    async fn execute(&self, statements: Vec<String>) -> Result<()> {
+        self.with_conn(move |conn| {
+            for sql in &statements {
+                conn.execute_batch(sql).map_err(|e| sql_error(e, sql))?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn transaction(&self, statements: Vec<String>) -> Result<()> {
+        self.with_conn(move |conn| {
+            let tx = conn.transaction().map_err(|e| sql_error(e, "BEGIN"))?;
+            for sql in &statements {
+                crate::failpoint::hit("consolidate-statement");
+                tx.execute_batch(sql).map_err(|e| sql_error(e, sql))?;
+            }
+            crate::failpoint::hit("before-commit");
+            // Dropping `tx` on an error above rolls everything back.
+            tx.commit().map_err(|e| sql_error(e, "COMMIT"))
+        })
+        .await
+    }
+
+    async fn query(&self, sql: String) -> Result<Vec<Vec<Value>>> {
+        self.with_conn(move |conn| {
+            let mut stmt = conn.prepare(&sql).map_err(|e| sql_error(e, &sql))?;
+            let batches: Vec<RecordBatch> = stmt.query_arrow([]).map_err(|e| sql_error(e, &sql))?.collect();
+            rows_of(&batches)
+        })
+        .await
+    }
+
+    async fn columns(&self, table: TableRef) -> Result<Option<Vec<ExistingColumn>>> {
+        self.with_conn(move |conn| {
+            let sql = "SELECT column_name, data_type FROM information_schema.columns \
+                       WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position";
+            let mut stmt = conn.prepare(sql).map_err(|e| sql_error(e, sql))?;
+            let rows = stmt
+                .query_map([&table.schema, &table.name], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)))
+                .map_err(|e| sql_error(e, sql))?;
+            let mut cols = Vec::new();
+            for row in rows {
+                let (name, ty) = row.map_err(|e| sql_error(e, sql))?;
+                let Some(parsed) = parse_type(&ty) else {
+                    return Err(Error::user(format!(
+                        "{}.{}.{name}: has type {ty}, which sluice did not create and cannot merge into; restore \
+                         the column's type or drop the table and run with --full-refresh",
+                        table.schema, table.name
+                    )));
+                };
+                cols.push(ExistingColumn { name, ty: parsed });
+            }
+            Ok(if cols.is_empty() { None } else { Some(cols) })
+        })
+        .await
+    }
+
+    async fn stage(&self, table: TableRef) -> Result<DuckStage> {
+        let conn = Self::lock(&self.conn).try_clone().map_err(|e| sql_error(e, "connect"))?;
+        DuckStage::start(conn, table)
+    }
+}
+
+/// A load into one staging table, appended by a thread of its own (see the module docs).
+pub struct DuckStage {
+    tx: Option<tokio::sync::mpsc::Sender<RecordBatch>>,
+    thread: Option<JoinHandle<Result<u64>>>,
+}
+
+impl DuckStage {
+    /// Batches in flight between the extraction and the appender: enough to overlap the two,
+    /// few enough to bound memory.
+    const QUEUE: usize = 2;
+
+    fn start(conn: Connection, table: TableRef) -> Result<Self> {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<RecordBatch>(Self::QUEUE);
+        let thread = std::thread::Builder::new()
+            .name(format!("stage-{}", table.name))
+            .spawn(move || -> Result<u64> {
+                let what = format!("{}.{}", table.schema, table.name);
+                let mut appender = conn
+                    .appender_to_db(&table.name, &table.schema)
+                    .map_err(|e| sql_error(e, &format!("append to {what}")))?;
+                let mut rows = 0u64;
+                while let Some(batch) = rx.blocking_recv() {
+                    rows += batch.num_rows() as u64;
+                    appender.append_record_batch(batch).map_err(|e| sql_error(e, &format!("append to {what}")))?;
+                }
+                appender.flush().map_err(|e| sql_error(e, &format!("append to {what}")))?;
+                Ok(rows)
+            })
+            .map_err(|e| Error::internal(format!("cannot start a loader thread: {e}")))?;
+        Ok(Self { tx: Some(tx), thread: Some(thread) })
+    }
+
+    /// Waits for the thread; its error, if it stopped early.
+    async fn join(&mut self) -> Result<u64> {
+        self.tx = None;
+        let Some(thread) = self.thread.take() else { return Ok(0) };
+        tokio::task::spawn_blocking(move || thread.join())
+            .await
+            .map_err(|e| Error::internal(format!("loader task failed: {e}")))?
+            .map_err(|_| Error::internal("the DuckDB loader thread panicked"))?
+    }
+}
+
+impl Stage for DuckStage {
+    async fn write(&mut self, batch: RecordBatch) -> Result<()> {
+        let Some(tx) = &self.tx else { return Err(Error::internal("write after the load ended")) };
+        if tx.send(batch).await.is_err() {
+            // The thread stopped: it has the reason.
+            self.join().await?;
+            return Err(Error::internal("the DuckDB loader stopped without an error"));
+        }
+        Ok(())
+    }
+
+    async fn finish(mut self) -> Result<u64> {
+        self.join().await
+    }
+}
+
+impl Drop for DuckStage {
+    fn drop(&mut self) {
+        // Closing the queue ends the thread; an abandoned load is discarded by the next
+        // run's staging DDL, so there is nothing to wait for.
+        self.tx = None;
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,173 @@
+//! The DuckDB destination against real database files: types round-trip through the
+//! appender, transactions are all-or-nothing, the lock and the path errors are clear.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, BinaryArray, BooleanArray, Date32Array, Decimal128Array, Float64Array, Int32Array, Int64Array,
+    StringArray, Time32MillisecondArray, TimestampMillisecondArray,
+};
+use arrow::record_batch::RecordBatch;
+
+use super::*;
+use crate::consolidate::{Dialect, TableRef};
+use crate::destination::{Destination, Stage, Value};
+
+fn batch() -> RecordBatch {
+    let cols: Vec<(&str, ArrayRef)> = vec![
+        ("id", Arc::new(StringArray::from(vec![Some("001000000000001AAA"), None]))),
+        ("flag", Arc::new(BooleanArray::from(vec![Some(true), None]))),
+        ("n", Arc::new(Int32Array::from(vec![Some(-7), None]))),
+        ("big", Arc::new(Int64Array::from(vec![Some(1 << 40), None]))),
+        ("amount", Arc::new(Decimal128Array::from(vec![Some(123_456), None]).with_precision_and_scale(18, 2).unwrap())),
+        ("ratio", Arc::new(Float64Array::from(vec![Some(0.25), None]))),
+        ("day", Arc::new(Date32Array::from(vec![Some(20_000), None]))),
+        ("ts", Arc::new(TimestampMillisecondArray::from(vec![Some(1_700_000_000_123), None]).with_timezone("UTC"))),
+        ("tod", Arc::new(Time32MillisecondArray::from(vec![Some(3_723_004), None]))),
+        ("raw", Arc::new(BinaryArray::from(vec![Some(&b"\x00\xff"[..]), None]))),
+    ];
+    RecordBatch::try_from_iter(cols).unwrap()
+}
+
+#[tokio::test]
+async fn duckdb_appender_round_trips_every_type() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = DuckDb::open(&dir.path().join("t.duckdb")).unwrap();
+    db.execute(vec![
+        "CREATE SCHEMA s".into(),
+        "CREATE TABLE s.t (id VARCHAR(18), flag BOOLEAN, n INTEGER, big BIGINT, amount DECIMAL(18,2), ratio DOUBLE, \
+         day DATE, ts TIMESTAMPTZ, tod TIME, raw BLOB)"
+            .into(),
+    ])
+    .await
+    .unwrap();
+    let mut stage = db.stage(TableRef::new("s", "t")).await.unwrap();
+    stage.write(batch()).await.unwrap();
+    stage.write(batch()).await.unwrap();
+    assert_eq!(stage.finish().await.unwrap(), 4);
+    let d = Dialect::DuckDb;
+    let rows = db
+        .query(format!(
+            "SELECT id, CAST(flag AS VARCHAR), n, big, CAST(amount AS VARCHAR), CAST(ratio AS VARCHAR), CAST(day AS \
+             VARCHAR), {}, CAST(tod AS VARCHAR), hex(raw) FROM s.t ORDER BY id NULLS LAST",
+            d.epoch_ms("ts")
+        ))
+        .await
+        .unwrap();
+    let t = |s: &str| Value::Text(s.into());
+    assert_eq!(
+        rows[0],
+        vec![
+            t("001000000000001AAA"),
+            t("true"),
+            Value::Int(-7),
+            Value::Int(1 << 40),
+            t("1234.56"),
+            t("0.25"),
+            t("2024-10-04"),
+            Value::Int(1_700_000_000_123),
+            t("01:02:03.004"),
+            t("00FF"),
+        ]
+    );
+    assert_eq!(rows.len(), 4);
+    assert_eq!(rows[1], rows[0]);
+    assert!(rows[3].iter().all(|v| *v == Value::Null), "{:?}", rows[3]);
+    let cols = db.columns(TableRef::new("s", "t")).await.unwrap().unwrap();
+    let types: Vec<String> = cols.iter().map(|c| c.ty.to_string()).collect();
+    assert_eq!(
+        types,
+        [
+            "text",
+            "boolean",
+            "integer",
+            "bigint",
+            "decimal(18,2)",
+            "double",
+            "date",
+            "timestamp with time zone",
+            "time",
+            "binary"
+        ]
+    );
+    assert_eq!(db.columns(TableRef::new("s", "missing")).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn duckdb_transaction_is_all_or_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = DuckDb::open(&dir.path().join("t.duckdb")).unwrap();
+    db.execute(vec!["CREATE TABLE t (x INTEGER)".into(), "INSERT INTO t VALUES (1)".into()]).await.unwrap();
+    let err = db
+        .transaction(vec![
+            "INSERT INTO t VALUES (2)".into(),
+            "ALTER TABLE t ADD COLUMN y INTEGER".into(),
+            "INSERT INTO nope VALUES (3)".into(),
+        ])
+        .await
+        .unwrap_err();
+    assert!(err.message.contains("nope"), "{}", err.message);
+    let rows = db
+        .query(
+            "SELECT COUNT(*), (SELECT COUNT(*) FROM information_schema.columns WHERE table_name = 't') FROM t".into(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows, vec![vec![Value::Int(1), Value::Int(1)]], "the insert and the ALTER were rolled back");
+}
+
+#[test]
+fn duckdb_second_opener_in_another_process_is_told_who_holds_the_lock() {
+    // DuckDB's lock is per process (a second open in this process would share the file), so
+    // the holder is a child process: this test binary, re-run on the helper below.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("locked.duckdb");
+    let _held = DuckDb::open(&path).unwrap();
+    let exe = std::env::current_exe().unwrap();
+    let out = std::process::Command::new(exe)
+        .args(["--exact", "destination::duckdb::tests::duckdb_lock_helper", "--nocapture", "--include-ignored"])
+        .env("SLUICE_LOCK_HELPER_PATH", &path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("HELPER-ERROR destination.path:"), "{stdout}");
+    assert!(stdout.contains("in use by another process"), "{stdout}");
+}
+
+/// Not a test on its own: the second process of the lock test.
+#[test]
+fn duckdb_lock_helper() {
+    let Ok(path) = std::env::var("SLUICE_LOCK_HELPER_PATH") else { return };
+    match DuckDb::open(std::path::Path::new(&path)) {
+        Ok(_) => println!("HELPER-OPENED"),
+        Err(e) => println!("HELPER-ERROR {}", e.message),
+    }
+}
+
+#[test]
+fn duckdb_missing_directory_and_read_only_file_are_user_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = DuckDb::open(&dir.path().join("no/such/dir/x.duckdb")).unwrap_err();
+    assert_eq!(err.kind, crate::Kind::User);
+    assert!(err.message.starts_with("destination.path: the directory"), "{}", err.message);
+
+    let ro = dir.path().join("ro");
+    std::fs::create_dir(&ro).unwrap();
+    let mut perms = std::fs::metadata(&ro).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o555);
+    std::fs::set_permissions(&ro, perms).unwrap();
+    // Root ignores directory permissions; the check only means something for other users.
+    if std::fs::write(ro.join("probe"), b"x").is_err() {
+        let err = DuckDb::open(&ro.join("x.duckdb")).unwrap_err();
+        assert_eq!(err.kind, crate::Kind::User, "{}", err.message);
+        assert!(err.message.contains("destination.path"), "{}", err.message);
+    }
+}
+
+#[test]
+fn duckdb_type_names_parse() {
+    assert_eq!(parse_type("DECIMAL(18,2)"), Some(SluiceType::Decimal { precision: 18, scale: 2 }));
+    assert_eq!(parse_type("TIMESTAMP WITH TIME ZONE"), Some(SluiceType::Timestamp));
+    assert_eq!(parse_type("VARCHAR"), Some(SluiceType::Text));
+    assert_eq!(parse_type("HUGEINT"), None);
+}

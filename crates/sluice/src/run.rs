@@ -1,0 +1,311 @@
+//! The run orchestrator for warehouse destinations (DESIGN "Orchestration").
+//!
+//! [`run`] records the run in `_sluice.runs`, then drives every selected flow through the
+//! phases of [`phase`] ([`flow::FlowDriver`]) with at most `max_parallel_flows` at once,
+//! in config order. A flow whose error is retryable (the warehouse or the API hiccuped) is
+//! tried again from its committed window with backoff; any other failure is recorded in
+//! `_sluice.flow_runs` and isolated — the other flows go on and the run is `partial`. A
+//! quota stop lets running flows end and skips the ones not started; the next run resumes.
+//!
+//! The exactly-once guarantee does not depend on any of this bookkeeping: it rests on the
+//! consolidation transaction alone ([`crate::consolidate`]).
+
+pub mod checks;
+pub mod flow;
+pub mod phase;
+pub mod report;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use chrono::Utc;
+use futures_util::StreamExt;
+use sha2::{Digest, Sha256};
+
+use crate::config::{Config, FlowConfig};
+use crate::consolidate::{self, CONTROL_SCHEMA, Dialect, TableRef};
+use crate::destination::Destination;
+use crate::model::{TableSchema, Window};
+use crate::source::salesforce::SalesforceSource;
+use crate::sync::{FlowStatus, FlowSummary, MergeCounts, Observer, RunStatus, RunSummary, SyncOptions};
+use crate::{Error, Result};
+
+/// Attempts per flow for retryable errors.
+const MAX_ATTEMPTS: u32 = 3;
+
+/// Everything the flows of one run share.
+pub struct Ctx<'a, D: Destination> {
+    /// The destination.
+    pub dest: &'a D,
+    /// The connected source.
+    pub source: &'a SalesforceSource,
+    /// The whole config.
+    pub config: &'a Config,
+    /// The run's options.
+    pub opts: &'a SyncOptions,
+    /// Progress sink.
+    pub observer: &'a dyn Observer,
+    /// This run's id.
+    pub run_id: String,
+    /// Destination schema of the replicated tables.
+    pub schema: String,
+    /// Consolidations take turns (see [`flow::FlowDriver`]).
+    pub merge_lock: tokio::sync::Mutex<()>,
+}
+
+/// A short, stable fingerprint of a table schema (columns, types, cursor), recorded with
+/// every consolidation so a schema change is visible in the control tables.
+pub fn fingerprint(schema: &TableSchema) -> String {
+    let json = serde_json::to_vec(schema).unwrap_or_default();
+    let digest = Sha256::digest(&json);
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The config's fingerprint, recorded with the run (secrets excluded: only the flows).
+fn config_fingerprint(config: &Config) -> String {
+    let digest = Sha256::digest(format!("{:?}", config.flows).as_bytes());
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The inserted / updated / deleted counts the consolidation recorded for a flow.
+pub async fn merge_counts<D: Destination>(dest: &D, run_id: &str, flow: &str) -> Result<MergeCounts> {
+    let d = dest.dialect();
+    let q = |n: &str| d.quote_ident(n);
+    let sql = format!(
+        "SELECT {}, {}, {} FROM {} WHERE {} = {} AND {} = {}",
+        q("rows_inserted"),
+        q("rows_updated"),
+        q("rows_deleted"),
+        d.table(&TableRef::new(CONTROL_SCHEMA, "flow_runs")),
+        q("run_id"),
+        d.quote_literal(run_id),
+        q("flow"),
+        d.quote_literal(flow),
+    );
+    let rows = dest.query(sql).await?;
+    let row = rows.first().ok_or_else(|| Error::internal(format!("{flow}: no flow-run row after consolidation")))?;
+    let n = |i: usize| row.get(i).and_then(|v| v.as_i64()).unwrap_or(0) as u64;
+    Ok(MergeCounts { inserted: n(0), updated: n(1), deleted: n(2) })
+}
+
+/// After a sliced window, the flow-run row (which each slice's consolidation rewrote)
+/// gets the totals over all slices.
+fn flow_totals(
+    d: Dialect,
+    run_id: &str,
+    flow: &FlowConfig,
+    extracted: u64,
+    total: &MergeCounts,
+    windows: &[Window],
+) -> String {
+    let q = |n: &str| d.quote_ident(n);
+    let start = windows.first().and_then(|w| w.start).map_or_else(
+        || format!("CAST(NULL AS {})", d.sql_type(crate::model::SluiceType::Timestamp)),
+        |s| d.timestamp_literal(s),
+    );
+    format!(
+        "UPDATE {} SET {} = {extracted}, {} = {}, {} = {}, {} = {}, {} = {start} WHERE {} = {} AND {} = {}",
+        d.table(&TableRef::new(CONTROL_SCHEMA, "flow_runs")),
+        q("rows_extracted"),
+        q("rows_inserted"),
+        total.inserted,
+        q("rows_updated"),
+        total.updated,
+        q("rows_deleted"),
+        total.deleted,
+        q("window_start"),
+        q("run_id"),
+        d.quote_literal(run_id),
+        q("flow"),
+        d.quote_literal(&flow.object),
+    )
+}
+
+/// Runs the flows into a warehouse (see the module docs). An `Err` means the run could not
+/// start; single flows' failures are in the summary.
+pub async fn run<D: Destination>(
+    dest: &D,
+    source: &SalesforceSource,
+    config: &Config,
+    flows: Vec<&FlowConfig>,
+    opts: &SyncOptions,
+    observer: &dyn Observer,
+    schema: &str,
+) -> Result<RunSummary> {
+    let d = dest.dialect();
+    let run_id = crate::sync::new_run_id();
+    let mut setup = consolidate::control_ddl(d);
+    // Holding the destination (its lock), any run still marked running is dead.
+    setup.push(consolidate::abandon_runs(d));
+    setup.extend(consolidate::run_started(
+        d,
+        &run_id,
+        if opts.trigger.is_empty() { "manual" } else { &opts.trigger },
+        Utc::now(),
+        &config_fingerprint(config),
+    ));
+    dest.execute(setup).await?;
+
+    let cx = Ctx {
+        dest,
+        source,
+        config,
+        opts,
+        observer,
+        run_id: run_id.clone(),
+        schema: schema.to_owned(),
+        merge_lock: tokio::sync::Mutex::new(()),
+    };
+    let stopped = AtomicBool::new(false);
+    let parallel = config.source.max_parallel_flows.max(1);
+    let summaries: Vec<FlowSummary> =
+        futures_util::stream::iter(flows).map(|flow| run_flow(&cx, flow, &stopped)).buffered(parallel).collect().await;
+
+    let ok = summaries.iter().filter(|s| s.status == FlowStatus::Ok).count();
+    let status = match ok {
+        n if n == summaries.len() => RunStatus::Ok,
+        0 => RunStatus::Failed,
+        _ => RunStatus::Partial,
+    };
+    dest.execute(vec![consolidate::run_finished(d, &run_id, &status.to_string(), Utc::now())]).await?;
+    let stopped = summaries.iter().any(|s| s.status == FlowStatus::Stopped).then(|| "quota".to_owned());
+    Ok(RunSummary { run_id, flows: summaries, status, stopped })
+}
+
+/// One flow with its retries, turned into a summary whatever happens.
+async fn run_flow<D: Destination>(cx: &Ctx<'_, D>, flow: &FlowConfig, stopped: &AtomicBool) -> FlowSummary {
+    let started = Instant::now();
+    let mut summary = FlowSummary::new(flow, cx.config.destination.naming());
+    if stopped.load(Ordering::SeqCst) {
+        summary.error = Some("not run: the run stopped (quota)".to_owned());
+        cx.observer.flow_finished(&summary);
+        return summary;
+    }
+    let calls_before = cx.source.client().api_calls();
+    let mut attempt = 1;
+    let result = loop {
+        let mut fresh = FlowSummary::new(flow, cx.config.destination.naming());
+        let result = flow::FlowDriver::new(cx, flow, &mut fresh, attempt).run().await;
+        summary = fresh;
+        match result {
+            Err(e) if e.is_retryable() && !e.is_quota() && attempt < MAX_ATTEMPTS => {
+                tracing::warn!(object = %flow.object, attempt, error = %e, "flow failed, retrying");
+                tokio::time::sleep(flow::attempt_delay(attempt)).await;
+                attempt += 1;
+            }
+            other => break other,
+        }
+    };
+    summary.api_calls = Some(cx.source.client().api_calls().saturating_sub(calls_before));
+    summary.duration = started.elapsed();
+    match result {
+        Ok(()) => summary.status = FlowStatus::Ok,
+        Err(e) => {
+            let message = if e.message.starts_with(&flow.object) {
+                e.message.clone()
+            } else {
+                format!("{}: {}", flow.object, e.message)
+            };
+            if e.is_quota() {
+                summary.status = FlowStatus::Stopped;
+                stopped.store(true, Ordering::SeqCst);
+            } else {
+                summary.status = FlowStatus::Failed;
+            }
+            tracing::info!(object = %flow.object, error = %message, "flow did not complete");
+            let d = cx.dest.dialect();
+            let record = consolidate::flow_failed(d, &cx.run_id, &flow.object, &message, Utc::now());
+            if let Err(e) = cx.dest.execute(record).await {
+                tracing::warn!(object = %flow.object, error = %e, "could not record the failure");
+            }
+            summary.error = Some(message);
+        }
+    }
+    cx.observer.flow_finished(&summary);
+    summary
+}
+
+/// The outcome of `sluice verify` for one flow.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct FlowVerify {
+    /// Flow (object) name.
+    pub flow: String,
+    /// The counts, when the flow has committed anything and the check ran.
+    pub counts: Option<crate::sync::VerifyCounts>,
+    /// Rows `--repair` removed (or flagged, in soft mode).
+    pub repaired: Option<u64>,
+    /// Why the check could not run, or the repair was refused.
+    pub error: Option<String>,
+}
+
+/// `sluice verify [--repair]`: per selected flow, the source's live count against the
+/// destination's at the committed window end; with `repair`, a reconciliation first (still
+/// guarded by `max_delete_ratio`).
+pub async fn verify<D: Destination>(
+    dest: &D,
+    source: &SalesforceSource,
+    config: &Config,
+    flows: Vec<&FlowConfig>,
+    opts: &SyncOptions,
+    schema: &str,
+    repair: bool,
+) -> Result<Vec<FlowVerify>> {
+    dest.execute(consolidate::control_ddl(dest.dialect())).await?;
+    let cx = Ctx {
+        dest,
+        source,
+        config,
+        opts,
+        observer: &crate::sync::Quiet,
+        run_id: format!("verify-{}", crate::sync::new_run_id()),
+        schema: schema.to_owned(),
+        merge_lock: tokio::sync::Mutex::new(()),
+    };
+    let mut out = Vec::new();
+    for flow in flows {
+        let mut result = FlowVerify { flow: flow.object.clone(), counts: None, repaired: None, error: None };
+        if let Err(e) = verify_one(&cx, flow, repair, &mut result).await {
+            result.error = Some(e.message);
+        }
+        out.push(result);
+    }
+    Ok(out)
+}
+
+async fn verify_one<D: Destination>(
+    cx: &Ctx<'_, D>,
+    flow: &FlowConfig,
+    repair: bool,
+    out: &mut FlowVerify,
+) -> Result<()> {
+    use crate::source::salesforce::describe::Selection;
+    let committed = flow::committed(cx.dest, &flow.object).await?;
+    let Some(end) = committed.window_end else {
+        return Err(Error::user(format!(
+            "{}: never synced into this destination; run `sluice sync` first",
+            flow.object
+        )));
+    };
+    let described =
+        cx.source.describe(&flow.object, &Selection::for_flow(flow, cx.config.destination.naming())).await?;
+    let spec = consolidate::MergeSpec::new(
+        &described.schema,
+        &cx.schema,
+        flow.settings.deletes,
+        flow.settings.history,
+        &cx.run_id,
+        Utc::now(),
+    )?;
+    if cx.dest.columns(spec.target.clone()).await?.is_none() {
+        return Err(Error::user(format!(
+            "{}: table {} is missing",
+            flow.object,
+            cx.dest.dialect().table(&spec.target)
+        )));
+    }
+    if repair {
+        out.repaired = Some(checks::reconcile(cx, flow, &described, &spec).await?);
+    }
+    out.counts = Some(checks::verify(cx, flow, &described, &spec, Some(end)).await?);
+    Ok(())
+}

@@ -1,0 +1,314 @@
+//! One flow of a warehouse run, driven through [`super::phase`]: plan, stage, consolidate
+//! (one transaction, with the window end), reconcile when due, verify, clean up.
+//!
+//! The window end moves only inside the consolidation transaction, so a crash anywhere
+//! leaves either the old end and the old data, or the new end and the new data; the next
+//! run's staging DDL throws away whatever a crashed load left behind.
+
+use std::time::Duration;
+
+use arrow::array::{ArrayRef, Int64Array};
+use arrow::datatypes::{DataType, Field, Schema};
+use arrow::record_batch::RecordBatch;
+use chrono::Utc;
+use futures_util::StreamExt;
+use std::sync::Arc;
+
+use super::phase::{Outcome, Phase, next};
+use super::{Ctx, checks};
+use crate::config::{FlowConfig, Mode};
+use crate::consolidate::{self, Existing, FlowRun, MergeSpec, STAGE_SEQ};
+use crate::destination::{Destination, Stage};
+use crate::model::{Cursor, Timestamp, Window};
+use crate::source::plan_windows;
+use crate::source::salesforce::describe::{Described, Selection};
+use crate::source::salesforce::rest;
+use crate::sync::{FlowSummary, MergeCounts};
+use crate::{Error, Result};
+
+/// What `_sluice.flows` holds for a flow.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Committed {
+    /// The committed window end.
+    pub window_end: Option<Timestamp>,
+    /// When reconciliation last ran.
+    pub last_reconciliation: Option<Timestamp>,
+    /// When the last full refresh committed.
+    pub last_full_refresh: Option<Timestamp>,
+}
+
+fn ts(ms: Option<i64>) -> Option<Timestamp> {
+    ms.and_then(chrono::DateTime::from_timestamp_millis)
+}
+
+/// Reads the flow's control row.
+pub async fn committed<D: Destination>(dest: &D, flow: &str) -> Result<Committed> {
+    let d = dest.dialect();
+    let sql = format!(
+        "SELECT {}, {}, {} FROM {} WHERE {} = {}",
+        d.epoch_ms(&d.quote_ident("window_end")),
+        d.epoch_ms(&d.quote_ident("last_reconciliation")),
+        d.epoch_ms(&d.quote_ident("last_full_refresh")),
+        d.table(&consolidate::TableRef::new(consolidate::CONTROL_SCHEMA, "flows")),
+        d.quote_ident("flow"),
+        d.quote_literal(flow),
+    );
+    let rows = dest.query(sql).await?;
+    Ok(rows
+        .first()
+        .map(|r| Committed {
+            window_end: ts(r[0].as_i64()),
+            last_reconciliation: ts(r[1].as_i64()),
+            last_full_refresh: ts(r[2].as_i64()),
+        })
+        .unwrap_or_default())
+}
+
+/// A batch with the stage-order column appended: `first`, `first + 1`, ...
+pub fn with_stage_seq(batch: &RecordBatch, first: i64) -> Result<RecordBatch> {
+    let n = batch.num_rows() as i64;
+    let seq: ArrayRef = Arc::new(Int64Array::from_iter_values(first..first + n));
+    let mut fields: Vec<Field> = batch.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields.push(Field::new(STAGE_SEQ, DataType::Int64, false));
+    let mut columns = batch.columns().to_vec();
+    columns.push(seq);
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+        .map_err(|e| Error::internal(format!("adding the stage order: {e}")))
+}
+
+/// One flow's run state, moved through the phases by [`FlowDriver::run`].
+pub struct FlowDriver<'a, D: Destination> {
+    pub(super) cx: &'a Ctx<'a, D>,
+    pub(super) flow: &'a FlowConfig,
+    pub(super) summary: &'a mut FlowSummary,
+    pub(super) attempts: u32,
+    described: Option<Described>,
+    committed: Committed,
+    windows: Vec<Window>,
+    next_window: usize,
+    full: bool,
+    rows_extracted: u64,
+    staged: u64,
+}
+
+impl<'a, D: Destination> FlowDriver<'a, D> {
+    pub(super) fn new(cx: &'a Ctx<'a, D>, flow: &'a FlowConfig, summary: &'a mut FlowSummary, attempts: u32) -> Self {
+        Self {
+            cx,
+            flow,
+            summary,
+            attempts,
+            described: None,
+            committed: Committed::default(),
+            windows: Vec::new(),
+            next_window: 0,
+            full: false,
+            rows_extracted: 0,
+            staged: 0,
+        }
+    }
+
+    /// Runs every phase to the end, or to the first error.
+    pub(super) async fn run(&mut self) -> Result<()> {
+        let mut phase = Phase::Plan;
+        while phase != Phase::Done {
+            let outcome = match phase {
+                Phase::Plan => self.plan().await?,
+                Phase::Stage => self.stage().await?,
+                Phase::Consolidate => self.consolidate().await?,
+                Phase::Reconcile => self.reconcile().await?,
+                Phase::Verify => self.verify().await?,
+                Phase::Cleanup => self.cleanup().await?,
+                Phase::Done => Outcome::Completed,
+            };
+            phase = next(phase, outcome).ok_or_else(|| {
+                Error::internal(format!("{}: no phase follows {phase:?} after {outcome:?}", self.flow.object))
+            })?;
+        }
+        Ok(())
+    }
+
+    fn described(&self) -> Result<&Described> {
+        self.described.as_ref().ok_or_else(|| Error::internal("phase order: no schema before planning"))
+    }
+
+    fn spec(&self, synced_at: Timestamp) -> Result<MergeSpec> {
+        let settings = &self.flow.settings;
+        MergeSpec::new(
+            &self.described()?.schema,
+            &self.cx.schema,
+            settings.deletes,
+            settings.history,
+            &self.cx.run_id,
+            synced_at,
+        )
+    }
+
+    async fn plan(&mut self) -> Result<Outcome> {
+        let (cx, flow) = (self.cx, self.flow);
+        cx.source.client().check_budget()?;
+        self.committed = committed(cx.dest, &flow.object).await?;
+        let described =
+            cx.source.describe(&flow.object, &Selection::for_flow(flow, cx.config.destination.naming())).await?;
+        self.summary.warnings.extend(described.warnings.iter().cloned());
+        self.summary.table = described.schema.table.clone();
+        let settings = &flow.settings;
+        self.full = cx.opts.full_refresh || settings.mode == Mode::Full || described.schema.cursor == Cursor::None;
+        let now = cx.source.source_now().unwrap_or_else(Utc::now);
+        let committed = if self.full { None } else { self.committed.window_end };
+        let oldest = match (settings.slice, committed, described.schema.cursor.field()) {
+            (Some(_), None, Some(field)) => rest::oldest(cx.source.client(), &flow.object, field).await?,
+            _ => None,
+        };
+        self.described = Some(described);
+        self.windows = plan_windows(committed, now, settings.lookback, settings.lag, settings.slice, oldest);
+        let (Some(first), Some(last)) = (self.windows.first(), self.windows.last()) else {
+            cx.observer.flow_started(&flow.object, None);
+            return Ok(Outcome::NothingToRead);
+        };
+        let whole = Window { start: first.start, end: last.end };
+        self.summary.window = Some(whole);
+        cx.observer.flow_started(&flow.object, Some(&whole));
+        Ok(Outcome::Completed)
+    }
+
+    async fn stage(&mut self) -> Result<Outcome> {
+        let (cx, flow) = (self.cx, self.flow);
+        let window = self.windows[self.next_window];
+        let spec = self.spec(Utc::now())?;
+        let d = cx.dest.dialect();
+        cx.dest.execute(consolidate::staging_ddl(d, &spec)).await?;
+        let mut stage = cx.dest.stage(spec.staging.clone()).await?;
+        let described = self.described.as_ref().ok_or_else(|| Error::internal("phase order: no schema"))?;
+        let mask_salt = cx.config.mask_salt.as_ref().filter(|_| crate::mask::any(&described.schema));
+        let mut stream = cx.source.extract(described, Some(window), flow.filter.as_deref(), flow.api);
+        let mut staged = 0u64;
+        while let Some(batch) = stream.next().await {
+            let mut batch = batch?;
+            if let Some(salt) = mask_salt {
+                batch = crate::mask::apply(&batch, &described.schema, salt.expose())?;
+            }
+            let rows = batch.num_rows() as u64;
+            stage.write(with_stage_seq(&batch, staged as i64)?).await?;
+            staged += rows;
+            self.summary.rows = self.rows_extracted + staged;
+            cx.observer.rows(&flow.object, self.summary.rows);
+        }
+        drop(stream);
+        let loaded = stage.finish().await?;
+        if loaded != staged {
+            return Err(Error::internal(format!("{}: staged {loaded} rows of {staged}", flow.object)));
+        }
+        self.staged = staged;
+        self.rows_extracted += staged;
+        crate::failpoint::hit("after-stage");
+        Ok(Outcome::Completed)
+    }
+
+    async fn consolidate(&mut self) -> Result<Outcome> {
+        let (cx, flow) = (self.cx, self.flow);
+        let window = self.windows[self.next_window];
+        let d = cx.dest.dialect();
+        // One consolidation at a time per destination: DuckDB reports concurrent catalog
+        // changes as conflicts, and the transactions are short next to extraction.
+        let _turn = cx.merge_lock.lock().await;
+        let spec = self.spec(Utc::now())?;
+        let existing = Existing {
+            target: cx.dest.columns(spec.target.clone()).await?,
+            history: if spec.history { cx.dest.columns(spec.history_table()).await? } else { None },
+        };
+        let described = self.described()?;
+        let run = FlowRun {
+            flow: flow.object.clone(),
+            object: flow.object.clone(),
+            window,
+            full_refresh: self.full && self.next_window + 1 == self.windows.len(),
+            schema_fingerprint: super::fingerprint(&described.schema),
+            attempts: self.attempts,
+            rows_extracted: self.staged,
+            api_calls: 0,
+            bytes: 0,
+        };
+        let plan = consolidate::consolidate(d, &spec, &existing, &run)?;
+        for warning in &plan.warnings {
+            tracing::warn!(object = %flow.object, "{warning}");
+        }
+        self.summary.warnings.extend(plan.warnings);
+        cx.dest.transaction(plan.statements).await?;
+        crate::failpoint::hit("after-commit");
+        let counts = super::merge_counts(cx.dest, &cx.run_id, &flow.object).await?;
+        let total = self.summary.merged.get_or_insert_with(MergeCounts::default);
+        total.inserted += counts.inserted;
+        total.updated += counts.updated;
+        total.deleted += counts.deleted;
+        self.next_window += 1;
+        if self.next_window < self.windows.len() {
+            return Ok(Outcome::MoreSlices);
+        }
+        if self.windows.len() > 1 {
+            cx.dest
+                .execute(vec![super::flow_totals(d, &cx.run_id, flow, self.rows_extracted, total, &self.windows)])
+                .await?;
+        }
+        Ok(if self.reconcile_due() { Outcome::ReconcileDue } else { Outcome::Completed })
+    }
+
+    /// Due when `reconcile_every` has passed since the last reconciliation or full
+    /// refresh (a full refresh just read every row, so it counts as one).
+    fn reconcile_due(&self) -> bool {
+        let Some(every) = self.flow.settings.reconcile_every else { return false };
+        if self.full {
+            return false;
+        }
+        let last = match (self.committed.last_reconciliation, self.committed.last_full_refresh) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        last.is_none_or(|t| Utc::now() - t >= chrono::Duration::from_std(every).unwrap_or(chrono::Duration::MAX))
+    }
+
+    async fn reconcile(&mut self) -> Result<Outcome> {
+        let spec = self.spec(Utc::now())?;
+        let removed = checks::reconcile(self.cx, self.flow, self.described()?, &spec).await?;
+        self.summary.reconciled = Some(removed);
+        Ok(Outcome::Completed)
+    }
+
+    async fn verify(&mut self) -> Result<Outcome> {
+        let spec = self.spec(Utc::now())?;
+        let end = self.windows.last().map(|w| w.end);
+        let verify = checks::verify(self.cx, self.flow, self.described()?, &spec, end).await?;
+        self.summary.verify = Some(verify);
+        self.cx
+            .dest
+            .execute(vec![consolidate::flow_phase(
+                self.cx.dest.dialect(),
+                &self.cx.run_id,
+                &self.flow.object,
+                "verified",
+            )])
+            .await?;
+        crate::failpoint::hit("after-verify");
+        Ok(Outcome::Completed)
+    }
+
+    async fn cleanup(&mut self) -> Result<Outcome> {
+        let d = self.cx.dest.dialect();
+        let spec = self.spec(Utc::now())?;
+        self.cx
+            .dest
+            .execute(vec![
+                format!("DROP TABLE IF EXISTS {}", d.table(&spec.staging)),
+                consolidate::flow_phase(d, &self.cx.run_id, &self.flow.object, Phase::Done.name()),
+            ])
+            .await?;
+        crate::failpoint::hit("after-cleanup");
+        Ok(Outcome::Completed)
+    }
+}
+
+/// Backoff between attempts of a flow whose error is retryable.
+pub(super) fn attempt_delay(attempt: u32) -> Duration {
+    let base = Duration::from_millis(500) * 2u32.saturating_pow(attempt.saturating_sub(1));
+    base.min(Duration::from_secs(30)) + Duration::from_millis(rand::random::<u64>() % 250)
+}
