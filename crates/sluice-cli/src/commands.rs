@@ -18,14 +18,6 @@ use sluice::sync::{self, FlowSummary, Observer, SyncOptions};
 
 use crate::Failure;
 
-/// `println!` that ignores a closed stdout (`sluice discover | head`) instead of panicking.
-macro_rules! say {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
-    }};
-}
-
 /// Flags of `sluice init`.
 #[derive(clap::Args, Debug)]
 pub struct InitArgs {
@@ -317,31 +309,54 @@ fn print_table(summary: &sync::RunSummary) {
     say!("run {}: {}", summary.run_id, summary.status);
     say!();
     say!(
-        "{:<24} {:<24} {:<15} {:>10} {:>9} {:>9}  WINDOW",
+        "{:<24} {:<24} {:<15} {:>10} {:>22} {:>9} {:>8}  WINDOW",
         "OBJECT",
         "TABLE",
         "STATUS",
-        "ROWS",
+        "ROWS READ",
+        "INSERTED/UPDATED/DEL",
         "API CALLS",
         "SECONDS"
     );
     for f in &summary.flows {
+        let merged = f.merged.map_or_else(|| "-".to_owned(), |m| format!("{}/{}/{}", m.inserted, m.updated, m.deleted));
         say!(
-            "{:<24} {:<24} {:<15} {:>10} {:>9} {:>9.1}  {}",
+            "{:<24} {:<24} {:<15} {:>10} {:>22} {:>9} {:>8.1}  {}",
             f.object,
             f.table,
             f.status.to_string(),
             f.rows,
+            merged,
             f.api_calls.map_or_else(|| "-".to_owned(), |c| c.to_string()),
             f.duration.as_secs_f64(),
             f.window.map_or_else(|| "-".to_owned(), |w| w.to_string()),
         );
     }
-    let errors: Vec<_> = summary.flows.iter().filter_map(|f| f.error.as_ref()).collect();
-    if !errors.is_empty() {
+    let notes: Vec<String> = summary
+        .flows
+        .iter()
+        .flat_map(|f| {
+            let verify = f.verify.filter(|v| !v.matches()).map(|v| {
+                format!(
+                    "{}: {} live rows in the destination, {} at the source (rows changed after the window end \
+                     differ until the next run)",
+                    f.object, v.destination, v.source
+                )
+            });
+            let reconciled =
+                f.reconciled.filter(|n| *n > 0).map(|n| format!("{}: reconciliation removed {n} rows", f.object));
+            f.error
+                .iter()
+                .cloned()
+                .chain(f.warnings.iter().map(|w| format!("{}: {w}", f.object)))
+                .chain(verify)
+                .chain(reconciled)
+        })
+        .collect();
+    if !notes.is_empty() {
         say!();
-        for e in errors {
-            say!("  {e}");
+        for n in notes {
+            say!("  {n}");
         }
     }
 }

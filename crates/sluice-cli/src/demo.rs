@@ -16,13 +16,6 @@ use sluice::sync::{self, FlowStatus, RunSummary, SyncOptions};
 
 use crate::Failure;
 
-macro_rules! say {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
-    }};
-}
-
 /// Flags of `sluice demo`.
 #[derive(clap::Args, Debug)]
 pub struct DemoArgs {
@@ -173,7 +166,7 @@ pub async fn run(args: &DemoArgs) -> Result<(), Failure> {
     let n = args.accounts.max(10);
     let counts = [("Account", n), ("Contact", n * 2), ("Opportunity", n), ("Invoice__c", n / 2)]
         .into_iter()
-        .map(|(o, c)| (o.to_owned(), c))
+        .map(|(o, c)| (o.to_owned(), c as u64))
         .collect();
     let sb = server::start(SandboxConfig { counts, ..SandboxConfig::default() })
         .await

@@ -11,13 +11,6 @@ use sluice::sync::{self, SyncOptions};
 use crate::Failure;
 use crate::commands::load;
 
-macro_rules! say {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
-    }};
-}
-
 /// Flags of `sluice status`.
 #[derive(clap::Args, Debug)]
 pub struct StatusArgs {

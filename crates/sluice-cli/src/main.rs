@@ -1,6 +1,14 @@
 //! The `sluice` binary: argument parsing, output and exit codes. It holds no
 //! replication logic; that lives in the `sluice` library (and the org in `sandbox`).
 
+/// `println!` that ignores a closed stdout (`sluice discover | head`) instead of panicking.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 mod commands;
 mod demo;
 mod inspect;

@@ -171,3 +171,113 @@ fn duckdb_type_names_parse() {
     assert_eq!(parse_type("VARCHAR"), Some(SluiceType::Text));
     assert_eq!(parse_type("HUGEINT"), None);
 }
+
+/// Column names that are SQL keywords, mixed case or contain quotes go through the whole
+/// generated consolidation (create, merge, soft delete, schema change, history) on a real
+/// DuckDB file.
+#[tokio::test]
+async fn duckdb_consolidation_quotes_keywords_and_quotes_in_names() {
+    use crate::config::Deletes;
+    use crate::consolidate::{Existing, FlowRun, MergeSpec, consolidate, control_ddl, staging_ddl};
+    use crate::model::{Column, Cursor, TableSchema, Window};
+
+    let col = |name: &str, source: &str, ty: SluiceType| Column {
+        name: name.into(),
+        source_name: source.into(),
+        ty,
+        nullable: true,
+        formula: false,
+        masked: false,
+    };
+    let mut schema = TableSchema {
+        object: "Order".into(),
+        table: "order".into(),
+        columns: vec![
+            col("id", "Id", SluiceType::Id),
+            col("select", "Select", SluiceType::Text),
+            col("Mixed \"Quote\" Col", "Quote__c", SluiceType::Int),
+            col("is_deleted", "IsDeleted", SluiceType::Boolean),
+            col("system_modstamp", "SystemModstamp", SluiceType::Timestamp),
+        ],
+        cursor: Cursor::SystemModstamp,
+        deleted_flag: Some("IsDeleted".into()),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let db = DuckDb::open(&dir.path().join("q.duckdb")).unwrap();
+    let d = Dialect::DuckDb;
+    db.execute(control_ddl(d)).await.unwrap();
+    let now = chrono::Utc::now();
+    let run = || FlowRun {
+        flow: "Order".into(),
+        object: "Order".into(),
+        window: Window { start: None, end: now },
+        full_refresh: false,
+        schema_fingerprint: "fp".into(),
+        attempts: 1,
+        rows_extracted: 2,
+        api_calls: 0,
+        bytes: 0,
+    };
+    let load = |schema: TableSchema, rows: Vec<(&'static str, &'static str, i32, bool, i64)>, run_id: &'static str| {
+        let db = db.clone();
+        async move {
+            let spec = MergeSpec::new(&schema, "select", Deletes::Soft, true, run_id, now).unwrap();
+            db.execute(staging_ddl(d, &spec)).await.unwrap();
+            let mut columns: Vec<(String, ArrayRef)> = vec![
+                ("id".into(), Arc::new(StringArray::from(rows.iter().map(|r| r.0).collect::<Vec<_>>())) as ArrayRef),
+                ("select".into(), Arc::new(StringArray::from(rows.iter().map(|r| r.1).collect::<Vec<_>>()))),
+                ("q".into(), Arc::new(Int32Array::from(rows.iter().map(|r| r.2).collect::<Vec<_>>()))),
+                ("d".into(), Arc::new(BooleanArray::from(rows.iter().map(|r| r.3).collect::<Vec<_>>()))),
+                (
+                    "m".into(),
+                    Arc::new(
+                        TimestampMillisecondArray::from(rows.iter().map(|r| r.4).collect::<Vec<_>>())
+                            .with_timezone("UTC"),
+                    ),
+                ),
+            ];
+            if schema.columns.len() == 6 {
+                columns.push(("x".into(), Arc::new(StringArray::from(vec![Some("new"); rows.len()]))));
+            }
+            columns.push(("seq".into(), Arc::new(Int64Array::from_iter_values(0..rows.len() as i64))));
+            let mut stage = db.stage(spec.staging.clone()).await.unwrap();
+            stage.write(RecordBatch::try_from_iter(columns).unwrap()).await.unwrap();
+            stage.finish().await.unwrap();
+            let existing = Existing {
+                target: db.columns(spec.target.clone()).await.unwrap(),
+                history: db.columns(spec.history_table()).await.unwrap(),
+            };
+            let plan = consolidate(d, &spec, &existing, &run()).unwrap();
+            db.transaction(plan.statements).await.unwrap();
+        }
+    };
+    // Two versions of one record in one load (the newer wins), and a deleted one.
+    load(
+        schema.clone(),
+        vec![("a1", "old", 1, false, 1_000), ("a1", "new", 2, false, 2_000), ("b2", "gone", 3, true, 1_500)],
+        "r1",
+    )
+    .await;
+    // The source grows a field whose name is a keyword too.
+    schema.columns.push(col("from", "From__c", SluiceType::Text));
+    load(schema, vec![("a1", "newer", 4, false, 3_000), ("c3", "x", 5, false, 3_000)], "r2").await;
+    let rows = db
+        .query(
+            "SELECT id, \"select\", \"Mixed \"\"Quote\"\" Col\", CAST(_sluice_deleted AS VARCHAR), \"from\" FROM \
+             \"select\".\"order\" ORDER BY id"
+                .into(),
+        )
+        .await
+        .unwrap();
+    let t = |s: &str| Value::Text(s.into());
+    assert_eq!(
+        rows,
+        vec![
+            vec![t("a1"), t("newer"), Value::Int(4), t("false"), t("new")],
+            vec![t("b2"), t("gone"), Value::Int(3), t("true"), Value::Null],
+            vec![t("c3"), t("x"), Value::Int(5), t("false"), t("new")],
+        ]
+    );
+    let versions = db.query("SELECT COUNT(*) FROM \"select\".\"order_history\" WHERE id = 'a1'".into()).await.unwrap();
+    assert_eq!(versions, vec![vec![Value::Int(2)]], "history: one version per load that advanced a1");
+}
