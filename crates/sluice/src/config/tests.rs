@@ -52,7 +52,11 @@ fn sample_parses_and_validates() {
     assert_eq!(config.source.api_budget_percent, 80);
     assert_eq!(
         config.destination,
-        DestinationConfig::Files { path: "data".into(), format: FileFormat::Parquet, naming: Naming::SnakeCase }
+        DestinationConfig::DuckDb {
+            path: "warehouse.duckdb".into(),
+            schema: "salesforce".into(),
+            naming: Naming::SnakeCase
+        }
     );
     let objects: Vec<&str> = config.flows.iter().map(|f| f.object.as_str()).collect();
     assert_eq!(objects, ["Account", "Contact"]);
@@ -72,7 +76,7 @@ fn sample_without_env_names_the_missing_variables() {
 }
 
 #[test]
-fn design_example_is_refused_only_for_its_destination() {
+fn design_example_loads() {
     let design = r#"
 [source]
 type = "salesforce"
@@ -101,9 +105,9 @@ object = "Account"
 [[flows]]
 object = "Contact"
 "#;
-    let errs = errors(design);
-    assert_eq!(errs.len(), 1, "{errs:#?}");
-    has(&errs, "destination.type", "valid: \"files\"");
+    // DESIGN's example is valid as written now that DuckDB is in.
+    let config = load(design, "sluice.toml", &sample_env()).expect("DESIGN's example loads");
+    assert!(matches!(config.destination, DestinationConfig::DuckDb { .. }), "{:?}", config.destination);
 }
 
 #[test]
@@ -203,7 +207,7 @@ fields = ["Id"]
         ("source.api", "\"fast\" is not valid; expected one of \"rest\", \"bulk\", \"auto\""),
         ("source.api_version", "expected like \"62.0\""),
         ("source.api_budget_percent", "expected 1 to 100"),
-        ("destination.type", "\"s3\" is not a destination type; valid: \"files\""),
+        ("destination.type", "\"s3\" is not a destination type; valid: \"duckdb\", \"files\""),
         ("defaults.mode", "expected one of \"incremental\", \"full\""),
         ("defaults.lookback", "expected a duration like"),
         ("defaults.reconcile_every", "\"never\""),
@@ -322,7 +326,7 @@ fn destination_rules() {
             "destination.url",
             "not used by type = \"files\"",
         ),
-        ("[destination]\npath = \"o\"\n", "destination.type", "missing; valid: \"files\""),
+        ("[destination]\npath = \"o\"\n", "destination.type", "missing; valid: \"duckdb\", \"files\""),
         ("[destination]\ntype = \"postgres\"\n", "destination.type", "not available in this version yet"),
         (
             "[destination]\ntype = \"files\"\npath = \"o\"\nnaming = \"camel\"\n",
