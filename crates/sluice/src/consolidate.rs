@@ -41,7 +41,8 @@ use crate::model::{Column, SluiceType, TableSchema, Timestamp, Window};
 use crate::{Error, Result};
 
 pub use control::{
-    CONTROL_SCHEMA, abandon_runs, control_ddl, control_writes, flow_failed, flow_phase, run_finished, run_started,
+    CONTROL_SCHEMA, abandon_runs, control_ddl, control_writes, flow_failed, flow_phase, flow_totals, read_flow,
+    read_merge_counts, run_finished, run_started,
 };
 pub use ddl::{SchemaChanges, schema_changes, staging_ddl, widens};
 pub use merge::{changes_table, stats_query};

@@ -18,14 +18,15 @@ pub mod report;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+use backon::BackoffBuilder as _;
 use chrono::Utc;
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 
 use crate::config::{Config, FlowConfig};
-use crate::consolidate::{self, CONTROL_SCHEMA, Dialect, TableRef};
+use crate::consolidate;
 use crate::destination::Destination;
-use crate::model::{TableSchema, Window};
+use crate::model::TableSchema;
 use crate::source::salesforce::SalesforceSource;
 use crate::sync::{FlowStatus, FlowSummary, MergeCounts, Observer, RunStatus, RunSummary, SyncOptions};
 use crate::{Error, Result};
@@ -53,72 +54,43 @@ pub struct Ctx<'a, D: Destination> {
     pub merge_lock: tokio::sync::Mutex<()>,
 }
 
+impl<'a, D: Destination> Ctx<'a, D> {
+    fn new(
+        dest: &'a D,
+        source: &'a SalesforceSource,
+        config: &'a Config,
+        opts: &'a SyncOptions,
+        observer: &'a dyn Observer,
+        run_id: String,
+        schema: &str,
+    ) -> Self {
+        let merge_lock = tokio::sync::Mutex::new(());
+        Self { dest, source, config, opts, observer, run_id, schema: schema.to_owned(), merge_lock }
+    }
+}
+
+/// The first 8 bytes of a SHA-256, in hex: short, stable fingerprints for the control tables.
+fn short_hash(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// A short, stable fingerprint of a table schema (columns, types, cursor), recorded with
 /// every consolidation so a schema change is visible in the control tables.
 pub fn fingerprint(schema: &TableSchema) -> String {
-    let json = serde_json::to_vec(schema).unwrap_or_default();
-    let digest = Sha256::digest(&json);
-    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+    short_hash(&serde_json::to_vec(schema).unwrap_or_default())
 }
 
 /// The config's fingerprint, recorded with the run (secrets excluded: only the flows).
 fn config_fingerprint(config: &Config) -> String {
-    let digest = Sha256::digest(format!("{:?}", config.flows).as_bytes());
-    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+    short_hash(format!("{:?}", config.flows).as_bytes())
 }
 
 /// The inserted / updated / deleted counts the consolidation recorded for a flow.
 pub async fn merge_counts<D: Destination>(dest: &D, run_id: &str, flow: &str) -> Result<MergeCounts> {
-    let d = dest.dialect();
-    let q = |n: &str| d.quote_ident(n);
-    let sql = format!(
-        "SELECT {}, {}, {} FROM {} WHERE {} = {} AND {} = {}",
-        q("rows_inserted"),
-        q("rows_updated"),
-        q("rows_deleted"),
-        d.table(&TableRef::new(CONTROL_SCHEMA, "flow_runs")),
-        q("run_id"),
-        d.quote_literal(run_id),
-        q("flow"),
-        d.quote_literal(flow),
-    );
-    let rows = dest.query(sql).await?;
+    let rows = dest.query(consolidate::read_merge_counts(dest.dialect(), run_id, flow)).await?;
     let row = rows.first().ok_or_else(|| Error::internal(format!("{flow}: no flow-run row after consolidation")))?;
     let n = |i: usize| row.get(i).and_then(|v| v.as_i64()).unwrap_or(0) as u64;
     Ok(MergeCounts { inserted: n(0), updated: n(1), deleted: n(2) })
-}
-
-/// After a sliced window, the flow-run row (which each slice's consolidation rewrote)
-/// gets the totals over all slices.
-fn flow_totals(
-    d: Dialect,
-    run_id: &str,
-    flow: &FlowConfig,
-    extracted: u64,
-    total: &MergeCounts,
-    windows: &[Window],
-) -> String {
-    let q = |n: &str| d.quote_ident(n);
-    let start = windows.first().and_then(|w| w.start).map_or_else(
-        || format!("CAST(NULL AS {})", d.sql_type(crate::model::SluiceType::Timestamp)),
-        |s| d.timestamp_literal(s),
-    );
-    format!(
-        "UPDATE {} SET {} = {extracted}, {} = {}, {} = {}, {} = {}, {} = {start} WHERE {} = {} AND {} = {}",
-        d.table(&TableRef::new(CONTROL_SCHEMA, "flow_runs")),
-        q("rows_extracted"),
-        q("rows_inserted"),
-        total.inserted,
-        q("rows_updated"),
-        total.updated,
-        q("rows_deleted"),
-        total.deleted,
-        q("window_start"),
-        q("run_id"),
-        d.quote_literal(run_id),
-        q("flow"),
-        d.quote_literal(&flow.object),
-    )
 }
 
 /// Runs the flows into a warehouse (see the module docs). An `Err` means the run could not
@@ -146,16 +118,7 @@ pub async fn run<D: Destination>(
     ));
     dest.execute(setup).await?;
 
-    let cx = Ctx {
-        dest,
-        source,
-        config,
-        opts,
-        observer,
-        run_id: run_id.clone(),
-        schema: schema.to_owned(),
-        merge_lock: tokio::sync::Mutex::new(()),
-    };
+    let cx = Ctx::new(dest, source, config, opts, observer, run_id.clone(), schema);
     let stopped = AtomicBool::new(false);
     let parallel = config.source.max_parallel_flows.max(1);
     let summaries: Vec<FlowSummary> =
@@ -182,18 +145,26 @@ async fn run_flow<D: Destination>(cx: &Ctx<'_, D>, flow: &FlowConfig, stopped: &
         return summary;
     }
     let calls_before = cx.source.client().api_calls();
+    // The client's backoff crate, as delays only: each attempt restarts the flow from its
+    // committed window with a fresh summary, which backon's closure-based retry cannot hand back.
+    let mut delays = backon::ExponentialBuilder::default()
+        .with_min_delay(std::time::Duration::from_millis(500))
+        .with_max_delay(std::time::Duration::from_secs(30))
+        .with_jitter()
+        .with_max_times(MAX_ATTEMPTS as usize - 1)
+        .build();
     let mut attempt = 1;
     let result = loop {
         let mut fresh = FlowSummary::new(flow, cx.config.destination.naming());
         let result = flow::FlowDriver::new(cx, flow, &mut fresh, attempt).run().await;
         summary = fresh;
-        match result {
-            Err(e) if e.is_retryable() && !e.is_quota() && attempt < MAX_ATTEMPTS => {
+        match (result, delays.next()) {
+            (Err(e), Some(delay)) if e.is_retryable() && !e.is_quota() => {
                 tracing::warn!(object = %flow.object, attempt, error = %e, "flow failed, retrying");
-                tokio::time::sleep(flow::attempt_delay(attempt)).await;
+                tokio::time::sleep(delay).await;
                 attempt += 1;
             }
-            other => break other,
+            (other, _) => break other,
         }
     };
     summary.api_calls = Some(cx.source.client().api_calls().saturating_sub(calls_before));
@@ -251,16 +222,8 @@ pub async fn verify<D: Destination>(
     repair: bool,
 ) -> Result<Vec<FlowVerify>> {
     dest.execute(consolidate::control_ddl(dest.dialect())).await?;
-    let cx = Ctx {
-        dest,
-        source,
-        config,
-        opts,
-        observer: &crate::sync::Quiet,
-        run_id: format!("verify-{}", crate::sync::new_run_id()),
-        schema: schema.to_owned(),
-        merge_lock: tokio::sync::Mutex::new(()),
-    };
+    let run_id = format!("verify-{}", crate::sync::new_run_id());
+    let cx = Ctx::new(dest, source, config, opts, &crate::sync::Quiet, run_id, schema);
     let mut out = Vec::new();
     for flow in flows {
         let mut result = FlowVerify { flow: flow.object.clone(), counts: None, repaired: None, error: None };

@@ -116,8 +116,7 @@ pub fn control_writes(dialect: Dialect, spec: &MergeSpec, run: &FlowRun) -> Vec<
         q("flow"),
     );
 
-    let delete_run =
-        format!("DELETE FROM {flow_runs} WHERE {} = {} AND {} = {flow}", q("run_id"), lit(&spec.run_id), q("flow"));
+    let delete_run = format!("DELETE FROM {flow_runs} WHERE {}", run_key(d, &spec.run_id, &run.flow));
     let [ins, upd, del] = count_exprs(d);
     let cols = [
         "run_id",
@@ -219,14 +218,11 @@ pub fn run_finished(dialect: Dialect, run_id: &str, status: &str, finished_at: T
 pub fn flow_phase(dialect: Dialect, run_id: &str, flow: &str, phase: &str) -> String {
     let d = dialect;
     format!(
-        "UPDATE {} SET {} = {} WHERE {} = {} AND {} = {}",
+        "UPDATE {} SET {} = {} WHERE {}",
         d.table(&table("flow_runs")),
         d.quote_ident("phase"),
         d.quote_literal(phase),
-        d.quote_ident("run_id"),
-        d.quote_literal(run_id),
-        d.quote_ident("flow"),
-        d.quote_literal(flow),
+        run_key(d, run_id, flow)
     )
 }
 
@@ -236,13 +232,7 @@ pub fn flow_phase(dialect: Dialect, run_id: &str, flow: &str, phase: &str) -> St
 pub fn flow_failed(dialect: Dialect, run_id: &str, flow: &str, error: &str, at: Timestamp) -> Vec<String> {
     let d = dialect;
     let flow_runs = d.table(&table("flow_runs"));
-    let key = format!(
-        "{} = {} AND {} = {}",
-        d.quote_ident("run_id"),
-        d.quote_literal(run_id),
-        d.quote_ident("flow"),
-        d.quote_literal(flow)
-    );
+    let key = run_key(d, run_id, flow);
     vec![
         format!(
             "UPDATE {flow_runs} SET {} = {}, {} = {}, {} = {} WHERE {key}",
@@ -263,4 +253,68 @@ pub fn flow_failed(dialect: Dialect, run_id: &str, flow: &str, error: &str, at: 
             d.timestamp_literal(at),
         ),
     ]
+}
+
+/// `"run_id" = '…' AND "flow" = '…'`: the key of a flow-run row.
+fn run_key(d: Dialect, run_id: &str, flow: &str) -> String {
+    format!(
+        "{} = {} AND {} = {}",
+        d.quote_ident("run_id"),
+        d.quote_literal(run_id),
+        d.quote_ident("flow"),
+        d.quote_literal(flow)
+    )
+}
+
+/// One row or none: the flow's window end, last reconciliation and last full refresh, as
+/// epoch milliseconds.
+pub fn read_flow(dialect: Dialect, flow: &str) -> String {
+    let d = dialect;
+    let ms = |c: &str| d.epoch_ms(&d.quote_ident(c));
+    format!(
+        "SELECT {}, {}, {} FROM {} WHERE {} = {}",
+        ms("window_end"),
+        ms("last_reconciliation"),
+        ms("last_full_refresh"),
+        d.table(&table("flows")),
+        d.quote_ident("flow"),
+        d.quote_literal(flow),
+    )
+}
+
+/// One row: the inserted, updated and deleted counts a consolidation recorded.
+pub fn read_merge_counts(dialect: Dialect, run_id: &str, flow: &str) -> String {
+    let d = dialect;
+    format!(
+        "SELECT {} FROM {} WHERE {}",
+        super::ident_list(d, &["rows_inserted", "rows_updated", "rows_deleted"]),
+        d.table(&table("flow_runs")),
+        run_key(d, run_id, flow)
+    )
+}
+
+/// After a sliced window, the flow-run row (which each slice's consolidation rewrote) gets
+/// the totals over all slices and the first slice's start.
+pub fn flow_totals(
+    dialect: Dialect,
+    run_id: &str,
+    flow: &str,
+    extracted: u64,
+    [inserted, updated, deleted]: [u64; 3],
+    window_start: Option<Timestamp>,
+) -> String {
+    let d = dialect;
+    let q = |n: &str| d.quote_ident(n);
+    let start = window_start
+        .map_or_else(|| format!("CAST(NULL AS {})", d.sql_type(SluiceType::Timestamp)), |s| d.timestamp_literal(s));
+    format!(
+        "UPDATE {} SET {} = {extracted}, {} = {inserted}, {} = {updated}, {} = {deleted}, {} = {start} WHERE {}",
+        d.table(&table("flow_runs")),
+        q("rows_extracted"),
+        q("rows_inserted"),
+        q("rows_updated"),
+        q("rows_deleted"),
+        q("window_start"),
+        run_key(d, run_id, flow)
+    )
 }

@@ -114,12 +114,19 @@ pub fn reconcile_apply(dialect: Dialect, spec: &MergeSpec, flow: &str, snapshot_
     out
 }
 
-/// Live destination rows whose cursor is before `end` (what `verify` compares with the
-/// source's `COUNT()` at the same instant). One row, one column.
-pub fn live_count(dialect: Dialect, spec: &MergeSpec, end: Option<Timestamp>) -> String {
-    let mut cond = live_condition(dialect, spec.deletes);
-    if let (Some(cursor), Some(end)) = (&spec.cursor, end) {
+/// Live rows of `table` whose `cursor` is before `end` (what `verify` compares with the
+/// source's `COUNT()` at the same instant; every live row without a cursor or an end). One
+/// row, one column.
+pub fn live_count(
+    dialect: Dialect,
+    table: &TableRef,
+    deletes: Deletes,
+    cursor: Option<&str>,
+    end: Option<Timestamp>,
+) -> String {
+    let mut cond = live_condition(dialect, deletes);
+    if let (Some(cursor), Some(end)) = (cursor, end) {
         cond.push_str(&format!(" AND {} < {}", dialect.quote_ident(cursor), dialect.timestamp_literal(end)));
     }
-    format!("SELECT COUNT(*) FROM {} WHERE {cond}", dialect.table(&spec.target))
+    format!("SELECT COUNT(*) FROM {} WHERE {cond}", dialect.table(table))
 }

@@ -322,13 +322,8 @@ impl Stage for DuckStage {
     }
 }
 
-impl Drop for DuckStage {
-    fn drop(&mut self) {
-        // Closing the queue ends the thread; an abandoned load is discarded by the next
-        // run's staging DDL, so there is nothing to wait for.
-        self.tx = None;
-    }
-}
+// Dropping a `DuckStage` unfinished closes the queue, which ends the thread; an abandoned
+// load is discarded by the next run's staging DDL, so nothing waits for it.
 
 #[cfg(test)]
 mod tests;

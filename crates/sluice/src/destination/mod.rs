@@ -41,6 +41,11 @@ impl Value {
         }
     }
 
+    /// An instant read back as epoch milliseconds (see [`Dialect::epoch_ms`]).
+    pub fn as_timestamp(&self) -> Option<crate::model::Timestamp> {
+        self.as_i64().and_then(chrono::DateTime::from_timestamp_millis)
+    }
+
     /// The text, if this is text.
     pub fn as_str(&self) -> Option<&str> {
         match self {

@@ -102,7 +102,14 @@ pub async fn verify<D: Destination>(
     let window = end.filter(|_| schema.cursor.is_incremental()).map(|end| Window { start: None, end });
     let filter = live_filter(flow, schema);
     let source = cx.source.count(schema, window, filter.as_deref()).await?;
-    let rows = cx.dest.query(consolidate::live_count(cx.dest.dialect(), spec, window.map(|w| w.end))).await?;
+    let sql = consolidate::live_count(
+        cx.dest.dialect(),
+        &spec.target,
+        spec.deletes,
+        spec.cursor.as_deref(),
+        window.map(|w| w.end),
+    );
+    let rows = cx.dest.query(sql).await?;
     let destination = rows.first().and_then(|r| r.first()).and_then(|v| v.as_i64()).unwrap_or(0) as u64;
     if source != destination {
         tracing::warn!(

@@ -5,8 +5,6 @@
 //! leaves either the old end and the old data, or the new end and the new data; the next
 //! run's staging DDL throws away whatever a crashed load left behind.
 
-use std::time::Duration;
-
 use arrow::array::{ArrayRef, Int64Array};
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
@@ -37,29 +35,15 @@ pub struct Committed {
     pub last_full_refresh: Option<Timestamp>,
 }
 
-fn ts(ms: Option<i64>) -> Option<Timestamp> {
-    ms.and_then(chrono::DateTime::from_timestamp_millis)
-}
-
 /// Reads the flow's control row.
 pub async fn committed<D: Destination>(dest: &D, flow: &str) -> Result<Committed> {
-    let d = dest.dialect();
-    let sql = format!(
-        "SELECT {}, {}, {} FROM {} WHERE {} = {}",
-        d.epoch_ms(&d.quote_ident("window_end")),
-        d.epoch_ms(&d.quote_ident("last_reconciliation")),
-        d.epoch_ms(&d.quote_ident("last_full_refresh")),
-        d.table(&consolidate::TableRef::new(consolidate::CONTROL_SCHEMA, "flows")),
-        d.quote_ident("flow"),
-        d.quote_literal(flow),
-    );
-    let rows = dest.query(sql).await?;
+    let rows = dest.query(consolidate::read_flow(dest.dialect(), flow)).await?;
     Ok(rows
         .first()
         .map(|r| Committed {
-            window_end: ts(r[0].as_i64()),
-            last_reconciliation: ts(r[1].as_i64()),
-            last_full_refresh: ts(r[2].as_i64()),
+            window_end: r[0].as_timestamp(),
+            last_reconciliation: r[1].as_timestamp(),
+            last_full_refresh: r[2].as_timestamp(),
         })
         .unwrap_or_default())
 }
@@ -83,6 +67,8 @@ pub struct FlowDriver<'a, D: Destination> {
     pub(super) summary: &'a mut FlowSummary,
     pub(super) attempts: u32,
     described: Option<Described>,
+    /// Built once the object is described; phases only move its `synced_at`.
+    spec: Option<MergeSpec>,
     committed: Committed,
     windows: Vec<Window>,
     next_window: usize,
@@ -99,6 +85,7 @@ impl<'a, D: Destination> FlowDriver<'a, D> {
             summary,
             attempts,
             described: None,
+            spec: None,
             committed: Committed::default(),
             windows: Vec::new(),
             next_window: 0,
@@ -132,16 +119,11 @@ impl<'a, D: Destination> FlowDriver<'a, D> {
         self.described.as_ref().ok_or_else(|| Error::internal("phase order: no schema before planning"))
     }
 
-    fn spec(&self, synced_at: Timestamp) -> Result<MergeSpec> {
-        let settings = &self.flow.settings;
-        MergeSpec::new(
-            &self.described()?.schema,
-            &self.cx.schema,
-            settings.deletes,
-            settings.history,
-            &self.cx.run_id,
-            synced_at,
-        )
+    /// The merge spec, stamped `synced_at = now` for the statements about to be generated.
+    fn spec_now(&mut self) -> Result<&MergeSpec> {
+        let spec = self.spec.as_mut().ok_or_else(|| Error::internal("phase order: no merge spec before planning"))?;
+        spec.synced_at = Utc::now();
+        Ok(spec)
     }
 
     async fn plan(&mut self) -> Result<Outcome> {
@@ -160,6 +142,9 @@ impl<'a, D: Destination> FlowDriver<'a, D> {
             (Some(_), None, Some(field)) => rest::oldest(cx.source.client(), &flow.object, field).await?,
             _ => None,
         };
+        let s = &flow.settings;
+        let spec = MergeSpec::new(&described.schema, &cx.schema, s.deletes, s.history, &cx.run_id, Utc::now())?;
+        self.spec = Some(spec);
         self.described = Some(described);
         self.windows = plan_windows(committed, now, settings.lookback, settings.lag, settings.slice, oldest);
         let (Some(first), Some(last)) = (self.windows.first(), self.windows.last()) else {
@@ -175,9 +160,9 @@ impl<'a, D: Destination> FlowDriver<'a, D> {
     async fn stage(&mut self) -> Result<Outcome> {
         let (cx, flow) = (self.cx, self.flow);
         let window = self.windows[self.next_window];
-        let spec = self.spec(Utc::now())?;
+        let spec = self.spec_now()?;
         let d = cx.dest.dialect();
-        cx.dest.execute(consolidate::staging_ddl(d, &spec)).await?;
+        cx.dest.execute(consolidate::staging_ddl(d, spec)).await?;
         let mut stage = cx.dest.stage(spec.staging.clone()).await?;
         let described = self.described.as_ref().ok_or_else(|| Error::internal("phase order: no schema"))?;
         let mask_salt = cx.config.mask_salt.as_ref().filter(|_| crate::mask::any(&described.schema));
@@ -212,7 +197,7 @@ impl<'a, D: Destination> FlowDriver<'a, D> {
         // One consolidation at a time per destination: DuckDB reports concurrent catalog
         // changes as conflicts, and the transactions are short next to extraction.
         let _turn = cx.merge_lock.lock().await;
-        let spec = self.spec(Utc::now())?;
+        let spec = self.spec_now()?.clone();
         let existing = Existing {
             target: cx.dest.columns(spec.target.clone()).await?,
             history: if spec.history { cx.dest.columns(spec.history_table()).await? } else { None },
@@ -246,9 +231,10 @@ impl<'a, D: Destination> FlowDriver<'a, D> {
             return Ok(Outcome::MoreSlices);
         }
         if self.windows.len() > 1 {
-            cx.dest
-                .execute(vec![super::flow_totals(d, &cx.run_id, flow, self.rows_extracted, total, &self.windows)])
-                .await?;
+            let counts = [total.inserted, total.updated, total.deleted];
+            let start = self.windows[0].start;
+            let sql = consolidate::flow_totals(d, &cx.run_id, &flow.object, self.rows_extracted, counts, start);
+            cx.dest.execute(vec![sql]).await?;
         }
         Ok(if self.reconcile_due() { Outcome::ReconcileDue } else { Outcome::Completed })
     }
@@ -268,47 +254,33 @@ impl<'a, D: Destination> FlowDriver<'a, D> {
     }
 
     async fn reconcile(&mut self) -> Result<Outcome> {
-        let spec = self.spec(Utc::now())?;
+        let spec = self.spec_now()?.clone();
         let removed = checks::reconcile(self.cx, self.flow, self.described()?, &spec).await?;
         self.summary.reconciled = Some(removed);
         Ok(Outcome::Completed)
     }
 
     async fn verify(&mut self) -> Result<Outcome> {
-        let spec = self.spec(Utc::now())?;
+        let (cx, flow) = (self.cx, self.flow);
+        let spec = self.spec.as_ref().ok_or_else(|| Error::internal("phase order: no merge spec"))?;
         let end = self.windows.last().map(|w| w.end);
-        let verify = checks::verify(self.cx, self.flow, self.described()?, &spec, end).await?;
-        self.summary.verify = Some(verify);
-        self.cx
-            .dest
-            .execute(vec![consolidate::flow_phase(
-                self.cx.dest.dialect(),
-                &self.cx.run_id,
-                &self.flow.object,
-                "verified",
-            )])
-            .await?;
+        self.summary.verify = Some(checks::verify(cx, flow, self.described()?, spec, end).await?);
+        let phase = consolidate::flow_phase(cx.dest.dialect(), &cx.run_id, &flow.object, Phase::Verify.name());
+        cx.dest.execute(vec![phase]).await?;
         crate::failpoint::hit("after-verify");
         Ok(Outcome::Completed)
     }
 
     async fn cleanup(&mut self) -> Result<Outcome> {
-        let d = self.cx.dest.dialect();
-        let spec = self.spec(Utc::now())?;
-        self.cx
-            .dest
+        let (cx, d) = (self.cx, self.cx.dest.dialect());
+        let spec = self.spec.as_ref().ok_or_else(|| Error::internal("phase order: no merge spec"))?;
+        cx.dest
             .execute(vec![
                 format!("DROP TABLE IF EXISTS {}", d.table(&spec.staging)),
-                consolidate::flow_phase(d, &self.cx.run_id, &self.flow.object, Phase::Done.name()),
+                consolidate::flow_phase(d, &cx.run_id, &self.flow.object, Phase::Done.name()),
             ])
             .await?;
         crate::failpoint::hit("after-cleanup");
         Ok(Outcome::Completed)
     }
-}
-
-/// Backoff between attempts of a flow whose error is retryable.
-pub(super) fn attempt_delay(attempt: u32) -> Duration {
-    let base = Duration::from_millis(500) * 2u32.saturating_pow(attempt.saturating_sub(1));
-    base.min(Duration::from_secs(30)) + Duration::from_millis(rand::random::<u64>() % 250)
 }

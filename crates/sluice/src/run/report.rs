@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use crate::config::Deletes;
 use crate::consolidate::{CONTROL_SCHEMA, TableRef};
 use crate::destination::{Destination, Value};
 use crate::model::Timestamp;
@@ -62,10 +63,6 @@ pub struct FlowRecord {
     pub error: Option<String>,
 }
 
-fn ts(v: &Value) -> Option<Timestamp> {
-    v.as_i64().and_then(chrono::DateTime::from_timestamp_millis)
-}
-
 fn text(v: &Value) -> Option<String> {
     v.as_str().map(str::to_owned)
 }
@@ -112,13 +109,13 @@ pub async fn status<D: Destination>(dest: &D) -> Result<Vec<FlowState>> {
         .iter()
         .map(|r| FlowState {
             flow: text(&r[0]).unwrap_or_default(),
-            window_end: ts(&r[1]),
+            window_end: r[1].as_timestamp(),
             last_run: text(&r[2]),
             last_phase: text(&r[3]),
             last_error: text(&r[4]),
-            last_finished: ts(&r[5]),
+            last_finished: r[5].as_timestamp(),
             rows_extracted: r[6].as_i64(),
-            last_reconciliation: ts(&r[7]),
+            last_reconciliation: r[7].as_timestamp(),
         })
         .collect())
 }
@@ -146,8 +143,8 @@ pub async fn history<D: Destination>(dest: &D, limit: usize) -> Result<Vec<RunRe
         .map(|r| RunRecord {
             run_id: text(&r[0]).unwrap_or_default(),
             status: text(&r[1]).unwrap_or_default(),
-            started_at: ts(&r[2]),
-            finished_at: ts(&r[3]),
+            started_at: r[2].as_timestamp(),
+            finished_at: r[3].as_timestamp(),
             flows: Vec::new(),
         })
         .collect();
@@ -188,10 +185,10 @@ pub async fn history<D: Destination>(dest: &D, limit: usize) -> Result<Vec<RunRe
 /// Live rows per flow table, for `status` (`None` where the table does not exist yet).
 pub async fn live_rows<D: Destination>(dest: &D, table: TableRef, soft: bool) -> Result<Option<u64>> {
     let Some(cols) = dest.columns(table.clone()).await? else { return Ok(None) };
-    let d = dest.dialect();
+    // A table written in hard mode has no delete flag, whatever the config says now.
     let soft = soft && cols.iter().any(|c| c.name == crate::consolidate::DELETED);
-    let cond = if soft { crate::consolidate::live_condition(d, crate::config::Deletes::Soft) } else { "TRUE".into() };
-    let rows = dest.query(format!("SELECT COUNT(*) FROM {} WHERE {cond}", d.table(&table))).await?;
+    let deletes = if soft { Deletes::Soft } else { Deletes::Hard };
+    let rows = dest.query(crate::consolidate::live_count(dest.dialect(), &table, deletes, None, None)).await?;
     rows.first()
         .and_then(|r| r.first())
         .and_then(Value::as_i64)
