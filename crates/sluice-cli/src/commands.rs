@@ -65,6 +65,18 @@ pub fn init(path: &Path, args: &InitArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+/// A library error as the exit code it deserves: 2 for the user's mistakes, 1 otherwise.
+pub fn failed(e: sluice::Error) -> Failure {
+    if e.kind == sluice::Kind::User { Failure::usage(anyhow!(e.message)) } else { Failure::failed(anyhow!(e.message)) }
+}
+
+/// Prints `value` as pretty JSON.
+pub fn json_out<T: serde::Serialize>(value: &T) -> Result<(), Failure> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| Failure::failed(anyhow!(e)))?;
+    say!("{text}");
+    Ok(())
+}
+
 /// Reads and validates the config; every problem is listed, exit code 2.
 pub fn load(path: &Path) -> Result<Config, Failure> {
     let origin = path.display().to_string();
@@ -291,8 +303,7 @@ pub async fn sync(path: &Path, args: &SyncArgs) -> Result<(), Failure> {
         }
     };
     if args.json {
-        let text = serde_json::to_string_pretty(&summary).map_err(|e| Failure::failed(anyhow!(e)))?;
-        say!("{text}");
+        json_out(&summary)?;
     } else {
         print_table(&summary);
     }

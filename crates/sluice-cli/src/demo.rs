@@ -99,11 +99,10 @@ async fn change_the_org(sb: &Running) -> anyhow::Result<Vec<String>> {
     Ok(said)
 }
 
-async fn one_sync(config: &Config, label: &str) -> Result<(RunSummary, Duration), Failure> {
+async fn one_sync(config: &Config, opts: &SyncOptions, label: &str) -> Result<(RunSummary, Duration), Failure> {
     say!("{label} ...");
     let started = Instant::now();
-    let opts = SyncOptions { trigger: "demo".into(), ..SyncOptions::default() };
-    let summary = sync::sync(config, &opts, &sync::Quiet).await.map_err(|e| Failure::failed(anyhow!(e.message)))?;
+    let summary = sync::sync(config, opts, &sync::Quiet).await.map_err(|e| Failure::failed(anyhow!(e.message)))?;
     let elapsed = started.elapsed();
     if let Some(bad) = summary.flows.iter().find(|f| f.status != FlowStatus::Ok) {
         return Err(Failure::failed(anyhow!(
@@ -185,8 +184,9 @@ pub async fn run(args: &DemoArgs) -> Result<(), Failure> {
     let config = config::load(&text, &toml_path.display().to_string(), &|_| None)
         .map_err(|e| Failure::failed(anyhow!("the demo config is invalid: {e:?}")))?;
 
+    let opts = SyncOptions { trigger: "demo".into(), ..SyncOptions::default() };
     let result = async {
-        let (first, t1) = one_sync(&config, "1. full sync into DuckDB").await?;
+        let (first, t1) = one_sync(&config, &opts, "1. full sync into DuckDB").await?;
         print_run(&first, t1);
         say!();
         say!("2. changing the org:");
@@ -196,13 +196,11 @@ pub async fn run(args: &DemoArgs) -> Result<(), Failure> {
         // The next window ends at the org's clock: let it pass the changes.
         tokio::time::sleep(Duration::from_millis(1100)).await;
         say!();
-        let (second, t2) = one_sync(&config, "3. incremental sync").await?;
+        let (second, t2) = one_sync(&config, &opts, "3. incremental sync").await?;
         print_run(&second, t2);
         say!();
         say!("4. verify (source COUNT() against live rows, at the committed window end) ...");
-        let results = sync::verify(&config, &SyncOptions { trigger: "demo".into(), ..SyncOptions::default() }, false)
-            .await
-            .map_err(|e| Failure::failed(anyhow!(e.message)))?;
+        let results = sync::verify(&config, &opts, false).await.map_err(|e| Failure::failed(anyhow!(e.message)))?;
         let mut all_match = true;
         for r in &results {
             match (&r.counts, &r.error) {

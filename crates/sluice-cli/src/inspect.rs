@@ -9,7 +9,7 @@ use sluice::model::Timestamp;
 use sluice::sync::{self, SyncOptions};
 
 use crate::Failure;
-use crate::commands::load;
+use crate::commands::{failed, json_out, load};
 
 /// Flags of `sluice status`.
 #[derive(clap::Args, Debug)]
@@ -56,16 +56,6 @@ fn lag(secs: Option<i64>) -> String {
         Some(s) if s < 172_800 => format!("{}h", s / 3600),
         Some(s) => format!("{}d", s / 86_400),
     }
-}
-
-fn failed(e: sluice::Error) -> Failure {
-    if e.kind == sluice::Kind::User { Failure::usage(anyhow!(e.message)) } else { Failure::failed(anyhow!(e.message)) }
-}
-
-fn json_out<T: serde::Serialize>(value: &T) -> Result<(), Failure> {
-    let text = serde_json::to_string_pretty(value).map_err(|e| Failure::failed(anyhow!(e)))?;
-    say!("{text}");
-    Ok(())
 }
 
 /// `sluice status`.
@@ -141,7 +131,6 @@ pub async fn history(path: &Path, args: &HistoryArgs) -> Result<(), Failure> {
 /// `sluice verify [--repair]`: exit 1 when any flow's counts differ or could not be checked.
 pub async fn verify(path: &Path, args: &VerifyArgs) -> Result<(), Failure> {
     let config = load(path)?;
-    sync::select_flows(&config, args.objects.as_deref()).map_err(|e| Failure::usage(anyhow!(e.message)))?;
     let opts = SyncOptions { objects: args.objects.clone(), trigger: "verify".into(), ..SyncOptions::default() };
     let results = sync::verify(&config, &opts, args.repair).await.map_err(failed)?;
     let bad = results.iter().filter(|r| r.error.is_some() || r.counts.is_none_or(|c| !c.matches())).count();

@@ -5,21 +5,17 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, StringArray};
+use arrow::array::{Array, ArrayRef, StringArray, StringBuilder};
 use arrow::record_batch::RecordBatch;
 use sha2::{Digest, Sha256};
 
+use crate::config::Secret;
 use crate::error::{Error, Result};
 use crate::model::TableSchema;
 
 /// The stored form of one masked value.
 pub fn hash(salt: &str, value: &str) -> String {
-    let digest = Sha256::new().chain_update(salt.as_bytes()).chain_update(value.as_bytes()).finalize();
-    let mut hex = String::with_capacity(64);
-    for b in digest {
-        let _ = write!(hex, "{b:02x}");
-    }
-    hex
+    format!("{:x}", Sha256::new_with_prefix(salt).chain_update(value).finalize())
 }
 
 /// Whether any column of the table is masked.
@@ -27,20 +23,57 @@ pub fn any(schema: &TableSchema) -> bool {
     schema.columns.iter().any(|c| c.masked)
 }
 
-/// Replaces the masked columns of `batch` (laid out as `schema.columns`) by their hashes;
-/// nulls stay null.
-pub fn apply(batch: &RecordBatch, schema: &TableSchema, salt: &str) -> Result<RecordBatch> {
-    let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
-    for (i, col) in schema.columns.iter().enumerate().filter(|(_, c)| c.masked) {
-        let values = columns
-            .get(i)
-            .and_then(|a| a.as_any().downcast_ref::<StringArray>())
-            .ok_or_else(|| Error::internal(format!("masked column {} is not text in the batch", col.name)))?;
-        let hashed: StringArray =
-            (0..values.len()).map(|r| (!values.is_null(r)).then(|| hash(salt, values.value(r)))).collect();
-        columns[i] = Arc::new(hashed);
+/// The masking of one flow: the salt hashed once, the masked column positions found once,
+/// so each value costs one SHA-256 finish written straight into the output column.
+#[derive(Clone)]
+pub struct Masker {
+    salted: Sha256,
+    columns: Vec<(usize, String)>,
+}
+
+impl Masker {
+    /// The masker for `schema` with `salt`, or `None` when nothing is masked (or no salt:
+    /// config validation requires one whenever a flow masks fields).
+    pub fn new(schema: &TableSchema, salt: Option<&Secret>) -> Option<Self> {
+        let columns: Vec<(usize, String)> =
+            schema.columns.iter().enumerate().filter(|(_, c)| c.masked).map(|(i, c)| (i, c.name.clone())).collect();
+        if columns.is_empty() {
+            return None;
+        }
+        Some(Self { salted: Sha256::new_with_prefix(salt?.expose()), columns })
     }
-    RecordBatch::try_new(batch.schema(), columns).map_err(|e| Error::internal(format!("cannot mask a batch: {e}")))
+
+    /// Replaces the masked columns of `batch` (laid out as the schema's columns) by their
+    /// hashes; nulls stay null.
+    pub fn apply(&self, batch: &RecordBatch) -> Result<RecordBatch> {
+        let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
+        for (i, name) in &self.columns {
+            let values = columns
+                .get(*i)
+                .and_then(|a| a.as_any().downcast_ref::<StringArray>())
+                .ok_or_else(|| Error::internal(format!("masked column {name} is not text in the batch")))?;
+            let mut hashed = StringBuilder::with_capacity(values.len(), values.len() * 64);
+            for r in 0..values.len() {
+                if values.is_null(r) {
+                    hashed.append_null();
+                } else {
+                    let digest = self.salted.clone().chain_update(values.value(r)).finalize();
+                    let _ = write!(hashed, "{digest:x}");
+                    hashed.append_value("");
+                }
+            }
+            columns[*i] = Arc::new(hashed.finish());
+        }
+        RecordBatch::try_new(batch.schema(), columns).map_err(|e| Error::internal(format!("cannot mask a batch: {e}")))
+    }
+}
+
+/// [`Masker::apply`] for a one-off batch.
+pub fn apply(batch: &RecordBatch, schema: &TableSchema, salt: &str) -> Result<RecordBatch> {
+    match Masker::new(schema, Some(&Secret::new(salt))) {
+        Some(masker) => masker.apply(batch),
+        None => Ok(batch.clone()),
+    }
 }
 
 #[cfg(test)]

@@ -124,12 +124,7 @@ pub async fn run<D: Destination>(
     let summaries: Vec<FlowSummary> =
         futures_util::stream::iter(flows).map(|flow| run_flow(&cx, flow, &stopped)).buffered(parallel).collect().await;
 
-    let ok = summaries.iter().filter(|s| s.status == FlowStatus::Ok).count();
-    let status = match ok {
-        n if n == summaries.len() => RunStatus::Ok,
-        0 => RunStatus::Failed,
-        _ => RunStatus::Partial,
-    };
+    let status = RunStatus::of(&summaries);
     dest.execute(vec![consolidate::run_finished(d, &run_id, &status.to_string(), Utc::now())]).await?;
     let stopped = summaries.iter().any(|s| s.status == FlowStatus::Stopped).then(|| "quota".to_owned());
     Ok(RunSummary { run_id, flows: summaries, status, stopped })
@@ -169,27 +164,14 @@ async fn run_flow<D: Destination>(cx: &Ctx<'_, D>, flow: &FlowConfig, stopped: &
     };
     summary.api_calls = Some(cx.source.client().api_calls().saturating_sub(calls_before));
     summary.duration = started.elapsed();
-    match result {
-        Ok(()) => summary.status = FlowStatus::Ok,
-        Err(e) => {
-            let message = if e.message.starts_with(&flow.object) {
-                e.message.clone()
-            } else {
-                format!("{}: {}", flow.object, e.message)
-            };
-            if e.is_quota() {
-                summary.status = FlowStatus::Stopped;
-                stopped.store(true, Ordering::SeqCst);
-            } else {
-                summary.status = FlowStatus::Failed;
-            }
-            tracing::info!(object = %flow.object, error = %message, "flow did not complete");
-            let d = cx.dest.dialect();
-            let record = consolidate::flow_failed(d, &cx.run_id, &flow.object, &message, Utc::now());
-            if let Err(e) = cx.dest.execute(record).await {
-                tracing::warn!(object = %flow.object, error = %e, "could not record the failure");
-            }
-            summary.error = Some(message);
+    summary.finish(&result);
+    if summary.status == FlowStatus::Stopped {
+        stopped.store(true, Ordering::SeqCst);
+    }
+    if let (Err(_), Some(message)) = (&result, &summary.error) {
+        let record = consolidate::flow_failed(cx.dest.dialect(), &cx.run_id, &flow.object, message, Utc::now());
+        if let Err(e) = cx.dest.execute(record).await {
+            tracing::warn!(object = %flow.object, error = %e, "could not record the failure");
         }
     }
     cx.observer.flow_finished(&summary);

@@ -23,13 +23,13 @@ use chrono::Utc;
 use futures_util::StreamExt;
 use serde::{Serialize, Serializer};
 
-use crate::config::{Config, DestinationConfig, FlowConfig, Mode};
+use crate::config::{Config, DestinationConfig, FileFormat, FlowConfig, Mode};
 use crate::destination::duckdb::DuckDb;
 use crate::destination::files::{FilesDestination, FlowState};
 use crate::error::{Error, Result};
 use crate::model::{Cursor, Timestamp, Window};
 use crate::source::plan_windows;
-use crate::source::salesforce::describe::Selection;
+use crate::source::salesforce::describe::{Described, Selection};
 use crate::source::salesforce::{Options, SalesforceSource, rest};
 
 /// What to run.
@@ -162,6 +162,77 @@ impl FlowSummary {
     }
 }
 
+impl FlowSummary {
+    /// Records how the flow ended: `ok`, `stopped` for a quota stop, else `failed`, with the
+    /// error prefixed by the object name.
+    pub(crate) fn finish(&mut self, result: &Result<()>) {
+        let Err(e) = result else {
+            self.status = FlowStatus::Ok;
+            return;
+        };
+        let message = if e.message.starts_with(&self.object) {
+            e.message.clone()
+        } else {
+            format!("{}: {}", self.object, e.message)
+        };
+        self.status = if e.is_quota() { FlowStatus::Stopped } else { FlowStatus::Failed };
+        tracing::info!(object = %self.object, error = %message, "flow did not complete");
+        self.error = Some(message);
+    }
+}
+
+impl RunStatus {
+    /// `ok` when every flow committed, `failed` when none did, else `partial`.
+    pub(crate) fn of(flows: &[FlowSummary]) -> Self {
+        match flows.iter().filter(|f| f.status == FlowStatus::Ok).count() {
+            n if n == flows.len() => RunStatus::Ok,
+            0 => RunStatus::Failed,
+            _ => RunStatus::Partial,
+        }
+    }
+}
+
+/// A flow's planned read, shared by the files run and the warehouse driver.
+pub(crate) struct Planned {
+    /// The object's schema for this flow.
+    pub described: Described,
+    /// Whether the whole object is read (first run, `--full-refresh`, `mode = "full"`, no cursor).
+    pub full: bool,
+    /// The windows (slices) to read, in order; empty when the source clock has not moved.
+    pub windows: Vec<Window>,
+}
+
+/// Checks the API budget, describes the object and plans the flow's windows from the
+/// `committed` end (DESIGN step 1); sets the summary's table and window and tells the
+/// observer the flow started.
+pub(crate) async fn plan_flow(
+    source: &SalesforceSource,
+    config: &Config,
+    flow: &FlowConfig,
+    opts: &SyncOptions,
+    committed: Option<Timestamp>,
+    observer: &dyn Observer,
+    summary: &mut FlowSummary,
+) -> Result<Planned> {
+    source.client().check_budget()?;
+    let described = source.describe(&flow.object, &Selection::for_flow(flow, config.destination.naming())).await?;
+    summary.table = described.schema.table.clone();
+    let settings = &flow.settings;
+    let full = opts.full_refresh || settings.mode == Mode::Full || described.schema.cursor == Cursor::None;
+    let now = source.source_now().unwrap_or_else(Utc::now);
+    let committed = committed.filter(|_| !full);
+    // A full window is sliced from the oldest row, so fetch it only when slicing one.
+    let oldest = match (settings.slice, committed, described.schema.cursor.field()) {
+        (Some(_), None, Some(field)) => rest::oldest(source.client(), &flow.object, field).await?,
+        _ => None,
+    };
+    let windows = plan_windows(committed, now, settings.lookback, settings.lag, settings.slice, oldest);
+    // `None` when the source clock has not passed the committed end: nothing to read yet.
+    summary.window = windows.first().zip(windows.last()).map(|(a, b)| Window { start: a.start, end: b.end });
+    observer.flow_started(&flow.object, summary.window.as_ref());
+    Ok(Planned { described, full, windows })
+}
+
 /// What one consolidation changed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct MergeCounts {
@@ -239,14 +310,6 @@ pub fn select_flows<'a>(config: &'a Config, objects: Option<&[String]>) -> Resul
     Ok(config.flows.iter().filter(|f| wanted.iter().any(|w| f.object.eq_ignore_ascii_case(w.trim()))).collect())
 }
 
-/// The files destination a config writes to, or `None` for a warehouse.
-pub fn files_destination(config: &Config) -> Option<FilesDestination> {
-    match &config.destination {
-        DestinationConfig::Files { path, format, .. } => Some(FilesDestination::new(path, *format)),
-        DestinationConfig::DuckDb { .. } => None,
-    }
-}
-
 /// Checks the destination can be written (`sluice check`), saying what was checked.
 pub async fn check_destination(config: &Config) -> Result<String> {
     match &config.destination {
@@ -280,7 +343,7 @@ fn warehouse_path<'a>(config: &'a Config, command: &str) -> Result<(&'a std::pat
         DestinationConfig::DuckDb { path, schema, .. } => Ok((path, schema)),
         DestinationConfig::Files { path, .. } => Err(Error::user(format!(
             "`sluice {command}` reads a warehouse's control tables; destination.type = \"files\" keeps its state in {}",
-            path.join("_sluice_state.json").display()
+            FilesDestination::new(path, FileFormat::Parquet).state_path().display()
         ))),
     }
 }
@@ -330,55 +393,35 @@ pub async fn sync(config: &Config, opts: &SyncOptions, observer: &dyn Observer) 
             return crate::run::run(&dest, &source, config, flows, opts, observer, schema).await;
         }
     };
-    dest.state()?; // a damaged state file stops the run before any work
+    // A damaged state file stops the run before any work; each flow writes only its own
+    // entry, so this one read serves every flow.
+    let state = dest.state()?;
     let source = SalesforceSource::connect_with(&config.source, opts.source).await?;
     let run_id = new_run_id();
     let naming = config.destination.naming();
     let mut summaries = Vec::with_capacity(flows.len());
-    let mut stopped: Option<String> = None;
+    let mut stopped = false;
     for flow in flows {
         let started = Instant::now();
         let mut summary = FlowSummary::new(flow, naming);
-        if let Some(why) = &stopped {
-            summary.error = Some(format!("not run: the run stopped ({why})"));
+        if stopped {
+            summary.error = Some("not run: the run stopped (quota)".to_owned());
             observer.flow_finished(&summary);
             summaries.push(summary);
             continue;
         }
         let calls_before = source.client().api_calls();
-        let result = run_flow(&source, &dest, config, flow, opts, &run_id, observer, &mut summary).await;
+        let committed = state.get(&flow.object).map(|s| s.window_end);
+        let result = run_flow(&source, &dest, config, flow, opts, committed, &run_id, observer, &mut summary).await;
         summary.api_calls = Some(source.client().api_calls().saturating_sub(calls_before));
         summary.duration = started.elapsed();
-        match result {
-            Ok(()) => summary.status = FlowStatus::Ok,
-            Err(e) => {
-                let message = if e.message.starts_with(&flow.object) {
-                    e.message.clone()
-                } else {
-                    format!("{}: {}", flow.object, e.message)
-                };
-                if e.is_quota() {
-                    summary.status = FlowStatus::Stopped;
-                    stopped = Some("quota".to_owned());
-                } else {
-                    summary.status = FlowStatus::Failed;
-                }
-                tracing::info!(object = %flow.object, error = %message, "flow did not complete");
-                summary.error = Some(message);
-            }
-        }
+        summary.finish(&result);
+        stopped |= summary.status == FlowStatus::Stopped;
         observer.flow_finished(&summary);
         summaries.push(summary);
     }
-    let ok = summaries.iter().filter(|s| s.status == FlowStatus::Ok).count();
-    let status = if ok == summaries.len() {
-        RunStatus::Ok
-    } else if ok == 0 {
-        RunStatus::Failed
-    } else {
-        RunStatus::Partial
-    };
-    Ok(RunSummary { run_id, flows: summaries, status, stopped })
+    let status = RunStatus::of(&summaries);
+    Ok(RunSummary { run_id, flows: summaries, status, stopped: stopped.then(|| "quota".to_owned()) })
 }
 
 /// One flow: budget, plan, describe, extract, write, manifest, state — in that order.
@@ -389,37 +432,18 @@ async fn run_flow(
     config: &Config,
     flow: &FlowConfig,
     opts: &SyncOptions,
+    committed: Option<Timestamp>,
     run_id: &str,
     observer: &dyn Observer,
     summary: &mut FlowSummary,
 ) -> Result<()> {
-    source.client().check_budget()?;
-    let committed = dest.state()?.get(&flow.object).map(|s| s.window_end);
-    let described = source.describe(&flow.object, &Selection::for_flow(flow, config.destination.naming())).await?;
+    let Planned { described, windows: planned, .. } =
+        plan_flow(source, config, flow, opts, committed, observer, summary).await?;
     for warning in &described.warnings {
         tracing::warn!(object = %flow.object, "{warning}");
     }
-    summary.table = described.schema.table.clone();
-    let full = opts.full_refresh || flow.settings.mode == Mode::Full || described.schema.cursor == Cursor::None;
-    let now = source.source_now().unwrap_or_else(Utc::now);
-    let settings = &flow.settings;
-    let committed = if full { None } else { committed };
-    // A full window is sliced from the oldest row, so fetch it only when slicing one.
-    let oldest = match (settings.slice, committed, described.schema.cursor.field()) {
-        (Some(_), None, Some(field)) => rest::oldest(source.client(), &flow.object, field).await?,
-        _ => None,
-    };
-    let planned = plan_windows(committed, now, settings.lookback, settings.lag, settings.slice, oldest);
-    let (Some(first), Some(last)) = (planned.first(), planned.last()) else {
-        // The source clock has not passed the committed end: nothing to read yet.
-        observer.flow_started(&flow.object, None);
-        return Ok(());
-    };
-    let whole = Window { start: first.start, end: last.end };
-    summary.window = Some(whole);
-    observer.flow_started(&flow.object, Some(&whole));
     // Masked fields are hashed before any destination sees them.
-    let mask_salt = config.mask_salt.as_ref().filter(|_| crate::mask::any(&described.schema));
+    let masker = crate::mask::Masker::new(&described.schema, config.mask_salt.as_ref());
     // Each slice is a run of its own, committed (manifest, then state) before the next.
     let mut rows = 0u64;
     for (i, window) in planned.iter().enumerate() {
@@ -429,8 +453,8 @@ async fn run_flow(
         let written: Result<()> = async {
             while let Some(batch) = stream.next().await {
                 let mut batch = batch?;
-                if let Some(salt) = mask_salt {
-                    batch = crate::mask::apply(&batch, &described.schema, salt.expose())?;
+                if let Some(masker) = &masker {
+                    batch = masker.apply(&batch)?;
                 }
                 writer.write(&batch)?;
                 rows += batch.num_rows() as u64;

@@ -9,6 +9,7 @@ mod warehouse;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use common::{advance, mutate, post};
 use sandbox::server::{self, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_PASSWORD, DEFAULT_USERNAME};
 use sandbox::{Running, SandboxConfig};
 use serde_json::json;
@@ -89,23 +90,6 @@ async fn check(sb: &Running, s: &Setup, object: &str, expect: Expect) -> usize {
     assert_matches(&rows, &truth(sb, object).await, &schema, expect)
 }
 
-async fn admin(sb: &Running, path: &str, body: serde_json::Value) -> serde_json::Value {
-    let resp = reqwest::Client::new().post(format!("{}{path}", sb.instance_url)).json(&body).send().await.unwrap();
-    let status = resp.status();
-    let body: serde_json::Value = resp.json().await.unwrap();
-    assert!(status.is_success(), "{path}: {status} {body}");
-    body
-}
-
-async fn mutate(sb: &Running, ops: serde_json::Value) -> Vec<String> {
-    let done = admin(sb, "/sandbox/v1/mutations", json!({ "mutations": ops })).await;
-    done["results"].as_array().unwrap().iter().filter_map(|r| r["id"].as_str().map(str::to_owned)).collect()
-}
-
-async fn advance(sb: &Running, secs: f64) {
-    admin(sb, "/sandbox/v1/clock", json!({ "advance_secs": secs })).await;
-}
-
 fn query_i64(db: &Path, sql: &str) -> i64 {
     duckdb::Connection::open(db).unwrap().query_row(sql, [], |r| r.get(0)).unwrap()
 }
@@ -183,7 +167,7 @@ async fn many_rows_in_one_second_and_a_late_commit() {
     let sb = start(&[("Account", 100)]).await;
     let s = setup(&sb, &["Account"], "");
     run(&s).await;
-    admin(&sb, "/sandbox/v1/clock", json!({"freeze": true})).await;
+    post(&sb, "/sandbox/v1/clock", json!({"freeze": true})).await;
     let inserted = mutate(&sb, json!([{"op": "insert", "object": "Account", "count": 300}])).await;
     assert_eq!(inserted.len(), 300);
     let late =

@@ -26,7 +26,7 @@ use sluice::source::salesforce::{Options, SalesforceSource};
 use sluice::{Error, Kind};
 
 mod common;
-use common::password;
+use common::{admin, password, truth, truth_over};
 
 const OBJECTS: [&str; 7] = ["Account", "Case", "Contact", "Invoice__c", "Lead", "Opportunity", "User"];
 
@@ -81,22 +81,6 @@ async fn connect(sb: &Running, opts: Options) -> SalesforceSource {
 
 async fn describe(src: &SalesforceSource, object: &str) -> Described {
     src.describe(object, &Selection::default()).await.expect("describe")
-}
-
-async fn admin(sb: &Running, method: reqwest::Method, path: &str, body: Option<Json>) -> String {
-    let http = reqwest::Client::new();
-    let mut req = http.request(method, format!("{}{path}", sb.instance_url));
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req.send().await.unwrap();
-    assert!(resp.status().is_success(), "{path}: {}", resp.status());
-    resp.text().await.unwrap()
-}
-
-async fn truth(sb: &Running, object: &str) -> Vec<Map<String, Json>> {
-    let text = admin(sb, reqwest::Method::GET, &format!("/sandbox/v1/truth/{object}"), None).await;
-    text.lines().filter(|l| !l.is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
 /// Soft-deletes a few rows of every object that has a recycle bin, so queryAll has
@@ -538,18 +522,6 @@ async fn https_with_a_private_ca_needs_ca_file() {
     let err = SalesforceSource::connect_with(&missing, fast()).await.unwrap_err();
     assert!(err.kind == Kind::User && err.message.contains("nope.pem"), "{err}");
     sb.shutdown().await;
-}
-
-/// The truth over HTTPS, trusting the sandbox's CA.
-async fn truth_over(sb: &Running, object: &str, ca: Option<std::path::PathBuf>) -> Vec<Map<String, Json>> {
-    let mut builder = reqwest::Client::builder();
-    if let Some(ca) = ca {
-        builder = builder.add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(ca).unwrap()).unwrap());
-    }
-    let http = builder.build().unwrap();
-    let resp = http.get(format!("{}/sandbox/v1/truth/{object}", sb.instance_url)).send().await.unwrap();
-    let text = resp.text().await.unwrap();
-    text.lines().filter(|l| !l.is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
 /// The Bulk jobs the org still holds.

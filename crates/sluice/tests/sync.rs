@@ -2,6 +2,8 @@
 //! boundary that the next run resumes from, and a failing extraction that leaves no
 //! manifest and no advanced state.
 
+mod common;
+
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -13,6 +15,8 @@ use sluice::model::Window;
 use sluice::source::salesforce::Options;
 use sluice::source::salesforce::client::RetryPolicy;
 use sluice::sync::{self, FlowStatus, FlowSummary, Observer, RunStatus, SyncOptions};
+
+use common::{advance, post, truth};
 
 async fn start() -> Running {
     let counts = [("Account", 120), ("Contact", 80), ("Lead", 40), ("Opportunity", 10), ("Case", 10)]
@@ -203,16 +207,6 @@ async fn slices_are_committed_as_runs_of_their_own() {
 
 // --- Scenarios: what breaks incremental replication in real orgs -----------------
 
-async fn admin(sb: &Running, path: &str, body: serde_json::Value) -> serde_json::Value {
-    let resp = reqwest::Client::new().post(format!("{}{path}", sb.instance_url)).json(&body).send().await.unwrap();
-    assert!(resp.status().is_success(), "{path}: {}", resp.status());
-    resp.json().await.unwrap()
-}
-
-async fn advance(sb: &Running, secs: f64) {
-    admin(sb, "/sandbox/v1/clock", serde_json::json!({ "advance_secs": secs })).await;
-}
-
 /// (Id, IsDeleted) of every row a run wrote for `table`.
 fn run_rows(dir: &std::path::Path, table: &str, run_id: &str) -> Vec<(String, bool)> {
     use arrow::array::{Array, BooleanArray, StringArray};
@@ -246,7 +240,7 @@ async fn a_late_commit_is_caught_by_the_lookback() {
     }
     // A transaction stamped now that commits a minute later (a long trigger, a bulk load).
     let insert = serde_json::json!({"mutations": [{"op": "insert", "object": "Account", "fields": {"Name": "Late Co"}, "late_secs": 60}]});
-    let late_id = admin(&sb, "/sandbox/v1/mutations", insert).await["results"][0]["id"].as_str().unwrap().to_owned();
+    let late_id = post(&sb, "/sandbox/v1/mutations", insert).await["results"][0]["id"].as_str().unwrap().to_owned();
     advance(&sb, 5.0).await;
     for c in [&cfg, &no_lookback] {
         let run = sync::sync(c, &fast(), &sync::Quiet).await.unwrap();
@@ -272,8 +266,8 @@ async fn rows_sharing_one_timestamp_are_all_read() {
     let cfg = config(&sb, dir.path(), &["Account"]);
     sync::sync(&cfg, &fast(), &sync::Quiet).await.unwrap();
     // 300 rows committed in one second, and the run's window ends on that second.
-    admin(&sb, "/sandbox/v1/clock", serde_json::json!({"freeze": true})).await;
-    let done = admin(
+    post(&sb, "/sandbox/v1/clock", serde_json::json!({"freeze": true})).await;
+    let done = post(
         &sb,
         "/sandbox/v1/mutations",
         serde_json::json!({"mutations": [{"op": "insert", "object": "Account", "count": 300}]}),
@@ -304,7 +298,7 @@ async fn deletes_and_undeletes_arrive_incrementally() {
     let op = |op: &str| serde_json::json!({"mutations": [{"op": op, "object": "Contact", "id": id}]});
     for (mutation, expect_deleted) in [("delete", true), ("undelete", false)] {
         advance(&sb, 2.0).await;
-        admin(&sb, "/sandbox/v1/mutations", op(mutation)).await;
+        post(&sb, "/sandbox/v1/mutations", op(mutation)).await;
         advance(&sb, 2.0).await;
         let run = sync::sync(&cfg, &fast(), &sync::Quiet).await.unwrap();
         let rows = run_rows(dir.path(), "contact", &run.run_id);
@@ -322,13 +316,8 @@ async fn masked_fields_are_stored_as_salted_hashes() {
     let flows = ["Contact; mask = [\"Phone\", \"Email\"]"];
     let cfg = config_with(&sb, dir.path(), &flows, "mask_salt = \"pepper\"");
     let run = sync::sync(&cfg, &fast(), &sync::Quiet).await.unwrap();
-    let truth =
-        reqwest::get(format!("{}/sandbox/v1/truth/Contact", sb.instance_url)).await.unwrap().text().await.unwrap();
-    let truth: std::collections::HashMap<String, serde_json::Value> = truth
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .map(|r| (r["Id"].as_str().unwrap().to_owned(), r))
-        .collect();
+    let truth: std::collections::HashMap<String, _> =
+        truth(&sb, "Contact").await.into_iter().map(|r| (r["Id"].as_str().unwrap().to_owned(), r)).collect();
     let dest = FilesDestination::new(dir.path(), config::FileFormat::Parquet);
     let manifest = dest.runs("contact").unwrap().into_iter().find(|m| m.run_id == run.run_id).unwrap();
     let file = std::fs::File::open(

@@ -153,9 +153,14 @@ impl Table {
     /// The row of an Id of this object (15 or 18 characters), purged rows excluded.
     pub fn row_of_id(&self, id: &str) -> Option<u32> {
         let (prefix, number) = ids::parse(id)?;
-        if prefix[..] != *self.def.key_prefix.as_bytes() {
+        if self.def.key_prefix.as_bytes() != prefix {
             return None;
         }
+        self.live_row(number)
+    }
+
+    /// The row of record `number` unless it was purged.
+    fn live_row(&self, number: u64) -> Option<u32> {
         self.row_of_number(number).filter(|&r| !self.purged[r as usize])
     }
 
@@ -319,9 +324,10 @@ impl Org {
 
     /// Table position and row of any record Id.
     pub fn locate(&self, id: &str) -> Option<(usize, u32)> {
-        let (prefix, _) = ids::parse(id)?;
+        // One parse: `by_prefix` maps a prefix only to the table with that key prefix.
+        let (prefix, number) = ids::parse(id)?;
         let t = *self.by_prefix.get(&prefix)?;
-        Some((t, self.tables[t].row_of_id(id)?))
+        Some((t, self.tables[t].live_row(number)?))
     }
 
     /// The value of a field as a reader sees it: stored, or computed for formulas and

@@ -14,6 +14,7 @@ use super::{
     interpolate, is_valid_api_name, parse_duration,
 };
 use crate::model::Naming;
+use crate::source::salesforce::soql::is_api_name;
 
 /// Checks `raw` (read from `origin`) and builds the [`Config`], or returns every problem.
 /// `env` resolves `${VAR}`; pass `&|k| std::env::var(k).ok()` in the binary and a map in
@@ -90,13 +91,9 @@ pub fn validate(
         );
     }
     match (source, destination) {
-        (Some(source), Some(destination)) if cx.errors.is_empty() => Ok(Config {
-            origin: origin.to_owned(),
-            source,
-            destination,
-            flows,
-            mask_salt: mask_salt.filter(|s| !s.is_empty()).map(Secret::new),
-        }),
+        (Some(source), Some(destination)) if cx.errors.is_empty() => {
+            Ok(Config { origin: origin.to_owned(), source, destination, flows, mask_salt: mask_salt.map(Secret::new) })
+        }
         _ => Err(cx.errors),
     }
 }
@@ -209,25 +206,14 @@ fn source(cx: &mut Ctx<'_>, raw: Option<&RawSource>) -> Option<SalesforceConfig>
     }
     let api = cx.choice("source.api", raw.api.as_ref(), APIS).unwrap_or(Api::Auto);
     let ca_file = cx.text("source.ca_file", raw.ca_file.as_ref()).map(PathBuf::from);
-    let api_budget_percent = match raw.api_budget_percent {
-        None => 80,
-        Some(n @ 1..=100) => n as u8,
-        Some(n) => {
-            cx.err(
-                "source.api_budget_percent",
-                format!("{n} is out of range; expected 1 to 100 (percent of the daily API limit)"),
-            );
-            80
-        }
-    };
-    let max_parallel_flows = match raw.max_parallel_flows {
-        None => 2,
-        Some(n @ 1..=16) => n as usize,
-        Some(n) => {
-            cx.err("source.max_parallel_flows", format!("{n} is out of range; expected 1 to 16"));
-            2
-        }
-    };
+    let api_budget_percent = cx.int_in(
+        "source.api_budget_percent",
+        raw.api_budget_percent,
+        1..=100,
+        80,
+        " (percent of the daily API limit)",
+    ) as u8;
+    let max_parallel_flows = cx.int_in("source.max_parallel_flows", raw.max_parallel_flows, 1..=16, 2, "") as usize;
     Some(SalesforceConfig { login_url, auth: auth?, api_version, api, ca_file, api_budget_percent, max_parallel_flows })
 }
 
@@ -268,7 +254,7 @@ fn destination(cx: &mut Ctx<'_>, raw: Option<&RawDestination>) -> Option<Destina
                 "the DuckDB database file, e.g. \"warehouse.duckdb\"",
             );
             let schema = cx.text("destination.schema", raw.schema.as_ref()).unwrap_or_else(|| "salesforce".into());
-            if !is_schema_name(&schema) {
+            if !is_api_name(&schema) {
                 cx.err(
                     "destination.schema",
                     format!("{schema:?} is not a usable schema name; use letters, digits and `_`, not starting with a digit or `_sluice`"),
@@ -294,14 +280,6 @@ fn destination(cx: &mut Ctx<'_>, raw: Option<&RawDestination>) -> Option<Destina
             None
         }
     }
-}
-
-/// A schema name sluice can own: a plain identifier (quoted anyway), not sluice's own.
-fn is_schema_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-        && !name.starts_with("_sluice")
 }
 
 /// `[defaults]` or a flow's overrides on top of `base`.
@@ -394,6 +372,26 @@ impl Ctx<'_> {
             Err(m) => {
                 self.err(key, m);
                 None
+            }
+        }
+    }
+
+    /// An integer in `range`, `default` when absent or out of range (recorded); `note`
+    /// follows the expected range in the message.
+    fn int_in(
+        &mut self,
+        key: &str,
+        value: Option<i64>,
+        range: std::ops::RangeInclusive<i64>,
+        default: i64,
+        note: &str,
+    ) -> i64 {
+        match value {
+            None => default,
+            Some(n) if range.contains(&n) => n,
+            Some(n) => {
+                self.err(key, format!("{n} is out of range; expected {} to {}{note}", range.start(), range.end()));
+                default
             }
         }
     }

@@ -123,11 +123,6 @@ impl FilesDestination {
         FilesDestination { root: root.into(), format }
     }
 
-    /// The root directory.
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
     /// Checks that the root can be created and written (for `sluice check`).
     pub fn check(&self) -> Result<()> {
         fs::create_dir_all(&self.root).map_err(|e| io_error("create", &self.root, e))?;
@@ -187,6 +182,11 @@ impl FilesDestination {
         }
     }
 
+    /// The file the committed windows are kept in.
+    pub fn state_path(&self) -> PathBuf {
+        self.root.join(STATE)
+    }
+
     /// Records a flow's committed window. Called after the run's manifest is written,
     /// so the state never points past data that exists.
     pub fn save_state(&self, object: &str, state: FlowState) -> Result<()> {
@@ -194,7 +194,7 @@ impl FilesDestination {
         all.insert(object.to_string(), state);
         let text =
             serde_json::to_vec_pretty(&all).map_err(|e| Error::internal(format!("cannot encode the state: {e}")))?;
-        write_atomically(&self.root.join(STATE), &text)
+        write_atomically(&self.state_path(), &text)
     }
 
     /// The committed runs of a table, oldest first (by window end, then run id).

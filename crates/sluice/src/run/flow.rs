@@ -14,14 +14,13 @@ use std::sync::Arc;
 
 use super::phase::{Outcome, Phase, next};
 use super::{Ctx, checks};
-use crate::config::{FlowConfig, Mode};
+use crate::config::FlowConfig;
 use crate::consolidate::{self, Existing, FlowRun, MergeSpec, STAGE_SEQ};
 use crate::destination::{Destination, Stage};
-use crate::model::{Cursor, Timestamp, Window};
-use crate::source::plan_windows;
-use crate::source::salesforce::describe::{Described, Selection};
-use crate::source::salesforce::rest;
-use crate::sync::{FlowSummary, MergeCounts};
+use crate::mask::Masker;
+use crate::model::{Timestamp, Window};
+use crate::source::salesforce::describe::Described;
+use crate::sync::{FlowSummary, MergeCounts, Planned, plan_flow};
 use crate::{Error, Result};
 
 /// What `_sluice.flows` holds for a flow.
@@ -67,6 +66,7 @@ pub struct FlowDriver<'a, D: Destination> {
     pub(super) summary: &'a mut FlowSummary,
     pub(super) attempts: u32,
     described: Option<Described>,
+    masker: Option<Masker>,
     /// Built once the object is described; phases only move its `synced_at`.
     spec: Option<MergeSpec>,
     committed: Committed,
@@ -85,6 +85,7 @@ impl<'a, D: Destination> FlowDriver<'a, D> {
             summary,
             attempts,
             described: None,
+            masker: None,
             spec: None,
             committed: Committed::default(),
             windows: Vec::new(),
@@ -128,33 +129,19 @@ impl<'a, D: Destination> FlowDriver<'a, D> {
 
     async fn plan(&mut self) -> Result<Outcome> {
         let (cx, flow) = (self.cx, self.flow);
-        cx.source.client().check_budget()?;
         self.committed = committed(cx.dest, &flow.object).await?;
-        let described =
-            cx.source.describe(&flow.object, &Selection::for_flow(flow, cx.config.destination.naming())).await?;
+        let Planned { described, full, windows } =
+            plan_flow(cx.source, cx.config, flow, cx.opts, self.committed.window_end, cx.observer, self.summary)
+                .await?;
         self.summary.warnings.extend(described.warnings.iter().cloned());
-        self.summary.table = described.schema.table.clone();
-        let settings = &flow.settings;
-        self.full = cx.opts.full_refresh || settings.mode == Mode::Full || described.schema.cursor == Cursor::None;
-        let now = cx.source.source_now().unwrap_or_else(Utc::now);
-        let committed = if self.full { None } else { self.committed.window_end };
-        let oldest = match (settings.slice, committed, described.schema.cursor.field()) {
-            (Some(_), None, Some(field)) => rest::oldest(cx.source.client(), &flow.object, field).await?,
-            _ => None,
-        };
         let s = &flow.settings;
-        let spec = MergeSpec::new(&described.schema, &cx.schema, s.deletes, s.history, &cx.run_id, Utc::now())?;
-        self.spec = Some(spec);
+        self.spec = Some(MergeSpec::new(&described.schema, &cx.schema, s.deletes, s.history, &cx.run_id, Utc::now())?);
+        // Masked fields are hashed before the destination sees them.
+        self.masker = Masker::new(&described.schema, cx.config.mask_salt.as_ref());
         self.described = Some(described);
-        self.windows = plan_windows(committed, now, settings.lookback, settings.lag, settings.slice, oldest);
-        let (Some(first), Some(last)) = (self.windows.first(), self.windows.last()) else {
-            cx.observer.flow_started(&flow.object, None);
-            return Ok(Outcome::NothingToRead);
-        };
-        let whole = Window { start: first.start, end: last.end };
-        self.summary.window = Some(whole);
-        cx.observer.flow_started(&flow.object, Some(&whole));
-        Ok(Outcome::Completed)
+        self.full = full;
+        self.windows = windows;
+        Ok(if self.windows.is_empty() { Outcome::NothingToRead } else { Outcome::Completed })
     }
 
     async fn stage(&mut self) -> Result<Outcome> {
@@ -165,13 +152,12 @@ impl<'a, D: Destination> FlowDriver<'a, D> {
         cx.dest.execute(consolidate::staging_ddl(d, spec)).await?;
         let mut stage = cx.dest.stage(spec.staging.clone()).await?;
         let described = self.described.as_ref().ok_or_else(|| Error::internal("phase order: no schema"))?;
-        let mask_salt = cx.config.mask_salt.as_ref().filter(|_| crate::mask::any(&described.schema));
         let mut stream = cx.source.extract(described, Some(window), flow.filter.as_deref(), flow.api);
         let mut staged = 0u64;
         while let Some(batch) = stream.next().await {
             let mut batch = batch?;
-            if let Some(salt) = mask_salt {
-                batch = crate::mask::apply(&batch, &described.schema, salt.expose())?;
+            if let Some(masker) = &self.masker {
+                batch = masker.apply(&batch)?;
             }
             let rows = batch.num_rows() as u64;
             stage.write(with_stage_seq(&batch, staged as i64)?).await?;

@@ -1,5 +1,12 @@
 //! What the library's integration tests share: the source config that logs in to an
-//! in-process sandbox with its default credentials.
+//! in-process sandbox with its default credentials, and the sandbox's admin API (ground
+//! truth, mutations, clock).
+
+// Each test binary uses its own subset.
+#![allow(dead_code)]
+
+use sandbox::Running;
+use serde_json::{Map, Value as Json};
 
 use sandbox::server::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_PASSWORD, DEFAULT_USERNAME};
 use sluice::config::{Api, Auth, SalesforceConfig, Secret};
@@ -20,4 +27,50 @@ pub fn password(url: &str) -> SalesforceConfig {
         api_budget_percent: 100,
         max_parallel_flows: 2,
     }
+}
+
+/// Calls the sandbox's admin API; panics unless it succeeds. Returns the body.
+pub async fn admin(sb: &Running, method: reqwest::Method, path: &str, body: Option<Json>) -> String {
+    let mut req = reqwest::Client::new().request(method, format!("{}{path}", sb.instance_url));
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status();
+    let text = resp.text().await.unwrap();
+    assert!(status.is_success(), "{path}: {status} {text}");
+    text
+}
+
+/// POSTs `body` to the admin API and returns the JSON answer.
+pub async fn post(sb: &Running, path: &str, body: Json) -> Json {
+    serde_json::from_str(&admin(sb, reqwest::Method::POST, path, Some(body)).await).unwrap()
+}
+
+/// Applies mutations (`[{"op": ...}, ...]`); returns the Ids they report.
+pub async fn mutate(sb: &Running, ops: Json) -> Vec<String> {
+    let done = post(sb, "/sandbox/v1/mutations", serde_json::json!({ "mutations": ops })).await;
+    done["results"].as_array().unwrap().iter().filter_map(|r| r["id"].as_str().map(str::to_owned)).collect()
+}
+
+/// Moves the org's clock forward.
+pub async fn advance(sb: &Running, secs: f64) {
+    post(sb, "/sandbox/v1/clock", serde_json::json!({ "advance_secs": secs })).await;
+}
+
+/// The org's rows of `object` (recycle bin included, purged rows not), in its order.
+pub async fn truth(sb: &Running, object: &str) -> Vec<Map<String, Json>> {
+    truth_over(sb, object, None).await
+}
+
+/// [`truth`], over HTTPS when given the sandbox's CA file.
+pub async fn truth_over(sb: &Running, object: &str, ca: Option<std::path::PathBuf>) -> Vec<Map<String, Json>> {
+    let mut builder = reqwest::Client::builder();
+    if let Some(ca) = ca {
+        builder = builder.add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(ca).unwrap()).unwrap());
+    }
+    let http = builder.build().unwrap();
+    let resp = http.get(format!("{}/sandbox/v1/truth/{object}", sb.instance_url)).send().await.unwrap();
+    let text = resp.text().await.unwrap();
+    text.lines().filter(|l| !l.is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect()
 }

@@ -6,19 +6,17 @@ use std::collections::{BTreeMap, HashMap};
 
 use sandbox::Running;
 use serde_json::Value as Json;
+use sluice::consolidate::{DELETED, Dialect, RUN_ID, TableRef};
 use sluice::model::{SluiceType, TableSchema};
+
+const DUCKDB: Dialect = Dialect::DuckDb;
 
 /// The sandbox's rows of `object` (recycle bin included, purged rows not), by Id.
 pub async fn truth(sb: &Running, object: &str) -> HashMap<String, Json> {
-    let text = reqwest::get(format!("{}/sandbox/v1/truth/{object}", sb.instance_url))
+    crate::common::truth(sb, object)
         .await
-        .expect("truth")
-        .text()
-        .await
-        .expect("truth body");
-    text.lines()
-        .map(|l| serde_json::from_str::<Json>(l).expect("truth line"))
-        .map(|r| (r["Id"].as_str().expect("Id").to_owned(), r))
+        .into_iter()
+        .map(|r| (r["Id"].as_str().expect("Id").to_owned(), Json::Object(r)))
         .collect()
 }
 
@@ -60,9 +58,9 @@ fn time_ms(s: &str) -> i64 {
 
 /// The SQL expression reading column `name` of type `ty` as canonical text.
 fn canon_sql(name: &str, ty: SluiceType) -> String {
-    let c = format!("\"{}\"", name.replace('"', "\"\""));
+    let c = DUCKDB.quote_ident(name);
     match ty {
-        SluiceType::Timestamp => format!("CAST(epoch_ms(CAST({c} AS TIMESTAMP)) AS VARCHAR)"),
+        SluiceType::Timestamp => format!("CAST({} AS VARCHAR)", DUCKDB.epoch_ms(&c)),
         SluiceType::Time => format!("CAST(epoch_ms(DATE '1970-01-01' + {c}) AS VARCHAR)"),
         SluiceType::Decimal { .. } | SluiceType::Double => format!("CAST(CAST({c} AS DOUBLE) AS VARCHAR)"),
         SluiceType::Boolean => format!("CASE WHEN {c} IS NULL THEN NULL WHEN {c} THEN 'true' ELSE 'false' END"),
@@ -88,15 +86,16 @@ pub fn duckdb_rows(path: &std::path::Path, dest_schema: &str, schema: &TableSche
     let has_deleted: bool = conn
         .query_row(
             "SELECT COUNT(*) > 0 FROM information_schema.columns WHERE table_schema = ? AND table_name = ? AND \
-             column_name = '_sluice_deleted'",
-            [dest_schema, &schema.table],
+             column_name = ?",
+            [dest_schema, &schema.table, DELETED],
             |r| r.get(0),
         )
         .expect("catalog");
     let mut select: Vec<String> = schema.columns.iter().map(|c| canon_sql(&c.name, c.ty)).collect();
-    select.push(if has_deleted { "COALESCE(\"_sluice_deleted\", FALSE)".into() } else { "FALSE".into() });
-    select.push("\"_sluice_run_id\"".into());
-    let sql = format!("SELECT {} FROM \"{dest_schema}\".\"{}\"", select.join(", "), schema.table);
+    select.push(if has_deleted { format!("COALESCE({}, FALSE)", DUCKDB.quote_ident(DELETED)) } else { "FALSE".into() });
+    select.push(DUCKDB.quote_ident(RUN_ID));
+    let table = DUCKDB.table(&TableRef::new(dest_schema, &schema.table));
+    let sql = format!("SELECT {} FROM {table}", select.join(", "));
     let mut stmt = conn.prepare(&sql).expect("prepare");
     let n = schema.columns.len();
     let rows = stmt

@@ -27,7 +27,7 @@ use bytes::Bytes;
 use reqwest::Method;
 
 use super::auth::{self, Session};
-use super::classify::{self, Disposition, Transport, api_usage, budget_reached, classify, classify_transport};
+use super::classify::{Disposition, Transport, api_usage, budget_reached, classify, classify_transport};
 use crate::config::SalesforceConfig;
 use crate::error::{Error, QUOTA_RETRY_AFTER, QuotaExceeded, Result, Retry};
 use crate::model::Timestamp;
@@ -226,11 +226,6 @@ impl Client {
                 observed: Observed::default(),
             }),
         })
-    }
-
-    /// The configuration this client was built from.
-    pub fn config(&self) -> &SalesforceConfig {
-        &self.inner.cfg
     }
 
     /// `/services/data/vXX.X` + `path`.
@@ -498,9 +493,6 @@ pub fn transport_error(e: &reqwest::Error, url: &str) -> Error {
     };
     classify_transport(kind, &host, &detail)
 }
-
-/// Re-exported for callers that classify Bulk job failures.
-pub use classify::classify_bulk_failure;
 
 /// Whether a URL points at this machine (`localhost`, 127.0.0.0/8, `::1`): there
 /// compressing responses costs far more CPU than the bytes it saves (Bulk extraction

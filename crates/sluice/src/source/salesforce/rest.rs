@@ -85,13 +85,6 @@ fn with_batch(req: Request, batch_size: Option<u32>) -> Request {
     }
 }
 
-/// The pages of `queryAll` for `soql`: `/queryAll?q=` first, then each `nextRecordsUrl`,
-/// every request with `Sforce-Query-Options: batchSize=N` when given. Parse each
-/// response body with [`RestPage::parse`].
-pub fn query_all(client: &Client, soql: impl Into<String>, batch_size: Option<u32>) -> Pager<'_> {
-    Pager::new(client, soql.into(), batch_size)
-}
-
 /// Walks the pages of one `queryAll`.
 pub struct Pager<'c> {
     client: &'c Client,
