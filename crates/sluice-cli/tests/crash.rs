@@ -1,0 +1,285 @@
+//! Crash tests: `sluice sync` into DuckDB is killed with SIGKILL at random instants over
+//! all its phases, and aborted at failpoints on every phase boundary, while the org keeps
+//! changing. After one more run the DuckDB table must equal the sandbox's ground truth row
+//! by row (Id, SystemModstamp, IsDeleted and Name), with no duplicate Id, and the
+//! committed window end must never have moved backwards or past data it did not commit.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+mod common;
+
+use sandbox::server::{self, DEFAULT_PASSWORD};
+use sandbox::{Running, SandboxConfig};
+use serde_json::{Value as Json, json};
+use sluice::destination::Destination;
+use sluice::destination::duckdb::DuckDb;
+
+const BIN: &str = env!("CARGO_BIN_EXE_sluice");
+const OBJECTS: [(&str, &str); 2] = [("Account", "account"), ("Contact", "contact")];
+
+async fn start() -> Running {
+    let counts = [("Account", 4000), ("Contact", 3000)].into_iter().map(|(o, n)| (o.to_owned(), n)).collect();
+    server::start(SandboxConfig { seed: 21, counts, ..SandboxConfig::default() }).await.expect("sandbox starts")
+}
+
+fn write_config(dir: &Path, login_url: &str) -> PathBuf {
+    let text = format!(
+        r#"{}
+[destination]
+type = "duckdb"
+path = "{}"
+
+[defaults]
+lookback = "10m"
+reconcile_every = "never"
+
+[[flows]]
+object = "Account"
+
+[[flows]]
+object = "Contact"
+slice = "400d"
+"#,
+        common::source_toml(login_url, DEFAULT_PASSWORD),
+        dir.join("w.duckdb").display()
+    );
+    let path = dir.join("sluice.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+async fn admin(sb: &Running, path: &str, body: Json) {
+    let resp = reqwest::Client::new().post(format!("{}{path}", sb.instance_url)).json(&body).send().await.unwrap();
+    assert!(resp.status().is_success(), "{path}: {}", resp.status());
+}
+
+/// Some of everything, then the clock moves on so the next window sees it.
+async fn churn(sb: &Running) {
+    let ops: Vec<Json> = OBJECTS
+        .iter()
+        .map(|(o, _)| json!({"op": "churn", "object": o, "inserts": 15, "updates": 40, "deletes": 5, "undeletes": 1}))
+        .collect();
+    admin(sb, "/sandbox/v1/mutations", json!({ "mutations": ops })).await;
+    admin(sb, "/sandbox/v1/clock", json!({"advance_secs": 3.0})).await;
+}
+
+/// A run to completion: must succeed.
+async fn sync_ok(config: &Path) {
+    let config = config.to_owned();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(BIN).arg("--config").arg(&config).args(["sync", "--json"]).output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "the run after the crash failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Spawns a run and SIGKILLs it after `delay` if it is still running; returns how it
+/// ended by itself, or `None` when it was killed.
+async fn sync_killed_after(config: &Path, delay: Duration, env: &[(&str, &str)]) -> Option<std::process::ExitStatus> {
+    let config = config.to_owned();
+    let env: Vec<(String, String)> = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    tokio::task::spawn_blocking(move || {
+        let mut child = std::process::Command::new(BIN)
+            .arg("--config")
+            .arg(&config)
+            .args(["sync", "--json"])
+            .envs(env)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + delay;
+        while Instant::now() < deadline {
+            if let Some(status) = child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        None
+    })
+    .await
+    .unwrap()
+}
+
+/// The committed window end per flow (epoch ms), read from the control table.
+async fn window_ends(db: &Path) -> HashMap<String, i64> {
+    if !db.exists() {
+        return HashMap::new();
+    }
+    let dest = DuckDb::open_read_only(db).unwrap();
+    if dest.columns(sluice::consolidate::TableRef::new("_sluice", "flows")).await.unwrap().is_none() {
+        return HashMap::new();
+    }
+    let rows =
+        dest.query("SELECT flow, epoch_ms(CAST(window_end AS TIMESTAMP)) FROM _sluice.flows".into()).await.unwrap();
+    rows.into_iter().map(|r| (r[0].as_str().unwrap().to_owned(), r[1].as_i64().unwrap())).collect()
+}
+
+fn truth_ms(v: &Json) -> i64 {
+    chrono::DateTime::parse_from_str(v.as_str().unwrap(), "%Y-%m-%dT%H:%M:%S%.f%z").unwrap().timestamp_millis()
+}
+
+/// Asserts the destination equals the truth for both objects.
+async fn assert_equals_truth(sb: &Running, db: &Path) {
+    let dest = DuckDb::open_read_only(db).unwrap();
+    for (object, table) in OBJECTS {
+        let text =
+            reqwest::get(format!("{}/sandbox/v1/truth/{object}", sb.instance_url)).await.unwrap().text().await.unwrap();
+        let truth: HashMap<String, (i64, bool, Option<String>)> = text
+            .lines()
+            .map(|l| serde_json::from_str::<Json>(l).unwrap())
+            .map(|r| {
+                let name = r["Name"].as_str().map(str::to_owned);
+                (r["Id"].as_str().unwrap().to_owned(), (truth_ms(&r["SystemModstamp"]), r["IsDeleted"] == true, name))
+            })
+            .collect();
+        let rows = dest
+            .query(format!(
+                "SELECT id, epoch_ms(CAST(system_modstamp AS TIMESTAMP)), CAST(is_deleted AS VARCHAR), \
+                 CAST(_sluice_deleted AS VARCHAR), name FROM salesforce.{table}"
+            ))
+            .await
+            .unwrap();
+        let mut seen = HashMap::new();
+        let mut problems = Vec::new();
+        for r in &rows {
+            let id = r[0].as_str().unwrap().to_owned();
+            let got = (r[1].as_i64().unwrap(), r[2].as_str() == Some("true"), r[4].as_str().map(str::to_owned));
+            if seen.insert(id.clone(), ()).is_some() {
+                problems.push(format!("{object} {id}: duplicate"));
+            }
+            if (r[3].as_str() == Some("true")) != got.1 {
+                problems.push(format!("{object} {id}: _sluice_deleted disagrees with is_deleted"));
+            }
+            match truth.get(&id) {
+                Some(want) if *want == got => {}
+                Some(want) => problems.push(format!("{object} {id}: destination {got:?}, source {want:?}")),
+                None => problems.push(format!("{object} {id}: not at the source")),
+            }
+        }
+        for id in truth.keys() {
+            if !seen.contains_key(id) {
+                problems.push(format!("{object} {id}: missing"));
+            }
+        }
+        problems.sort();
+        assert!(
+            problems.is_empty(),
+            "{} differences:\n{}",
+            problems.len(),
+            problems[..problems.len().min(20)].join("\n")
+        );
+    }
+}
+
+/// Checks the committed window ends only ever move forward.
+fn assert_monotonic(before: &HashMap<String, i64>, after: &HashMap<String, i64>) {
+    for (flow, end) in before {
+        let now = after.get(flow).copied().unwrap_or(i64::MIN);
+        assert!(now >= *end, "{flow}: the committed window end went back from {end} to {now}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_at_random_instants_then_one_more_run_equals_the_truth() {
+    let sb = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &sb.login_url);
+    let db = dir.path().join("w.duckdb");
+
+    // How long an uncrashed run takes here, to spread the kills over all its phases: a
+    // first (full) run, then an incremental one after churn.
+    let started = Instant::now();
+    let status = sync_killed_after(&config, Duration::from_secs(600), &[]).await;
+    assert!(status.is_some_and(|s| s.success()), "the first run fails: {status:?}");
+    let full = started.elapsed();
+    churn(&sb).await;
+    let started = Instant::now();
+    sync_ok(&config).await;
+    let incremental = started.elapsed();
+
+    // A deterministic spread of instants (printed, so a failure can be replayed).
+    let mut seed: u64 = 0x5eed_cafe;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let mut ends = window_ends(&db).await;
+    let mut killed = 0;
+    let mut log = Vec::new();
+    for round in 0..24 {
+        churn(&sb).await;
+        // Every fourth round starts over from scratch (a full refresh) to crash first loads too.
+        let span = if round % 4 == 0 { full } else { incremental };
+        if round % 4 == 0 {
+            let _ = std::fs::remove_file(&db);
+            let _ = std::fs::remove_file(dir.path().join("w.duckdb.wal"));
+            ends.clear();
+        }
+        let delay = Duration::from_micros(next() % (span.as_micros() as u64 * 6 / 5).max(1));
+        let was_killed = sync_killed_after(&config, delay, &[]).await.is_none();
+        killed += u32::from(was_killed);
+        log.push(format!("round {round}: {delay:?} killed={was_killed}"));
+        let after = window_ends(&db).await;
+        assert_monotonic(&ends, &after);
+        ends = after;
+    }
+    assert!(killed >= 20, "most rounds must really kill a running sync: {log:#?}");
+    sync_ok(&config).await;
+    assert_monotonic(&ends, &window_ends(&db).await);
+    assert_equals_truth(&sb, &db).await;
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abort_at_every_phase_boundary_then_one_more_run_equals_the_truth() {
+    let sb = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &sb.login_url);
+    let db = dir.path().join("w.duckdb");
+    let points = [
+        "after-stage",
+        "consolidate-statement:2",
+        "consolidate-statement:7",
+        "before-commit",
+        "after-commit",
+        "after-verify",
+        "after-cleanup",
+        // The third commit of a first load, which Contact's slices spread over several
+        // transactions: earlier slices stay committed, the rest is read again.
+        "before-commit:3",
+    ];
+    for (i, point) in points.iter().enumerate() {
+        if i > 0 {
+            churn(&sb).await;
+        }
+        if point.ends_with(":3") {
+            let _ = std::fs::remove_file(&db);
+            let _ = std::fs::remove_file(dir.path().join("w.duckdb.wal"));
+        }
+        let before = window_ends(&db).await;
+        let status = sync_killed_after(&config, Duration::from_secs(600), &[("SLUICE_FAILPOINT", point)]).await;
+        let signal = status.and_then(|s| std::os::unix::process::ExitStatusExt::signal(&s));
+        assert_eq!(signal, Some(6), "{point}: the run must abort there (SIGABRT), got {status:?}");
+        let after = window_ends(&db).await;
+        assert_monotonic(&before, &after);
+        if point.starts_with("after-stage") || point.starts_with("consolidate-statement") || *point == "before-commit" {
+            assert_eq!(before.get("Account"), after.get("Account"), "{point}: nothing committed before the abort");
+        }
+        sync_ok(&config).await;
+        assert_equals_truth(&sb, &db).await;
+    }
+    sb.shutdown().await;
+}
