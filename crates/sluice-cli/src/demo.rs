@@ -60,8 +60,13 @@ lookback = "10m"
     text
 }
 
-async fn admin(http: &reqwest::Client, sb: &Running, body: serde_json::Value) -> anyhow::Result<serde_json::Value> {
-    let url = format!("{}/sandbox/v1/mutations", sb.instance_url);
+async fn admin(
+    http: &reqwest::Client,
+    sb: &Running,
+    path: &str,
+    body: serde_json::Value,
+) -> anyhow::Result<serde_json::Value> {
+    let url = format!("{}{path}", sb.instance_url);
     let resp = http.post(&url).json(&body).send().await.with_context(|| format!("POST {url}"))?;
     let status = resp.status();
     let value: serde_json::Value = resp.json().await.context("sandbox admin response")?;
@@ -71,8 +76,23 @@ async fn admin(http: &reqwest::Client, sb: &Running, body: serde_json::Value) ->
     Ok(value)
 }
 
+const MUTATIONS: &str = "/sandbox/v1/mutations";
+
+/// How long the late commit stays invisible, in the org's time.
+const LATE_SECS: f64 = 60.0;
+
+/// Before the first sync: an Account stamped now but committed [`LATE_SECS`] later, so
+/// the first sync's window covers its stamp without seeing it. Returns its Id.
+async fn start_late_commit(sb: &Running) -> anyhow::Result<String> {
+    let late = json!({"mutations": [
+        {"op": "insert", "object": "Account", "fields": {"Name": "Late Commit Ltd"}, "late_secs": LATE_SECS}
+    ]});
+    let done = admin(&reqwest::Client::new(), sb, MUTATIONS, late).await?;
+    done["results"][0]["id"].as_str().map(str::to_owned).ok_or_else(|| anyhow!("the sandbox returned no Id: {done}"))
+}
+
 /// What the demo does to the org between the two syncs; returns lines describing it.
-async fn change_the_org(sb: &Running) -> anyhow::Result<Vec<String>> {
+async fn change_the_org(sb: &Running, late_id: &str) -> anyhow::Result<Vec<String>> {
     let http = reqwest::Client::new();
     let mut said = Vec::new();
     let churn = json!({"mutations": [
@@ -81,21 +101,32 @@ async fn change_the_org(sb: &Running) -> anyhow::Result<Vec<String>> {
         {"op": "churn", "object": "Opportunity", "inserts": 100, "updates": 500, "deletes": 30},
         {"op": "churn", "object": "Invoice__c", "inserts": 50, "updates": 200, "deletes": 10},
     ]});
-    admin(&http, sb, churn).await?;
+    let churned = admin(&http, sb, MUTATIONS, churn).await?;
+    // The new field is set on the first Account the churn updated.
+    let tiered = churned["results"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|r| r["op"] == "update" && r["id"].as_str().is_some_and(|id| id.starts_with("001")))
+        .and_then(|r| r["id"].as_str())
+        .ok_or_else(|| anyhow!("the sandbox's churn updated no Account"))?
+        .to_owned();
     said.push("churn: inserts, updates, deletes (and undeletes of Contacts) on all four objects".to_owned());
-    let late = json!({"mutations": [
-        {"op": "insert", "object": "Account", "fields": {"Name": "Late Commit Ltd"}, "late_secs": 90}
-    ]});
-    let id = admin(&http, sb, late).await?["results"][0]["id"].as_str().unwrap_or_default().to_owned();
-    said.push(format!(
-        "a late commit: Account {id} became visible 90 s after its SystemModstamp (the 10-minute lookback catches it)"
-    ));
     let field = json!({"mutations": [
         {"op": "add_field", "object": "Account", "field": {"name": "Demo_Tier__c", "type": "picklist", "values": ["Gold", "Silver"]}},
-        {"op": "update", "object": "Account", "id": id, "fields": {"Demo_Tier__c": "Gold"}},
+        {"op": "update", "object": "Account", "id": tiered, "fields": {"Demo_Tier__c": "Gold"}},
     ]});
-    admin(&http, sb, field).await?;
-    said.push("a new field: Account.Demo_Tier__c (becomes column demo_tier__c before the merge)".to_owned());
+    admin(&http, sb, MUTATIONS, field).await?;
+    // The org's clock moves past the late commit, which becomes visible behind the
+    // committed window end: only the lookback re-reads that far back.
+    admin(&http, sb, "/sandbox/v1/clock", json!({"advance_secs": LATE_SECS + 1.0})).await?;
+    said.push(format!(
+        "a late commit: Account {late_id}, stamped before the first sync's window end, became visible {LATE_SECS:.0} \
+         s later (the 10-minute lookback catches it)"
+    ));
+    said.push(format!(
+        "a new field: Account.Demo_Tier__c, set on {tiered} (becomes column demo_tier__c before the merge)"
+    ));
     Ok(said)
 }
 
@@ -152,11 +183,15 @@ fn print_run(summary: &RunSummary, elapsed: Duration) {
 
 /// `sluice demo`.
 pub async fn run(args: &DemoArgs) -> Result<(), Failure> {
-    if !args.dir.is_dir() {
-        return Err(Failure::usage(anyhow!("--dir {}: not a directory", args.dir.display())));
-    }
-    let db = args.dir.join("sluice-demo.duckdb");
-    for stale in [db.clone(), args.dir.join("sluice-demo.duckdb.wal")] {
+    // Absolute, so the written config works from any directory.
+    let dir = args
+        .dir
+        .canonicalize()
+        .ok()
+        .filter(|d| d.is_dir())
+        .ok_or_else(|| Failure::usage(anyhow!("--dir {}: not an existing directory", args.dir.display())))?;
+    let db = dir.join("sluice-demo.duckdb");
+    for stale in [db.clone(), dir.join("sluice-demo.duckdb.wal")] {
         if stale.exists() {
             std::fs::remove_file(&stale)
                 .map_err(|e| Failure::failed(anyhow!("cannot replace {}: {e}", stale.display())))?;
@@ -177,7 +212,7 @@ pub async fn run(args: &DemoArgs) -> Result<(), Failure> {
         n / 2
     );
 
-    let toml_path = args.dir.join("sluice-demo.toml");
+    let toml_path = dir.join("sluice-demo.toml");
     let text = config_text(&sb.login_url, &db);
     std::fs::write(&toml_path, &text)
         .map_err(|e| Failure::failed(anyhow!("cannot write {}: {e}", toml_path.display())))?;
@@ -186,15 +221,14 @@ pub async fn run(args: &DemoArgs) -> Result<(), Failure> {
 
     let opts = SyncOptions { trigger: "demo".into(), ..SyncOptions::default() };
     let result = async {
+        let late_id = start_late_commit(&sb).await.map_err(Failure::failed)?;
         let (first, t1) = one_sync(&config, &opts, "1. full sync into DuckDB").await?;
         print_run(&first, t1);
         say!();
         say!("2. changing the org:");
-        for line in change_the_org(&sb).await.map_err(Failure::failed)? {
+        for line in change_the_org(&sb, &late_id).await.map_err(Failure::failed)? {
             say!("   - {line}");
         }
-        // The next window ends at the org's clock: let it pass the changes.
-        tokio::time::sleep(Duration::from_millis(1100)).await;
         say!();
         let (second, t2) = one_sync(&config, &opts, "3. incremental sync").await?;
         print_run(&second, t2);

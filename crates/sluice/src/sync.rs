@@ -334,7 +334,8 @@ pub struct StatusRow {
     pub state: crate::run::report::FlowState,
     /// Live rows in the flow's table.
     pub live_rows: Option<u64>,
-    /// How far the committed window end is behind now, in seconds.
+    /// How far the committed window end is behind now, in seconds; 0 when it is ahead (the
+    /// org's clock runs ahead of this machine's).
     pub lag_seconds: Option<i64>,
 }
 
@@ -359,7 +360,7 @@ pub async fn status(config: &Config) -> Result<Vec<StatusRow>> {
         let soft = flow.is_none_or(|f| f.settings.deletes == crate::config::Deletes::Soft);
         let table = crate::consolidate::TableRef::new(schema, naming.apply(&state.flow));
         let live_rows = crate::run::report::live_rows(&dest, table, soft).await?;
-        let lag_seconds = state.window_end.map(|e| (Utc::now() - e).num_seconds());
+        let lag_seconds = state.window_end.map(|e| (Utc::now() - e).num_seconds().max(0));
         rows.push(StatusRow { state, live_rows, lag_seconds });
     }
     Ok(rows)

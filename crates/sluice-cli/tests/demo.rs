@@ -1,0 +1,58 @@
+//! `sluice demo`, the README's first command, end to end: it must finish with every flow
+//! verified, and the DuckDB file it leaves must hold what it says it did (the late commit,
+//! the new field, one row per Id, two `demo` runs), readable by `status` from anywhere.
+
+use sluice::destination::Destination;
+use sluice::destination::duckdb::DuckDb;
+
+const BIN: &str = env!("CARGO_BIN_EXE_sluice");
+
+/// The first word after `marker` in `text` (an Id the demo printed).
+fn word_after<'a>(text: &'a str, marker: &str) -> &'a str {
+    let at = text.find(marker).unwrap_or_else(|| panic!("{marker:?} not in the output:\n{text}")) + marker.len();
+    text[at..].split(|c: char| !c.is_ascii_alphanumeric()).next().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_replicates_verifies_and_leaves_a_readable_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["demo", "--accounts", "400", "--dir"])
+        .arg(dir.path())
+        .current_dir("/")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    for object in ["Account", "Contact", "Opportunity", "Invoice__c"] {
+        let verified = stdout.lines().any(|l| l.trim_start().starts_with(object) && l.trim_end().ends_with("match"));
+        assert!(verified, "{object} not verified:\n{stdout}");
+    }
+    let late = word_after(&stdout, "a late commit: Account ");
+    let tiered = word_after(&stdout, "set on ");
+
+    let db = DuckDb::open_read_only(&dir.path().join("sluice-demo.duckdb")).unwrap();
+    let one = |sql: String| {
+        let db = &db;
+        async move { db.query(sql).await.unwrap() }
+    };
+    let name = one(format!("SELECT name FROM salesforce.account WHERE id = '{late}'")).await;
+    assert_eq!(name.first().and_then(|r| r[0].as_str()), Some("Late Commit Ltd"), "the late commit arrived");
+    let tier = one(format!("SELECT demo_tier__c FROM salesforce.account WHERE id = '{tiered}'")).await;
+    assert_eq!(tier.first().and_then(|r| r[0].as_str()), Some("Gold"), "the new field became a column");
+    for table in ["account", "contact", "opportunity", "invoice__c"] {
+        let dup = one(format!("SELECT COUNT(*) - COUNT(DISTINCT id) FROM salesforce.{table}")).await;
+        assert_eq!(dup[0][0].as_i64(), Some(0), "{table}: one row per Id");
+    }
+    let runs = one("SELECT status, trigger FROM _sluice.runs ORDER BY started_at".into()).await;
+    let runs: Vec<(Option<&str>, Option<&str>)> = runs.iter().map(|r| (r[0].as_str(), r[1].as_str())).collect();
+    assert_eq!(runs, vec![(Some("ok"), Some("demo")); 2]);
+    drop(db);
+
+    // The config it wrote names the file absolutely, so `status` works from any directory.
+    let config = dir.path().join("sluice-demo.toml");
+    let status = std::process::Command::new(BIN).arg("--config").arg(&config).arg("status").output().unwrap();
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(status.status.success(), "{text}{}", String::from_utf8_lossy(&status.stderr));
+    assert_eq!(text.lines().filter(|l| l.contains(" done")).count(), 4, "{text}");
+}
