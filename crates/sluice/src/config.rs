@@ -84,6 +84,7 @@ pub struct RawDestination {
     pub url: Option<String>,
     pub naming: Option<String>,
     pub mask_salt: Option<String>,
+    pub memory_limit: Option<String>,
 }
 
 /// `[defaults]` as written; also the overridable part of a flow.
@@ -227,6 +228,10 @@ pub enum Api {
     Auto,
 }
 
+/// DuckDB's default memory limit: with sluice's own buffers the process stays near 256 MB
+/// whatever the table size; DuckDB spills what does not fit.
+pub const DEFAULT_DUCKDB_MEMORY_MIB: u64 = 160;
+
 /// `[destination]`, validated.
 #[derive(Debug, Clone, PartialEq)]
 pub enum DestinationConfig {
@@ -238,6 +243,8 @@ pub enum DestinationConfig {
         schema: String,
         /// How table and column names are derived.
         naming: Naming,
+        /// DuckDB's memory limit in MiB; larger operations spill to `<path>.tmp`.
+        memory_limit_mib: u64,
     },
     /// Plain files, one directory per object and run.
     Files {

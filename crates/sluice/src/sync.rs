@@ -317,9 +317,9 @@ pub async fn check_destination(config: &Config) -> Result<String> {
             FilesDestination::new(path, *format).check()?;
             Ok(format!("destination {} is writable", path.display()))
         }
-        DestinationConfig::DuckDb { path, .. } => {
+        DestinationConfig::DuckDb { path, memory_limit_mib, .. } => {
             use crate::destination::Destination;
-            let dest = DuckDb::open(path)?;
+            let dest = DuckDb::open_with(path, *memory_limit_mib)?;
             dest.query("SELECT 1".into()).await?;
             Ok(format!("destination {} opens for writing (DuckDB)", path.display()))
         }
@@ -388,8 +388,8 @@ pub async fn sync(config: &Config, opts: &SyncOptions, observer: &dyn Observer) 
     let flows = select_flows(config, opts.objects.as_deref())?;
     let dest = match &config.destination {
         DestinationConfig::Files { path, format, .. } => FilesDestination::new(path, *format),
-        DestinationConfig::DuckDb { path, schema, .. } => {
-            let dest = DuckDb::open(path)?;
+        DestinationConfig::DuckDb { path, schema, memory_limit_mib, .. } => {
+            let dest = DuckDb::open_with(path, *memory_limit_mib)?;
             let source = SalesforceSource::connect_with(&config.source, opts.source).await?;
             return crate::run::run(&dest, &source, config, flows, opts, observer, schema).await;
         }

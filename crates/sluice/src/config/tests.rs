@@ -55,7 +55,8 @@ fn sample_parses_and_validates() {
         DestinationConfig::DuckDb {
             path: "warehouse.duckdb".into(),
             schema: "salesforce".into(),
-            naming: Naming::SnakeCase
+            naming: Naming::SnakeCase,
+            memory_limit_mib: crate::config::DEFAULT_DUCKDB_MEMORY_MIB,
         }
     );
     let objects: Vec<&str> = config.flows.iter().map(|f| f.object.as_str()).collect();
@@ -334,6 +335,21 @@ fn destination_rules() {
             "\"snake_case\", \"original\"",
         ),
         ("", "destination", "missing [destination]"),
+        (
+            "[destination]\ntype = \"duckdb\"\npath = \"w.duckdb\"\nmemory_limit = \"lots\"\n",
+            "destination.memory_limit",
+            "\"lots\" is not a memory size of at least 32 MB",
+        ),
+        (
+            "[destination]\ntype = \"duckdb\"\npath = \"w.duckdb\"\nmemory_limit = \"8MB\"\n",
+            "destination.memory_limit",
+            "at least 32 MB",
+        ),
+        (
+            "[destination]\ntype = \"files\"\npath = \"o\"\nmemory_limit = \"1GB\"\n",
+            "destination.memory_limit",
+            "not used by type = \"files\"",
+        ),
     ];
     for (dest, key, needle) in rows {
         let text = format!(
@@ -342,6 +358,19 @@ fn destination_rules() {
         let errs = errors(&text);
         has(&errs, key, needle);
         assert_eq!(errs.len(), 1, "{dest}: {errs:#?}");
+    }
+}
+
+#[test]
+fn duckdb_memory_limit_sizes() {
+    for (written, mib) in [("160MB", 160), ("2 GB", 2048), ("512MiB", 512), ("1g", 1024)] {
+        let text = format!(
+            "[source]\ntype = \"salesforce\"\nlogin_url = \"https://x\"\n{CC}\n[destination]\ntype = \"duckdb\"\npath = \
+             \"w.duckdb\"\nmemory_limit = \"{written}\"\n[[flows]]\nobject = \"Account\"\n"
+        );
+        let config = load(&text, "t.toml", &sample_env()).unwrap_or_else(|e| panic!("{written}: {e:?}"));
+        let DestinationConfig::DuckDb { memory_limit_mib, .. } = config.destination else { panic!("not duckdb") };
+        assert_eq!(memory_limit_mib, mib, "{written}");
     }
 }
 

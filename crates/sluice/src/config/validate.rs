@@ -9,9 +9,9 @@ use std::collections::hash_map::Entry;
 use std::path::PathBuf;
 
 use super::{
-    Api, Auth, Config, ConfigError, DEFAULT_API_VERSION, Deletes, DestinationConfig, FileFormat, FlowConfig,
-    FlowSettings, Mode, RawConfig, RawDestination, RawSettings, RawSource, SalesforceConfig, Secret, check_where,
-    interpolate, is_valid_api_name, parse_duration,
+    Api, Auth, Config, ConfigError, DEFAULT_API_VERSION, DEFAULT_DUCKDB_MEMORY_MIB, Deletes, DestinationConfig,
+    FileFormat, FlowConfig, FlowSettings, Mode, RawConfig, RawDestination, RawSettings, RawSource, SalesforceConfig,
+    Secret, check_where, interpolate, is_valid_api_name, parse_duration,
 };
 use crate::model::Naming;
 use crate::source::salesforce::soql::is_api_name;
@@ -232,7 +232,7 @@ fn destination(cx: &mut Ctx<'_>, raw: Option<&RawDestination>) -> Option<Destina
         .unwrap_or_default();
     match kind.as_deref() {
         Some("files") => {
-            for (key, value) in [("schema", &raw.schema), ("url", &raw.url)] {
+            for (key, value) in [("schema", &raw.schema), ("url", &raw.url), ("memory_limit", &raw.memory_limit)] {
                 if value.is_some() {
                     cx.err(&format!("destination.{key}"), "is not used by type = \"files\" (it uses path and format)");
                 }
@@ -260,7 +260,21 @@ fn destination(cx: &mut Ctx<'_>, raw: Option<&RawDestination>) -> Option<Destina
                     format!("{schema:?} is not a usable schema name; use letters, digits and `_`, not starting with a digit or `_sluice`"),
                 );
             }
-            Some(DestinationConfig::DuckDb { path: PathBuf::from(path), schema, naming })
+            let memory_limit_mib = match raw.memory_limit.as_deref().map(parse_mib) {
+                None => DEFAULT_DUCKDB_MEMORY_MIB,
+                Some(Some(mib)) if mib >= 32 => mib,
+                Some(_) => {
+                    cx.err(
+                        "destination.memory_limit",
+                        format!(
+                            "{:?} is not a memory size of at least 32 MB; write e.g. \"160MB\" or \"2GB\"",
+                            raw.memory_limit.as_deref().unwrap_or_default()
+                        ),
+                    );
+                    DEFAULT_DUCKDB_MEMORY_MIB
+                }
+            };
+            Some(DestinationConfig::DuckDb { path: PathBuf::from(path), schema, naming, memory_limit_mib })
         }
         Some(t @ ("postgres" | "redshift" | "lake")) => {
             cx.err(
@@ -440,4 +454,19 @@ impl Ctx<'_> {
         }
         out
     }
+}
+
+/// A memory size (`"160MB"`, `"2 GB"`, `"512MiB"`; MB and MiB both count as 2^20 bytes) in
+/// MiB, or `None` when it is not one.
+fn parse_mib(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().ok()?;
+    let factor = match unit.trim().to_ascii_lowercase().as_str() {
+        "mb" | "mib" | "m" => 1,
+        "gb" | "gib" | "g" => 1024,
+        _ => return None,
+    };
+    number.checked_mul(factor)
 }

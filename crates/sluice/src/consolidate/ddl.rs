@@ -52,8 +52,7 @@ fn create_table(dialect: Dialect, table: &TableRef, columns: &[(&str, SluiceType
     let mut defs: Vec<String> =
         columns.iter().map(|(name, ty)| format!("{} {}", dialect.quote_ident(name), dialect.sql_type(*ty))).collect();
     if let Some(key) = key {
-        // The engine enforces "one row per Id" on DuckDB and PostgreSQL; on Redshift the key
-        // is informational (not enforced) but helps the planner.
+        // PostgreSQL enforces it; on Redshift the key is informational but helps the planner.
         defs.push(format!("PRIMARY KEY ({})", dialect.quote_ident(key)));
     }
     format!("CREATE TABLE IF NOT EXISTS {} (\n  {}\n)", dialect.table(table), defs.join(",\n  "))
@@ -81,7 +80,14 @@ pub fn schema_changes(dialect: Dialect, spec: &MergeSpec, existing: &Existing) -
     let mut target_cols: Vec<(&str, SluiceType)> = spec.columns.iter().map(|c| (c.name.as_str(), c.ty)).collect();
     target_cols.extend(spec.metadata());
     match &existing.target {
-        None => out.statements.push(create_table(dialect, &spec.target, &target_cols, Some(&spec.id))),
+        None => {
+            // DuckDB enforces a key with an ART index that it must hold whole in memory to
+            // insert (hundreds of MB at 10 M rows) and that slows every load; the changes
+            // table already guarantees one row per Id. PostgreSQL's B-tree is cheap and
+            // Redshift's key only informs the planner, so they keep it.
+            let key = (dialect != Dialect::DuckDb).then_some(spec.id.as_str());
+            out.statements.push(create_table(dialect, &spec.target, &target_cols, key))
+        }
         Some(cols) => evolve(dialect, &spec.target, cols, &target_cols, &mut out)?,
     }
 

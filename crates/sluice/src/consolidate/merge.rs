@@ -8,18 +8,23 @@
 //! even after the target has been modified, and the history and statistics see the target
 //! as it was before.
 //!
+//! De-duplication ranks only the Id, the cursor and the stage order (a narrow window), then
+//! keeps the winning staged rows by their stage order: ranking whole rows would sort every
+//! column of a full load in memory.
+//!
 //! The upsert, per dialect:
-//! - DuckDB 2.0 and PostgreSQL 15+: one `MERGE`. The regression guard already lives in the
-//!   changes table, so the MERGE needs no conditions beyond the delete flag, and it updates
-//!   rows in place rather than deleting and re-inserting (DuckDB's index checks have not
-//!   always liked a delete and re-insert of one key in one transaction). `ON CONFLICT` would
-//!   also work on both, but cannot delete (hard deletes).
-//! - Redshift: `DELETE ... USING` the changes table, then `INSERT` the rows that are not
-//!   hard-deleted. Redshift has no `ON CONFLICT`, and its MERGE allows only one unconditional
-//!   `WHEN MATCHED` and one `WHEN NOT MATCHED` clause, so hard deletes and re-inserts cannot
-//!   share a MERGE; Redshift executes an UPDATE as delete plus insert anyway.
+//! - PostgreSQL 15+: one `MERGE`. The regression guard already lives in the changes table,
+//!   so the MERGE needs no conditions beyond the delete flag. `ON CONFLICT` would also
+//!   work, but cannot delete (hard deletes).
+//! - DuckDB and Redshift: `DELETE ... USING` the changes table, then `INSERT` the rows that
+//!   are not hard-deleted. On DuckDB an in-place update of every column costs several
+//!   times a delete plus an append (measured: 10,000 changed rows into 10 M, 4.9 s against
+//!   0.6 s). Redshift has no `ON CONFLICT`, its MERGE allows only one unconditional `WHEN
+//!   MATCHED` and one `WHEN NOT MATCHED` clause, so hard deletes and re-inserts cannot
+//!   share a MERGE, and it executes an UPDATE as delete plus insert anyway. Either way a
+//!   field no longer selected gets nulls in the rows this run rewrites, as DESIGN asks.
 
-use super::{CURRENT, DELETED, Dialect, MergeSpec, RUN_ID, STAGE_SEQ, SYNCED_AT, VALID_FROM, VALID_TO, ident_list};
+use super::{CURRENT, DELETED, Dialect, MergeSpec, RUN_ID, STAGE_SEQ, SYNCED_AT, VALID_FROM, VALID_TO};
 use crate::config::Deletes;
 use crate::model::SluiceType;
 
@@ -31,6 +36,8 @@ pub const ADVANCED: &str = "_sluice_advanced";
 pub const IS_DELETED: &str = "_sluice_is_deleted";
 /// The row number used to keep the newest staged version.
 const ROW_NUMBER: &str = "_sluice_rn";
+/// The alias of the ranked (Id, cursor, stage order) rows.
+const RANKED: &str = "_sluice_ranked";
 /// Aliases: `s` for staged/changed rows, `t` for the target.
 const S: &str = "s";
 const T: &str = "t";
@@ -82,23 +89,31 @@ pub fn changes_table(dialect: Dialect, spec: &MergeSpec) -> Vec<String> {
         None => "FALSE".to_owned(),
     };
     let select_s = cols.iter().map(|c| col(d, S, c)).collect::<Vec<_>>().join(", ");
+    let seq = q(STAGE_SEQ);
+    let ranked = match &spec.cursor {
+        Some(c) => format!("{}, {}, {seq}", q(&spec.id), q(c)),
+        None => format!("{}, {seq}", q(&spec.id)),
+    };
     vec![
         format!("DROP TABLE IF EXISTS {changes}"),
         format!(
             "CREATE TEMP TABLE {changes} AS\nSELECT {select_s},\n  {id_t} IS NULL AS {},\n  {advanced} AS {},\n  \
-             {is_deleted} AS {}\nFROM (\n  SELECT {}, ROW_NUMBER() OVER (PARTITION BY {} ORDER BY {order}) AS {}\n  \
-             FROM {}\n) AS {}\nLEFT JOIN {} AS {} ON {id_t} = {id_s}\nWHERE {} = 1 AND {guard}",
+             {is_deleted} AS {}\nFROM {} AS {}\nLEFT JOIN {} AS {} ON {id_t} = {id_s}\nWHERE {} IN (\n  SELECT {seq} \
+             FROM (\n    SELECT {ranked}, ROW_NUMBER() OVER (PARTITION BY {} ORDER BY {order}) AS {}\n    FROM {}\n  ) \
+             AS {} WHERE {} = 1\n) AND {guard}",
             q(IS_NEW),
             q(ADVANCED),
             q(IS_DELETED),
-            ident_list(d, &cols),
-            q(&spec.id),
-            q(ROW_NUMBER),
             d.table(&spec.staging),
             q(S),
             d.table(&spec.target),
             q(T),
-            col(d, S, ROW_NUMBER),
+            col(d, S, STAGE_SEQ),
+            q(&spec.id),
+            q(ROW_NUMBER),
+            d.table(&spec.staging),
+            q(RANKED),
+            q(ROW_NUMBER),
         ),
     ]
 }
@@ -130,7 +145,7 @@ pub(super) fn upsert(dialect: Dialect, spec: &MergeSpec) -> Vec<String> {
         cols.iter().map(|c| col(d, S, c)).chain(meta.iter().map(|(_, v)| v.clone())).collect();
 
     match dialect {
-        Dialect::DuckDb | Dialect::Postgres => {
+        Dialect::Postgres => {
             // The Id is the match key, so it is never SET.
             let set: Vec<String> = cols
                 .iter()
@@ -157,7 +172,7 @@ pub(super) fn upsert(dialect: Dialect, spec: &MergeSpec) -> Vec<String> {
             ));
             vec![sql]
         }
-        Dialect::Redshift => {
+        Dialect::DuckDb | Dialect::Redshift => {
             // Unaliased target in DELETE: Redshift's DELETE takes a table name, not an alias.
             let delete = format!(
                 "DELETE FROM {target} USING {changes}\nWHERE {target}.{} = {changes}.{}",

@@ -122,7 +122,7 @@ fn tokens(d: Dialect, sql: &str) -> (Vec<String>, Vec<String>) {
 #[test]
 fn consolidate_every_bare_word_is_a_keyword_or_number() {
     let keywords: HashSet<&str> = "ALTER TABLE ADD COLUMN SET DATA TYPE CREATE SCHEMA IF NOT EXISTS PRIMARY KEY DROP \
-         TEMP AS SELECT FROM WHERE AND OR IS NULL LEFT JOIN ON ROW_NUMBER OVER PARTITION BY ORDER DESC NULLS LAST \
+         TEMP AS SELECT FROM WHERE AND OR IS NULL LEFT JOIN ON IN ROW_NUMBER OVER PARTITION BY ORDER DESC NULLS LAST \
          COALESCE FALSE TRUE MERGE INTO USING WHEN MATCHED THEN UPDATE DELETE INSERT VALUES CAST SUM CASE ELSE END \
          VARCHAR TEXT BOOLEAN INTEGER BIGINT DECIMAL DOUBLE PRECISION DATE TIMESTAMPTZ TIME BLOB BYTEA VARBYTE"
         .split_whitespace()
@@ -154,6 +154,7 @@ fn consolidate_mentions_only_known_names() {
         merge::ADVANCED,
         merge::IS_DELETED,
         "_sluice_rn",
+        "_sluice_ranked",
         "_sluice_changes_order",
         "sf",
         "sf_staging",
@@ -247,33 +248,45 @@ fn consolidate_dedups_newest_first_and_never_regresses() {
             "{sql}"
         );
         assert!(sql.contains("\"s\".\"SystemModstamp\" >= \"t\".\"SystemModstamp\""), "{sql}");
-        assert!(sql.contains("\"s\".\"_sluice_rn\" = 1"), "{sql}");
+        // Only the narrow ranking is windowed; whole rows are picked by their stage order.
+        assert!(sql.contains("\"s\".\"_sluice_stage_seq\" IN (\n  SELECT \"_sluice_stage_seq\""), "{sql}");
+        assert!(sql.contains("SELECT \"Id\", \"SystemModstamp\", \"_sluice_stage_seq\", ROW_NUMBER()"), "{sql}");
+        assert!(sql.contains("WHERE \"_sluice_rn\" = 1"), "{sql}");
     }
 }
 
 #[test]
-fn consolidate_redshift_uses_delete_insert() {
-    for deletes in [Deletes::Soft, Deletes::Hard] {
-        let c = consolidate(Dialect::Redshift, &spec(deletes, true), &Existing::default(), &run()).unwrap();
-        let all = c.statements.join("\n");
-        assert!(!all.contains("ON CONFLICT") && !all.contains("MERGE"), "{all}");
-        assert!(all.contains("DELETE FROM \"sf\".\"order\" USING"), "{all}");
+fn consolidate_duckdb_and_redshift_use_delete_insert() {
+    for d in [Dialect::DuckDb, Dialect::Redshift] {
+        for deletes in [Deletes::Soft, Deletes::Hard] {
+            let c = consolidate(d, &spec(deletes, true), &Existing::default(), &run()).unwrap();
+            let all = c.statements.join("\n");
+            assert!(!all.contains("ON CONFLICT") && !all.contains("MERGE"), "{all}");
+            assert!(all.contains("DELETE FROM \"sf\".\"order\" USING"), "{all}");
+            // Hard mode deletes and does not insert the deleted versions back.
+            let hard_filter = all.contains("WHERE NOT \"s\".\"_sluice_is_deleted\"");
+            assert_eq!(hard_filter, deletes == Deletes::Hard, "{d:?} {deletes:?}: {all}");
+        }
     }
-    for d in [Dialect::DuckDb, Dialect::Postgres] {
-        let c = consolidate(d, &spec(Deletes::Hard, false), &Existing::default(), &run()).unwrap();
-        assert!(c.statements.iter().any(|s| s.contains("WHEN MATCHED AND \"s\".\"_sluice_is_deleted\" THEN DELETE")));
-    }
+    let c = consolidate(Dialect::Postgres, &spec(Deletes::Hard, false), &Existing::default(), &run()).unwrap();
+    assert!(c.statements.iter().any(|s| s.contains("WHEN MATCHED AND \"s\".\"_sluice_is_deleted\" THEN DELETE")));
 }
 
 #[test]
 fn consolidate_soft_mode_writes_the_flag_both_ways() {
-    for d in [Dialect::DuckDb, Dialect::Postgres] {
-        let c = consolidate(d, &spec(Deletes::Soft, false), &Existing::default(), &run()).unwrap();
-        let merge = c.statements.iter().find(|s| s.starts_with("MERGE")).unwrap();
-        // Set from the staged flag, so an undelete (false again) clears it.
-        assert!(merge.contains("\"_sluice_deleted\" = \"s\".\"_sluice_is_deleted\""), "{merge}");
-        assert!(!merge.contains("THEN DELETE"), "{merge}");
-    }
+    let c = consolidate(Dialect::Postgres, &spec(Deletes::Soft, false), &Existing::default(), &run()).unwrap();
+    let merge = c.statements.iter().find(|s| s.starts_with("MERGE")).unwrap();
+    // Set from the staged flag, so an undelete (false again) clears it.
+    assert!(merge.contains("\"_sluice_deleted\" = \"s\".\"_sluice_is_deleted\""), "{merge}");
+    assert!(!merge.contains("THEN DELETE"), "{merge}");
+    // DuckDB re-inserts every changed row with the staged flag, deleted or not.
+    let c = consolidate(Dialect::DuckDb, &spec(Deletes::Soft, false), &Existing::default(), &run()).unwrap();
+    let insert = c.statements.iter().find(|s| s.starts_with("INSERT INTO \"sf\".\"order\"")).unwrap();
+    assert!(
+        insert.contains("\"_sluice_deleted\")\nSELECT")
+            && insert.ends_with("\"s\".\"_sluice_is_deleted\"\nFROM \"_sluice_changes_order\" AS \"s\""),
+        "{insert}"
+    );
 }
 
 #[test]

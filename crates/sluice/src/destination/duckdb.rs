@@ -42,6 +42,13 @@ impl DuckDb {
     /// Opens (creating if needed) the database file, taking its write lock. The parent
     /// directory must exist: a typo in `path` should not silently create directories.
     pub fn open(path: &Path) -> Result<Self> {
+        Self::open_with(path, crate::config::DEFAULT_DUCKDB_MEMORY_MIB)
+    }
+
+    /// [`DuckDb::open`] with DuckDB's memory limit set to `memory_limit_mib`: DuckDB's
+    /// default (80% of RAM) lets its buffer pool grow with the table, so a 1 M-row load
+    /// would hold gigabytes; under a limit it evicts, and spills to `<path>.tmp`.
+    pub fn open_with(path: &Path, memory_limit_mib: u64) -> Result<Self> {
         let shown = path.display();
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
             && !parent.is_dir()
@@ -52,6 +59,12 @@ impl DuckDb {
             )));
         }
         let conn = Connection::open(path).map_err(|e| open_error(path, &e))?;
+        // Row order in a table means nothing to sluice (staging carries its own order
+        // column), and keeping it makes DuckDB buffer whole inserts.
+        conn.execute_batch(&format!(
+            "SET memory_limit = '{memory_limit_mib}MiB'; SET preserve_insertion_order = false"
+        ))
+        .map_err(|e| Error::internal(format!("DuckDB settings: {e}")))?;
         Ok(Self { path: path.to_owned(), conn: Arc::new(Mutex::new(conn)) })
     }
 
@@ -263,6 +276,9 @@ impl Destination for DuckDb {
     }
 }
 
+/// DuckDB's row group size: the unit its storage writes.
+const ROW_GROUP: u64 = 122_880;
+
 /// A load into one staging table, appended by a thread of its own (see the module docs).
 pub struct DuckStage {
     tx: Option<tokio::sync::mpsc::Sender<RecordBatch>>,
@@ -283,10 +299,17 @@ impl DuckStage {
                 let mut appender = conn
                     .appender_to_db(&table.name, &table.schema)
                     .map_err(|e| sql_error(e, &format!("append to {what}")))?;
-                let mut rows = 0u64;
+                let (mut rows, mut flushed) = (0u64, 0u64);
                 while let Some(batch) = rx.blocking_recv() {
                     rows += batch.num_rows() as u64;
                     appender.append_record_batch(batch).map_err(|e| sql_error(e, &format!("append to {what}")))?;
+                    // Unflushed rows sit in the appender's own buffer, outside DuckDB's
+                    // memory limit; flushing once per row group keeps a load's memory flat
+                    // without committing tiny row groups (a flush per batch doubles the time).
+                    if rows - flushed >= ROW_GROUP {
+                        appender.flush().map_err(|e| sql_error(e, &format!("append to {what}")))?;
+                        flushed = rows;
+                    }
                 }
                 appender.flush().map_err(|e| sql_error(e, &format!("append to {what}")))?;
                 Ok(rows)

@@ -205,9 +205,20 @@ impl<'a, D: Destination> FlowDriver<'a, D> {
             tracing::warn!(object = %flow.object, "{warning}");
         }
         self.summary.warnings.extend(plan.warnings);
+        let started = std::time::Instant::now();
         cx.dest.transaction(plan.statements).await?;
         crate::failpoint::hit("after-commit");
         let counts = super::merge_counts(cx.dest, &cx.run_id, &flow.object).await?;
+        // Where a run's time goes: `SLUICE_LOG=sluice=info` (and the benchmarks) read this.
+        tracing::info!(
+            object = %flow.object,
+            staged = self.staged,
+            inserted = counts.inserted,
+            updated = counts.updated,
+            deleted = counts.deleted,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "consolidated"
+        );
         let total = self.summary.merged.get_or_insert_with(MergeCounts::default);
         total.inserted += counts.inserted;
         total.updated += counts.updated;
