@@ -8,9 +8,10 @@
 //! even after the target has been modified, and the history and statistics see the target
 //! as it was before.
 //!
-//! De-duplication ranks only the Id, the cursor and the stage order (a narrow window), then
-//! keeps the winning staged rows by their stage order: ranking whole rows would sort every
-//! column of a full load in memory.
+//! The table is narrow: Id, cursor, stage order and the flags. De-duplication ranks only
+//! those (ranking whole rows would sort every column of a full load in memory), and the
+//! statements that write rows read the columns from staging, joined by stage order, so a
+//! full load is copied once (staging to target) rather than twice.
 //!
 //! The upsert, per dialect:
 //! - PostgreSQL 15+: one `MERGE`. The regression guard already lives in the changes table,
@@ -62,7 +63,6 @@ pub fn changes_table(dialect: Dialect, spec: &MergeSpec) -> Vec<String> {
     let d = dialect;
     let q = |n: &str| d.quote_ident(n);
     let changes = q(&changes_name(spec));
-    let cols = names(spec);
     let id_s = col(d, S, &spec.id);
     let id_t = col(d, T, &spec.id);
 
@@ -88,7 +88,11 @@ pub fn changes_table(dialect: Dialect, spec: &MergeSpec) -> Vec<String> {
         Some(f) => format!("COALESCE({}, FALSE)", col(d, S, f)),
         None => "FALSE".to_owned(),
     };
-    let select_s = cols.iter().map(|c| col(d, S, c)).collect::<Vec<_>>().join(", ");
+    // Narrow: the key, the cursor and the stage order; the columns are read from staging by
+    // stage order when written (see `changed_rows`), so a full load is not copied twice.
+    let narrow: Vec<&str> =
+        std::iter::once(spec.id.as_str()).chain(spec.cursor.as_deref()).chain([STAGE_SEQ]).collect();
+    let select_s = narrow.iter().map(|c| col(d, S, c)).collect::<Vec<_>>().join(", ");
     let seq = q(STAGE_SEQ);
     let ranked = match &spec.cursor {
         Some(c) => format!("{}, {}, {seq}", q(&spec.id), q(c)),
@@ -116,6 +120,29 @@ pub fn changes_table(dialect: Dialect, spec: &MergeSpec) -> Vec<String> {
             q(ROW_NUMBER),
         ),
     ]
+}
+
+/// The changed rows in full, as a derived table: every column from staging, joined to the
+/// changes table by stage order, with the changes table's flags.
+fn changed_rows(dialect: Dialect, spec: &MergeSpec) -> String {
+    let d = dialect;
+    let q = |n: &str| d.quote_ident(n);
+    let (c, st) = ("_sluice_c", "_sluice_st");
+    let select: Vec<String> = names(spec)
+        .iter()
+        .map(|n| col(d, st, n))
+        .chain([IS_NEW, ADVANCED, IS_DELETED].iter().map(|n| col(d, c, n)))
+        .collect();
+    format!(
+        "(\n  SELECT {}\n  FROM {} AS {} JOIN {} AS {} ON {} = {}\n)",
+        select.join(", "),
+        q(&changes_name(spec)),
+        q(c),
+        d.table(&spec.staging),
+        q(st),
+        col(d, st, STAGE_SEQ),
+        col(d, c, STAGE_SEQ)
+    )
 }
 
 /// Metadata columns and the values this run writes to them, reading flags from alias `s`.
@@ -154,8 +181,9 @@ pub(super) fn upsert(dialect: Dialect, spec: &MergeSpec) -> Vec<String> {
                 .chain(meta.iter().map(|(n, v)| format!("{} = {v}", q(n))))
                 .collect();
             let mut sql = format!(
-                "MERGE INTO {target} AS {} USING {changes} AS {} ON {} = {}\n",
+                "MERGE INTO {target} AS {} USING {} AS {} ON {} = {}\n",
                 q(T),
+                changed_rows(d, spec),
                 q(S),
                 col(d, T, &spec.id),
                 col(d, S, &spec.id)
@@ -181,9 +209,10 @@ pub(super) fn upsert(dialect: Dialect, spec: &MergeSpec) -> Vec<String> {
             );
             let filter = if hard { format!("\nWHERE NOT {deleted}") } else { String::new() };
             let insert = format!(
-                "INSERT INTO {target} ({})\nSELECT {}\nFROM {changes} AS {}{filter}",
+                "INSERT INTO {target} ({})\nSELECT {}\nFROM {} AS {}{filter}",
                 insert_cols.join(", "),
                 insert_vals.join(", "),
+                changed_rows(d, spec),
                 q(S)
             );
             vec![delete, insert]
@@ -237,9 +266,10 @@ pub(super) fn history(dialect: Dialect, spec: &MergeSpec) -> Vec<String> {
     let hard =
         if spec.deletes == Deletes::Hard { format!(" AND NOT {}", col(d, S, IS_DELETED)) } else { String::new() };
     let insert = format!(
-        "INSERT INTO {history} ({})\nSELECT {}\nFROM {changes} AS {}\nWHERE {}{hard}",
+        "INSERT INTO {history} ({})\nSELECT {}\nFROM {} AS {}\nWHERE {}{hard}",
         insert_cols.join(", "),
         insert_vals.join(", "),
+        changed_rows(d, spec),
         q(S),
         col(d, S, ADVANCED),
     );

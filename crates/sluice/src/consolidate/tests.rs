@@ -155,6 +155,8 @@ fn consolidate_mentions_only_known_names() {
         merge::IS_DELETED,
         "_sluice_rn",
         "_sluice_ranked",
+        "_sluice_c",
+        "_sluice_st",
         "_sluice_changes_order",
         "sf",
         "sf_staging",
@@ -284,7 +286,8 @@ fn consolidate_soft_mode_writes_the_flag_both_ways() {
     let insert = c.statements.iter().find(|s| s.starts_with("INSERT INTO \"sf\".\"order\"")).unwrap();
     assert!(
         insert.contains("\"_sluice_deleted\")\nSELECT")
-            && insert.ends_with("\"s\".\"_sluice_is_deleted\"\nFROM \"_sluice_changes_order\" AS \"s\""),
+            && insert.contains("\"s\".\"_sluice_is_deleted\"\nFROM (")
+            && insert.ends_with("JOIN \"sf_staging\".\"order\" AS \"_sluice_st\" ON \"_sluice_st\".\"_sluice_stage_seq\" = \"_sluice_c\".\"_sluice_stage_seq\"\n) AS \"s\""),
         "{insert}"
     );
 }

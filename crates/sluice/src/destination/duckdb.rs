@@ -135,6 +135,14 @@ fn sql_error(e: duckdb::Error, sql: &str) -> Error {
     let lower = text.to_ascii_lowercase();
     let first = sql.lines().next().unwrap_or_default();
     let message = format!("DuckDB: {text} (in `{first}`)");
+    if lower.contains("out of memory") {
+        // DuckDB's own advice (`SET memory_limit`) is not something a sluice user can do.
+        let what = text.lines().next().unwrap_or_default();
+        return Error::user(format!(
+            "destination.memory_limit: DuckDB needs more memory than the limit allows (in `{first}`: {what}); \
+             raise it, e.g. memory_limit = \"1GB\""
+        ));
+    }
     if lower.contains("no space left") || lower.contains("could not write") || lower.contains("disk") {
         Error::external_fatal(message)
     } else if lower.contains("conflict") {

@@ -34,7 +34,7 @@ CREATE TABLE IF NOT EXISTS "salesforce"."Order_history" (
 DROP TABLE IF EXISTS "_sluice_changes_Order";
 
 CREATE TEMP TABLE "_sluice_changes_Order" AS
-SELECT "s"."id", "s"."name", "s"."number_of_employees", "s"."annual_revenue", "s"."is_deleted", "s"."system_modstamp", "s"."select", "s"."My ""Quoted"" Field", "s"."it's",
+SELECT "s"."id", "s"."system_modstamp", "s"."_sluice_stage_seq",
   "t"."id" IS NULL AS "_sluice_is_new",
   ("t"."id" IS NULL OR "t"."system_modstamp" IS NULL OR "s"."system_modstamp" > "t"."system_modstamp") AS "_sluice_advanced",
   COALESCE("s"."is_deleted", FALSE) AS "_sluice_is_deleted"
@@ -52,7 +52,10 @@ WHERE "salesforce"."Order"."id" = "_sluice_changes_Order"."id";
 
 INSERT INTO "salesforce"."Order" ("id", "name", "number_of_employees", "annual_revenue", "is_deleted", "system_modstamp", "select", "My ""Quoted"" Field", "it's", "_sluice_synced_at", "_sluice_run_id")
 SELECT "s"."id", "s"."name", "s"."number_of_employees", "s"."annual_revenue", "s"."is_deleted", "s"."system_modstamp", "s"."select", "s"."My ""Quoted"" Field", "s"."it's", CAST('2026-11-23 22:00:00.000000+00' AS TIMESTAMPTZ), 'run-2026-11-23T22:00:00Z'
-FROM "_sluice_changes_Order" AS "s"
+FROM (
+  SELECT "_sluice_st"."id", "_sluice_st"."name", "_sluice_st"."number_of_employees", "_sluice_st"."annual_revenue", "_sluice_st"."is_deleted", "_sluice_st"."system_modstamp", "_sluice_st"."select", "_sluice_st"."My ""Quoted"" Field", "_sluice_st"."it's", "_sluice_c"."_sluice_is_new", "_sluice_c"."_sluice_advanced", "_sluice_c"."_sluice_is_deleted"
+  FROM "_sluice_changes_Order" AS "_sluice_c" JOIN "salesforce_staging"."Order" AS "_sluice_st" ON "_sluice_st"."_sluice_stage_seq" = "_sluice_c"."_sluice_stage_seq"
+) AS "s"
 WHERE NOT "s"."_sluice_is_deleted";
 
 UPDATE "salesforce"."Order_history" SET "_sluice_valid_to" = "_sluice_changes_Order"."system_modstamp", "_sluice_current" = FALSE
@@ -61,7 +64,10 @@ WHERE "salesforce"."Order_history"."id" = "_sluice_changes_Order"."id" AND "sale
 
 INSERT INTO "salesforce"."Order_history" ("id", "name", "number_of_employees", "annual_revenue", "is_deleted", "system_modstamp", "select", "My ""Quoted"" Field", "it's", "_sluice_synced_at", "_sluice_run_id", "_sluice_valid_from", "_sluice_valid_to", "_sluice_current")
 SELECT "s"."id", "s"."name", "s"."number_of_employees", "s"."annual_revenue", "s"."is_deleted", "s"."system_modstamp", "s"."select", "s"."My ""Quoted"" Field", "s"."it's", CAST('2026-11-23 22:00:00.000000+00' AS TIMESTAMPTZ), 'run-2026-11-23T22:00:00Z', "s"."system_modstamp", CAST(NULL AS TIMESTAMPTZ), TRUE
-FROM "_sluice_changes_Order" AS "s"
+FROM (
+  SELECT "_sluice_st"."id", "_sluice_st"."name", "_sluice_st"."number_of_employees", "_sluice_st"."annual_revenue", "_sluice_st"."is_deleted", "_sluice_st"."system_modstamp", "_sluice_st"."select", "_sluice_st"."My ""Quoted"" Field", "_sluice_st"."it's", "_sluice_c"."_sluice_is_new", "_sluice_c"."_sluice_advanced", "_sluice_c"."_sluice_is_deleted"
+  FROM "_sluice_changes_Order" AS "_sluice_c" JOIN "salesforce_staging"."Order" AS "_sluice_st" ON "_sluice_st"."_sluice_stage_seq" = "_sluice_c"."_sluice_stage_seq"
+) AS "s"
 WHERE "s"."_sluice_advanced" AND NOT "s"."_sluice_is_deleted";
 
 UPDATE "_sluice"."flows" SET "object" = 'Account', "window_end" = CAST('2026-11-23 21:59:30.000000+00' AS TIMESTAMPTZ), "schema_fingerprint" = 'fp-1', "updated_at" = CAST('2026-11-23 22:00:00.000000+00' AS TIMESTAMPTZ)

@@ -3,7 +3,7 @@ CREATE SCHEMA IF NOT EXISTS "salesforce";
 DROP TABLE IF EXISTS "_sluice_changes_account";
 
 CREATE TEMP TABLE "_sluice_changes_account" AS
-SELECT "s"."id", "s"."name", "s"."number_of_employees", "s"."annual_revenue", "s"."is_deleted", "s"."system_modstamp",
+SELECT "s"."id", "s"."system_modstamp", "s"."_sluice_stage_seq",
   "t"."id" IS NULL AS "_sluice_is_new",
   ("t"."id" IS NULL OR "t"."system_modstamp" IS NULL OR "s"."system_modstamp" > "t"."system_modstamp") AS "_sluice_advanced",
   COALESCE("s"."is_deleted", FALSE) AS "_sluice_is_deleted"
@@ -16,7 +16,10 @@ WHERE "s"."_sluice_stage_seq" IN (
   ) AS "_sluice_ranked" WHERE "_sluice_rn" = 1
 ) AND ("t"."id" IS NULL OR "t"."system_modstamp" IS NULL OR "s"."system_modstamp" >= "t"."system_modstamp");
 
-MERGE INTO "salesforce"."account" AS "t" USING "_sluice_changes_account" AS "s" ON "t"."id" = "s"."id"
+MERGE INTO "salesforce"."account" AS "t" USING (
+  SELECT "_sluice_st"."id", "_sluice_st"."name", "_sluice_st"."number_of_employees", "_sluice_st"."annual_revenue", "_sluice_st"."is_deleted", "_sluice_st"."system_modstamp", "_sluice_c"."_sluice_is_new", "_sluice_c"."_sluice_advanced", "_sluice_c"."_sluice_is_deleted"
+  FROM "_sluice_changes_account" AS "_sluice_c" JOIN "salesforce_staging"."account" AS "_sluice_st" ON "_sluice_st"."_sluice_stage_seq" = "_sluice_c"."_sluice_stage_seq"
+) AS "s" ON "t"."id" = "s"."id"
 WHEN MATCHED AND "s"."_sluice_is_deleted" THEN DELETE
 WHEN MATCHED THEN UPDATE SET
   "name" = "s"."name",

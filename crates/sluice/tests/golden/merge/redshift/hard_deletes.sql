@@ -3,7 +3,7 @@ CREATE SCHEMA IF NOT EXISTS "salesforce";
 DROP TABLE IF EXISTS "_sluice_changes_account";
 
 CREATE TEMP TABLE "_sluice_changes_account" AS
-SELECT "s"."id", "s"."name", "s"."number_of_employees", "s"."annual_revenue", "s"."is_deleted", "s"."system_modstamp",
+SELECT "s"."id", "s"."system_modstamp", "s"."_sluice_stage_seq",
   "t"."id" IS NULL AS "_sluice_is_new",
   ("t"."id" IS NULL OR "t"."system_modstamp" IS NULL OR "s"."system_modstamp" > "t"."system_modstamp") AS "_sluice_advanced",
   COALESCE("s"."is_deleted", FALSE) AS "_sluice_is_deleted"
@@ -21,7 +21,10 @@ WHERE "salesforce"."account"."id" = "_sluice_changes_account"."id";
 
 INSERT INTO "salesforce"."account" ("id", "name", "number_of_employees", "annual_revenue", "is_deleted", "system_modstamp", "_sluice_synced_at", "_sluice_run_id")
 SELECT "s"."id", "s"."name", "s"."number_of_employees", "s"."annual_revenue", "s"."is_deleted", "s"."system_modstamp", CAST('2026-11-23 22:00:00.000000+00' AS TIMESTAMPTZ), 'run-2026-11-23T22:00:00Z'
-FROM "_sluice_changes_account" AS "s"
+FROM (
+  SELECT "_sluice_st"."id", "_sluice_st"."name", "_sluice_st"."number_of_employees", "_sluice_st"."annual_revenue", "_sluice_st"."is_deleted", "_sluice_st"."system_modstamp", "_sluice_c"."_sluice_is_new", "_sluice_c"."_sluice_advanced", "_sluice_c"."_sluice_is_deleted"
+  FROM "_sluice_changes_account" AS "_sluice_c" JOIN "salesforce_staging"."account" AS "_sluice_st" ON "_sluice_st"."_sluice_stage_seq" = "_sluice_c"."_sluice_stage_seq"
+) AS "s"
 WHERE NOT "s"."_sluice_is_deleted";
 
 UPDATE "_sluice"."flows" SET "object" = 'Account', "window_end" = CAST('2026-11-23 21:59:30.000000+00' AS TIMESTAMPTZ), "schema_fingerprint" = 'fp-1', "updated_at" = CAST('2026-11-23 22:00:00.000000+00' AS TIMESTAMPTZ)
