@@ -8,8 +8,8 @@ use std::process::Output;
 
 mod common;
 
-use sandbox::server::{self, DEFAULT_PASSWORD};
-use sandbox::{Running, SandboxConfig};
+use sandbox::Running;
+use sandbox::server::DEFAULT_PASSWORD;
 use serde_json::json;
 use sluice::destination::Destination;
 use sluice::destination::duckdb::DuckDb;
@@ -17,8 +17,7 @@ use sluice::destination::duckdb::DuckDb;
 const BIN: &str = env!("CARGO_BIN_EXE_sluice");
 
 async fn start() -> Running {
-    let counts = [("Account", 500)].into_iter().map(|(o, n)| (o.to_owned(), n)).collect();
-    server::start(SandboxConfig { seed: 3, counts, ..SandboxConfig::default() }).await.expect("sandbox starts")
+    common::start(3, &[("Account", 500)]).await
 }
 
 fn write_config(dir: &Path, login_url: &str, db: &Path) -> PathBuf {

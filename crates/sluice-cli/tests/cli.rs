@@ -9,8 +9,10 @@ use std::process::Output;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sandbox::server::{self, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_PASSWORD, DEFAULT_USERNAME};
-use sandbox::{Running, SandboxConfig};
+mod common;
+
+use sandbox::Running;
+use sandbox::server::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_PASSWORD};
 use serde_json::{Value as Json, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_sluice");
@@ -24,27 +26,15 @@ async fn start() -> Running {
         ("Case", 20),
         ("User", 5),
         ("Invoice__c", 20),
-    ]
-    .into_iter()
-    .map(|(o, n)| (o.to_owned(), n))
-    .collect();
-    server::start(SandboxConfig { seed: 7, counts, ..SandboxConfig::default() }).await.expect("sandbox starts")
+    ];
+    common::start(7, &counts).await
 }
 
 /// A config for the sandbox with the given password and flows, writing JSON lines under
 /// `<dir>/data`.
 fn write_config(dir: &Path, login_url: &str, password: &str, flows: &[&str]) -> PathBuf {
     let mut text = format!(
-        r#"[source]
-type = "salesforce"
-login_url = "{login_url}"
-auth = "password"
-client_id = "{DEFAULT_CLIENT_ID}"
-client_secret = "{DEFAULT_CLIENT_SECRET}"
-username = "{DEFAULT_USERNAME}"
-password = "{password}"
-api = "auto"
-
+        r#"{}
 [destination]
 type = "files"
 path = "{data}"
@@ -53,6 +43,7 @@ format = "jsonl"
 [defaults]
 lookback = "2m"
 "#,
+        common::source_toml(login_url, password),
         data = dir.join("data").display()
     );
     for flow in flows {

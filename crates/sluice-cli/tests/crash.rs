@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use sandbox::server::{self, DEFAULT_PASSWORD};
-use sandbox::{Running, SandboxConfig};
+use sandbox::Running;
+use sandbox::server::DEFAULT_PASSWORD;
 use serde_json::{Value as Json, json};
 use sluice::destination::Destination;
 use sluice::destination::duckdb::DuckDb;
@@ -20,8 +20,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_sluice");
 const OBJECTS: [(&str, &str); 2] = [("Account", "account"), ("Contact", "contact")];
 
 async fn start() -> Running {
-    let counts = [("Account", 4000), ("Contact", 3000)].into_iter().map(|(o, n)| (o.to_owned(), n)).collect();
-    server::start(SandboxConfig { seed: 21, counts, ..SandboxConfig::default() }).await.expect("sandbox starts")
+    common::start(21, &[("Account", 4000), ("Contact", 3000)]).await
 }
 
 fn write_config(dir: &Path, login_url: &str) -> PathBuf {

@@ -112,6 +112,21 @@ impl Dialect {
         format!("CAST('{}' AS {})", ts.format("%Y-%m-%d %H:%M:%S%.6f+00"), self.sql_type(SluiceType::Timestamp))
     }
 
+    /// `DROP TABLE IF EXISTS` for a table: staging, Id snapshots, leftovers of a crashed run.
+    pub fn drop_table(self, table: &TableRef) -> String {
+        format!("DROP TABLE IF EXISTS {}", self.table(table))
+    }
+
+    /// A typed NULL: `CAST(NULL AS <type>)`, where a bare NULL would leave the type open.
+    pub fn null_of(self, ty: SluiceType) -> String {
+        format!("CAST(NULL AS {})", self.sql_type(ty))
+    }
+
+    /// [`Dialect::timestamp_literal`], or a typed NULL for `None`.
+    pub fn timestamp_or_null(self, ts: Option<Timestamp>) -> String {
+        ts.map_or_else(|| self.null_of(SluiceType::Timestamp), |t| self.timestamp_literal(t))
+    }
+
     /// `expr` (a `timestamp with time zone`) as milliseconds since the Unix epoch, a `BIGINT`:
     /// how control-table instants are read back, the same in every dialect's result.
     pub fn epoch_ms(self, expr: &str) -> String {

@@ -18,11 +18,6 @@ pub fn hash(salt: &str, value: &str) -> String {
     format!("{:x}", Sha256::new_with_prefix(salt).chain_update(value).finalize())
 }
 
-/// Whether any column of the table is masked.
-pub fn any(schema: &TableSchema) -> bool {
-    schema.columns.iter().any(|c| c.masked)
-}
-
 /// The masking of one flow: the salt hashed once, the masked column positions found once,
 /// so each value costs one SHA-256 finish written straight into the output column.
 #[derive(Clone)]
@@ -68,14 +63,6 @@ impl Masker {
     }
 }
 
-/// [`Masker::apply`] for a one-off batch.
-pub fn apply(batch: &RecordBatch, schema: &TableSchema, salt: &str) -> Result<RecordBatch> {
-    match Masker::new(schema, Some(&Secret::new(salt))) {
-        Some(masker) => masker.apply(batch),
-        None => Ok(batch.clone()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,7 +98,8 @@ mod tests {
             ],
         )
         .unwrap();
-        let masked = apply(&batch, &schema, "pepper").unwrap();
+        let masker = Masker::new(&schema, Some(&Secret::new("pepper"))).expect("phone is masked");
+        let masked = masker.apply(&batch).unwrap();
         let phone = masked.column(1).as_any().downcast_ref::<StringArray>().unwrap();
         // SHA-256("pepper555-0100"), computed independently.
         assert_eq!(phone.value(0), hash("pepper", "555-0100"));

@@ -339,9 +339,10 @@ pub struct StatusRow {
     pub lag_seconds: Option<i64>,
 }
 
-fn warehouse_path<'a>(config: &'a Config, command: &str) -> Result<(&'a std::path::Path, &'a str)> {
+/// The warehouse's file, schema and memory limit; a user error for the files destination.
+fn warehouse_path<'a>(config: &'a Config, command: &str) -> Result<(&'a std::path::Path, &'a str, u64)> {
     match &config.destination {
-        DestinationConfig::DuckDb { path, schema, .. } => Ok((path, schema)),
+        DestinationConfig::DuckDb { path, schema, memory_limit_mib, .. } => Ok((path, schema, *memory_limit_mib)),
         DestinationConfig::Files { path, .. } => Err(Error::user(format!(
             "`sluice {command}` reads a warehouse's control tables; destination.type = \"files\" keeps its state in {}",
             FilesDestination::new(path, FileFormat::Parquet).state_path().display()
@@ -351,7 +352,7 @@ fn warehouse_path<'a>(config: &'a Config, command: &str) -> Result<(&'a std::pat
 
 /// `sluice status`: every flow's committed window end, last run, live rows and lag.
 pub async fn status(config: &Config) -> Result<Vec<StatusRow>> {
-    let (path, schema) = warehouse_path(config, "status")?;
+    let (path, schema, _) = warehouse_path(config, "status")?;
     let dest = DuckDb::open_read_only(path)?;
     let naming = config.destination.naming();
     let mut rows = Vec::new();
@@ -368,15 +369,15 @@ pub async fn status(config: &Config) -> Result<Vec<StatusRow>> {
 
 /// `sluice history`: the newest `limit` runs with their flows.
 pub async fn history(config: &Config, limit: usize) -> Result<Vec<crate::run::report::RunRecord>> {
-    let (path, _) = warehouse_path(config, "history")?;
+    let (path, _, _) = warehouse_path(config, "history")?;
     crate::run::report::history(&DuckDb::open_read_only(path)?, limit).await
 }
 
 /// `sluice verify [--repair]` (see [`crate::run::verify`]).
 pub async fn verify(config: &Config, opts: &SyncOptions, repair: bool) -> Result<Vec<crate::run::FlowVerify>> {
     let flows = select_flows(config, opts.objects.as_deref())?;
-    let (path, schema) = warehouse_path(config, "verify")?;
-    let dest = DuckDb::open(path)?;
+    let (path, schema, memory_limit_mib) = warehouse_path(config, "verify")?;
+    let dest = DuckDb::open_with(path, memory_limit_mib)?;
     let source = SalesforceSource::connect_with(&config.source, opts.source).await?;
     crate::run::verify(&dest, &source, config, flows, opts, schema, repair).await
 }

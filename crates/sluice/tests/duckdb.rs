@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::{advance, mutate, post};
-use sandbox::server::{self, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_PASSWORD, DEFAULT_USERNAME};
+use sandbox::server;
 use sandbox::{Running, SandboxConfig};
 use serde_json::json;
 use sluice::config::{self, Config};
@@ -36,16 +36,7 @@ fn setup(sb: &Running, flows: &[&str], defaults: &str) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("w.duckdb");
     let mut text = format!(
-        r#"[source]
-type = "salesforce"
-login_url = "{}"
-auth = "password"
-client_id = "{DEFAULT_CLIENT_ID}"
-client_secret = "{DEFAULT_CLIENT_SECRET}"
-username = "{DEFAULT_USERNAME}"
-password = "{DEFAULT_PASSWORD}"
-api_budget_percent = 100
-
+        r#"{}
 [destination]
 type = "duckdb"
 path = "{}"
@@ -54,7 +45,7 @@ path = "{}"
 reconcile_every = "never"
 {defaults}
 "#,
-        sb.login_url,
+        common::source_toml(&sb.login_url, ""),
         db.display()
     );
     for flow in flows {

@@ -7,7 +7,7 @@ mod common;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use sandbox::server::{self, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_PASSWORD, DEFAULT_USERNAME};
+use sandbox::server;
 use sandbox::{Running, SandboxConfig};
 use sluice::config::{self, Config};
 use sluice::destination::files::FilesDestination;
@@ -33,24 +33,14 @@ fn config(sb: &Running, dir: &std::path::Path, flows: &[&str]) -> Config {
 /// `config`, with extra lines in `[destination]`.
 fn config_with(sb: &Running, dir: &std::path::Path, flows: &[&str], destination: &str) -> Config {
     let mut text = format!(
-        r#"[source]
-type = "salesforce"
-login_url = "{}"
-auth = "password"
-client_id = "{DEFAULT_CLIENT_ID}"
-client_secret = "{DEFAULT_CLIENT_SECRET}"
-username = "{DEFAULT_USERNAME}"
-password = "{DEFAULT_PASSWORD}"
-api = "rest"
-api_budget_percent = 100
-
+        r#"{}
 [destination]
 type = "files"
 path = "{}"
 format = "parquet"
 {destination}
 "#,
-        sb.login_url,
+        common::source_toml(&sb.login_url, "api = \"rest\"\n"),
         dir.display()
     );
     for flow in flows {

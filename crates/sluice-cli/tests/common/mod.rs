@@ -1,6 +1,17 @@
-//! What the binary's tests share: the `[source]` section that logs in to a sandbox.
+//! What the binary's tests share: an in-process sandbox and the `[source]` section that
+//! logs in to it.
 
-use sandbox::server::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_USERNAME};
+// Each test binary uses its own subset.
+#![allow(dead_code)]
+
+use sandbox::server::{self, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_USERNAME};
+use sandbox::{Running, SandboxConfig};
+
+/// A sandbox org generated from `seed` with `counts` records of those objects.
+pub async fn start(seed: u64, counts: &[(&str, u64)]) -> Running {
+    let counts = counts.iter().map(|(o, n)| ((*o).to_owned(), *n)).collect();
+    server::start(SandboxConfig { seed, counts, ..SandboxConfig::default() }).await.expect("sandbox starts")
+}
 
 /// `[source]` for the sandbox at `login_url` with password auth, `api = "auto"`, no API
 /// budget limit.

@@ -87,8 +87,7 @@ pub fn control_writes(dialect: Dialect, spec: &MergeSpec, run: &FlowRun) -> Vec<
     let flow_runs = d.table(&table("flow_runs"));
     let now = d.timestamp_literal(spec.synced_at);
     let window_end = d.timestamp_literal(run.window.end);
-    let null_ts = format!("CAST(NULL AS {})", d.sql_type(SluiceType::Timestamp));
-    let window_start = run.window.start.map_or(null_ts.clone(), |s| d.timestamp_literal(s));
+    let window_start = d.timestamp_or_null(run.window.start);
     let flow = lit(&run.flow);
 
     let mut set = vec![
@@ -111,7 +110,7 @@ pub fn control_writes(dialect: Dialect, spec: &MergeSpec, run: &FlowRun) -> Vec<
         q("schema_fingerprint"),
         q("updated_at"),
         lit(&run.object),
-        if run.full_refresh { now.clone() } else { null_ts.clone() },
+        if run.full_refresh { now.clone() } else { d.null_of(SluiceType::Timestamp) },
         lit(&run.schema_fingerprint),
         q("flow"),
     );
@@ -147,7 +146,7 @@ pub fn control_writes(dialect: Dialect, spec: &MergeSpec, run: &FlowRun) -> Vec<
         del,
         run.api_calls.to_string(),
         run.bytes.to_string(),
-        format!("CAST(NULL AS {})", d.sql_type(SluiceType::Text)),
+        d.null_of(SluiceType::Text),
         now.clone(),
     ];
     let insert_run = format!(
@@ -174,12 +173,12 @@ pub fn run_started(
     vec![
         format!("DELETE FROM {runs} WHERE {} = {}", d.quote_ident("run_id"), d.quote_literal(run_id)),
         format!(
-            "INSERT INTO {runs} ({}) VALUES ({}, {}, {}, CAST(NULL AS {}), {}, {})",
+            "INSERT INTO {runs} ({}) VALUES ({}, {}, {}, {}, {}, {})",
             super::ident_list(d, &["run_id", "trigger", "started_at", "finished_at", "status", "config_fingerprint"]),
             d.quote_literal(run_id),
             d.quote_literal(trigger),
             d.timestamp_literal(started_at),
-            d.sql_type(SluiceType::Timestamp),
+            d.null_of(SluiceType::Timestamp),
             d.quote_literal("running"),
             d.quote_literal(config_fp),
         ),
@@ -189,41 +188,21 @@ pub fn run_started(
 /// Runs still `running` when a new run takes the lock died without finishing.
 pub fn abandon_runs(dialect: Dialect) -> String {
     let d = dialect;
-    format!(
-        "UPDATE {} SET {} = {} WHERE {} = {}",
-        d.table(&table("runs")),
-        d.quote_ident("status"),
-        d.quote_literal("abandoned"),
-        d.quote_ident("status"),
-        d.quote_literal("running"),
-    )
+    let running = format!("{} = {}", d.quote_ident("status"), d.quote_literal("running"));
+    update(d, "runs", &[("status", d.quote_literal("abandoned"))], &running)
 }
 
 /// The run's final status (`ok`, `partial`, `failed`).
 pub fn run_finished(dialect: Dialect, run_id: &str, status: &str, finished_at: Timestamp) -> String {
     let d = dialect;
-    format!(
-        "UPDATE {} SET {} = {}, {} = {} WHERE {} = {}",
-        d.table(&table("runs")),
-        d.quote_ident("status"),
-        d.quote_literal(status),
-        d.quote_ident("finished_at"),
-        d.timestamp_literal(finished_at),
-        d.quote_ident("run_id"),
-        d.quote_literal(run_id),
-    )
+    let set = [("status", d.quote_literal(status)), ("finished_at", d.timestamp_literal(finished_at))];
+    update(d, "runs", &set, &format!("{} = {}", d.quote_ident("run_id"), d.quote_literal(run_id)))
 }
 
 /// Moves a flow-run row to a later phase (`verified`, `done`).
 pub fn flow_phase(dialect: Dialect, run_id: &str, flow: &str, phase: &str) -> String {
     let d = dialect;
-    format!(
-        "UPDATE {} SET {} = {} WHERE {}",
-        d.table(&table("flow_runs")),
-        d.quote_ident("phase"),
-        d.quote_literal(phase),
-        run_key(d, run_id, flow)
-    )
+    update(d, "flow_runs", &[("phase", d.quote_literal(phase))], &run_key(d, run_id, flow))
 }
 
 /// Records a flow's failure in its flow-run row: phase `failed` and the error. A row that a
@@ -234,14 +213,15 @@ pub fn flow_failed(dialect: Dialect, run_id: &str, flow: &str, error: &str, at: 
     let flow_runs = d.table(&table("flow_runs"));
     let key = run_key(d, run_id, flow);
     vec![
-        format!(
-            "UPDATE {flow_runs} SET {} = {}, {} = {}, {} = {} WHERE {key}",
-            d.quote_ident("phase"),
-            d.quote_literal("failed"),
-            d.quote_ident("error"),
-            d.quote_literal(error),
-            d.quote_ident("finished_at"),
-            d.timestamp_literal(at),
+        update(
+            d,
+            "flow_runs",
+            &[
+                ("phase", d.quote_literal("failed")),
+                ("error", d.quote_literal(error)),
+                ("finished_at", d.timestamp_literal(at)),
+            ],
+            &key,
         ),
         format!(
             "INSERT INTO {flow_runs} ({})\nSELECT {}, {}, {}, {}, {}\nWHERE NOT EXISTS (SELECT 1 FROM {flow_runs} WHERE {key})",
@@ -256,6 +236,12 @@ pub fn flow_failed(dialect: Dialect, run_id: &str, flow: &str, error: &str, at: 
 }
 
 /// `"run_id" = '…' AND "flow" = '…'`: the key of a flow-run row.
+/// `UPDATE <control table> SET a = x, ... WHERE cond`.
+fn update(d: Dialect, name: &str, set: &[(&str, String)], cond: &str) -> String {
+    let set: Vec<String> = set.iter().map(|(column, value)| format!("{} = {value}", d.quote_ident(column))).collect();
+    format!("UPDATE {} SET {} WHERE {cond}", d.table(&table(name)), set.join(", "))
+}
+
 fn run_key(d: Dialect, run_id: &str, flow: &str) -> String {
     format!(
         "{} = {} AND {} = {}",
@@ -304,17 +290,12 @@ pub fn flow_totals(
     window_start: Option<Timestamp>,
 ) -> String {
     let d = dialect;
-    let q = |n: &str| d.quote_ident(n);
-    let start = window_start
-        .map_or_else(|| format!("CAST(NULL AS {})", d.sql_type(SluiceType::Timestamp)), |s| d.timestamp_literal(s));
-    format!(
-        "UPDATE {} SET {} = {extracted}, {} = {inserted}, {} = {updated}, {} = {deleted}, {} = {start} WHERE {}",
-        d.table(&table("flow_runs")),
-        q("rows_extracted"),
-        q("rows_inserted"),
-        q("rows_updated"),
-        q("rows_deleted"),
-        q("window_start"),
-        run_key(d, run_id, flow)
-    )
+    let set = [
+        ("rows_extracted", extracted.to_string()),
+        ("rows_inserted", inserted.to_string()),
+        ("rows_updated", updated.to_string()),
+        ("rows_deleted", deleted.to_string()),
+        ("window_start", d.timestamp_or_null(window_start)),
+    ];
+    update(d, "flow_runs", &set, &run_key(d, run_id, flow))
 }

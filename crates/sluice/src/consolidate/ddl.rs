@@ -66,7 +66,7 @@ pub fn staging_ddl(dialect: Dialect, spec: &MergeSpec) -> Vec<String> {
     columns.push((STAGE_SEQ, SluiceType::Long));
     vec![
         create_schema(dialect, &spec.staging.schema),
-        format!("DROP TABLE IF EXISTS {}", dialect.table(&spec.staging)),
+        dialect.drop_table(&spec.staging),
         create_table(dialect, &spec.staging, &columns, None).replace("CREATE TABLE IF NOT EXISTS", "CREATE TABLE"),
     ]
 }

@@ -261,7 +261,7 @@ pub(super) fn history(dialect: Dialect, spec: &MergeSpec) -> Vec<String> {
         .iter()
         .map(|c| col(d, S, c))
         .chain(meta.iter().map(|(_, v)| v.clone()))
-        .chain([valid_from, format!("CAST(NULL AS {})", d.sql_type(SluiceType::Timestamp)), "TRUE".to_owned()])
+        .chain([valid_from, d.null_of(SluiceType::Timestamp), "TRUE".to_owned()])
         .collect();
     let hard =
         if spec.deletes == Deletes::Hard { format!(" AND NOT {}", col(d, S, IS_DELETED)) } else { String::new() };
@@ -292,7 +292,7 @@ pub(super) fn seed_history(dialect: Dialect, spec: &MergeSpec) -> String {
     let values: Vec<String> = cols
         .iter()
         .map(|c| col(d, T, c))
-        .chain([valid_from, format!("CAST(NULL AS {})", d.sql_type(SluiceType::Timestamp)), "TRUE".to_owned()])
+        .chain([valid_from, d.null_of(SluiceType::Timestamp), "TRUE".to_owned()])
         .collect();
     format!(
         "INSERT INTO {} ({})\nSELECT {}\nFROM {} AS {}",

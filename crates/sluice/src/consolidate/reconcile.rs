@@ -25,7 +25,7 @@ pub fn ids_ddl(dialect: Dialect, spec: &MergeSpec) -> Vec<String> {
     let table = dialect.table(&ids_table(spec));
     vec![
         format!("CREATE SCHEMA IF NOT EXISTS {}", dialect.quote_ident(&spec.staging.schema)),
-        format!("DROP TABLE IF EXISTS {table}"),
+        dialect.drop_table(&ids_table(spec)),
         format!("CREATE TABLE {table} ({} {})", dialect.quote_ident(&spec.id), dialect.sql_type(SluiceType::Id)),
     ]
 }
@@ -110,7 +110,7 @@ pub fn reconcile_apply(dialect: Dialect, spec: &MergeSpec, flow: &str, snapshot_
         q("flow"),
         dialect.quote_literal(flow),
     ));
-    out.push(format!("DROP TABLE IF EXISTS {}", dialect.table(&ids_table(spec))));
+    out.push(dialect.drop_table(&ids_table(spec)));
     out
 }
 

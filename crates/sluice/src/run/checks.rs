@@ -73,7 +73,7 @@ pub async fn reconcile<D: Destination>(
     let (live, gone) = (get(0), get(1));
     let ratio = flow.settings.max_delete_ratio;
     if gone > 0 && gone as f64 > ratio * live as f64 {
-        cx.dest.execute(vec![format!("DROP TABLE IF EXISTS {}", d.table(&consolidate::ids_table(spec)))]).await?;
+        cx.dest.execute(vec![d.drop_table(&consolidate::ids_table(spec))]).await?;
         return Err(Error::user(format!(
             "{}: reconciliation refused: {gone} of {live} live rows are absent from the source, more than \
              max_delete_ratio = {ratio} allows; nothing was deleted (the synced data is committed). If the \

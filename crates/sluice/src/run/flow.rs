@@ -273,7 +273,7 @@ impl<'a, D: Destination> FlowDriver<'a, D> {
         let spec = self.spec.as_ref().ok_or_else(|| Error::internal("phase order: no merge spec"))?;
         cx.dest
             .execute(vec![
-                format!("DROP TABLE IF EXISTS {}", d.table(&spec.staging)),
+                d.drop_table(&spec.staging),
                 consolidate::flow_phase(d, &cx.run_id, &self.flow.object, Phase::Done.name()),
             ])
             .await?;

@@ -29,6 +29,23 @@ pub fn password(url: &str) -> SalesforceConfig {
     }
 }
 
+/// `[source]` as TOML for the sandbox at `login_url`: password login, no API budget limit,
+/// `extra` lines (each ending in a newline) added.
+pub fn source_toml(login_url: &str, extra: &str) -> String {
+    format!(
+        r#"[source]
+type = "salesforce"
+login_url = "{login_url}"
+auth = "password"
+client_id = "{DEFAULT_CLIENT_ID}"
+client_secret = "{DEFAULT_CLIENT_SECRET}"
+username = "{DEFAULT_USERNAME}"
+password = "{DEFAULT_PASSWORD}"
+{extra}api_budget_percent = 100
+"#
+    )
+}
+
 /// Calls the sandbox's admin API; panics unless it succeeds. Returns the body.
 pub async fn admin(sb: &Running, method: reqwest::Method, path: &str, body: Option<Json>) -> String {
     let mut req = reqwest::Client::new().request(method, format!("{}{path}", sb.instance_url));
