@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow};
-use sandbox::server::{self, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_PASSWORD, DEFAULT_USERNAME};
+use sandbox::server::{self, DEFAULT_PASSWORD};
 use sandbox::{Running, SandboxConfig};
 use serde_json::json;
 use sluice::config::{self, Config};
@@ -33,15 +33,7 @@ fn config_text(login_url: &str, db: &Path) -> String {
     let mut text = format!(
         r#"# Written by `sluice demo`. The org it points at lived only while the demo ran, but
 # `sluice --config sluice-demo.toml status` and `history` read the DuckDB file alone.
-[source]
-type = "salesforce"
-login_url = "{login_url}"
-auth = "password"
-client_id = "{DEFAULT_CLIENT_ID}"
-client_secret = "{DEFAULT_CLIENT_SECRET}"
-username = "{DEFAULT_USERNAME}"
-password = "{DEFAULT_PASSWORD}"
-api = "auto"
+{}api = "auto"
 
 [destination]
 type = "duckdb"
@@ -52,6 +44,7 @@ schema = "salesforce"
 deletes = "soft"
 lookback = "10m"
 "#,
+        server::source_toml(login_url, DEFAULT_PASSWORD),
         db.display()
     );
     for object in OBJECTS {

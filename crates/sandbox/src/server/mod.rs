@@ -197,6 +197,23 @@ pub const DEFAULT_USERNAME: &str = "integration@sandbox.sluice.dev";
 /// Default password (with security token appended, as Salesforce expects).
 pub const DEFAULT_PASSWORD: &str = "sandbox-password";
 
+/// The `[source]` lines of a sluice config that log in to the sandbox at `login_url` as the
+/// default connected app and user with `password` (the demo's config and the tests' use it;
+/// callers append `api` and the like).
+pub fn source_toml(login_url: &str, password: &str) -> String {
+    format!(
+        r#"[source]
+type = "salesforce"
+login_url = "{login_url}"
+auth = "password"
+client_id = "{DEFAULT_CLIENT_ID}"
+client_secret = "{DEFAULT_CLIENT_SECRET}"
+username = "{DEFAULT_USERNAME}"
+password = "{password}"
+"#
+    )
+}
+
 /// Why the sandbox could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {

@@ -4,7 +4,7 @@
 // Each test binary uses its own subset.
 #![allow(dead_code)]
 
-use sandbox::server::{self, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_USERNAME};
+use sandbox::server;
 use sandbox::{Running, SandboxConfig};
 
 /// A sandbox org generated from `seed` with `counts` records of those objects.
@@ -16,17 +16,5 @@ pub async fn start(seed: u64, counts: &[(&str, u64)]) -> Running {
 /// `[source]` for the sandbox at `login_url` with password auth, `api = "auto"`, no API
 /// budget limit.
 pub fn source_toml(login_url: &str, password: &str) -> String {
-    format!(
-        r#"[source]
-type = "salesforce"
-login_url = "{login_url}"
-auth = "password"
-client_id = "{DEFAULT_CLIENT_ID}"
-client_secret = "{DEFAULT_CLIENT_SECRET}"
-username = "{DEFAULT_USERNAME}"
-password = "{password}"
-api = "auto"
-api_budget_percent = 100
-"#
-    )
+    format!("{}api = \"auto\"\napi_budget_percent = 100\n", server::source_toml(login_url, password))
 }

@@ -32,18 +32,7 @@ pub fn password(url: &str) -> SalesforceConfig {
 /// `[source]` as TOML for the sandbox at `login_url`: password login, no API budget limit,
 /// `extra` lines (each ending in a newline) added.
 pub fn source_toml(login_url: &str, extra: &str) -> String {
-    format!(
-        r#"[source]
-type = "salesforce"
-login_url = "{login_url}"
-auth = "password"
-client_id = "{DEFAULT_CLIENT_ID}"
-client_secret = "{DEFAULT_CLIENT_SECRET}"
-username = "{DEFAULT_USERNAME}"
-password = "{DEFAULT_PASSWORD}"
-{extra}api_budget_percent = 100
-"#
-    )
+    format!("{}{extra}api_budget_percent = 100\n", sandbox::server::source_toml(login_url, DEFAULT_PASSWORD))
 }
 
 /// Calls the sandbox's admin API; panics unless it succeeds. Returns the body.
