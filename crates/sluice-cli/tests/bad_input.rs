@@ -1,18 +1,25 @@
-//! Bad input and a hostile machine, for the DuckDB destination: a file locked by another
-//! process, a read-only path, a missing directory, and a full disk. Each gets a clear
-//! error, and nothing is half-written: the committed window end and the rows stay as they
-//! were, and a later run with the problem gone completes.
+//! Bad input and a hostile machine, once per warehouse (DuckDB, PostgreSQL; see `suite!`
+//! at the end): a destination another run holds, one sluice may not write (a read-only
+//! path, a missing directory; a role without rights, a missing database), and a full disk.
+//! Each gets a clear error, and nothing is half-written: the committed window end and the
+//! rows stay as they were, and a later run with the problem gone completes.
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
 mod common;
+#[path = "../../sluice/tests/common/postgres.rs"]
+mod pg;
+#[path = "../../sluice/tests/common/target.rs"]
+mod target;
 
 use sandbox::Running;
 use sandbox::server::DEFAULT_PASSWORD;
 use serde_json::json;
 use sluice::destination::Destination;
 use sluice::destination::duckdb::DuckDb;
+use sluice::destination::postgres::Postgres;
+use target::{Kind, Warehouse};
 
 const BIN: &str = env!("CARGO_BIN_EXE_sluice");
 
@@ -20,13 +27,10 @@ async fn start() -> Running {
     common::start(3, &[("Account", 500)]).await
 }
 
-fn write_config(dir: &Path, login_url: &str, db: &Path) -> PathBuf {
+fn write_config(dir: &Path, login_url: &str, destination: &str) -> PathBuf {
     let text = format!(
         r#"{}
-[destination]
-type = "duckdb"
-path = "{}"
-
+{destination}
 [defaults]
 reconcile_every = "never"
 
@@ -34,7 +38,6 @@ reconcile_every = "never"
 object = "Account"
 "#,
         common::source_toml(login_url, DEFAULT_PASSWORD),
-        db.display()
     );
     let path = dir.join("sluice.toml");
     std::fs::write(&path, text).unwrap();
@@ -54,69 +57,180 @@ fn stderr(out: &Output) -> String {
 }
 
 /// (committed window end in ms, rows in the table), or `None` before any commit.
-async fn committed(db: &Path) -> Option<(i64, i64)> {
-    let dest = DuckDb::open_read_only(db).ok()?;
-    dest.columns(sluice::consolidate::TableRef::new("salesforce", "account")).await.unwrap()?;
-    let rows = dest
-        .query(
-            "SELECT epoch_ms(CAST(window_end AS TIMESTAMP)), (SELECT COUNT(*) FROM salesforce.account) FROM \
-             _sluice.flows WHERE flow = 'Account'"
-                .into(),
-        )
-        .await
-        .unwrap();
-    rows.first().map(|r| (r[0].as_i64().unwrap(), r[1].as_i64().unwrap()))
+async fn committed(wh: &Warehouse) -> Option<(i64, i64)> {
+    if wh.duckdb.as_ref().is_some_and(|p| !p.exists()) {
+        return None;
+    }
+    let exists = "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = 'salesforce' AND table_name = \
+                  'account'";
+    if wh.query_i64(exists).await == 0 {
+        return None;
+    }
+    let sql = format!(
+        "SELECT {}, (SELECT COUNT(*) FROM salesforce.account) FROM _sluice.flows WHERE flow = 'Account'",
+        wh.dialect().epoch_ms("window_end")
+    );
+    let rows = wh.query(&sql).await;
+    rows.first().map(|r| (r[0].as_deref().unwrap().parse().unwrap(), r[1].as_deref().unwrap().parse().unwrap()))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_destination_locked_by_another_process_is_named_and_untouched() {
+/// Tables sluice would create, as the holder of the lock sees them.
+const SLUICE_TABLES: &str = "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema IN ('salesforce', 'salesforce_staging', '_sluice')";
+
+async fn a_destination_held_by_another_run_is_named_and_untouched(kind: Kind) {
     let sb = start().await;
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("w.duckdb");
-    let config = write_config(dir.path(), &sb.login_url, &db);
-    let holder = DuckDb::open(&db).unwrap(); // this test process holds the write lock
-    let out = sync_with(&config, "").await;
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    let err = stderr(&out);
-    assert!(err.contains("destination.path") && err.contains("in use by another process"), "{err}");
-    assert!(err.contains(&db.display().to_string()), "the file is named: {err}");
-    let tables = holder.query("SELECT COUNT(*) FROM information_schema.tables".into()).await.unwrap();
-    assert_eq!(tables[0][0].as_i64(), Some(0), "nothing was created");
-    drop(holder);
+    let wh = Warehouse::new(kind).await;
+    let config = write_config(dir.path(), &sb.login_url, &wh.toml);
+    // This test process holds the lock a run takes.
+    let (err, tables) = match (&wh.duckdb, &wh.postgres) {
+        (Some(path), _) => {
+            let holder = DuckDb::open(path).unwrap();
+            let out = sync_with(&config, "").await;
+            assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+            let err = stderr(&out);
+            assert!(err.contains("destination.path") && err.contains("in use by another process"), "{err}");
+            assert!(err.contains(&path.display().to_string()), "the file is named: {err}");
+            (err, holder.query(SLUICE_TABLES.into()).await.unwrap())
+        }
+        (_, Some(db)) => {
+            let holder = Postgres::connect(&db.pg(), "salesforce").await.unwrap();
+            let out = sync_with(&config, "").await;
+            assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+            let err = stderr(&out);
+            assert!(err.contains("schema salesforce") && err.contains("in use by another sluice run"), "{err}");
+            assert!(err.contains(&db.pg().shown()), "the database is named: {err}");
+            assert!(err.contains("pid "), "the holder is named: {err}");
+            (err, holder.query(SLUICE_TABLES.into()).await.unwrap())
+        }
+        _ => unreachable!(),
+    };
+    assert_eq!(tables[0][0].as_i64(), Some(0), "nothing was created: {err}");
     assert!(sync_with(&config, "").await.status.success(), "runs once the lock is free");
-    assert_eq!(committed(&db).await.map(|c| c.1), Some(500));
+    assert_eq!(committed(&wh).await.map(|c| c.1), Some(500));
     sb.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_read_only_path_and_a_missing_directory_are_clear_errors() {
+async fn a_destination_sluice_may_not_write_is_a_clear_error(kind: Kind) {
     let sb = start().await;
     let dir = tempfile::tempdir().unwrap();
-    // sysfs is read-only even for root, which ignores file permissions.
-    for (db, expect) in [
-        (PathBuf::from("/sys/sluice-test.duckdb"), "cannot write"),
-        (dir.path().join("no/such/dir/w.duckdb"), "does not exist"),
-    ] {
-        let config = write_config(dir.path(), &sb.login_url, &db);
+    let wh = Warehouse::new(kind).await;
+    let cases: Vec<(String, &str)> = match &wh.postgres {
+        None => vec![
+            // sysfs is read-only even for root, which ignores file permissions.
+            ("/sys/sluice-test.duckdb".into(), "destination.path: cannot write"),
+            (dir.path().join("no/such/dir/w.duckdb").display().to_string(), "destination.path: the directory"),
+        ]
+        .into_iter()
+        .map(|(p, e)| (format!("[destination]\ntype = \"duckdb\"\npath = \"{p}\"\n"), e))
+        .collect(),
+        Some(db) => {
+            // A role that may connect but not create anything, and a database that is not there.
+            let admin = Postgres::connect_unlocked(&db.pg()).await.unwrap();
+            let reader = format!("{}_reader", db.name);
+            admin
+                .execute(vec![
+                    format!("CREATE ROLE {reader} LOGIN PASSWORD 'reader-pw'"),
+                    format!("REVOKE CREATE ON DATABASE \"{}\" FROM PUBLIC", db.name),
+                ])
+                .await
+                .unwrap();
+            let url = |password: &str, name: &str| {
+                format!("postgres://{reader}:{password}@127.0.0.1:{}/{name}?sslmode=disable", db_port(&wh))
+            };
+            vec![
+                (url("reader-pw", &db.name), "grant sluice's user the right"),
+                (url("reader-pw", "no_such_database"), "check the user, password and database"),
+                (url("wrong-pw", &db.name), "check the user, password and database"),
+            ]
+            .into_iter()
+            .map(|(u, e)| (format!("[destination]\ntype = \"postgres\"\nurl = \"{u}\"\n"), e))
+            .collect()
+        }
+    };
+    for (destination, expect) in cases {
+        let config = write_config(dir.path(), &sb.login_url, &destination);
         let out = sync_with(&config, "").await;
         let err = stderr(&out);
-        assert_eq!(out.status.code(), Some(1), "{err}");
-        assert!(err.contains("destination.path") && err.contains(expect), "{err}");
-        assert!(!db.exists());
+        assert_eq!(out.status.code(), Some(1), "{destination}: {err}");
+        assert!(err.contains(expect), "{destination}: {err}");
+        assert!(!err.contains("reader-pw") && !err.contains("wrong-pw"), "no password in messages: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    match &wh.duckdb {
+        Some(_) => assert!(!Path::new("/sys/sluice-test.duckdb").exists()),
+        None => assert_eq!(wh.query_i64(SLUICE_TABLES).await, 0, "nothing was created"),
     }
     sb.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_full_disk_fails_the_run_and_loses_nothing() {
+fn db_port(wh: &Warehouse) -> u16 {
+    wh.postgres.as_ref().map(|d| d.port).unwrap()
+}
+
+/// A tablespace on a filesystem of `kib` KiB, made the database's default: PostgreSQL's
+/// "disk" that can fill up. Mounting needs root, as `./scripts/test` runs. Dropping it,
+/// even as a failed test unwinds, empties and removes the tablespace before unmounting,
+/// so the shared server never holds buffers of files that vanished.
+struct SmallDisk {
+    dir: PathBuf,
+    url: String,
+    db: String,
+}
+
+impl SmallDisk {
+    fn new(dir: PathBuf, url: &str, db: &str, kib: u32) -> Self {
+        std::fs::create_dir(&dir).unwrap();
+        let uid = std::process::Command::new("id").args(["-u", "postgres"]).output().unwrap();
+        let uid = String::from_utf8_lossy(&uid.stdout).trim().to_owned();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={kib}k,uid={uid},mode=0700"), "tmpfs"])
+            .arg(&dir)
+            .status()
+            .unwrap();
+        assert!(status.success(), "the full-disk test mounts a small tmpfs, which needs root");
+        let disk = Self { dir, url: url.to_owned(), db: db.to_owned() };
+        disk.psql(&format!("CREATE TABLESPACE small_{db} LOCATION '{}'", disk.dir.display()));
+        disk.psql(&format!("ALTER DATABASE \"{db}\" SET default_tablespace = small_{db}"));
+        disk
+    }
+
+    /// Back to the default tablespace for new sessions (tables already in it stay).
+    fn restore(&self) {
+        self.psql(&format!("ALTER DATABASE \"{}\" RESET default_tablespace", self.db));
+    }
+
+    fn psql(&self, sql: &str) {
+        let out = std::process::Command::new("psql").arg(&self.url).args(["-v", "ON_ERROR_STOP=1", "-c", sql]).output();
+        let ok = out.as_ref().is_ok_and(|o| o.status.success());
+        assert!(ok || std::thread::panicking(), "psql {sql}: {out:?}");
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        self.restore();
+        // Whatever a failed run left there, then the tablespace itself.
+        let tables = format!(
+            "DO $$ DECLARE t record; BEGIN FOR t IN SELECT schemaname, tablename FROM pg_tables WHERE tablespace = \
+             'small_{0}' LOOP EXECUTE format('DROP TABLE %I.%I', t.schemaname, t.tablename); END LOOP; END $$",
+            self.db
+        );
+        self.psql(&tables);
+        self.psql(&format!("DROP TABLESPACE IF EXISTS small_{}", self.db));
+        let _ = std::process::Command::new("umount").arg(&self.dir).status();
+    }
+}
+
+async fn a_full_disk_fails_the_run_and_loses_nothing(kind: Kind) {
     let sb = start().await;
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("w.duckdb");
-    let config = write_config(dir.path(), &sb.login_url, &db);
+    let wh = Warehouse::new(kind).await;
+    let config = write_config(dir.path(), &sb.login_url, &wh.toml);
     assert!(sync_with(&config, "").await.status.success());
-    let before = committed(&db).await.expect("first run committed");
+    let before = committed(&wh).await.expect("first run committed");
 
-    // Many new rows, then a run that may write no file beyond 256 KiB: the disk is "full".
+    // Many new rows, then a run whose writes cannot fit.
     let resp = reqwest::Client::new()
         .post(format!("{}/sandbox/v1/mutations", sb.instance_url))
         .json(&json!({"mutations": [{"op": "insert", "object": "Account", "count": 5000}]}))
@@ -130,17 +244,56 @@ async fn a_full_disk_fails_the_run_and_loses_nothing() {
         .send()
         .await
         .unwrap();
-    // SIGXFSZ ignored, so writes past the limit fail with EFBIG as on a full disk.
-    let out = sync_with(&config, "trap '' XFSZ; ulimit -f 256;").await;
-    let err = stderr(&out);
+    // New tables (staging among them) go to a tablespace on a 1 MiB filesystem.
+    let disk = wh.postgres.as_ref().map(|db| SmallDisk::new(dir.path().join("disk"), &db.url, &db.name, 1024));
+    let out = match &disk {
+        // SIGXFSZ ignored, so writes past the limit fail with EFBIG as on a full disk.
+        None => sync_with(&config, "trap '' XFSZ; ulimit -f 256;").await,
+        Some(_) => sync_with(&config, "").await,
+    };
+    // The flow's error is in the run's summary (stdout), the run's in stderr.
+    let err = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
     assert!(!out.status.success(), "the run must fail: {err}");
     assert!(!err.contains("panicked"), "a clear error, not a panic: {err}");
-    assert_eq!(committed(&db).await, Some(before), "window end and rows unchanged: {err}");
+    if wh.postgres.is_some() {
+        assert!(err.contains("No space left on device") || err.contains("could not extend"), "{err}");
+    }
+    assert_eq!(committed(&wh).await, Some(before), "window end and rows unchanged: {err}");
 
+    // The failed load's staging table stays in the full tablespace until the next run
+    // discards it.
+    if let Some(disk) = &disk {
+        disk.restore();
+    }
     let out = sync_with(&config, "").await;
     assert!(out.status.success(), "{}", stderr(&out));
-    let after = committed(&db).await.unwrap();
+    let after = committed(&wh).await.unwrap();
     assert_eq!(after.1, before.1 + 5000);
     assert!(after.0 > before.0);
+    drop(disk);
     sb.shutdown().await;
 }
+
+/// Instantiates every test once per warehouse: `duckdb::<test>`, `postgres::<test>`.
+macro_rules! suite {
+    ($($name:ident),* $(,)?) => {
+        mod duckdb {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                super::$name(super::Kind::DuckDb).await
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                super::$name(super::Kind::Postgres).await
+            })*
+        }
+    };
+}
+
+suite!(
+    a_destination_held_by_another_run_is_named_and_untouched,
+    a_destination_sluice_may_not_write_is_a_clear_error,
+    a_full_disk_fails_the_run_and_loses_nothing,
+);

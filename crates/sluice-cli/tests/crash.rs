@@ -1,20 +1,24 @@
-//! Crash tests: `sluice sync` into DuckDB is killed with SIGKILL at random instants over
-//! all its phases, and aborted at failpoints on every phase boundary, while the org keeps
-//! changing. After one more run the DuckDB table must equal the sandbox's ground truth row
-//! by row (Id, SystemModstamp, IsDeleted and Name), with no duplicate Id, and the
-//! committed window end must never have moved backwards or past data it did not commit.
+//! Crash tests, run once per warehouse (DuckDB, PostgreSQL; see `suite!` at the end):
+//! `sluice sync` is killed with SIGKILL at random instants over all its phases, and
+//! aborted at failpoints on every phase boundary, while the org keeps changing. After one
+//! more run the table must equal the sandbox's ground truth row by row (Id,
+//! SystemModstamp, IsDeleted and Name), with no duplicate Id, and the committed window end
+//! must never have moved backwards or past data it did not commit.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 mod common;
+#[path = "../../sluice/tests/common/postgres.rs"]
+mod pg;
+#[path = "../../sluice/tests/common/target.rs"]
+mod target;
 
 use sandbox::Running;
 use sandbox::server::DEFAULT_PASSWORD;
 use serde_json::{Value as Json, json};
-use sluice::destination::Destination;
-use sluice::destination::duckdb::DuckDb;
+use target::{Kind, Warehouse, bool_text};
 
 const BIN: &str = env!("CARGO_BIN_EXE_sluice");
 const OBJECTS: [(&str, &str); 2] = [("Account", "account"), ("Contact", "contact")];
@@ -23,13 +27,10 @@ async fn start() -> Running {
     common::start(21, &[("Account", 4000), ("Contact", 3000)]).await
 }
 
-fn write_config(dir: &Path, login_url: &str) -> PathBuf {
+fn write_config(dir: &Path, login_url: &str, wh: &Warehouse) -> PathBuf {
     let text = format!(
         r#"{}
-[destination]
-type = "duckdb"
-path = "{}"
-
+{}
 [defaults]
 lookback = "10m"
 reconcile_every = "never"
@@ -42,7 +43,7 @@ object = "Contact"
 slice = "400d"
 "#,
         common::source_toml(login_url, DEFAULT_PASSWORD),
-        dir.join("w.duckdb").display()
+        wh.toml
     );
     let path = dir.join("sluice.toml");
     std::fs::write(&path, text).unwrap();
@@ -111,17 +112,17 @@ async fn sync_killed_after(config: &Path, delay: Duration, env: &[(&str, &str)])
 }
 
 /// The committed window end per flow (epoch ms), read from the control table.
-async fn window_ends(db: &Path) -> HashMap<String, i64> {
-    if !db.exists() {
+async fn window_ends(wh: &Warehouse) -> HashMap<String, i64> {
+    if wh.duckdb.as_ref().is_some_and(|p| !p.exists()) {
         return HashMap::new();
     }
-    let dest = DuckDb::open_read_only(db).unwrap();
-    if dest.columns(sluice::consolidate::TableRef::new("_sluice", "flows")).await.unwrap().is_none() {
+    let exists =
+        "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = '_sluice' AND table_name = 'flows'";
+    if wh.query_i64(exists).await == 0 {
         return HashMap::new();
     }
-    let rows =
-        dest.query("SELECT flow, epoch_ms(CAST(window_end AS TIMESTAMP)) FROM _sluice.flows".into()).await.unwrap();
-    rows.into_iter().map(|r| (r[0].as_str().unwrap().to_owned(), r[1].as_i64().unwrap())).collect()
+    let rows = wh.query(&format!("SELECT flow, {} FROM _sluice.flows", wh.dialect().epoch_ms("window_end"))).await;
+    rows.into_iter().map(|r| (r[0].clone().unwrap(), r[1].as_deref().unwrap().parse().unwrap())).collect()
 }
 
 fn truth_ms(v: &Json) -> i64 {
@@ -129,8 +130,8 @@ fn truth_ms(v: &Json) -> i64 {
 }
 
 /// Asserts the destination equals the truth for both objects.
-async fn assert_equals_truth(sb: &Running, db: &Path) {
-    let dest = DuckDb::open_read_only(db).unwrap();
+async fn assert_equals_truth(sb: &Running, wh: &Warehouse) {
+    let d = wh.dialect();
     for (object, table) in OBJECTS {
         let text =
             reqwest::get(format!("{}/sandbox/v1/truth/{object}", sb.instance_url)).await.unwrap().text().await.unwrap();
@@ -142,22 +143,23 @@ async fn assert_equals_truth(sb: &Running, db: &Path) {
                 (r["Id"].as_str().unwrap().to_owned(), (truth_ms(&r["SystemModstamp"]), r["IsDeleted"] == true, name))
             })
             .collect();
-        let rows = dest
-            .query(format!(
-                "SELECT id, epoch_ms(CAST(system_modstamp AS TIMESTAMP)), CAST(is_deleted AS VARCHAR), \
-                 CAST(_sluice_deleted AS VARCHAR), name FROM salesforce.{table}"
+        let rows = wh
+            .query(&format!(
+                "SELECT id, {}, {}, {}, name FROM salesforce.{table}",
+                d.epoch_ms("system_modstamp"),
+                bool_text("is_deleted"),
+                bool_text("_sluice_deleted")
             ))
-            .await
-            .unwrap();
+            .await;
         let mut seen = HashMap::new();
         let mut problems = Vec::new();
         for r in &rows {
-            let id = r[0].as_str().unwrap().to_owned();
-            let got = (r[1].as_i64().unwrap(), r[2].as_str() == Some("true"), r[4].as_str().map(str::to_owned));
+            let id = r[0].clone().unwrap();
+            let got = (r[1].as_deref().unwrap().parse::<i64>().unwrap(), r[2].as_deref() == Some("true"), r[4].clone());
             if seen.insert(id.clone(), ()).is_some() {
                 problems.push(format!("{object} {id}: duplicate"));
             }
-            if (r[3].as_str() == Some("true")) != got.1 {
+            if (r[3].as_deref() == Some("true")) != got.1 {
                 problems.push(format!("{object} {id}: _sluice_deleted disagrees with is_deleted"));
             }
             match truth.get(&id) {
@@ -189,12 +191,11 @@ fn assert_monotonic(before: &HashMap<String, i64>, after: &HashMap<String, i64>)
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigkill_at_random_instants_then_one_more_run_equals_the_truth() {
+async fn sigkill_at_random_instants_then_one_more_run_equals_the_truth(kind: Kind) {
     let sb = start().await;
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &sb.login_url);
-    let db = dir.path().join("w.duckdb");
+    let wh = Warehouse::new(kind).await;
+    let config = write_config(dir.path(), &sb.login_url, &wh);
 
     // How long an uncrashed run takes here, to spread the kills over all its phases: a
     // first (full) run, then an incremental one after churn.
@@ -215,7 +216,7 @@ async fn sigkill_at_random_instants_then_one_more_run_equals_the_truth() {
         seed ^= seed << 17;
         seed
     };
-    let mut ends = window_ends(&db).await;
+    let mut ends = window_ends(&wh).await;
     let mut killed = 0;
     let mut log = Vec::new();
     for round in 0..24 {
@@ -223,31 +224,29 @@ async fn sigkill_at_random_instants_then_one_more_run_equals_the_truth() {
         // Every fourth round starts over from scratch (a full refresh) to crash first loads too.
         let span = if round % 4 == 0 { full } else { incremental };
         if round % 4 == 0 {
-            let _ = std::fs::remove_file(&db);
-            let _ = std::fs::remove_file(dir.path().join("w.duckdb.wal"));
+            wh.reset().await;
             ends.clear();
         }
         let delay = Duration::from_micros(next() % (span.as_micros() as u64 * 6 / 5).max(1));
         let was_killed = sync_killed_after(&config, delay, &[]).await.is_none();
         killed += u32::from(was_killed);
         log.push(format!("round {round}: {delay:?} killed={was_killed}"));
-        let after = window_ends(&db).await;
+        let after = window_ends(&wh).await;
         assert_monotonic(&ends, &after);
         ends = after;
     }
     assert!(killed >= 20, "most rounds must really kill a running sync: {log:#?}");
     sync_ok(&config).await;
-    assert_monotonic(&ends, &window_ends(&db).await);
-    assert_equals_truth(&sb, &db).await;
+    assert_monotonic(&ends, &window_ends(&wh).await);
+    assert_equals_truth(&sb, &wh).await;
     sb.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn abort_at_every_phase_boundary_then_one_more_run_equals_the_truth() {
+async fn abort_at_every_phase_boundary_then_one_more_run_equals_the_truth(kind: Kind) {
     let sb = start().await;
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &sb.login_url);
-    let db = dir.path().join("w.duckdb");
+    let wh = Warehouse::new(kind).await;
+    let config = write_config(dir.path(), &sb.login_url, &wh);
     let points = [
         "after-stage",
         "consolidate-statement:2",
@@ -265,20 +264,42 @@ async fn abort_at_every_phase_boundary_then_one_more_run_equals_the_truth() {
             churn(&sb).await;
         }
         if point.ends_with(":3") {
-            let _ = std::fs::remove_file(&db);
-            let _ = std::fs::remove_file(dir.path().join("w.duckdb.wal"));
+            wh.reset().await;
         }
-        let before = window_ends(&db).await;
+        let before = window_ends(&wh).await;
         let status = sync_killed_after(&config, Duration::from_secs(600), &[("SLUICE_FAILPOINT", point)]).await;
         let signal = status.and_then(|s| std::os::unix::process::ExitStatusExt::signal(&s));
         assert_eq!(signal, Some(6), "{point}: the run must abort there (SIGABRT), got {status:?}");
-        let after = window_ends(&db).await;
+        let after = window_ends(&wh).await;
         assert_monotonic(&before, &after);
         if point.starts_with("after-stage") || point.starts_with("consolidate-statement") || *point == "before-commit" {
             assert_eq!(before.get("Account"), after.get("Account"), "{point}: nothing committed before the abort");
         }
         sync_ok(&config).await;
-        assert_equals_truth(&sb, &db).await;
+        assert_equals_truth(&sb, &wh).await;
     }
     sb.shutdown().await;
 }
+
+/// Instantiates both crash tests once per warehouse: `duckdb::<test>`, `postgres::<test>`.
+macro_rules! suite {
+    ($($name:ident),* $(,)?) => {
+        mod duckdb {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                super::$name(super::Kind::DuckDb).await
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                super::$name(super::Kind::Postgres).await
+            })*
+        }
+    };
+}
+
+suite!(
+    sigkill_at_random_instants_then_one_more_run_equals_the_truth,
+    abort_at_every_phase_boundary_then_one_more_run_equals_the_truth,
+);

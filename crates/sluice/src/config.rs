@@ -70,8 +70,8 @@ pub struct RawSource {
     pub max_parallel_flows: Option<i64>,
 }
 
-/// `[destination]` as written. `schema` and `url` belong to destinations still to come;
-/// they are accepted by the parser so the error can say which type uses them.
+/// `[destination]` as written. Every destination type's keys are accepted by the parser,
+/// so the error for a key of another type can say which type uses it.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[allow(missing_docs)]
@@ -85,6 +85,10 @@ pub struct RawDestination {
     pub naming: Option<String>,
     pub mask_salt: Option<String>,
     pub memory_limit: Option<String>,
+    pub s3_staging: Option<String>,
+    pub iam_role: Option<String>,
+    pub s3_region: Option<String>,
+    pub s3_endpoint: Option<String>,
 }
 
 /// `[defaults]` as written; also the overridable part of a flow.
@@ -246,6 +250,27 @@ pub enum DestinationConfig {
         /// DuckDB's memory limit in MiB; larger operations spill to `<path>.tmp`.
         memory_limit_mib: u64,
     },
+    /// A PostgreSQL database, consolidated exactly once.
+    Postgres {
+        /// `postgres://user:password@host:port/database[?sslmode=…&sslrootcert=…]`: holds
+        /// the password, so it is printed as `***`.
+        url: Secret,
+        /// Schema of the replicated tables; staging goes to `<schema>_staging`.
+        schema: String,
+        /// How table and column names are derived.
+        naming: Naming,
+    },
+    /// Amazon Redshift, loaded through S3, consolidated exactly once.
+    Redshift {
+        /// The cluster, as a `postgres://` URL (port 5439 usually); printed as `***`.
+        url: Secret,
+        /// Schema of the replicated tables; staging goes to `<schema>_staging`.
+        schema: String,
+        /// How table and column names are derived.
+        naming: Naming,
+        /// Where loads are staged, and the role Redshift reads them with.
+        staging: crate::destination::redshift::S3Staging,
+    },
     /// Plain files, one directory per object and run.
     Files {
         /// Root directory.
@@ -261,7 +286,10 @@ impl DestinationConfig {
     /// How table and column names are derived.
     pub fn naming(&self) -> Naming {
         match self {
-            DestinationConfig::Files { naming, .. } | DestinationConfig::DuckDb { naming, .. } => *naming,
+            DestinationConfig::Files { naming, .. }
+            | DestinationConfig::DuckDb { naming, .. }
+            | DestinationConfig::Postgres { naming, .. }
+            | DestinationConfig::Redshift { naming, .. } => *naming,
         }
     }
 }

@@ -117,6 +117,16 @@ impl Dialect {
         format!("DROP TABLE IF EXISTS {}", self.table(table))
     }
 
+    /// The table kind for data a crash may lose (staging, Id snapshots), with its trailing
+    /// space: PostgreSQL's `UNLOGGED` skips the write-ahead log, which halves a load's
+    /// writes; a crash empties such a table, and the next load discards it anyway.
+    pub fn transient(self) -> &'static str {
+        match self {
+            Dialect::Postgres => "UNLOGGED ",
+            Dialect::DuckDb | Dialect::Redshift => "",
+        }
+    }
+
     /// A typed NULL: `CAST(NULL AS <type>)`, where a bare NULL would leave the type open.
     pub fn null_of(self, ty: SluiceType) -> String {
         format!("CAST(NULL AS {})", self.sql_type(ty))

@@ -1,8 +1,8 @@
 //! One run of a set of flows (DESIGN "One flow, one run"): the entry point for every
 //! destination, the summary types, and the files destination's run.
 //!
-//! [`sync`] opens the destination first (for DuckDB that takes the file's lock, so a second
-//! run fails before calling the source), connects to the source, and hands warehouses to
+//! [`sync`] opens the destination first (taking DuckDB's file lock or PostgreSQL's
+//! advisory lock, so a second run fails before calling the source), connects to the source, and hands warehouses to
 //! [`crate::run`]. For the files destination it connects to the source once, then walks the selected flows in config order:
 //! check the API budget (a quota stop ends the run at a flow boundary, the remaining
 //! flows are `skipped`), read the flow's committed window end, describe the object, plan
@@ -24,8 +24,11 @@ use futures_util::StreamExt;
 use serde::{Serialize, Serializer};
 
 use crate::config::{Config, DestinationConfig, FileFormat, FlowConfig, Mode};
+use crate::destination::Destination;
 use crate::destination::duckdb::DuckDb;
 use crate::destination::files::{FilesDestination, FlowState};
+use crate::destination::postgres::{PgUrl, Postgres};
+use crate::destination::redshift::Redshift;
 use crate::error::{Error, Result};
 use crate::model::{Cursor, Timestamp, Window};
 use crate::source::plan_windows;
@@ -318,12 +321,56 @@ pub async fn check_destination(config: &Config) -> Result<String> {
             Ok(format!("destination {} is writable", path.display()))
         }
         DestinationConfig::DuckDb { path, memory_limit_mib, .. } => {
-            use crate::destination::Destination;
             let dest = DuckDb::open_with(path, *memory_limit_mib)?;
             dest.query("SELECT 1".into()).await?;
             Ok(format!("destination {} opens for writing (DuckDB)", path.display()))
         }
+        DestinationConfig::Postgres { url, schema, .. } => {
+            let dest = Postgres::connect(&pg_url(url)?, schema).await?;
+            dest.query("SELECT 1".into()).await?;
+            dest.release().await?;
+            Ok(format!("destination {} connects and schema {schema} is free to write (PostgreSQL)", dest.location()))
+        }
+        DestinationConfig::Redshift { url, schema, staging, .. } => {
+            let dest = Redshift::connect(&pg_url(url)?, schema, staging).await?;
+            dest.query("SELECT 1".into()).await?;
+            dest.release().await?;
+            Ok(format!(
+                "destination {} connects and schema {schema} is free to write (Redshift; {} is not checked until a load)",
+                dest.location(),
+                staging.url
+            ))
+        }
     }
+}
+
+/// A warehouse destination as configured: what opening it needs.
+enum Warehouse<'a> {
+    DuckDb { path: &'a std::path::Path, memory_limit_mib: u64 },
+    Postgres { url: PgUrl },
+    Redshift { url: PgUrl, staging: &'a crate::destination::redshift::S3Staging },
+}
+
+/// The configured warehouse and its schema; a user error for the files destination.
+fn warehouse<'a>(config: &'a Config, command: &str) -> Result<(Warehouse<'a>, &'a str)> {
+    match &config.destination {
+        DestinationConfig::DuckDb { path, schema, memory_limit_mib, .. } => {
+            Ok((Warehouse::DuckDb { path, memory_limit_mib: *memory_limit_mib }, schema))
+        }
+        DestinationConfig::Postgres { url, schema, .. } => Ok((Warehouse::Postgres { url: pg_url(url)? }, schema)),
+        DestinationConfig::Redshift { url, schema, staging, .. } => {
+            Ok((Warehouse::Redshift { url: pg_url(url)?, staging }, schema))
+        }
+        DestinationConfig::Files { path, .. } => Err(Error::user(format!(
+            "`sluice {command}` reads a warehouse's control tables; destination.type = \"files\" keeps its state in {}",
+            FilesDestination::new(path, FileFormat::Parquet).state_path().display()
+        ))),
+    }
+}
+
+/// `destination.url`, parsed (validation already checked it).
+fn pg_url(url: &crate::config::Secret) -> Result<PgUrl> {
+    PgUrl::parse(url.expose()).map_err(|m| Error::user(format!("destination.url: {m}")))
 }
 
 /// One flow's state as `sluice status` shows it.
@@ -339,28 +386,26 @@ pub struct StatusRow {
     pub lag_seconds: Option<i64>,
 }
 
-/// The warehouse's file, schema and memory limit; a user error for the files destination.
-fn warehouse_path<'a>(config: &'a Config, command: &str) -> Result<(&'a std::path::Path, &'a str, u64)> {
-    match &config.destination {
-        DestinationConfig::DuckDb { path, schema, memory_limit_mib, .. } => Ok((path, schema, *memory_limit_mib)),
-        DestinationConfig::Files { path, .. } => Err(Error::user(format!(
-            "`sluice {command}` reads a warehouse's control tables; destination.type = \"files\" keeps its state in {}",
-            FilesDestination::new(path, FileFormat::Parquet).state_path().display()
-        ))),
+/// `sluice status`: every flow's committed window end, last run, live rows and lag. Reads
+/// beside a running sync where the warehouse allows it (PostgreSQL; not DuckDB).
+pub async fn status(config: &Config) -> Result<Vec<StatusRow>> {
+    match warehouse(config, "status")? {
+        (Warehouse::DuckDb { path, .. }, schema) => status_of(&DuckDb::open_read_only(path)?, config, schema).await,
+        // Redshift reads through a plain session: the SQL is PostgreSQL's.
+        (Warehouse::Postgres { url } | Warehouse::Redshift { url, .. }, schema) => {
+            status_of(&Postgres::connect_unlocked(&url).await?, config, schema).await
+        }
     }
 }
 
-/// `sluice status`: every flow's committed window end, last run, live rows and lag.
-pub async fn status(config: &Config) -> Result<Vec<StatusRow>> {
-    let (path, schema, _) = warehouse_path(config, "status")?;
-    let dest = DuckDb::open_read_only(path)?;
+async fn status_of<D: Destination>(dest: &D, config: &Config, schema: &str) -> Result<Vec<StatusRow>> {
     let naming = config.destination.naming();
     let mut rows = Vec::new();
-    for state in crate::run::report::status(&dest).await? {
+    for state in crate::run::report::status(dest).await? {
         let flow = config.flows.iter().find(|f| f.object == state.flow);
         let soft = flow.is_none_or(|f| f.settings.deletes == crate::config::Deletes::Soft);
         let table = crate::consolidate::TableRef::new(schema, naming.apply(&state.flow));
-        let live_rows = crate::run::report::live_rows(&dest, table, soft).await?;
+        let live_rows = crate::run::report::live_rows(dest, table, soft).await?;
         let lag_seconds = state.window_end.map(|e| (Utc::now() - e).num_seconds().max(0));
         rows.push(StatusRow { state, live_rows, lag_seconds });
     }
@@ -369,17 +414,51 @@ pub async fn status(config: &Config) -> Result<Vec<StatusRow>> {
 
 /// `sluice history`: the newest `limit` runs with their flows.
 pub async fn history(config: &Config, limit: usize) -> Result<Vec<crate::run::report::RunRecord>> {
-    let (path, _, _) = warehouse_path(config, "history")?;
-    crate::run::report::history(&DuckDb::open_read_only(path)?, limit).await
+    match warehouse(config, "history")?.0 {
+        Warehouse::DuckDb { path, .. } => crate::run::report::history(&DuckDb::open_read_only(path)?, limit).await,
+        Warehouse::Postgres { url } | Warehouse::Redshift { url, .. } => {
+            crate::run::report::history(&Postgres::connect_unlocked(&url).await?, limit).await
+        }
+    }
 }
 
 /// `sluice verify [--repair]` (see [`crate::run::verify`]).
 pub async fn verify(config: &Config, opts: &SyncOptions, repair: bool) -> Result<Vec<crate::run::FlowVerify>> {
     let flows = select_flows(config, opts.objects.as_deref())?;
-    let (path, schema, memory_limit_mib) = warehouse_path(config, "verify")?;
-    let dest = DuckDb::open_with(path, memory_limit_mib)?;
-    let source = SalesforceSource::connect_with(&config.source, opts.source).await?;
-    crate::run::verify(&dest, &source, config, flows, opts, schema, repair).await
+    match warehouse(config, "verify")? {
+        (Warehouse::DuckDb { path, memory_limit_mib }, schema) => {
+            let dest = DuckDb::open_with(path, memory_limit_mib)?;
+            let source = SalesforceSource::connect_with(&config.source, opts.source).await?;
+            crate::run::verify(&dest, &source, config, flows, opts, schema, repair).await
+        }
+        (Warehouse::Postgres { url }, schema) => {
+            let dest = Postgres::connect(&url, schema).await?;
+            let result = match SalesforceSource::connect_with(&config.source, opts.source).await {
+                Ok(source) => crate::run::verify(&dest, &source, config, flows, opts, schema, repair).await,
+                Err(e) => Err(e),
+            };
+            // Closing the session releases the lock too; this is only sooner.
+            let _ = dest.release().await;
+            result
+        }
+        (Warehouse::Redshift { url, staging }, schema) => {
+            let dest = Redshift::connect(&url, schema, staging).await?;
+            let result = match SalesforceSource::connect_with(&config.source, opts.source).await {
+                Ok(source) => crate::run::verify(&dest, &source, config, flows, opts, schema, repair).await,
+                Err(e) => Err(e),
+            };
+            release(&dest).await;
+            result
+        }
+    }
+}
+
+/// Gives a Redshift lease back at the end of a command; a failure only delays the next
+/// run until the lease expires, so it is logged, not raised.
+async fn release(dest: &Redshift) {
+    if let Err(e) = dest.release().await {
+        tracing::warn!(error = %e, "could not release the schema's lease; the next run waits until it expires");
+    }
 }
 
 /// Runs the selected flows once (see the module docs). An `Err` means the run could not
@@ -393,6 +472,25 @@ pub async fn sync(config: &Config, opts: &SyncOptions, observer: &dyn Observer) 
             let dest = DuckDb::open_with(path, *memory_limit_mib)?;
             let source = SalesforceSource::connect_with(&config.source, opts.source).await?;
             return crate::run::run(&dest, &source, config, flows, opts, observer, schema).await;
+        }
+        DestinationConfig::Postgres { url, schema, .. } => {
+            let dest = Postgres::connect(&pg_url(url)?, schema).await?;
+            let result = match SalesforceSource::connect_with(&config.source, opts.source).await {
+                Ok(source) => crate::run::run(&dest, &source, config, flows, opts, observer, schema).await,
+                Err(e) => Err(e),
+            };
+            // Closing the session releases the lock too; this is only sooner.
+            let _ = dest.release().await;
+            return result;
+        }
+        DestinationConfig::Redshift { url, schema, staging, .. } => {
+            let dest = Redshift::connect(&pg_url(url)?, schema, staging).await?;
+            let result = match SalesforceSource::connect_with(&config.source, opts.source).await {
+                Ok(source) => crate::run::run(&dest, &source, config, flows, opts, observer, schema).await,
+                Err(e) => Err(e),
+            };
+            release(&dest).await;
+            return result;
         }
     };
     // A damaged state file stops the run before any work; each flow writes only its own

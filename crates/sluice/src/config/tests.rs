@@ -208,7 +208,10 @@ fields = ["Id"]
         ("source.api", "\"fast\" is not valid; expected one of \"rest\", \"bulk\", \"auto\""),
         ("source.api_version", "expected like \"62.0\""),
         ("source.api_budget_percent", "expected 1 to 100"),
-        ("destination.type", "\"s3\" is not a destination type; valid: \"duckdb\", \"files\""),
+        (
+            "destination.type",
+            "\"s3\" is not a destination type; valid: \"duckdb\", \"postgres\", \"redshift\", \"files\"",
+        ),
         ("defaults.mode", "expected one of \"incremental\", \"full\""),
         ("defaults.lookback", "expected a duration like"),
         ("defaults.reconcile_every", "\"never\""),
@@ -327,8 +330,38 @@ fn destination_rules() {
             "destination.url",
             "not used by type = \"files\"",
         ),
-        ("[destination]\npath = \"o\"\n", "destination.type", "missing; valid: \"duckdb\", \"files\""),
-        ("[destination]\ntype = \"postgres\"\n", "destination.type", "not available in this version yet"),
+        (
+            "[destination]\npath = \"o\"\n",
+            "destination.type",
+            "missing; valid: \"duckdb\", \"postgres\", \"redshift\", \"files\"",
+        ),
+        ("[destination]\ntype = \"lake\"\n", "destination.type", "not available in this version yet"),
+        (
+            "[destination]\ntype = \"redshift\"\nurl = \"postgres://u:hunter2@c:5439/dev\"\niam_role = \"arn:aws:iam::1:role/r\"\n",
+            "destination.s3_staging",
+            "missing; where loads are staged",
+        ),
+        (
+            "[destination]\ntype = \"redshift\"\nurl = \"postgres://u:hunter2@c:5439/dev\"\ns3_staging = \"s3://b/p\"\niam_role = \"role\"\n",
+            "destination.iam_role",
+            "not an IAM role ARN",
+        ),
+        (
+            "[destination]\ntype = \"redshift\"\nurl = \"postgres://u:hunter2@c:5439/dev\"\ns3_staging = \"b/p\"\niam_role = \"arn:aws:iam::1:role/r\"\n",
+            "destination.s3_staging",
+            "expected \"s3://bucket/prefix\"",
+        ),
+        ("[destination]\ntype = \"postgres\"\n", "destination.url", "missing; the database, e.g. \"postgres://"),
+        (
+            "[destination]\ntype = \"postgres\"\nurl = \"postgres://u:hunter2@h/db?sslmode=maybe\"\n",
+            "destination.url",
+            "sslmode=maybe is not a TLS mode",
+        ),
+        (
+            "[destination]\ntype = \"postgres\"\nurl = \"postgres://u@h/db\"\npath = \"w.duckdb\"\n",
+            "destination.path",
+            "not used by type = \"postgres\"",
+        ),
         (
             "[destination]\ntype = \"files\"\npath = \"o\"\nnaming = \"camel\"\n",
             "destination.naming",
@@ -358,6 +391,7 @@ fn destination_rules() {
         let errs = errors(&text);
         has(&errs, key, needle);
         assert_eq!(errs.len(), 1, "{dest}: {errs:#?}");
+        assert!(errs.iter().all(|e| !e.to_string().contains("hunter2")), "a URL's password is never echoed: {errs:#?}");
     }
 }
 

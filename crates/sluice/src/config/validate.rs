@@ -232,34 +232,32 @@ fn destination(cx: &mut Ctx<'_>, raw: Option<&RawDestination>) -> Option<Destina
         .unwrap_or_default();
     match kind.as_deref() {
         Some("files") => {
-            for (key, value) in [("schema", &raw.schema), ("url", &raw.url), ("memory_limit", &raw.memory_limit)] {
-                if value.is_some() {
-                    cx.err(&format!("destination.{key}"), "is not used by type = \"files\" (it uses path and format)");
-                }
-            }
+            unused(
+                cx,
+                raw,
+                "files",
+                "path and format",
+                &["schema", "url", "memory_limit", "s3_staging", "iam_role", "s3_region", "s3_endpoint"],
+            );
             let path = cx.required("destination.path", raw.path.as_ref(), "the directory files are written under");
             let formats = [("parquet", FileFormat::Parquet), ("csv", FileFormat::Csv), ("jsonl", FileFormat::Jsonl)];
             let format = cx.choice("destination.format", raw.format.as_ref(), &formats).unwrap_or(FileFormat::Parquet);
             Some(DestinationConfig::Files { path: PathBuf::from(path), format, naming })
         }
         Some("duckdb") => {
-            for (key, value) in [("format", &raw.format), ("url", &raw.url)] {
-                if value.is_some() {
-                    cx.err(&format!("destination.{key}"), "is not used by type = \"duckdb\" (it uses path and schema)");
-                }
-            }
+            unused(
+                cx,
+                raw,
+                "duckdb",
+                "path and schema",
+                &["format", "url", "s3_staging", "iam_role", "s3_region", "s3_endpoint"],
+            );
             let path = cx.required(
                 "destination.path",
                 raw.path.as_ref(),
                 "the DuckDB database file, e.g. \"warehouse.duckdb\"",
             );
-            let schema = cx.text("destination.schema", raw.schema.as_ref()).unwrap_or_else(|| "salesforce".into());
-            if !is_api_name(&schema) {
-                cx.err(
-                    "destination.schema",
-                    format!("{schema:?} is not a usable schema name; use letters, digits and `_`, not starting with a digit or `_sluice`"),
-                );
-            }
+            let schema = warehouse_schema(cx, raw);
             let memory_limit_mib = match raw.memory_limit.as_deref().map(parse_mib) {
                 None => DEFAULT_DUCKDB_MEMORY_MIB,
                 Some(Some(mib)) if mib >= 32 => mib,
@@ -276,24 +274,122 @@ fn destination(cx: &mut Ctx<'_>, raw: Option<&RawDestination>) -> Option<Destina
             };
             Some(DestinationConfig::DuckDb { path: PathBuf::from(path), schema, naming, memory_limit_mib })
         }
-        Some(t @ ("postgres" | "redshift" | "lake")) => {
+        Some("postgres") => {
+            unused(
+                cx,
+                raw,
+                "postgres",
+                "url and schema",
+                &["path", "format", "memory_limit", "s3_staging", "iam_role", "s3_region", "s3_endpoint"],
+            );
+            let url =
+                pg_url(cx, raw, "the database, e.g. \"postgres://sluice:${PGPASSWORD}@db.example.com:5432/warehouse\"");
+            let schema = warehouse_schema(cx, raw);
+            Some(DestinationConfig::Postgres { url, schema, naming })
+        }
+        Some("redshift") => {
+            unused(cx, raw, "redshift", "url, schema, s3_staging and iam_role", &["path", "format", "memory_limit"]);
+            let url = pg_url(
+                cx,
+                raw,
+                "the cluster, e.g. \"postgres://sluice:${REDSHIFT_PASSWORD}@example.abc123.us-east-1.redshift.amazonaws.com:5439/dev\"",
+            );
+            let schema = warehouse_schema(cx, raw);
+            let staging_url = cx.required(
+                "destination.s3_staging",
+                raw.s3_staging.as_ref(),
+                "where loads are staged, e.g. \"s3://bucket/sluice\"",
+            );
+            if !staging_url.is_empty()
+                && let Err(m) = crate::destination::redshift::S3Staging::parse(&staging_url)
+            {
+                cx.err("destination.s3_staging", format!("{staging_url:?}: {m}"));
+            }
+            let iam_role = cx.required(
+                "destination.iam_role",
+                raw.iam_role.as_ref(),
+                "the role Redshift reads s3_staging with, e.g. \"arn:aws:iam::123456789012:role/RedshiftLoad\"",
+            );
+            if !iam_role.is_empty() && !iam_role.starts_with("arn:aws") {
+                cx.err(
+                    "destination.iam_role",
+                    format!("{iam_role:?} is not an IAM role ARN; expected \"arn:aws:iam::<account>:role/<name>\""),
+                );
+            }
+            let region = cx.text("destination.s3_region", raw.s3_region.as_ref());
+            let endpoint = cx.text("destination.s3_endpoint", raw.s3_endpoint.as_ref());
+            if let Some(e) = &endpoint
+                && !(e.starts_with("http://") || e.starts_with("https://"))
+            {
+                cx.err("destination.s3_endpoint", format!("{e:?} is not an http:// or https:// URL"));
+            }
+            let staging = crate::destination::redshift::S3Staging { url: staging_url, iam_role, region, endpoint };
+            Some(DestinationConfig::Redshift { url, schema, naming, staging })
+        }
+        Some(t @ "lake") => {
             cx.err(
                 "destination.type",
-                format!("{t:?} is not available in this version yet; valid: \"duckdb\", \"files\""),
+                format!("{t:?} is not available in this version yet; valid: {DESTINATION_TYPES}"),
             );
             None
         }
         Some(t) => {
-            cx.err("destination.type", format!("{t:?} is not a destination type; valid: \"duckdb\", \"files\""));
+            cx.err("destination.type", format!("{t:?} is not a destination type; valid: {DESTINATION_TYPES}"));
             None
         }
         None => {
             if raw.kind.is_none() {
-                cx.err("destination.type", "missing; valid: \"duckdb\", \"files\"");
+                cx.err("destination.type", format!("missing; valid: {DESTINATION_TYPES}"));
             }
             None
         }
     }
+}
+
+const DESTINATION_TYPES: &str = "\"duckdb\", \"postgres\", \"redshift\", \"files\"";
+
+/// Records every key of `keys` that is set, for a type that does not use it.
+fn unused(cx: &mut Ctx<'_>, raw: &RawDestination, kind: &str, uses: &str, keys: &[&str]) {
+    for key in keys {
+        let set = match *key {
+            "path" => raw.path.is_some(),
+            "format" => raw.format.is_some(),
+            "url" => raw.url.is_some(),
+            "schema" => raw.schema.is_some(),
+            "memory_limit" => raw.memory_limit.is_some(),
+            "s3_staging" => raw.s3_staging.is_some(),
+            "iam_role" => raw.iam_role.is_some(),
+            "s3_region" => raw.s3_region.is_some(),
+            "s3_endpoint" => raw.s3_endpoint.is_some(),
+            _ => false,
+        };
+        if set {
+            cx.err(&format!("destination.{key}"), format!("is not used by type = \"{kind}\" (it uses {uses})"));
+        }
+    }
+}
+
+/// `destination.url` of a PostgreSQL-protocol warehouse, checked without connecting.
+fn pg_url(cx: &mut Ctx<'_>, raw: &RawDestination, example: &str) -> Secret {
+    let url = cx.required("destination.url", raw.url.as_ref(), example);
+    if !url.is_empty()
+        && let Err(m) = crate::destination::postgres::PgUrl::parse(&url)
+    {
+        cx.err("destination.url", m);
+    }
+    Secret::new(url)
+}
+
+/// `destination.schema` of a warehouse: `salesforce` unless set.
+fn warehouse_schema(cx: &mut Ctx<'_>, raw: &RawDestination) -> String {
+    let schema = cx.text("destination.schema", raw.schema.as_ref()).unwrap_or_else(|| "salesforce".into());
+    if !is_api_name(&schema) {
+        cx.err(
+            "destination.schema",
+            format!("{schema:?} is not a usable schema name; use letters, digits and `_`, not starting with a digit or `_sluice`"),
+        );
+    }
+    schema
 }
 
 /// `[defaults]` or a flow's overrides on top of `base`.

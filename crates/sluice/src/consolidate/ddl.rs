@@ -58,16 +58,18 @@ fn create_table(dialect: Dialect, table: &TableRef, columns: &[(&str, SluiceType
     format!("CREATE TABLE IF NOT EXISTS {} (\n  {}\n)", dialect.table(table), defs.join(",\n  "))
 }
 
-/// The staging table for this run's columns: dropped and created again, because staging is
-/// emptied every run anyway (DESIGN step 3) and recreating it makes it follow the source's
-/// columns without any ALTER. Run these before loading, outside the consolidation.
+/// The staging table for this run's columns, created anew because staging is emptied every
+/// run anyway (DESIGN step 3) and recreating it makes it follow the source's columns
+/// without any ALTER. Run these before loading, outside the consolidation, once
+/// [`crate::destination::Destination::discard`] has removed the previous load (which a
+/// destination may have turned into something other than a table).
 pub fn staging_ddl(dialect: Dialect, spec: &MergeSpec) -> Vec<String> {
     let mut columns: Vec<(&str, SluiceType)> = spec.columns.iter().map(|c| (c.name.as_str(), c.ty)).collect();
     columns.push((STAGE_SEQ, SluiceType::Long));
     vec![
         create_schema(dialect, &spec.staging.schema),
-        dialect.drop_table(&spec.staging),
-        create_table(dialect, &spec.staging, &columns, None).replace("CREATE TABLE IF NOT EXISTS", "CREATE TABLE"),
+        create_table(dialect, &spec.staging, &columns, None)
+            .replace("CREATE TABLE IF NOT EXISTS", &format!("CREATE {}TABLE", dialect.transient())),
     ]
 }
 

@@ -20,13 +20,18 @@ pub fn ids_table(spec: &MergeSpec) -> TableRef {
     TableRef::new(&spec.staging.schema, format!("{}__ids", spec.target.name))
 }
 
-/// Create (empty) the Id table, before loading the snapshot.
+/// Create the Id table, before loading the snapshot (after
+/// [`crate::destination::Destination::discard`] removed the previous one).
 pub fn ids_ddl(dialect: Dialect, spec: &MergeSpec) -> Vec<String> {
     let table = dialect.table(&ids_table(spec));
     vec![
         format!("CREATE SCHEMA IF NOT EXISTS {}", dialect.quote_ident(&spec.staging.schema)),
-        dialect.drop_table(&ids_table(spec)),
-        format!("CREATE TABLE {table} ({} {})", dialect.quote_ident(&spec.id), dialect.sql_type(SluiceType::Id)),
+        format!(
+            "CREATE {}TABLE {table} ({} {})",
+            dialect.transient(),
+            dialect.quote_ident(&spec.id),
+            dialect.sql_type(SluiceType::Id)
+        ),
     ]
 }
 
@@ -110,7 +115,6 @@ pub fn reconcile_apply(dialect: Dialect, spec: &MergeSpec, flow: &str, snapshot_
         q("flow"),
         dialect.quote_literal(flow),
     ));
-    out.push(dialect.drop_table(&ids_table(spec)));
     out
 }
 

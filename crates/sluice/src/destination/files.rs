@@ -16,8 +16,6 @@ use arrow::datatypes::Schema;
 use arrow::record_batch::RecordBatch;
 use chrono::{DateTime, Utc};
 use parquet::arrow::ArrowWriter;
-use parquet::basic::Compression;
-use parquet::file::properties::WriterProperties;
 use serde::{Deserialize, Serialize};
 
 use crate::config::FileFormat;
@@ -27,8 +25,6 @@ use crate::model::{TableSchema, Window};
 /// Rows per part file: large enough for efficient Parquet row groups, small enough
 /// that a part's buffers stay far below the memory budget.
 const ROWS_PER_PART: u64 = 500_000;
-/// Rows per Parquet row group (see `open_part`).
-const ROWS_PER_ROW_GROUP: usize = 128 * 1024;
 const MANIFEST: &str = "manifest.json";
 
 /// One part file of a run, as the manifest lists it.
@@ -252,16 +248,7 @@ impl RunWriter {
         let handle = File::create(&path).map_err(|e| io_error("create", &path, e))?;
         let writer = match self.format {
             FileFormat::Parquet => {
-                // A row group is held in memory until it is flushed: cap it so the
-                // writer's footprint does not grow with the object.
-                let props = WriterProperties::builder()
-                    .set_compression(Compression::SNAPPY)
-                    .set_max_row_group_row_count(Some(ROWS_PER_ROW_GROUP))
-                    .build();
-                PartWriter::Parquet(
-                    ArrowWriter::try_new(handle, schema.clone(), Some(props))
-                        .map_err(|e| Error::internal(format!("cannot start {}: {e}", path.display())))?,
-                )
+                PartWriter::Parquet(super::parquet::writer(handle, schema.clone(), &path.display())?)
             }
             FileFormat::Csv => PartWriter::Csv(arrow::csv::Writer::new(BufWriter::new(handle))),
             FileFormat::Jsonl => PartWriter::Jsonl(arrow::json::LineDelimitedWriter::new(BufWriter::new(handle))),

@@ -3,6 +3,7 @@
 //! - [`files`]: Parquet, CSV or JSON lines, append-only, one directory and manifest per
 //!   run; its committed windows live in a state file.
 //! - [`duckdb`]: an embedded DuckDB file, the default warehouse.
+//! - [`postgres`]: a PostgreSQL database, staged by binary `COPY`.
 //!
 //! Warehouses implement [`Destination`]: they stage Arrow batches and execute the SQL the
 //! pure generators of [`crate::consolidate`] produce, in one transaction where it must be.
@@ -11,6 +12,9 @@
 
 pub mod duckdb;
 pub mod files;
+mod parquet;
+pub mod postgres;
+pub mod redshift;
 
 use std::future::Future;
 
@@ -55,7 +59,7 @@ impl Value {
     }
 }
 
-/// A SQL warehouse sluice consolidates into (DuckDB now; PostgreSQL and Redshift next).
+/// A SQL warehouse sluice consolidates into (DuckDB, PostgreSQL; Redshift next).
 ///
 /// Methods are async because network warehouses are; an embedded one runs its blocking
 /// calls off the async threads. A destination value holds the destination's write lock for
@@ -86,6 +90,11 @@ pub trait Destination: Send + Sync + 'static {
     /// Starts loading into `table`, which exists and is empty; batches carry the table's
     /// columns in order.
     fn stage(&self, table: TableRef) -> impl Future<Output = Result<Self::Stage>> + Send;
+
+    /// Drops a staging table and whatever its load left beside it; nothing when it does
+    /// not exist. Staging tables are dropped only through this: a destination may have
+    /// replaced one with something else (DuckDB: a view over a file).
+    fn discard(&self, table: TableRef) -> impl Future<Output = Result<()>> + Send;
 }
 
 /// A load into one staging table.

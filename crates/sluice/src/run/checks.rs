@@ -55,6 +55,7 @@ pub async fn reconcile<D: Destination>(
     // The snapshot starts now (by the source's clock, as cursors are): rows changed after
     // this instant may be missing from it and are never touched.
     let snapshot_start = cx.source.source_now().unwrap_or_else(Utc::now);
+    cx.dest.discard(consolidate::ids_table(spec)).await?;
     cx.dest.execute(consolidate::ids_ddl(d, spec)).await?;
     let mut stage = cx.dest.stage(consolidate::ids_table(spec)).await?;
     let filter = live_filter(flow, schema);
@@ -73,7 +74,7 @@ pub async fn reconcile<D: Destination>(
     let (live, gone) = (get(0), get(1));
     let ratio = flow.settings.max_delete_ratio;
     if gone > 0 && gone as f64 > ratio * live as f64 {
-        cx.dest.execute(vec![d.drop_table(&consolidate::ids_table(spec))]).await?;
+        cx.dest.discard(consolidate::ids_table(spec)).await?;
         return Err(Error::user(format!(
             "{}: reconciliation refused: {gone} of {live} live rows are absent from the source, more than \
              max_delete_ratio = {ratio} allows; nothing was deleted (the synced data is committed). If the \
@@ -83,6 +84,7 @@ pub async fn reconcile<D: Destination>(
         )));
     }
     cx.dest.transaction(consolidate::reconcile_apply(d, spec, &flow.object, snapshot_start)).await?;
+    cx.dest.discard(consolidate::ids_table(spec)).await?;
     if gone > 0 {
         tracing::info!(object = %flow.object, removed = gone, "reconciliation removed rows the source no longer has");
     }

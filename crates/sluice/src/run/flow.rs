@@ -3,7 +3,7 @@
 //!
 //! The window end moves only inside the consolidation transaction, so a crash anywhere
 //! leaves either the old end and the old data, or the new end and the new data; the next
-//! run's staging DDL throws away whatever a crashed load left behind.
+//! load of the flow discards whatever a crashed load left behind.
 
 use arrow::array::{ArrayRef, Int64Array};
 use arrow::datatypes::{DataType, Field, Schema};
@@ -149,6 +149,7 @@ impl<'a, D: Destination> FlowDriver<'a, D> {
         let window = self.windows[self.next_window];
         let spec = self.spec_now()?;
         let d = cx.dest.dialect();
+        cx.dest.discard(spec.staging.clone()).await?;
         cx.dest.execute(consolidate::staging_ddl(d, spec)).await?;
         let mut stage = cx.dest.stage(spec.staging.clone()).await?;
         let described = self.described.as_ref().ok_or_else(|| Error::internal("phase order: no schema"))?;
@@ -271,12 +272,8 @@ impl<'a, D: Destination> FlowDriver<'a, D> {
     async fn cleanup(&mut self) -> Result<Outcome> {
         let (cx, d) = (self.cx, self.cx.dest.dialect());
         let spec = self.spec.as_ref().ok_or_else(|| Error::internal("phase order: no merge spec"))?;
-        cx.dest
-            .execute(vec![
-                d.drop_table(&spec.staging),
-                consolidate::flow_phase(d, &cx.run_id, &self.flow.object, Phase::Done.name()),
-            ])
-            .await?;
+        cx.dest.discard(spec.staging.clone()).await?;
+        cx.dest.execute(vec![consolidate::flow_phase(d, &cx.run_id, &self.flow.object, Phase::Done.name())]).await?;
         crate::failpoint::hit("after-cleanup");
         Ok(Outcome::Completed)
     }

@@ -9,7 +9,7 @@ use serde_json::Value as Json;
 use sluice::consolidate::{DELETED, Dialect, RUN_ID, TableRef};
 use sluice::model::{SluiceType, TableSchema};
 
-const DUCKDB: Dialect = Dialect::DuckDb;
+use crate::target::{Warehouse, bool_text};
 
 /// The sandbox's rows of `object` (recycle bin included, purged rows not), by Id.
 pub async fn truth(sb: &Running, object: &str) -> HashMap<String, Json> {
@@ -57,15 +57,56 @@ fn time_ms(s: &str) -> i64 {
 }
 
 /// The SQL expression reading column `name` of type `ty` as canonical text.
-fn canon_sql(name: &str, ty: SluiceType) -> String {
-    let c = DUCKDB.quote_ident(name);
+fn canon_sql(d: Dialect, name: &str, ty: SluiceType) -> String {
+    let c = d.quote_ident(name);
+    let text = |e: String| format!("CAST({e} AS VARCHAR)");
     match ty {
-        SluiceType::Timestamp => format!("CAST({} AS VARCHAR)", DUCKDB.epoch_ms(&c)),
-        SluiceType::Time => format!("CAST(epoch_ms(DATE '1970-01-01' + {c}) AS VARCHAR)"),
-        SluiceType::Decimal { .. } | SluiceType::Double => format!("CAST(CAST({c} AS DOUBLE) AS VARCHAR)"),
-        SluiceType::Boolean => format!("CASE WHEN {c} IS NULL THEN NULL WHEN {c} THEN 'true' ELSE 'false' END"),
-        _ => format!("CAST({c} AS VARCHAR)"),
+        SluiceType::Timestamp => text(d.epoch_ms(&c)),
+        SluiceType::Time => match d {
+            Dialect::DuckDb => text(format!("epoch_ms(DATE '1970-01-01' + {c})")),
+            _ => text(format!("CAST(ROUND(EXTRACT(EPOCH FROM {c}) * 1000) AS BIGINT)")),
+        },
+        SluiceType::Decimal { .. } | SluiceType::Double => {
+            text(format!("CAST({c} AS {})", d.sql_type(SluiceType::Double)))
+        }
+        SluiceType::Boolean => bool_text(&c),
+        _ => text(c),
     }
+}
+
+/// Every row of `schema.table` in `wh`, by Id. Panics on a duplicate Id.
+pub async fn rows(wh: &Warehouse, dest_schema: &str, schema: &TableSchema) -> HashMap<String, Row> {
+    let d = wh.dialect();
+    let has_deleted = wh
+        .query_i64(&format!(
+            "SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = {} AND table_name = {} AND \
+             column_name = {}",
+            d.quote_literal(dest_schema),
+            d.quote_literal(&schema.table),
+            d.quote_literal(DELETED)
+        ))
+        .await
+        > 0;
+    let mut select: Vec<String> = schema.columns.iter().map(|c| canon_sql(d, &c.name, c.ty)).collect();
+    select.push(if has_deleted {
+        bool_text(&format!("COALESCE({}, FALSE)", d.quote_ident(DELETED)))
+    } else {
+        "'false'".into()
+    });
+    select.push(d.quote_ident(RUN_ID));
+    let table = d.table(&TableRef::new(dest_schema, &schema.table));
+    let n = schema.columns.len();
+    let id_col = schema.column_by_source("Id").expect("Id").name.clone();
+    let mut out = HashMap::new();
+    for r in wh.query(&format!("SELECT {} FROM {table}", select.join(", "))).await {
+        let values: BTreeMap<String, Canon> =
+            schema.columns.iter().enumerate().map(|(i, c)| (c.name.clone(), r[i].clone())).collect();
+        let row =
+            Row { values, deleted: r[n].as_deref() == Some("true"), run_id: r[n + 1].clone().unwrap_or_default() };
+        let id = row.values[&id_col].clone().expect("Id is never null");
+        assert!(out.insert(id.clone(), row).is_none(), "duplicate Id {id} in {}", schema.table);
+    }
+    out
 }
 
 /// One destination row: canonical values by column name, plus sluice's metadata.
@@ -77,44 +118,6 @@ pub struct Row {
     pub deleted: bool,
     /// `_sluice_run_id`.
     pub run_id: String,
-}
-
-/// Every row of `schema.table`, by Id, read straight from the DuckDB file. Panics on a
-/// duplicate Id.
-pub fn duckdb_rows(path: &std::path::Path, dest_schema: &str, schema: &TableSchema) -> HashMap<String, Row> {
-    let conn = duckdb::Connection::open(path).expect("open the DuckDB file");
-    let has_deleted: bool = conn
-        .query_row(
-            "SELECT COUNT(*) > 0 FROM information_schema.columns WHERE table_schema = ? AND table_name = ? AND \
-             column_name = ?",
-            [dest_schema, &schema.table, DELETED],
-            |r| r.get(0),
-        )
-        .expect("catalog");
-    let mut select: Vec<String> = schema.columns.iter().map(|c| canon_sql(&c.name, c.ty)).collect();
-    select.push(if has_deleted { format!("COALESCE({}, FALSE)", DUCKDB.quote_ident(DELETED)) } else { "FALSE".into() });
-    select.push(DUCKDB.quote_ident(RUN_ID));
-    let table = DUCKDB.table(&TableRef::new(dest_schema, &schema.table));
-    let sql = format!("SELECT {} FROM {table}", select.join(", "));
-    let mut stmt = conn.prepare(&sql).expect("prepare");
-    let n = schema.columns.len();
-    let rows = stmt
-        .query_map([], |r| {
-            let mut values = BTreeMap::new();
-            for (i, c) in schema.columns.iter().enumerate() {
-                values.insert(c.name.clone(), r.get::<_, Option<String>>(i)?);
-            }
-            Ok(Row { values, deleted: r.get(n)?, run_id: r.get(n + 1)? })
-        })
-        .expect("query");
-    let id_col = schema.column_by_source("Id").expect("Id").name.clone();
-    let mut out = HashMap::new();
-    for row in rows {
-        let row = row.expect("row");
-        let id = row.values[&id_col].clone().expect("Id is never null");
-        assert!(out.insert(id.clone(), row).is_none(), "duplicate Id {id} in {}", schema.table);
-    }
-    out
 }
 
 /// What the destination must hold, given the truth.

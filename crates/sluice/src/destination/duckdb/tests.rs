@@ -1,5 +1,6 @@
 //! The DuckDB destination against real database files: types round-trip through the
-//! appender, transactions are all-or-nothing, the lock and the path errors are clear.
+//! Parquet staging file and its view, transactions are all-or-nothing, the lock and the
+//! path errors are clear.
 
 use std::sync::Arc;
 
@@ -30,7 +31,7 @@ fn batch() -> RecordBatch {
 }
 
 #[tokio::test]
-async fn duckdb_appender_round_trips_every_type() {
+async fn duckdb_staging_round_trips_every_type() {
     let dir = tempfile::tempdir().unwrap();
     let db = DuckDb::open(&dir.path().join("t.duckdb")).unwrap();
     db.execute(vec![
@@ -91,6 +92,12 @@ async fn duckdb_appender_round_trips_every_type() {
         ]
     );
     assert_eq!(db.columns(TableRef::new("s", "missing")).await.unwrap(), None);
+    // The load is a file beside the database until the staging table is discarded.
+    let staged = dir.path().join("t.duckdb.staging/s/t/part-00000.parquet");
+    assert!(staged.is_file());
+    db.discard(TableRef::new("s", "t")).await.unwrap();
+    assert!(!staged.exists() && db.columns(TableRef::new("s", "t")).await.unwrap().is_none());
+    db.discard(TableRef::new("s", "t")).await.unwrap();
 }
 
 #[tokio::test]
@@ -222,6 +229,7 @@ async fn duckdb_consolidation_quotes_keywords_and_quotes_in_names() {
         let db = db.clone();
         async move {
             let spec = MergeSpec::new(&schema, "select", Deletes::Soft, true, run_id, now).unwrap();
+            db.discard(spec.staging.clone()).await.unwrap();
             db.execute(staging_ddl(d, &spec)).await.unwrap();
             let mut columns: Vec<(String, ArrayRef)> = vec![
                 ("id".into(), Arc::new(StringArray::from(rows.iter().map(|r| r.0).collect::<Vec<_>>())) as ArrayRef),

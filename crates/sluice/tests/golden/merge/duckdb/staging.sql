@@ -1,7 +1,5 @@
 CREATE SCHEMA IF NOT EXISTS "salesforce_staging";
 
-DROP TABLE IF EXISTS "salesforce_staging"."account";
-
 CREATE TABLE "salesforce_staging"."account" (
   "id" VARCHAR(18),
   "name" VARCHAR,

@@ -1,8 +1,6 @@
 CREATE SCHEMA IF NOT EXISTS "salesforce_staging";
 
-DROP TABLE IF EXISTS "salesforce_staging"."account";
-
-CREATE TABLE "salesforce_staging"."account" (
+CREATE UNLOGGED TABLE "salesforce_staging"."account" (
   "id" VARCHAR(18),
   "name" TEXT,
   "number_of_employees" INTEGER,

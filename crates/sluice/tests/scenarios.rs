@@ -1,12 +1,16 @@
-//! Exactly-once replication into DuckDB, scenario by scenario, against an in-process
-//! sandbox over HTTP. After every run the DuckDB table is compared with the sandbox's
+//! Exactly-once replication into every warehouse, scenario by scenario, against an
+//! in-process sandbox over HTTP: one suite, run once per destination (DuckDB, PostgreSQL;
+//! see `suite!` at the end). After every run the table is compared with the sandbox's
 //! ground truth row by row and value by value (`common/warehouse.rs`).
 
 mod common;
+#[path = "common/postgres.rs"]
+mod pg;
+#[path = "common/target.rs"]
+mod target;
 #[path = "common/warehouse.rs"]
 mod warehouse;
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::{advance, mutate, post};
@@ -18,7 +22,8 @@ use sluice::model::{Naming, TableSchema};
 use sluice::source::salesforce::SalesforceSource;
 use sluice::source::salesforce::describe::Selection;
 use sluice::sync::{self, FlowStatus, RunSummary, SyncOptions};
-use warehouse::{Expect, assert_matches, duckdb_rows, truth};
+use target::{Kind, Warehouse, bool_text};
+use warehouse::{Expect, assert_matches, truth};
 
 async fn start(counts: &[(&str, usize)]) -> Running {
     let counts = counts.iter().map(|(o, n)| (o.to_string(), *n as u64)).collect();
@@ -26,27 +31,23 @@ async fn start(counts: &[(&str, usize)]) -> Running {
 }
 
 struct Setup {
-    _dir: tempfile::TempDir,
-    db: PathBuf,
+    wh: Warehouse,
     config: Config,
 }
 
-/// A DuckDB config for `flows` ("Object" or "Object; key = value; key = value").
-fn setup(sb: &Running, flows: &[&str], defaults: &str) -> Setup {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("w.duckdb");
+/// A config for `flows` ("Object" or "Object; key = value; key = value") into a new,
+/// empty warehouse of `kind`.
+async fn setup(kind: Kind, sb: &Running, flows: &[&str], defaults: &str) -> Setup {
+    let wh = Warehouse::new(kind).await;
     let mut text = format!(
         r#"{}
-[destination]
-type = "duckdb"
-path = "{}"
-
+{}
 [defaults]
 reconcile_every = "never"
 {defaults}
 "#,
         common::source_toml(&sb.login_url, ""),
-        db.display()
+        wh.toml
     );
     for flow in flows {
         let mut parts = flow.split("; ");
@@ -57,7 +58,7 @@ reconcile_every = "never"
         }
     }
     let config = config::load(&text, "test.toml", &|_| None).expect("valid config");
-    Setup { _dir: dir, db, config }
+    Setup { wh, config }
 }
 
 async fn run(s: &Setup) -> RunSummary {
@@ -77,12 +78,8 @@ async fn schema_of(sb: &Running, object: &str) -> TableSchema {
 /// Compares the table of `object` with the truth; returns the rows compared.
 async fn check(sb: &Running, s: &Setup, object: &str, expect: Expect) -> usize {
     let schema = schema_of(sb, object).await;
-    let rows = duckdb_rows(&s.db, "salesforce", &schema);
+    let rows = warehouse::rows(&s.wh, "salesforce", &schema).await;
     assert_matches(&rows, &truth(sb, object).await, &schema, expect)
-}
-
-fn query_i64(db: &Path, sql: &str) -> i64 {
-    duckdb::Connection::open(db).unwrap().query_row(sql, [], |r| r.get(0)).unwrap()
 }
 
 fn some_live_ids(sb_truth: &std::collections::HashMap<String, serde_json::Value>, n: usize) -> Vec<String> {
@@ -93,10 +90,9 @@ fn some_live_ids(sb_truth: &std::collections::HashMap<String, serde_json::Value>
     ids
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn first_load_matches_the_source_for_every_type() {
+async fn first_load_matches_the_source_for_every_type(kind: Kind) {
     let sb = start(&[("Account", 300), ("Contact", 200), ("Invoice__c", 150)]).await;
-    let s = setup(&sb, &["Account", "Contact", "Invoice__c"], "");
+    let s = setup(kind, &sb, &["Account", "Contact", "Invoice__c"], "").await;
     let summary = run(&s).await;
     for f in &summary.flows {
         // Recycle-bin rows arrive as tombstones: neither inserted (not live) nor deleted
@@ -111,20 +107,20 @@ async fn first_load_matches_the_source_for_every_type() {
     assert_eq!(check(&sb, &s, "Contact", Expect::Soft).await, 200);
     assert_eq!(check(&sb, &s, "Invoice__c", Expect::Soft).await, 150);
     // Control tables: the window end is committed and the run recorded.
-    let flows = query_i64(&s.db, "SELECT COUNT(*) FROM _sluice.flows WHERE window_end IS NOT NULL");
+    let flows = s.wh.query_i64("SELECT COUNT(*) FROM _sluice.flows WHERE window_end IS NOT NULL").await;
     assert_eq!(flows, 3);
-    let runs = query_i64(&s.db, "SELECT COUNT(*) FROM _sluice.runs WHERE status = 'ok'");
+    let runs = s.wh.query_i64("SELECT COUNT(*) FROM _sluice.runs WHERE status = 'ok'").await;
     assert_eq!(runs, 1);
     let staging =
-        query_i64(&s.db, "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = 'salesforce_staging'");
+        s.wh.query_i64("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = 'salesforce_staging'")
+            .await;
     assert_eq!(staging, 0, "staging is dropped after the run");
     sb.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn updates_inserts_and_two_updates_of_one_row_between_runs() {
+async fn updates_inserts_and_two_updates_of_one_row_between_runs(kind: Kind) {
     let sb = start(&[("Account", 200)]).await;
-    let s = setup(&sb, &["Account"], "");
+    let s = setup(kind, &sb, &["Account"], "").await;
     run(&s).await;
     let ids = some_live_ids(&truth(&sb, "Account").await, 3);
     advance(&sb, 5.0).await;
@@ -145,18 +141,14 @@ async fn updates_inserts_and_two_updates_of_one_row_between_runs() {
     assert_eq!((m.inserted, m.updated, m.deleted), (5, 2, 0), "{:#?}", summary.flows[0]);
     assert!(summary.flows[0].rows < 50, "incremental, not a full read: {}", summary.flows[0].rows);
     assert_eq!(check(&sb, &s, "Account", Expect::Soft).await, 205);
-    let name: String = duckdb::Connection::open(&s.db)
-        .unwrap()
-        .query_row("SELECT name FROM salesforce.account WHERE id = ?", [&ids[0]], |r| r.get(0))
-        .unwrap();
-    assert_eq!(name, "Second Name", "the newer of two versions wins");
+    let name = s.wh.query(&format!("SELECT name FROM salesforce.account WHERE id = '{}'", ids[0])).await;
+    assert_eq!(name, [[Some("Second Name".to_owned())]], "the newer of two versions wins");
     sb.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn many_rows_in_one_second_and_a_late_commit() {
+async fn many_rows_in_one_second_and_a_late_commit(kind: Kind) {
     let sb = start(&[("Account", 100)]).await;
-    let s = setup(&sb, &["Account"], "");
+    let s = setup(kind, &sb, &["Account"], "").await;
     run(&s).await;
     post(&sb, "/sandbox/v1/clock", json!({"freeze": true})).await;
     let inserted = mutate(&sb, json!([{"op": "insert", "object": "Account", "count": 300}])).await;
@@ -168,16 +160,15 @@ async fn many_rows_in_one_second_and_a_late_commit() {
     advance(&sb, 120.0).await; // the late transaction commits, stamped two minutes ago
     run(&s).await;
     assert_eq!(check(&sb, &s, "Account", Expect::Soft).await, 401);
-    let found = query_i64(&s.db, &format!("SELECT COUNT(*) FROM salesforce.account WHERE id = '{}'", late[0]));
+    let found = s.wh.query_i64(&format!("SELECT COUNT(*) FROM salesforce.account WHERE id = '{}'", late[0])).await;
     assert_eq!(found, 1, "the lookback caught the late commit");
     sb.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn soft_and_hard_deletes_undelete_and_purge_found_by_reconciliation() {
+async fn soft_and_hard_deletes_undelete_and_purge_found_by_reconciliation(kind: Kind) {
     let sb = start(&[("Contact", 150)]).await;
-    let soft = setup(&sb, &["Contact"], "deletes = \"soft\"");
-    let hard = setup(&sb, &["Contact"], "deletes = \"hard\"");
+    let soft = setup(kind, &sb, &["Contact"], "deletes = \"soft\"").await;
+    let hard = setup(kind, &sb, &["Contact"], "deletes = \"hard\"").await;
     run(&soft).await;
     run(&hard).await;
     let ids = some_live_ids(&truth(&sb, "Contact").await, 4);
@@ -221,20 +212,19 @@ async fn soft_and_hard_deletes_undelete_and_purge_found_by_reconciliation() {
     }
     check(&sb, &soft, "Contact", Expect::Soft).await;
     check(&sb, &hard, "Contact", Expect::Hard).await;
-    let flagged = query_i64(
-        &soft.db,
-        &format!("SELECT COUNT(*) FROM salesforce.contact WHERE id = '{}' AND _sluice_deleted", ids[3]),
-    );
+    let flagged = soft
+        .wh
+        .query_i64(&format!("SELECT COUNT(*) FROM salesforce.contact WHERE id = '{}' AND _sluice_deleted", ids[3]))
+        .await;
     assert_eq!(flagged, 1, "soft mode keeps the purged row, flagged");
-    let back = query_i64(&hard.db, &format!("SELECT COUNT(*) FROM salesforce.contact WHERE id = '{}'", ids[1]));
+    let back = hard.wh.query_i64(&format!("SELECT COUNT(*) FROM salesforce.contact WHERE id = '{}'", ids[1])).await;
     assert_eq!(back, 1, "the undeleted row is back in hard mode");
     sb.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reconciliation_refuses_to_delete_most_of_a_table() {
+async fn reconciliation_refuses_to_delete_most_of_a_table(kind: Kind) {
     let sb = start(&[("Lead", 40)]).await;
-    let mut s = setup(&sb, &["Lead; max_delete_ratio = 0.5"], "");
+    let mut s = setup(kind, &sb, &["Lead; max_delete_ratio = 0.5"], "").await;
     run(&s).await;
     s.config.flows[0].settings.reconcile_every = Some(Duration::ZERO);
     let ids = some_live_ids(&truth(&sb, "Lead").await, 30);
@@ -243,20 +233,19 @@ async fn reconciliation_refuses_to_delete_most_of_a_table() {
     mutate(&sb, json!(deletes)).await;
     mutate(&sb, json!(purges)).await;
     advance(&sb, 5.0).await;
-    let before = query_i64(&s.db, "SELECT COUNT(*) FROM salesforce.lead WHERE NOT _sluice_deleted");
+    let before = s.wh.query_i64("SELECT COUNT(*) FROM salesforce.lead WHERE NOT _sluice_deleted").await;
     let summary = sync::sync(&s.config, &SyncOptions::default(), &sync::Quiet).await.unwrap();
     let f = &summary.flows[0];
     assert_eq!(f.status, FlowStatus::Failed, "{f:#?}");
     assert!(f.error.as_deref().unwrap().contains("max_delete_ratio"), "{f:#?}");
-    let after = query_i64(&s.db, "SELECT COUNT(*) FROM salesforce.lead WHERE NOT _sluice_deleted");
+    let after = s.wh.query_i64("SELECT COUNT(*) FROM salesforce.lead WHERE NOT _sluice_deleted").await;
     assert_eq!(before, after, "nothing deleted");
     sb.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_field_added_at_run_time_becomes_a_column() {
+async fn a_field_added_at_run_time_becomes_a_column(kind: Kind) {
     let sb = start(&[("Account", 50)]).await;
-    let s = setup(&sb, &["Account"], "");
+    let s = setup(kind, &sb, &["Account"], "").await;
     run(&s).await;
     let ids = some_live_ids(&truth(&sb, "Account").await, 2);
     advance(&sb, 2.0).await;
@@ -271,15 +260,14 @@ async fn a_field_added_at_run_time_becomes_a_column() {
     advance(&sb, 2.0).await;
     run(&s).await;
     assert_eq!(check(&sb, &s, "Account", Expect::Soft).await, 50);
-    let gold = query_i64(&s.db, "SELECT COUNT(*) FROM salesforce.account WHERE tier__c = 'Gold'");
+    let gold = s.wh.query_i64("SELECT COUNT(*) FROM salesforce.account WHERE tier__c = 'Gold'").await;
     assert_eq!(gold, 1);
     sb.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn history_mode_keeps_versions_with_validity_ranges() {
+async fn history_mode_keeps_versions_with_validity_ranges(kind: Kind) {
     let sb = start(&[("Account", 30)]).await;
-    let s = setup(&sb, &["Account; history = true"], "");
+    let s = setup(kind, &sb, &["Account; history = true"], "").await;
     run(&s).await;
     let id = some_live_ids(&truth(&sb, "Account").await, 1).remove(0);
     for name in ["V2", "V3"] {
@@ -289,19 +277,29 @@ async fn history_mode_keeps_versions_with_validity_ranges() {
         run(&s).await;
     }
     assert_eq!(check(&sb, &s, "Account", Expect::Soft).await, 30);
-    let conn = duckdb::Connection::open(&s.db).unwrap();
-    let mut stmt = conn
-        .prepare(
-            "SELECT name, epoch_ms(CAST(_sluice_valid_from AS TIMESTAMP)), epoch_ms(CAST(_sluice_valid_to AS \
-             TIMESTAMP)), _sluice_current, epoch_ms(CAST(system_modstamp AS TIMESTAMP)) FROM salesforce.account_history \
-             WHERE id = ? ORDER BY _sluice_valid_from",
-        )
-        .unwrap();
-    let versions: Vec<(String, i64, Option<i64>, bool, i64)> = stmt
-        .query_map([&id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
+    let d = s.wh.dialect();
+    let sql = format!(
+        "SELECT name, {}, {}, {}, {} FROM salesforce.account_history WHERE id = '{id}' ORDER BY _sluice_valid_from",
+        d.epoch_ms("_sluice_valid_from"),
+        d.epoch_ms("_sluice_valid_to"),
+        bool_text("_sluice_current"),
+        d.epoch_ms("system_modstamp"),
+    );
+    let int = |v: &Option<String>| v.as_deref().map(|t| t.parse::<i64>().unwrap());
+    let versions: Vec<(String, i64, Option<i64>, bool, i64)> =
+        s.wh.query(&sql)
+            .await
+            .iter()
+            .map(|r| {
+                (
+                    r[0].clone().unwrap(),
+                    int(&r[1]).unwrap(),
+                    int(&r[2]),
+                    r[3].as_deref() == Some("true"),
+                    int(&r[4]).unwrap(),
+                )
+            })
+            .collect();
     assert_eq!(versions.len(), 3, "{versions:?}");
     assert_eq!(versions[1].0, "V2");
     assert_eq!(versions[2].0, "V3");
@@ -313,18 +311,17 @@ async fn history_mode_keeps_versions_with_validity_ranges() {
     for v in &versions {
         assert_eq!(v.1, v.4, "valid_from is the version's SystemModstamp");
     }
-    let current = query_i64(&s.db, "SELECT COUNT(*) FROM salesforce.account_history WHERE _sluice_current");
+    let current = s.wh.query_i64("SELECT COUNT(*) FROM salesforce.account_history WHERE _sluice_current").await;
     assert_eq!(current, 30, "one current version per record");
     sb.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rerun_of_the_same_window_changes_nothing() {
+async fn a_rerun_of_the_same_window_changes_nothing(kind: Kind) {
     let sb = start(&[("Account", 80), ("Opportunity", 40)]).await;
-    let s = setup(&sb, &["Account", "Opportunity"], "");
+    let s = setup(kind, &sb, &["Account", "Opportunity"], "").await;
     run(&s).await;
     let schema = schema_of(&sb, "Account").await;
-    let before = duckdb_rows(&s.db, "salesforce", &schema);
+    let before = warehouse::rows(&s.wh, "salesforce", &schema).await;
     // The same rows again: a lookback reaching back past every row, then a full re-read.
     let mut again = s.config.clone();
     for flow in &mut again.flows {
@@ -337,7 +334,7 @@ async fn a_rerun_of_the_same_window_changes_nothing() {
             assert_eq!((m.inserted, m.updated, m.deleted), (0, 0, 0), "{f:#?}");
             assert_eq!(f.rows, if f.object == "Account" { 80 } else { 40 }, "the window was read again");
         }
-        let after = duckdb_rows(&s.db, "salesforce", &schema);
+        let after = warehouse::rows(&s.wh, "salesforce", &schema).await;
         assert_eq!(before.len(), after.len());
         for (id, row) in &before {
             assert_eq!(row.values, after[id].values, "{id}");
@@ -347,17 +344,46 @@ async fn a_rerun_of_the_same_window_changes_nothing() {
     sb.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sliced_full_load_and_parallel_flows_commit_everything() {
+async fn sliced_full_load_and_parallel_flows_commit_everything(kind: Kind) {
     let sb = start(&[("Account", 400), ("Contact", 300), ("Lead", 100)]).await;
-    let s = setup(&sb, &["Account; slice = \"365d\"", "Contact", "Lead"], "");
+    let s = setup(kind, &sb, &["Account; slice = \"365d\"", "Contact", "Lead"], "").await;
     let summary = run(&s).await;
     assert_eq!(summary.flows.iter().map(|f| f.rows).sum::<u64>(), 800);
     assert_eq!(check(&sb, &s, "Account", Expect::Soft).await, 400);
     assert_eq!(check(&sb, &s, "Contact", Expect::Soft).await, 300);
     assert_eq!(check(&sb, &s, "Lead", Expect::Soft).await, 100);
     let extracted =
-        query_i64(&s.db, "SELECT rows_extracted FROM _sluice.flow_runs WHERE flow = 'Account' AND phase = 'done'");
+        s.wh.query_i64("SELECT rows_extracted FROM _sluice.flow_runs WHERE flow = 'Account' AND phase = 'done'").await;
     assert_eq!(extracted, 400, "the flow-run row has the totals of all slices");
     sb.shutdown().await;
 }
+
+/// Instantiates every scenario once per warehouse: `duckdb::<scenario>`, `postgres::<scenario>`.
+macro_rules! suite {
+    ($($name:ident),* $(,)?) => {
+        mod duckdb {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                super::$name(super::Kind::DuckDb).await
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                super::$name(super::Kind::Postgres).await
+            })*
+        }
+    };
+}
+
+suite!(
+    first_load_matches_the_source_for_every_type,
+    updates_inserts_and_two_updates_of_one_row_between_runs,
+    many_rows_in_one_second_and_a_late_commit,
+    soft_and_hard_deletes_undelete_and_purge_found_by_reconciliation,
+    reconciliation_refuses_to_delete_most_of_a_table,
+    a_field_added_at_run_time_becomes_a_column,
+    history_mode_keeps_versions_with_validity_ranges,
+    a_rerun_of_the_same_window_changes_nothing,
+    sliced_full_load_and_parallel_flows_commit_everything,
+);

@@ -1,0 +1,507 @@
+//! The PostgreSQL destination: replicated tables, their staging schema and the `_sluice`
+//! control tables in one database (DESIGN "Destinations").
+//!
+//! One session holds a PostgreSQL advisory lock on the destination schema for the value's
+//! whole life, so two runs never interleave (a second one fails at connect, naming the
+//! holder), and runs the DDL and the consolidation transactions. Each load opens a
+//! session of its own and streams binary `COPY` (see [`copy`]) from a task of its own, so
+//! extraction, loading and another flow's consolidation overlap.
+//!
+//! The connection comes from `destination.url` (`postgres://user:password@host:port/db`).
+//! TLS follows libpq's `sslmode`, except that sluice always verifies the server's
+//! certificate when it uses TLS: against `sslrootcert` when given, else the system's
+//! roots. `sslmode=disable` turns TLS off; `prefer` (the default) uses it when the server
+//! offers it; `require`, `verify-ca` and `verify-full` insist on it.
+
+pub mod copy;
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use arrow::record_batch::RecordBatch;
+use bytes::BytesMut;
+use futures_util::SinkExt;
+use tokio_postgres::config::SslMode;
+use tokio_postgres::{Client, SimpleQueryMessage};
+
+use super::{Destination, Stage, Value};
+use crate::consolidate::{Dialect, ExistingColumn, TableRef};
+use crate::model::SluiceType;
+use crate::{Error, Result};
+
+/// A validated `destination.url`: the driver's settings plus the TLS settings the driver
+/// does not parse.
+#[derive(Clone)]
+pub struct PgUrl {
+    config: tokio_postgres::Config,
+    root_cert: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for PgUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.shown())
+    }
+}
+
+impl PgUrl {
+    /// Parses a `postgres://` URL. Pure, so configuration checks can call it; messages
+    /// never repeat the URL, which may hold a password.
+    pub fn parse(url: &str) -> std::result::Result<Self, String> {
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err("expected a URL like \"postgres://user:password@host:5432/database\"".into());
+        }
+        let (base, query) = url.split_once('?').unwrap_or((url, ""));
+        let mut kept = Vec::new();
+        let mut root_cert = None;
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            match key {
+                "sslrootcert" => root_cert = Some(PathBuf::from(value)),
+                "sslmode" => {
+                    let mode = match value {
+                        "disable" => "disable",
+                        "allow" | "prefer" => "prefer",
+                        "require" | "verify-ca" | "verify-full" => "require",
+                        other => {
+                            return Err(format!(
+                                "sslmode={other} is not a TLS mode; valid: disable, prefer, require, verify-ca, \
+                                 verify-full"
+                            ));
+                        }
+                    };
+                    kept.push(format!("sslmode={mode}"));
+                }
+                _ => kept.push(pair.to_owned()),
+            }
+        }
+        let rebuilt = if kept.is_empty() { base.to_owned() } else { format!("{base}?{}", kept.join("&")) };
+        let mut config = tokio_postgres::Config::from_str(&rebuilt).map_err(|e| format!("not a valid URL: {e}"))?;
+        if config.get_hosts().is_empty() {
+            return Err("names no host; expected \"postgres://user:password@host:5432/database\"".into());
+        }
+        if config.get_user().is_none() {
+            return Err("names no user; expected \"postgres://user:password@host:5432/database\"".into());
+        }
+        if config.get_application_name().is_none() {
+            // So `pg_stat_activity` shows who holds the lock.
+            config.application_name("sluice");
+        }
+        Ok(Self { config, root_cert })
+    }
+
+    /// `postgres://user@host:port/database`, for messages: never the password.
+    pub fn shown(&self) -> String {
+        let host = match self.config.get_hosts().first() {
+            Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+            #[cfg(unix)]
+            Some(tokio_postgres::config::Host::Unix(p)) => p.display().to_string(),
+            None => String::new(),
+        };
+        let port = self.config.get_ports().first().copied().unwrap_or(5432);
+        let user = self.config.get_user().unwrap_or_default();
+        let db = self.config.get_dbname().unwrap_or(user);
+        format!("postgres://{user}@{host}:{port}/{db}")
+    }
+}
+
+/// TLS for the sessions, or none.
+#[derive(Clone)]
+enum Tls {
+    Off,
+    On(tokio_postgres_rustls::MakeRustlsConnect),
+}
+
+fn tls_of(url: &PgUrl) -> Result<Tls> {
+    if url.config.get_ssl_mode() == SslMode::Disable {
+        return Ok(Tls::Off);
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::internal(format!("TLS setup: {e}")))?;
+    let config = match &url.root_cert {
+        Some(path) => {
+            use rustls::pki_types::pem::PemObject;
+            let mut roots = rustls::RootCertStore::empty();
+            let bad = |e: &dyn std::fmt::Display| {
+                Error::user(format!(
+                    "destination.url: sslrootcert {} is not a readable PEM certificate file ({e})",
+                    path.display()
+                ))
+            };
+            for cert in rustls::pki_types::CertificateDer::pem_file_iter(path).map_err(|e| bad(&e))? {
+                roots.add(cert.map_err(|e| bad(&e))?).map_err(|e| bad(&e))?;
+            }
+            builder.with_root_certificates(roots).with_no_client_auth()
+        }
+        None => {
+            use rustls_platform_verifier::BuilderVerifierExt;
+            builder
+                .with_platform_verifier()
+                .map_err(|e| Error::internal(format!("TLS setup: {e}")))?
+                .with_no_client_auth()
+        }
+    };
+    Ok(Tls::On(tokio_postgres_rustls::MakeRustlsConnect::new(config)))
+}
+
+/// A connected PostgreSQL destination (see the module docs).
+#[derive(Clone)]
+pub struct Postgres {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    url: PgUrl,
+    tls: Tls,
+    /// The locking session: DDL and consolidation.
+    client: tokio::sync::Mutex<Client>,
+    /// The advisory-lock key expression this session holds, if any.
+    lock: std::sync::Mutex<Option<String>>,
+}
+
+impl std::fmt::Debug for Postgres {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Postgres").field("url", &self.inner.url.shown()).finish()
+    }
+}
+
+/// Advisory-lock class of sluice's locks (any constant; it keeps them apart from an
+/// application's own advisory locks on other keys).
+const LOCK_CLASS: i32 = 0x51_1CE;
+
+impl Postgres {
+    /// Connects and takes the advisory lock of `schema`: the run's lock.
+    pub async fn connect(url: &PgUrl, schema: &str) -> Result<Self> {
+        let dest = Self::connect_unlocked(url).await?;
+        let d = Dialect::Postgres;
+        let key = format!("hashtext({})", d.quote_literal(schema));
+        let sql = format!("SELECT pg_try_advisory_lock({LOCK_CLASS}, {key})");
+        let got = dest.query(sql).await?;
+        if got.first().and_then(|r| r.first()).and_then(Value::as_str) != Some("t") {
+            let holder = format!(
+                "SELECT a.pid::text, COALESCE(a.application_name, ''), COALESCE(a.client_addr::text, 'local'), \
+                 a.backend_start::text FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = \
+                 'advisory' AND l.classid = {LOCK_CLASS}::oid AND l.objid = {key}::oid AND l.granted"
+            );
+            let who = dest.query(holder).await.ok().and_then(|rows| rows.into_iter().next()).map(|r| {
+                let t = |i: usize| r.get(i).and_then(Value::as_str).unwrap_or("?").to_owned();
+                format!("pid {} ({}, from {}, since {})", t(0), t(1), t(2), t(3))
+            });
+            return Err(Error::user(format!(
+                "destination: schema {schema} in {} is in use by another sluice run ({}); one run at a time \
+                 writes a schema, so wait for it to finish or stop it",
+                url.shown(),
+                who.unwrap_or_else(|| "holder unknown".into())
+            )));
+        }
+        *dest.inner.lock.lock().unwrap_or_else(|p| p.into_inner()) = Some(key);
+        Ok(dest)
+    }
+
+    /// Gives the schema's lock back now, at the end of a command. Closing the session
+    /// releases it too, but the server notices a closed session a moment later, and the
+    /// next run may already be connecting.
+    pub async fn release(&self) -> Result<()> {
+        let key = self.inner.lock.lock().unwrap_or_else(|p| p.into_inner()).take();
+        match key {
+            Some(key) => self.execute(vec![format!("SELECT pg_advisory_unlock({LOCK_CLASS}, {key})")]).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Connects without the lock: `status` and `history` read beside a running sync.
+    pub async fn connect_unlocked(url: &PgUrl) -> Result<Self> {
+        let tls = tls_of(url)?;
+        let client = open(url, &tls).await?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                url: url.clone(),
+                tls,
+                client: tokio::sync::Mutex::new(client),
+                lock: std::sync::Mutex::new(None),
+            }),
+        })
+    }
+}
+
+/// Opens one session, its connection driven by a task of its own.
+async fn open(url: &PgUrl, tls: &Tls) -> Result<Client> {
+    let shown = url.shown();
+    let fail = |e: tokio_postgres::Error| connect_error(&shown, &e);
+    let client = match tls {
+        Tls::Off => {
+            let (client, conn) = url.config.connect(tokio_postgres::NoTls).await.map_err(fail)?;
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!(error = %e, "PostgreSQL session ended");
+                }
+            });
+            client
+        }
+        Tls::On(tls) => {
+            let (client, conn) = url.config.connect(tls.clone()).await.map_err(fail)?;
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!(error = %e, "PostgreSQL session ended");
+                }
+            });
+            client
+        }
+    };
+    Ok(client)
+}
+
+/// A failed connection: what the user must fix, without the password.
+fn connect_error(shown: &str, e: &tokio_postgres::Error) -> Error {
+    let text = match e.as_db_error() {
+        Some(db) => db.message().to_owned(),
+        None => {
+            let mut text = e.to_string();
+            let mut source = std::error::Error::source(e);
+            while let Some(s) = source {
+                text = format!("{text}: {s}");
+                source = s.source();
+            }
+            text
+        }
+    };
+    let code = e.code().map(|c| c.code().to_owned()).unwrap_or_default();
+    // 28xxx: authentication; 3D000: no such database.
+    if code.starts_with("28") || code == "3D000" {
+        Error::user(format!("destination.url: {shown}: {text}; check the user, password and database"))
+    } else {
+        Error::external(format!("destination.url: cannot connect to {shown}: {text}"))
+    }
+}
+
+/// A failed statement: the server's message and detail, classified, plus the statement's
+/// first line so the user can find it in the SQL sluice generated.
+fn sql_error(e: &tokio_postgres::Error, sql: &str) -> Error {
+    let first = sql.lines().next().unwrap_or_default();
+    let Some(db) = e.as_db_error() else {
+        // No server answer: the session broke.
+        return Error::external(format!("PostgreSQL: {e} (in `{first}`)"));
+    };
+    let mut text = format!("PostgreSQL: {}", db.message());
+    if let Some(detail) = db.detail() {
+        text.push_str(&format!(" ({detail})"));
+    }
+    let text = format!("{text} (in `{first}`)");
+    match db.code().code() {
+        // Disk full, out of memory, too many connections, quota: the server's limits.
+        c if c.starts_with("53") => Error::external_fatal(text),
+        // Serialization failure, deadlock, lock not available.
+        "40001" | "40P01" | "55P03" => Error::external(text),
+        // Insufficient privilege, read-only transaction.
+        "42501" | "25006" => Error::user(format!("destination: {text}; grant sluice's user the right to do this")),
+        _ => Error::internal(text),
+    }
+}
+
+/// PostgreSQL's catalog description of a column → the [`SluiceType`] sluice created it from.
+pub fn parse_type(
+    data_type: &str,
+    length: Option<i64>,
+    precision: Option<i64>,
+    scale: Option<i64>,
+) -> Option<SluiceType> {
+    Some(match data_type {
+        "character varying" if length == Some(18) => SluiceType::Id,
+        "character varying" | "text" => SluiceType::Text,
+        "boolean" => SluiceType::Boolean,
+        "integer" => SluiceType::Int,
+        "bigint" => SluiceType::Long,
+        "double precision" => SluiceType::Double,
+        "numeric" => SluiceType::Decimal {
+            precision: u8::try_from(precision?).ok()?,
+            scale: u8::try_from(scale.unwrap_or(0)).ok()?,
+        },
+        "date" => SluiceType::Date,
+        "timestamp with time zone" => SluiceType::Timestamp,
+        "time without time zone" => SluiceType::Time,
+        // Redshift's VARBYTE is `binary varying`.
+        "bytea" | "binary varying" => SluiceType::Binary,
+        _ => return None,
+    })
+}
+
+impl Postgres {
+    /// Rows of a simple-protocol query: every value arrives as text.
+    async fn simple(client: &Client, sql: &str) -> Result<Vec<Vec<Value>>> {
+        let messages = client.simple_query(sql).await.map_err(|e| sql_error(&e, sql))?;
+        Ok(messages
+            .into_iter()
+            .filter_map(|m| match m {
+                SimpleQueryMessage::Row(row) => Some(
+                    (0..row.len())
+                        .map(|i| row.get(i).map_or(Value::Null, |v| Value::Text(v.to_owned())))
+                        .collect::<Vec<_>>(),
+                ),
+                _ => None,
+            })
+            .collect())
+    }
+}
+
+impl Destination for Postgres {
+    type Stage = PgStage;
+
+    fn dialect(&self) -> Dialect {
+        Dialect::Postgres
+    }
+
+    fn location(&self) -> String {
+        self.inner.url.shown()
+    }
+
+    async fn execute(&self, statements: Vec<String>) -> Result<()> {
+        let client = self.inner.client.lock().await;
+        for sql in &statements {
+            client.batch_execute(sql).await.map_err(|e| sql_error(&e, sql))?;
+        }
+        Ok(())
+    }
+
+    async fn transaction(&self, statements: Vec<String>) -> Result<()> {
+        let mut client = self.inner.client.lock().await;
+        let tx = client.transaction().await.map_err(|e| sql_error(&e, "BEGIN"))?;
+        for sql in &statements {
+            crate::failpoint::hit("consolidate-statement");
+            tx.batch_execute(sql).await.map_err(|e| sql_error(&e, sql))?;
+        }
+        crate::failpoint::hit("before-commit");
+        // Dropping `tx` on an error above rolls everything back.
+        tx.commit().await.map_err(|e| sql_error(&e, "COMMIT"))
+    }
+
+    async fn query(&self, sql: String) -> Result<Vec<Vec<Value>>> {
+        let client = self.inner.client.lock().await;
+        Self::simple(&client, &sql).await
+    }
+
+    async fn columns(&self, table: TableRef) -> Result<Option<Vec<ExistingColumn>>> {
+        let d = Dialect::Postgres;
+        let sql = format!(
+            "SELECT column_name, data_type, character_maximum_length, numeric_precision, numeric_scale FROM \
+             information_schema.columns WHERE table_schema = {} AND table_name = {} ORDER BY ordinal_position",
+            d.quote_literal(&table.schema),
+            d.quote_literal(&table.name)
+        );
+        let rows = self.query(sql).await?;
+        let mut cols = Vec::new();
+        for row in rows {
+            let text = |i: usize| row.get(i).and_then(Value::as_str).unwrap_or_default().to_owned();
+            let int = |i: usize| row.get(i).and_then(Value::as_i64);
+            let (name, ty) = (text(0), text(1));
+            let Some(parsed) = parse_type(&ty, int(2), int(3), int(4)) else {
+                return Err(Error::user(format!(
+                    "{}.{}.{name}: has type {ty}, which sluice did not create and cannot merge into; restore the \
+                     column's type or drop the table and run with --full-refresh",
+                    table.schema, table.name
+                )));
+            };
+            cols.push(ExistingColumn { name, ty: parsed });
+        }
+        Ok(if cols.is_empty() { None } else { Some(cols) })
+    }
+
+    async fn stage(&self, table: TableRef) -> Result<PgStage> {
+        let client = open(&self.inner.url, &self.inner.tls).await?;
+        PgStage::start(client, table).await
+    }
+
+    async fn discard(&self, table: TableRef) -> Result<()> {
+        self.execute(vec![Dialect::Postgres.drop_table(&table)]).await
+    }
+}
+
+/// Bytes handed to the server per `COPY` message: large enough that framing costs
+/// nothing, small enough to bound memory.
+const CHUNK: usize = 1 << 20;
+
+/// A binary `COPY` into one staging table, streamed by a task of its own.
+pub struct PgStage {
+    tx: Option<tokio::sync::mpsc::Sender<RecordBatch>>,
+    task: Option<tokio::task::JoinHandle<Result<u64>>>,
+}
+
+impl PgStage {
+    /// Batches in flight between the extraction and the loader.
+    const QUEUE: usize = 2;
+
+    async fn start(client: Client, table: TableRef) -> Result<Self> {
+        let d = Dialect::Postgres;
+        let sql = format!("COPY {} FROM STDIN (FORMAT binary)", d.table(&table));
+        let sink = client.copy_in::<_, bytes::Bytes>(&sql).await.map_err(|e| sql_error(&e, &sql))?;
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<RecordBatch>(Self::QUEUE);
+        let task = tokio::spawn(async move {
+            // The session lives as long as the load.
+            let _client = client;
+            let mut sink = Box::pin(sink);
+            let mut buf = BytesMut::with_capacity(CHUNK);
+            copy::header(&mut buf);
+            let mut rows = 0u64;
+            while let Some(batch) = rx.recv().await {
+                rows += batch.num_rows() as u64;
+                // Encoding is CPU work: off the async threads, batch by batch.
+                let (encoded, back) = tokio::task::spawn_blocking(move || {
+                    let r = copy::rows(&batch, &mut buf);
+                    (r, buf)
+                })
+                .await
+                .map_err(|e| Error::internal(format!("COPY encoder failed: {e}")))?;
+                buf = back;
+                encoded?;
+                while buf.len() >= CHUNK {
+                    let chunk = buf.split_to(CHUNK).freeze();
+                    sink.send(chunk).await.map_err(|e| sql_error(&e, &sql))?;
+                }
+            }
+            copy::trailer(&mut buf);
+            sink.send(buf.freeze()).await.map_err(|e| sql_error(&e, &sql))?;
+            let copied = sink.as_mut().finish().await.map_err(|e| sql_error(&e, &sql))?;
+            if copied != rows {
+                return Err(Error::internal(format!("COPY took {copied} rows of {rows}")));
+            }
+            Ok(rows)
+        });
+        Ok(Self { tx: Some(tx), task: Some(task) })
+    }
+
+    async fn join(&mut self) -> Result<u64> {
+        self.tx = None;
+        let Some(task) = self.task.take() else { return Ok(0) };
+        task.await.map_err(|e| Error::internal(format!("the PostgreSQL loader failed: {e}")))?
+    }
+}
+
+impl Stage for PgStage {
+    async fn write(&mut self, batch: RecordBatch) -> Result<()> {
+        let Some(tx) = &self.tx else { return Err(Error::internal("write after the load ended")) };
+        if tx.send(batch).await.is_err() {
+            // The task stopped: it has the reason.
+            self.join().await?;
+            return Err(Error::internal("the PostgreSQL loader stopped without an error"));
+        }
+        Ok(())
+    }
+
+    async fn finish(mut self) -> Result<u64> {
+        self.join().await
+    }
+}
+
+impl Drop for PgStage {
+    /// An unfinished load must not commit what it has: aborting the task drops the COPY
+    /// unfinished, so the server discards it (and the next load drops the table anyway).
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,409 @@
+//! The Redshift destination: PostgreSQL's protocol for SQL, S3 for loading (DESIGN
+//! "Destinations", "Dependencies").
+//!
+//! Redshift has no `COPY FROM STDIN`, so a load writes the batches as Parquet parts to
+//! `s3_staging` ([`S3Stager`]) and then runs `COPY <staging> FROM 's3://…/' IAM_ROLE '…'
+//! FORMAT AS PARQUET`, which Redshift's slices read in parallel. Everything else goes
+//! through a [`Postgres`] session, which speaks only the simple query protocol, as
+//! Redshift requires, and runs the consolidation in Redshift's dialect (DELETE USING plus
+//! INSERT) in one transaction.
+//!
+//! Redshift has no advisory locks, so the run's lock is a lease: a row per schema in
+//! `_sluice.locks`, taken under `LOCK` in a transaction, refreshed every minute while the
+//! run lives and deleted when it ends. A crashed run's lease expires after
+//! [`LEASE`]; until then the next run is told who holds it and since when.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::record_batch::RecordBatch;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use parquet::arrow::ArrowWriter;
+
+use super::postgres::{PgUrl, Postgres};
+use super::{Destination, Stage, Value};
+use crate::consolidate::{Dialect, ExistingColumn, TableRef};
+use crate::{Error, Result};
+
+/// Rows per Parquet part: Redshift loads the parts of a prefix in parallel, one per
+/// slice, and each part is held in memory until it is uploaded.
+const ROWS_PER_PART: u64 = 200_000;
+
+/// How long a lease outlives its last refresh: a crashed run blocks the next for at most
+/// this long.
+pub const LEASE: Duration = Duration::from_secs(600);
+
+/// Where and how loads are staged in S3.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Staging {
+    /// `s3://bucket/prefix`.
+    pub url: String,
+    /// The role Redshift assumes to read the bucket.
+    pub iam_role: String,
+    /// The bucket's region, when it differs from the environment's.
+    pub region: Option<String>,
+    /// An S3-compatible endpoint instead of AWS (tests, MinIO-like servers).
+    pub endpoint: Option<String>,
+}
+
+impl S3Staging {
+    /// The bucket and the key prefix (no slashes at either end) of `s3://bucket/prefix`.
+    pub fn parse(url: &str) -> std::result::Result<(String, String), String> {
+        let rest = url.strip_prefix("s3://").ok_or("expected \"s3://bucket/prefix\"")?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err("names no bucket; expected \"s3://bucket/prefix\"".into());
+        }
+        Ok((bucket.to_owned(), prefix.trim_matches('/').to_owned()))
+    }
+
+    fn store(&self, bucket: &str) -> Result<AmazonS3> {
+        // Credentials and region come from the environment (AWS_ACCESS_KEY_ID, ...).
+        let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+        if let Some(region) = &self.region {
+            builder = builder.with_region(region);
+        }
+        if let Some(endpoint) = &self.endpoint {
+            builder = builder.with_endpoint(endpoint).with_allow_http(endpoint.starts_with("http://"));
+        }
+        builder.build().map_err(|e| Error::user(format!("destination.s3_staging: {e}")))
+    }
+}
+
+/// Parquet parts of one load, uploaded to `s3://bucket/<key prefix>/part-NNNNN.parquet`
+/// as each fills up.
+pub struct S3Stager {
+    store: Arc<dyn ObjectStore>,
+    bucket: String,
+    prefix: String,
+    writer: Option<ArrowWriter<Vec<u8>>>,
+    /// Rows after which a part is uploaded.
+    max_part_rows: u64,
+    part_rows: u64,
+    parts: u32,
+    rows: u64,
+}
+
+impl S3Stager {
+    /// A load under `prefix` (a key prefix unique to this load) in `bucket`.
+    pub fn new(store: Arc<dyn ObjectStore>, bucket: &str, prefix: String) -> Self {
+        Self {
+            store,
+            bucket: bucket.to_owned(),
+            prefix,
+            writer: None,
+            max_part_rows: ROWS_PER_PART,
+            part_rows: 0,
+            parts: 0,
+            rows: 0,
+        }
+    }
+
+    /// Parts of at most about `rows` rows (a part closes at the batch that fills it).
+    pub fn set_part_rows(&mut self, rows: u64) {
+        self.max_part_rows = rows.max(1);
+    }
+
+    /// `s3://bucket/prefix/`: what `COPY` reads.
+    pub fn url(&self) -> String {
+        format!("s3://{}/{}/", self.bucket, self.prefix)
+    }
+
+    /// Appends a batch, uploading the part once it is full.
+    pub async fn write(&mut self, batch: RecordBatch) -> Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        if self.writer.is_none() {
+            self.writer = Some(super::parquet::writer(Vec::new(), batch.schema(), &self.url())?);
+        }
+        let writer = self.writer.as_mut().ok_or_else(|| Error::internal("no open part"))?;
+        writer.write(&batch).map_err(|e| Error::internal(format!("Parquet part for {}: {e}", self.url())))?;
+        self.part_rows += batch.num_rows() as u64;
+        self.rows += batch.num_rows() as u64;
+        if self.part_rows >= self.max_part_rows {
+            self.upload().await?;
+        }
+        Ok(())
+    }
+
+    async fn upload(&mut self) -> Result<()> {
+        let Some(writer) = self.writer.take() else { return Ok(()) };
+        let bytes =
+            writer.into_inner().map_err(|e| Error::internal(format!("Parquet part for {}: {e}", self.url())))?;
+        let path = ObjectPath::from(format!("{}/part-{:05}.parquet", self.prefix, self.parts));
+        self.store.put(&path, PutPayload::from(Bytes::from(bytes))).await.map_err(|e| {
+            Error::external(format!("destination.s3_staging: uploading s3://{}/{path}: {e}", self.bucket))
+        })?;
+        self.parts += 1;
+        self.part_rows = 0;
+        Ok(())
+    }
+
+    /// Uploads the last part; returns (rows, parts).
+    pub async fn finish(mut self) -> Result<(u64, u32)> {
+        self.upload().await?;
+        Ok((self.rows, self.parts))
+    }
+}
+
+/// Deletes every object under `prefix`.
+async fn delete_prefix(store: &Arc<dyn ObjectStore>, prefix: &str) -> Result<()> {
+    let prefix = ObjectPath::from(prefix);
+    let mut listing = store.list(Some(&prefix));
+    while let Some(meta) = listing.next().await {
+        let meta = meta.map_err(|e| Error::external(format!("destination.s3_staging: listing {prefix}: {e}")))?;
+        store
+            .delete(&meta.location)
+            .await
+            .map_err(|e| Error::external(format!("destination.s3_staging: deleting {}: {e}", meta.location)))?;
+    }
+    Ok(())
+}
+
+/// A connected Redshift destination holding its schema's lease (see the module docs).
+#[derive(Clone)]
+pub struct Redshift {
+    sql: Postgres,
+    store: Arc<dyn ObjectStore>,
+    bucket: String,
+    prefix: String,
+    iam_role: String,
+    region: Option<String>,
+    lease: Arc<Lease>,
+}
+
+impl Redshift {
+    /// Connects, checks the staging bucket's settings and takes the lease of `schema`.
+    pub async fn connect(url: &PgUrl, schema: &str, staging: &S3Staging) -> Result<Self> {
+        let (bucket, prefix) =
+            S3Staging::parse(&staging.url).map_err(|m| Error::user(format!("destination.s3_staging: {m}")))?;
+        let store: Arc<dyn ObjectStore> = Arc::new(staging.store(&bucket)?);
+        let sql = Postgres::connect_unlocked(url).await?;
+        let lease = Lease::take(sql.clone(), schema).await?;
+        Ok(Self {
+            sql,
+            store,
+            bucket,
+            prefix,
+            iam_role: staging.iam_role.clone(),
+            region: staging.region.clone(),
+            lease: Arc::new(lease),
+        })
+    }
+
+    /// Gives the schema's lease back (the end of a run).
+    pub async fn release(&self) -> Result<()> {
+        self.lease.release().await
+    }
+
+    /// Where loads of `table` go (a load first empties it).
+    fn load_prefix(&self, table: &TableRef) -> String {
+        let base = if self.prefix.is_empty() { String::new() } else { format!("{}/", self.prefix) };
+        format!("{base}{}/{}", table.schema, table.name)
+    }
+}
+
+/// `COPY` of the Parquet parts under `url` into `table`.
+pub fn copy_sql(table: &TableRef, url: &str, iam_role: &str, region: Option<&str>) -> String {
+    let d = Dialect::Redshift;
+    let mut sql = format!(
+        "COPY {} FROM {} IAM_ROLE {} FORMAT AS PARQUET",
+        d.table(table),
+        d.quote_literal(url),
+        d.quote_literal(iam_role)
+    );
+    if let Some(region) = region {
+        sql.push_str(&format!(" REGION {}", d.quote_literal(region)));
+    }
+    sql
+}
+
+impl Destination for Redshift {
+    type Stage = RedshiftStage;
+
+    fn dialect(&self) -> Dialect {
+        Dialect::Redshift
+    }
+
+    fn location(&self) -> String {
+        self.sql.location()
+    }
+
+    async fn execute(&self, statements: Vec<String>) -> Result<()> {
+        self.sql.execute(statements).await
+    }
+
+    async fn transaction(&self, statements: Vec<String>) -> Result<()> {
+        self.lease.check()?;
+        self.sql.transaction(statements).await
+    }
+
+    async fn query(&self, sql: String) -> Result<Vec<Vec<Value>>> {
+        self.sql.query(sql).await
+    }
+
+    async fn columns(&self, table: TableRef) -> Result<Option<Vec<ExistingColumn>>> {
+        self.sql.columns(table).await
+    }
+
+    async fn stage(&self, table: TableRef) -> Result<RedshiftStage> {
+        let prefix = self.load_prefix(&table);
+        delete_prefix(&self.store, &prefix).await?;
+        let stager = S3Stager::new(self.store.clone(), &self.bucket, prefix);
+        Ok(RedshiftStage { dest: self.clone(), table, stager })
+    }
+
+    async fn discard(&self, table: TableRef) -> Result<()> {
+        self.sql.execute(vec![Dialect::Redshift.drop_table(&table)]).await?;
+        delete_prefix(&self.store, &self.load_prefix(&table)).await
+    }
+}
+
+/// A load into one staging table: Parquet parts to S3, then one `COPY`.
+pub struct RedshiftStage {
+    dest: Redshift,
+    table: TableRef,
+    stager: S3Stager,
+}
+
+impl Stage for RedshiftStage {
+    async fn write(&mut self, batch: RecordBatch) -> Result<()> {
+        self.stager.write(batch).await
+    }
+
+    async fn finish(self) -> Result<u64> {
+        let url = self.stager.url();
+        let (rows, parts) = self.stager.finish().await?;
+        if parts == 0 {
+            return Ok(0);
+        }
+        let d = &self.dest;
+        d.sql.execute(vec![copy_sql(&self.table, &url, &d.iam_role, d.region.as_deref())]).await?;
+        Ok(rows)
+    }
+}
+
+/// The run's lease on a schema (see the module docs).
+pub struct Lease {
+    holder: String,
+    refresher: tokio::task::JoinHandle<()>,
+    lost: Arc<std::sync::atomic::AtomicBool>,
+    release: std::sync::Mutex<Option<(Postgres, String)>>,
+}
+
+impl Lease {
+    /// Takes the lease of `schema`, or says who holds it.
+    pub async fn take(sql: Postgres, schema: &str) -> Result<Self> {
+        let d = Dialect::Redshift;
+        let now = chrono::Utc::now();
+        let expired = now - chrono::Duration::from_std(LEASE).unwrap_or_default();
+        // Unique per lease, and says where to look for the run that holds it.
+        let holder = format!(
+            "{}:{} since {} ({:08x})",
+            std::env::var("HOSTNAME").unwrap_or_else(|_| "sluice".into()),
+            std::process::id(),
+            now.format("%Y-%m-%dT%H:%M:%SZ"),
+            rand::random::<u32>()
+        );
+        let (s, h) = (d.quote_literal(schema), d.quote_literal(&holder));
+        sql.execute(vec![
+            "CREATE SCHEMA IF NOT EXISTS \"_sluice\"".into(),
+            "CREATE TABLE IF NOT EXISTS \"_sluice\".\"locks\" (\"schema_name\" VARCHAR(256), \"holder\" VARCHAR(256), \
+             \"heartbeat\" TIMESTAMPTZ)"
+                .into(),
+        ])
+        .await?;
+        sql.transaction(vec![
+            "LOCK \"_sluice\".\"locks\"".into(),
+            format!(
+                "DELETE FROM \"_sluice\".\"locks\" WHERE \"schema_name\" = {s} AND \"heartbeat\" < {}",
+                d.timestamp_literal(expired)
+            ),
+            format!(
+                "INSERT INTO \"_sluice\".\"locks\" SELECT {s}, {h}, {} WHERE NOT EXISTS (SELECT 1 FROM \
+                 \"_sluice\".\"locks\" WHERE \"schema_name\" = {s})",
+                d.timestamp_literal(now)
+            ),
+        ])
+        .await?;
+        let rows = sql
+            .query(format!(
+                "SELECT \"holder\", CAST(\"heartbeat\" AS VARCHAR) FROM \"_sluice\".\"locks\" WHERE \"schema_name\" = {s}"
+            ))
+            .await?;
+        let current = rows.first().and_then(|r| r.first()).and_then(Value::as_str).unwrap_or_default();
+        if current != holder {
+            let beat = rows.first().and_then(|r| r.get(1)).and_then(Value::as_str).unwrap_or("?");
+            return Err(Error::user(format!(
+                "destination: schema {schema} in {} is in use by another sluice run ({current}, last seen {beat}); \
+                 one run at a time writes a schema, so wait for it to finish. A run that crashed holds it for {} \
+                 minutes after it was last seen",
+                sql.location(),
+                LEASE.as_secs() / 60
+            )));
+        }
+        let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let refresher = tokio::spawn({
+            let (sql, lost) = (sql.clone(), lost.clone());
+            let (s, h) = (s.clone(), h.clone());
+            async move {
+                loop {
+                    tokio::time::sleep(Duration::from_secs(60)).await;
+                    let beat = format!(
+                        "UPDATE \"_sluice\".\"locks\" SET \"heartbeat\" = {} WHERE \"schema_name\" = {s} AND \"holder\" = {h}",
+                        d.timestamp_literal(chrono::Utc::now())
+                    );
+                    if sql.execute(vec![beat]).await.is_err() {
+                        lost.store(true, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+            }
+        });
+        let release = format!("DELETE FROM \"_sluice\".\"locks\" WHERE \"schema_name\" = {s} AND \"holder\" = {h}");
+        Ok(Self { holder, refresher, lost, release: std::sync::Mutex::new(Some((sql, release))) })
+    }
+
+    /// Fails when the lease could not be refreshed: another run may have taken it since.
+    pub fn check(&self) -> Result<()> {
+        if self.lost.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(Error::external(format!(
+                "the lease {} could not be refreshed; stopping before a commit another run might race",
+                self.holder
+            )));
+        }
+        Ok(())
+    }
+
+    fn take_release(&self) -> Option<(Postgres, String)> {
+        self.release.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    /// Gives the lease back now: the end of every run, so the next need not wait.
+    pub async fn release(&self) -> Result<()> {
+        self.refresher.abort();
+        match self.take_release() {
+            Some((sql, release)) => sql.execute(vec![release]).await,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.refresher.abort();
+        // Best effort, should a run end without `release` (a panic): on the runtime the
+        // lease was taken on; if it is gone, the lease expires by itself.
+        if let Some((sql, release)) = self.take_release()
+            && let Ok(handle) = tokio::runtime::Handle::try_current()
+        {
+            handle.spawn(async move {
+                let _ = sql.execute(vec![release]).await;
+            });
+        }
+    }
+}

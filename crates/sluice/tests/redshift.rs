@@ -1,0 +1,306 @@
+//! The Redshift destination, as far as it can be checked without a cluster (see
+//! `docs/redshift.md`):
+//! - loads are uploaded as Parquet parts to a real S3-compatible server (the moto server
+//!   `./scripts/test` starts; `SLUICE_TEST_S3_ENDPOINT`) and read back value by value;
+//! - the consolidation in Redshift's dialect runs on the test PostgreSQL server, round
+//!   after round of changes, and leaves exactly what PostgreSQL's own dialect leaves;
+//! - the schema lease (Redshift has no advisory locks) works on the same server;
+//! - the `COPY` statement is the one Redshift documents.
+
+#[path = "common/postgres.rs"]
+mod pg;
+
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, BooleanArray, Decimal128Array, Int32Array, Int64Array, RecordBatch, StringArray,
+    TimestampMicrosecondArray,
+};
+use chrono::{TimeZone, Utc};
+use futures_util::StreamExt;
+use object_store::aws::AmazonS3Builder;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use pg::fresh_database;
+use sluice::config::Deletes;
+use sluice::consolidate::{Dialect, Existing, FlowRun, MergeSpec, TableRef, consolidate, control_ddl, staging_ddl};
+use sluice::destination::postgres::Postgres;
+use sluice::destination::redshift::{Lease, S3Stager, copy_sql};
+use sluice::destination::{Destination, Stage, Value};
+use sluice::error::Kind;
+use sluice::model::{Column, Cursor, SluiceType, TableSchema, Window};
+
+fn s3_endpoint() -> String {
+    std::env::var("SLUICE_TEST_S3_ENDPOINT").unwrap_or_else(|_| {
+        panic!("SLUICE_TEST_S3_ENDPOINT is not set: run ./scripts/test, which starts an S3-compatible server (moto)")
+    })
+}
+
+/// A new bucket on the test server, and a store for it.
+async fn bucket(name: &str) -> Arc<dyn ObjectStore> {
+    let endpoint = s3_endpoint();
+    // S3's CreateBucket: a PUT on the bucket. moto accepts any credentials.
+    let resp = reqwest::Client::new().put(format!("{endpoint}/{name}")).send().await.unwrap();
+    assert!(resp.status().is_success(), "create bucket {name}: {}", resp.status());
+    Arc::new(
+        AmazonS3Builder::new()
+            .with_bucket_name(name)
+            .with_region("us-east-1")
+            .with_endpoint(&endpoint)
+            .with_allow_http(true)
+            .with_access_key_id("test")
+            .with_secret_access_key("test")
+            .build()
+            .unwrap(),
+    )
+}
+
+fn batch(first: i64, n: usize) -> RecordBatch {
+    let ids: Vec<String> = (first..first + n as i64).map(|i| format!("001{i:015}")).collect();
+    let cols: Vec<(&str, ArrayRef)> = vec![
+        ("id", Arc::new(StringArray::from(ids))),
+        ("name", Arc::new(StringArray::from_iter((0..n).map(|i| (i % 7 != 0).then(|| format!("Ünïcode 'name' {i}")))))),
+        ("n", Arc::new(Int32Array::from_iter((0..n).map(|i| (i % 5 != 0).then_some(i as i32 - 3))))),
+        (
+            "amount",
+            Arc::new(
+                Decimal128Array::from_iter((0..n).map(|i| (i % 3 != 0).then_some(i as i128 * 101 - 7)))
+                    .with_precision_and_scale(18, 2)
+                    .unwrap(),
+            ),
+        ),
+        ("flag", Arc::new(BooleanArray::from_iter((0..n).map(|i| Some(i % 2 == 0))))),
+        (
+            "ts",
+            Arc::new(
+                TimestampMicrosecondArray::from_iter_values(
+                    (0..n).map(|i| 1_700_000_000_000_000 + i as i64 * 1_000_001),
+                )
+                .with_timezone("UTC"),
+            ),
+        ),
+        ("seq", Arc::new(Int64Array::from_iter_values(first..first + n as i64))),
+    ];
+    RecordBatch::try_from_iter(cols).unwrap()
+}
+
+#[tokio::test]
+async fn loads_are_uploaded_as_parquet_parts_and_read_back_value_by_value() {
+    let store = bucket("sluice-upload").await;
+    let mut stager = S3Stager::new(store.clone(), "sluice-upload", "stage/salesforce_staging/account".into());
+    stager.set_part_rows(1000);
+    assert_eq!(stager.url(), "s3://sluice-upload/stage/salesforce_staging/account/");
+    let sent = [batch(0, 700), batch(700, 700), batch(1400, 100), batch(1500, 0)];
+    for b in &sent {
+        stager.write(b.clone()).await.unwrap();
+    }
+    assert_eq!(stager.finish().await.unwrap(), (1500, 2), "a part closes once it holds 1000 rows");
+
+    let mut parts: Vec<ObjectPath> = store
+        .list(Some(&ObjectPath::from("stage/salesforce_staging/account")))
+        .map(|m| m.unwrap().location)
+        .collect()
+        .await;
+    parts.sort();
+    assert_eq!(
+        parts.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        ["stage/salesforce_staging/account/part-00000.parquet", "stage/salesforce_staging/account/part-00001.parquet"]
+    );
+    let mut got = Vec::new();
+    for part in &parts {
+        let bytes = store.get(part).await.unwrap().bytes().await.unwrap();
+        for b in ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap().build().unwrap() {
+            got.push(b.unwrap());
+        }
+    }
+    let got = arrow::compute::concat_batches(&got[0].schema(), &got).unwrap();
+    let want = arrow::compute::concat_batches(&sent[0].schema(), &sent).unwrap();
+    assert_eq!(got.schema(), want.schema(), "names, types and the UTC zone survive");
+    assert_eq!(got.num_rows(), 1500);
+    for (g, w) in got.columns().iter().zip(want.columns()) {
+        assert_eq!(g.to_data(), w.to_data());
+    }
+}
+
+#[test]
+fn copy_reads_every_part_under_the_load_prefix_with_the_role() {
+    let t = TableRef::new("salesforce_staging", "account");
+    assert_eq!(
+        copy_sql(&t, "s3://b/p/salesforce_staging/account/", "arn:aws:iam::123456789012:role/Load", None),
+        "COPY \"salesforce_staging\".\"account\" FROM 's3://b/p/salesforce_staging/account/' IAM_ROLE \
+         'arn:aws:iam::123456789012:role/Load' FORMAT AS PARQUET"
+    );
+    assert!(
+        copy_sql(&t, "s3://b/o'k/", "arn:aws:iam::1:role/r", Some("eu-west-1"))
+            .ends_with("FROM 's3://b/o''k/' IAM_ROLE 'arn:aws:iam::1:role/r' FORMAT AS PARQUET REGION 'eu-west-1'")
+    );
+}
+
+fn column(name: &str, source: &str, ty: SluiceType) -> Column {
+    Column { name: name.into(), source_name: source.into(), ty, nullable: true, formula: false, masked: false }
+}
+
+fn account() -> TableSchema {
+    TableSchema {
+        object: "Account".into(),
+        table: "account".into(),
+        columns: vec![
+            column("id", "Id", SluiceType::Id),
+            column("name", "Name", SluiceType::Text),
+            column("n", "N__c", SluiceType::Int),
+            column("amount", "Amount__c", SluiceType::Decimal { precision: 18, scale: 2 }),
+            column("is_deleted", "IsDeleted", SluiceType::Boolean),
+            column("system_modstamp", "SystemModstamp", SluiceType::Timestamp),
+        ],
+        cursor: Cursor::SystemModstamp,
+        deleted_flag: Some("IsDeleted".into()),
+    }
+}
+
+/// Staged rows: (id number, name, modstamp second, deleted).
+fn staged(rows: &[(i64, &str, i64, bool)]) -> RecordBatch {
+    let n = rows.len();
+    let cols: Vec<(&str, ArrayRef)> = vec![
+        ("id", Arc::new(StringArray::from_iter_values(rows.iter().map(|r| format!("001{:015}", r.0))))),
+        ("name", Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.1)))),
+        ("n", Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.0 as i32)))),
+        (
+            "amount",
+            Arc::new(
+                Decimal128Array::from_iter_values(rows.iter().map(|r| r.0 as i128 * 100 + 5))
+                    .with_precision_and_scale(18, 2)
+                    .unwrap(),
+            ),
+        ),
+        ("is_deleted", Arc::new(BooleanArray::from_iter(rows.iter().map(|r| Some(r.3))))),
+        (
+            "system_modstamp",
+            Arc::new(
+                TimestampMicrosecondArray::from_iter_values(rows.iter().map(|r| (1_700_000_000 + r.2) * 1_000_000))
+                    .with_timezone("UTC"),
+            ),
+        ),
+        ("_sluice_stage_seq", Arc::new(Int64Array::from_iter_values(0..n as i64))),
+    ];
+    RecordBatch::try_from_iter(cols).unwrap()
+}
+
+/// One round: stage `rows` and consolidate them in `dialect` into `<schema>`, on PostgreSQL.
+async fn round(
+    db: &Postgres,
+    dialect: Dialect,
+    schema: &str,
+    deletes: Deletes,
+    history: bool,
+    k: u32,
+    rows: &[(i64, &str, i64, bool)],
+) {
+    let synced = Utc.with_ymd_and_hms(2026, 11, 24, 10, 0, k).unwrap();
+    let spec = MergeSpec::new(&account(), schema, deletes, history, &format!("run-{k}"), synced).unwrap();
+    db.execute(control_ddl(dialect)).await.unwrap();
+    db.discard(spec.staging.clone()).await.unwrap();
+    db.execute(staging_ddl(dialect, &spec)).await.unwrap();
+    let mut stage = db.stage(spec.staging.clone()).await.unwrap();
+    stage.write(staged(rows)).await.unwrap();
+    stage.finish().await.unwrap();
+    let existing = Existing {
+        target: db.columns(spec.target.clone()).await.unwrap(),
+        history: if history { db.columns(spec.history_table()).await.unwrap() } else { None },
+    };
+    let run = FlowRun {
+        flow: format!("Account-{schema}"),
+        object: "Account".into(),
+        window: Window { start: None, end: synced },
+        full_refresh: false,
+        schema_fingerprint: "fp".into(),
+        attempts: 1,
+        rows_extracted: rows.len() as u64,
+        api_calls: 0,
+        bytes: 0,
+    };
+    let plan = consolidate(dialect, &spec, &existing, &run).unwrap();
+    db.transaction(plan.statements).await.unwrap_or_else(|e| panic!("{dialect:?} round {k}: {e}"));
+}
+
+async fn table_text(db: &Postgres, table: &str) -> Vec<Vec<Value>> {
+    db.query(format!("SELECT * FROM {table} ORDER BY 1, 2, 3")).await.unwrap()
+}
+
+#[tokio::test]
+async fn redshift_consolidation_runs_on_postgres_and_matches_the_postgres_dialect() {
+    let url = fresh_database().await.pg();
+    let db = Postgres::connect_unlocked(&url).await.unwrap();
+    let rounds: [&[(i64, &str, i64, bool)]; 4] = [
+        // A first load.
+        &[(1, "a", 10, false), (2, "b", 10, false), (3, "c", 11, false), (4, "d", 12, true)],
+        // Two versions of one row, an older re-read that must not win, a delete.
+        &[(1, "a2", 20, false), (1, "a3", 21, false), (2, "b-old", 5, false), (3, "c", 22, true), (5, "e", 22, false)],
+        // An undelete, and the same second twice for one Id (stage order decides).
+        &[(3, "c-back", 30, false), (5, "e2", 31, false), (5, "e3", 31, false)],
+        // A re-read of the same window: nothing changes.
+        &[(3, "c-back", 30, false), (5, "e3", 31, false)],
+    ];
+    for (deletes, history) in [(Deletes::Soft, false), (Deletes::Hard, false), (Deletes::Soft, true)] {
+        let tag =
+            format!("{}{}", if deletes == Deletes::Soft { "soft" } else { "hard" }, if history { "_h" } else { "" });
+        // (PostgreSQL reserves schema names starting `pg_`.)
+        let (rs, pgs) = (format!("rs_{tag}"), format!("p_{tag}"));
+        for (k, rows) in rounds.iter().enumerate() {
+            round(&db, Dialect::Redshift, &rs, deletes, history, k as u32, rows).await;
+            round(&db, Dialect::Postgres, &pgs, deletes, history, k as u32, rows).await;
+            let (a, b) =
+                (table_text(&db, &format!("{rs}.account")).await, table_text(&db, &format!("{pgs}.account")).await);
+            assert_eq!(a, b, "{tag} round {k}: the two dialects disagree");
+            if history {
+                let h = |s: &str| format!("{s}.account_history");
+                assert_eq!(table_text(&db, &h(&rs)).await, table_text(&db, &h(&pgs)).await, "{tag} history round {k}");
+            }
+        }
+        let names = db.query(format!("SELECT name FROM {rs}.account ORDER BY id")).await.unwrap();
+        let names: Vec<&str> = names.iter().filter_map(|r| r[0].as_str()).collect();
+        match deletes {
+            Deletes::Soft => assert_eq!(names, ["a3", "b", "c-back", "d", "e3"], "{tag}"),
+            Deletes::Hard => assert_eq!(names, ["a3", "b", "c-back", "e3"], "{tag}"),
+        }
+        let counts = db
+            .query(format!(
+                "SELECT rows_inserted, rows_updated, rows_deleted FROM _sluice.flow_runs WHERE flow = 'Account-{rs}' AND \
+                 run_id = 'run-1'"
+            ))
+            .await
+            .unwrap();
+        let pg_counts = db
+            .query(format!(
+                "SELECT rows_inserted, rows_updated, rows_deleted FROM _sluice.flow_runs WHERE flow = 'Account-{pgs}' AND \
+                 run_id = 'run-1'"
+            ))
+            .await
+            .unwrap();
+        assert_eq!(counts, pg_counts, "{tag}: merge counts");
+    }
+}
+
+#[tokio::test]
+async fn the_schema_lease_is_exclusive_named_released_and_expires() {
+    let url = fresh_database().await.pg();
+    let a = Postgres::connect_unlocked(&url).await.unwrap();
+    let lease = Lease::take(a.clone(), "salesforce").await.unwrap();
+    let err = Lease::take(a.clone(), "salesforce").await.err().expect("a second lease on the schema");
+    assert_eq!(err.kind, Kind::User);
+    assert!(
+        err.message.contains("in use by another sluice run") && err.message.contains("last seen"),
+        "{}",
+        err.message
+    );
+    Lease::take(a.clone(), "other").await.unwrap().release().await.unwrap();
+    lease.release().await.unwrap();
+    let again = Lease::take(a.clone(), "salesforce").await.unwrap();
+    // A holder that stopped refreshing long ago (a crashed run) loses the lease.
+    a.execute(vec!["UPDATE _sluice.locks SET heartbeat = heartbeat - INTERVAL '11 minutes'".into()]).await.unwrap();
+    let taken = Lease::take(a.clone(), "salesforce").await.unwrap();
+    drop(again);
+    taken.release().await.unwrap();
+    let left = a.query("SELECT COUNT(*) FROM _sluice.locks".into()).await.unwrap();
+    assert_eq!(left[0][0].as_i64(), Some(0));
+}
