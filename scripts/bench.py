@@ -7,7 +7,8 @@ Every measured run is a separate `sluice sync` process: wall time is from spawn 
 process's peak RSS (VmHWM, polled). The sandbox runs as its own process, so its memory is
 not counted. The `duckdb` Python package is the reference: DuckDB's own read_csv of the
 same rows is the floor for a full load, and it grows the 10 M-row table for the merge
-case (a 10 M-row org would need about 7 GB in the sandbox).
+case (a 10 M-row org would need about 7 GB in the sandbox). With `--postgres`, the same
+cases run into PostgreSQL, with `psql \\copy` of the same rows as CSV as the floor.
 
     scripts/bench.py --sluice target/release/sluice --accounts 1000000
 """
@@ -171,6 +172,65 @@ def grow(db_path, factor):
     return rows, time.monotonic() - started
 
 
+def psql(url, *args):
+    """Runs psql against `url` (ON_ERROR_STOP); returns stdout."""
+    out = subprocess.run(
+        ["psql", url, "-v", "ON_ERROR_STOP=1", "-X", "-q", "-A", "-t", *args], capture_output=True, text=True
+    )
+    if out.returncode != 0:
+        raise SystemExit(f"psql {args}: {out.stderr}")
+    return out.stdout.strip()
+
+
+def pg_database(admin_url, name):
+    """A fresh database on the benchmark server; its URL."""
+    psql(admin_url, "-c", f"DROP DATABASE IF EXISTS {name}")
+    psql(admin_url, "-c", f"CREATE DATABASE {name}")
+    base, _, query = admin_url.partition("?")
+    return base.rsplit("/", 1)[0] + f"/{name}" + (f"?{query}" if query else "")
+
+
+def pg_columns(url, id_expr=None):
+    """The source columns of salesforce.account, comma-separated; `id` replaced by `id_expr`."""
+    names = psql(
+        url,
+        "-c",
+        "SELECT string_agg(quote_ident(column_name), ',' ORDER BY ordinal_position) FROM information_schema.columns "
+        "WHERE table_schema = 'salesforce' AND table_name = 'account'",
+    ).split(",")
+    if id_expr is None:
+        return ", ".join(c for c in names if not c.startswith("_sluice"))
+    return ", ".join(id_expr if c == "id" else f"a.{c}" for c in names)
+
+
+def pg_floor(url, work):
+    """psql's \\copy of the loaded rows, as CSV, into a new table: the fastest a load can go."""
+    csv = os.path.join(work, "pg-accounts.csv")
+    cols = pg_columns(url)
+    psql(url, "-c", f"\\copy (SELECT {cols} FROM salesforce.account) TO '{csv}' CSV HEADER")
+    psql(url, "-c", f"CREATE TABLE floor_account AS SELECT {cols} FROM salesforce.account LIMIT 0")
+    started = time.monotonic()
+    psql(url, "-c", f"\\copy floor_account FROM '{csv}' CSV HEADER")
+    secs = time.monotonic() - started
+    rows = int(psql(url, "-c", "SELECT COUNT(*) FROM floor_account"))
+    return rows, secs, os.path.getsize(csv)
+
+
+def pg_grow(url, factor):
+    """Copies every row of salesforce.account `factor - 1` times under new Ids."""
+    started = time.monotonic()
+    cols = pg_columns(url, id_expr="'001SY' || lpad((r.i * 1000000000 + a.n)::text, 13, '0')")
+    psql(
+        url,
+        "-c",
+        f"INSERT INTO salesforce.account SELECT {cols} FROM (SELECT *, row_number() OVER () AS n FROM "
+        f"salesforce.account) a, generate_series(1, {factor - 1}) r(i)",
+    )
+    psql(url, "-c", "VACUUM ANALYZE salesforce.account")
+    rows = int(psql(url, "-c", "SELECT COUNT(*) FROM salesforce.account"))
+    return rows, time.monotonic() - started
+
+
 def merges(sluice, sb, config, reps):
     """`reps` rounds of 10,000 changes, each merged by one incremental run."""
     runs = []
@@ -182,11 +242,54 @@ def merges(sluice, sb, config, reps):
     return runs
 
 
+def warehouse_case(sluice, sb, work, name, destination, floor_of, grow_by, reps):
+    """A full load, `reps` merges of 10,000 changes, the table grown tenfold, `reps` more."""
+    log(f"{name}: full load")
+    config = write_config(sb, work, name, "bulk", destination)
+    secs, rss, summary, merge_ms = sync(sluice, config)
+    floor_rows, floor_secs, csv_bytes = floor_of()
+    log(f"{name}: 10,000 changes into the loaded table")
+    small = merges(sluice, sb, config, reps)
+    big_rows, grow_secs = grow_by(10)
+    log(f"{name}: grew the table to {big_rows} rows in {grow_secs:.0f} s; 10,000 changes into it")
+    big = merges(sluice, sb, config, reps)
+    return dict(
+        secs=secs, rss=rss, rows=summary["flows"][0]["rows"], merge_ms=merge_ms, floor_rows=floor_rows,
+        floor_secs=floor_secs, csv=csv_bytes, small=small, big=big, big_rows=big_rows, grow_secs=grow_secs,
+    )
+
+
+def median(runs, i):
+    return statistics.median(r[i] for r in runs)
+
+
+def merge_table(c, n, reps, target):
+    """The 10,000-changes table of a warehouse case."""
+    small, big = c["small"], c["big"]
+    e2e = median(big, 0) / median(small, 0)
+    merge = median(big, 1) / max(median(small, 1), 1)
+    m = small[0][4]
+    return f"""Each round: {CHANGES['inserts']:,} inserts, {CHANGES['updates']:,} updates and {CHANGES['deletes']:,} deletes at the
+sandbox, then one incremental `sluice sync` (the org's clock then moves 11 minutes, so the next round's
+10-minute lookback holds none of these changes;
+merged {m['inserted']}/{m['updated']}/{m['deleted']} inserted/updated/deleted in the first round). The {c['big_rows']:,}-row
+table is the {n:,}-row one with every row copied 9 times under new Ids (built in
+{c['grow_secs']:.0f} s). Median of {reps} rounds.
+
+| target rows | rows read | wall time (median) | consolidation (median) | peak RSS |
+|---|---|---|---|---|
+| {n:,} | {small[0][3]} | {median(small, 0):.2f} s | {median(small, 1) / 1000:.2f} s | {max(r[2] for r in small):.0f} MiB |
+| {c['big_rows']:,} | {big[0][3]} | {median(big, 0):.2f} s | {median(big, 1) / 1000:.2f} s | {max(r[2] for r in big):.0f} MiB |
+| **ratio**{target} | | **{e2e:.2f}×** | **{merge:.2f}×** | |
+"""
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sluice", required=True)
     ap.add_argument("--accounts", type=int, default=1_000_000)
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--postgres", help="URL of a PostgreSQL server (as a superuser) for the PostgreSQL cases")
     args = ap.parse_args()
     n = args.accounts
     work = tempfile.mkdtemp(prefix="sluice-bench-")
@@ -195,29 +298,23 @@ def main():
     try:
         log("files destination: Bulk, then REST")
         files = [files_case(args.sluice, sb, work, api) for api in ("bulk", "rest")]
-
-        log("DuckDB: full load")
         db = os.path.join(work, "bench.duckdb")
-        config = write_config(sb, work, "duckdb", "bulk", f'[destination]\ntype = "duckdb"\npath = "{db}"\n')
-        secs, rss, summary, merge_ms = sync(args.sluice, config)
-        rows = summary["flows"][0]["rows"]
-        floor_rows, floor_secs, csv_bytes = floor(db, work)
-
-        log("DuckDB: 10,000 changes into the loaded table")
-        small = merges(args.sluice, sb, config, args.reps)
-        big_rows, grow_secs = grow(db, 10)
-        log(f"grew the table to {big_rows} rows in {grow_secs:.0f} s; 10,000 changes into it")
-        big = merges(args.sluice, sb, config, args.reps)
+        duck = warehouse_case(
+            args.sluice, sb, work, "duckdb", f'[destination]\ntype = "duckdb"\npath = "{db}"\n',
+            lambda: floor(db, work), lambda k: grow(db, k), args.reps,
+        )
+        pg = None
+        if args.postgres:
+            url = pg_database(args.postgres, "sluice_bench")
+            pg = warehouse_case(
+                args.sluice, sb, work, "postgres", f'[destination]\ntype = "postgres"\nurl = "{url}"\n',
+                lambda: pg_floor(url, work), lambda k: pg_grow(url, k), args.reps,
+            )
+            pg["version"] = psql(url, "-c", "SHOW server_version")
     finally:
         sb.stop()
 
-    def median(runs, i):
-        return statistics.median(r[i] for r in runs)
-
-    small_rows = n
-    e2e = median(big, 0) / median(small, 0)
-    merge = median(big, 1) / max(median(small, 1), 1)
-    m = small[0][4]
+    d = duck
     print(
         f"""## sluice: full load of {n} Accounts, files destination (Parquet)
 
@@ -230,30 +327,39 @@ def main():
 
 | measure | value |
 |---|---|
-| rows read (Bulk API 2.0, every Account field) | {rows} |
-| wall time, `sluice sync` process start to exit | {secs:.1f} s |
-| of which consolidation (one transaction) | {merge_ms / 1000:.1f} s |
-| **rows/s end to end** (target ≥ 150,000) | **{rows / secs:,.0f}** |
-| **peak RSS of `sluice sync`** (target ≤ 256 MB) | **{rss:.0f} MiB** |
-| floor: DuckDB `read_csv` of the same rows ({csv_bytes / 2**20:.0f} MiB CSV) into a new file | {floor_secs:.1f} s, {floor_rows / floor_secs:,.0f} rows/s |
-| sluice end to end ÷ floor | {secs / floor_secs:.1f}× |
+| rows read (Bulk API 2.0, every Account field) | {d['rows']} |
+| wall time, `sluice sync` process start to exit | {d['secs']:.1f} s |
+| of which consolidation (one transaction) | {d['merge_ms'] / 1000:.1f} s |
+| **rows/s end to end** (target ≥ 150,000) | **{d['rows'] / d['secs']:,.0f}** |
+| **peak RSS of `sluice sync`** (target ≤ 256 MB) | **{d['rss']:.0f} MiB** |
+| floor: DuckDB `read_csv` of the same rows ({d['csv'] / 2**20:.0f} MiB CSV) into a new file | {d['floor_secs']:.1f} s, {d['floor_rows'] / d['floor_secs']:,.0f} rows/s |
+| sluice end to end ÷ floor | {d['secs'] / d['floor_secs']:.1f}× |
 
-## sluice: 10,000 changes merged into {small_rows:,} and {big_rows:,} rows (DuckDB)
+## sluice: 10,000 changes merged into {n:,} and {d['big_rows']:,} rows (DuckDB)
 
-Each round: {CHANGES['inserts']:,} inserts, {CHANGES['updates']:,} updates and {CHANGES['deletes']:,} deletes at the
-sandbox, then one incremental `sluice sync` (the org's clock then moves 11 minutes, so the next round's
-10-minute lookback holds none of these changes;
-merged {m['inserted']}/{m['updated']}/{m['deleted']} inserted/updated/deleted in the first round). The {big_rows:,}-row
-table is the {small_rows:,}-row one with every row copied 9 times under new Ids (built in
-{grow_secs:.0f} s by DuckDB). Median of {args.reps} rounds.
-
-| target rows | rows read | wall time (median) | consolidation (median) | peak RSS |
-|---|---|---|---|---|
-| {small_rows:,} | {small[0][3]} | {median(small, 0):.2f} s | {median(small, 1) / 1000:.2f} s | {max(r[2] for r in small):.0f} MiB |
-| {big_rows:,} | {big[0][3]} | {median(big, 0):.2f} s | {median(big, 1) / 1000:.2f} s | {max(r[2] for r in big):.0f} MiB |
-| **ratio** (target ≤ 1.3×) | | **{e2e:.2f}×** | **{merge:.2f}×** | |
-"""
+{merge_table(d, n, args.reps, " (target ≤ 1.3×)")}"""
     )
+    if pg:
+        print(
+            f"""## sluice: full load of {n} Accounts into PostgreSQL
+
+PostgreSQL {pg['version']} on loopback, started by `scripts/bench` (`fsync = off`, defaults otherwise). The floor
+is `psql \\copy` of the same rows, exported as CSV, into a new table of the same columns.
+
+| measure | value |
+|---|---|
+| rows read (Bulk API 2.0, every Account field) | {pg['rows']} |
+| wall time, `sluice sync` process start to exit | {pg['secs']:.1f} s |
+| of which consolidation (one transaction) | {pg['merge_ms'] / 1000:.1f} s |
+| **rows/s end to end** | **{pg['rows'] / pg['secs']:,.0f}** |
+| peak RSS of `sluice sync` | {pg['rss']:.0f} MiB |
+| floor: `psql \\copy` of the same rows ({pg['csv'] / 2**20:.0f} MiB CSV) into a new table | {pg['floor_secs']:.1f} s, {pg['floor_rows'] / pg['floor_secs']:,.0f} rows/s |
+| **sluice end to end ÷ `psql \\copy`** (target ≤ 1.5×) | **{pg['secs'] / pg['floor_secs']:.2f}×** |
+
+## sluice: 10,000 changes merged into {n:,} and {pg['big_rows']:,} rows (PostgreSQL)
+
+{merge_table(pg, n, args.reps, "")}"""
+        )
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 # removed when the calling script exits.
 #   start_postgres   # initdb into a temporary directory, start; exports
 #                    # SLUICE_TEST_POSTGRES_URL (superuser `sluice`, database `postgres`)
+#                    # and SLUICE_TEST_POSTGRES_CA (the CA that signed the server's certificate)
 #   start_s3         # moto's S3-compatible server from .venv; exports SLUICE_TEST_S3_ENDPOINT
 # PostgreSQL refuses to run as root: as root the cluster belongs to the `postgres` user
 # that the Debian package creates.
@@ -50,13 +51,26 @@ start_postgres() {
   port=$(free_port)
   password=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
   printf '%s\n' "$password" > "$pg_dir/password"
+  # TLS: a throwaway CA and a certificate for 127.0.0.1 it signed, so the TLS tests can
+  # verify the server against the CA.
+  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=sluice test CA" \
+    -keyout "$pg_dir/ca.key" -out "$pg_dir/ca.crt" 2>/dev/null
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" \
+    -keyout "$pg_dir/server.key" -out "$pg_dir/server.csr" 2>/dev/null
+  printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' > "$pg_dir/server.ext"
+  openssl x509 -req -in "$pg_dir/server.csr" -CA "$pg_dir/ca.crt" -CAkey "$pg_dir/ca.key" -CAcreateserial \
+    -days 2 -extfile "$pg_dir/server.ext" -out "$pg_dir/server.crt" 2>/dev/null
+  chmod 600 "$pg_dir/server.key"
+  chmod 755 "$pg_dir"
   [ "$(id -u)" -ne 0 ] || chown -R postgres "$pg_dir"
   as_postgres "$PG_BIN/initdb" -D "$pg_dir/data" -U sluice --pwfile="$pg_dir/password" \
     --auth=scram-sha-256 -E UTF8 --no-locale >"$pg_dir/initdb.log"
   # fsync off: nothing here survives the script, and the tests kill sluice, never the server.
   as_postgres "$PG_BIN/pg_ctl" -D "$pg_dir/data" -l "$pg_dir/server.log" -w \
-    -o "-h 127.0.0.1 -p $port -k $pg_dir -c fsync=off -c max_connections=200" start >/dev/null
+    -o "-h 127.0.0.1 -p $port -k $pg_dir -c fsync=off -c max_connections=200 -c ssl=on \
+        -c ssl_cert_file=$pg_dir/server.crt -c ssl_key_file=$pg_dir/server.key" start >/dev/null
   export PG_BIN
+  export SLUICE_TEST_POSTGRES_CA="$pg_dir/ca.crt"
   export SLUICE_TEST_POSTGRES_URL="postgres://sluice:$password@127.0.0.1:$port/postgres?sslmode=disable"
   echo "PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}') on 127.0.0.1:$port"
 }

@@ -228,7 +228,9 @@ async fn postgres_second_run_on_a_schema_is_told_who_holds_the_lock() {
 async fn postgres_connection_errors_are_clear_and_keep_the_password() {
     let test = fresh_database().await;
     let (port, db) = (test.port, &test.name);
-    let wrong = PgUrl::parse(&format!("postgres://nobody_here:not-the-password-xyz@127.0.0.1:{port}/{db}")).unwrap();
+    let wrong =
+        PgUrl::parse(&format!("postgres://nobody_here:not-the-password-xyz@127.0.0.1:{port}/{db}?sslmode=disable"))
+            .unwrap();
     let err: Error = Postgres::connect(&wrong, "s").await.unwrap_err();
     assert_eq!(err.kind, Kind::User, "{err}");
     assert!(err.message.starts_with("destination.url: postgres://nobody_here@"), "{}", err.message);
@@ -238,4 +240,28 @@ async fn postgres_connection_errors_are_clear_and_keep_the_password() {
     let err = Postgres::connect(&closed, "s").await.unwrap_err();
     assert!(err.message.contains("cannot connect to postgres://u@127.0.0.1:1/db"), "{}", err.message);
     assert!(!err.message.contains("secret-pw"), "{}", err.message);
+}
+
+#[tokio::test]
+async fn postgres_tls_verifies_the_server_against_sslrootcert() {
+    let ca = std::env::var("SLUICE_TEST_POSTGRES_CA")
+        .expect("SLUICE_TEST_POSTGRES_CA is not set: run ./scripts/test, which starts PostgreSQL with TLS");
+    let test = fresh_database().await;
+    let base = test.url.split_once('?').map_or(test.url.as_str(), |(b, _)| b);
+    for mode in ["verify-full", "require", "prefer"] {
+        let url = PgUrl::parse(&format!("{base}?sslmode={mode}&sslrootcert={ca}")).unwrap();
+        let db = Postgres::connect_unlocked(&url).await.unwrap();
+        let ssl = db.query("SELECT ssl::text FROM pg_stat_ssl WHERE pid = pg_backend_pid()".into()).await.unwrap();
+        assert_eq!(ssl, vec![vec![Value::Text("true".into())]], "{mode}: the session is encrypted");
+    }
+    // Without the certificate, the system's roots do not know this server: refused, clearly.
+    let url = PgUrl::parse(&format!("{base}?sslmode=require")).unwrap();
+    let err = Postgres::connect_unlocked(&url).await.expect_err("an unverifiable server is refused");
+    assert!(err.message.starts_with("destination.url: cannot connect to"), "{}", err.message);
+    assert!(err.message.to_lowercase().contains("certificate"), "{}", err.message);
+    assert!(err.message.contains("sslrootcert=<PEM file>") && err.kind == Kind::User, "{err}");
+    // A certificate file that is not one.
+    let url = PgUrl::parse(&format!("{base}?sslmode=require&sslrootcert=/etc/hostname")).unwrap();
+    let err = Postgres::connect_unlocked(&url).await.expect_err("a bad sslrootcert is an error");
+    assert!(err.message.contains("sslrootcert /etc/hostname"), "{}", err.message);
 }

@@ -286,7 +286,7 @@ async fn the_schema_lease_is_exclusive_named_released_and_expires() {
     let url = fresh_database().await.pg();
     let a = Postgres::connect_unlocked(&url).await.unwrap();
     let lease = Lease::take(a.clone(), "salesforce").await.unwrap();
-    let err = Lease::take(a.clone(), "salesforce").await.err().expect("a second lease on the schema");
+    let err = Lease::take(a.clone(), "salesforce").await.expect_err("a second lease on the schema");
     assert_eq!(err.kind, Kind::User);
     assert!(
         err.message.contains("in use by another sluice run") && err.message.contains("last seen"),

@@ -133,6 +133,9 @@ fn tls_of(url: &PgUrl) -> Result<Tls> {
             for cert in rustls::pki_types::CertificateDer::pem_file_iter(path).map_err(|e| bad(&e))? {
                 roots.add(cert.map_err(|e| bad(&e))?).map_err(|e| bad(&e))?;
             }
+            if roots.is_empty() {
+                return Err(bad(&"it holds no certificate"));
+            }
             builder.with_root_certificates(roots).with_no_client_auth()
         }
         None => {
@@ -271,6 +274,11 @@ fn connect_error(shown: &str, e: &tokio_postgres::Error) -> Error {
     // 28xxx: authentication; 3D000: no such database.
     if code.starts_with("28") || code == "3D000" {
         Error::user(format!("destination.url: {shown}: {text}; check the user, password and database"))
+    } else if text.contains("certificate") {
+        Error::user(format!(
+            "destination.url: cannot connect to {shown}: {text}; sluice verifies the server's certificate whenever it \
+             uses TLS: name the CA that signed it with sslrootcert=<PEM file> (or turn TLS off with sslmode=disable)"
+        ))
     } else {
         Error::external(format!("destination.url: cannot connect to {shown}: {text}"))
     }

@@ -296,6 +296,12 @@ pub struct Lease {
     release: std::sync::Mutex<Option<(Postgres, String)>>,
 }
 
+impl std::fmt::Debug for Lease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lease").field("holder", &self.holder).finish()
+    }
+}
+
 impl Lease {
     /// Takes the lease of `schema`, or says who holds it.
     pub async fn take(sql: Postgres, schema: &str) -> Result<Self> {
