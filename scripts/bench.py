@@ -219,7 +219,7 @@ def pg_floor(url, work):
 def pg_grow(url, factor):
     """Copies every row of salesforce.account `factor - 1` times under new Ids."""
     started = time.monotonic()
-    cols = pg_columns(url, id_expr="'001SY' || lpad((r.i * 1000000000 + a.n)::text, 13, '0')")
+    cols = pg_columns(url, id_expr="'001SY' || lpad((r.i::bigint * 1000000000 + a.n)::text, 13, '0')")
     psql(
         url,
         "-c",
