@@ -274,25 +274,7 @@ async fn a_full_disk_fails_the_run_and_loses_nothing(kind: Kind) {
     sb.shutdown().await;
 }
 
-/// Instantiates every test once per warehouse: `duckdb::<test>`, `postgres::<test>`.
-macro_rules! suite {
-    ($($name:ident),* $(,)?) => {
-        mod duckdb {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                super::$name(super::Kind::DuckDb).await
-            })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                super::$name(super::Kind::Postgres).await
-            })*
-        }
-    };
-}
-
-suite!(
+target::suite!(
     a_destination_held_by_another_run_is_named_and_untouched,
     a_destination_sluice_may_not_write_is_a_clear_error,
     a_full_disk_fails_the_run_and_loses_nothing,

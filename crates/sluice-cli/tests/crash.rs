@@ -281,25 +281,7 @@ async fn abort_at_every_phase_boundary_then_one_more_run_equals_the_truth(kind: 
     sb.shutdown().await;
 }
 
-/// Instantiates both crash tests once per warehouse: `duckdb::<test>`, `postgres::<test>`.
-macro_rules! suite {
-    ($($name:ident),* $(,)?) => {
-        mod duckdb {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                super::$name(super::Kind::DuckDb).await
-            })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                super::$name(super::Kind::Postgres).await
-            })*
-        }
-    };
-}
-
-suite!(
+target::suite!(
     sigkill_at_random_instants_then_one_more_run_equals_the_truth,
     abort_at_every_phase_boundary_then_one_more_run_equals_the_truth,
 );

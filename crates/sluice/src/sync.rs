@@ -313,6 +313,40 @@ pub fn select_flows<'a>(config: &'a Config, objects: Option<&[String]>) -> Resul
     Ok(config.flows.iter().filter(|f| wanted.iter().any(|w| f.object.eq_ignore_ascii_case(w.trim()))).collect())
 }
 
+/// Opens the configured warehouse for writing, which takes its run lock (DuckDB's file
+/// lock, PostgreSQL's advisory lock, Redshift's lease), binds it to `$dest` and the schema
+/// to `$schema`, awaits `$body` (an async block) for whichever type it is, and gives the
+/// lock back before returning the body's result. The body is written once; the macro
+/// instantiates it per destination type, because [`Destination`] is generic, not dyn.
+macro_rules! with_warehouse {
+    ($config:expr, $command:expr, |$dest:ident, $schema:ident| $body:expr) => {{
+        let (warehouse, $schema) = warehouse($config, $command)?;
+        match warehouse {
+            Warehouse::DuckDb { path, memory_limit_mib } => {
+                let $dest = DuckDb::open_with(path, memory_limit_mib)?;
+                released(&$dest, $body.await).await
+            }
+            Warehouse::Postgres { url } => {
+                let $dest = Postgres::connect(&url, $schema).await?;
+                released(&$dest, $body.await).await
+            }
+            Warehouse::Redshift { url, staging } => {
+                let $dest = Redshift::connect(&url, $schema, staging).await?;
+                released(&$dest, $body.await).await
+            }
+        }
+    }};
+}
+
+/// `result`, once `dest`'s run lock is given back. A failed release only delays the next
+/// run until the server notices, so it is logged, not raised.
+async fn released<D: Destination, T>(dest: &D, result: Result<T>) -> Result<T> {
+    if let Err(e) = dest.release().await {
+        tracing::warn!(error = %e, "could not release the run lock; the next run waits until the server frees it");
+    }
+    result
+}
+
 /// Checks the destination can be written (`sluice check`), saying what was checked.
 pub async fn check_destination(config: &Config) -> Result<String> {
     match &config.destination {
@@ -320,27 +354,10 @@ pub async fn check_destination(config: &Config) -> Result<String> {
             FilesDestination::new(path, *format).check()?;
             Ok(format!("destination {} is writable", path.display()))
         }
-        DestinationConfig::DuckDb { path, memory_limit_mib, .. } => {
-            let dest = DuckDb::open_with(path, *memory_limit_mib)?;
+        _ => with_warehouse!(config, "check", |dest, schema| async {
             dest.query("SELECT 1".into()).await?;
-            Ok(format!("destination {} opens for writing (DuckDB)", path.display()))
-        }
-        DestinationConfig::Postgres { url, schema, .. } => {
-            let dest = Postgres::connect(&pg_url(url)?, schema).await?;
-            dest.query("SELECT 1".into()).await?;
-            dest.release().await?;
-            Ok(format!("destination {} connects and schema {schema} is free to write (PostgreSQL)", dest.location()))
-        }
-        DestinationConfig::Redshift { url, schema, staging, .. } => {
-            let dest = Redshift::connect(&pg_url(url)?, schema, staging).await?;
-            dest.query("SELECT 1".into()).await?;
-            dest.release().await?;
-            Ok(format!(
-                "destination {} connects and schema {schema} is free to write (Redshift; {} is not checked until a load)",
-                dest.location(),
-                staging.url
-            ))
-        }
+            Ok(format!("destination {} opens for writing and schema {schema} is free to write", dest.location()))
+        }),
     }
 }
 
@@ -425,40 +442,10 @@ pub async fn history(config: &Config, limit: usize) -> Result<Vec<crate::run::re
 /// `sluice verify [--repair]` (see [`crate::run::verify`]).
 pub async fn verify(config: &Config, opts: &SyncOptions, repair: bool) -> Result<Vec<crate::run::FlowVerify>> {
     let flows = select_flows(config, opts.objects.as_deref())?;
-    match warehouse(config, "verify")? {
-        (Warehouse::DuckDb { path, memory_limit_mib }, schema) => {
-            let dest = DuckDb::open_with(path, memory_limit_mib)?;
-            let source = SalesforceSource::connect_with(&config.source, opts.source).await?;
-            crate::run::verify(&dest, &source, config, flows, opts, schema, repair).await
-        }
-        (Warehouse::Postgres { url }, schema) => {
-            let dest = Postgres::connect(&url, schema).await?;
-            let result = match SalesforceSource::connect_with(&config.source, opts.source).await {
-                Ok(source) => crate::run::verify(&dest, &source, config, flows, opts, schema, repair).await,
-                Err(e) => Err(e),
-            };
-            // Closing the session releases the lock too; this is only sooner.
-            let _ = dest.release().await;
-            result
-        }
-        (Warehouse::Redshift { url, staging }, schema) => {
-            let dest = Redshift::connect(&url, schema, staging).await?;
-            let result = match SalesforceSource::connect_with(&config.source, opts.source).await {
-                Ok(source) => crate::run::verify(&dest, &source, config, flows, opts, schema, repair).await,
-                Err(e) => Err(e),
-            };
-            release(&dest).await;
-            result
-        }
-    }
-}
-
-/// Gives a Redshift lease back at the end of a command; a failure only delays the next
-/// run until the lease expires, so it is logged, not raised.
-async fn release(dest: &Redshift) {
-    if let Err(e) = dest.release().await {
-        tracing::warn!(error = %e, "could not release the schema's lease; the next run waits until it expires");
-    }
+    with_warehouse!(config, "verify", |dest, schema| async {
+        let source = SalesforceSource::connect_with(&config.source, opts.source).await?;
+        crate::run::verify(&dest, &source, config, flows, opts, schema, repair).await
+    })
 }
 
 /// Runs the selected flows once (see the module docs). An `Err` means the run could not
@@ -466,33 +453,13 @@ async fn release(dest: &Redshift) {
 /// failures of single flows are in the summary.
 pub async fn sync(config: &Config, opts: &SyncOptions, observer: &dyn Observer) -> Result<RunSummary> {
     let flows = select_flows(config, opts.objects.as_deref())?;
-    let dest = match &config.destination {
-        DestinationConfig::Files { path, format, .. } => FilesDestination::new(path, *format),
-        DestinationConfig::DuckDb { path, schema, memory_limit_mib, .. } => {
-            let dest = DuckDb::open_with(path, *memory_limit_mib)?;
+    let DestinationConfig::Files { path, format, .. } = &config.destination else {
+        return with_warehouse!(config, "sync", |dest, schema| async {
             let source = SalesforceSource::connect_with(&config.source, opts.source).await?;
-            return crate::run::run(&dest, &source, config, flows, opts, observer, schema).await;
-        }
-        DestinationConfig::Postgres { url, schema, .. } => {
-            let dest = Postgres::connect(&pg_url(url)?, schema).await?;
-            let result = match SalesforceSource::connect_with(&config.source, opts.source).await {
-                Ok(source) => crate::run::run(&dest, &source, config, flows, opts, observer, schema).await,
-                Err(e) => Err(e),
-            };
-            // Closing the session releases the lock too; this is only sooner.
-            let _ = dest.release().await;
-            return result;
-        }
-        DestinationConfig::Redshift { url, schema, staging, .. } => {
-            let dest = Redshift::connect(&pg_url(url)?, schema, staging).await?;
-            let result = match SalesforceSource::connect_with(&config.source, opts.source).await {
-                Ok(source) => crate::run::run(&dest, &source, config, flows, opts, observer, schema).await,
-                Err(e) => Err(e),
-            };
-            release(&dest).await;
-            return result;
-        }
+            crate::run::run(&dest, &source, config, flows, opts, observer, schema).await
+        });
     };
+    let dest = FilesDestination::new(path, *format);
     // A damaged state file stops the run before any work; each flow writes only its own
     // entry, so this one read serves every flow.
     let state = dest.state()?;

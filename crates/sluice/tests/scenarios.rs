@@ -358,25 +358,7 @@ async fn sliced_full_load_and_parallel_flows_commit_everything(kind: Kind) {
     sb.shutdown().await;
 }
 
-/// Instantiates every scenario once per warehouse: `duckdb::<scenario>`, `postgres::<scenario>`.
-macro_rules! suite {
-    ($($name:ident),* $(,)?) => {
-        mod duckdb {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                super::$name(super::Kind::DuckDb).await
-            })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                super::$name(super::Kind::Postgres).await
-            })*
-        }
-    };
-}
-
-suite!(
+target::suite!(
     first_load_matches_the_source_for_every_type,
     updates_inserts_and_two_updates_of_one_row_between_runs,
     many_rows_in_one_second_and_a_late_commit,

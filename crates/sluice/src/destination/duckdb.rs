@@ -369,32 +369,21 @@ impl DuckStage {
             .spawn(move || -> Result<Staged> {
                 let path = dir.join("part-00000.parquet");
                 let io = |e: &dyn std::fmt::Display| stage_io_error(&path, e);
-                let mut writer = None;
-                let mut schema = None;
+                let mut batches = std::iter::from_fn(|| rx.blocking_recv()).filter(|b| b.num_rows() > 0);
+                // The first batch with rows gives the file its schema; none, no file.
+                let Some(first) = batches.next() else { return Ok(Staged { rows: 0, file: None }) };
+                let schema = first.schema();
+                let file = std::fs::File::create(&path).map_err(|e| io(&e))?;
+                let mut writer = super::parquet::writer(file, schema.clone(), &path.display())?;
                 let mut rows = 0u64;
-                while let Some(batch) = rx.blocking_recv() {
-                    if batch.num_rows() == 0 {
-                        continue;
-                    }
-                    if writer.is_none() {
-                        let file = std::fs::File::create(&path).map_err(|e| io(&e))?;
-                        writer = Some(super::parquet::writer(file, batch.schema(), &path.display())?);
-                        schema = Some(batch.schema());
-                    }
-                    let Some(w) = writer.as_mut() else { continue };
-                    w.write(&batch).map_err(|e| io(&e))?;
+                for batch in std::iter::once(first).chain(batches) {
+                    writer.write(&batch).map_err(|e| io(&e))?;
                     rows += batch.num_rows() as u64;
                 }
-                let file = match (writer, schema) {
-                    (Some(w), Some(schema)) => {
-                        // No fsync: a crash discards staging anyway, and DuckDB reads the
-                        // file back through the same page cache.
-                        w.close().map_err(|e| io(&e))?;
-                        Some((path, schema))
-                    }
-                    _ => None,
-                };
-                Ok(Staged { rows, file })
+                // No fsync: a crash discards staging anyway, and DuckDB reads the file
+                // back through the same page cache.
+                writer.close().map_err(|e| io(&e))?;
+                Ok(Staged { rows, file: Some((path, schema)) })
             })
             .map_err(|e| Error::internal(format!("cannot start a loader thread: {e}")))?;
         Ok(Self { db, table, tx: Some(tx), thread: Some(thread) })

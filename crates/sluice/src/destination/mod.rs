@@ -95,6 +95,14 @@ pub trait Destination: Send + Sync + 'static {
     /// not exist. Staging tables are dropped only through this: a destination may have
     /// replaced one with something else (DuckDB: a view over a file).
     fn discard(&self, table: TableRef) -> impl Future<Output = Result<()>> + Send;
+
+    /// Gives the run's lock back, at the end of a command. Dropping the value releases it
+    /// too, but where the lock lives on a server that can be a while later (PostgreSQL
+    /// notices a closed session a moment on; a Redshift lease expires after minutes), and
+    /// the next run may already be starting. Nothing to do for DuckDB's file lock.
+    fn release(&self) -> impl Future<Output = Result<()>> + Send {
+        async { Ok(()) }
+    }
 }
 
 /// A load into one staging table.

@@ -117,7 +117,7 @@ fn tls_of(url: &PgUrl) -> Result<Tls> {
         return Ok(Tls::Off);
     }
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::internal(format!("TLS setup: {e}")))?;
     let config = match &url.root_cert {
@@ -203,17 +203,6 @@ impl Postgres {
         Ok(dest)
     }
 
-    /// Gives the schema's lock back now, at the end of a command. Closing the session
-    /// releases it too, but the server notices a closed session a moment later, and the
-    /// next run may already be connecting.
-    pub async fn release(&self) -> Result<()> {
-        let key = self.inner.lock.lock().unwrap_or_else(|p| p.into_inner()).take();
-        match key {
-            Some(key) => self.execute(vec![format!("SELECT pg_advisory_unlock({LOCK_CLASS}, {key})")]).await,
-            None => Ok(()),
-        }
-    }
-
     /// Connects without the lock: `status` and `history` read beside a running sync.
     pub async fn connect_unlocked(url: &PgUrl) -> Result<Self> {
         let tls = tls_of(url)?;
@@ -236,24 +225,25 @@ async fn open(url: &PgUrl, tls: &Tls) -> Result<Client> {
     let client = match tls {
         Tls::Off => {
             let (client, conn) = url.config.connect(tokio_postgres::NoTls).await.map_err(fail)?;
-            tokio::spawn(async move {
-                if let Err(e) = conn.await {
-                    tracing::debug!(error = %e, "PostgreSQL session ended");
-                }
-            });
+            drive(conn);
             client
         }
         Tls::On(tls) => {
             let (client, conn) = url.config.connect(tls.clone()).await.map_err(fail)?;
-            tokio::spawn(async move {
-                if let Err(e) = conn.await {
-                    tracing::debug!(error = %e, "PostgreSQL session ended");
-                }
-            });
+            drive(conn);
             client
         }
     };
     Ok(client)
+}
+
+/// Drives a session's connection on a task of its own until the server or the client ends it.
+fn drive(conn: impl std::future::Future<Output = std::result::Result<(), tokio_postgres::Error>> + Send + 'static) {
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(error = %e, "PostgreSQL session ended");
+        }
+    });
 }
 
 /// A failed connection: what the user must fix, without the password.
@@ -422,6 +412,14 @@ impl Destination for Postgres {
 
     async fn discard(&self, table: TableRef) -> Result<()> {
         self.execute(vec![Dialect::Postgres.drop_table(&table)]).await
+    }
+
+    async fn release(&self) -> Result<()> {
+        let key = self.inner.lock.lock().unwrap_or_else(|p| p.into_inner()).take();
+        match key {
+            Some(key) => self.execute(vec![format!("SELECT pg_advisory_unlock({LOCK_CLASS}, {key})")]).await,
+            None => Ok(()),
+        }
     }
 }
 

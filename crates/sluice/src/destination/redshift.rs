@@ -172,8 +172,8 @@ pub struct Redshift {
     store: Arc<dyn ObjectStore>,
     bucket: String,
     prefix: String,
-    iam_role: String,
-    region: Option<String>,
+    /// For the COPY's role and region.
+    staging: S3Staging,
     lease: Arc<Lease>,
 }
 
@@ -185,20 +185,7 @@ impl Redshift {
         let store: Arc<dyn ObjectStore> = Arc::new(staging.store(&bucket)?);
         let sql = Postgres::connect_unlocked(url).await?;
         let lease = Lease::take(sql.clone(), schema).await?;
-        Ok(Self {
-            sql,
-            store,
-            bucket,
-            prefix,
-            iam_role: staging.iam_role.clone(),
-            region: staging.region.clone(),
-            lease: Arc::new(lease),
-        })
-    }
-
-    /// Gives the schema's lease back (the end of a run).
-    pub async fn release(&self) -> Result<()> {
-        self.lease.release().await
+        Ok(Self { sql, store, bucket, prefix, staging: staging.clone(), lease: Arc::new(lease) })
     }
 
     /// Where loads of `table` go (a load first empties it).
@@ -262,6 +249,10 @@ impl Destination for Redshift {
         self.sql.execute(vec![Dialect::Redshift.drop_table(&table)]).await?;
         delete_prefix(&self.store, &self.load_prefix(&table)).await
     }
+
+    async fn release(&self) -> Result<()> {
+        self.lease.release().await
+    }
 }
 
 /// A load into one staging table: Parquet parts to S3, then one `COPY`.
@@ -283,7 +274,7 @@ impl Stage for RedshiftStage {
             return Ok(0);
         }
         let d = &self.dest;
-        d.sql.execute(vec![copy_sql(&self.table, &url, &d.iam_role, d.region.as_deref())]).await?;
+        d.sql.execute(vec![copy_sql(&self.table, &url, &d.staging.iam_role, d.staging.region.as_deref())]).await?;
         Ok(rows)
     }
 }

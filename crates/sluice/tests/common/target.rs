@@ -17,6 +17,26 @@ use sluice::destination::{Destination, Value};
 
 use crate::pg::{TestDb, fresh_database};
 
+/// Runs each named test once per [`Kind`], as `duckdb::<name>` and `postgres::<name>`: each
+/// name is an `async fn(Kind)` in the calling file, which must have `Kind` in scope.
+macro_rules! suite {
+    ($($name:ident),* $(,)?) => {
+        mod duckdb {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                super::$name(super::Kind::DuckDb).await
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                super::$name(super::Kind::Postgres).await
+            })*
+        }
+    };
+}
+pub(crate) use suite;
+
 /// A kind of warehouse the suite runs against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
