@@ -112,7 +112,7 @@ def sync(sluice, config):
     """One `sluice sync --json`: (wall seconds, peak RSS MiB, summary, consolidation ms)."""
     out = tempfile.TemporaryFile()
     err = tempfile.TemporaryFile()
-    env = dict(os.environ, SLUICE_LOG="sluice=info")
+    env = dict(os.environ, SLUICE_LOG=os.environ.get("SLUICE_LOG", "sluice=info"))
     started = time.monotonic()
     proc = subprocess.Popen([sluice, "--config", config, "sync", "--json"], stdout=out, stderr=err, env=env)
     rss = peak_rss_mib(proc.pid, proc)

@@ -16,8 +16,9 @@
 //!    Id, joined to the target and filtered to rows not older than the target's (a re-read
 //!    never regresses a row), with flags `_sluice_is_new`, `_sluice_advanced`,
 //!    `_sluice_is_deleted` computed once, before anything changes;
-//! 3. the upsert of those rows, soft or hard deletes included (MERGE on DuckDB and
-//!    PostgreSQL, `DELETE ... USING` + `INSERT` on Redshift — see `merge` for why);
+//! 3. the upsert of those rows, soft or hard deletes included (MERGE on PostgreSQL,
+//!    `DELETE ... USING` + `INSERT` on DuckDB and Redshift — see `merge` for why; a plain
+//!    `INSERT` into a target created in step 1);
 //! 4. in history mode, the SCD type 2 update of `<table>_history`;
 //! 5. the control-table writes (`control`): the flow's new window end and the flow-run row,
 //!    whose inserted / updated / deleted counts are computed in SQL from the changes table, so
@@ -63,6 +64,9 @@ pub const VALID_FROM: &str = "_sluice_valid_from";
 pub const VALID_TO: &str = "_sluice_valid_to";
 /// History: whether this is the current version.
 pub const CURRENT: &str = "_sluice_current";
+
+/// PostgreSQL's `work_mem` for a consolidation transaction (see [`consolidate`]).
+const WORK_MEM: &str = "64MB";
 
 /// The SQL dialects consolidation is generated for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -363,12 +367,22 @@ pub struct Consolidation {
 pub fn consolidate(dialect: Dialect, spec: &MergeSpec, existing: &Existing, run: &FlowRun) -> Result<Consolidation> {
     spec.validate()?;
     let schema = schema_changes(dialect, spec, existing)?;
-    let mut statements = schema.statements;
+    let mut statements = Vec::new();
+    if dialect == Dialect::Postgres {
+        // PostgreSQL's default 4 MB spilled a full load's sort and hash joins to disk
+        // (measured: the 1 M-row insert took 5.7 s against 4.5 s with 64 MB). Raised for
+        // this transaction only, and never lowered where the server allows more.
+        statements.push(format!(
+            "SELECT set_config('work_mem', '{WORK_MEM}', TRUE) WHERE pg_size_bytes(current_setting('work_mem')) < \
+             pg_size_bytes('{WORK_MEM}')"
+        ));
+    }
+    statements.extend(schema.statements);
     if spec.history && existing.history.is_none() && existing.target.is_some() {
         statements.push(merge::seed_history(dialect, spec));
     }
     statements.extend(changes_table(dialect, spec));
-    statements.extend(merge::upsert(dialect, spec));
+    statements.extend(merge::upsert(dialect, spec, existing.target.is_none()));
     if spec.history {
         statements.extend(merge::history(dialect, spec));
     }

@@ -88,9 +88,12 @@ fn cases(dialect: Dialect) -> Vec<(&'static str, String)> {
     let acc = account();
     let mut out = Vec::new();
 
-    // A first run: everything is created.
+    // A first run: everything is created, and the rows are inserted, not merged.
     let soft = spec(&acc, Deletes::Soft, false);
     out.push(("soft_deletes", render(dialect, &soft, &Existing::default())));
+    // A later run: merged into the existing rows.
+    let existing = Existing { target: Some(existing_of(&acc, Deletes::Soft)), history: None };
+    out.push(("soft_deletes_existing", render(dialect, &soft, &existing)));
 
     let hard = spec(&acc, Deletes::Hard, false);
     let existing = Existing { target: Some(existing_of(&acc, Deletes::Hard)), history: None };

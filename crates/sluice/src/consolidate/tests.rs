@@ -124,7 +124,8 @@ fn consolidate_every_bare_word_is_a_keyword_or_number() {
     let keywords: HashSet<&str> = "ALTER TABLE ADD COLUMN SET DATA TYPE CREATE SCHEMA IF NOT EXISTS PRIMARY KEY DROP \
          TEMP UNLOGGED AS SELECT FROM WHERE AND OR IS NULL LEFT JOIN ON IN ROW_NUMBER OVER PARTITION BY ORDER DESC NULLS LAST \
          COALESCE FALSE TRUE MERGE INTO USING WHEN MATCHED THEN UPDATE DELETE INSERT VALUES CAST SUM CASE ELSE END \
-         VARCHAR TEXT BOOLEAN INTEGER BIGINT DECIMAL DOUBLE PRECISION DATE TIMESTAMPTZ TIME BLOB BYTEA VARBYTE"
+         VARCHAR TEXT BOOLEAN INTEGER BIGINT DECIMAL DOUBLE PRECISION DATE TIMESTAMPTZ TIME BLOB BYTEA VARBYTE ANALYZE \
+         set_config current_setting pg_size_bytes"
         .split_whitespace()
         .collect();
     for (d, sql) in all_sql() {
@@ -250,10 +251,42 @@ fn consolidate_dedups_newest_first_and_never_regresses() {
             "{sql}"
         );
         assert!(sql.contains("\"s\".\"SystemModstamp\" >= \"t\".\"SystemModstamp\""), "{sql}");
-        // Only the narrow ranking is windowed; whole rows are picked by their stage order.
-        assert!(sql.contains("\"s\".\"_sluice_stage_seq\" IN (\n  SELECT \"_sluice_stage_seq\""), "{sql}");
-        assert!(sql.contains("SELECT \"Id\", \"SystemModstamp\", \"_sluice_stage_seq\", ROW_NUMBER()"), "{sql}");
-        assert!(sql.contains("WHERE \"_sluice_rn\" = 1"), "{sql}");
+        // Only the narrow ranking is windowed (with the delete flag it carries along); whole
+        // rows are picked by their stage order later.
+        assert!(
+            sql.contains("SELECT \"Id\", \"SystemModstamp\", \"_sluice_stage_seq\", \"IsDeleted\", ROW_NUMBER()"),
+            "{sql}"
+        );
+        assert!(sql.contains("COALESCE(\"s\".\"IsDeleted\", FALSE) AS \"_sluice_is_deleted\""), "{sql}");
+        assert!(sql.contains("WHERE \"s\".\"_sluice_rn\" = 1 AND"), "{sql}");
+        // PostgreSQL never analyses temp tables by itself.
+        assert_eq!(sql.contains("ANALYZE \"_sluice_changes_order\""), d == Dialect::Postgres, "{sql}");
+    }
+}
+
+/// What the destination holds after an earlier run: the target with all its columns.
+fn loaded(s: &MergeSpec) -> Existing {
+    let target = s
+        .columns
+        .iter()
+        .map(|c| ExistingColumn { name: c.name.clone(), ty: c.ty })
+        .chain(s.metadata().into_iter().map(|(n, ty)| ExistingColumn { name: n.into(), ty }))
+        .collect();
+    Existing { target: Some(target), history: None }
+}
+
+#[test]
+fn consolidate_into_a_new_target_is_a_plain_insert() {
+    for d in Dialect::ALL {
+        for deletes in [Deletes::Soft, Deletes::Hard] {
+            let c = consolidate(d, &spec(deletes, false), &Existing::default(), &run()).unwrap();
+            let all = c.statements.join("\n");
+            assert!(!all.contains("MERGE") && !all.contains("DELETE FROM \"sf\".\"order\""), "{d:?}: {all}");
+            let inserts = c.statements.iter().filter(|s| s.starts_with("INSERT INTO \"sf\".\"order\"")).count();
+            assert_eq!(inserts, 1, "{d:?}: {all}");
+            // Hard mode still leaves deleted versions out.
+            assert_eq!(all.contains("WHERE NOT \"s\".\"_sluice_is_deleted\""), deletes == Deletes::Hard, "{all}");
+        }
     }
 }
 
@@ -261,7 +294,8 @@ fn consolidate_dedups_newest_first_and_never_regresses() {
 fn consolidate_duckdb_and_redshift_use_delete_insert() {
     for d in [Dialect::DuckDb, Dialect::Redshift] {
         for deletes in [Deletes::Soft, Deletes::Hard] {
-            let c = consolidate(d, &spec(deletes, true), &Existing::default(), &run()).unwrap();
+            let s = spec(deletes, true);
+            let c = consolidate(d, &s, &loaded(&s), &run()).unwrap();
             let all = c.statements.join("\n");
             assert!(!all.contains("ON CONFLICT") && !all.contains("MERGE"), "{all}");
             assert!(all.contains("DELETE FROM \"sf\".\"order\" USING"), "{all}");
@@ -270,13 +304,15 @@ fn consolidate_duckdb_and_redshift_use_delete_insert() {
             assert_eq!(hard_filter, deletes == Deletes::Hard, "{d:?} {deletes:?}: {all}");
         }
     }
-    let c = consolidate(Dialect::Postgres, &spec(Deletes::Hard, false), &Existing::default(), &run()).unwrap();
+    let s = spec(Deletes::Hard, false);
+    let c = consolidate(Dialect::Postgres, &s, &loaded(&s), &run()).unwrap();
     assert!(c.statements.iter().any(|s| s.contains("WHEN MATCHED AND \"s\".\"_sluice_is_deleted\" THEN DELETE")));
 }
 
 #[test]
 fn consolidate_soft_mode_writes_the_flag_both_ways() {
-    let c = consolidate(Dialect::Postgres, &spec(Deletes::Soft, false), &Existing::default(), &run()).unwrap();
+    let s = spec(Deletes::Soft, false);
+    let c = consolidate(Dialect::Postgres, &s, &loaded(&s), &run()).unwrap();
     let merge = c.statements.iter().find(|s| s.starts_with("MERGE")).unwrap();
     // Set from the staged flag, so an undelete (false again) clears it.
     assert!(merge.contains("\"_sluice_deleted\" = \"s\".\"_sluice_is_deleted\""), "{merge}");

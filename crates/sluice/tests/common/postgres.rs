@@ -37,11 +37,13 @@ pub fn server_url() -> String {
     })
 }
 
-/// Creates a database named after the process and a counter.
+/// Creates a database named after the time, the process and a counter.
 pub async fn fresh_database() -> TestDb {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let server = server_url();
-    let name = format!("sluice_t{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+    // The start time too: process ids are reused, and a killed run leaves its databases.
+    let started = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+    let name = format!("sluice_t{started}_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
     let admin = Postgres::connect_unlocked(&PgUrl::parse(&server).expect("SLUICE_TEST_POSTGRES_URL")).await.unwrap();
     admin.execute(vec![format!("CREATE DATABASE \"{name}\"")]).await.expect("create a test database");
     let (base, query) = server.split_once('?').unwrap_or((&server, ""));

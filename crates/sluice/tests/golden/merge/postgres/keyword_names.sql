@@ -1,3 +1,5 @@
+SELECT set_config('work_mem', '64MB', TRUE) WHERE pg_size_bytes(current_setting('work_mem')) < pg_size_bytes('64MB');
+
 CREATE SCHEMA IF NOT EXISTS "salesforce";
 
 CREATE TABLE IF NOT EXISTS "salesforce"."Order" (
@@ -39,33 +41,22 @@ SELECT "s"."id", "s"."system_modstamp", "s"."_sluice_stage_seq",
   "t"."id" IS NULL AS "_sluice_is_new",
   ("t"."id" IS NULL OR "t"."system_modstamp" IS NULL OR "s"."system_modstamp" > "t"."system_modstamp") AS "_sluice_advanced",
   COALESCE("s"."is_deleted", FALSE) AS "_sluice_is_deleted"
-FROM "salesforce_staging"."Order" AS "s"
+FROM (
+  SELECT "id", "system_modstamp", "_sluice_stage_seq", "is_deleted", ROW_NUMBER() OVER (PARTITION BY "id" ORDER BY "system_modstamp" DESC NULLS LAST, "_sluice_stage_seq" DESC NULLS LAST) AS "_sluice_rn"
+  FROM "salesforce_staging"."Order"
+) AS "s"
 LEFT JOIN "salesforce"."Order" AS "t" ON "t"."id" = "s"."id"
-WHERE "s"."_sluice_stage_seq" IN (
-  SELECT "_sluice_stage_seq" FROM (
-    SELECT "id", "system_modstamp", "_sluice_stage_seq", ROW_NUMBER() OVER (PARTITION BY "id" ORDER BY "system_modstamp" DESC NULLS LAST, "_sluice_stage_seq" DESC NULLS LAST) AS "_sluice_rn"
-    FROM "salesforce_staging"."Order"
-  ) AS "_sluice_ranked" WHERE "_sluice_rn" = 1
-) AND ("t"."id" IS NULL OR "t"."system_modstamp" IS NULL OR "s"."system_modstamp" >= "t"."system_modstamp");
+WHERE "s"."_sluice_rn" = 1 AND ("t"."id" IS NULL OR "t"."system_modstamp" IS NULL OR "s"."system_modstamp" >= "t"."system_modstamp");
 
-MERGE INTO "salesforce"."Order" AS "t" USING (
+ANALYZE "_sluice_changes_Order";
+
+INSERT INTO "salesforce"."Order" ("id", "name", "number_of_employees", "annual_revenue", "is_deleted", "system_modstamp", "select", "My ""Quoted"" Field", "it's", "_sluice_synced_at", "_sluice_run_id")
+SELECT "s"."id", "s"."name", "s"."number_of_employees", "s"."annual_revenue", "s"."is_deleted", "s"."system_modstamp", "s"."select", "s"."My ""Quoted"" Field", "s"."it's", CAST('2026-11-23 22:00:00.000000+00' AS TIMESTAMPTZ), 'run-2026-11-23T22:00:00Z'
+FROM (
   SELECT "_sluice_st"."id", "_sluice_st"."name", "_sluice_st"."number_of_employees", "_sluice_st"."annual_revenue", "_sluice_st"."is_deleted", "_sluice_st"."system_modstamp", "_sluice_st"."select", "_sluice_st"."My ""Quoted"" Field", "_sluice_st"."it's", "_sluice_c"."_sluice_is_new", "_sluice_c"."_sluice_advanced", "_sluice_c"."_sluice_is_deleted"
   FROM "_sluice_changes_Order" AS "_sluice_c" JOIN "salesforce_staging"."Order" AS "_sluice_st" ON "_sluice_st"."_sluice_stage_seq" = "_sluice_c"."_sluice_stage_seq"
-) AS "s" ON "t"."id" = "s"."id"
-WHEN MATCHED AND "s"."_sluice_is_deleted" THEN DELETE
-WHEN MATCHED THEN UPDATE SET
-  "name" = "s"."name",
-  "number_of_employees" = "s"."number_of_employees",
-  "annual_revenue" = "s"."annual_revenue",
-  "is_deleted" = "s"."is_deleted",
-  "system_modstamp" = "s"."system_modstamp",
-  "select" = "s"."select",
-  "My ""Quoted"" Field" = "s"."My ""Quoted"" Field",
-  "it's" = "s"."it's",
-  "_sluice_synced_at" = CAST('2026-11-23 22:00:00.000000+00' AS TIMESTAMPTZ),
-  "_sluice_run_id" = 'run-2026-11-23T22:00:00Z'
-WHEN NOT MATCHED AND NOT "s"."_sluice_is_deleted" THEN INSERT ("id", "name", "number_of_employees", "annual_revenue", "is_deleted", "system_modstamp", "select", "My ""Quoted"" Field", "it's", "_sluice_synced_at", "_sluice_run_id")
-  VALUES ("s"."id", "s"."name", "s"."number_of_employees", "s"."annual_revenue", "s"."is_deleted", "s"."system_modstamp", "s"."select", "s"."My ""Quoted"" Field", "s"."it's", CAST('2026-11-23 22:00:00.000000+00' AS TIMESTAMPTZ), 'run-2026-11-23T22:00:00Z');
+) AS "s"
+WHERE NOT "s"."_sluice_is_deleted";
 
 UPDATE "salesforce"."Order_history" SET "_sluice_valid_to" = "_sluice_changes_Order"."system_modstamp", "_sluice_current" = FALSE
 FROM "_sluice_changes_Order"

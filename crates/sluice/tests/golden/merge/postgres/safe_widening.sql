@@ -1,3 +1,5 @@
+SELECT set_config('work_mem', '64MB', TRUE) WHERE pg_size_bytes(current_setting('work_mem')) < pg_size_bytes('64MB');
+
 CREATE SCHEMA IF NOT EXISTS "salesforce";
 
 ALTER TABLE "salesforce"."account" ALTER COLUMN "number_of_employees" SET DATA TYPE BIGINT;
@@ -11,14 +13,14 @@ SELECT "s"."id", "s"."system_modstamp", "s"."_sluice_stage_seq",
   "t"."id" IS NULL AS "_sluice_is_new",
   ("t"."id" IS NULL OR "t"."system_modstamp" IS NULL OR "s"."system_modstamp" > "t"."system_modstamp") AS "_sluice_advanced",
   COALESCE("s"."is_deleted", FALSE) AS "_sluice_is_deleted"
-FROM "salesforce_staging"."account" AS "s"
+FROM (
+  SELECT "id", "system_modstamp", "_sluice_stage_seq", "is_deleted", ROW_NUMBER() OVER (PARTITION BY "id" ORDER BY "system_modstamp" DESC NULLS LAST, "_sluice_stage_seq" DESC NULLS LAST) AS "_sluice_rn"
+  FROM "salesforce_staging"."account"
+) AS "s"
 LEFT JOIN "salesforce"."account" AS "t" ON "t"."id" = "s"."id"
-WHERE "s"."_sluice_stage_seq" IN (
-  SELECT "_sluice_stage_seq" FROM (
-    SELECT "id", "system_modstamp", "_sluice_stage_seq", ROW_NUMBER() OVER (PARTITION BY "id" ORDER BY "system_modstamp" DESC NULLS LAST, "_sluice_stage_seq" DESC NULLS LAST) AS "_sluice_rn"
-    FROM "salesforce_staging"."account"
-  ) AS "_sluice_ranked" WHERE "_sluice_rn" = 1
-) AND ("t"."id" IS NULL OR "t"."system_modstamp" IS NULL OR "s"."system_modstamp" >= "t"."system_modstamp");
+WHERE "s"."_sluice_rn" = 1 AND ("t"."id" IS NULL OR "t"."system_modstamp" IS NULL OR "s"."system_modstamp" >= "t"."system_modstamp");
+
+ANALYZE "_sluice_changes_account";
 
 MERGE INTO "salesforce"."account" AS "t" USING (
   SELECT "_sluice_st"."id", "_sluice_st"."name", "_sluice_st"."number_of_employees", "_sluice_st"."annual_revenue", "_sluice_st"."is_deleted", "_sluice_st"."system_modstamp", "_sluice_c"."_sluice_is_new", "_sluice_c"."_sluice_advanced", "_sluice_c"."_sluice_is_deleted"

@@ -1,3 +1,5 @@
+SELECT set_config('work_mem', '64MB', TRUE) WHERE pg_size_bytes(current_setting('work_mem')) < pg_size_bytes('64MB');
+
 CREATE SCHEMA IF NOT EXISTS "salesforce";
 
 CREATE TABLE IF NOT EXISTS "salesforce"."account" (
@@ -20,30 +22,21 @@ SELECT "s"."id", "s"."system_modstamp", "s"."_sluice_stage_seq",
   "t"."id" IS NULL AS "_sluice_is_new",
   ("t"."id" IS NULL OR "t"."system_modstamp" IS NULL OR "s"."system_modstamp" > "t"."system_modstamp") AS "_sluice_advanced",
   COALESCE("s"."is_deleted", FALSE) AS "_sluice_is_deleted"
-FROM "salesforce_staging"."account" AS "s"
+FROM (
+  SELECT "id", "system_modstamp", "_sluice_stage_seq", "is_deleted", ROW_NUMBER() OVER (PARTITION BY "id" ORDER BY "system_modstamp" DESC NULLS LAST, "_sluice_stage_seq" DESC NULLS LAST) AS "_sluice_rn"
+  FROM "salesforce_staging"."account"
+) AS "s"
 LEFT JOIN "salesforce"."account" AS "t" ON "t"."id" = "s"."id"
-WHERE "s"."_sluice_stage_seq" IN (
-  SELECT "_sluice_stage_seq" FROM (
-    SELECT "id", "system_modstamp", "_sluice_stage_seq", ROW_NUMBER() OVER (PARTITION BY "id" ORDER BY "system_modstamp" DESC NULLS LAST, "_sluice_stage_seq" DESC NULLS LAST) AS "_sluice_rn"
-    FROM "salesforce_staging"."account"
-  ) AS "_sluice_ranked" WHERE "_sluice_rn" = 1
-) AND ("t"."id" IS NULL OR "t"."system_modstamp" IS NULL OR "s"."system_modstamp" >= "t"."system_modstamp");
+WHERE "s"."_sluice_rn" = 1 AND ("t"."id" IS NULL OR "t"."system_modstamp" IS NULL OR "s"."system_modstamp" >= "t"."system_modstamp");
 
-MERGE INTO "salesforce"."account" AS "t" USING (
+ANALYZE "_sluice_changes_account";
+
+INSERT INTO "salesforce"."account" ("id", "name", "number_of_employees", "annual_revenue", "is_deleted", "system_modstamp", "_sluice_synced_at", "_sluice_run_id", "_sluice_deleted")
+SELECT "s"."id", "s"."name", "s"."number_of_employees", "s"."annual_revenue", "s"."is_deleted", "s"."system_modstamp", CAST('2026-11-23 22:00:00.000000+00' AS TIMESTAMPTZ), 'run-2026-11-23T22:00:00Z', "s"."_sluice_is_deleted"
+FROM (
   SELECT "_sluice_st"."id", "_sluice_st"."name", "_sluice_st"."number_of_employees", "_sluice_st"."annual_revenue", "_sluice_st"."is_deleted", "_sluice_st"."system_modstamp", "_sluice_c"."_sluice_is_new", "_sluice_c"."_sluice_advanced", "_sluice_c"."_sluice_is_deleted"
   FROM "_sluice_changes_account" AS "_sluice_c" JOIN "salesforce_staging"."account" AS "_sluice_st" ON "_sluice_st"."_sluice_stage_seq" = "_sluice_c"."_sluice_stage_seq"
-) AS "s" ON "t"."id" = "s"."id"
-WHEN MATCHED THEN UPDATE SET
-  "name" = "s"."name",
-  "number_of_employees" = "s"."number_of_employees",
-  "annual_revenue" = "s"."annual_revenue",
-  "is_deleted" = "s"."is_deleted",
-  "system_modstamp" = "s"."system_modstamp",
-  "_sluice_synced_at" = CAST('2026-11-23 22:00:00.000000+00' AS TIMESTAMPTZ),
-  "_sluice_run_id" = 'run-2026-11-23T22:00:00Z',
-  "_sluice_deleted" = "s"."_sluice_is_deleted"
-WHEN NOT MATCHED THEN INSERT ("id", "name", "number_of_employees", "annual_revenue", "is_deleted", "system_modstamp", "_sluice_synced_at", "_sluice_run_id", "_sluice_deleted")
-  VALUES ("s"."id", "s"."name", "s"."number_of_employees", "s"."annual_revenue", "s"."is_deleted", "s"."system_modstamp", CAST('2026-11-23 22:00:00.000000+00' AS TIMESTAMPTZ), 'run-2026-11-23T22:00:00Z', "s"."_sluice_is_deleted");
+) AS "s";
 
 UPDATE "_sluice"."flows" SET "object" = 'Account', "window_end" = CAST('2026-11-23 21:59:30.000000+00' AS TIMESTAMPTZ), "schema_fingerprint" = 'fp-1', "updated_at" = CAST('2026-11-23 22:00:00.000000+00' AS TIMESTAMPTZ)
 WHERE "flow" = 'Account';

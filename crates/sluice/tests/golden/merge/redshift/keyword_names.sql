@@ -39,17 +39,12 @@ SELECT "s"."id", "s"."system_modstamp", "s"."_sluice_stage_seq",
   "t"."id" IS NULL AS "_sluice_is_new",
   ("t"."id" IS NULL OR "t"."system_modstamp" IS NULL OR "s"."system_modstamp" > "t"."system_modstamp") AS "_sluice_advanced",
   COALESCE("s"."is_deleted", FALSE) AS "_sluice_is_deleted"
-FROM "salesforce_staging"."Order" AS "s"
+FROM (
+  SELECT "id", "system_modstamp", "_sluice_stage_seq", "is_deleted", ROW_NUMBER() OVER (PARTITION BY "id" ORDER BY "system_modstamp" DESC NULLS LAST, "_sluice_stage_seq" DESC NULLS LAST) AS "_sluice_rn"
+  FROM "salesforce_staging"."Order"
+) AS "s"
 LEFT JOIN "salesforce"."Order" AS "t" ON "t"."id" = "s"."id"
-WHERE "s"."_sluice_stage_seq" IN (
-  SELECT "_sluice_stage_seq" FROM (
-    SELECT "id", "system_modstamp", "_sluice_stage_seq", ROW_NUMBER() OVER (PARTITION BY "id" ORDER BY "system_modstamp" DESC NULLS LAST, "_sluice_stage_seq" DESC NULLS LAST) AS "_sluice_rn"
-    FROM "salesforce_staging"."Order"
-  ) AS "_sluice_ranked" WHERE "_sluice_rn" = 1
-) AND ("t"."id" IS NULL OR "t"."system_modstamp" IS NULL OR "s"."system_modstamp" >= "t"."system_modstamp");
-
-DELETE FROM "salesforce"."Order" USING "_sluice_changes_Order"
-WHERE "salesforce"."Order"."id" = "_sluice_changes_Order"."id";
+WHERE "s"."_sluice_rn" = 1 AND ("t"."id" IS NULL OR "t"."system_modstamp" IS NULL OR "s"."system_modstamp" >= "t"."system_modstamp");
 
 INSERT INTO "salesforce"."Order" ("id", "name", "number_of_employees", "annual_revenue", "is_deleted", "system_modstamp", "select", "My ""Quoted"" Field", "it's", "_sluice_synced_at", "_sluice_run_id")
 SELECT "s"."id", "s"."name", "s"."number_of_employees", "s"."annual_revenue", "s"."is_deleted", "s"."system_modstamp", "s"."select", "s"."My ""Quoted"" Field", "s"."it's", CAST('2026-11-23 22:00:00.000000+00' AS TIMESTAMPTZ), 'run-2026-11-23T22:00:00Z'

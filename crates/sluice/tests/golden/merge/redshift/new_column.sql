@@ -10,14 +10,12 @@ SELECT "s"."id", "s"."system_modstamp", "s"."_sluice_stage_seq",
   "t"."id" IS NULL AS "_sluice_is_new",
   ("t"."id" IS NULL OR "t"."system_modstamp" IS NULL OR "s"."system_modstamp" > "t"."system_modstamp") AS "_sluice_advanced",
   COALESCE("s"."is_deleted", FALSE) AS "_sluice_is_deleted"
-FROM "salesforce_staging"."account" AS "s"
+FROM (
+  SELECT "id", "system_modstamp", "_sluice_stage_seq", "is_deleted", ROW_NUMBER() OVER (PARTITION BY "id" ORDER BY "system_modstamp" DESC NULLS LAST, "_sluice_stage_seq" DESC NULLS LAST) AS "_sluice_rn"
+  FROM "salesforce_staging"."account"
+) AS "s"
 LEFT JOIN "salesforce"."account" AS "t" ON "t"."id" = "s"."id"
-WHERE "s"."_sluice_stage_seq" IN (
-  SELECT "_sluice_stage_seq" FROM (
-    SELECT "id", "system_modstamp", "_sluice_stage_seq", ROW_NUMBER() OVER (PARTITION BY "id" ORDER BY "system_modstamp" DESC NULLS LAST, "_sluice_stage_seq" DESC NULLS LAST) AS "_sluice_rn"
-    FROM "salesforce_staging"."account"
-  ) AS "_sluice_ranked" WHERE "_sluice_rn" = 1
-) AND ("t"."id" IS NULL OR "t"."system_modstamp" IS NULL OR "s"."system_modstamp" >= "t"."system_modstamp");
+WHERE "s"."_sluice_rn" = 1 AND ("t"."id" IS NULL OR "t"."system_modstamp" IS NULL OR "s"."system_modstamp" >= "t"."system_modstamp");
 
 DELETE FROM "salesforce"."account" USING "_sluice_changes_account"
 WHERE "salesforce"."account"."id" = "_sluice_changes_account"."id";
