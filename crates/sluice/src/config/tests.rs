@@ -383,6 +383,24 @@ fn destination_rules() {
             "destination.memory_limit",
             "not used by type = \"files\"",
         ),
+        (
+            "[destination]\ntype = \"postgres\"\nurl = \"postgres://u:hunter2@h/db\"\nschema = \"pg_sales\"\n",
+            "destination.schema",
+            "PostgreSQL reserves names starting with `pg_`",
+        ),
+        (
+            "[destination]\ntype = \"redshift\"\nurl = \"postgres://u:hunter2@c:5439/dev\"\ns3_staging = \"s3://b/p\"\n\
+             iam_role = \"arn:aws:iam::1:role/r\"\nschema = \"pg_sales\"\n",
+            "destination.schema",
+            "Redshift reserves names starting with `pg_`",
+        ),
+        (
+            // 56 bytes: 64 with `_staging`.
+            "[destination]\ntype = \"postgres\"\nurl = \"postgres://u@h/db\"\n\
+             schema = \"s2345678901234567890123456789012345678901234567890123456\"\n",
+            "destination.schema",
+            "exceed PostgreSQL's 63-byte names; use at most 55 bytes",
+        ),
     ];
     for (dest, key, needle) in rows {
         let text = format!(

@@ -285,6 +285,7 @@ fn destination(cx: &mut Ctx<'_>, raw: Option<&RawDestination>) -> Option<Destina
             let url =
                 pg_url(cx, raw, "the database, e.g. \"postgres://sluice:${PGPASSWORD}@db.example.com:5432/warehouse\"");
             let schema = warehouse_schema(cx, raw);
+            postgres_schema(cx, &schema, "PostgreSQL", 63);
             Some(DestinationConfig::Postgres { url, schema, naming })
         }
         Some("redshift") => {
@@ -295,6 +296,7 @@ fn destination(cx: &mut Ctx<'_>, raw: Option<&RawDestination>) -> Option<Destina
                 "the cluster, e.g. \"postgres://sluice:${REDSHIFT_PASSWORD}@example.abc123.us-east-1.redshift.amazonaws.com:5439/dev\"",
             );
             let schema = warehouse_schema(cx, raw);
+            postgres_schema(cx, &schema, "Redshift", 127);
             let staging_url = cx.required(
                 "destination.s3_staging",
                 raw.s3_staging.as_ref(),
@@ -390,6 +392,30 @@ fn warehouse_schema(cx: &mut Ctx<'_>, raw: &RawDestination) -> String {
         );
     }
     schema
+}
+
+/// What PostgreSQL and Redshift refuse of a schema name that [`warehouse_schema`] allows:
+/// the reserved `pg_` prefix, and a name whose staging schema (`<schema>_staging`) would
+/// exceed the server's identifier length (`max_bytes`), which PostgreSQL would silently
+/// truncate.
+fn postgres_schema(cx: &mut Ctx<'_>, schema: &str, server: &str, max_bytes: usize) {
+    if schema.starts_with("pg_") {
+        cx.err(
+            "destination.schema",
+            format!("{schema:?}: {server} reserves names starting with `pg_`; choose another"),
+        );
+    }
+    let staging = format!("{schema}_staging");
+    if staging.len() > max_bytes {
+        cx.err(
+            "destination.schema",
+            format!(
+                "{schema:?} is too long: its staging schema {staging:?} would exceed {server}'s {max_bytes}-byte \
+                 names; use at most {} bytes",
+                max_bytes - "_staging".len()
+            ),
+        );
+    }
 }
 
 /// `[defaults]` or a flow's overrides on top of `base`.
