@@ -112,7 +112,7 @@ def sync(sluice, config):
     """One `sluice sync --json`: (wall seconds, peak RSS MiB, summary, consolidation ms)."""
     out = tempfile.TemporaryFile()
     err = tempfile.TemporaryFile()
-    env = dict(os.environ, SLUICE_LOG=os.environ.get("SLUICE_LOG", "sluice=info"))
+    env = dict(os.environ, SLUICE_LOG="sluice=info")
     started = time.monotonic()
     proc = subprocess.Popen([sluice, "--config", config, "sync", "--json"], stdout=out, stderr=err, env=env)
     rss = peak_rss_mib(proc.pid, proc)
@@ -305,7 +305,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sluice", required=True)
     ap.add_argument("--accounts", type=int, default=1_000_000)
-    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--reps", type=int, default=3, choices=range(1, 11), metavar="1..10")
     ap.add_argument("--postgres", help="URL of a PostgreSQL server (as a superuser) for the PostgreSQL cases")
     args = ap.parse_args()
     n = args.accounts
