@@ -7,7 +7,8 @@
 //!
 //! [`consolidate`] returns one transaction's statements, in order:
 //!
-//! 1. schema changes (`ddl`): `CREATE TABLE IF NOT EXISTS` for a table that does not exist
+//! 0. on PostgreSQL, `work_mem` raised for this transaction (see [`consolidate`]);
+//! 1. schema changes (`ddl`): `CREATE TABLE` for a table the catalog says does not exist
 //!    yet, `ALTER TABLE ... ADD COLUMN` for new source fields, a type change only where it is
 //!    a safe widening the dialect can do inside a transaction, else an [`Error`] and no SQL;
 //!    In history mode, a history table created beside an existing target is seeded with
@@ -15,7 +16,8 @@
 //! 2. the *changes* temp table (`merge`): staging de-duplicated to the newest version per
 //!    Id, joined to the target and filtered to rows not older than the target's (a re-read
 //!    never regresses a row), with flags `_sluice_is_new`, `_sluice_advanced`,
-//!    `_sluice_is_deleted` computed once, before anything changes;
+//!    `_sluice_is_deleted` computed once, before anything changes (and, on PostgreSQL,
+//!    analysed, as autovacuum never analyses temp tables);
 //! 3. the upsert of those rows, soft or hard deletes included (MERGE on PostgreSQL,
 //!    `DELETE ... USING` + `INSERT` on DuckDB and Redshift — see `merge` for why; a plain
 //!    `INSERT` into a target created in step 1);

@@ -117,7 +117,9 @@ fn cases(dialect: Dialect) -> Vec<(&'static str, String)> {
     odd.columns.push(column("select", "Select__c", SluiceType::Text));
     odd.columns.push(column("My \"Quoted\" Field", "Quoted__c", SluiceType::Date));
     odd.columns.push(column("it's", "Its__c", SluiceType::Time));
-    out.push(("keyword_names", render(dialect, &spec(&odd, Deletes::Hard, true), &Existing::default())));
+    // An existing target, so the MERGE or DELETE with these names is pinned too.
+    let existing = Existing { target: Some(existing_of(&odd, Deletes::Hard)), history: None };
+    out.push(("keyword_names", render(dialect, &spec(&odd, Deletes::Hard, true), &existing)));
 
     // Int → Long and a wider decimal: fine on DuckDB and PostgreSQL, an error on Redshift.
     let mut wider = acc.clone();

@@ -196,6 +196,23 @@ async fn round(
     k: u32,
     rows: &[(i64, &str, i64, bool)],
 ) {
+    let statements = stage_and_plan(db, dialect, schema, deletes, history, k, rows, None).await;
+    db.transaction(statements).await.unwrap_or_else(|e| panic!("{dialect:?} round {k}: {e}"));
+}
+
+/// Stages `rows` and returns the consolidation's statements, planned against the catalog
+/// or, when given, against `catalog` instead.
+#[allow(clippy::too_many_arguments)]
+async fn stage_and_plan(
+    db: &Postgres,
+    dialect: Dialect,
+    schema: &str,
+    deletes: Deletes,
+    history: bool,
+    k: u32,
+    rows: &[(i64, &str, i64, bool)],
+    catalog: Option<Existing>,
+) -> Vec<String> {
     let synced = Utc.with_ymd_and_hms(2026, 11, 24, 10, 0, k).unwrap();
     let spec = MergeSpec::new(&account(), schema, deletes, history, &format!("run-{k}"), synced).unwrap();
     db.execute(control_ddl(dialect)).await.unwrap();
@@ -204,9 +221,12 @@ async fn round(
     let mut stage = db.stage(spec.staging.clone()).await.unwrap();
     stage.write(staged(rows)).await.unwrap();
     stage.finish().await.unwrap();
-    let existing = Existing {
-        target: db.columns(spec.target.clone()).await.unwrap(),
-        history: if history { db.columns(spec.history_table()).await.unwrap() } else { None },
+    let existing = match catalog {
+        Some(existing) => existing,
+        None => Existing {
+            target: db.columns(spec.target.clone()).await.unwrap(),
+            history: if history { db.columns(spec.history_table()).await.unwrap() } else { None },
+        },
     };
     let run = FlowRun {
         flow: format!("Account-{schema}"),
@@ -219,8 +239,26 @@ async fn round(
         api_calls: 0,
         bytes: 0,
     };
-    let plan = consolidate(dialect, &spec, &existing, &run).unwrap();
-    db.transaction(plan.statements).await.unwrap_or_else(|e| panic!("{dialect:?} round {k}: {e}"));
+    consolidate(dialect, &spec, &existing, &run).unwrap().statements
+}
+
+/// A first load trusts the catalog's "no such table" and INSERTs every row; a wrong answer
+/// (Redshift folding a name's case, say) must fail the transaction, not add the rows twice.
+#[tokio::test]
+async fn a_target_the_catalog_missed_fails_the_consolidation_instead_of_doubling_it() {
+    let url = fresh_database().await.pg();
+    let db = Postgres::connect_unlocked(&url).await.unwrap();
+    let rows: &[(i64, &str, i64, bool)] = &[(1, "a", 10, false), (2, "b", 11, false)];
+    for (dialect, schema) in [(Dialect::Redshift, "missed_rs"), (Dialect::Postgres, "missed_pg")] {
+        round(&db, dialect, schema, Deletes::Soft, false, 0, rows).await;
+        let before = table_text(&db, &format!("{schema}.account")).await;
+        assert_eq!(before.len(), 2);
+        let blind =
+            stage_and_plan(&db, dialect, schema, Deletes::Soft, false, 1, rows, Some(Existing::default())).await;
+        let err = db.transaction(blind).await.expect_err("the CREATE TABLE must fail");
+        assert!(err.to_string().contains("already exists"), "{dialect:?}: {err}");
+        assert_eq!(table_text(&db, &format!("{schema}.account")).await, before, "{dialect:?}: nothing changed");
+    }
 }
 
 async fn table_text(db: &Postgres, table: &str) -> Vec<Vec<Value>> {

@@ -395,6 +395,18 @@ fn destination_rules() {
             "Redshift reserves names starting with `pg_`",
         ),
         (
+            "[destination]\ntype = \"redshift\"\nurl = \"postgres://u:hunter2@c:5439/dev\"\ns3_staging = \"s3://b/p\"\n\
+             iam_role = \"arn:aws:iam::1:role/r\"\nschema = \"Sales\"\n",
+            "destination.schema",
+            "Redshift folds names to lower case; write it as \"sales\"",
+        ),
+        (
+            "[destination]\ntype = \"redshift\"\nurl = \"postgres://u:hunter2@c:5439/dev\"\ns3_staging = \"s3://b/p\"\n\
+             iam_role = \"arn:aws:iam::1:role/r\"\nnaming = \"original\"\n",
+            "destination.naming",
+            "use \"snake_case\" (the default)",
+        ),
+        (
             // 56 bytes: 64 with `_staging`.
             "[destination]\ntype = \"postgres\"\nurl = \"postgres://u@h/db\"\n\
              schema = \"s2345678901234567890123456789012345678901234567890123456\"\n",

@@ -297,6 +297,7 @@ fn destination(cx: &mut Ctx<'_>, raw: Option<&RawDestination>) -> Option<Destina
             );
             let schema = warehouse_schema(cx, raw);
             postgres_schema(cx, &schema, "Redshift", 127);
+            redshift_case(cx, &schema, naming);
             let staging_url = cx.required(
                 "destination.s3_staging",
                 raw.s3_staging.as_ref(),
@@ -414,6 +415,24 @@ fn postgres_schema(cx: &mut Ctx<'_>, schema: &str, server: &str, max_bytes: usiz
                  names; use at most {} bytes",
                 max_bytes - "_staging".len()
             ),
+        );
+    }
+}
+
+/// Redshift folds every identifier to lower case, quoted or not (unless the cluster sets
+/// `enable_case_sensitive_identifier`), so a schema or column name with capitals would not
+/// be found again under the name sluice wrote: the next run would try to create it anew.
+fn redshift_case(cx: &mut Ctx<'_>, schema: &str, naming: Naming) {
+    if schema != schema.to_ascii_lowercase() {
+        cx.err(
+            "destination.schema",
+            format!("{schema:?}: Redshift folds names to lower case; write it as {:?}", schema.to_ascii_lowercase()),
+        );
+    }
+    if naming == Naming::Original {
+        cx.err(
+            "destination.naming",
+            "\"original\" keeps capitals, which Redshift folds to lower case; use \"snake_case\" (the default)",
         );
     }
 }

@@ -47,7 +47,10 @@ fn create_schema(dialect: Dialect, schema: &str) -> String {
     format!("CREATE SCHEMA IF NOT EXISTS {}", dialect.quote_ident(schema))
 }
 
-/// `CREATE TABLE IF NOT EXISTS` with the given columns and an optional primary key.
+/// `CREATE TABLE` with the given columns and an optional primary key. No `IF NOT EXISTS`:
+/// the catalog said the table is absent, and what follows trusts that (a new target gets a
+/// plain INSERT); were the catalog read wrong (a name the server folds to lower case), the
+/// transaction fails here instead of adding every row a second time.
 fn create_table(dialect: Dialect, table: &TableRef, columns: &[(&str, SluiceType)], key: Option<&str>) -> String {
     let mut defs: Vec<String> =
         columns.iter().map(|(name, ty)| format!("{} {}", dialect.quote_ident(name), dialect.sql_type(*ty))).collect();
@@ -55,7 +58,7 @@ fn create_table(dialect: Dialect, table: &TableRef, columns: &[(&str, SluiceType
         // PostgreSQL enforces it; on Redshift the key is informational but helps the planner.
         defs.push(format!("PRIMARY KEY ({})", dialect.quote_ident(key)));
     }
-    format!("CREATE TABLE IF NOT EXISTS {} (\n  {}\n)", dialect.table(table), defs.join(",\n  "))
+    format!("CREATE TABLE {} (\n  {}\n)", dialect.table(table), defs.join(",\n  "))
 }
 
 /// The staging table for this run's columns, created anew because staging is emptied every
@@ -68,8 +71,11 @@ pub fn staging_ddl(dialect: Dialect, spec: &MergeSpec) -> Vec<String> {
     columns.push((STAGE_SEQ, SluiceType::Long));
     vec![
         create_schema(dialect, &spec.staging.schema),
-        create_table(dialect, &spec.staging, &columns, None)
-            .replace("CREATE TABLE IF NOT EXISTS", &format!("CREATE {}TABLE", dialect.transient())),
+        create_table(dialect, &spec.staging, &columns, None).replacen(
+            "CREATE TABLE",
+            &format!("CREATE {}TABLE", dialect.transient()),
+            1,
+        ),
     ]
 }
 

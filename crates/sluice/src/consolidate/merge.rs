@@ -9,7 +9,8 @@
 //! as it was before.
 //!
 //! The table is narrow: Id, cursor, stage order and the flags. De-duplication ranks only
-//! those (ranking whole rows would sort every column of a full load in memory), and the
+//! those and the source's delete flag (ranking whole rows would sort every column of a
+//! full load in memory), and the
 //! statements that write rows read the columns from staging, joined by stage order, so a
 //! full load is copied once (staging to target) rather than twice.
 //!
@@ -86,13 +87,16 @@ pub fn changes_table(dialect: Dialect, spec: &MergeSpec) -> Vec<String> {
         Some(f) => format!("COALESCE({}, FALSE)", col(d, S, f)),
         None => "FALSE".to_owned(),
     };
-    // Narrow: the key, the cursor, the stage order and the delete flag; the columns are read
-    // from staging by stage order when written (see `changed_rows`), so a full load is not
-    // copied twice.
+    // Narrow: the key, the cursor and the stage order are kept; the ranking also carries the
+    // delete flag, which the flag column is computed from. The other columns are read from
+    // staging by stage order when written (see `changed_rows`), so a full load is not copied
+    // twice.
     let narrow: Vec<&str> =
         std::iter::once(spec.id.as_str()).chain(spec.cursor.as_deref()).chain([STAGE_SEQ]).collect();
     let kept = narrow.iter().map(|c| col(d, S, c)).collect::<Vec<_>>().join(", ");
-    let ranked = narrow.iter().copied().chain(spec.deleted_flag.as_deref()).map(&q).collect::<Vec<_>>().join(", ");
+    // A flag that is also the key or the cursor must be selected once, or the name is ambiguous.
+    let flag = spec.deleted_flag.as_deref().filter(|f| !narrow.contains(f));
+    let ranked = narrow.iter().copied().chain(flag).map(&q).collect::<Vec<_>>().join(", ");
     let mut statements = vec![
         format!("DROP TABLE IF EXISTS {changes}"),
         // The ranked rows are filtered by rank directly, not joined back to staging: one
@@ -157,9 +161,10 @@ fn metadata_values(dialect: Dialect, spec: &MergeSpec) -> Vec<(&'static str, Str
 }
 
 /// The upsert of the changes table into the target (see the module docs for the strategy).
-/// Into a target this transaction created (`new_target`), every row is new: a plain INSERT
-/// in every dialect (PostgreSQL's MERGE of a 1 M-row first load cost 8.5 s where the INSERT
-/// of the same rows cost 4.5 s).
+/// Into a target the catalog said was absent (`new_target`; the transaction creates it with
+/// a plain `CREATE TABLE`, which fails if the catalog was wrong), every row is new: a plain
+/// INSERT in every dialect (PostgreSQL's MERGE of a 1 M-row first load cost 8.5 s where the
+/// INSERT of the same rows cost 4.5 s).
 pub(super) fn upsert(dialect: Dialect, spec: &MergeSpec, new_target: bool) -> Vec<String> {
     let d = dialect;
     let q = |n: &str| d.quote_ident(n);

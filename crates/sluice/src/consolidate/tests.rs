@@ -155,7 +155,6 @@ fn consolidate_mentions_only_known_names() {
         merge::ADVANCED,
         merge::IS_DELETED,
         "_sluice_rn",
-        "_sluice_ranked",
         "_sluice_c",
         "_sluice_st",
         "_sluice_changes_order",

@@ -1,6 +1,6 @@
 CREATE SCHEMA IF NOT EXISTS "salesforce";
 
-CREATE TABLE IF NOT EXISTS "salesforce"."account_history" (
+CREATE TABLE "salesforce"."account_history" (
   "id" VARCHAR(18),
   "name" VARCHAR,
   "number_of_employees" INTEGER,

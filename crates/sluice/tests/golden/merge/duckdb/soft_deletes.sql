@@ -1,6 +1,6 @@
 CREATE SCHEMA IF NOT EXISTS "salesforce";
 
-CREATE TABLE IF NOT EXISTS "salesforce"."account" (
+CREATE TABLE "salesforce"."account" (
   "id" VARCHAR(18),
   "name" VARCHAR,
   "number_of_employees" INTEGER,

@@ -2,7 +2,7 @@ SELECT set_config('work_mem', '64MB', TRUE) WHERE pg_size_bytes(current_setting(
 
 CREATE SCHEMA IF NOT EXISTS "salesforce";
 
-CREATE TABLE IF NOT EXISTS "salesforce"."account_history" (
+CREATE TABLE "salesforce"."account_history" (
   "id" VARCHAR(18),
   "name" TEXT,
   "number_of_employees" INTEGER,

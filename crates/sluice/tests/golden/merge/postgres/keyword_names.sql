@@ -2,22 +2,7 @@ SELECT set_config('work_mem', '64MB', TRUE) WHERE pg_size_bytes(current_setting(
 
 CREATE SCHEMA IF NOT EXISTS "salesforce";
 
-CREATE TABLE IF NOT EXISTS "salesforce"."Order" (
-  "id" VARCHAR(18),
-  "name" TEXT,
-  "number_of_employees" INTEGER,
-  "annual_revenue" DECIMAL(18,2),
-  "is_deleted" BOOLEAN,
-  "system_modstamp" TIMESTAMPTZ,
-  "select" TEXT,
-  "My ""Quoted"" Field" DATE,
-  "it's" TIME,
-  "_sluice_synced_at" TIMESTAMPTZ,
-  "_sluice_run_id" TEXT,
-  PRIMARY KEY ("id")
-);
-
-CREATE TABLE IF NOT EXISTS "salesforce"."Order_history" (
+CREATE TABLE "salesforce"."Order_history" (
   "id" VARCHAR(18),
   "name" TEXT,
   "number_of_employees" INTEGER,
@@ -33,6 +18,10 @@ CREATE TABLE IF NOT EXISTS "salesforce"."Order_history" (
   "_sluice_valid_to" TIMESTAMPTZ,
   "_sluice_current" BOOLEAN
 );
+
+INSERT INTO "salesforce"."Order_history" ("id", "name", "number_of_employees", "annual_revenue", "is_deleted", "system_modstamp", "select", "My ""Quoted"" Field", "it's", "_sluice_synced_at", "_sluice_run_id", "_sluice_valid_from", "_sluice_valid_to", "_sluice_current")
+SELECT "t"."id", "t"."name", "t"."number_of_employees", "t"."annual_revenue", "t"."is_deleted", "t"."system_modstamp", "t"."select", "t"."My ""Quoted"" Field", "t"."it's", "t"."_sluice_synced_at", "t"."_sluice_run_id", COALESCE("t"."system_modstamp", CAST('2026-11-23 22:00:00.000000+00' AS TIMESTAMPTZ)), CAST(NULL AS TIMESTAMPTZ), TRUE
+FROM "salesforce"."Order" AS "t";
 
 DROP TABLE IF EXISTS "_sluice_changes_Order";
 
@@ -50,13 +39,24 @@ WHERE "s"."_sluice_rn" = 1 AND ("t"."id" IS NULL OR "t"."system_modstamp" IS NUL
 
 ANALYZE "_sluice_changes_Order";
 
-INSERT INTO "salesforce"."Order" ("id", "name", "number_of_employees", "annual_revenue", "is_deleted", "system_modstamp", "select", "My ""Quoted"" Field", "it's", "_sluice_synced_at", "_sluice_run_id")
-SELECT "s"."id", "s"."name", "s"."number_of_employees", "s"."annual_revenue", "s"."is_deleted", "s"."system_modstamp", "s"."select", "s"."My ""Quoted"" Field", "s"."it's", CAST('2026-11-23 22:00:00.000000+00' AS TIMESTAMPTZ), 'run-2026-11-23T22:00:00Z'
-FROM (
+MERGE INTO "salesforce"."Order" AS "t" USING (
   SELECT "_sluice_st"."id", "_sluice_st"."name", "_sluice_st"."number_of_employees", "_sluice_st"."annual_revenue", "_sluice_st"."is_deleted", "_sluice_st"."system_modstamp", "_sluice_st"."select", "_sluice_st"."My ""Quoted"" Field", "_sluice_st"."it's", "_sluice_c"."_sluice_is_new", "_sluice_c"."_sluice_advanced", "_sluice_c"."_sluice_is_deleted"
   FROM "_sluice_changes_Order" AS "_sluice_c" JOIN "salesforce_staging"."Order" AS "_sluice_st" ON "_sluice_st"."_sluice_stage_seq" = "_sluice_c"."_sluice_stage_seq"
-) AS "s"
-WHERE NOT "s"."_sluice_is_deleted";
+) AS "s" ON "t"."id" = "s"."id"
+WHEN MATCHED AND "s"."_sluice_is_deleted" THEN DELETE
+WHEN MATCHED THEN UPDATE SET
+  "name" = "s"."name",
+  "number_of_employees" = "s"."number_of_employees",
+  "annual_revenue" = "s"."annual_revenue",
+  "is_deleted" = "s"."is_deleted",
+  "system_modstamp" = "s"."system_modstamp",
+  "select" = "s"."select",
+  "My ""Quoted"" Field" = "s"."My ""Quoted"" Field",
+  "it's" = "s"."it's",
+  "_sluice_synced_at" = CAST('2026-11-23 22:00:00.000000+00' AS TIMESTAMPTZ),
+  "_sluice_run_id" = 'run-2026-11-23T22:00:00Z'
+WHEN NOT MATCHED AND NOT "s"."_sluice_is_deleted" THEN INSERT ("id", "name", "number_of_employees", "annual_revenue", "is_deleted", "system_modstamp", "select", "My ""Quoted"" Field", "it's", "_sluice_synced_at", "_sluice_run_id")
+  VALUES ("s"."id", "s"."name", "s"."number_of_employees", "s"."annual_revenue", "s"."is_deleted", "s"."system_modstamp", "s"."select", "s"."My ""Quoted"" Field", "s"."it's", CAST('2026-11-23 22:00:00.000000+00' AS TIMESTAMPTZ), 'run-2026-11-23T22:00:00Z');
 
 UPDATE "salesforce"."Order_history" SET "_sluice_valid_to" = "_sluice_changes_Order"."system_modstamp", "_sluice_current" = FALSE
 FROM "_sluice_changes_Order"

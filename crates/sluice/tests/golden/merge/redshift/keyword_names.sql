@@ -1,21 +1,6 @@
 CREATE SCHEMA IF NOT EXISTS "salesforce";
 
-CREATE TABLE IF NOT EXISTS "salesforce"."Order" (
-  "id" VARCHAR(18),
-  "name" VARCHAR(65535),
-  "number_of_employees" INTEGER,
-  "annual_revenue" DECIMAL(18,2),
-  "is_deleted" BOOLEAN,
-  "system_modstamp" TIMESTAMPTZ,
-  "select" VARCHAR(65535),
-  "My ""Quoted"" Field" DATE,
-  "it's" TIME,
-  "_sluice_synced_at" TIMESTAMPTZ,
-  "_sluice_run_id" VARCHAR(65535),
-  PRIMARY KEY ("id")
-);
-
-CREATE TABLE IF NOT EXISTS "salesforce"."Order_history" (
+CREATE TABLE "salesforce"."Order_history" (
   "id" VARCHAR(18),
   "name" VARCHAR(65535),
   "number_of_employees" INTEGER,
@@ -32,6 +17,10 @@ CREATE TABLE IF NOT EXISTS "salesforce"."Order_history" (
   "_sluice_current" BOOLEAN
 );
 
+INSERT INTO "salesforce"."Order_history" ("id", "name", "number_of_employees", "annual_revenue", "is_deleted", "system_modstamp", "select", "My ""Quoted"" Field", "it's", "_sluice_synced_at", "_sluice_run_id", "_sluice_valid_from", "_sluice_valid_to", "_sluice_current")
+SELECT "t"."id", "t"."name", "t"."number_of_employees", "t"."annual_revenue", "t"."is_deleted", "t"."system_modstamp", "t"."select", "t"."My ""Quoted"" Field", "t"."it's", "t"."_sluice_synced_at", "t"."_sluice_run_id", COALESCE("t"."system_modstamp", CAST('2026-11-23 22:00:00.000000+00' AS TIMESTAMPTZ)), CAST(NULL AS TIMESTAMPTZ), TRUE
+FROM "salesforce"."Order" AS "t";
+
 DROP TABLE IF EXISTS "_sluice_changes_Order";
 
 CREATE TEMP TABLE "_sluice_changes_Order" AS
@@ -45,6 +34,9 @@ FROM (
 ) AS "s"
 LEFT JOIN "salesforce"."Order" AS "t" ON "t"."id" = "s"."id"
 WHERE "s"."_sluice_rn" = 1 AND ("t"."id" IS NULL OR "t"."system_modstamp" IS NULL OR "s"."system_modstamp" >= "t"."system_modstamp");
+
+DELETE FROM "salesforce"."Order" USING "_sluice_changes_Order"
+WHERE "salesforce"."Order"."id" = "_sluice_changes_Order"."id";
 
 INSERT INTO "salesforce"."Order" ("id", "name", "number_of_employees", "annual_revenue", "is_deleted", "system_modstamp", "select", "My ""Quoted"" Field", "it's", "_sluice_synced_at", "_sluice_run_id")
 SELECT "s"."id", "s"."name", "s"."number_of_employees", "s"."annual_revenue", "s"."is_deleted", "s"."system_modstamp", "s"."select", "s"."My ""Quoted"" Field", "s"."it's", CAST('2026-11-23 22:00:00.000000+00' AS TIMESTAMPTZ), 'run-2026-11-23T22:00:00Z'
