@@ -310,7 +310,7 @@ pub async fn sync(path: &Path, args: &SyncArgs) -> Result<(), Failure> {
     if summary.is_ok() {
         Ok(())
     } else {
-        let bad = summary.flows.iter().filter(|f| f.status != sync::FlowStatus::Ok).count();
+        let bad = summary.flows.iter().filter(|f| !f.status.succeeded()).count();
         let why = if summary.stopped.is_some() { " (stopped by the API quota; the next run resumes)" } else { "" };
         Err(Failure::failed(anyhow!("{bad} of {} flows did not complete{why}", summary.flows.len())))
     }
@@ -356,12 +356,15 @@ fn print_table(summary: &sync::RunSummary) {
             });
             let reconciled =
                 f.reconciled.filter(|n| *n > 0).map(|n| format!("{}: reconciliation removed {n} rows", f.object));
+            let handed_off =
+                f.handed_off.as_ref().map(|call| format!("{}: staged; `{call}` consolidates it", f.object));
             f.error
                 .iter()
                 .cloned()
                 .chain(f.warnings.iter().map(|w| format!("{}: {w}", f.object)))
                 .chain(verify)
                 .chain(reconciled)
+                .chain(handed_off)
         })
         .collect();
     if !notes.is_empty() {

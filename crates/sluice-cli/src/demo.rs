@@ -12,7 +12,7 @@ use sandbox::server::{self, DEFAULT_PASSWORD};
 use sandbox::{Running, SandboxConfig};
 use serde_json::json;
 use sluice::config::{self, Config};
-use sluice::sync::{self, FlowStatus, RunSummary, SyncOptions};
+use sluice::sync::{self, RunSummary, SyncOptions};
 
 use crate::Failure;
 
@@ -128,7 +128,7 @@ async fn one_sync(config: &Config, opts: &SyncOptions, label: &str) -> Result<(R
     let started = Instant::now();
     let summary = sync::sync(config, opts, &sync::Quiet).await.map_err(|e| Failure::failed(anyhow!(e.message)))?;
     let elapsed = started.elapsed();
-    if let Some(bad) = summary.flows.iter().find(|f| f.status != FlowStatus::Ok) {
+    if let Some(bad) = summary.flows.iter().find(|f| !f.status.succeeded()) {
         return Err(Failure::failed(anyhow!(
             "{label}: {} {}: {}",
             bad.object,

@@ -89,6 +89,7 @@ pub struct RawDestination {
     pub iam_role: Option<String>,
     pub s3_region: Option<String>,
     pub s3_endpoint: Option<String>,
+    pub consolidation: Option<String>,
 }
 
 /// `[defaults]` as written; also the overridable part of a flow.
@@ -259,6 +260,8 @@ pub enum DestinationConfig {
         schema: String,
         /// How table and column names are derived.
         naming: Naming,
+        /// Who runs the consolidation.
+        consolidation: Consolidation,
     },
     /// Amazon Redshift, loaded through S3, consolidated exactly once.
     Redshift {
@@ -270,6 +273,8 @@ pub enum DestinationConfig {
         naming: Naming,
         /// Where loads are staged, and the role Redshift reads them with.
         staging: crate::destination::redshift::S3Staging,
+        /// Who runs the consolidation.
+        consolidation: Consolidation,
     },
     /// Plain files, one directory per object and run.
     Files {
@@ -292,6 +297,28 @@ impl DestinationConfig {
             | DestinationConfig::Redshift { naming, .. } => *naming,
         }
     }
+
+    /// Who runs the consolidation: DuckDB and files are always [`Consolidation::Run`].
+    pub fn consolidation(&self) -> Consolidation {
+        match self {
+            DestinationConfig::Postgres { consolidation, .. } | DestinationConfig::Redshift { consolidation, .. } => {
+                *consolidation
+            }
+            DestinationConfig::Files { .. } | DestinationConfig::DuckDb { .. } => Consolidation::Run,
+        }
+    }
+}
+
+/// Who runs a PostgreSQL or Redshift consolidation (`destination.consolidation`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Consolidation {
+    /// The sync consolidates each load itself (the default).
+    #[default]
+    Run,
+    /// The sync stages each load and installs its consolidation as the stored procedure
+    /// `<schema>.sluice_consolidate_<table>()`, which the warehouse's scheduler calls (see
+    /// [`crate::consolidate::procedure`]).
+    Procedure,
 }
 
 /// Format of the files destination.

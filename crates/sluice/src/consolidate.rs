@@ -35,6 +35,7 @@
 mod control;
 mod ddl;
 mod merge;
+pub mod procedure;
 mod reconcile;
 
 use std::collections::HashSet;

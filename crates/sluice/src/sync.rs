@@ -76,6 +76,16 @@ pub enum FlowStatus {
     Stopped,
     /// Not run because an earlier flow hit the API quota.
     Skipped,
+    /// Staged and handed to its stored procedure (`consolidation = "procedure"`); the
+    /// window end moves when the warehouse calls it.
+    HandedOff,
+}
+
+impl FlowStatus {
+    /// Whether the flow did all a run asks of it.
+    pub fn succeeded(self) -> bool {
+        matches!(self, FlowStatus::Ok | FlowStatus::HandedOff)
+    }
 }
 
 impl std::fmt::Display for FlowStatus {
@@ -85,6 +95,7 @@ impl std::fmt::Display for FlowStatus {
             FlowStatus::Failed => "failed",
             FlowStatus::Stopped => "stopped: quota",
             FlowStatus::Skipped => "skipped",
+            FlowStatus::HandedOff => "handed off",
         })
     }
 }
@@ -143,6 +154,8 @@ pub struct FlowSummary {
     pub verify: Option<VerifyCounts>,
     /// Things the user should know that did not stop the flow.
     pub warnings: Vec<String>,
+    /// The `CALL` that consolidates a handed-off load.
+    pub handed_off: Option<String>,
 }
 
 impl FlowSummary {
@@ -161,6 +174,7 @@ impl FlowSummary {
             reconciled: None,
             verify: None,
             warnings: Vec::new(),
+            handed_off: None,
         }
     }
 }
@@ -170,7 +184,7 @@ impl FlowSummary {
     /// error prefixed by the object name.
     pub(crate) fn finish(&mut self, result: &Result<()>) {
         let Err(e) = result else {
-            self.status = FlowStatus::Ok;
+            self.status = if self.handed_off.is_some() { FlowStatus::HandedOff } else { FlowStatus::Ok };
             return;
         };
         let message = if e.message.starts_with(&self.object) {
@@ -187,7 +201,7 @@ impl FlowSummary {
 impl RunStatus {
     /// `ok` when every flow committed, `failed` when none did, else `partial`.
     pub(crate) fn of(flows: &[FlowSummary]) -> Self {
-        match flows.iter().filter(|f| f.status == FlowStatus::Ok).count() {
+        match flows.iter().filter(|f| f.status.succeeded()).count() {
             n if n == flows.len() => RunStatus::Ok,
             0 => RunStatus::Failed,
             _ => RunStatus::Partial,

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use chrono::{TimeZone, Utc};
 use sluice::config::Deletes;
+use sluice::consolidate::procedure::hand_off;
 use sluice::consolidate::{
     Dialect, Existing, ExistingColumn, FlowRun, MergeSpec, consolidate, control_ddl, staging_ddl, stats_query,
 };
@@ -94,6 +95,12 @@ fn cases(dialect: Dialect) -> Vec<(&'static str, String)> {
     // A later run: merged into the existing rows.
     let existing = Existing { target: Some(existing_of(&acc, Deletes::Soft)), history: None };
     out.push(("soft_deletes_existing", render(dialect, &soft, &existing)));
+    // The same load handed to the warehouse as a stored procedure.
+    if dialect != Dialect::DuckDb {
+        let statements = consolidate(dialect, &soft, &existing, &flow_run()).unwrap().statements;
+        let handed = hand_off(dialect, &soft, &flow_run(), &statements).unwrap();
+        out.push(("procedure", handed.join(";\n\n") + ";\n"));
+    }
 
     let hard = spec(&acc, Deletes::Hard, false);
     let existing = Existing { target: Some(existing_of(&acc, Deletes::Hard)), history: None };

@@ -24,6 +24,7 @@ use object_store::{ObjectStore, ObjectStoreExt};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use pg::fresh_database;
 use sluice::config::Deletes;
+use sluice::consolidate::procedure::hand_off;
 use sluice::consolidate::{Dialect, Existing, FlowRun, MergeSpec, TableRef, consolidate, control_ddl, staging_ddl};
 use sluice::destination::postgres::Postgres;
 use sluice::destination::redshift::{Lease, S3Stager, copy_sql};
@@ -196,12 +197,12 @@ async fn round(
     k: u32,
     rows: &[(i64, &str, i64, bool)],
 ) {
-    let statements = stage_and_plan(db, dialect, schema, deletes, history, k, rows, None).await;
+    let (_, _, statements) = stage_and_plan(db, dialect, schema, deletes, history, k, rows, None).await;
     db.transaction(statements).await.unwrap_or_else(|e| panic!("{dialect:?} round {k}: {e}"));
 }
 
-/// Stages `rows` and returns the consolidation's statements, planned against the catalog
-/// or, when given, against `catalog` instead.
+/// Stages `rows` and returns the spec, the flow run and the consolidation's statements,
+/// planned against the catalog or, when given, against `catalog` instead.
 #[allow(clippy::too_many_arguments)]
 async fn stage_and_plan(
     db: &Postgres,
@@ -212,7 +213,7 @@ async fn stage_and_plan(
     k: u32,
     rows: &[(i64, &str, i64, bool)],
     catalog: Option<Existing>,
-) -> Vec<String> {
+) -> (MergeSpec, FlowRun, Vec<String>) {
     let synced = Utc.with_ymd_and_hms(2026, 11, 24, 10, 0, k).unwrap();
     let spec = MergeSpec::new(&account(), schema, deletes, history, &format!("run-{k}"), synced).unwrap();
     db.execute(control_ddl(dialect)).await.unwrap();
@@ -239,7 +240,8 @@ async fn stage_and_plan(
         api_calls: 0,
         bytes: 0,
     };
-    consolidate(dialect, &spec, &existing, &run).unwrap().statements
+    let statements = consolidate(dialect, &spec, &existing, &run).unwrap().statements;
+    (spec, run, statements)
 }
 
 /// A first load trusts the catalog's "no such table" and INSERTs every row; a wrong answer
@@ -253,7 +255,7 @@ async fn a_target_the_catalog_missed_fails_the_consolidation_instead_of_doubling
         round(&db, dialect, schema, Deletes::Soft, false, 0, rows).await;
         let before = table_text(&db, &format!("{schema}.account")).await;
         assert_eq!(before.len(), 2);
-        let blind =
+        let (_, _, blind) =
             stage_and_plan(&db, dialect, schema, Deletes::Soft, false, 1, rows, Some(Existing::default())).await;
         let err = db.transaction(blind).await.expect_err("the CREATE TABLE must fail");
         assert!(err.to_string().contains("already exists"), "{dialect:?}: {err}");
@@ -341,4 +343,81 @@ async fn the_schema_lease_is_exclusive_named_released_and_expires() {
     taken.release().await.unwrap();
     let left = a.query("SELECT COUNT(*) FROM _sluice.locks".into()).await.unwrap();
     assert_eq!(left[0][0].as_i64(), Some(0));
+}
+
+/// The stored procedure of both dialects, run on PostgreSQL (Redshift's `GETDATE()` is
+/// given a PostgreSQL stand-in): each round's hand-off, then `CALL`, gives the same table
+/// as consolidating directly; a second `CALL` does nothing; a held run lock refuses it.
+#[tokio::test]
+async fn the_consolidation_procedure_matches_consolidating_directly() {
+    let url = fresh_database().await.pg();
+    let db = Postgres::connect_unlocked(&url).await.unwrap();
+    db.execute(vec![
+        "CREATE FUNCTION getdate() RETURNS timestamp LANGUAGE sql AS $$ SELECT now() AT TIME ZONE 'UTC' $$".into(),
+        "CREATE SCHEMA IF NOT EXISTS \"_sluice\"".into(),
+        "CREATE TABLE \"_sluice\".\"locks\" (\"schema_name\" VARCHAR(256), \"holder\" VARCHAR(256), \"heartbeat\" \
+         TIMESTAMPTZ)"
+            .into(),
+    ])
+    .await
+    .unwrap();
+    let rounds: [&[(i64, &str, i64, bool)]; 3] = [
+        &[(1, "a", 10, false), (2, "b", 10, false), (3, "c", 11, true)],
+        &[(1, "a2", 20, false), (2, "b-old", 5, false), (3, "c-back", 21, false), (4, "d", 21, false)],
+        &[(4, "d", 21, true), (5, "e", 30, false)],
+    ];
+    for (dialect, schema) in [(Dialect::Redshift, "proc_rs"), (Dialect::Postgres, "proc_pg")] {
+        let direct = format!("{schema}_direct");
+        let call = format!("CALL {schema}.sluice_consolidate_account()");
+        for (k, rows) in rounds.iter().enumerate() {
+            let k = k as u32;
+            let (spec, run, statements) =
+                stage_and_plan(&db, dialect, schema, Deletes::Hard, true, k, rows, None).await;
+            db.transaction(hand_off(dialect, &spec, &run, &statements).unwrap()).await.unwrap();
+            if k == 0 {
+                // A sync holding the schema: the CALL refuses and changes nothing.
+                let err = match dialect {
+                    Dialect::Redshift => {
+                        let lease = format!("INSERT INTO _sluice.locks VALUES ('{schema}', 'another run', now())");
+                        db.execute(vec![lease]).await.unwrap();
+                        let err = db.execute(vec![call.clone()]).await.expect_err("a live lease refuses the CALL");
+                        db.execute(vec!["DELETE FROM _sluice.locks".into()]).await.unwrap();
+                        err
+                    }
+                    _ => {
+                        let holder = Postgres::connect(&url, schema).await.unwrap();
+                        let err = db.execute(vec![call.clone()]).await.expect_err("the advisory lock refuses the CALL");
+                        holder.release().await.unwrap();
+                        err
+                    }
+                };
+                assert!(err.to_string().contains("a sync holds schema"), "{dialect:?}: {err}");
+                let tables = db
+                    .query(format!("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = '{schema}'"))
+                    .await
+                    .unwrap();
+                assert_eq!(tables[0][0].as_i64(), Some(0), "{dialect:?}: the refused CALL created nothing");
+            }
+            db.execute(vec![call.clone()]).await.unwrap();
+            round(&db, Dialect::Postgres, &direct, Deletes::Hard, true, k, rows).await;
+            for table in ["account", "account_history"] {
+                let (a, b) = (
+                    table_text(&db, &format!("{schema}.{table}")).await,
+                    table_text(&db, &format!("{direct}.{table}")).await,
+                );
+                assert_eq!(a, b, "{dialect:?} round {k}: {table} differs from a direct consolidation");
+            }
+            // Called again: nothing to do.
+            let before = table_text(&db, &format!("{schema}.account_history")).await;
+            db.execute(vec![call.clone()]).await.unwrap();
+            assert_eq!(table_text(&db, &format!("{schema}.account_history")).await, before, "{dialect:?} round {k}");
+            let staged = db
+                .query(format!(
+                    "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = '{schema}_staging'"
+                ))
+                .await
+                .unwrap();
+            assert_eq!(staged[0][0].as_i64(), Some(0), "{dialect:?}: the CALL dropped staging");
+        }
+    }
 }

@@ -17,7 +17,8 @@ use common::{advance, mutate, post};
 use sandbox::server;
 use sandbox::{Running, SandboxConfig};
 use serde_json::json;
-use sluice::config::{self, Config};
+use sluice::config::{self, Config, Deletes};
+use sluice::consolidate::{MergeSpec, procedure};
 use sluice::model::{Naming, TableSchema};
 use sluice::source::salesforce::SalesforceSource;
 use sluice::source::salesforce::describe::Selection;
@@ -369,3 +370,88 @@ target::suite!(
     a_rerun_of_the_same_window_changes_nothing,
     sliced_full_load_and_parallel_flows_commit_everything,
 );
+
+/// `consolidation = "procedure"` (PostgreSQL only): a sync stages and hands the load off;
+/// the warehouse's `CALL` consolidates it, a second `CALL` does nothing, and a hand-off
+/// nobody called is superseded by the next sync without losing a change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_procedure_consolidates_when_called_and_only_once() {
+    let sb = start(&[("Account", 120)]).await;
+    let wh = Warehouse::new(Kind::Postgres).await;
+    let text = format!(
+        "{}\n{}consolidation = \"procedure\"\n[defaults]\nreconcile_every = \"never\"\n\n[[flows]]\nobject = \"Account\"\n",
+        common::source_toml(&sb.login_url, ""),
+        wh.toml
+    );
+    let s = Setup { config: config::load(&text, "test.toml", &|_| None).expect("valid config"), wh };
+    let call = "CALL \"salesforce\".\"sluice_consolidate_account\"()";
+    let hand_off = |s: &Setup| {
+        let config = s.config.clone();
+        async move {
+            let summary = sync::sync(&config, &SyncOptions::default(), &sync::Quiet).await.expect("the run starts");
+            let f = summary.flows[0].clone();
+            assert_eq!(f.status, FlowStatus::HandedOff, "{f:#?}");
+            assert_eq!(f.handed_off.as_deref(), Some(call));
+            assert!(f.merged.is_none() && f.verify.is_none(), "{f:#?}");
+            f
+        }
+    };
+    let window_end = "SELECT COUNT(*) FROM _sluice.flows WHERE window_end IS NOT NULL";
+    let consolidated = "SELECT COUNT(*) FROM _sluice.flow_runs WHERE phase = 'consolidated'";
+
+    // Staged, not consolidated: no table, no window end.
+    assert_eq!(hand_off(&s).await.rows, 120);
+    let tables = "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = 'salesforce' AND table_name = \
+                  'account'";
+    assert_eq!(s.wh.query_i64(tables).await, 0);
+    assert_eq!(s.wh.query_i64(window_end).await, 0);
+
+    s.wh.query(call).await;
+    assert_eq!(check(&sb, &s, "Account", Expect::Soft).await, 120);
+    assert_eq!(s.wh.query_i64(consolidated).await, 1);
+    let schema = schema_of(&sb, "Account").await;
+    let before = warehouse::rows(&s.wh, "salesforce", &schema).await;
+    // A second CALL finds its load consolidated and changes nothing.
+    s.wh.query(call).await;
+    let after = warehouse::rows(&s.wh, "salesforce", &schema).await;
+    assert_eq!(before.len(), after.len());
+    for (id, row) in &before {
+        assert_eq!(row.values, after[id].values, "{id}");
+    }
+    assert_eq!(s.wh.query_i64(consolidated).await, 1);
+
+    // Changes, a hand-off nobody calls, more changes, another hand-off: one CALL of the
+    // latest brings every change of both.
+    let ids = some_live_ids(&truth(&sb, "Account").await, 2);
+    advance(&sb, 5.0).await;
+    mutate(
+        &sb,
+        json!([
+            {"op": "update", "object": "Account", "id": ids[0], "fields": {"Name": "Missed Hand-off"}},
+            {"op": "insert", "object": "Account", "count": 3},
+        ]),
+    )
+    .await;
+    advance(&sb, 3.0).await;
+    hand_off(&s).await;
+    // What every sync does before it touches staging: the procedure becomes idle, so a
+    // CALL between then and the next hand-off changes nothing.
+    let mut spec_schema = schema_of(&sb, "Account").await;
+    spec_schema.table = "account".into();
+    let spec = MergeSpec::new(&spec_schema, "salesforce", Deletes::Soft, false, "r", chrono::Utc::now()).unwrap();
+    for statement in procedure::idle(s.wh.dialect(), &spec, "Account").unwrap() {
+        s.wh.query(&statement).await;
+    }
+    s.wh.query(call).await;
+    assert_eq!(warehouse::rows(&s.wh, "salesforce", &schema).await.len(), 120, "the idle procedure did nothing");
+    mutate(&sb, json!([{"op": "delete", "object": "Account", "id": ids[1]}])).await;
+    advance(&sb, 3.0).await;
+    let second = hand_off(&s).await;
+    assert!(second.rows >= 5, "the second sync read from the unmoved window end again: {second:#?}");
+    s.wh.query(call).await;
+    assert_eq!(check(&sb, &s, "Account", Expect::Soft).await, 123);
+    let name = s.wh.query(&format!("SELECT name FROM salesforce.account WHERE id = '{}'", ids[0])).await;
+    assert_eq!(name, [[Some("Missed Hand-off".to_owned())]]);
+    assert_eq!(s.wh.query_i64(consolidated).await, 2, "the superseded hand-off never ran");
+    sb.shutdown().await;
+}

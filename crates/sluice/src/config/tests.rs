@@ -407,6 +407,16 @@ fn destination_rules() {
             "use \"snake_case\" (the default)",
         ),
         (
+            "[destination]\ntype = \"postgres\"\nurl = \"postgres://u@h/db\"\nconsolidation = \"later\"\n",
+            "destination.consolidation",
+            "\"run\", \"procedure\"",
+        ),
+        (
+            "[destination]\ntype = \"duckdb\"\npath = \"w.duckdb\"\nconsolidation = \"procedure\"\n",
+            "destination.consolidation",
+            "not used by type = \"duckdb\"",
+        ),
+        (
             // 56 bytes: 64 with `_staging`.
             "[destination]\ntype = \"postgres\"\nurl = \"postgres://u@h/db\"\n\
              schema = \"s2345678901234567890123456789012345678901234567890123456\"\n",

@@ -9,9 +9,9 @@ use std::collections::hash_map::Entry;
 use std::path::PathBuf;
 
 use super::{
-    Api, Auth, Config, ConfigError, DEFAULT_API_VERSION, DEFAULT_DUCKDB_MEMORY_MIB, Deletes, DestinationConfig,
-    FileFormat, FlowConfig, FlowSettings, Mode, RawConfig, RawDestination, RawSettings, RawSource, SalesforceConfig,
-    Secret, check_where, interpolate, is_valid_api_name, parse_duration,
+    Api, Auth, Config, ConfigError, Consolidation, DEFAULT_API_VERSION, DEFAULT_DUCKDB_MEMORY_MIB, Deletes,
+    DestinationConfig, FileFormat, FlowConfig, FlowSettings, Mode, RawConfig, RawDestination, RawSettings, RawSource,
+    SalesforceConfig, Secret, check_where, interpolate, is_valid_api_name, parse_duration,
 };
 use crate::model::Naming;
 use crate::source::salesforce::soql::is_api_name;
@@ -237,7 +237,16 @@ fn destination(cx: &mut Ctx<'_>, raw: Option<&RawDestination>) -> Option<Destina
                 raw,
                 "files",
                 "path and format",
-                &["schema", "url", "memory_limit", "s3_staging", "iam_role", "s3_region", "s3_endpoint"],
+                &[
+                    "schema",
+                    "url",
+                    "memory_limit",
+                    "s3_staging",
+                    "iam_role",
+                    "s3_region",
+                    "s3_endpoint",
+                    "consolidation",
+                ],
             );
             let path = cx.required("destination.path", raw.path.as_ref(), "the directory files are written under");
             let formats = [("parquet", FileFormat::Parquet), ("csv", FileFormat::Csv), ("jsonl", FileFormat::Jsonl)];
@@ -250,7 +259,7 @@ fn destination(cx: &mut Ctx<'_>, raw: Option<&RawDestination>) -> Option<Destina
                 raw,
                 "duckdb",
                 "path and schema",
-                &["format", "url", "s3_staging", "iam_role", "s3_region", "s3_endpoint"],
+                &["format", "url", "s3_staging", "iam_role", "s3_region", "s3_endpoint", "consolidation"],
             );
             let path = cx.required(
                 "destination.path",
@@ -286,7 +295,8 @@ fn destination(cx: &mut Ctx<'_>, raw: Option<&RawDestination>) -> Option<Destina
                 pg_url(cx, raw, "the database, e.g. \"postgres://sluice:${PGPASSWORD}@db.example.com:5432/warehouse\"");
             let schema = warehouse_schema(cx, raw);
             postgres_schema(cx, &schema, "PostgreSQL", 63);
-            Some(DestinationConfig::Postgres { url, schema, naming })
+            let consolidation = consolidation(cx, raw);
+            Some(DestinationConfig::Postgres { url, schema, naming, consolidation })
         }
         Some("redshift") => {
             unused(cx, raw, "redshift", "url, schema, s3_staging and iam_role", &["path", "format", "memory_limit"]);
@@ -298,6 +308,7 @@ fn destination(cx: &mut Ctx<'_>, raw: Option<&RawDestination>) -> Option<Destina
             let schema = warehouse_schema(cx, raw);
             postgres_schema(cx, &schema, "Redshift", 127);
             redshift_case(cx, &schema, naming);
+            let consolidation = consolidation(cx, raw);
             let staging_url = cx.required(
                 "destination.s3_staging",
                 raw.s3_staging.as_ref(),
@@ -327,7 +338,7 @@ fn destination(cx: &mut Ctx<'_>, raw: Option<&RawDestination>) -> Option<Destina
                 cx.err("destination.s3_endpoint", format!("{e:?} is not an http:// or https:// URL"));
             }
             let staging = crate::destination::redshift::S3Staging { url: staging_url, iam_role, region, endpoint };
-            Some(DestinationConfig::Redshift { url, schema, naming, staging })
+            Some(DestinationConfig::Redshift { url, schema, naming, staging, consolidation })
         }
         Some(t @ "lake") => {
             cx.err(
@@ -364,6 +375,7 @@ fn unused(cx: &mut Ctx<'_>, raw: &RawDestination, kind: &str, uses: &str, keys: 
             "iam_role" => raw.iam_role.is_some(),
             "s3_region" => raw.s3_region.is_some(),
             "s3_endpoint" => raw.s3_endpoint.is_some(),
+            "consolidation" => raw.consolidation.is_some(),
             _ => false,
         };
         if set {
@@ -393,6 +405,16 @@ fn warehouse_schema(cx: &mut Ctx<'_>, raw: &RawDestination) -> String {
         );
     }
     schema
+}
+
+/// `destination.consolidation` of PostgreSQL and Redshift: `"run"` unless set.
+fn consolidation(cx: &mut Ctx<'_>, raw: &RawDestination) -> Consolidation {
+    cx.choice(
+        "destination.consolidation",
+        raw.consolidation.as_ref(),
+        &[("run", Consolidation::Run), ("procedure", Consolidation::Procedure)],
+    )
+    .unwrap_or_default()
 }
 
 /// What PostgreSQL and Redshift refuse of a schema name that [`warehouse_schema`] allows:

@@ -235,6 +235,42 @@ pub fn flow_failed(dialect: Dialect, run_id: &str, flow: &str, error: &str, at: 
     ]
 }
 
+/// The flow-run row of a load handed to its stored procedure (see `procedure`): phase
+/// `handed_off`, the window and what was read; the procedure's consolidation rewrites it
+/// with the merge counts.
+pub fn flow_handed_off(dialect: Dialect, run_id: &str, run: &FlowRun, at: Timestamp) -> Vec<String> {
+    let d = dialect;
+    let flow_runs = d.table(&table("flow_runs"));
+    let cols = [
+        "run_id",
+        "flow",
+        "phase",
+        "attempts",
+        "window_start",
+        "window_end",
+        "rows_extracted",
+        "api_calls",
+        "bytes",
+        "finished_at",
+    ];
+    let values = [
+        d.quote_literal(run_id),
+        d.quote_literal(&run.flow),
+        d.quote_literal(super::procedure::HANDED_OFF),
+        run.attempts.to_string(),
+        d.timestamp_or_null(run.window.start),
+        d.timestamp_literal(run.window.end),
+        run.rows_extracted.to_string(),
+        run.api_calls.to_string(),
+        run.bytes.to_string(),
+        d.timestamp_literal(at),
+    ];
+    vec![
+        format!("DELETE FROM {flow_runs} WHERE {}", run_key(d, run_id, &run.flow)),
+        format!("INSERT INTO {flow_runs} ({}) VALUES ({})", super::ident_list(d, &cols), values.join(", ")),
+    ]
+}
+
 /// `"run_id" = '…' AND "flow" = '…'`: the key of a flow-run row.
 /// `UPDATE <control table> SET a = x, ... WHERE cond`.
 fn update(d: Dialect, name: &str, set: &[(&str, String)], cond: &str) -> String {
@@ -242,7 +278,7 @@ fn update(d: Dialect, name: &str, set: &[(&str, String)], cond: &str) -> String 
     format!("UPDATE {} SET {} WHERE {cond}", d.table(&table(name)), set.join(", "))
 }
 
-fn run_key(d: Dialect, run_id: &str, flow: &str) -> String {
+pub(super) fn run_key(d: Dialect, run_id: &str, flow: &str) -> String {
     format!(
         "{} = {} AND {} = {}",
         d.quote_ident("run_id"),

@@ -172,7 +172,7 @@ impl std::fmt::Debug for Postgres {
 
 /// Advisory-lock class of sluice's locks (any constant; it keeps them apart from an
 /// application's own advisory locks on other keys).
-const LOCK_CLASS: i32 = 0x51_1CE;
+pub const LOCK_CLASS: i32 = 0x51_1CE;
 
 impl Postgres {
     /// Connects and takes the advisory lock of `schema`: the run's lock.

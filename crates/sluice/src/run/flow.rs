@@ -14,8 +14,8 @@ use std::sync::Arc;
 
 use super::phase::{Outcome, Phase, next};
 use super::{Ctx, checks};
-use crate::config::FlowConfig;
-use crate::consolidate::{self, Existing, FlowRun, MergeSpec, STAGE_SEQ};
+use crate::config::{Consolidation, FlowConfig};
+use crate::consolidate::{self, Dialect, Existing, FlowRun, MergeSpec, STAGE_SEQ, procedure};
 use crate::destination::{Destination, Stage};
 use crate::mask::Masker;
 use crate::model::{Timestamp, Window};
@@ -147,8 +147,19 @@ impl<'a, D: Destination> FlowDriver<'a, D> {
     async fn stage(&mut self) -> Result<Outcome> {
         let (cx, flow) = (self.cx, self.flow);
         let window = self.windows[self.next_window];
+        let first = self.next_window == 0;
         let spec = self.spec_now()?;
         let d = cx.dest.dialect();
+        if first && d != Dialect::DuckDb {
+            // Before staging is touched, no procedure may be left that would consolidate it
+            // (see `consolidate::procedure`).
+            cx.dest
+                .execute(match cx.config.destination.consolidation() {
+                    Consolidation::Procedure => procedure::idle(d, spec, &flow.object)?,
+                    Consolidation::Run => vec![procedure::drop_procedure(d, spec)],
+                })
+                .await?;
+        }
         cx.dest.discard(spec.staging.clone()).await?;
         cx.dest.execute(consolidate::staging_ddl(d, spec)).await?;
         let mut stage = cx.dest.stage(spec.staging.clone()).await?;
@@ -206,6 +217,13 @@ impl<'a, D: Destination> FlowDriver<'a, D> {
             tracing::warn!(object = %flow.object, "{warning}");
         }
         self.summary.warnings.extend(plan.warnings);
+        if cx.config.destination.consolidation() == Consolidation::Procedure {
+            cx.dest.transaction(procedure::hand_off(d, &spec, &run, &plan.statements)?).await?;
+            let call = format!("CALL {}()", d.table(&procedure::procedure_name(&spec)));
+            tracing::info!(object = %flow.object, staged = self.staged, %call, "handed off to the warehouse");
+            self.summary.handed_off = Some(call);
+            return Ok(Outcome::HandedOff);
+        }
         let started = std::time::Instant::now();
         cx.dest.transaction(plan.statements).await?;
         crate::failpoint::hit("after-commit");

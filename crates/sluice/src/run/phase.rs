@@ -51,6 +51,8 @@ pub enum Outcome {
     MoreSlices,
     /// Consolidation is done and reconciliation is due.
     ReconcileDue,
+    /// The load was handed to its stored procedure; the warehouse consolidates it.
+    HandedOff,
 }
 
 /// The next phase after `phase` ended with `outcome`; `None` for a combination that cannot
@@ -64,6 +66,8 @@ pub fn next(phase: Phase, outcome: Outcome) -> Option<Phase> {
         (Stage, Completed) => Consolidate,
         (Consolidate, MoreSlices) => Stage,
         (Consolidate, ReconcileDue) => Reconcile,
+        // Staging stays for the procedure; checks need the consolidated table.
+        (Consolidate, HandedOff) => Done,
         (Consolidate, Completed) | (Reconcile, Completed) => Verify,
         (Verify, Completed) => Cleanup,
         (Cleanup, Completed) => Done,
@@ -86,6 +90,7 @@ mod tests {
             (Consolidate, MoreSlices, Some(Stage)),
             (Consolidate, ReconcileDue, Some(Reconcile)),
             (Consolidate, Completed, Some(Verify)),
+            (Consolidate, HandedOff, Some(Done)),
             (Reconcile, Completed, Some(Verify)),
             (Verify, Completed, Some(Cleanup)),
             (Cleanup, Completed, Some(Done)),
@@ -93,6 +98,7 @@ mod tests {
             (Stage, NothingToRead, None),
             (Stage, ReconcileDue, None),
             (Verify, MoreSlices, None),
+            (Stage, HandedOff, None),
             (Done, Completed, None),
         ];
         for (phase, outcome, want) in table {
@@ -103,12 +109,13 @@ mod tests {
     #[test]
     fn phase_every_path_from_plan_reaches_done_through_consolidate() {
         // Walk every outcome sequence up to a few steps: Done is reached only via Plan's
-        // NothingToRead or through Consolidate, Verify and Cleanup in that order.
+        // NothingToRead, straight from Consolidate (a hand-off, staging kept), or through
+        // Consolidate, Verify and Cleanup in that order.
         fn walk(phase: Phase, path: Vec<Phase>, depth: usize) {
             if phase == Done {
                 let consolidated = path.contains(&Consolidate);
                 assert!(consolidated || path == vec![Plan], "{path:?}");
-                if consolidated {
+                if consolidated && path.last() != Some(&Consolidate) {
                     let pos = |p| path.iter().rposition(|x| *x == p).unwrap();
                     assert!(pos(Consolidate) < pos(Verify) && pos(Verify) < pos(Cleanup), "{path:?}");
                 }
@@ -117,7 +124,7 @@ mod tests {
             if depth == 0 {
                 return;
             }
-            for outcome in [Completed, NothingToRead, MoreSlices, ReconcileDue] {
+            for outcome in [Completed, NothingToRead, MoreSlices, ReconcileDue, HandedOff] {
                 if let Some(n) = next(phase, outcome) {
                     let mut p = path.clone();
                     p.push(phase);

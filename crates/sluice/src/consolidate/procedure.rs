@@ -1,0 +1,152 @@
+//! The consolidation as a stored procedure, for teams that schedule it in the warehouse
+//! (`destination.consolidation = "procedure"`, PostgreSQL and Redshift).
+//!
+//! A sync then stages each flow's load as usual and, instead of consolidating it, hands it
+//! off: in one transaction it (re)creates `<schema>.sluice_consolidate_<table>()`, whose
+//! body is this load's consolidation (the statements [`super::consolidate`] generated,
+//! with the run id and the window written in), and records the flow-run row in phase
+//! [`HANDED_OFF`]. The window end does not move. A `CALL` then does, in the caller's
+//! transaction, what the sync would have done: the upsert, history, the control rows with
+//! the new window end, and it drops the staging table.
+//!
+//! Exactly once still holds because the procedure refuses everything but its own load:
+//! - it takes the schema's run lock (PostgreSQL: the advisory lock a sync holds, as a
+//!   transaction lock; Redshift: `LOCK` on the lease table, and no live lease), so it never
+//!   runs beside a sync;
+//! - every sync replaces it with an idle body ([`idle`]) before it touches the flow's
+//!   staging table (or drops it, with `consolidation = "run"`), so a run that dies
+//!   mid-load never leaves a procedure that would commit a half-loaded table;
+//! - it runs only while its flow-run row is still `handed_off`: the consolidation rewrites
+//!   that row as `consolidated`, so a second `CALL` does nothing.
+//!
+//! A hand-off nobody calls is superseded by the next sync, which reads from the unchanged
+//! window end again: nothing is lost. Reconciliation and verification need the
+//! consolidated table, so they do not run in this mode (`sluice verify` does, later).
+
+use super::{Dialect, FlowRun, MergeSpec, TableRef, control};
+use crate::{Error, Result};
+
+/// The flow-run phase of a load waiting for its procedure.
+pub const HANDED_OFF: &str = "handed_off";
+
+/// Dollar-quote tag of the procedure bodies.
+const TAG: &str = "$sluice$";
+
+/// `<schema>.sluice_consolidate_<table>`.
+pub fn procedure_name(spec: &MergeSpec) -> TableRef {
+    TableRef::new(&spec.target.schema, format!("sluice_consolidate_{}", spec.target.name))
+}
+
+/// The hand-off transaction: the procedure holding `consolidation` (this load's
+/// statements) and the flow-run row it waits on. Fails, producing nothing, when the
+/// procedure's name would be longer than the server keeps.
+pub fn hand_off(dialect: Dialect, spec: &MergeSpec, run: &FlowRun, consolidation: &[String]) -> Result<Vec<String>> {
+    let d = dialect;
+    let name = procedure_name(spec);
+    let max = if d == Dialect::Redshift { 127 } else { 63 };
+    if name.name.len() > max {
+        return Err(Error::user(format!(
+            "{}: the procedure name {} would pass the server's {max}-byte limit; use consolidation = \"run\" for this \
+             flow's destination or a shorter table name",
+            run.flow, name.name
+        )));
+    }
+    let waiting = format!(
+        "SELECT 1 FROM {} WHERE {} AND {} = {}",
+        d.table(&TableRef::new(super::CONTROL_SCHEMA, "flow_runs")),
+        control::run_key(d, &spec.run_id, &run.flow),
+        d.quote_ident("phase"),
+        d.quote_literal(HANDED_OFF)
+    );
+    let mut body = vec![
+        lock_guard(d, &spec.target.schema),
+        format!(
+            "IF NOT EXISTS ({waiting}) THEN\n    RAISE INFO 'sluice: nothing to consolidate for {}: run {} is \
+             consolidated or a later sync replaced it';\n    RETURN;\n  END IF;",
+            message_text(&run.flow),
+            message_text(&spec.run_id)
+        ),
+    ];
+    for statement in consolidation {
+        // PL/pgSQL runs a query whose rows it discards with PERFORM.
+        let statement = match statement.strip_prefix("SELECT ") {
+            Some(rest) => format!("PERFORM {rest}"),
+            None => statement.clone(),
+        };
+        body.push(format!("{statement};"));
+    }
+    body.push(format!("DROP TABLE IF EXISTS {};", d.table(&spec.staging)));
+    body.push(format!(
+        "RAISE INFO 'sluice: consolidated run {} of {}';",
+        message_text(&spec.run_id),
+        message_text(&run.flow)
+    ));
+    let mut statements =
+        vec![format!("CREATE SCHEMA IF NOT EXISTS {}", d.quote_ident(&spec.target.schema)), create(d, &name, &body)?];
+    statements.extend(control::flow_handed_off(d, &spec.run_id, run, spec.synced_at));
+    Ok(statements)
+}
+
+/// Replaces the procedure with one that consolidates nothing: run before a sync touches
+/// the flow's staging table, so a scheduled `CALL` in between neither fails nor reads a
+/// half-loaded table.
+pub fn idle(dialect: Dialect, spec: &MergeSpec, flow: &str) -> Result<Vec<String>> {
+    let body = [format!(
+        "RAISE INFO 'sluice: nothing to consolidate for {}: a sync is loading it, or its last load failed';",
+        message_text(flow)
+    )];
+    Ok(vec![
+        format!("CREATE SCHEMA IF NOT EXISTS {}", dialect.quote_ident(&spec.target.schema)),
+        create(dialect, &procedure_name(spec), &body)?,
+    ])
+}
+
+/// Drops a procedure an earlier `consolidation = "procedure"` left (see the module docs).
+pub fn drop_procedure(dialect: Dialect, spec: &MergeSpec) -> String {
+    format!("DROP PROCEDURE IF EXISTS {}()", dialect.table(&procedure_name(spec)))
+}
+
+/// `CREATE OR REPLACE PROCEDURE name() AS $sluice$ BEGIN ... END; $sluice$ LANGUAGE plpgsql`:
+/// the order both PostgreSQL and Redshift accept.
+fn create(dialect: Dialect, name: &TableRef, body: &[String]) -> Result<String> {
+    let body = body.join("\n  ");
+    if body.contains(TAG) {
+        return Err(Error::internal(format!("a procedure body holds its own quote tag {TAG}")));
+    }
+    Ok(format!(
+        "CREATE OR REPLACE PROCEDURE {}()\nAS {TAG}\nBEGIN\n  {body}\nEND;\n{TAG} LANGUAGE plpgsql",
+        dialect.table(name)
+    ))
+}
+
+/// The run lock of `schema`, taken by the procedure for its transaction, or an error
+/// naming what holds it.
+fn lock_guard(dialect: Dialect, schema: &str) -> String {
+    let d = dialect;
+    let refuse = format!(
+        "RAISE EXCEPTION 'sluice: a sync holds schema {}; call this again when it ends';",
+        message_text(schema)
+    );
+    match d {
+        Dialect::Redshift => format!(
+            "LOCK {locks};\n  IF EXISTS (SELECT 1 FROM {locks} WHERE {} = {} AND {} >= GETDATE() - INTERVAL '{} \
+             seconds') THEN\n    {refuse}\n  END IF;",
+            d.quote_ident("schema_name"),
+            d.quote_literal(schema),
+            d.quote_ident("heartbeat"),
+            crate::destination::redshift::LEASE.as_secs(),
+            locks = d.table(&TableRef::new(super::CONTROL_SCHEMA, "locks")),
+        ),
+        Dialect::Postgres | Dialect::DuckDb => format!(
+            "IF NOT pg_try_advisory_xact_lock({}, hashtext({})) THEN\n    {refuse}\n  END IF;",
+            crate::destination::postgres::LOCK_CLASS,
+            d.quote_literal(schema)
+        ),
+    }
+}
+
+/// `text` inside a RAISE format string: quotes doubled, `%` (a placeholder there) doubled,
+/// backslashes dropped (Redshift reads them as escapes).
+fn message_text(text: &str) -> String {
+    text.replace('\'', "''").replace('%', "%%").replace('\\', "")
+}
