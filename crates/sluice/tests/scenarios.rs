@@ -453,5 +453,13 @@ async fn postgres_procedure_consolidates_when_called_and_only_once() {
     let name = s.wh.query(&format!("SELECT name FROM salesforce.account WHERE id = '{}'", ids[0])).await;
     assert_eq!(name, [[Some("Missed Hand-off".to_owned())]]);
     assert_eq!(s.wh.query_i64(consolidated).await, 2, "the superseded hand-off never ran");
+
+    // Back to consolidation = "run": the first sync drops the procedure before staging.
+    let text = text.replace("consolidation = \"procedure\"\n", "");
+    let config = config::load(&text, "test.toml", &|_| None).expect("valid config");
+    let summary = sync::sync(&config, &SyncOptions::default(), &sync::Quiet).await.expect("the run starts");
+    assert_eq!(summary.flows[0].status, FlowStatus::Ok, "{:#?}", summary.flows[0]);
+    let procs = "SELECT COUNT(*) FROM pg_proc WHERE proname = 'sluice_consolidate_account'";
+    assert_eq!(s.wh.query_i64(procs).await, 0, "no procedure is left to commit a later load");
     sb.shutdown().await;
 }

@@ -102,8 +102,13 @@ pub fn idle(dialect: Dialect, spec: &MergeSpec, flow: &str) -> Result<Vec<String
 }
 
 /// Drops a procedure an earlier `consolidation = "procedure"` left (see the module docs).
-pub fn drop_procedure(dialect: Dialect, spec: &MergeSpec) -> String {
-    format!("DROP PROCEDURE IF EXISTS {}()", dialect.table(&procedure_name(spec)))
+/// The schema is created first: whether Redshift's `DROP PROCEDURE IF EXISTS` tolerates a
+/// missing schema is not something to find out on a user's first run.
+pub fn drop_procedure(dialect: Dialect, spec: &MergeSpec) -> Vec<String> {
+    vec![
+        format!("CREATE SCHEMA IF NOT EXISTS {}", dialect.quote_ident(&spec.target.schema)),
+        format!("DROP PROCEDURE IF EXISTS {}()", dialect.table(&procedure_name(spec))),
+    ]
 }
 
 /// `CREATE OR REPLACE PROCEDURE name() AS $sluice$ BEGIN ... END; $sluice$ LANGUAGE plpgsql`:

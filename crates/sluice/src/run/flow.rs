@@ -156,7 +156,7 @@ impl<'a, D: Destination> FlowDriver<'a, D> {
             cx.dest
                 .execute(match cx.config.destination.consolidation() {
                     Consolidation::Procedure => procedure::idle(d, spec, &flow.object)?,
-                    Consolidation::Run => vec![procedure::drop_procedure(d, spec)],
+                    Consolidation::Run => procedure::drop_procedure(d, spec),
                 })
                 .await?;
         }
