@@ -371,15 +371,17 @@ target::suite!(
     sliced_full_load_and_parallel_flows_commit_everything,
 );
 
-/// `consolidation = "procedure"` (PostgreSQL only): a sync stages and hands the load off;
-/// the warehouse's `CALL` consolidates it, a second `CALL` does nothing, and a hand-off
-/// nobody called is superseded by the next sync without losing a change.
+/// `consolidation = "procedure"` (PostgreSQL only): a sync stages and hands the load off
+/// whole (the flow's `slice` is not used: a full load is one hand-off); the warehouse's
+/// `CALL` consolidates it, a second `CALL` does nothing, and a hand-off nobody called is
+/// superseded by the next sync without losing a change.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_procedure_consolidates_when_called_and_only_once() {
     let sb = start(&[("Account", 120)]).await;
     let wh = Warehouse::new(Kind::Postgres).await;
     let text = format!(
-        "{}\n{}consolidation = \"procedure\"\n[defaults]\nreconcile_every = \"never\"\n\n[[flows]]\nobject = \"Account\"\n",
+        "{}\n{}consolidation = \"procedure\"\n[defaults]\nreconcile_every = \"never\"\n\n[[flows]]\nobject = \
+         \"Account\"\nslice = \"365d\"\n",
         common::source_toml(&sb.login_url, ""),
         wh.toml
     );

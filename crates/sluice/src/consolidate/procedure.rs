@@ -16,12 +16,21 @@
 //! - every sync replaces it with an idle body ([`idle`]) before it touches the flow's
 //!   staging table (or drops it, with `consolidation = "run"`), so a run that dies
 //!   mid-load never leaves a procedure that would commit a half-loaded table;
+//! - a load is handed off whole: the sync does not slice its window (with `mode = "full"`
+//!   every sync plans from the oldest row again, so a first slice would be all it ever
+//!   handed off);
 //! - it runs only while its flow-run row is still `handed_off`: the consolidation rewrites
 //!   that row as `consolidated`, so a second `CALL` does nothing.
 //!
 //! A hand-off nobody calls is superseded by the next sync, which reads from the unchanged
 //! window end again: nothing is lost. Reconciliation and verification need the
-//! consolidated table, so they do not run in this mode (`sluice verify` does, later).
+//! consolidated table, so they do not run in this mode: `sluice verify [--repair]` does,
+//! after the `CALL` (before it, a repair would be undone by the staged rows).
+//!
+//! The `CALL` runs with the caller's rights: those of sluice's own role (owner of the
+//! tables, `TEMP` on the database). On Redshift the guard compares the lease's heartbeat,
+//! written from the sync's clock, with the cluster's `GETDATE()`: clocks must agree within
+//! a few minutes.
 
 use super::{Dialect, FlowRun, MergeSpec, TableRef, control};
 use crate::{Error, Result};
@@ -42,15 +51,8 @@ pub fn procedure_name(spec: &MergeSpec) -> TableRef {
 /// procedure's name would be longer than the server keeps.
 pub fn hand_off(dialect: Dialect, spec: &MergeSpec, run: &FlowRun, consolidation: &[String]) -> Result<Vec<String>> {
     let d = dialect;
+    check_name(d, spec, &run.flow)?;
     let name = procedure_name(spec);
-    let max = if d == Dialect::Redshift { 127 } else { 63 };
-    if name.name.len() > max {
-        return Err(Error::user(format!(
-            "{}: the procedure name {} would pass the server's {max}-byte limit; use consolidation = \"run\" for this \
-             flow's destination or a shorter table name",
-            run.flow, name.name
-        )));
-    }
     let waiting = format!(
         "SELECT 1 FROM {} WHERE {} AND {} = {}",
         d.table(&TableRef::new(super::CONTROL_SCHEMA, "flow_runs")),
@@ -101,14 +103,37 @@ pub fn idle(dialect: Dialect, spec: &MergeSpec, flow: &str) -> Result<Vec<String
     ])
 }
 
-/// Drops a procedure an earlier `consolidation = "procedure"` left (see the module docs).
-/// The schema is created first: whether Redshift's `DROP PROCEDURE IF EXISTS` tolerates a
-/// missing schema is not something to find out on a user's first run.
-pub fn drop_procedure(dialect: Dialect, spec: &MergeSpec) -> Vec<String> {
-    vec![
-        format!("CREATE SCHEMA IF NOT EXISTS {}", dialect.quote_ident(&spec.target.schema)),
-        format!("DROP PROCEDURE IF EXISTS {}()", dialect.table(&procedure_name(spec))),
-    ]
+/// A query returning one row, one count: whether the flow's procedure exists. Redshift's
+/// `DROP PROCEDURE` has no `IF EXISTS`, so a leftover is looked up before it is dropped.
+pub fn exists_query(dialect: Dialect, spec: &MergeSpec) -> String {
+    format!(
+        "SELECT COUNT(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = {} AND \
+         p.proname = {}",
+        dialect.quote_literal(&spec.target.schema),
+        dialect.quote_literal(&procedure_name(spec).name)
+    )
+}
+
+/// Drops a procedure an earlier `consolidation = "procedure"` left (see the module docs;
+/// [`exists_query`] says whether there is one).
+pub fn drop_procedure(dialect: Dialect, spec: &MergeSpec) -> String {
+    format!("DROP PROCEDURE {}()", dialect.table(&procedure_name(spec)))
+}
+
+/// The user error for a procedure name longer than the server keeps (PostgreSQL would
+/// silently cut it, and the cut name could be another table's), checked when a flow is
+/// planned, before anything is read.
+pub fn check_name(dialect: Dialect, spec: &MergeSpec, flow: &str) -> Result<()> {
+    let name = procedure_name(spec);
+    let max = if dialect == Dialect::Redshift { 127 } else { 63 };
+    if name.name.len() > max {
+        return Err(Error::user(format!(
+            "{flow}: its procedure name {} would pass the server's {max}-byte limit; use consolidation = \"run\" \
+             or a shorter table name",
+            name.name
+        )));
+    }
+    Ok(())
 }
 
 /// `CREATE OR REPLACE PROCEDURE name() AS $sluice$ BEGIN ... END; $sluice$ LANGUAGE plpgsql`:
@@ -129,7 +154,7 @@ fn create(dialect: Dialect, name: &TableRef, body: &[String]) -> Result<String> 
 fn lock_guard(dialect: Dialect, schema: &str) -> String {
     let d = dialect;
     let refuse = format!(
-        "RAISE EXCEPTION 'sluice: a sync holds schema {}; call this again when it ends';",
+        "RAISE EXCEPTION 'sluice: a sync (or another sluice procedure) holds schema {}; call this again when it ends';",
         message_text(schema)
     );
     match d {

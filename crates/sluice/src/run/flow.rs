@@ -141,6 +141,22 @@ impl<'a, D: Destination> FlowDriver<'a, D> {
         self.described = Some(described);
         self.full = full;
         self.windows = windows;
+        if cx.config.destination.consolidation() == Consolidation::Procedure {
+            let (d, spec) = (cx.dest.dialect(), self.spec.as_ref().ok_or_else(|| Error::internal("no merge spec"))?);
+            procedure::check_name(d, spec, &flow.object)?;
+            // A load is handed off whole (see `consolidate::procedure`).
+            if let (Some(first), Some(last)) = (self.windows.first().copied(), self.windows.last().copied())
+                && self.windows.len() > 1
+            {
+                self.windows = vec![Window { start: first.start, end: last.end }];
+            }
+            if self.reconcile_due() {
+                let warning = "reconciliation is due but needs the consolidated table: run `sluice verify --repair` \
+                               after the CALL (consolidation = \"procedure\")";
+                tracing::warn!(object = %flow.object, "{warning}");
+                self.summary.warnings.push(warning.to_owned());
+            }
+        }
         Ok(if self.windows.is_empty() { Outcome::NothingToRead } else { Outcome::Completed })
     }
 
@@ -153,12 +169,15 @@ impl<'a, D: Destination> FlowDriver<'a, D> {
         if first && d != Dialect::DuckDb {
             // Before staging is touched, no procedure may be left that would consolidate it
             // (see `consolidate::procedure`).
-            cx.dest
-                .execute(match cx.config.destination.consolidation() {
-                    Consolidation::Procedure => procedure::idle(d, spec, &flow.object)?,
-                    Consolidation::Run => procedure::drop_procedure(d, spec),
-                })
-                .await?;
+            match cx.config.destination.consolidation() {
+                Consolidation::Procedure => cx.dest.execute(procedure::idle(d, spec, &flow.object)?).await?,
+                Consolidation::Run => {
+                    let rows = cx.dest.query(procedure::exists_query(d, spec)).await?;
+                    if rows.first().and_then(|r| r.first()).and_then(|v| v.as_i64()).unwrap_or(0) > 0 {
+                        cx.dest.execute(vec![procedure::drop_procedure(d, spec)]).await?;
+                    }
+                }
+            }
         }
         cx.dest.discard(spec.staging.clone()).await?;
         cx.dest.execute(consolidate::staging_ddl(d, spec)).await?;

@@ -5,7 +5,7 @@ AS $sluice$
 BEGIN
   LOCK "_sluice"."locks";
   IF EXISTS (SELECT 1 FROM "_sluice"."locks" WHERE "schema_name" = 'salesforce' AND "heartbeat" >= GETDATE() - INTERVAL '600 seconds') THEN
-    RAISE EXCEPTION 'sluice: a sync holds schema salesforce; call this again when it ends';
+    RAISE EXCEPTION 'sluice: a sync (or another sluice procedure) holds schema salesforce; call this again when it ends';
   END IF;
   IF NOT EXISTS (SELECT 1 FROM "_sluice"."flow_runs" WHERE "run_id" = 'run-2026-11-23T22:00:00Z' AND "flow" = 'Account' AND "phase" = 'handed_off') THEN
     RAISE INFO 'sluice: nothing to consolidate for Account: run run-2026-11-23T22:00:00Z is consolidated or a later sync replaced it';
