@@ -124,6 +124,25 @@ impl Dialect {
         format!("DROP TABLE IF EXISTS {}", self.table(table))
     }
 
+    /// The server's name, for messages.
+    pub fn server(self) -> &'static str {
+        match self {
+            Dialect::DuckDb => "DuckDB",
+            Dialect::Postgres => "PostgreSQL",
+            Dialect::Redshift => "Redshift",
+        }
+    }
+
+    /// The longest identifier the server keeps, in bytes: PostgreSQL silently cuts longer
+    /// ones, Redshift refuses them; DuckDB has no limit that matters here.
+    pub fn max_identifier_bytes(self) -> usize {
+        match self {
+            Dialect::Postgres => 63,
+            Dialect::Redshift => 127,
+            Dialect::DuckDb => usize::MAX,
+        }
+    }
+
     /// The table kind for data a crash may lose (staging, Id snapshots), with its trailing
     /// space: PostgreSQL's `UNLOGGED` skips the write-ahead log, which halves a load's
     /// writes; a crash empties such a table, and the next load discards it anyway.

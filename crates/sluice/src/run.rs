@@ -23,8 +23,8 @@ use chrono::Utc;
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 
-use crate::config::{Config, FlowConfig};
-use crate::consolidate;
+use crate::config::{Config, Consolidation, FlowConfig};
+use crate::consolidate::{self, Dialect};
 use crate::destination::Destination;
 use crate::model::TableSchema;
 use crate::source::salesforce::SalesforceSource;
@@ -117,6 +117,12 @@ pub async fn run<D: Destination>(
         &config_fingerprint(config),
     ));
     dest.execute(setup).await?;
+    if d != Dialect::DuckDb && config.destination.consolidation() == Consolidation::Run {
+        // A procedure left by an earlier `consolidation = "procedure"` would consolidate
+        // whatever this run stages: gone before any flow stages.
+        let rows = dest.query(consolidate::procedure::leftovers_query(d, schema)).await?;
+        dest.execute(consolidate::procedure::drop_leftovers(d, schema, &rows)).await?;
+    }
 
     let cx = Ctx::new(dest, source, config, opts, observer, run_id.clone(), schema);
     let stopped = AtomicBool::new(false);

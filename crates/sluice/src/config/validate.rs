@@ -13,6 +13,7 @@ use super::{
     DestinationConfig, FileFormat, FlowConfig, FlowSettings, Mode, RawConfig, RawDestination, RawSettings, RawSource,
     SalesforceConfig, Secret, check_where, interpolate, is_valid_api_name, parse_duration,
 };
+use crate::consolidate::Dialect;
 use crate::model::Naming;
 use crate::source::salesforce::soql::is_api_name;
 
@@ -232,35 +233,14 @@ fn destination(cx: &mut Ctx<'_>, raw: Option<&RawDestination>) -> Option<Destina
         .unwrap_or_default();
     match kind.as_deref() {
         Some("files") => {
-            unused(
-                cx,
-                raw,
-                "files",
-                "path and format",
-                &[
-                    "schema",
-                    "url",
-                    "memory_limit",
-                    "s3_staging",
-                    "iam_role",
-                    "s3_region",
-                    "s3_endpoint",
-                    "consolidation",
-                ],
-            );
+            unused(cx, raw, "files", "path and format", &["path", "format"]);
             let path = cx.required("destination.path", raw.path.as_ref(), "the directory files are written under");
             let formats = [("parquet", FileFormat::Parquet), ("csv", FileFormat::Csv), ("jsonl", FileFormat::Jsonl)];
             let format = cx.choice("destination.format", raw.format.as_ref(), &formats).unwrap_or(FileFormat::Parquet);
             Some(DestinationConfig::Files { path: PathBuf::from(path), format, naming })
         }
         Some("duckdb") => {
-            unused(
-                cx,
-                raw,
-                "duckdb",
-                "path and schema",
-                &["format", "url", "s3_staging", "iam_role", "s3_region", "s3_endpoint", "consolidation"],
-            );
+            unused(cx, raw, "duckdb", "path and schema", &["path", "schema", "memory_limit"]);
             let path = cx.required(
                 "destination.path",
                 raw.path.as_ref(),
@@ -284,29 +264,29 @@ fn destination(cx: &mut Ctx<'_>, raw: Option<&RawDestination>) -> Option<Destina
             Some(DestinationConfig::DuckDb { path: PathBuf::from(path), schema, naming, memory_limit_mib })
         }
         Some("postgres") => {
-            unused(
-                cx,
-                raw,
-                "postgres",
-                "url and schema",
-                &["path", "format", "memory_limit", "s3_staging", "iam_role", "s3_region", "s3_endpoint"],
-            );
+            unused(cx, raw, "postgres", "url and schema", &["url", "schema", "consolidation"]);
             let url =
                 pg_url(cx, raw, "the database, e.g. \"postgres://sluice:${PGPASSWORD}@db.example.com:5432/warehouse\"");
             let schema = warehouse_schema(cx, raw);
-            postgres_schema(cx, &schema, "PostgreSQL", 63);
+            postgres_schema(cx, &schema, Dialect::Postgres);
             let consolidation = consolidation(cx, raw);
             Some(DestinationConfig::Postgres { url, schema, naming, consolidation })
         }
         Some("redshift") => {
-            unused(cx, raw, "redshift", "url, schema, s3_staging and iam_role", &["path", "format", "memory_limit"]);
+            unused(
+                cx,
+                raw,
+                "redshift",
+                "url, schema, s3_staging and iam_role",
+                &["url", "schema", "s3_staging", "iam_role", "s3_region", "s3_endpoint", "consolidation"],
+            );
             let url = pg_url(
                 cx,
                 raw,
                 "the cluster, e.g. \"postgres://sluice:${REDSHIFT_PASSWORD}@example.abc123.us-east-1.redshift.amazonaws.com:5439/dev\"",
             );
             let schema = warehouse_schema(cx, raw);
-            postgres_schema(cx, &schema, "Redshift", 127);
+            postgres_schema(cx, &schema, Dialect::Redshift);
             redshift_case(cx, &schema, naming);
             let consolidation = consolidation(cx, raw);
             let staging_url = cx.required(
@@ -362,9 +342,23 @@ fn destination(cx: &mut Ctx<'_>, raw: Option<&RawDestination>) -> Option<Destina
 
 const DESTINATION_TYPES: &str = "\"duckdb\", \"postgres\", \"redshift\", \"files\"";
 
-/// Records every key of `keys` that is set, for a type that does not use it.
-fn unused(cx: &mut Ctx<'_>, raw: &RawDestination, kind: &str, uses: &str, keys: &[&str]) {
-    for key in keys {
+/// The type-specific keys of `[destination]` (`type`, `naming` and `mask_salt` apply to all).
+const DESTINATION_KEYS: [&str; 10] = [
+    "path",
+    "format",
+    "schema",
+    "url",
+    "memory_limit",
+    "s3_staging",
+    "iam_role",
+    "s3_region",
+    "s3_endpoint",
+    "consolidation",
+];
+
+/// Records every key set that `kind` does not use (it uses `used`, described as `uses`).
+fn unused(cx: &mut Ctx<'_>, raw: &RawDestination, kind: &str, uses: &str, used: &[&str]) {
+    for key in DESTINATION_KEYS.iter().filter(|k| !used.contains(k)) {
         let set = match *key {
             "path" => raw.path.is_some(),
             "format" => raw.format.is_some(),
@@ -419,9 +413,10 @@ fn consolidation(cx: &mut Ctx<'_>, raw: &RawDestination) -> Consolidation {
 
 /// What PostgreSQL and Redshift refuse of a schema name that [`warehouse_schema`] allows:
 /// the reserved `pg_` prefix, and a name whose staging schema (`<schema>_staging`) would
-/// exceed the server's identifier length (`max_bytes`), which PostgreSQL would silently
-/// truncate.
-fn postgres_schema(cx: &mut Ctx<'_>, schema: &str, server: &str, max_bytes: usize) {
+/// exceed the server's identifier length, which PostgreSQL would silently truncate.
+fn postgres_schema(cx: &mut Ctx<'_>, schema: &str, dialect: Dialect) {
+    let server = dialect.server();
+    let max_bytes = dialect.max_identifier_bytes();
     if schema.starts_with("pg_") {
         cx.err(
             "destination.schema",

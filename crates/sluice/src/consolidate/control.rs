@@ -271,6 +271,18 @@ pub fn flow_handed_off(dialect: Dialect, run_id: &str, run: &FlowRun, at: Timest
     ]
 }
 
+/// `SELECT 1` when the flow-run row of `run_id` and `flow` is still waiting for its
+/// procedure ([`flow_handed_off`]).
+pub(super) fn handed_off_query(d: Dialect, run_id: &str, flow: &str) -> String {
+    format!(
+        "SELECT 1 FROM {} WHERE {} AND {} = {}",
+        d.table(&table("flow_runs")),
+        run_key(d, run_id, flow),
+        d.quote_ident("phase"),
+        d.quote_literal(super::procedure::HANDED_OFF)
+    )
+}
+
 /// `"run_id" = '…' AND "flow" = '…'`: the key of a flow-run row.
 /// `UPDATE <control table> SET a = x, ... WHERE cond`.
 fn update(d: Dialect, name: &str, set: &[(&str, String)], cond: &str) -> String {
@@ -278,7 +290,7 @@ fn update(d: Dialect, name: &str, set: &[(&str, String)], cond: &str) -> String 
     format!("UPDATE {} SET {} WHERE {cond}", d.table(&table(name)), set.join(", "))
 }
 
-pub(super) fn run_key(d: Dialect, run_id: &str, flow: &str) -> String {
+fn run_key(d: Dialect, run_id: &str, flow: &str) -> String {
     format!(
         "{} = {} AND {} = {}",
         d.quote_ident("run_id"),

@@ -47,18 +47,25 @@ fn create_schema(dialect: Dialect, schema: &str) -> String {
     format!("CREATE SCHEMA IF NOT EXISTS {}", dialect.quote_ident(schema))
 }
 
-/// `CREATE TABLE` with the given columns and an optional primary key. No `IF NOT EXISTS`:
+/// `CREATE <kind>TABLE` (`kind`: "" or [`Dialect::transient`]) with the given columns and
+/// an optional primary key. No `IF NOT EXISTS`:
 /// the catalog said the table is absent, and what follows trusts that (a new target gets a
 /// plain INSERT); were the catalog read wrong (a name the server folds to lower case), the
 /// transaction fails here instead of adding every row a second time.
-fn create_table(dialect: Dialect, table: &TableRef, columns: &[(&str, SluiceType)], key: Option<&str>) -> String {
+fn create_table(
+    dialect: Dialect,
+    kind: &str,
+    table: &TableRef,
+    columns: &[(&str, SluiceType)],
+    key: Option<&str>,
+) -> String {
     let mut defs: Vec<String> =
         columns.iter().map(|(name, ty)| format!("{} {}", dialect.quote_ident(name), dialect.sql_type(*ty))).collect();
     if let Some(key) = key {
         // PostgreSQL enforces it; on Redshift the key is informational but helps the planner.
         defs.push(format!("PRIMARY KEY ({})", dialect.quote_ident(key)));
     }
-    format!("CREATE TABLE {} (\n  {}\n)", dialect.table(table), defs.join(",\n  "))
+    format!("CREATE {kind}TABLE {} (\n  {}\n)", dialect.table(table), defs.join(",\n  "))
 }
 
 /// The staging table for this run's columns, created anew because staging is emptied every
@@ -71,11 +78,7 @@ pub fn staging_ddl(dialect: Dialect, spec: &MergeSpec) -> Vec<String> {
     columns.push((STAGE_SEQ, SluiceType::Long));
     vec![
         create_schema(dialect, &spec.staging.schema),
-        create_table(dialect, &spec.staging, &columns, None).replacen(
-            "CREATE TABLE",
-            &format!("CREATE {}TABLE", dialect.transient()),
-            1,
-        ),
+        create_table(dialect, dialect.transient(), &spec.staging, &columns, None),
     ]
 }
 
@@ -94,7 +97,7 @@ pub fn schema_changes(dialect: Dialect, spec: &MergeSpec, existing: &Existing) -
             // table already guarantees one row per Id. PostgreSQL's B-tree is cheap and
             // Redshift's key only informs the planner, so they keep it.
             let key = (dialect != Dialect::DuckDb).then_some(spec.id.as_str());
-            out.statements.push(create_table(dialect, &spec.target, &target_cols, key))
+            out.statements.push(create_table(dialect, "", &spec.target, &target_cols, key))
         }
         Some(cols) => evolve(dialect, &spec.target, cols, &target_cols, &mut out)?,
     }
@@ -105,7 +108,7 @@ pub fn schema_changes(dialect: Dialect, spec: &MergeSpec, existing: &Existing) -
         history_cols.extend(MergeSpec::history_metadata());
         match &existing.history {
             // Many versions per Id, so no key on the history table.
-            None => out.statements.push(create_table(dialect, &history, &history_cols, None)),
+            None => out.statements.push(create_table(dialect, "", &history, &history_cols, None)),
             Some(cols) => evolve(dialect, &history, cols, &history_cols, &mut out)?,
         }
     }

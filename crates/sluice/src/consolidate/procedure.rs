@@ -14,8 +14,9 @@
 //!   transaction lock; Redshift: `LOCK` on the lease table, and no live lease), so it never
 //!   runs beside a sync;
 //! - every sync replaces it with an idle body ([`idle`]) before it touches the flow's
-//!   staging table (or drops it, with `consolidation = "run"`), so a run that dies
-//!   mid-load never leaves a procedure that would commit a half-loaded table;
+//!   staging table (with `consolidation = "run"`, drops every such procedure of the schema
+//!   before it stages anything: [`drop_leftovers`]), so a run that dies mid-load never
+//!   leaves a procedure that would commit a half-loaded table;
 //! - a load is handed off whole: the sync does not slice its window (with `mode = "full"`
 //!   every sync plans from the oldest row again, so a first slice would be all it ever
 //!   handed off);
@@ -41,9 +42,12 @@ pub const HANDED_OFF: &str = "handed_off";
 /// Dollar-quote tag of the procedure bodies.
 const TAG: &str = "$sluice$";
 
+/// What every procedure's name starts with.
+const PREFIX: &str = "sluice_consolidate_";
+
 /// `<schema>.sluice_consolidate_<table>`.
 pub fn procedure_name(spec: &MergeSpec) -> TableRef {
-    TableRef::new(&spec.target.schema, format!("sluice_consolidate_{}", spec.target.name))
+    TableRef::new(&spec.target.schema, format!("{PREFIX}{}", spec.target.name))
 }
 
 /// The hand-off transaction: the procedure holding `consolidation` (this load's
@@ -53,13 +57,7 @@ pub fn hand_off(dialect: Dialect, spec: &MergeSpec, run: &FlowRun, consolidation
     let d = dialect;
     check_name(d, spec, &run.flow)?;
     let name = procedure_name(spec);
-    let waiting = format!(
-        "SELECT 1 FROM {} WHERE {} AND {} = {}",
-        d.table(&TableRef::new(super::CONTROL_SCHEMA, "flow_runs")),
-        control::run_key(d, &spec.run_id, &run.flow),
-        d.quote_ident("phase"),
-        d.quote_literal(HANDED_OFF)
-    );
+    let waiting = control::handed_off_query(d, &spec.run_id, &run.flow);
     let mut body = vec![
         lock_guard(d, &spec.target.schema),
         format!(
@@ -103,21 +101,25 @@ pub fn idle(dialect: Dialect, spec: &MergeSpec, flow: &str) -> Result<Vec<String
     ])
 }
 
-/// A query returning one row, one count: whether the flow's procedure exists. Redshift's
-/// `DROP PROCEDURE` has no `IF EXISTS`, so a leftover is looked up before it is dropped.
-pub fn exists_query(dialect: Dialect, spec: &MergeSpec) -> String {
-    format!(
-        "SELECT COUNT(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = {} AND \
-         p.proname = {}",
-        dialect.quote_literal(&spec.target.schema),
-        dialect.quote_literal(&procedure_name(spec).name)
-    )
+/// The statements that drop the procedures an earlier `consolidation = "procedure"` left
+/// in `schema`, given the rows of [`leftovers_query`]: a sync in the default mode runs them
+/// before it stages anything (see the module docs).
+pub fn drop_leftovers(dialect: Dialect, schema: &str, rows: &[Vec<crate::destination::Value>]) -> Vec<String> {
+    rows.iter()
+        .filter_map(|row| row.first().and_then(|v| v.as_str()))
+        .filter(|name| name.starts_with(PREFIX))
+        .map(|name| format!("DROP PROCEDURE {}()", dialect.table(&TableRef::new(schema, name))))
+        .collect()
 }
 
-/// Drops a procedure an earlier `consolidation = "procedure"` left (see the module docs;
-/// [`exists_query`] says whether there is one).
-pub fn drop_procedure(dialect: Dialect, spec: &MergeSpec) -> String {
-    format!("DROP PROCEDURE {}()", dialect.table(&procedure_name(spec)))
+/// The names of `schema`'s procedures without arguments, for [`drop_leftovers`]. Redshift's
+/// `DROP PROCEDURE` has no `IF EXISTS`, so they are looked up first.
+pub fn leftovers_query(dialect: Dialect, schema: &str) -> String {
+    format!(
+        "SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = {} AND \
+         p.pronargs = 0",
+        dialect.quote_literal(schema)
+    )
 }
 
 /// The user error for a procedure name longer than the server keeps (PostgreSQL would
@@ -125,7 +127,7 @@ pub fn drop_procedure(dialect: Dialect, spec: &MergeSpec) -> String {
 /// planned, before anything is read.
 pub fn check_name(dialect: Dialect, spec: &MergeSpec, flow: &str) -> Result<()> {
     let name = procedure_name(spec);
-    let max = if dialect == Dialect::Redshift { 127 } else { 63 };
+    let max = dialect.max_identifier_bytes();
     if name.name.len() > max {
         return Err(Error::user(format!(
             "{flow}: its procedure name {} would pass the server's {max}-byte limit; use consolidation = \"run\" \
@@ -165,12 +167,12 @@ fn lock_guard(dialect: Dialect, schema: &str) -> String {
             d.quote_literal(schema),
             d.quote_ident("heartbeat"),
             crate::destination::redshift::LEASE.as_secs(),
-            locks = d.table(&TableRef::new(super::CONTROL_SCHEMA, "locks")),
+            locks = d.table(&crate::destination::redshift::locks_table()),
         ),
         Dialect::Postgres | Dialect::DuckDb => format!(
-            "IF NOT pg_try_advisory_xact_lock({}, hashtext({})) THEN\n    {refuse}\n  END IF;",
+            "IF NOT pg_try_advisory_xact_lock({}, {}) THEN\n    {refuse}\n  END IF;",
             crate::destination::postgres::LOCK_CLASS,
-            d.quote_literal(schema)
+            crate::destination::postgres::lock_key(schema)
         ),
     }
 }

@@ -297,8 +297,8 @@ impl Destination for DuckDb {
     }
 
     async fn stage(&self, table: TableRef) -> Result<DuckStage> {
+        // `discard` removed whatever an earlier load left here.
         let dir = self.stage_dir(&table);
-        remove_dir(&dir)?;
         std::fs::create_dir_all(&dir).map_err(|e| stage_io_error(&dir, &e))?;
         DuckStage::start(self.clone(), table, dir)
     }

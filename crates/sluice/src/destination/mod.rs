@@ -87,8 +87,9 @@ pub trait Destination: Send + Sync + 'static {
     /// The columns of `table`, or `None` when it does not exist.
     fn columns(&self, table: TableRef) -> impl Future<Output = Result<Option<Vec<ExistingColumn>>>> + Send;
 
-    /// Starts loading into `table`, which exists and is empty; batches carry the table's
-    /// columns in order.
+    /// Starts loading into `table`, which exists and is empty, once [`Destination::discard`]
+    /// has removed whatever an earlier load of it left; batches carry the table's columns
+    /// in order.
     fn stage(&self, table: TableRef) -> impl Future<Output = Result<Self::Stage>> + Send;
 
     /// Drops a staging table and whatever its load left beside it; nothing when it does

@@ -174,12 +174,17 @@ impl std::fmt::Debug for Postgres {
 /// application's own advisory locks on other keys).
 pub const LOCK_CLASS: i32 = 0x51_1CE;
 
+/// The advisory-lock key of `schema`, as an SQL expression: the sync's session lock and
+/// the consolidation procedure's transaction lock must be the same lock.
+pub fn lock_key(schema: &str) -> String {
+    format!("hashtext({})", Dialect::Postgres.quote_literal(schema))
+}
+
 impl Postgres {
     /// Connects and takes the advisory lock of `schema`: the run's lock.
     pub async fn connect(url: &PgUrl, schema: &str) -> Result<Self> {
         let dest = Self::connect_unlocked(url).await?;
-        let d = Dialect::Postgres;
-        let key = format!("hashtext({})", d.quote_literal(schema));
+        let key = lock_key(schema);
         let sql = format!("SELECT pg_try_advisory_lock({LOCK_CLASS}, {key})");
         let got = dest.query(sql).await?;
         if got.first().and_then(|r| r.first()).and_then(Value::as_str) != Some("t") {

@@ -33,6 +33,11 @@ use crate::{Error, Result};
 /// slice, and each part is held in memory until it is uploaded.
 const ROWS_PER_PART: u64 = 200_000;
 
+/// The lease table, `_sluice.locks`: one row per schema (see the module docs).
+pub fn locks_table() -> TableRef {
+    TableRef::new(crate::consolidate::CONTROL_SCHEMA, "locks")
+}
+
 /// How long a lease outlives its last refresh: a crashed run blocks the next for at most
 /// this long.
 pub const LEASE: Duration = Duration::from_secs(600);
@@ -118,11 +123,12 @@ impl S3Stager {
         if batch.num_rows() == 0 {
             return Ok(());
         }
-        if self.writer.is_none() {
-            self.writer = Some(super::parquet::writer(Vec::new(), batch.schema(), &self.url())?);
-        }
-        let writer = self.writer.as_mut().ok_or_else(|| Error::internal("no open part"))?;
+        let mut writer = match self.writer.take() {
+            Some(writer) => writer,
+            None => super::parquet::writer(Vec::new(), batch.schema(), &self.url())?,
+        };
         writer.write(&batch).map_err(|e| Error::internal(format!("Parquet part for {}: {e}", self.url())))?;
+        self.writer = Some(writer);
         self.part_rows += batch.num_rows() as u64;
         self.rows += batch.num_rows() as u64;
         if self.part_rows >= self.max_part_rows {
@@ -188,7 +194,7 @@ impl Redshift {
         Ok(Self { sql, store, bucket, prefix, staging: staging.clone(), lease: Arc::new(lease) })
     }
 
-    /// Where loads of `table` go (a load first empties it).
+    /// Where loads of `table` go (`discard` empties it before each load).
     fn load_prefix(&self, table: &TableRef) -> String {
         let base = if self.prefix.is_empty() { String::new() } else { format!("{}/", self.prefix) };
         format!("{base}{}/{}", table.schema, table.name)
@@ -239,9 +245,8 @@ impl Destination for Redshift {
     }
 
     async fn stage(&self, table: TableRef) -> Result<RedshiftStage> {
-        let prefix = self.load_prefix(&table);
-        delete_prefix(&self.store, &prefix).await?;
-        let stager = S3Stager::new(self.store.clone(), &self.bucket, prefix);
+        // `discard` emptied the prefix: listing it again would cost a request per load.
+        let stager = S3Stager::new(self.store.clone(), &self.bucket, self.load_prefix(&table));
         Ok(RedshiftStage { dest: self.clone(), table, stager })
     }
 
@@ -308,29 +313,31 @@ impl Lease {
             rand::random::<u32>()
         );
         let (s, h) = (d.quote_literal(schema), d.quote_literal(&holder));
+        let locks = d.table(&locks_table());
         sql.execute(vec![
-            "CREATE SCHEMA IF NOT EXISTS \"_sluice\"".into(),
-            "CREATE TABLE IF NOT EXISTS \"_sluice\".\"locks\" (\"schema_name\" VARCHAR(256), \"holder\" VARCHAR(256), \
-             \"heartbeat\" TIMESTAMPTZ)"
-                .into(),
+            format!("CREATE SCHEMA IF NOT EXISTS {}", d.quote_ident(crate::consolidate::CONTROL_SCHEMA)),
+            format!(
+                "CREATE TABLE IF NOT EXISTS {locks} (\"schema_name\" VARCHAR(256), \"holder\" VARCHAR(256), \
+                 \"heartbeat\" TIMESTAMPTZ)"
+            ),
         ])
         .await?;
         sql.transaction(vec![
-            "LOCK \"_sluice\".\"locks\"".into(),
+            format!("LOCK {locks}"),
             format!(
-                "DELETE FROM \"_sluice\".\"locks\" WHERE \"schema_name\" = {s} AND \"heartbeat\" < {}",
+                "DELETE FROM {locks} WHERE \"schema_name\" = {s} AND \"heartbeat\" < {}",
                 d.timestamp_literal(expired)
             ),
             format!(
-                "INSERT INTO \"_sluice\".\"locks\" SELECT {s}, {h}, {} WHERE NOT EXISTS (SELECT 1 FROM \
-                 \"_sluice\".\"locks\" WHERE \"schema_name\" = {s})",
+                "INSERT INTO {locks} SELECT {s}, {h}, {} WHERE NOT EXISTS (SELECT 1 FROM {locks} WHERE \
+                 \"schema_name\" = {s})",
                 d.timestamp_literal(now)
             ),
         ])
         .await?;
         let rows = sql
             .query(format!(
-                "SELECT \"holder\", CAST(\"heartbeat\" AS VARCHAR) FROM \"_sluice\".\"locks\" WHERE \"schema_name\" = {s}"
+                "SELECT \"holder\", CAST(\"heartbeat\" AS VARCHAR) FROM {locks} WHERE \"schema_name\" = {s}"
             ))
             .await?;
         let current = rows.first().and_then(|r| r.first()).and_then(Value::as_str).unwrap_or_default();
@@ -347,12 +354,12 @@ impl Lease {
         let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let refresher = tokio::spawn({
             let (sql, lost) = (sql.clone(), lost.clone());
-            let (s, h) = (s.clone(), h.clone());
+            let (s, h, locks) = (s.clone(), h.clone(), locks.clone());
             async move {
                 loop {
                     tokio::time::sleep(Duration::from_secs(60)).await;
                     let beat = format!(
-                        "UPDATE \"_sluice\".\"locks\" SET \"heartbeat\" = {} WHERE \"schema_name\" = {s} AND \"holder\" = {h}",
+                        "UPDATE {locks} SET \"heartbeat\" = {} WHERE \"schema_name\" = {s} AND \"holder\" = {h}",
                         d.timestamp_literal(chrono::Utc::now())
                     );
                     if sql.execute(vec![beat]).await.is_err() {
@@ -361,7 +368,7 @@ impl Lease {
                 }
             }
         });
-        let release = format!("DELETE FROM \"_sluice\".\"locks\" WHERE \"schema_name\" = {s} AND \"holder\" = {h}");
+        let release = format!("DELETE FROM {locks} WHERE \"schema_name\" = {s} AND \"holder\" = {h}");
         Ok(Self { holder, refresher, lost, release: std::sync::Mutex::new(Some((sql, release))) })
     }
 

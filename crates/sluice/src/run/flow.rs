@@ -15,7 +15,7 @@ use std::sync::Arc;
 use super::phase::{Outcome, Phase, next};
 use super::{Ctx, checks};
 use crate::config::{Consolidation, FlowConfig};
-use crate::consolidate::{self, Dialect, Existing, FlowRun, MergeSpec, STAGE_SEQ, procedure};
+use crate::consolidate::{self, Existing, FlowRun, MergeSpec, STAGE_SEQ, procedure};
 use crate::destination::{Destination, Stage};
 use crate::mask::Masker;
 use crate::model::{Timestamp, Window};
@@ -166,18 +166,10 @@ impl<'a, D: Destination> FlowDriver<'a, D> {
         let first = self.next_window == 0;
         let spec = self.spec_now()?;
         let d = cx.dest.dialect();
-        if first && d != Dialect::DuckDb {
-            // Before staging is touched, no procedure may be left that would consolidate it
-            // (see `consolidate::procedure`).
-            match cx.config.destination.consolidation() {
-                Consolidation::Procedure => cx.dest.execute(procedure::idle(d, spec, &flow.object)?).await?,
-                Consolidation::Run => {
-                    let rows = cx.dest.query(procedure::exists_query(d, spec)).await?;
-                    if rows.first().and_then(|r| r.first()).and_then(|v| v.as_i64()).unwrap_or(0) > 0 {
-                        cx.dest.execute(vec![procedure::drop_procedure(d, spec)]).await?;
-                    }
-                }
-            }
+        if first && cx.config.destination.consolidation() == Consolidation::Procedure {
+            // Before staging is touched, the procedure must not consolidate it (see
+            // `consolidate::procedure`).
+            cx.dest.execute(procedure::idle(d, spec, &flow.object)?).await?;
         }
         cx.dest.discard(spec.staging.clone()).await?;
         cx.dest.execute(consolidate::staging_ddl(d, spec)).await?;
