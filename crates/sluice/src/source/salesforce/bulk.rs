@@ -29,7 +29,9 @@ use crate::model::TableSchema;
 /// How Bulk jobs are run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BulkOptions {
-    /// First wait between status polls.
+    /// First wait between status polls. Short: an incremental window's job often ends
+    /// within a second, and a job seen complete late adds its whole wait to the run (from
+    /// 500 ms, a job of 1.35 s was seen at 2.4 s). Three more status calls per job, at most.
     pub poll_min: Duration,
     /// Longest wait between status polls.
     pub poll_max: Duration,
@@ -42,7 +44,7 @@ pub struct BulkOptions {
 impl Default for BulkOptions {
     fn default() -> Self {
         Self {
-            poll_min: Duration::from_millis(500),
+            poll_min: Duration::from_millis(200),
             poll_max: Duration::from_secs(30),
             timeout: Duration::from_secs(30 * 60),
             max_records: Some(20_000),
