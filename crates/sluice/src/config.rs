@@ -234,8 +234,9 @@ pub enum Api {
 }
 
 /// DuckDB's default memory limit: with sluice's own buffers the process stays near 256 MB
-/// whatever the table size; DuckDB spills what does not fit.
-pub const DEFAULT_DUCKDB_MEMORY_MIB: u64 = 160;
+/// whatever the table size; DuckDB spills what does not fit. A 1 M-row first load of
+/// Account (44 fields) runs out of memory below ~100 MB, so this keeps some headroom.
+pub const DEFAULT_DUCKDB_MEMORY_MIB: u64 = 128;
 
 /// `[destination]`, validated.
 #[derive(Debug, Clone, PartialEq)]
