@@ -49,7 +49,7 @@ pub use control::{
     read_merge_counts, run_finished, run_started,
 };
 pub use ddl::{SchemaChanges, schema_changes, staging_ddl, widens};
-pub use merge::{changes_table, stats_query};
+pub use merge::{DUCKDB_SLICE_ROWS, changes_table, stats_query};
 pub use reconcile::{ids_ddl, ids_table, live_condition, live_count, reconcile_apply, reconcile_counts};
 
 /// Column the loader fills with the order rows arrived in, breaking ties among equal cursor
@@ -248,6 +248,8 @@ pub struct MergeSpec {
     /// Written to [`SYNCED_AT`]: one instant for the whole transaction, chosen by the caller so
     /// the SQL is deterministic (and golden-testable) rather than `now()`.
     pub synced_at: Timestamp,
+    /// Rows this load staged (stage order `0..staged_rows`); sets DuckDB's insert slices.
+    pub staged_rows: u64,
 }
 
 impl MergeSpec {
@@ -280,6 +282,7 @@ impl MergeSpec {
             history,
             run_id: run_id.to_owned(),
             synced_at,
+            staged_rows: 0,
         })
     }
 

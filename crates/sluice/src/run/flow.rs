@@ -120,10 +120,12 @@ impl<'a, D: Destination> FlowDriver<'a, D> {
         self.described.as_ref().ok_or_else(|| Error::internal("phase order: no schema before planning"))
     }
 
-    /// The merge spec, stamped `synced_at = now` for the statements about to be generated.
+    /// The merge spec, stamped `synced_at = now` and the rows staged so far for the
+    /// statements about to be generated.
     fn spec_now(&mut self) -> Result<&MergeSpec> {
         let spec = self.spec.as_mut().ok_or_else(|| Error::internal("phase order: no merge spec before planning"))?;
         spec.synced_at = Utc::now();
+        spec.staged_rows = self.staged;
         Ok(spec)
     }
 

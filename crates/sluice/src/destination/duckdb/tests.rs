@@ -289,3 +289,76 @@ async fn duckdb_consolidation_quotes_keywords_and_quotes_in_names() {
     let versions = db.query("SELECT COUNT(*) FROM \"select\".\"order_history\" WHERE id = 'a1'".into()).await.unwrap();
     assert_eq!(versions, vec![vec![Value::Int(2)]], "history: one version per load that advanced a1");
 }
+
+/// A load bigger than one insert slice: each Id staged twice, the newest copy in either
+/// slice, and exactly the newest copy of every Id arrives.
+#[tokio::test]
+async fn duckdb_consolidation_in_slices_keeps_each_newest_version_once() {
+    use crate::config::Deletes;
+    use crate::consolidate::{DUCKDB_SLICE_ROWS, Existing, FlowRun, MergeSpec, consolidate, control_ddl, staging_ddl};
+    use crate::model::{Column, Cursor, TableSchema, Window};
+
+    let col = |name: &str, source: &str, ty: SluiceType| Column {
+        name: name.into(),
+        source_name: source.into(),
+        ty,
+        nullable: true,
+        formula: false,
+        masked: false,
+    };
+    let schema = TableSchema {
+        object: "Account".into(),
+        table: "account".into(),
+        columns: vec![
+            col("id", "Id", SluiceType::Id),
+            col("name", "Name", SluiceType::Text),
+            col("is_deleted", "IsDeleted", SluiceType::Boolean),
+            col("system_modstamp", "SystemModstamp", SluiceType::Timestamp),
+        ],
+        cursor: Cursor::SystemModstamp,
+        deleted_flag: Some("IsDeleted".into()),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let db = DuckDb::open(&dir.path().join("s.duckdb")).unwrap();
+    let d = Dialect::DuckDb;
+    db.execute(control_ddl(d)).await.unwrap();
+    let now = chrono::Utc::now();
+    let mut spec = MergeSpec::new(&schema, "sf", Deletes::Soft, false, "r1", now).unwrap();
+    // Rows i and i + half share an Id and the later row is newer; the newer copies of the
+    // first Ids fall in the first slice, the rest in the second.
+    let staged = DUCKDB_SLICE_ROWS + 1_000;
+    let half = staged / 2;
+    spec.staged_rows = staged;
+    db.execute(staging_ddl(d, &spec)).await.unwrap();
+    db.execute(vec![format!(
+        "INSERT INTO {} SELECT 'id' || (i % {half}), CAST(i AS VARCHAR), FALSE, \
+         to_timestamp(1767225600 + i), i FROM range({staged}) AS r(i)",
+        d.table(&spec.staging)
+    )])
+    .await
+    .unwrap();
+    let run = FlowRun {
+        flow: "Account".into(),
+        object: "Account".into(),
+        window: Window { start: None, end: now },
+        full_refresh: false,
+        schema_fingerprint: "fp".into(),
+        attempts: 1,
+        rows_extracted: staged,
+        api_calls: 0,
+        bytes: 0,
+    };
+    let plan = consolidate(d, &spec, &Existing::default(), &run).unwrap();
+    let inserts = plan.statements.iter().filter(|s| s.starts_with("INSERT INTO \"sf\".\"account\"")).count();
+    assert_eq!(inserts, 2, "{:#?}", plan.statements);
+    db.transaction(plan.statements).await.unwrap();
+    let rows = db
+        .query(format!(
+            "SELECT count(*), count(DISTINCT id), \
+             count(*) FILTER (WHERE CAST(name AS BIGINT) <> CAST(substr(id, 3) AS BIGINT) + {half}) \
+             FROM sf.account"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(rows[0], vec![Value::Int(half as i64), Value::Int(half as i64), Value::Int(0)]);
+}
