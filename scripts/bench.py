@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -331,6 +332,8 @@ def main():
             pg["version"] = psql(url, "-c", "SHOW server_version")
     finally:
         sb.stop()
+        # 2 GB of CSV, Parquet and DuckDB files per run: left behind, they filled the disk.
+        shutil.rmtree(work, ignore_errors=True)
 
     d = duck
     print(
