@@ -248,8 +248,6 @@ pub struct MergeSpec {
     /// Written to [`SYNCED_AT`]: one instant for the whole transaction, chosen by the caller so
     /// the SQL is deterministic (and golden-testable) rather than `now()`.
     pub synced_at: Timestamp,
-    /// Rows this load staged (stage order `0..staged_rows`); sets DuckDB's insert slices.
-    pub staged_rows: u64,
 }
 
 impl MergeSpec {
@@ -282,7 +280,6 @@ impl MergeSpec {
             history,
             run_id: run_id.to_owned(),
             synced_at,
-            staged_rows: 0,
         })
     }
 
@@ -368,7 +365,8 @@ pub struct FlowRun {
     pub schema_fingerprint: String,
     /// Attempts this flow took in this run.
     pub attempts: u32,
-    /// Rows the extract phase read.
+    /// Rows the extract phase read: this load's staged rows, numbered `0..rows_extracted`
+    /// in [`STAGE_SEQ`] (DuckDB inserts them in slices of that order).
     pub rows_extracted: u64,
     /// Source API calls made.
     pub api_calls: u64,
@@ -407,9 +405,9 @@ pub fn consolidate(dialect: Dialect, spec: &MergeSpec, existing: &Existing, run:
         statements.push(merge::seed_history(dialect, spec));
     }
     statements.extend(changes_table(dialect, spec));
-    statements.extend(merge::upsert(dialect, spec, existing.target.is_none()));
+    statements.extend(merge::upsert(dialect, spec, run.rows_extracted, existing.target.is_none()));
     if spec.history {
-        statements.extend(merge::history(dialect, spec));
+        statements.extend(merge::history(dialect, spec, run.rows_extracted));
     }
     statements.extend(control_writes(dialect, spec, run));
     statements.push(merge::drop_changes(dialect, spec));

@@ -67,6 +67,12 @@ impl<'a, D: Destination> Ctx<'a, D> {
         let merge_lock = tokio::sync::Mutex::new(());
         Self { dest, source, config, opts, observer, run_id, schema: schema.to_owned(), merge_lock }
     }
+
+    /// Whether loads are handed to the warehouse's stored procedures rather than
+    /// consolidated by the run (`destination.consolidation = "procedure"`).
+    pub fn hands_off(&self) -> bool {
+        self.config.destination.consolidation() == Consolidation::Procedure
+    }
 }
 
 /// The first 8 bytes of a SHA-256, in hex: short, stable fingerprints for the control tables.

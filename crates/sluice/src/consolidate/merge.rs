@@ -10,9 +10,9 @@
 //!
 //! The table is narrow: Id, cursor, stage order and the flags. De-duplication ranks only
 //! those and the source's delete flag (ranking whole rows would sort every column of a
-//! full load in memory), and the
-//! statements that write rows read the columns from staging, joined by stage order, so a
-//! full load is copied once (staging to target) rather than twice.
+//! full load in memory), and the statements that write rows read the columns from
+//! staging, joined by stage order, so a full load is copied once (staging to target)
+//! rather than twice.
 //!
 //! The upsert, per dialect:
 //! - PostgreSQL 15+: one `MERGE`. The regression guard already lives in the changes table,
@@ -134,15 +134,15 @@ pub fn changes_table(dialect: Dialect, spec: &MergeSpec) -> Vec<String> {
 pub const DUCKDB_SLICE_ROWS: u64 = 1 << 19;
 
 /// The stage-order slices the upsert and the history insert run in: `[None]` (everything
-/// at once) except on DuckDB with more than [`DUCKDB_SLICE_ROWS`] staged rows, where each
-/// slice is `[from, to)` over `0..staged_rows` (the loader numbers rows from 0).
-fn slices(dialect: Dialect, spec: &MergeSpec) -> Vec<Option<(u64, u64)>> {
-    if dialect != Dialect::DuckDb || spec.staged_rows <= DUCKDB_SLICE_ROWS {
+/// at once) except on DuckDB with more than [`DUCKDB_SLICE_ROWS`] of the `staged` rows,
+/// where each slice is `[from, to)` over `0..staged` (the loader numbers rows from 0).
+fn slices(dialect: Dialect, staged: u64) -> Vec<Option<(u64, u64)>> {
+    if dialect != Dialect::DuckDb || staged <= DUCKDB_SLICE_ROWS {
         return vec![None];
     }
-    (0..spec.staged_rows)
+    (0..staged)
         .step_by(DUCKDB_SLICE_ROWS as usize)
-        .map(|from| Some((from, (from + DUCKDB_SLICE_ROWS).min(spec.staged_rows))))
+        .map(|from| Some((from, (from + DUCKDB_SLICE_ROWS).min(staged))))
         .collect()
 }
 
@@ -191,8 +191,8 @@ fn metadata_values(dialect: Dialect, spec: &MergeSpec) -> Vec<(&'static str, Str
 /// Into a target the catalog said was absent (`new_target`; the transaction creates it with
 /// a plain `CREATE TABLE`, which fails if the catalog was wrong), every row is new: a plain
 /// INSERT in every dialect (PostgreSQL's MERGE of a 1 M-row first load cost 8.5 s where the
-/// INSERT of the same rows cost 4.5 s).
-pub(super) fn upsert(dialect: Dialect, spec: &MergeSpec, new_target: bool) -> Vec<String> {
+/// INSERT of the same rows cost 4.5 s). `staged` rows were loaded (see [`slices`]).
+pub(super) fn upsert(dialect: Dialect, spec: &MergeSpec, staged: u64, new_target: bool) -> Vec<String> {
     let d = dialect;
     let q = |n: &str| d.quote_ident(n);
     let changes = q(&changes_name(spec));
@@ -207,7 +207,7 @@ pub(super) fn upsert(dialect: Dialect, spec: &MergeSpec, new_target: bool) -> Ve
         cols.iter().map(|c| col(d, S, c)).chain(meta.iter().map(|(_, v)| v.clone())).collect();
 
     let filter = if hard { format!("\nWHERE NOT {deleted}") } else { String::new() };
-    let inserts = slices(d, spec).into_iter().map(|slice| {
+    let inserts = slices(d, staged).into_iter().map(|slice| {
         format!(
             "INSERT INTO {target} ({})\nSELECT {}\nFROM {} AS {}{filter}",
             insert_cols.join(", "),
@@ -264,7 +264,8 @@ pub(super) fn upsert(dialect: Dialect, spec: &MergeSpec, new_target: bool) -> Ve
 /// version (valid until the new version's cursor), then insert the new version as current.
 /// A hard delete closes the version and inserts none; a soft delete inserts a version
 /// marked deleted. Plain `UPDATE ... FROM` and `INSERT ... SELECT` work in all three.
-pub(super) fn history(dialect: Dialect, spec: &MergeSpec) -> Vec<String> {
+/// `staged` rows were loaded (see [`slices`]).
+pub(super) fn history(dialect: Dialect, spec: &MergeSpec, staged: u64) -> Vec<String> {
     let d = dialect;
     let q = |n: &str| d.quote_ident(n);
     let changes = q(&changes_name(spec));
@@ -305,7 +306,7 @@ pub(super) fn history(dialect: Dialect, spec: &MergeSpec) -> Vec<String> {
         .collect();
     let hard =
         if spec.deletes == Deletes::Hard { format!(" AND NOT {}", col(d, S, IS_DELETED)) } else { String::new() };
-    let inserts = slices(d, spec).into_iter().map(|slice| {
+    let inserts = slices(d, staged).into_iter().map(|slice| {
         format!(
             "INSERT INTO {history} ({})\nSELECT {}\nFROM {} AS {}\nWHERE {}{hard}",
             insert_cols.join(", "),

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use super::phase::{Outcome, Phase, next};
 use super::{Ctx, checks};
-use crate::config::{Consolidation, FlowConfig};
+use crate::config::FlowConfig;
 use crate::consolidate::{self, Existing, FlowRun, MergeSpec, STAGE_SEQ, procedure};
 use crate::destination::{Destination, Stage};
 use crate::mask::Masker;
@@ -120,12 +120,10 @@ impl<'a, D: Destination> FlowDriver<'a, D> {
         self.described.as_ref().ok_or_else(|| Error::internal("phase order: no schema before planning"))
     }
 
-    /// The merge spec, stamped `synced_at = now` and the rows staged so far for the
-    /// statements about to be generated.
+    /// The merge spec, stamped `synced_at = now` for the statements about to be generated.
     fn spec_now(&mut self) -> Result<&MergeSpec> {
         let spec = self.spec.as_mut().ok_or_else(|| Error::internal("phase order: no merge spec before planning"))?;
         spec.synced_at = Utc::now();
-        spec.staged_rows = self.staged;
         Ok(spec)
     }
 
@@ -143,7 +141,7 @@ impl<'a, D: Destination> FlowDriver<'a, D> {
         self.described = Some(described);
         self.full = full;
         self.windows = windows;
-        if cx.config.destination.consolidation() == Consolidation::Procedure {
+        if cx.hands_off() {
             let (d, spec) = (cx.dest.dialect(), self.spec.as_ref().ok_or_else(|| Error::internal("no merge spec"))?);
             procedure::check_name(d, spec, &flow.object)?;
             // A load is handed off whole (see `consolidate::procedure`).
@@ -168,7 +166,7 @@ impl<'a, D: Destination> FlowDriver<'a, D> {
         let first = self.next_window == 0;
         let spec = self.spec_now()?;
         let d = cx.dest.dialect();
-        if first && cx.config.destination.consolidation() == Consolidation::Procedure {
+        if first && cx.hands_off() {
             // Before staging is touched, the procedure must not consolidate it (see
             // `consolidate::procedure`).
             cx.dest.execute(procedure::idle(d, spec, &flow.object)?).await?;
@@ -230,7 +228,7 @@ impl<'a, D: Destination> FlowDriver<'a, D> {
             tracing::warn!(object = %flow.object, "{warning}");
         }
         self.summary.warnings.extend(plan.warnings);
-        if cx.config.destination.consolidation() == Consolidation::Procedure {
+        if cx.hands_off() {
             cx.dest.transaction(procedure::hand_off(d, &spec, &run, &plan.statements)?).await?;
             let call = format!("CALL {}()", d.table(&procedure::procedure_name(&spec)));
             tracing::info!(object = %flow.object, staged = self.staged, %call, "handed off to the warehouse");

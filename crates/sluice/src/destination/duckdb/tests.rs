@@ -11,8 +11,9 @@ use arrow::array::{
 use arrow::record_batch::RecordBatch;
 
 use super::*;
-use crate::consolidate::{Dialect, TableRef};
+use crate::consolidate::{Dialect, FlowRun, TableRef};
 use crate::destination::{Destination, Stage, Value};
+use crate::model::{Column, Window};
 
 fn batch() -> RecordBatch {
     let cols: Vec<(&str, ArrayRef)> = vec![
@@ -179,23 +180,35 @@ fn duckdb_type_names_parse() {
     assert_eq!(parse_type("HUGEINT"), None);
 }
 
+/// A nullable, plain source column.
+fn col(name: &str, source: &str, ty: SluiceType) -> Column {
+    Column { name: name.into(), source_name: source.into(), ty, nullable: true, formula: false, masked: false }
+}
+
+/// The flow-run record of a load of `object` that read `rows` rows, ending its window at `end`.
+fn flow_run(object: &str, rows: u64, end: chrono::DateTime<chrono::Utc>) -> FlowRun {
+    FlowRun {
+        flow: object.into(),
+        object: object.into(),
+        window: Window { start: None, end },
+        full_refresh: false,
+        schema_fingerprint: "fp".into(),
+        attempts: 1,
+        rows_extracted: rows,
+        api_calls: 0,
+        bytes: 0,
+    }
+}
+
 /// Column names that are SQL keywords, mixed case or contain quotes go through the whole
 /// generated consolidation (create, merge, soft delete, schema change, history) on a real
 /// DuckDB file.
 #[tokio::test]
 async fn duckdb_consolidation_quotes_keywords_and_quotes_in_names() {
     use crate::config::Deletes;
-    use crate::consolidate::{Existing, FlowRun, MergeSpec, consolidate, control_ddl, staging_ddl};
-    use crate::model::{Column, Cursor, TableSchema, Window};
+    use crate::consolidate::{Existing, MergeSpec, consolidate, control_ddl, staging_ddl};
+    use crate::model::{Cursor, TableSchema};
 
-    let col = |name: &str, source: &str, ty: SluiceType| Column {
-        name: name.into(),
-        source_name: source.into(),
-        ty,
-        nullable: true,
-        formula: false,
-        masked: false,
-    };
     let mut schema = TableSchema {
         object: "Order".into(),
         table: "order".into(),
@@ -214,17 +227,7 @@ async fn duckdb_consolidation_quotes_keywords_and_quotes_in_names() {
     let d = Dialect::DuckDb;
     db.execute(control_ddl(d)).await.unwrap();
     let now = chrono::Utc::now();
-    let run = || FlowRun {
-        flow: "Order".into(),
-        object: "Order".into(),
-        window: Window { start: None, end: now },
-        full_refresh: false,
-        schema_fingerprint: "fp".into(),
-        attempts: 1,
-        rows_extracted: 2,
-        api_calls: 0,
-        bytes: 0,
-    };
+    let run = || flow_run("Order", 2, now);
     let load = |schema: TableSchema, rows: Vec<(&'static str, &'static str, i32, bool, i64)>, run_id: &'static str| {
         let db = db.clone();
         async move {
@@ -295,17 +298,9 @@ async fn duckdb_consolidation_quotes_keywords_and_quotes_in_names() {
 #[tokio::test]
 async fn duckdb_consolidation_in_slices_keeps_each_newest_version_once() {
     use crate::config::Deletes;
-    use crate::consolidate::{DUCKDB_SLICE_ROWS, Existing, FlowRun, MergeSpec, consolidate, control_ddl, staging_ddl};
-    use crate::model::{Column, Cursor, TableSchema, Window};
+    use crate::consolidate::{DUCKDB_SLICE_ROWS, Existing, MergeSpec, consolidate, control_ddl, staging_ddl};
+    use crate::model::{Cursor, TableSchema};
 
-    let col = |name: &str, source: &str, ty: SluiceType| Column {
-        name: name.into(),
-        source_name: source.into(),
-        ty,
-        nullable: true,
-        formula: false,
-        masked: false,
-    };
     let schema = TableSchema {
         object: "Account".into(),
         table: "account".into(),
@@ -323,12 +318,11 @@ async fn duckdb_consolidation_in_slices_keeps_each_newest_version_once() {
     let d = Dialect::DuckDb;
     db.execute(control_ddl(d)).await.unwrap();
     let now = chrono::Utc::now();
-    let mut spec = MergeSpec::new(&schema, "sf", Deletes::Soft, false, "r1", now).unwrap();
+    let spec = MergeSpec::new(&schema, "sf", Deletes::Soft, false, "r1", now).unwrap();
     // Rows i and i + half share an Id and the later row is newer; the newer copies of the
     // first Ids fall in the first slice, the rest in the second.
     let staged = DUCKDB_SLICE_ROWS + 1_000;
     let half = staged / 2;
-    spec.staged_rows = staged;
     db.execute(staging_ddl(d, &spec)).await.unwrap();
     db.execute(vec![format!(
         "INSERT INTO {} SELECT 'id' || (i % {half}), CAST(i AS VARCHAR), FALSE, \
@@ -337,17 +331,7 @@ async fn duckdb_consolidation_in_slices_keeps_each_newest_version_once() {
     )])
     .await
     .unwrap();
-    let run = FlowRun {
-        flow: "Account".into(),
-        object: "Account".into(),
-        window: Window { start: None, end: now },
-        full_refresh: false,
-        schema_fingerprint: "fp".into(),
-        attempts: 1,
-        rows_extracted: staged,
-        api_calls: 0,
-        bytes: 0,
-    };
+    let run = flow_run("Account", staged, now);
     let plan = consolidate(d, &spec, &Existing::default(), &run).unwrap();
     let inserts = plan.statements.iter().filter(|s| s.starts_with("INSERT INTO \"sf\".\"account\"")).count();
     assert_eq!(inserts, 2, "{:#?}", plan.statements);
