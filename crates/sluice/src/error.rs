@@ -14,6 +14,10 @@
 //! source so [`Error::is_quota`] can tell it apart from a `Retry-After` on a 429. It is
 //! never a success: the run stops cleanly at a flow boundary, reports it, and the next run
 //! resumes from the last committed window.
+//!
+//! A destination's unique-key violation is marked the same way, by a [`DuplicateKey`]
+//! source: a direct first load relies on it to learn that staging held an Id twice
+//! ([`crate::consolidate::FirstLoad`]).
 
 use std::fmt;
 use std::time::Duration;
@@ -88,6 +92,11 @@ impl fmt::Display for QuotaExceeded {
     }
 }
 
+/// Marks an [`Error`] as a destination's unique-key violation (see the module docs).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("duplicate key")]
+pub struct DuplicateKey;
+
 /// How long a quota stop waits when the API does not say. Salesforce's request limit is
 /// a rolling 24-hour window, so usage falls gradually: an hour is a reasonable first
 /// look, and the next scheduled run checks again anyway.
@@ -149,6 +158,11 @@ impl Error {
     /// The quota details when this is a quota stop.
     pub fn quota_details(&self) -> Option<&QuotaExceeded> {
         self.source.as_ref().and_then(|s| s.downcast_ref::<QuotaExceeded>())
+    }
+
+    /// Whether a destination refused a duplicate key (see the module docs).
+    pub fn is_duplicate_key(&self) -> bool {
+        self.source.as_ref().is_some_and(|s| s.is::<DuplicateKey>())
     }
 
     /// Whether the orchestrator may try again (now with backoff, or later).

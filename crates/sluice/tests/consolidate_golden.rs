@@ -8,7 +8,8 @@ use chrono::{TimeZone, Utc};
 use sluice::config::Deletes;
 use sluice::consolidate::procedure::hand_off;
 use sluice::consolidate::{
-    Dialect, Existing, ExistingColumn, FlowRun, MergeSpec, consolidate, control_ddl, staging_ddl, stats_query,
+    Dialect, DirectCheck, Existing, ExistingColumn, FirstLoad, FlowRun, MergeSpec, consolidate, control_ddl,
+    direct_check, staging_ddl, stats_query,
 };
 use sluice::model::{Column, Cursor, SluiceType, TableSchema, Window};
 
@@ -69,7 +70,11 @@ fn flow_run() -> FlowRun {
 
 /// Renders one case: warnings as comments, then the statements; or the error as a comment.
 fn render(dialect: Dialect, spec: &MergeSpec, existing: &Existing) -> String {
-    match consolidate(dialect, spec, existing, &flow_run()) {
+    render_with(dialect, spec, existing, FirstLoad::Merge)
+}
+
+fn render_with(dialect: Dialect, spec: &MergeSpec, existing: &Existing, first_load: FirstLoad) -> String {
+    match consolidate(dialect, spec, existing, &flow_run(), first_load) {
         Ok(c) => {
             let mut out = String::new();
             for w in &c.warnings {
@@ -97,9 +102,20 @@ fn cases(dialect: Dialect) -> Vec<(&'static str, String)> {
     out.push(("soft_deletes_existing", render(dialect, &soft, &existing)));
     // The same load handed to the warehouse as a stored procedure.
     if dialect != Dialect::DuckDb {
-        let statements = consolidate(dialect, &soft, &existing, &flow_run()).unwrap().statements;
+        let statements = consolidate(dialect, &soft, &existing, &flow_run(), FirstLoad::Merge).unwrap().statements;
         let handed = hand_off(dialect, &soft, &flow_run(), &statements).unwrap();
         out.push(("procedure", handed.join(";\n\n") + ";\n"));
+    }
+
+    // A first load straight from staging, with history, and in hard-delete mode (Redshift
+    // always merges, so it has no such case).
+    if dialect != Dialect::Redshift {
+        let direct = |s: &MergeSpec| render_with(dialect, s, &Existing::default(), FirstLoad::Direct);
+        out.push(("first_load_direct", direct(&spec(&acc, Deletes::Soft, true))));
+        out.push(("first_load_direct_hard", direct(&spec(&acc, Deletes::Hard, false))));
+        if let DirectCheck::Query(sql) = direct_check(dialect, &soft) {
+            out.push(("direct_check", sql + ";\n"));
+        }
     }
 
     let hard = spec(&acc, Deletes::Hard, false);
@@ -140,7 +156,10 @@ fn cases(dialect: Dialect) -> Vec<(&'static str, String)> {
     changed.columns[1].ty = SluiceType::Int;
     out.push(("unsafe_type_change", render(dialect, &spec(&changed, Deletes::Soft, false), &existing)));
 
-    out.push(("staging", staging_ddl(dialect, &soft).join(";\n\n") + ";\n"));
+    out.push(("staging", staging_ddl(dialect, &soft, FirstLoad::Merge).join(";\n\n") + ";\n"));
+    if dialect == Dialect::Postgres {
+        out.push(("staging_first_load", staging_ddl(dialect, &soft, FirstLoad::Direct).join(";\n\n") + ";\n"));
+    }
     out.push(("control", control_ddl(dialect).join(";\n\n") + ";\n"));
     out.push(("stats", stats_query(dialect, &soft) + ";\n"));
     out

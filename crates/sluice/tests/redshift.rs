@@ -3,7 +3,9 @@
 //! - loads are uploaded as Parquet parts to a real S3-compatible server (the moto server
 //!   `./scripts/test` starts; `SLUICE_TEST_S3_ENDPOINT`) and read back value by value;
 //! - the consolidation in Redshift's dialect runs on the test PostgreSQL server, round
-//!   after round of changes, and leaves exactly what PostgreSQL's own dialect leaves;
+//!   after round of changes, and leaves exactly what PostgreSQL's own dialect leaves
+//!   (whose first load goes straight from staging, [`FirstLoad::Direct`], and falls back
+//!   to the merge when an Id was staged twice);
 //! - the schema lease (Redshift has no advisory locks) works on the same server;
 //! - the `COPY` statement is the one Redshift documents.
 
@@ -25,7 +27,9 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use pg::fresh_database;
 use sluice::config::Deletes;
 use sluice::consolidate::procedure::hand_off;
-use sluice::consolidate::{Dialect, Existing, FlowRun, MergeSpec, TableRef, consolidate, control_ddl, staging_ddl};
+use sluice::consolidate::{
+    Dialect, Existing, FirstLoad, FlowRun, MergeSpec, TableRef, consolidate, control_ddl, staging_ddl,
+};
 use sluice::destination::postgres::Postgres;
 use sluice::destination::redshift::{Lease, S3Stager, copy_sql};
 use sluice::destination::{Destination, Stage, Value};
@@ -197,12 +201,13 @@ async fn round(
     k: u32,
     rows: &[(i64, &str, i64, bool)],
 ) {
-    let (_, _, statements) = stage_and_plan(db, dialect, schema, deletes, history, k, rows, None).await;
+    let (_, _, statements) = stage_and_plan(db, dialect, schema, deletes, history, k, rows, None, true).await;
     db.transaction(statements).await.unwrap_or_else(|e| panic!("{dialect:?} round {k}: {e}"));
 }
 
 /// Stages `rows` and returns the spec, the flow run and the consolidation's statements,
-/// planned against the catalog or, when given, against `catalog` instead.
+/// planned against the catalog or, when given, against `catalog` instead; a first load goes
+/// direct when `direct` (as the flow does unless it hands off to a procedure).
 #[allow(clippy::too_many_arguments)]
 async fn stage_and_plan(
     db: &Postgres,
@@ -213,15 +218,11 @@ async fn stage_and_plan(
     k: u32,
     rows: &[(i64, &str, i64, bool)],
     catalog: Option<Existing>,
+    direct: bool,
 ) -> (MergeSpec, FlowRun, Vec<String>) {
     let synced = Utc.with_ymd_and_hms(2026, 11, 24, 10, 0, k).unwrap();
     let spec = MergeSpec::new(&account(), schema, deletes, history, &format!("run-{k}"), synced).unwrap();
     db.execute(control_ddl(dialect)).await.unwrap();
-    db.discard(spec.staging.clone()).await.unwrap();
-    db.execute(staging_ddl(dialect, &spec)).await.unwrap();
-    let mut stage = db.stage(spec.staging.clone()).await.unwrap();
-    stage.write(staged(rows)).await.unwrap();
-    stage.finish().await.unwrap();
     let existing = match catalog {
         Some(existing) => existing,
         None => Existing {
@@ -229,6 +230,14 @@ async fn stage_and_plan(
             history: if history { db.columns(spec.history_table()).await.unwrap() } else { None },
         },
     };
+    // As the flow asks: a first load directly (PostgreSQL then stages durably, to promote
+    // staging); Redshift, and every load into an existing table, merge regardless.
+    let first_load = if direct && existing.target.is_none() { FirstLoad::Direct } else { FirstLoad::Merge };
+    db.discard(spec.staging.clone()).await.unwrap();
+    db.execute(staging_ddl(dialect, &spec, first_load)).await.unwrap();
+    let mut stage = db.stage(spec.staging.clone()).await.unwrap();
+    stage.write(staged(rows)).await.unwrap();
+    stage.finish().await.unwrap();
     let run = FlowRun {
         flow: format!("Account-{schema}"),
         object: "Account".into(),
@@ -240,7 +249,7 @@ async fn stage_and_plan(
         api_calls: 0,
         bytes: 0,
     };
-    let statements = consolidate(dialect, &spec, &existing, &run).unwrap().statements;
+    let statements = consolidate(dialect, &spec, &existing, &run, first_load).unwrap().statements;
     (spec, run, statements)
 }
 
@@ -256,7 +265,7 @@ async fn a_target_the_catalog_missed_fails_the_consolidation_instead_of_doubling
         let before = table_text(&db, &format!("{schema}.account")).await;
         assert_eq!(before.len(), 2);
         let (_, _, blind) =
-            stage_and_plan(&db, dialect, schema, Deletes::Soft, false, 1, rows, Some(Existing::default())).await;
+            stage_and_plan(&db, dialect, schema, Deletes::Soft, false, 1, rows, Some(Existing::default()), true).await;
         let err = db.transaction(blind).await.expect_err("the CREATE TABLE must fail");
         assert!(err.to_string().contains("already exists"), "{dialect:?}: {err}");
         assert_eq!(table_text(&db, &format!("{schema}.account")).await, before, "{dialect:?}: nothing changed");
@@ -303,22 +312,74 @@ async fn redshift_consolidation_runs_on_postgres_and_matches_the_postgres_dialec
             Deletes::Soft => assert_eq!(names, ["a3", "b", "c-back", "d", "e3"], "{tag}"),
             Deletes::Hard => assert_eq!(names, ["a3", "b", "c-back", "e3"], "{tag}"),
         }
-        let counts = db
+        let counts = |schema: &str| {
+            db.query(format!(
+                "SELECT run_id, rows_inserted, rows_updated, rows_deleted FROM _sluice.flow_runs WHERE flow = \
+                 'Account-{schema}' ORDER BY run_id"
+            ))
+        };
+        let (rs_counts, pg_counts) = (counts(&rs).await.unwrap(), counts(&pgs).await.unwrap());
+        assert_eq!(rs_counts.len(), rounds.len(), "{tag}");
+        assert_eq!(rs_counts, pg_counts, "{tag}: merge counts");
+        // The direct first load built PostgreSQL's key afterwards; it is there all the same.
+        let key = db
             .query(format!(
-                "SELECT rows_inserted, rows_updated, rows_deleted FROM _sluice.flow_runs WHERE flow = 'Account-{rs}' AND \
-                 run_id = 'run-1'"
+                "SELECT COUNT(*) FROM pg_constraint WHERE conrelid = '{pgs}.account'::regclass AND contype = 'p'"
             ))
             .await
             .unwrap();
-        let pg_counts = db
-            .query(format!(
-                "SELECT rows_inserted, rows_updated, rows_deleted FROM _sluice.flow_runs WHERE flow = 'Account-{pgs}' AND \
-                 run_id = 'run-1'"
-            ))
-            .await
-            .unwrap();
-        assert_eq!(counts, pg_counts, "{tag}: merge counts");
+        assert_eq!(key[0][0].as_i64(), Some(1), "{tag}");
     }
+}
+
+/// A direct first load's key is what proves staging held each Id once on PostgreSQL: with
+/// an Id staged twice (its newer version deleted, which hard-delete mode must still see),
+/// the transaction fails as a duplicate key and leaves nothing; the merge then keeps the
+/// newest version of each Id, here none of the deleted one.
+#[tokio::test]
+async fn a_direct_first_load_with_an_id_staged_twice_fails_whole_and_the_merge_takes_over() {
+    let url = fresh_database().await.pg();
+    let db = Postgres::connect_unlocked(&url).await.unwrap();
+    let rows: &[(i64, &str, i64, bool)] = &[(1, "a", 10, false), (2, "b", 10, false), (1, "a-gone", 11, true)];
+    let (spec, run, direct) =
+        stage_and_plan(&db, Dialect::Postgres, "twice", Deletes::Hard, false, 0, rows, None, true).await;
+    let err = db.transaction(direct).await.expect_err("the key must refuse the second Id");
+    assert!(err.is_duplicate_key(), "{err}");
+    let tables = "SELECT COUNT(*) FROM pg_tables WHERE schemaname = 'twice' AND tablename = 'account'";
+    assert_eq!(db.query(tables.into()).await.unwrap()[0][0].as_i64(), Some(0), "no target, not even an empty one");
+    let runs = db.query("SELECT COUNT(*) FROM _sluice.flow_runs".into()).await.unwrap();
+    assert_eq!(runs[0][0].as_i64(), Some(0), "no flow-run row either");
+
+    let merge = consolidate(Dialect::Postgres, &spec, &Existing::default(), &run, FirstLoad::Merge).unwrap();
+    db.transaction(merge.statements).await.unwrap();
+    let names = db.query("SELECT id, name FROM twice.account ORDER BY id".into()).await.unwrap();
+    assert_eq!(names, [[Value::Text("001000000000000002".into()), Value::Text("b".into())]]);
+}
+
+/// A promoted first load is created in the staging schema, so the target schema's default
+/// privileges (`ALTER DEFAULT PRIVILEGES ... IN SCHEMA`) must be applied on the move, as a
+/// `CREATE TABLE` there would have.
+#[tokio::test]
+async fn a_promoted_first_load_gets_the_target_schemas_default_privileges() {
+    let test_db = fresh_database().await;
+    let db = Postgres::connect_unlocked(&test_db.pg()).await.unwrap();
+    let reader = format!("reader_{}", test_db.name);
+    db.execute(vec![
+        format!("CREATE ROLE \"{reader}\""),
+        "CREATE SCHEMA granted".into(),
+        format!("ALTER DEFAULT PRIVILEGES IN SCHEMA granted GRANT SELECT ON TABLES TO \"{reader}\""),
+    ])
+    .await
+    .unwrap();
+    round(&db, Dialect::Postgres, "granted", Deletes::Soft, false, 0, &[(1, "a", 10, false)]).await;
+    let may = |what: &str| {
+        db.query(format!(
+            "SELECT COUNT(*) FROM (SELECT 1 WHERE has_table_privilege('{reader}', 'granted.account', '{what}')) AS x"
+        ))
+    };
+    assert_eq!(may("SELECT").await.unwrap()[0][0].as_i64(), Some(1), "the default grant");
+    assert_eq!(may("INSERT").await.unwrap()[0][0].as_i64(), Some(0), "and nothing more");
+    db.execute(vec![format!("DROP OWNED BY \"{reader}\""), format!("DROP ROLE \"{reader}\"")]).await.unwrap();
 }
 
 #[tokio::test]
@@ -372,7 +433,7 @@ async fn the_consolidation_procedure_matches_consolidating_directly() {
         for (k, rows) in rounds.iter().enumerate() {
             let k = k as u32;
             let (spec, run, statements) =
-                stage_and_plan(&db, dialect, schema, Deletes::Hard, true, k, rows, None).await;
+                stage_and_plan(&db, dialect, schema, Deletes::Hard, true, k, rows, None, false).await;
             db.transaction(hand_off(dialect, &spec, &run, &statements).unwrap()).await.unwrap();
             if k == 0 {
                 // A sync holding the schema: the CALL refuses and changes nothing.

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 
-use super::{Dialect, Existing, ExistingColumn, MergeSpec, STAGE_SEQ, TableRef};
+use super::{Dialect, Existing, ExistingColumn, FirstLoad, MergeSpec, STAGE_SEQ, TableRef};
 use crate::model::SluiceType;
 use crate::{Error, Result};
 
@@ -73,24 +73,35 @@ fn create_table(
 /// without any ALTER. Run these before loading, outside the consolidation, once
 /// [`crate::destination::Destination::discard`] has removed the previous load (which a
 /// destination may have turned into something other than a table).
-pub fn staging_ddl(dialect: Dialect, spec: &MergeSpec) -> Vec<String> {
+///
+/// Staging for a direct first load on PostgreSQL is an ordinary (logged) table: it becomes
+/// the target (see [`super::FirstLoad`]), so it must survive a server crash like one.
+pub fn staging_ddl(dialect: Dialect, spec: &MergeSpec, first_load: FirstLoad) -> Vec<String> {
     let mut columns: Vec<(&str, SluiceType)> = spec.columns.iter().map(|c| (c.name.as_str(), c.ty)).collect();
     columns.push((STAGE_SEQ, SluiceType::Long));
-    vec![
-        create_schema(dialect, &spec.staging.schema),
-        create_table(dialect, dialect.transient(), &spec.staging, &columns, None),
-    ]
+    let promoted = dialect == Dialect::Postgres && first_load == FirstLoad::Direct;
+    let kind = if promoted { "" } else { dialect.transient() };
+    vec![create_schema(dialect, &spec.staging.schema), create_table(dialect, kind, &spec.staging, &columns, None)]
 }
 
 /// The schema part of a consolidation: create the target (and history) table when absent,
 /// else bring its columns up to the spec.
-pub fn schema_changes(dialect: Dialect, spec: &MergeSpec, existing: &Existing) -> Result<SchemaChanges> {
+///
+/// `promoted`: a new target is not created here, as staging becomes it (a direct first
+/// load on PostgreSQL, see [`super::FirstLoad`]).
+pub fn schema_changes(
+    dialect: Dialect,
+    spec: &MergeSpec,
+    existing: &Existing,
+    promoted: bool,
+) -> Result<SchemaChanges> {
     let mut out = SchemaChanges::default();
     out.statements.push(create_schema(dialect, &spec.target.schema));
 
     let mut target_cols: Vec<(&str, SluiceType)> = spec.columns.iter().map(|c| (c.name.as_str(), c.ty)).collect();
     target_cols.extend(spec.metadata());
     match &existing.target {
+        None if promoted => {}
         None => {
             // DuckDB enforces a key with an ART index that it must hold whole in memory to
             // insert (hundreds of MB at 10 M rows) and that slows every load; the changes

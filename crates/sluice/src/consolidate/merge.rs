@@ -57,6 +57,14 @@ fn names(spec: &MergeSpec) -> Vec<&str> {
     spec.columns.iter().map(|c| c.name.as_str()).collect()
 }
 
+/// Whether the row under `alias` is deleted at the source: its delete flag, NULL as false.
+fn deleted_expr(dialect: Dialect, spec: &MergeSpec, alias: &str) -> String {
+    match &spec.deleted_flag {
+        Some(f) => format!("COALESCE({}, FALSE)", col(dialect, alias, f)),
+        None => "FALSE".to_owned(),
+    }
+}
+
 /// Drop any leftover, then create the changes temp table (see the module docs).
 pub fn changes_table(dialect: Dialect, spec: &MergeSpec) -> Vec<String> {
     let d = dialect;
@@ -83,10 +91,7 @@ pub fn changes_table(dialect: Dialect, spec: &MergeSpec) -> Vec<String> {
         }
         None => ("TRUE".to_owned(), "TRUE".to_owned()),
     };
-    let is_deleted = match &spec.deleted_flag {
-        Some(f) => format!("COALESCE({}, FALSE)", col(d, S, f)),
-        None => "FALSE".to_owned(),
-    };
+    let is_deleted = deleted_expr(d, spec, S);
     // Narrow: the key, the cursor and the stage order are kept; the ranking also carries the
     // delete flag, which the flag column is computed from. The other columns are read from
     // staging by stage order when written (see `changed_rows`), so a full load is not copied
@@ -124,6 +129,52 @@ pub fn changes_table(dialect: Dialect, spec: &MergeSpec) -> Vec<String> {
         statements.push(format!("ANALYZE {changes}"));
     }
     statements
+}
+
+/// The changes of a direct first load (see [`super::FirstLoad`]): a temp view over staging
+/// calling every staged row new and advanced, so the statistics, the history and the
+/// control writes read it as they read the changes table, with nothing ranked or copied.
+pub(super) fn direct_changes(dialect: Dialect, spec: &MergeSpec) -> String {
+    let d = dialect;
+    let q = |n: &str| d.quote_ident(n);
+    let narrow: Vec<String> = std::iter::once(spec.id.as_str())
+        .chain(spec.cursor.as_deref())
+        .chain([STAGE_SEQ])
+        .map(|c| col(d, S, c))
+        .collect();
+    format!(
+        "CREATE TEMP VIEW {} AS\nSELECT {},\n  TRUE AS {}, TRUE AS {}, {} AS {}\nFROM {} AS {}",
+        q(&changes_name(spec)),
+        narrow.join(", "),
+        q(IS_NEW),
+        q(ADVANCED),
+        deleted_expr(d, spec, S),
+        q(IS_DELETED),
+        d.table(&spec.staging),
+        q(S)
+    )
+}
+
+/// What the upsert and the history insert read whole rows from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Rows {
+    /// The changes table joined to staging by stage order (every load but a direct first
+    /// load); `staged` rows were loaded (see [`slices`]).
+    Changes { staged: u64 },
+    /// Staging itself, every row new: a direct first load (see [`super::FirstLoad`]).
+    Staged,
+}
+
+impl Rows {
+    /// The derived tables to read, one per statement: several for a sliced DuckDB load.
+    fn sources(self, dialect: Dialect, spec: &MergeSpec) -> Vec<String> {
+        match self {
+            Rows::Changes { staged } => {
+                slices(dialect, staged).into_iter().map(|slice| changed_rows(dialect, spec, slice)).collect()
+            }
+            Rows::Staged => vec![staged_rows(dialect, spec)],
+        }
+    }
 }
 
 /// Staged rows per `INSERT` on DuckDB. Its hash join of the changes table with staging
@@ -176,6 +227,25 @@ fn changed_rows(dialect: Dialect, spec: &MergeSpec, slice: Option<(u64, u64)>) -
     )
 }
 
+/// Every staged row in full with the changes table's flags (all new, all advanced), as a
+/// derived table: a direct first load's rows. Nothing is joined, so nothing needs slicing.
+fn staged_rows(dialect: Dialect, spec: &MergeSpec) -> String {
+    let d = dialect;
+    let q = |n: &str| d.quote_ident(n);
+    let st = "_sluice_st";
+    let select: Vec<String> = names(spec).iter().map(|n| col(d, st, n)).collect();
+    format!(
+        "(\n  SELECT {},\n    TRUE AS {}, TRUE AS {}, {} AS {}\n  FROM {} AS {}\n)",
+        select.join(", "),
+        q(IS_NEW),
+        q(ADVANCED),
+        deleted_expr(d, spec, st),
+        q(IS_DELETED),
+        d.table(&spec.staging),
+        q(st)
+    )
+}
+
 /// Metadata columns and the values this run writes to them, reading flags from alias `s`.
 fn metadata_values(dialect: Dialect, spec: &MergeSpec) -> Vec<(&'static str, String)> {
     let mut meta =
@@ -191,8 +261,8 @@ fn metadata_values(dialect: Dialect, spec: &MergeSpec) -> Vec<(&'static str, Str
 /// Into a target the catalog said was absent (`new_target`; the transaction creates it with
 /// a plain `CREATE TABLE`, which fails if the catalog was wrong), every row is new: a plain
 /// INSERT in every dialect (PostgreSQL's MERGE of a 1 M-row first load cost 8.5 s where the
-/// INSERT of the same rows cost 4.5 s). `staged` rows were loaded (see [`slices`]).
-pub(super) fn upsert(dialect: Dialect, spec: &MergeSpec, staged: u64, new_target: bool) -> Vec<String> {
+/// INSERT of the same rows cost 4.5 s), from `rows`.
+pub(super) fn upsert(dialect: Dialect, spec: &MergeSpec, rows: Rows, new_target: bool) -> Vec<String> {
     let d = dialect;
     let q = |n: &str| d.quote_ident(n);
     let changes = q(&changes_name(spec));
@@ -207,12 +277,11 @@ pub(super) fn upsert(dialect: Dialect, spec: &MergeSpec, staged: u64, new_target
         cols.iter().map(|c| col(d, S, c)).chain(meta.iter().map(|(_, v)| v.clone())).collect();
 
     let filter = if hard { format!("\nWHERE NOT {deleted}") } else { String::new() };
-    let inserts = slices(d, staged).into_iter().map(|slice| {
+    let inserts = rows.sources(d, spec).into_iter().map(|source| {
         format!(
-            "INSERT INTO {target} ({})\nSELECT {}\nFROM {} AS {}{filter}",
+            "INSERT INTO {target} ({})\nSELECT {}\nFROM {source} AS {}{filter}",
             insert_cols.join(", "),
             insert_vals.join(", "),
-            changed_rows(d, spec, slice),
             q(S)
         )
     });
@@ -264,8 +333,8 @@ pub(super) fn upsert(dialect: Dialect, spec: &MergeSpec, staged: u64, new_target
 /// version (valid until the new version's cursor), then insert the new version as current.
 /// A hard delete closes the version and inserts none; a soft delete inserts a version
 /// marked deleted. Plain `UPDATE ... FROM` and `INSERT ... SELECT` work in all three.
-/// `staged` rows were loaded (see [`slices`]).
-pub(super) fn history(dialect: Dialect, spec: &MergeSpec, staged: u64) -> Vec<String> {
+/// Reads the new versions from `rows`.
+pub(super) fn history(dialect: Dialect, spec: &MergeSpec, rows: Rows) -> Vec<String> {
     let d = dialect;
     let q = |n: &str| d.quote_ident(n);
     let changes = q(&changes_name(spec));
@@ -306,12 +375,11 @@ pub(super) fn history(dialect: Dialect, spec: &MergeSpec, staged: u64) -> Vec<St
         .collect();
     let hard =
         if spec.deletes == Deletes::Hard { format!(" AND NOT {}", col(d, S, IS_DELETED)) } else { String::new() };
-    let inserts = slices(d, staged).into_iter().map(|slice| {
+    let inserts = rows.sources(d, spec).into_iter().map(|source| {
         format!(
-            "INSERT INTO {history} ({})\nSELECT {}\nFROM {} AS {}\nWHERE {}{hard}",
+            "INSERT INTO {history} ({})\nSELECT {}\nFROM {source} AS {}\nWHERE {}{hard}",
             insert_cols.join(", "),
             insert_vals.join(", "),
-            changed_rows(d, spec, slice),
             q(S),
             col(d, S, ADVANCED),
         )
@@ -382,8 +450,70 @@ pub fn stats_query(dialect: Dialect, spec: &MergeSpec) -> String {
     )
 }
 
-/// The changes table is dropped at the end so a later consolidation on the same connection
-/// starts clean (temp tables outlive the transaction in all three).
-pub(super) fn drop_changes(dialect: Dialect, spec: &MergeSpec) -> String {
-    format!("DROP TABLE IF EXISTS {}", dialect.quote_ident(&changes_name(spec)))
+/// The changes table (or a direct first load's view) is dropped at the end so a later
+/// consolidation on the same connection starts clean (temp tables outlive the transaction
+/// in all three).
+pub(super) fn drop_changes(dialect: Dialect, spec: &MergeSpec, rows: Rows) -> String {
+    let kind = if rows == Rows::Staged { "VIEW" } else { "TABLE" };
+    format!("DROP {kind} IF EXISTS {}", dialect.quote_ident(&changes_name(spec)))
+}
+
+/// A direct first load on PostgreSQL turns staging into the target rather than copying it
+/// (measured, 1 M Accounts: the copy and the key cost 2.6 s, the key alone 0.6 s). This is
+/// the first step: the key, built on staging in one sort. An Id staged twice fails the
+/// transaction here (unique violation) and the caller merges instead.
+pub(super) fn promote_key(dialect: Dialect, spec: &MergeSpec) -> String {
+    format!("ALTER TABLE {} ADD PRIMARY KEY ({})", dialect.table(&spec.staging), dialect.quote_ident(&spec.id))
+}
+
+/// Promotion, second step: the metadata columns. A constant is added as a default and the
+/// default dropped again, which PostgreSQL records once in the catalog without rewriting a
+/// row; the soft-delete flag is then set on the (few) deleted rows, or in hard-delete mode
+/// those rows are removed.
+pub(super) fn promote_rows(dialect: Dialect, spec: &MergeSpec) -> Vec<String> {
+    let d = dialect;
+    let q = |n: &str| d.quote_ident(n);
+    let staging = d.table(&spec.staging);
+    let mut statements = Vec::new();
+    let mut constant = |name: &str, ty: SluiceType, value: String| {
+        statements.push(format!("ALTER TABLE {staging} ADD COLUMN {} {} DEFAULT {value}", q(name), d.sql_type(ty)));
+        statements.push(format!("ALTER TABLE {staging} ALTER COLUMN {} DROP DEFAULT", q(name)));
+    };
+    constant(SYNCED_AT, SluiceType::Timestamp, d.timestamp_literal(spec.synced_at));
+    constant(RUN_ID, SluiceType::Text, d.quote_literal(&spec.run_id));
+    if spec.deletes == Deletes::Soft {
+        constant(DELETED, SluiceType::Boolean, "FALSE".to_owned());
+    }
+    if spec.deleted_flag.is_some() {
+        let deleted = deleted_expr(d, spec, S);
+        statements.push(match spec.deletes {
+            Deletes::Soft => format!("UPDATE {staging} AS {} SET {} = TRUE\nWHERE {deleted}", q(S), q(DELETED)),
+            Deletes::Hard => format!("DELETE FROM {staging} AS {}\nWHERE {deleted}", q(S)),
+        });
+    }
+    statements
+}
+
+/// Promotion, last step (after the changes view, which reads the stage order, is dropped):
+/// the stage order goes, the table moves into the target's schema, and it gets the grants
+/// that schema's default privileges give a table created there (`ALTER DEFAULT PRIVILEGES
+/// ... IN SCHEMA`; the role-wide ones applied when staging was created).
+pub(super) fn promote_table(dialect: Dialect, spec: &MergeSpec) -> Vec<String> {
+    let d = dialect;
+    let staging = d.table(&spec.staging);
+    let target = d.quote_literal(&d.table(&spec.target));
+    let schema = d.quote_literal(&d.quote_ident(&spec.target.schema));
+    vec![
+        format!("ALTER TABLE {staging} DROP COLUMN {}", d.quote_ident(STAGE_SEQ)),
+        format!("ALTER TABLE {staging} SET SCHEMA {}", d.quote_ident(&spec.target.schema)),
+        format!(
+            "DO $grants$\nDECLARE g record;\nBEGIN\n  FOR g IN\n    SELECT a.privilege_type, a.grantee, a.is_grantable\n    \
+             FROM pg_default_acl AS d, aclexplode(d.defaclacl) AS a\n    \
+             WHERE d.defaclrole = (SELECT relowner FROM pg_class WHERE oid = {target}::regclass)\n      \
+             AND d.defaclnamespace = {schema}::regnamespace AND d.defaclobjtype = 'r'\n  LOOP\n    \
+             EXECUTE format('GRANT %s ON TABLE %s TO %s%s', g.privilege_type, {target},\n      \
+             CASE WHEN g.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(g.grantee)) END,\n      \
+             CASE WHEN g.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);\n  END LOOP;\nEND\n$grants$"
+        ),
+    ]
 }

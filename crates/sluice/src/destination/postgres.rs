@@ -299,6 +299,8 @@ fn sql_error(e: &tokio_postgres::Error, sql: &str) -> Error {
         "40001" | "40P01" | "55P03" => Error::external(text),
         // Insufficient privilege, read-only transaction.
         "42501" | "25006" => Error::user(format!("destination: {text}; grant sluice's user the right to do this")),
+        // Unique violation: a direct first load's key found an Id staged twice.
+        "23505" => Error::internal(text).with_source(crate::error::DuplicateKey),
         _ => Error::internal(text),
     }
 }

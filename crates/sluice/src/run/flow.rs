@@ -15,7 +15,7 @@ use std::sync::Arc;
 use super::phase::{Outcome, Phase, next};
 use super::{Ctx, checks};
 use crate::config::FlowConfig;
-use crate::consolidate::{self, Existing, FlowRun, MergeSpec, STAGE_SEQ, procedure};
+use crate::consolidate::{self, DirectCheck, Existing, FirstLoad, FlowRun, MergeSpec, STAGE_SEQ, procedure};
 use crate::destination::{Destination, Stage};
 use crate::mask::Masker;
 use crate::model::{Timestamp, Window};
@@ -75,6 +75,9 @@ pub struct FlowDriver<'a, D: Destination> {
     full: bool,
     rows_extracted: u64,
     staged: u64,
+    /// Chosen when staging is created (PostgreSQL stages a first load durably, to promote
+    /// it); [`FirstLoad::Direct`] only tentatively until the consolidation looks again.
+    first_load: FirstLoad,
 }
 
 impl<'a, D: Destination> FlowDriver<'a, D> {
@@ -93,6 +96,7 @@ impl<'a, D: Destination> FlowDriver<'a, D> {
             full: false,
             rows_extracted: 0,
             staged: 0,
+            first_load: FirstLoad::Merge,
         }
     }
 
@@ -172,7 +176,11 @@ impl<'a, D: Destination> FlowDriver<'a, D> {
             cx.dest.execute(procedure::idle(d, spec, &flow.object)?).await?;
         }
         cx.dest.discard(spec.staging.clone()).await?;
-        cx.dest.execute(consolidate::staging_ddl(d, spec)).await?;
+        let direct = consolidate::direct_check(d, spec) != DirectCheck::Never
+            && !cx.hands_off()
+            && cx.dest.columns(spec.target.clone()).await?.is_none();
+        let first_load = if direct { FirstLoad::Direct } else { FirstLoad::Merge };
+        cx.dest.execute(consolidate::staging_ddl(d, spec, first_load)).await?;
         let mut stage = cx.dest.stage(spec.staging.clone()).await?;
         let described = self.described.as_ref().ok_or_else(|| Error::internal("phase order: no schema"))?;
         let mut stream = cx.source.extract(described, Some(window), flow.filter.as_deref(), flow.api);
@@ -194,6 +202,7 @@ impl<'a, D: Destination> FlowDriver<'a, D> {
             return Err(Error::internal(format!("{}: staged {loaded} rows of {staged}", flow.object)));
         }
         self.staged = staged;
+        self.first_load = first_load;
         self.rows_extracted += staged;
         crate::failpoint::hit("after-stage");
         Ok(Outcome::Completed)
@@ -223,7 +232,8 @@ impl<'a, D: Destination> FlowDriver<'a, D> {
             api_calls: 0,
             bytes: 0,
         };
-        let plan = consolidate::consolidate(d, &spec, &existing, &run)?;
+        let first_load = self.first_load(&spec, &existing).await?;
+        let plan = consolidate::consolidate(d, &spec, &existing, &run, first_load)?;
         for warning in &plan.warnings {
             tracing::warn!(object = %flow.object, "{warning}");
         }
@@ -236,7 +246,15 @@ impl<'a, D: Destination> FlowDriver<'a, D> {
             return Ok(Outcome::HandedOff);
         }
         let started = std::time::Instant::now();
-        cx.dest.transaction(plan.statements).await?;
+        match cx.dest.transaction(plan.statements).await {
+            // Rolled back whole: the ranked merge handles an Id staged twice.
+            Err(e) if first_load == FirstLoad::Direct && e.is_duplicate_key() => {
+                tracing::info!(object = %flow.object, "staging holds an Id twice; merging the first load instead");
+                let plan = consolidate::consolidate(d, &spec, &existing, &run, FirstLoad::Merge)?;
+                cx.dest.transaction(plan.statements).await?;
+            }
+            done => done?,
+        }
         crate::failpoint::hit("after-commit");
         let counts = super::merge_counts(cx.dest, &cx.run_id, &flow.object).await?;
         // Where a run's time goes: `SLUICE_LOG=sluice=info` (and the benchmarks) read this.
@@ -264,6 +282,30 @@ impl<'a, D: Destination> FlowDriver<'a, D> {
             cx.dest.execute(vec![sql]).await?;
         }
         Ok(if self.reconcile_due() { Outcome::ReconcileDue } else { Outcome::Completed })
+    }
+
+    /// [`FirstLoad::Direct`] where staging was made for it (the target was absent, and a
+    /// hand-off always merges, since the warehouse's procedure reads staging later), the
+    /// target is still absent and the dialect can show that staging holds each Id once
+    /// ([`consolidate::direct_check`]).
+    async fn first_load(&self, spec: &MergeSpec, existing: &Existing) -> Result<FirstLoad> {
+        let cx = self.cx;
+        if self.first_load == FirstLoad::Merge || existing.target.is_some() {
+            return Ok(FirstLoad::Merge);
+        }
+        Ok(match consolidate::direct_check(cx.dest.dialect(), spec) {
+            DirectCheck::Key => FirstLoad::Direct,
+            DirectCheck::Never => FirstLoad::Merge,
+            DirectCheck::Query(sql) => {
+                let rows = cx.dest.query(sql).await?;
+                let twice = rows.first().and_then(|r| r.first()).and_then(|v| v.as_i64());
+                match twice {
+                    Some(0) => FirstLoad::Direct,
+                    Some(_) => FirstLoad::Merge,
+                    None => return Err(Error::internal(format!("{}: no answer to the Id check", self.flow.object))),
+                }
+            }
+        })
     }
 
     /// Due when `reconcile_every` has passed since the last reconciliation or full

@@ -206,7 +206,7 @@ fn flow_run(object: &str, rows: u64, end: chrono::DateTime<chrono::Utc>) -> Flow
 #[tokio::test]
 async fn duckdb_consolidation_quotes_keywords_and_quotes_in_names() {
     use crate::config::Deletes;
-    use crate::consolidate::{Existing, MergeSpec, consolidate, control_ddl, staging_ddl};
+    use crate::consolidate::{Existing, FirstLoad, MergeSpec, consolidate, control_ddl, staging_ddl};
     use crate::model::{Cursor, TableSchema};
 
     let mut schema = TableSchema {
@@ -233,7 +233,7 @@ async fn duckdb_consolidation_quotes_keywords_and_quotes_in_names() {
         async move {
             let spec = MergeSpec::new(&schema, "select", Deletes::Soft, true, run_id, now).unwrap();
             db.discard(spec.staging.clone()).await.unwrap();
-            db.execute(staging_ddl(d, &spec)).await.unwrap();
+            db.execute(staging_ddl(d, &spec, FirstLoad::Merge)).await.unwrap();
             let mut columns: Vec<(String, ArrayRef)> = vec![
                 ("id".into(), Arc::new(StringArray::from(rows.iter().map(|r| r.0).collect::<Vec<_>>())) as ArrayRef),
                 ("select".into(), Arc::new(StringArray::from(rows.iter().map(|r| r.1).collect::<Vec<_>>()))),
@@ -258,7 +258,7 @@ async fn duckdb_consolidation_quotes_keywords_and_quotes_in_names() {
                 target: db.columns(spec.target.clone()).await.unwrap(),
                 history: db.columns(spec.history_table()).await.unwrap(),
             };
-            let plan = consolidate(d, &spec, &existing, &run()).unwrap();
+            let plan = consolidate(d, &spec, &existing, &run(), FirstLoad::Merge).unwrap();
             db.transaction(plan.statements).await.unwrap();
         }
     };
@@ -298,7 +298,10 @@ async fn duckdb_consolidation_quotes_keywords_and_quotes_in_names() {
 #[tokio::test]
 async fn duckdb_consolidation_in_slices_keeps_each_newest_version_once() {
     use crate::config::Deletes;
-    use crate::consolidate::{DUCKDB_SLICE_ROWS, Existing, MergeSpec, consolidate, control_ddl, staging_ddl};
+    use crate::consolidate::{
+        DUCKDB_SLICE_ROWS, DirectCheck, Existing, FirstLoad, MergeSpec, consolidate, control_ddl, direct_check,
+        staging_ddl,
+    };
     use crate::model::{Cursor, TableSchema};
 
     let schema = TableSchema {
@@ -323,7 +326,7 @@ async fn duckdb_consolidation_in_slices_keeps_each_newest_version_once() {
     // first Ids fall in the first slice, the rest in the second.
     let staged = DUCKDB_SLICE_ROWS + 1_000;
     let half = staged / 2;
-    db.execute(staging_ddl(d, &spec)).await.unwrap();
+    db.execute(staging_ddl(d, &spec, FirstLoad::Merge)).await.unwrap();
     db.execute(vec![format!(
         "INSERT INTO {} SELECT 'id' || (i % {half}), CAST(i AS VARCHAR), FALSE, \
          to_timestamp(1767225600 + i), i FROM range({staged}) AS r(i)",
@@ -332,7 +335,10 @@ async fn duckdb_consolidation_in_slices_keeps_each_newest_version_once() {
     .await
     .unwrap();
     let run = flow_run("Account", staged, now);
-    let plan = consolidate(d, &spec, &Existing::default(), &run).unwrap();
+    // The Id check a direct first load needs sees every Id twice, so this load merges.
+    let DirectCheck::Query(check) = direct_check(d, &spec) else { panic!("DuckDB checks by query") };
+    assert_eq!(db.query(check).await.unwrap(), vec![vec![Value::Int(half as i64)]]);
+    let plan = consolidate(d, &spec, &Existing::default(), &run, FirstLoad::Merge).unwrap();
     let inserts = plan.statements.iter().filter(|s| s.starts_with("INSERT INTO \"sf\".\"account\"")).count();
     assert_eq!(inserts, 2, "{:#?}", plan.statements);
     db.transaction(plan.statements).await.unwrap();

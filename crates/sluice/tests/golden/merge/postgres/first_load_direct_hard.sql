@@ -1,0 +1,57 @@
+SELECT set_config('work_mem', '64MB', TRUE) WHERE pg_size_bytes(current_setting('work_mem')) < pg_size_bytes('64MB');
+
+CREATE SCHEMA IF NOT EXISTS "salesforce";
+
+ALTER TABLE "salesforce_staging"."account" ADD PRIMARY KEY ("id");
+
+CREATE TEMP VIEW "_sluice_changes_account" AS
+SELECT "s"."id", "s"."system_modstamp", "s"."_sluice_stage_seq",
+  TRUE AS "_sluice_is_new", TRUE AS "_sluice_advanced", COALESCE("s"."is_deleted", FALSE) AS "_sluice_is_deleted"
+FROM "salesforce_staging"."account" AS "s";
+
+ALTER TABLE "salesforce_staging"."account" ADD COLUMN "_sluice_synced_at" TIMESTAMPTZ DEFAULT CAST('2026-11-23 22:00:00.000000+00' AS TIMESTAMPTZ);
+
+ALTER TABLE "salesforce_staging"."account" ALTER COLUMN "_sluice_synced_at" DROP DEFAULT;
+
+ALTER TABLE "salesforce_staging"."account" ADD COLUMN "_sluice_run_id" TEXT DEFAULT 'run-2026-11-23T22:00:00Z';
+
+ALTER TABLE "salesforce_staging"."account" ALTER COLUMN "_sluice_run_id" DROP DEFAULT;
+
+DELETE FROM "salesforce_staging"."account" AS "s"
+WHERE COALESCE("s"."is_deleted", FALSE);
+
+UPDATE "_sluice"."flows" SET "object" = 'Account', "window_end" = CAST('2026-11-23 21:59:30.000000+00' AS TIMESTAMPTZ), "schema_fingerprint" = 'fp-1', "updated_at" = CAST('2026-11-23 22:00:00.000000+00' AS TIMESTAMPTZ)
+WHERE "flow" = 'Account';
+
+INSERT INTO "_sluice"."flows" ("flow", "object", "window_end", "last_full_refresh", "schema_fingerprint", "updated_at")
+SELECT 'Account', 'Account', CAST('2026-11-23 21:59:30.000000+00' AS TIMESTAMPTZ), CAST(NULL AS TIMESTAMPTZ), 'fp-1', CAST('2026-11-23 22:00:00.000000+00' AS TIMESTAMPTZ)
+WHERE NOT EXISTS (SELECT 1 FROM "_sluice"."flows" WHERE "flow" = 'Account');
+
+DELETE FROM "_sluice"."flow_runs" WHERE "run_id" = 'run-2026-11-23T22:00:00Z' AND "flow" = 'Account';
+
+INSERT INTO "_sluice"."flow_runs" ("run_id", "flow", "phase", "attempts", "window_start", "window_end", "rows_extracted", "rows_inserted", "rows_updated", "rows_deleted", "api_calls", "bytes", "error", "finished_at")
+SELECT 'run-2026-11-23T22:00:00Z', 'Account', 'consolidated', 1, CAST('2026-11-23 20:50:00.000000+00' AS TIMESTAMPTZ), CAST('2026-11-23 21:59:30.000000+00' AS TIMESTAMPTZ), 42, COALESCE(SUM(CASE WHEN "s"."_sluice_is_new" AND NOT "s"."_sluice_is_deleted" THEN 1 ELSE 0 END), 0), COALESCE(SUM(CASE WHEN NOT "s"."_sluice_is_new" AND "s"."_sluice_advanced" AND NOT "s"."_sluice_is_deleted" THEN 1 ELSE 0 END), 0), COALESCE(SUM(CASE WHEN NOT "s"."_sluice_is_new" AND "s"."_sluice_advanced" AND "s"."_sluice_is_deleted" THEN 1 ELSE 0 END), 0), 3, 4096, CAST(NULL AS TEXT), CAST('2026-11-23 22:00:00.000000+00' AS TIMESTAMPTZ)
+FROM "_sluice_changes_account" AS "s";
+
+DROP VIEW IF EXISTS "_sluice_changes_account";
+
+ALTER TABLE "salesforce_staging"."account" DROP COLUMN "_sluice_stage_seq";
+
+ALTER TABLE "salesforce_staging"."account" SET SCHEMA "salesforce";
+
+DO $grants$
+DECLARE g record;
+BEGIN
+  FOR g IN
+    SELECT a.privilege_type, a.grantee, a.is_grantable
+    FROM pg_default_acl AS d, aclexplode(d.defaclacl) AS a
+    WHERE d.defaclrole = (SELECT relowner FROM pg_class WHERE oid = '"salesforce"."account"'::regclass)
+      AND d.defaclnamespace = '"salesforce"'::regnamespace AND d.defaclobjtype = 'r'
+  LOOP
+    EXECUTE format('GRANT %s ON TABLE %s TO %s%s', g.privilege_type, '"salesforce"."account"',
+      CASE WHEN g.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(g.grantee)) END,
+      CASE WHEN g.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+  END LOOP;
+END
+$grants$;
+
