@@ -25,6 +25,10 @@
 //!   MATCHED` and one `WHEN NOT MATCHED` clause, so hard deletes and re-inserts cannot
 //!   share a MERGE, and it executes an UPDATE as delete plus insert anyway. Either way a
 //!   field no longer selected gets nulls in the rows this run rewrites, as DESIGN asks.
+//!
+//! A direct first load (see [`super::FirstLoad`]) has no changes table to build: a temp
+//! view over staging stands in for it, DuckDB copies staging into the new target
+//! ([`Rows::Staged`]), and PostgreSQL turns staging into the target (`promote_*`).
 
 use super::{CURRENT, DELETED, Dialect, MergeSpec, RUN_ID, STAGE_SEQ, SYNCED_AT, VALID_FROM, VALID_TO};
 use crate::config::Deletes;
