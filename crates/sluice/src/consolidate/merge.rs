@@ -139,23 +139,30 @@ pub fn changes_table(dialect: Dialect, spec: &MergeSpec) -> Vec<String> {
 /// calling every staged row new and advanced, so the statistics, the history and the
 /// control writes read it as they read the changes table, with nothing ranked or copied.
 pub(super) fn direct_changes(dialect: Dialect, spec: &MergeSpec) -> String {
+    let narrow: Vec<&str> =
+        std::iter::once(spec.id.as_str()).chain(spec.cursor.as_deref()).chain([STAGE_SEQ]).collect();
+    format!(
+        "CREATE TEMP VIEW {} AS\n{}",
+        dialect.quote_ident(&changes_name(spec)),
+        all_staged(dialect, spec, S, &narrow)
+    )
+}
+
+/// `SELECT` of `columns` of every staged row (under `alias`) with the changes table's flags:
+/// every row new and advanced, deleted as the source says.
+fn all_staged(dialect: Dialect, spec: &MergeSpec, alias: &str, columns: &[&str]) -> String {
     let d = dialect;
     let q = |n: &str| d.quote_ident(n);
-    let narrow: Vec<String> = std::iter::once(spec.id.as_str())
-        .chain(spec.cursor.as_deref())
-        .chain([STAGE_SEQ])
-        .map(|c| col(d, S, c))
-        .collect();
+    let select: Vec<String> = columns.iter().map(|c| col(d, alias, c)).collect();
     format!(
-        "CREATE TEMP VIEW {} AS\nSELECT {},\n  TRUE AS {}, TRUE AS {}, {} AS {}\nFROM {} AS {}",
-        q(&changes_name(spec)),
-        narrow.join(", "),
+        "SELECT {},\n  TRUE AS {}, TRUE AS {}, {} AS {}\nFROM {} AS {}",
+        select.join(", "),
         q(IS_NEW),
         q(ADVANCED),
-        deleted_expr(d, spec, S),
+        deleted_expr(d, spec, alias),
         q(IS_DELETED),
         d.table(&spec.staging),
-        q(S)
+        q(alias)
     )
 }
 
@@ -234,20 +241,7 @@ fn changed_rows(dialect: Dialect, spec: &MergeSpec, slice: Option<(u64, u64)>) -
 /// Every staged row in full with the changes table's flags (all new, all advanced), as a
 /// derived table: a direct first load's rows. Nothing is joined, so nothing needs slicing.
 fn staged_rows(dialect: Dialect, spec: &MergeSpec) -> String {
-    let d = dialect;
-    let q = |n: &str| d.quote_ident(n);
-    let st = "_sluice_st";
-    let select: Vec<String> = names(spec).iter().map(|n| col(d, st, n)).collect();
-    format!(
-        "(\n  SELECT {},\n    TRUE AS {}, TRUE AS {}, {} AS {}\n  FROM {} AS {}\n)",
-        select.join(", "),
-        q(IS_NEW),
-        q(ADVANCED),
-        deleted_expr(d, spec, st),
-        q(IS_DELETED),
-        d.table(&spec.staging),
-        q(st)
-    )
+    format!("(\n{}\n)", all_staged(dialect, spec, "_sluice_st", &names(spec)))
 }
 
 /// Metadata columns and the values this run writes to them, reading flags from alias `s`.

@@ -35,9 +35,9 @@ FROM "salesforce_staging"."account" AS "s";
 INSERT INTO "salesforce"."account" ("id", "name", "number_of_employees", "annual_revenue", "is_deleted", "system_modstamp", "_sluice_synced_at", "_sluice_run_id", "_sluice_deleted")
 SELECT "s"."id", "s"."name", "s"."number_of_employees", "s"."annual_revenue", "s"."is_deleted", "s"."system_modstamp", CAST('2026-11-23 22:00:00.000000+00' AS TIMESTAMPTZ), 'run-2026-11-23T22:00:00Z', "s"."_sluice_is_deleted"
 FROM (
-  SELECT "_sluice_st"."id", "_sluice_st"."name", "_sluice_st"."number_of_employees", "_sluice_st"."annual_revenue", "_sluice_st"."is_deleted", "_sluice_st"."system_modstamp",
-    TRUE AS "_sluice_is_new", TRUE AS "_sluice_advanced", COALESCE("_sluice_st"."is_deleted", FALSE) AS "_sluice_is_deleted"
-  FROM "salesforce_staging"."account" AS "_sluice_st"
+SELECT "_sluice_st"."id", "_sluice_st"."name", "_sluice_st"."number_of_employees", "_sluice_st"."annual_revenue", "_sluice_st"."is_deleted", "_sluice_st"."system_modstamp",
+  TRUE AS "_sluice_is_new", TRUE AS "_sluice_advanced", COALESCE("_sluice_st"."is_deleted", FALSE) AS "_sluice_is_deleted"
+FROM "salesforce_staging"."account" AS "_sluice_st"
 ) AS "s";
 
 UPDATE "salesforce"."account_history" SET "_sluice_valid_to" = "_sluice_changes_account"."system_modstamp", "_sluice_current" = FALSE
@@ -47,9 +47,9 @@ WHERE "salesforce"."account_history"."id" = "_sluice_changes_account"."id" AND "
 INSERT INTO "salesforce"."account_history" ("id", "name", "number_of_employees", "annual_revenue", "is_deleted", "system_modstamp", "_sluice_synced_at", "_sluice_run_id", "_sluice_deleted", "_sluice_valid_from", "_sluice_valid_to", "_sluice_current")
 SELECT "s"."id", "s"."name", "s"."number_of_employees", "s"."annual_revenue", "s"."is_deleted", "s"."system_modstamp", CAST('2026-11-23 22:00:00.000000+00' AS TIMESTAMPTZ), 'run-2026-11-23T22:00:00Z', "s"."_sluice_is_deleted", "s"."system_modstamp", CAST(NULL AS TIMESTAMPTZ), TRUE
 FROM (
-  SELECT "_sluice_st"."id", "_sluice_st"."name", "_sluice_st"."number_of_employees", "_sluice_st"."annual_revenue", "_sluice_st"."is_deleted", "_sluice_st"."system_modstamp",
-    TRUE AS "_sluice_is_new", TRUE AS "_sluice_advanced", COALESCE("_sluice_st"."is_deleted", FALSE) AS "_sluice_is_deleted"
-  FROM "salesforce_staging"."account" AS "_sluice_st"
+SELECT "_sluice_st"."id", "_sluice_st"."name", "_sluice_st"."number_of_employees", "_sluice_st"."annual_revenue", "_sluice_st"."is_deleted", "_sluice_st"."system_modstamp",
+  TRUE AS "_sluice_is_new", TRUE AS "_sluice_advanced", COALESCE("_sluice_st"."is_deleted", FALSE) AS "_sluice_is_deleted"
+FROM "salesforce_staging"."account" AS "_sluice_st"
 ) AS "s"
 WHERE "s"."_sluice_advanced";
 
