@@ -412,11 +412,37 @@ pub enum DirectCheck {
     Never,
 }
 
+/// How one consolidation writes the target: the one place that says which dialect does
+/// what for a direct first load ([`direct_write`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Write {
+    /// Through the changes table: every load but a direct first load.
+    Merge,
+    /// Staging copied into the new target (DuckDB).
+    Copy,
+    /// Staging made the target (PostgreSQL).
+    Promote,
+}
+
+/// How `dialect` writes a direct first load; [`Write::Merge`] where it cannot (Redshift).
+fn direct_write(dialect: Dialect) -> Write {
+    match dialect {
+        Dialect::DuckDb => Write::Copy,
+        Dialect::Postgres => Write::Promote,
+        Dialect::Redshift => Write::Merge,
+    }
+}
+
+/// Whether `dialect` can consolidate a first load with [`FirstLoad::Direct`] at all.
+pub fn loads_directly(dialect: Dialect) -> bool {
+    direct_write(dialect) != Write::Merge
+}
+
 /// How `dialect` establishes, for [`FirstLoad::Direct`], that `spec`'s staging holds each Id once.
 pub fn direct_check(dialect: Dialect, spec: &MergeSpec) -> DirectCheck {
-    match dialect {
-        Dialect::Postgres => DirectCheck::Key,
-        Dialect::DuckDb => {
+    match direct_write(dialect) {
+        Write::Promote => DirectCheck::Key,
+        Write::Copy => {
             let id = dialect.quote_ident(&spec.id);
             DirectCheck::Query(format!(
                 "SELECT COUNT(*) FROM (SELECT {id} FROM {} GROUP BY {id} HAVING COUNT(*) > 1) AS {}",
@@ -424,7 +450,7 @@ pub fn direct_check(dialect: Dialect, spec: &MergeSpec) -> DirectCheck {
                 dialect.quote_ident("_sluice_twice")
             ))
         }
-        Dialect::Redshift => DirectCheck::Never,
+        Write::Merge => DirectCheck::Never,
     }
 }
 
@@ -450,12 +476,12 @@ pub fn consolidate(
 ) -> Result<Consolidation> {
     spec.validate()?;
     let new_target = existing.target.is_none();
-    let rows = if first_load == FirstLoad::Direct && new_target && dialect != Dialect::Redshift {
-        Rows::Staged
-    } else {
-        Rows::Changes { staged: run.rows_extracted }
+    let write = if first_load == FirstLoad::Direct && new_target { direct_write(dialect) } else { Write::Merge };
+    let rows = match write {
+        Write::Merge => Rows::Changes { staged: run.rows_extracted },
+        Write::Copy | Write::Promote => Rows::Staged,
     };
-    let promoted = rows == Rows::Staged && dialect == Dialect::Postgres;
+    let promoted = write == Write::Promote;
     let schema = schema_changes(dialect, spec, existing, promoted)?;
     let mut statements = Vec::new();
     if dialect == Dialect::Postgres {
@@ -471,15 +497,19 @@ pub fn consolidate(
     if spec.history && existing.history.is_none() && existing.target.is_some() {
         statements.push(merge::seed_history(dialect, spec));
     }
-    if promoted {
-        statements.push(merge::promote_key(dialect, spec));
-    }
-    match rows {
-        Rows::Changes { .. } => statements.extend(changes_table(dialect, spec)),
-        Rows::Staged => statements.push(merge::direct_changes(dialect, spec)),
-    }
-    if !promoted {
-        statements.extend(merge::upsert(dialect, spec, rows, new_target));
+    match write {
+        Write::Merge => {
+            statements.extend(changes_table(dialect, spec));
+            statements.extend(merge::upsert(dialect, spec, rows, new_target));
+        }
+        Write::Copy => {
+            statements.push(merge::direct_changes(dialect, spec));
+            statements.extend(merge::upsert(dialect, spec, rows, new_target));
+        }
+        Write::Promote => {
+            statements.push(merge::promote_key(dialect, spec));
+            statements.push(merge::direct_changes(dialect, spec));
+        }
     }
     if spec.history {
         statements.extend(merge::history(dialect, spec, rows));

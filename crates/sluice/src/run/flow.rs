@@ -176,7 +176,9 @@ impl<'a, D: Destination> FlowDriver<'a, D> {
             cx.dest.execute(procedure::idle(d, spec, &flow.object)?).await?;
         }
         cx.dest.discard(spec.staging.clone()).await?;
-        let direct = consolidate::direct_check(d, spec) != DirectCheck::Never
+        // Only a first window can be a first load: each window's consolidation creates the target.
+        let direct = first
+            && consolidate::loads_directly(d)
             && !cx.hands_off()
             && cx.dest.columns(spec.target.clone()).await?.is_none();
         let first_load = if direct { FirstLoad::Direct } else { FirstLoad::Merge };
