@@ -75,7 +75,7 @@ pub fn hand_off(dialect: Dialect, spec: &MergeSpec, run: &FlowRun, consolidation
         };
         body.push(format!("{statement};"));
     }
-    body.push(format!("DROP TABLE IF EXISTS {};", d.table(&spec.staging)));
+    body.push(format!("{};", d.drop_table(&spec.staging)));
     body.push(format!(
         "RAISE INFO 'sluice: consolidated run {} of {}';",
         message_text(&spec.run_id),
