@@ -15,7 +15,6 @@ use std::sync::Arc;
 use arrow::datatypes::Schema;
 use arrow::record_batch::RecordBatch;
 use chrono::{DateTime, Utc};
-use parquet::arrow::ArrowWriter;
 use serde::{Deserialize, Serialize};
 
 use crate::config::FileFormat;
@@ -211,7 +210,7 @@ impl FilesDestination {
 }
 
 enum PartWriter {
-    Parquet(ArrowWriter<File>),
+    Parquet(super::parquet::Writer<File>),
     Csv(arrow::csv::Writer<BufWriter<File>>),
     Jsonl(arrow::json::LineDelimitedWriter<BufWriter<File>>),
 }

@@ -22,7 +22,6 @@ use futures_util::StreamExt;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use parquet::arrow::ArrowWriter;
 
 use super::postgres::{PgUrl, Postgres};
 use super::{Destination, Stage, Value};
@@ -85,7 +84,7 @@ pub struct S3Stager {
     store: Arc<dyn ObjectStore>,
     bucket: String,
     prefix: String,
-    writer: Option<ArrowWriter<Vec<u8>>>,
+    writer: Option<super::parquet::Writer<Vec<u8>>>,
     /// Rows after which a part is uploaded.
     max_part_rows: u64,
     part_rows: u64,
