@@ -22,12 +22,30 @@ use clap::{Parser, Subcommand};
 /// jemalloc for the whole process, DuckDB's C++ included (its `malloc` replaces glibc's).
 /// glibc kept what each extraction thread freed in that thread's arena, where DuckDB's
 /// threads could not reuse it: a 1 M-row load peaked at ~335 MiB, ~100 MiB of it such
-/// memory. jemalloc is told to use one arena, so the consolidation reuses it, and to return
-/// freed pages within 100 ms; the options, and what they cost, are in `.cargo/config.toml`
-/// (`JEMALLOC_SYS_WITH_MALLOC_CONF`).
+/// memory. Its options are in [`MALLOC_CONF`].
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// jemalloc's options, read at its start from this symbol (it overrides jemalloc's weak
+/// default), so every build of the binary has them, `cargo install` included. The
+/// `MALLOC_CONF` environment variable still overrides them.
+/// - `narenas:1`: memory the extraction threads free is reused by DuckDB's threads in the
+///   consolidation instead of sitting in the extraction threads' arenas;
+/// - `dirty_decay_ms:100`: freed pages go back to the OS within ~100 ms (default 10 s), so
+///   what extraction freed is not still counted when DuckDB fills its memory limit;
+/// - `muzzy_decay_ms:0`: returned at once, as MADV_FREE'd ("muzzy") pages still count in RSS.
+///
+/// A 1 M-row DuckDB load, 3 runs each on the 2-core bench machine (`docs/benchmarks.md` has
+/// the current figures): one arena alone 6.0 s and 284 MiB peak; with a 500 ms decay 6.2 s
+/// and 267 MiB; with 100 ms 6.6 s and 256 MiB (returning pages costs page faults when they
+/// are used again); jemalloc's defaults 6.4 s and 424 MiB; glibc 7.2 s and 335 MiB. With
+/// no decay at all (`dirty_decay_ms:0`) the peak fell by another ~50 MiB but the load took
+/// 8.7 s instead of 6.2.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code, reason = "jemalloc reads its options from this symbol; nothing else defines it")]
+#[unsafe(export_name = "malloc_conf")]
+pub static MALLOC_CONF: &[u8; 46] = b"narenas:1,dirty_decay_ms:100,muzzy_decay_ms:0\0";
 
 /// Exit code for bad configuration or usage.
 const EXIT_USAGE: u8 = 2;

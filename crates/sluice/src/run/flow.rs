@@ -59,7 +59,7 @@ pub fn with_stage_seq(batch: &RecordBatch, first: i64) -> Result<RecordBatch> {
         .map_err(|e| Error::internal(format!("adding the stage order: {e}")))
 }
 
-/// One flow's run state, moved through the phases by [`FlowDriver::run`].
+/// One flow's run state, moved through the phases by `FlowDriver::run`.
 pub struct FlowDriver<'a, D: Destination> {
     pub(super) cx: &'a Ctx<'a, D>,
     pub(super) flow: &'a FlowConfig,
