@@ -180,25 +180,36 @@ impl Rows {
     /// The derived tables to read, one per statement: several for a sliced DuckDB load.
     fn sources(self, dialect: Dialect, spec: &MergeSpec) -> Vec<String> {
         match self {
-            Rows::Changes { staged } => {
-                slices(dialect, staged).into_iter().map(|slice| changed_rows(dialect, spec, slice)).collect()
+            Rows::Changes { .. } => {
+                self.slices(dialect).into_iter().map(|slice| changed_rows(dialect, spec, slice)).collect()
             }
             Rows::Staged => vec![staged_rows(dialect, spec)],
         }
     }
+
+    /// The stage-order slices statements over these rows run in (see [`slices`]).
+    fn slices(self, dialect: Dialect) -> Vec<Option<(u64, u64)>> {
+        match self {
+            Rows::Changes { staged } => slices(dialect, staged),
+            Rows::Staged => vec![None],
+        }
+    }
 }
 
-/// Staged rows per `INSERT` on DuckDB. Its hash join of the changes table with staging
-/// does not spill enough: a first load of 2 M Accounts ran out of memory at a 160 MB limit
-/// (1 M passed at 128 MB, not at 100 MB) while the same rows inserted in slices of stage
-/// order pass at 128 MB, about as fast (and at 96 MB since staging's row groups hold 32 Ki
-/// rows, see `destination/parquet.rs`). Parquet's row-group statistics on the stage
-/// order let each slice read only its part of staging.
+/// Staged rows per `INSERT` and per `DELETE` on DuckDB. Its hash join of the changes
+/// table with staging does not spill enough: a first load of 2 M Accounts ran out of
+/// memory at a 160 MB limit (1 M passed at 128 MB, not at 100 MB) while the same rows
+/// inserted in slices of stage order pass at 128 MB, about as fast (and at 96 MB since
+/// staging's row groups hold 32 Ki rows, see `destination/parquet.rs`). Parquet's
+/// row-group statistics on the stage order let each slice read only its part of staging.
+/// The `DELETE ... USING` of a full refresh of 10 M Accounts ran out of memory at 112 MB
+/// whole and passes in slices (5.5 s in all, each slice scanning the target's Ids once).
 pub const DUCKDB_SLICE_ROWS: u64 = 1 << 19;
 
-/// The stage-order slices the upsert and the history insert run in: `[None]` (everything
-/// at once) except on DuckDB with more than [`DUCKDB_SLICE_ROWS`] of the `staged` rows,
-/// where each slice is `[from, to)` over `0..staged` (the loader numbers rows from 0).
+/// The stage-order slices the upsert (on DuckDB its deletes and inserts) and the history
+/// insert run in: `[None]` (everything at once) except on DuckDB with more than
+/// [`DUCKDB_SLICE_ROWS`] of the `staged` rows, where each slice is `[from, to)` over
+/// `0..staged` (the loader numbers rows from 0).
 fn slices(dialect: Dialect, staged: u64) -> Vec<Option<(u64, u64)>> {
     if dialect != Dialect::DuckDb || staged <= DUCKDB_SLICE_ROWS {
         return vec![None];
@@ -318,12 +329,19 @@ pub(super) fn upsert(dialect: Dialect, spec: &MergeSpec, rows: Rows, new_target:
         }
         Dialect::DuckDb | Dialect::Redshift => {
             // Unaliased target in DELETE: Redshift's DELETE takes a table name, not an alias.
-            let delete = format!(
-                "DELETE FROM {target} USING {changes}\nWHERE {target}.{} = {changes}.{}",
-                q(&spec.id),
-                q(&spec.id)
-            );
-            std::iter::once(delete).chain(inserts).collect()
+            let seq = format!("{changes}.{}", q(STAGE_SEQ));
+            let deletes = rows.slices(d).into_iter().map(|slice| {
+                let within = match slice {
+                    None => String::new(),
+                    Some((from, to)) => format!(" AND {seq} >= {from} AND {seq} < {to}"),
+                };
+                format!(
+                    "DELETE FROM {target} USING {changes}\nWHERE {target}.{} = {changes}.{}{within}",
+                    q(&spec.id),
+                    q(&spec.id)
+                )
+            });
+            deletes.chain(inserts).collect()
         }
     }
 }

@@ -293,8 +293,8 @@ async fn duckdb_consolidation_quotes_keywords_and_quotes_in_names() {
     assert_eq!(versions, vec![vec![Value::Int(2)]], "history: one version per load that advanced a1");
 }
 
-/// A load bigger than one insert slice: each Id staged twice, the newest copy in either
-/// slice, and exactly the newest copy of every Id arrives.
+/// A load bigger than one slice: each Id staged twice, the newest copy in either slice, and
+/// exactly the newest copy of every Id arrives, on a first load and on a full refresh.
 #[tokio::test]
 async fn duckdb_consolidation_in_slices_keeps_each_newest_version_once() {
     use crate::config::Deletes;
@@ -346,6 +346,34 @@ async fn duckdb_consolidation_in_slices_keeps_each_newest_version_once() {
         .query(format!(
             "SELECT count(*), count(DISTINCT id), \
              count(*) FILTER (WHERE CAST(name AS BIGINT) <> CAST(substr(id, 3) AS BIGINT) + {half}) \
+             FROM sf.account"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(rows[0], vec![Value::Int(half as i64), Value::Int(half as i64), Value::Int(0)]);
+
+    // A full refresh of the same Ids, every copy newer than the target's: the deletes run in
+    // slices too, and each Id again ends with exactly its newest copy.
+    let spec = MergeSpec::new(&schema, "sf", Deletes::Soft, false, "r2", now).unwrap();
+    db.execute(vec![format!("DROP TABLE {}", d.table(&spec.staging))]).await.unwrap();
+    db.execute(staging_ddl(d, &spec, FirstLoad::Merge)).await.unwrap();
+    db.execute(vec![format!(
+        "INSERT INTO {} SELECT 'id' || (i % {half}), 'v2-' || i, FALSE, \
+         to_timestamp(1767225600 + {staged} + i), i FROM range({staged}) AS r(i)",
+        d.table(&spec.staging)
+    )])
+    .await
+    .unwrap();
+    let existing = Existing { target: db.columns(spec.target.clone()).await.unwrap(), history: None };
+    let plan = consolidate(d, &spec, &existing, &run, FirstLoad::Merge).unwrap();
+    let deletes: Vec<&String> =
+        plan.statements.iter().filter(|s| s.starts_with("DELETE FROM \"sf\".\"account\"")).collect();
+    assert_eq!(deletes.len(), 2, "{deletes:#?}");
+    db.transaction(plan.statements).await.unwrap();
+    let rows = db
+        .query(format!(
+            "SELECT count(*), count(DISTINCT id), \
+             count(*) FILTER (WHERE name <> 'v2-' || (CAST(substr(id, 3) AS BIGINT) + {half})) \
              FROM sf.account"
         ))
         .await
