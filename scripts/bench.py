@@ -109,13 +109,13 @@ def peak_rss_mib(pid, proc):
     return peak / 1024
 
 
-def sync(sluice, config):
-    """One `sluice sync --json`: (wall seconds, peak RSS MiB, summary, consolidation ms)."""
+def sync(sluice, config, *extra):
+    """One `sluice sync --json [extra]`: (wall seconds, peak RSS MiB, summary, consolidation ms)."""
     out = tempfile.TemporaryFile()
     err = tempfile.TemporaryFile()
     env = dict(os.environ, SLUICE_LOG="sluice=info")
     started = time.monotonic()
-    proc = subprocess.Popen([sluice, "--config", config, "sync", "--json"], stdout=out, stderr=err, env=env)
+    proc = subprocess.Popen([sluice, "--config", config, "sync", "--json", *extra], stdout=out, stderr=err, env=env)
     rss = peak_rss_mib(proc.pid, proc)
     status = proc.wait()
     secs = time.monotonic() - started
@@ -277,6 +277,32 @@ def warehouse_case(sluice, sb, work, name, destination, reset, floor_of, grow_by
     )
 
 
+def size_case(sluice, work, accounts):
+    """A first load of `accounts` Accounts into a new DuckDB file, then a full refresh of it
+    (every row re-read, deleted and inserted again in one transaction): memory must not
+    grow with the table. Its own sandbox, started once the main one has stopped."""
+    sb = Sandbox(sluice, accounts)
+    try:
+        db = os.path.join(work, "size.duckdb")
+        config = write_config(sb, work, "size", "bulk", f'[destination]\ntype = "duckdb"\npath = "{db}"\n')
+        log(f"duckdb: first load of {accounts} Accounts")
+        load = sync(sluice, config)
+        log(f"duckdb: full refresh of {accounts} Accounts")
+        refresh = sync(sluice, config, "--full-refresh")
+    finally:
+        sb.stop()
+    return dict(accounts=accounts, load=load, refresh=refresh)
+
+
+def size_table(c):
+    rows = []
+    for what, r in (("first load", c["load"]), ("full refresh (`--full-refresh`)", c["refresh"])):
+        secs, rss, summary, merge_ms = r
+        n = summary["flows"][0]["rows"]
+        rows.append(f"| {what} | {n:,} | {secs:.1f} s | {merge_ms / 1000:.1f} s | {n / secs:,.0f} | **{rss:.0f} MiB** |")
+    return "\n".join(rows)
+
+
 def median(runs, i):
     return statistics.median(r[i] for r in runs)
 
@@ -308,6 +334,7 @@ def main():
     ap.add_argument("--accounts", type=int, default=1_000_000)
     ap.add_argument("--reps", type=int, default=3, choices=range(1, 11), metavar="1..10")
     ap.add_argument("--postgres", help="URL of a PostgreSQL server (as a superuser) for the PostgreSQL cases")
+    ap.add_argument("--big", type=int, help="Accounts of the DuckDB load and full refresh at size (default 10 × --accounts; 0: skip)")
     args = ap.parse_args()
     n = args.accounts
     work = tempfile.mkdtemp(prefix="sluice-bench-")
@@ -330,6 +357,9 @@ def main():
                 lambda k: pg_grow(url, k), args.reps,
             )
             pg["version"] = psql(url, "-c", "SHOW server_version")
+        sb.stop()
+        big = 10 * n if args.big is None else args.big
+        size = size_case(args.sluice, work, big) if big else None
     finally:
         sb.stop()
         # 2 GB of CSV, Parquet and DuckDB files per run: left behind, they filled the disk.
@@ -360,6 +390,20 @@ def main():
 
 {merge_table(d, n, args.reps, " (target ≤ 1.3×)")}"""
     )
+    if size:
+        print(
+            f"""## sluice: first load and full refresh of {size['accounts']:,} Accounts (DuckDB)
+
+Memory must not grow with the table (target ≤ 256 MB whatever the object size). One run
+each, in a sandbox of {size['accounts']:,} Accounts: a first load into a new file, then
+`sluice sync --full-refresh`, which reads every row again and replaces each one in one
+transaction (deletes and inserts in slices of {512 * 1024:,} staged rows).
+
+| run | rows | wall time | consolidation | rows/s | peak RSS |
+|---|---|---|---|---|---|
+{size_table(size)}
+"""
+        )
     if pg:
         print(
             f"""## sluice: full load of {n} Accounts into PostgreSQL
