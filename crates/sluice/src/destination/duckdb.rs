@@ -378,7 +378,8 @@ impl DuckStage {
                 let Some(first) = batches.next() else { return Ok(Staged { rows: 0, file: None }) };
                 let schema = first.schema();
                 let file = std::fs::File::create(&path).map_err(|e| io(&e))?;
-                let mut writer = super::parquet::writer(file, schema.clone(), &path.display())?;
+                let mut writer =
+                    super::parquet::writer(file, schema.clone(), super::parquet::RowGroups::STAGING, &path.display())?;
                 let mut rows = 0u64;
                 for batch in std::iter::once(first).chain(batches) {
                     writer.write(&batch).map_err(|e| io(&e))?;

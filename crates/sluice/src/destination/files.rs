@@ -246,9 +246,12 @@ impl RunWriter {
         let path = self.dir.join(&file);
         let handle = File::create(&path).map_err(|e| io_error("create", &path, e))?;
         let writer = match self.format {
-            FileFormat::Parquet => {
-                PartWriter::Parquet(super::parquet::writer(handle, schema.clone(), &path.display())?)
-            }
+            FileFormat::Parquet => PartWriter::Parquet(super::parquet::writer(
+                handle,
+                schema.clone(),
+                super::parquet::RowGroups::OUTPUT,
+                &path.display(),
+            )?),
             FileFormat::Csv => PartWriter::Csv(arrow::csv::Writer::new(BufWriter::new(handle))),
             FileFormat::Jsonl => PartWriter::Jsonl(arrow::json::LineDelimitedWriter::new(BufWriter::new(handle))),
         };

@@ -1,5 +1,6 @@
 //! Parquet writing shared by the files destination (its output), DuckDB (its staging) and
-//! Redshift (its S3 parts), so all hold the same bounded buffers and the same codec.
+//! Redshift (its S3 parts): one codec, and row groups bounded by rows and by bytes, sized
+//! for who reads them ([`RowGroups`]).
 
 use std::io::Write;
 
@@ -12,39 +13,59 @@ use parquet::file::properties::WriterProperties;
 
 use crate::{Error, Result};
 
-/// Most rows per row group. Readers split their work by row group and hold a whole one per
-/// thread, decoded, while they read it: DuckDB reading 128 Ki-row groups of Accounts in a
-/// 1 M-row merge needed more than a 96 MiB memory limit, and a 1 M-row load peaked ~25 MiB
-/// higher than with 32 Ki rows, at the same speed. Staging is sliced by stage order
-/// (`DUCKDB_SLICE_ROWS`, a multiple of this) and each slice still spans several groups,
-/// so both of DuckDB's threads have work.
-pub const ROWS_PER_ROW_GROUP: usize = 32 * 1024;
+/// Where a row group closes: at `rows` rows or `bytes` bytes of the rows' size in Arrow
+/// (close to what a reader decodes them back to), whichever comes first. The byte bound
+/// keeps a wide object's groups about as small in memory as a narrow one's. The writer
+/// holds the open group in memory, so the bounds also cap its own footprint whatever the
+/// object's size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RowGroups {
+    /// Most rows per group.
+    pub rows: usize,
+    /// Most bytes per group, by the rows' size in Arrow.
+    pub bytes: usize,
+}
 
-/// Most bytes per row group, by the size of its rows in Arrow (close to what a reader
-/// decodes them back to), so a wide object's groups stay about as small in memory as a
-/// narrow one's: 32 Ki Accounts (44 fields) take about 17 MiB, so the row bound governs them.
-pub const ROW_GROUP_BYTES: usize = 20 << 20;
+impl RowGroups {
+    /// For staging that sluice's own warehouse reads back (DuckDB's staging, Redshift's S3
+    /// parts). Readers hold a whole decoded row group per thread: DuckDB reading 128 Ki-row
+    /// groups of Accounts in a 1 M-row merge needed more than a 96 MiB memory limit, and a
+    /// 1 M-row load peaked ~25 MiB higher than with 32 Ki rows, at the same speed. 32 Ki
+    /// Accounts (44 fields) take about 17 MiB, so the row bound governs them. DuckDB's
+    /// merge slices (`DUCKDB_SLICE_ROWS`) span several groups, so both its threads have work.
+    pub const STAGING: RowGroups = RowGroups { rows: 32 * 1024, bytes: 20 << 20 };
 
-/// A Parquet writer whose row groups close at [`ROWS_PER_ROW_GROUP`] rows or
-/// [`ROW_GROUP_BYTES`] bytes, whichever comes first. The writer holds the open row group
-/// in memory, so this also caps its own footprint whatever the object's size.
+    /// For the files destination's output, which other engines read: groups four times
+    /// larger (a 1 M-Account file was 5 % smaller than with [`RowGroups::STAGING`]), still
+    /// bounded for wide objects.
+    pub const OUTPUT: RowGroups = RowGroups { rows: 128 * 1024, bytes: 80 << 20 };
+}
+
+/// A Parquet writer whose row groups close at its [`RowGroups`] bounds.
 pub struct Writer<W: Write + Send> {
     inner: ArrowWriter<W>,
+    bounds: RowGroups,
     /// Rows and bytes in the open row group.
     group_rows: usize,
     group_bytes: usize,
 }
 
-/// A writer of `schema` into `sink` (`what` names it in messages). Snappy: it costs
-/// little to write and to read, and a quarter of the bytes of uncompressed text.
-pub fn writer<W: Write + Send>(sink: W, schema: SchemaRef, what: &dyn std::fmt::Display) -> Result<Writer<W>> {
+/// A writer of `schema` into `sink` (`what` names it in messages) with row groups within
+/// `bounds`. Snappy: it costs little to write and to read, and a quarter of the bytes of
+/// uncompressed text.
+pub fn writer<W: Write + Send>(
+    sink: W,
+    schema: SchemaRef,
+    bounds: RowGroups,
+    what: &dyn std::fmt::Display,
+) -> Result<Writer<W>> {
     let props = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
-        .set_max_row_group_row_count(Some(ROWS_PER_ROW_GROUP))
+        .set_max_row_group_row_count(Some(bounds.rows))
         .build();
     let inner = ArrowWriter::try_new(sink, schema, Some(props))
         .map_err(|e| Error::internal(format!("cannot start {what}: {e}")))?;
-    Ok(Writer { inner, group_rows: 0, group_bytes: 0 })
+    Ok(Writer { inner, bounds, group_rows: 0, group_bytes: 0 })
 }
 
 impl<W: Write + Send> Writer<W> {
@@ -55,14 +76,14 @@ impl<W: Write + Send> Writer<W> {
         let per_row = (used_bytes(batch) / rows.max(1)).max(1);
         let mut offset = 0;
         while offset < rows {
-            let room_rows = ROWS_PER_ROW_GROUP - self.group_rows;
-            let room_bytes = ROW_GROUP_BYTES.saturating_sub(self.group_bytes).div_ceil(per_row).max(1);
+            let room_rows = self.bounds.rows - self.group_rows;
+            let room_bytes = self.bounds.bytes.saturating_sub(self.group_bytes).div_ceil(per_row).max(1);
             let len = room_rows.min(room_bytes).min(rows - offset);
             self.inner.write(&batch.slice(offset, len))?;
             self.group_rows += len;
             self.group_bytes += len * per_row;
             offset += len;
-            if self.group_rows >= ROWS_PER_ROW_GROUP || self.group_bytes >= ROW_GROUP_BYTES {
+            if self.group_rows >= self.bounds.rows || self.group_bytes >= self.bounds.bytes {
                 // At the row bound the writer has closed the group itself; this is then a no-op.
                 self.inner.flush()?;
                 self.group_rows = 0;
@@ -105,8 +126,8 @@ mod tests {
     use super::*;
 
     /// Row-group sizes of a file written from `batches`.
-    fn groups(batches: &[RecordBatch]) -> Vec<i64> {
-        let mut w = writer(Vec::new(), batches[0].schema(), &"test").unwrap();
+    fn groups(bounds: RowGroups, batches: &[RecordBatch]) -> Vec<i64> {
+        let mut w = writer(Vec::new(), batches[0].schema(), bounds, &"test").unwrap();
         for b in batches {
             w.write(b).unwrap();
         }
@@ -131,20 +152,23 @@ mod tests {
 
     #[test]
     fn narrow_rows_close_a_row_group_at_the_row_bound() {
-        let sizes = groups(&[batch(50_000, 8), batch(50_000, 8)]);
-        assert_eq!(sizes.iter().sum::<i64>(), 100_000);
-        assert!(sizes.iter().all(|&n| n <= ROWS_PER_ROW_GROUP as i64), "{sizes:?}");
-        assert_eq!(sizes[0], ROWS_PER_ROW_GROUP as i64, "{sizes:?}");
+        for bounds in [RowGroups::STAGING, RowGroups::OUTPUT] {
+            let sizes = groups(bounds, &[batch(100_000, 8), batch(100_000, 8)]);
+            assert_eq!(sizes.iter().sum::<i64>(), 200_000);
+            assert!(sizes.iter().all(|&n| n <= bounds.rows as i64), "{sizes:?}");
+            assert_eq!(sizes[0], bounds.rows as i64, "{sizes:?}");
+        }
     }
 
     #[test]
     fn wide_rows_close_a_row_group_at_the_byte_bound_even_within_one_batch() {
         // 4 KiB per row: the byte bound is ~5,000 rows, far below the row bound; one batch
         // of 10,000 rows (40 MiB) must still come out in several groups, each under it.
-        let sizes = groups(&[batch(10_000, 4096), batch(1_000, 4096)]);
+        let bounds = RowGroups::STAGING;
+        let sizes = groups(bounds, &[batch(10_000, 4096), batch(1_000, 4096)]);
         assert_eq!(sizes.iter().sum::<i64>(), 11_000);
         assert!(sizes.len() >= 3, "{sizes:?}");
-        let bound = (ROW_GROUP_BYTES / 4096) as i64;
+        let bound = (bounds.bytes / 4096) as i64;
         assert!(sizes.iter().all(|&n| n <= bound), "{sizes:?}");
     }
 }

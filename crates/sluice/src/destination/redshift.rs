@@ -124,7 +124,9 @@ impl S3Stager {
         }
         let mut writer = match self.writer.take() {
             Some(writer) => writer,
-            None => super::parquet::writer(Vec::new(), batch.schema(), &self.url())?,
+            None => {
+                super::parquet::writer(Vec::new(), batch.schema(), super::parquet::RowGroups::STAGING, &self.url())?
+            }
         };
         writer.write(&batch).map_err(|e| Error::internal(format!("Parquet part for {}: {e}", self.url())))?;
         self.writer = Some(writer);
