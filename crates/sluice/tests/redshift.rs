@@ -358,27 +358,31 @@ async fn a_direct_first_load_with_an_id_staged_twice_fails_whole_and_the_merge_t
 
 /// A promoted first load is created in the staging schema, so the target schema's default
 /// privileges (`ALTER DEFAULT PRIVILEGES ... IN SCHEMA`) must be applied on the move, as a
-/// `CREATE TABLE` there would have.
+/// `CREATE TABLE` there would have; also into a schema whose name holds the grants block's
+/// usual dollar-quote tag.
 #[tokio::test]
 async fn a_promoted_first_load_gets_the_target_schemas_default_privileges() {
     let test_db = fresh_database().await;
     let db = Postgres::connect_unlocked(&test_db.pg()).await.unwrap();
     let reader = format!("reader_{}", test_db.name);
-    db.execute(vec![
-        format!("CREATE ROLE \"{reader}\""),
-        "CREATE SCHEMA granted".into(),
-        format!("ALTER DEFAULT PRIVILEGES IN SCHEMA granted GRANT SELECT ON TABLES TO \"{reader}\""),
-    ])
-    .await
-    .unwrap();
-    round(&db, Dialect::Postgres, "granted", Deletes::Soft, false, 0, &[(1, "a", 10, false)]).await;
-    let may = |what: &str| {
-        db.query(format!(
-            "SELECT COUNT(*) FROM (SELECT 1 WHERE has_table_privilege('{reader}', 'granted.account', '{what}')) AS x"
-        ))
-    };
-    assert_eq!(may("SELECT").await.unwrap()[0][0].as_i64(), Some(1), "the default grant");
-    assert_eq!(may("INSERT").await.unwrap()[0][0].as_i64(), Some(0), "and nothing more");
+    db.execute(vec![format!("CREATE ROLE \"{reader}\"")]).await.unwrap();
+    for schema in ["granted", "g$grants$"] {
+        db.execute(vec![
+            format!("CREATE SCHEMA \"{schema}\""),
+            format!("ALTER DEFAULT PRIVILEGES IN SCHEMA \"{schema}\" GRANT SELECT ON TABLES TO \"{reader}\""),
+        ])
+        .await
+        .unwrap();
+        round(&db, Dialect::Postgres, schema, Deletes::Soft, false, 0, &[(1, "a", 10, false)]).await;
+        let may = |what: &str| {
+            db.query(format!(
+                "SELECT COUNT(*) FROM (SELECT 1 WHERE has_table_privilege('{reader}', '\"{schema}\".account', \
+                 '{what}')) AS x"
+            ))
+        };
+        assert_eq!(may("SELECT").await.unwrap()[0][0].as_i64(), Some(1), "{schema}: the default grant");
+        assert_eq!(may("INSERT").await.unwrap()[0][0].as_i64(), Some(0), "{schema}: and nothing more");
+    }
     db.execute(vec![format!("DROP OWNED BY \"{reader}\""), format!("DROP ROLE \"{reader}\"")]).await.unwrap();
 }
 

@@ -520,17 +520,30 @@ pub(super) fn promote_table(dialect: Dialect, spec: &MergeSpec) -> Vec<String> {
     let staging = d.table(&spec.staging);
     let target = d.quote_literal(&d.table(&spec.target));
     let schema = d.quote_literal(&d.quote_ident(&spec.target.schema));
+    let body = format!(
+        "DECLARE g record;\nBEGIN\n  FOR g IN\n    SELECT a.privilege_type, a.grantee, a.is_grantable\n    \
+         FROM pg_default_acl AS d, aclexplode(d.defaclacl) AS a\n    \
+         WHERE d.defaclrole = (SELECT relowner FROM pg_class WHERE oid = {target}::regclass)\n      \
+         AND d.defaclnamespace = {schema}::regnamespace AND d.defaclobjtype = 'r'\n  LOOP\n    \
+         EXECUTE format('GRANT %s ON TABLE %s TO %s%s', g.privilege_type, {target},\n      \
+         CASE WHEN g.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(g.grantee)) END,\n      \
+         CASE WHEN g.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);\n  END LOOP;\nEND"
+    );
+    let tag = dollar_tag("grants", &body);
     vec![
         format!("ALTER TABLE {staging} DROP COLUMN {}", d.quote_ident(STAGE_SEQ)),
         format!("ALTER TABLE {staging} SET SCHEMA {}", d.quote_ident(&spec.target.schema)),
-        format!(
-            "DO $grants$\nDECLARE g record;\nBEGIN\n  FOR g IN\n    SELECT a.privilege_type, a.grantee, a.is_grantable\n    \
-             FROM pg_default_acl AS d, aclexplode(d.defaclacl) AS a\n    \
-             WHERE d.defaclrole = (SELECT relowner FROM pg_class WHERE oid = {target}::regclass)\n      \
-             AND d.defaclnamespace = {schema}::regnamespace AND d.defaclobjtype = 'r'\n  LOOP\n    \
-             EXECUTE format('GRANT %s ON TABLE %s TO %s%s', g.privilege_type, {target},\n      \
-             CASE WHEN g.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(g.grantee)) END,\n      \
-             CASE WHEN g.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);\n  END LOOP;\nEND\n$grants$"
-        ),
+        format!("DO {tag}\n{body}\n{tag}"),
     ]
+}
+
+/// A dollar-quote tag (`$name$`, lengthened with `_` as needed) that does not occur in
+/// `body`: the body holds the target's names, which config may set to anything, and the
+/// first occurrence of the tag ends the quoted text.
+fn dollar_tag(name: &str, body: &str) -> String {
+    let mut tag = format!("${name}$");
+    while body.contains(&tag) {
+        tag.insert(tag.len() - 1, '_');
+    }
+    tag
 }

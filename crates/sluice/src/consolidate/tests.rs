@@ -302,6 +302,21 @@ fn consolidate_into_a_new_target_is_a_plain_insert() {
     }
 }
 
+/// The grants block is dollar-quoted; a schema from config may contain the usual tag, which
+/// would end the quoted text early, so the tag is chosen to occur nowhere in the body.
+#[test]
+fn a_promoted_tables_grants_block_stays_quoted_whatever_the_schema_name() {
+    let t = Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap();
+    for (name, tag) in [("sf", "$grants$"), ("a$grants$b", "$grants_$"), ("$grants$$grants_$", "$grants__$")] {
+        let s = MergeSpec::new(&schema(), name, Deletes::Soft, false, "r", t).unwrap();
+        let c = consolidate(Dialect::Postgres, &s, &Existing::default(), &run(), FirstLoad::Direct).unwrap();
+        let block = c.statements.last().unwrap();
+        let inner = block.strip_prefix(&format!("DO {tag}\n")).and_then(|b| b.strip_suffix(&format!("\n{tag}")));
+        let inner = inner.unwrap_or_else(|| panic!("{name}: not quoted with {tag}: {block}"));
+        assert!(!inner.contains(tag) && inner.contains(name), "{name}: {block}");
+    }
+}
+
 #[test]
 fn a_direct_first_load_copies_staging_on_duckdb_and_promotes_it_on_postgres() {
     for d in [Dialect::DuckDb, Dialect::Postgres] {
