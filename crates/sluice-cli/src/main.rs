@@ -39,11 +39,11 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 /// A 1 M-row DuckDB load, 3 runs each on the 2-core bench machine (`docs/benchmarks.md` has
 /// the current figures): one arena alone 6.0 s and 284 MiB peak; with a 500 ms decay 6.2 s
 /// and 267 MiB; with 100 ms 6.6 s and 256 MiB (returning pages costs page faults when they
-/// are used again); jemalloc's defaults 6.4 s and 424 MiB; glibc 7.2 s and 335 MiB. With
-/// no decay at all (`dirty_decay_ms:0`) the peak fell by another ~50 MiB but the load took
-/// 8.7 s instead of 6.2.
+/// are used again); jemalloc's defaults 6.4 s and 424 MiB; glibc 7.2 s and 335 MiB. Later,
+/// one run each with DuckDB's limit at 128 MiB: no decay at all (`dirty_decay_ms:0`) 8.7 s
+/// and 200 MiB, against 6.4 s and 249 MiB with 100 ms.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-#[allow(unsafe_code, reason = "jemalloc reads its options from this symbol; nothing else defines it")]
+#[allow(unsafe_code, reason = "jemalloc reads its options from this symbol and defines it only weakly")]
 #[unsafe(export_name = "malloc_conf")]
 pub static MALLOC_CONF: &[u8; 46] = b"narenas:1,dirty_decay_ms:100,muzzy_decay_ms:0\0";
 

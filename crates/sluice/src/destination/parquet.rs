@@ -13,11 +13,15 @@ use parquet::file::properties::WriterProperties;
 
 use crate::{Error, Result};
 
-/// Where a row group closes: at `rows` rows or `bytes` bytes of the rows' size in Arrow
-/// (close to what a reader decodes them back to), whichever comes first. The byte bound
-/// keeps a wide object's groups about as small in memory as a narrow one's. The writer
-/// holds the open group in memory, so the bounds also cap its own footprint whatever the
-/// object's size.
+/// Where a row group closes: at `rows` rows or at about `bytes` bytes of the rows' size in
+/// Arrow (close to what a reader decodes them back to; a group may pass it by about one
+/// row), whichever comes first. The byte bound keeps a wide object's groups about as small
+/// in memory as a narrow one's. The writer holds the open group in memory, so the bounds
+/// also cap its own footprint whatever the object's size.
+///
+/// Not the writer's own `max_row_group_bytes`: that counts the encoded size, which
+/// dictionaries and run lengths shrink far below what a reader holds once it decodes the
+/// group (40 MiB of repetitive text stayed under an 8 MiB bound).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RowGroups {
     /// Most rows per group.
