@@ -49,8 +49,7 @@ impl RowGroups {
 pub struct Writer<W: Write + Send> {
     inner: ArrowWriter<W>,
     bounds: RowGroups,
-    /// Rows and bytes in the open row group.
-    group_rows: usize,
+    /// Bytes in the open row group (its rows the writer counts itself).
     group_bytes: usize,
 }
 
@@ -69,7 +68,7 @@ pub fn writer<W: Write + Send>(
         .build();
     let inner = ArrowWriter::try_new(sink, schema, Some(props))
         .map_err(|e| Error::internal(format!("cannot start {what}: {e}")))?;
-    Ok(Writer { inner, bounds, group_rows: 0, group_bytes: 0 })
+    Ok(Writer { inner, bounds, group_bytes: 0 })
 }
 
 impl<W: Write + Send> Writer<W> {
@@ -80,17 +79,15 @@ impl<W: Write + Send> Writer<W> {
         let per_row = (used_bytes(batch) / rows.max(1)).max(1);
         let mut offset = 0;
         while offset < rows {
-            let room_rows = self.bounds.rows - self.group_rows;
+            let room_rows = self.bounds.rows - self.inner.in_progress_rows();
             let room_bytes = self.bounds.bytes.saturating_sub(self.group_bytes).div_ceil(per_row).max(1);
             let len = room_rows.min(room_bytes).min(rows - offset);
             self.inner.write(&batch.slice(offset, len))?;
-            self.group_rows += len;
             self.group_bytes += len * per_row;
             offset += len;
-            if self.group_rows >= self.bounds.rows || self.group_bytes >= self.bounds.bytes {
-                // At the row bound the writer has closed the group itself; this is then a no-op.
+            // At the row bound the writer has closed the group itself (no rows in progress).
+            if self.inner.in_progress_rows() == 0 || self.group_bytes >= self.bounds.bytes {
                 self.inner.flush()?;
-                self.group_rows = 0;
                 self.group_bytes = 0;
             }
         }
