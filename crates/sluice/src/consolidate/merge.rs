@@ -61,6 +61,16 @@ fn names(spec: &MergeSpec) -> Vec<&str> {
     spec.columns.iter().map(|c| c.name.as_str()).collect()
 }
 
+/// The staged columns the changes table keeps: the key, the cursor and the stage order.
+fn narrow(spec: &MergeSpec) -> Vec<&str> {
+    std::iter::once(spec.id.as_str()).chain(spec.cursor.as_deref()).chain([STAGE_SEQ]).collect()
+}
+
+/// `column >= from AND column < to`: the stage-order slice `[from, to)`.
+fn in_slice(column: &str, (from, to): (u64, u64)) -> String {
+    format!("{column} >= {from} AND {column} < {to}")
+}
+
 /// Whether the row under `alias` is deleted at the source: its delete flag, NULL as false.
 fn deleted_expr(dialect: Dialect, spec: &MergeSpec, alias: &str) -> String {
     match &spec.deleted_flag {
@@ -100,8 +110,7 @@ pub fn changes_table(dialect: Dialect, spec: &MergeSpec) -> Vec<String> {
     // delete flag, which the flag column is computed from. The other columns are read from
     // staging by stage order when written (see `changed_rows`), so a full load is not copied
     // twice.
-    let narrow: Vec<&str> =
-        std::iter::once(spec.id.as_str()).chain(spec.cursor.as_deref()).chain([STAGE_SEQ]).collect();
+    let narrow = narrow(spec);
     let kept = narrow.iter().map(|c| col(d, S, c)).collect::<Vec<_>>().join(", ");
     // A flag that is also the key or the cursor must be selected once, or the name is ambiguous.
     let flag = spec.deleted_flag.as_deref().filter(|f| !narrow.contains(f));
@@ -139,12 +148,10 @@ pub fn changes_table(dialect: Dialect, spec: &MergeSpec) -> Vec<String> {
 /// calling every staged row new and advanced, so the statistics, the history and the
 /// control writes read it as they read the changes table, with nothing ranked or copied.
 pub(super) fn direct_changes(dialect: Dialect, spec: &MergeSpec) -> String {
-    let narrow: Vec<&str> =
-        std::iter::once(spec.id.as_str()).chain(spec.cursor.as_deref()).chain([STAGE_SEQ]).collect();
     format!(
         "CREATE TEMP VIEW {} AS\n{}",
         dialect.quote_ident(&changes_name(spec)),
-        all_staged(dialect, spec, S, &narrow)
+        all_staged(dialect, spec, S, &narrow(spec))
     )
 }
 
@@ -236,9 +243,7 @@ fn changed_rows(dialect: Dialect, spec: &MergeSpec, slice: Option<(u64, u64)>) -
     let (st_seq, c_seq) = (col(d, st, STAGE_SEQ), col(d, c, STAGE_SEQ));
     let within = match slice {
         None => String::new(),
-        Some((from, to)) => {
-            format!("\n  WHERE {c_seq} >= {from} AND {c_seq} < {to} AND {st_seq} >= {from} AND {st_seq} < {to}")
-        }
+        Some(slice) => format!("\n  WHERE {} AND {}", in_slice(&c_seq, slice), in_slice(&st_seq, slice)),
     };
     format!(
         "(\n  SELECT {}\n  FROM {} AS {} JOIN {} AS {} ON {st_seq} = {c_seq}{within}\n)",
@@ -331,10 +336,7 @@ pub(super) fn upsert(dialect: Dialect, spec: &MergeSpec, rows: Rows, new_target:
             // Unaliased target in DELETE: Redshift's DELETE takes a table name, not an alias.
             let seq = format!("{changes}.{}", q(STAGE_SEQ));
             let deletes = rows.slices(d).into_iter().map(|slice| {
-                let within = match slice {
-                    None => String::new(),
-                    Some((from, to)) => format!(" AND {seq} >= {from} AND {seq} < {to}"),
-                };
+                let within = slice.map(|slice| format!(" AND {}", in_slice(&seq, slice))).unwrap_or_default();
                 format!(
                     "DELETE FROM {target} USING {changes}\nWHERE {target}.{} = {changes}.{}{within}",
                     q(&spec.id),
