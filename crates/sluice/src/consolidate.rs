@@ -433,6 +433,17 @@ fn direct_write(dialect: Dialect) -> Write {
     }
 }
 
+impl Write {
+    /// How `dialect` writes a load asked to go `first_load` (staging is created for this
+    /// too, before the consolidation knows the target's state: see [`staging_ddl`]).
+    fn of(dialect: Dialect, first_load: FirstLoad) -> Write {
+        match first_load {
+            FirstLoad::Direct => direct_write(dialect),
+            FirstLoad::Merge => Write::Merge,
+        }
+    }
+}
+
 /// Whether `dialect` can consolidate a first load with [`FirstLoad::Direct`] at all.
 pub fn loads_directly(dialect: Dialect) -> bool {
     direct_write(dialect) != Write::Merge
@@ -476,7 +487,7 @@ pub fn consolidate(
 ) -> Result<Consolidation> {
     spec.validate()?;
     let new_target = existing.target.is_none();
-    let write = if first_load == FirstLoad::Direct && new_target { direct_write(dialect) } else { Write::Merge };
+    let write = if new_target { Write::of(dialect, first_load) } else { Write::Merge };
     let rows = match write {
         Write::Merge => Rows::Changes { staged: run.rows_extracted },
         Write::Copy | Write::Promote => Rows::Staged,

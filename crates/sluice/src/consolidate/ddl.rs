@@ -79,7 +79,7 @@ fn create_table(
 pub fn staging_ddl(dialect: Dialect, spec: &MergeSpec, first_load: FirstLoad) -> Vec<String> {
     let mut columns: Vec<(&str, SluiceType)> = spec.columns.iter().map(|c| (c.name.as_str(), c.ty)).collect();
     columns.push((STAGE_SEQ, SluiceType::Long));
-    let promoted = first_load == FirstLoad::Direct && super::direct_write(dialect) == super::Write::Promote;
+    let promoted = super::Write::of(dialect, first_load) == super::Write::Promote;
     let kind = if promoted { "" } else { dialect.transient() };
     vec![create_schema(dialect, &spec.staging.schema), create_table(dialect, kind, &spec.staging, &columns, None)]
 }
