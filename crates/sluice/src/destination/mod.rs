@@ -35,6 +35,11 @@ pub enum Value {
     Text(String),
 }
 
+/// The first column of a query result's first row: the answer of a one-value query.
+pub fn first_value(rows: &[Vec<Value>]) -> Option<&Value> {
+    rows.first().and_then(|row| row.first())
+}
+
 impl Value {
     /// The integer, if this is one.
     pub fn as_i64(&self) -> Option<i64> {

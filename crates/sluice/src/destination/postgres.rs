@@ -187,7 +187,7 @@ impl Postgres {
         let key = lock_key(schema);
         let sql = format!("SELECT pg_try_advisory_lock({LOCK_CLASS}, {key})");
         let got = dest.query(sql).await?;
-        if got.first().and_then(|r| r.first()).and_then(Value::as_str) != Some("t") {
+        if super::first_value(&got).and_then(Value::as_str) != Some("t") {
             let holder = format!(
                 "SELECT a.pid::text, COALESCE(a.application_name, ''), COALESCE(a.client_addr::text, 'local'), \
                  a.backend_start::text FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = \

@@ -341,7 +341,7 @@ impl Lease {
                 "SELECT \"holder\", CAST(\"heartbeat\" AS VARCHAR) FROM {locks} WHERE \"schema_name\" = {s}"
             ))
             .await?;
-        let current = rows.first().and_then(|r| r.first()).and_then(Value::as_str).unwrap_or_default();
+        let current = super::first_value(&rows).and_then(Value::as_str).unwrap_or_default();
         if current != holder {
             let beat = rows.first().and_then(|r| r.get(1)).and_then(Value::as_str).unwrap_or("?");
             return Err(Error::user(format!(

@@ -9,7 +9,7 @@ use futures_util::StreamExt;
 use super::Ctx;
 use crate::config::{Api, FlowConfig};
 use crate::consolidate::{self, MergeSpec};
-use crate::destination::{Destination, Stage};
+use crate::destination::{Destination, Stage, Value, first_value};
 use crate::model::{Cursor, TableSchema, Timestamp, Window};
 use crate::source::salesforce::describe::Described;
 use crate::sync::VerifyCounts;
@@ -112,7 +112,7 @@ pub async fn verify<D: Destination>(
         window.map(|w| w.end),
     );
     let rows = cx.dest.query(sql).await?;
-    let destination = rows.first().and_then(|r| r.first()).and_then(|v| v.as_i64()).unwrap_or(0) as u64;
+    let destination = first_value(&rows).and_then(Value::as_i64).unwrap_or(0) as u64;
     if source != destination {
         tracing::warn!(
             object = %flow.object, source, destination,

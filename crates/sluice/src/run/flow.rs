@@ -16,7 +16,7 @@ use super::phase::{Outcome, Phase, next};
 use super::{Ctx, checks};
 use crate::config::FlowConfig;
 use crate::consolidate::{self, DirectCheck, Existing, FirstLoad, FlowRun, MergeSpec, STAGE_SEQ, procedure};
-use crate::destination::{Destination, Stage};
+use crate::destination::{Destination, Stage, Value, first_value};
 use crate::mask::Masker;
 use crate::model::{Timestamp, Window};
 use crate::source::salesforce::describe::Described;
@@ -300,7 +300,7 @@ impl<'a, D: Destination> FlowDriver<'a, D> {
             DirectCheck::Never => FirstLoad::Merge,
             DirectCheck::Query(sql) => {
                 let rows = cx.dest.query(sql).await?;
-                let twice = rows.first().and_then(|r| r.first()).and_then(|v| v.as_i64());
+                let twice = first_value(&rows).and_then(Value::as_i64);
                 match twice {
                     Some(0) => FirstLoad::Direct,
                     Some(_) => FirstLoad::Merge,
