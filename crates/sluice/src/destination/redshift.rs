@@ -122,14 +122,17 @@ impl S3Stager {
         if batch.num_rows() == 0 {
             return Ok(());
         }
-        let mut writer = match self.writer.take() {
+        let url = self.url();
+        let writer = match &mut self.writer {
             Some(writer) => writer,
-            None => {
-                super::parquet::writer(Vec::new(), batch.schema(), super::parquet::RowGroups::STAGING, &self.url())?
-            }
+            slot => slot.insert(super::parquet::writer(
+                Vec::new(),
+                batch.schema(),
+                super::parquet::RowGroups::STAGING,
+                &url,
+            )?),
         };
-        writer.write(&batch).map_err(|e| Error::internal(format!("Parquet part for {}: {e}", self.url())))?;
-        self.writer = Some(writer);
+        writer.write(&batch).map_err(|e| Error::internal(format!("Parquet part for {url}: {e}")))?;
         self.part_rows += batch.num_rows() as u64;
         self.rows += batch.num_rows() as u64;
         if self.part_rows >= self.max_part_rows {
