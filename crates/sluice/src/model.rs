@@ -94,6 +94,14 @@ pub struct Column {
     pub masked: bool,
 }
 
+#[cfg(test)]
+impl Column {
+    /// A nullable column that is neither a formula nor masked: what most tests need.
+    pub(crate) fn plain(name: &str, source_name: &str, ty: SluiceType) -> Column {
+        Column { name: name.into(), source_name: source_name.into(), ty, nullable: true, formula: false, masked: false }
+    }
+}
+
 /// Which field bounds incremental windows for an object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

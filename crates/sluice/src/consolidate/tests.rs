@@ -8,20 +8,16 @@ use chrono::{TimeZone, Utc};
 use super::*;
 use crate::model::Cursor;
 
-fn column(name: &str, source_name: &str, ty: SluiceType) -> Column {
-    Column { name: name.into(), source_name: source_name.into(), ty, nullable: true, formula: false, masked: false }
-}
-
 fn schema() -> TableSchema {
     TableSchema {
         object: "Order".into(),
         table: "order".into(),
         columns: vec![
-            column("Id", "Id", SluiceType::Id),
-            column("select", "Select__c", SluiceType::Text),
-            column("a\"b", "AB__c", SluiceType::Int),
-            column("IsDeleted", "IsDeleted", SluiceType::Boolean),
-            column("SystemModstamp", "SystemModstamp", SluiceType::Timestamp),
+            Column::plain("Id", "Id", SluiceType::Id),
+            Column::plain("select", "Select__c", SluiceType::Text),
+            Column::plain("a\"b", "AB__c", SluiceType::Int),
+            Column::plain("IsDeleted", "IsDeleted", SluiceType::Boolean),
+            Column::plain("SystemModstamp", "SystemModstamp", SluiceType::Timestamp),
         ],
         cursor: Cursor::SystemModstamp,
         deleted_flag: Some("IsDeleted".into()),
@@ -422,7 +418,7 @@ fn consolidate_errors_produce_no_sql_and_say_why() {
 #[test]
 fn consolidate_validates_the_spec() {
     let mut s = spec(Deletes::Soft, false);
-    s.columns.push(column("_sluice_deleted", "X__c", SluiceType::Boolean));
+    s.columns.push(Column::plain("_sluice_deleted", "X__c", SluiceType::Boolean));
     assert!(s.validate().is_err());
     let mut s = spec(Deletes::Soft, false);
     s.cursor = Some("nope".into());

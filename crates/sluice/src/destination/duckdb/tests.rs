@@ -180,11 +180,6 @@ fn duckdb_type_names_parse() {
     assert_eq!(parse_type("HUGEINT"), None);
 }
 
-/// A nullable, plain source column.
-fn col(name: &str, source: &str, ty: SluiceType) -> Column {
-    Column { name: name.into(), source_name: source.into(), ty, nullable: true, formula: false, masked: false }
-}
-
 /// The flow-run record of a load of `object` that read `rows` rows, ending its window at `end`.
 fn flow_run(object: &str, rows: u64, end: chrono::DateTime<chrono::Utc>) -> FlowRun {
     FlowRun {
@@ -213,11 +208,11 @@ async fn duckdb_consolidation_quotes_keywords_and_quotes_in_names() {
         object: "Order".into(),
         table: "order".into(),
         columns: vec![
-            col("id", "Id", SluiceType::Id),
-            col("select", "Select", SluiceType::Text),
-            col("Mixed \"Quote\" Col", "Quote__c", SluiceType::Int),
-            col("is_deleted", "IsDeleted", SluiceType::Boolean),
-            col("system_modstamp", "SystemModstamp", SluiceType::Timestamp),
+            Column::plain("id", "Id", SluiceType::Id),
+            Column::plain("select", "Select", SluiceType::Text),
+            Column::plain("Mixed \"Quote\" Col", "Quote__c", SluiceType::Int),
+            Column::plain("is_deleted", "IsDeleted", SluiceType::Boolean),
+            Column::plain("system_modstamp", "SystemModstamp", SluiceType::Timestamp),
         ],
         cursor: Cursor::SystemModstamp,
         deleted_flag: Some("IsDeleted".into()),
@@ -270,7 +265,7 @@ async fn duckdb_consolidation_quotes_keywords_and_quotes_in_names() {
     )
     .await;
     // The source grows a field whose name is a keyword too.
-    schema.columns.push(col("from", "From__c", SluiceType::Text));
+    schema.columns.push(Column::plain("from", "From__c", SluiceType::Text));
     load(schema, vec![("a1", "newer", 4, false, 3_000), ("c3", "x", 5, false, 3_000)], "r2").await;
     let rows = db
         .query(
@@ -308,10 +303,10 @@ async fn duckdb_consolidation_in_slices_keeps_each_newest_version_once() {
         object: "Account".into(),
         table: "account".into(),
         columns: vec![
-            col("id", "Id", SluiceType::Id),
-            col("name", "Name", SluiceType::Text),
-            col("is_deleted", "IsDeleted", SluiceType::Boolean),
-            col("system_modstamp", "SystemModstamp", SluiceType::Timestamp),
+            Column::plain("id", "Id", SluiceType::Id),
+            Column::plain("name", "Name", SluiceType::Text),
+            Column::plain("is_deleted", "IsDeleted", SluiceType::Boolean),
+            Column::plain("system_modstamp", "SystemModstamp", SluiceType::Timestamp),
         ],
         cursor: Cursor::SystemModstamp,
         deleted_flag: Some("IsDeleted".into()),

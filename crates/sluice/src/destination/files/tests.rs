@@ -11,23 +11,15 @@ use super::*;
 use crate::model::{Column, Cursor, SluiceType};
 
 fn table() -> TableSchema {
-    let col = |name: &str, source: &str, ty| Column {
-        name: name.into(),
-        source_name: source.into(),
-        ty,
-        nullable: true,
-        formula: false,
-        masked: false,
-    };
     TableSchema {
         object: "Account".into(),
         table: "account".into(),
         columns: vec![
-            col("id", "Id", SluiceType::Id),
-            col("name", "Name", SluiceType::Text),
-            col("is_deleted", "IsDeleted", SluiceType::Boolean),
-            col("employees", "NumberOfEmployees", SluiceType::Long),
-            col("system_modstamp", "SystemModstamp", SluiceType::Timestamp),
+            Column::plain("id", "Id", SluiceType::Id),
+            Column::plain("name", "Name", SluiceType::Text),
+            Column::plain("is_deleted", "IsDeleted", SluiceType::Boolean),
+            Column::plain("employees", "NumberOfEmployees", SluiceType::Long),
+            Column::plain("system_modstamp", "SystemModstamp", SluiceType::Timestamp),
         ],
         cursor: Cursor::SystemModstamp,
         deleted_flag: Some("IsDeleted".into()),
