@@ -5,6 +5,8 @@
 //! daily_api_limit = 15000          # then 403 REQUEST_LIMIT_EXCEEDED
 //! token_lifetime_secs = 3600       # then 401 INVALID_SESSION_ID
 //! error_rate = 0.1                 # share of API calls answered with a 5xx
+//! rate_limit_rate = 0.05           # share answered 429 TOO_MANY_REQUESTS, Retry-After: 1
+//! truncate_rate = 0.05             # share of successes whose body stops halfway
 //! latency_ms = 20                  # added to every API call
 //! recycle_bin_days = 15            # deleted rows are purged after this
 //! query_locator_ttl_secs = 900     # then INVALID_QUERY_LOCATOR
@@ -45,6 +47,12 @@ pub struct Knobs {
     pub token_lifetime_secs: Option<u64>,
     /// Share (0..1) of API calls answered with a 5xx error.
     pub error_rate: f64,
+    /// Share (0..1) of API calls answered `429 Too Many Requests` with `Retry-After: 1`.
+    pub rate_limit_rate: f64,
+    /// Share (0..1) of successful API responses whose body is cut short: the full
+    /// `Content-Length` is announced, about half the bytes are sent, then the connection
+    /// ends (as a proxy dropping it would).
+    pub truncate_rate: f64,
     /// Added to every API call.
     pub latency_ms: u64,
     /// Recycle-bin retention.
@@ -67,6 +75,8 @@ impl Default for Knobs {
             daily_api_limit: 1_000_000,
             token_lifetime_secs: None,
             error_rate: 0.0,
+            rate_limit_rate: 0.0,
+            truncate_rate: 0.0,
             latency_ms: 0,
             recycle_bin_days: 15.0,
             query_locator_ttl_secs: None,
@@ -151,6 +161,8 @@ impl Knobs {
             }
         };
         share("error_rate", self.error_rate, &mut errs);
+        share("rate_limit_rate", self.rate_limit_rate, &mut errs);
+        share("truncate_rate", self.truncate_rate, &mut errs);
         share("late_commits.fraction", self.late_commits.fraction, &mut errs);
         share("bulk.fail_rate", self.bulk.fail_rate, &mut errs);
         for (name, v) in [
@@ -204,6 +216,7 @@ mod tests {
         assert_eq!(k.daily_api_limit, 15_000);
         assert_eq!(k.fields_added[0].name, "Region__c");
         assert_eq!(k.bulk.fail_above_rows, Some(500_000));
+        assert_eq!((k.rate_limit_rate, k.truncate_rate), (0.05, 0.05));
     }
 
     #[test]
@@ -215,5 +228,8 @@ mod tests {
                 .unwrap_err();
         assert!(e.contains("error_rate = 2 must be between 0 and 1"), "{e}");
         assert!(e.contains("fields_added[0].type") && e.contains("must end in __c"), "{e}");
+        let e = Knobs::from_toml("rate_limit_rate = 1.5\ntruncate_rate = -0.1", "k.toml").unwrap_err();
+        assert!(e.contains("rate_limit_rate = 1.5 must be between 0 and 1"), "{e}");
+        assert!(e.contains("truncate_rate = -0.1 must be between 0 and 1"), "{e}");
     }
 }

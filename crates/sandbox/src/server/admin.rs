@@ -16,7 +16,7 @@
 //! Mutation ops: `insert` (`fields`, or `count` generated rows), `update` (`id`,
 //! `fields`, `system`), `delete`, `undelete`, `purge` (`id`, or every recycle-bin row
 //! of `object`), `churn` (`inserts`/`updates`/`deletes`/`undeletes` random writes),
-//! `add_field` (`field: {name, type, values?}`). Any op may carry `late_secs`: it is
+//! `add_field` (`field: {name, type, values?, length?}`). Any op may carry `late_secs`: it is
 //! stamped now and becomes visible that many seconds later (a late commit).
 
 use std::sync::Arc;
@@ -40,8 +40,19 @@ use crate::store::{Change, today};
 use crate::value::{FieldType, format_datetime_rest, parse_datetime};
 use crate::write;
 
-/// Adds a custom field to an object at run time; existing rows read null.
-pub fn add_field(state: &AppState, object: &str, name: &str, ty: &str, values: &[String]) -> Result<(), String> {
+/// The longest long text area Salesforce allows, in characters.
+pub const MAX_TEXTAREA_LENGTH: u32 = 131_072;
+
+/// Adds a custom field to an object at run time; existing rows read null. `length` sets a
+/// text field's length (a long text area up to [`MAX_TEXTAREA_LENGTH`], a string up to 255).
+pub fn add_field(
+    state: &AppState,
+    object: &str,
+    name: &str,
+    ty: &str,
+    values: &[String],
+    length: Option<u32>,
+) -> Result<(), String> {
     let ty = FieldType::from_api_name(ty)
         .filter(|t| !t.is_compound() && !matches!(t, FieldType::Id | FieldType::Reference))
         .ok_or_else(|| format!("`{ty}` is not a field type that can be added (use string, textarea, picklist, multipicklist, email, phone, url, boolean, int, long, double, currency, percent, date, datetime, time)"))?;
@@ -56,6 +67,17 @@ pub fn add_field(state: &AppState, object: &str, name: &str, ty: &str, values: &
     let mut field = FieldDef::new(name, ty);
     if !values.is_empty() {
         field.picklist = values.to_vec();
+    }
+    if let Some(length) = length {
+        let max = match ty {
+            FieldType::Textarea => MAX_TEXTAREA_LENGTH,
+            FieldType::String | FieldType::Url | FieldType::Combobox => 255,
+            _ => return Err(format!("`length` applies to text fields, not to `{}`", ty.api_name())),
+        };
+        if !(1..=max).contains(&length) {
+            return Err(format!("length {length} is out of range for `{}`: 1 to {max}", ty.api_name()));
+        }
+        field.length = length;
     }
     org.tables[t].add_field(field);
     Ok(())
@@ -75,6 +97,8 @@ struct NewField {
     ty: String,
     #[serde(default)]
     values: Vec<String>,
+    #[serde(default)]
+    length: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -144,7 +168,8 @@ async fn mutations(State(state): State<Arc<AppState>>, body: Bytes) -> ApiResult
     let mut results: Vec<Json> = Vec::new();
     for (i, op) in req.mutations.into_iter().enumerate() {
         if let Op::AddField { object, field } = &op {
-            add_field(&state, object, &field.name, &field.ty, &field.values).map_err(|e| op_error(i, e))?;
+            add_field(&state, object, &field.name, &field.ty, &field.values, field.length)
+                .map_err(|e| op_error(i, e))?;
             results.push(json!({"op": "add_field", "object": object, "field": field.name}));
             continue;
         }

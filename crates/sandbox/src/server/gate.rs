@@ -1,10 +1,12 @@
 //! What every `/services/data/vXX.X/...` call passes through, in Salesforce's order:
 //! version check, latency, session check (401 `INVALID_SESSION_ID`), the daily API
-//! limit (403 `REQUEST_LIMIT_EXCEEDED`), injected server errors, then the handler;
-//! `Sforce-Limit-Info` is added to every answer.
+//! limit (403 `REQUEST_LIMIT_EXCEEDED`), injected throttling (429 with `Retry-After`) and
+//! server errors, then the handler, whose successful answer may be cut short (knob
+//! `truncate_rate`); `Sforce-Limit-Info` is added to every answer.
 
 use std::sync::Arc;
 
+use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
@@ -36,9 +38,10 @@ pub async fn gate(State(state): State<Arc<AppState>>, req: Request, next: Next) 
     let now = state.tick();
     // Only the scalars this gate needs: cloning the knobs would copy their lists on
     // every API call.
-    let (latency_ms, lifetime, limit, error_rate) = {
+    let (latency_ms, lifetime, limit, error_rate, rate_limit_rate, truncate_rate) = {
         let k = state.knobs.read();
-        (k.latency_ms, k.token_lifetime_secs.map(|s| s as i64 * 1000), k.daily_api_limit, k.error_rate)
+        let lifetime = k.token_lifetime_secs.map(|s| s as i64 * 1000);
+        (k.latency_ms, lifetime, k.daily_api_limit, k.error_rate, k.rate_limit_rate, k.truncate_rate)
     };
     if latency_ms > 0 {
         tokio::time::sleep(std::time::Duration::from_millis(latency_ms)).await;
@@ -59,6 +62,9 @@ pub async fn gate(State(state): State<Arc<AppState>>, req: Request, next: Next) 
         resp.headers_mut().insert("sforce-limit-info", limit_info);
         return resp;
     }
+    if rate_limit_rate > 0.0 && state.rng.lock().random::<f64>() < rate_limit_rate {
+        return throttled(limit_info);
+    }
     if error_rate > 0.0 {
         let roll = state.rng.lock().random::<f64>();
         if roll < error_rate {
@@ -67,7 +73,53 @@ pub async fn gate(State(state): State<Arc<AppState>>, req: Request, next: Next) 
     }
     let mut resp = next.run(req).await;
     resp.headers_mut().insert("sforce-limit-info", limit_info);
+    if truncate_rate > 0.0 && resp.status().is_success() && state.rng.lock().random::<f64>() < truncate_rate {
+        return truncated(resp).await;
+    }
     resp
+}
+
+/// `429 Too Many Requests`, as a throttling edge answers: come back in a second. The
+/// reference documents no 429 body, so the error code is a neutral one that no client
+/// mistakes for the daily quota (`REQUEST_LIMIT_EXCEEDED`, 403): clients must go by the
+/// status and `Retry-After`.
+fn throttled(limit_info: HeaderValue) -> Response {
+    let mut resp =
+        ApiError::new(StatusCode::TOO_MANY_REQUESTS, "TOO_MANY_REQUESTS", "Too many requests: retry after 1 second")
+            .into_response();
+    resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    resp.headers_mut().insert("sforce-limit-info", limit_info);
+    resp
+}
+
+/// How long a cut-short body waits after its first half before failing, so the server
+/// sends that half (and the headers) before the connection is dropped.
+const TRUNCATE_PAUSE: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// `resp` with its body cut short, as a proxy dropping the connection leaves it: the full
+/// `Content-Length` is announced, the first half of the bytes is sent, then the body fails
+/// and the server ends the connection, so a client reading it gets an error. An empty or
+/// one-byte body is left whole.
+async fn truncated(resp: Response) -> Response {
+    let (mut parts, body) = resp.into_parts();
+    let bytes = match axum::body::to_bytes(body, usize::MAX).await {
+        Ok(b) => b,
+        Err(e) => {
+            let failed = futures_util::stream::once(async move { Err::<axum::body::Bytes, _>(e) });
+            return Response::from_parts(parts, Body::from_stream(failed));
+        }
+    };
+    if bytes.len() < 2 {
+        return Response::from_parts(parts, Body::from(bytes));
+    }
+    parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+    let half = bytes.slice(..bytes.len() / 2);
+    let first = futures_util::stream::once(async move { Ok::<_, std::io::Error>(half) });
+    let dropped = futures_util::stream::once(async {
+        tokio::time::sleep(TRUNCATE_PAUSE).await;
+        Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "the connection was dropped (truncate_rate)"))
+    });
+    Response::from_parts(parts, Body::from_stream(futures_util::StreamExt::chain(first, dropped)))
 }
 
 /// A server error as real orgs send them: sometimes JSON, sometimes an HTML page from

@@ -140,7 +140,7 @@ impl AppState {
                 }
                 added.push((f.object.clone(), f.name.clone()));
                 drop(added);
-                if let Err(e) = admin::add_field(self, &f.object, &f.name, &f.ty, &[]) {
+                if let Err(e) = admin::add_field(self, &f.object, &f.name, &f.ty, &[], None) {
                     tracing::warn!(message = "Scheduled field could not be added.", object = %f.object, field = %f.name, error = %e);
                 }
             }

@@ -1,7 +1,7 @@
 //! Knobs (reference §1.2, §2.10, §2.11, §6, §7 items 2, 4, 9): session lifetime and
-//! forced expiry, the daily API limit, injected 5xx errors, latency, slow and failing
-//! Bulk jobs, background churn with late commits, fields added on a schedule, and the
-//! recycle-bin retention.
+//! forced expiry, the daily API limit, injected 5xx errors, throttling (429), bodies cut
+//! short, latency, slow and failing Bulk jobs, background churn with late commits, fields
+//! added on a schedule, and the recycle-bin retention.
 
 use std::time::{Duration, Instant};
 
@@ -129,6 +129,84 @@ async fn injected_server_errors_and_latency() {
         assert_eq!(resp.status(), StatusCode::OK);
         assert_json_ok(resp.headers());
     }
+}
+
+#[tokio::test]
+async fn throttling_answers_429_with_retry_after() {
+    let sb = Sandbox::with_knobs(Knobs { rate_limit_rate: 1.0, ..Knobs::default() }).await;
+    for path in ["/limits", "/sobjects", "/query?q=SELECT+Id+FROM+Account"] {
+        let (status, headers, body) = sb.get_json(path).await;
+        let msg = assert_error(status, &headers, &body, StatusCode::TOO_MANY_REQUESTS, "TOO_MANY_REQUESTS");
+        assert!(msg.contains("retry"), "{msg}");
+        assert_eq!(header(&headers, "retry-after"), Some("1"), "{path}");
+        let (used, max) = limit_info(&headers);
+        assert!(used >= 1 && max == 1_000_000, "a throttled call still counts");
+    }
+    // OAuth and the admin API are not throttled; a share of 0 lets every call through.
+    sb.login().await;
+    sb.set_knobs(|k| k.rate_limit_rate = 0.0).await;
+    for _ in 0..20 {
+        assert_eq!(sb.get("/limits").await.status(), StatusCode::OK);
+    }
+    // About the share asked for.
+    sb.set_knobs(|k| k.rate_limit_rate = 0.5).await;
+    let mut throttled = 0;
+    for _ in 0..200 {
+        if sb.get("/limits").await.status() == StatusCode::TOO_MANY_REQUESTS {
+            throttled += 1;
+        }
+    }
+    assert!((60..=140).contains(&throttled), "{throttled} of 200");
+    let resp = sb.http.put(sb.url("/sandbox/v1/knobs")).json(&json!({"rate_limit_rate": 1.5})).send().await.unwrap();
+    let (status, headers, body) = read_json(resp).await;
+    let msg = assert_error(status, &headers, &body, StatusCode::BAD_REQUEST, "INVALID_KNOBS");
+    assert!(msg.contains("rate_limit_rate = 1.5 must be between 0 and 1"), "{msg}");
+}
+
+/// Reads a response to its end: (bytes that arrived, whether the body ended in an error).
+async fn drain(mut resp: reqwest::Response) -> (usize, bool) {
+    let mut got = 0;
+    loop {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => got += chunk.len(),
+            Ok(None) => return (got, false),
+            Err(_) => return (got, true),
+        }
+    }
+}
+
+#[tokio::test]
+async fn truncated_bodies_announce_more_than_arrives() {
+    let sb = Sandbox::start().await;
+    // A Bulk job finished while bodies are whole, so its results can be read cut short.
+    let id = start_job(&sb, json!({"operation": "query", "query": "SELECT Id, Name FROM Account"})).await;
+    assert_eq!(wait(&sb, &id).await["state"], "JobComplete");
+    sb.set_knobs(|k| k.truncate_rate = 1.0).await;
+    let query = sb.data("/query?q=SELECT+Id,+Name,+Industry+FROM+Account");
+    let results = sb.data(&format!("/jobs/query/{id}/results?maxRecords=100"));
+    let mut announced_results = 0;
+    for url in [&query, &results, &sb.data("/sobjects/Account/describe")] {
+        let resp = sb.req(Method::GET, url).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{url}");
+        let announced: usize = header(resp.headers(), "content-length").unwrap().parse().unwrap();
+        let (got, failed) = drain(resp).await;
+        assert!(failed, "{url}: reading the body fails");
+        assert!(got < announced && got >= announced / 2 - 1, "{url}: {got} of {announced} bytes arrived");
+        if url == &results {
+            announced_results = announced;
+        }
+        // A client reading the whole body sees an error, not a short body.
+        let resp = sb.req(Method::GET, url).send().await.unwrap();
+        assert!(resp.bytes().await.is_err(), "{url}");
+    }
+    // Errors are not cut; neither are bodies once the share is 0.
+    let (status, headers, body) = sb.get_json("/sobjects/Nope/describe").await;
+    assert_error(status, &headers, &body, StatusCode::NOT_FOUND, "NOT_FOUND");
+    sb.set_knobs(|k| k.truncate_rate = 0.0).await;
+    let resp = sb.req(Method::GET, &results).send().await.unwrap();
+    assert_eq!(drain(resp).await, (announced_results, false), "the announced length is the whole body's");
+    let live = sb.truth("Account").await.iter().filter(|r| r["IsDeleted"] == false).count();
+    assert_eq!(sb.query("SELECT COUNT() FROM Account").await["totalSize"], live);
 }
 
 #[tokio::test]
