@@ -65,12 +65,12 @@ pub fn init(path: &Path, args: &InitArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// A library error as the exit code it deserves: 2 for the user's mistakes, 1 otherwise.
+/// A library error as the exit code it deserves ([`Failure::of`]).
 pub fn failed(e: sluice::Error) -> Failure {
-    if e.kind == sluice::Kind::User { Failure::usage(anyhow!(e.message)) } else { Failure::failed(anyhow!(e.message)) }
+    Failure::of(e)
 }
 
-/// Prints `value` as pretty JSON.
+/// Prints `value` as pretty JSON (through `say!`, so URL user-info is redacted).
 pub fn json_out<T: serde::Serialize>(value: &T) -> Result<(), Failure> {
     let text = serde_json::to_string_pretty(value).map_err(|e| Failure::failed(anyhow!(e)))?;
     say!("{text}");
@@ -92,40 +92,44 @@ pub fn load(path: &Path) -> Result<Config, Failure> {
     })
 }
 
-/// `sluice check`: config, login, every flow's object, the destination.
+/// `sluice check`: config, login, every flow's object, the destination. Exit code 2 when
+/// some problem is the user's to fix (credentials, an unknown object or field, a
+/// destination path or role), 1 when all of them are outside (unreachable, busy).
 pub async fn check(path: &Path) -> Result<(), Failure> {
     let config = load(path)?;
     say!("ok       config {} ({} flows)", path.display(), config.flows.len());
-    let mut problems = Vec::new();
+    // (what, whether the user must fix it)
+    let mut problems: Vec<(String, bool)> = Vec::new();
+    let login_url = sluice::redact::userinfo(&config.source.login_url).into_owned();
     match SalesforceSource::connect(&config.source).await {
         Ok(source) => {
-            say!("ok       login to {}", config.source.login_url);
+            say!("ok       login to {login_url}");
             let naming = config.destination.naming();
             for flow in &config.flows {
                 match source.describe(&flow.object, &Selection::for_flow(flow, naming)).await {
                     Ok(d) => {
                         say!("ok       {}: {} columns into `{}`", flow.object, d.schema.columns.len(), d.schema.table)
                     }
-                    Err(e) => problems.push(prefixed(&flow.object, &e.message)),
+                    Err(e) => problems.push((prefixed(&flow.object, &e.message), crate::is_users(&e))),
                 }
             }
         }
-        Err(e) => problems.push(format!("login to {}: {}", config.source.login_url, e.message)),
+        Err(e) => problems.push((format!("login to {login_url}: {}", e.message), crate::is_users(&e))),
     }
     match sync::check_destination(&config).await {
         Ok(what) => say!("ok       {what}"),
-        Err(e) => problems.push(format!("destination: {}", e.message)),
+        Err(e) => problems.push((format!("destination: {}", e.message), crate::is_users(&e))),
     }
-    for p in &problems {
+    for (p, _) in &problems {
         say!("problem  {p}");
     }
     if problems.is_empty() {
         say!("all good");
-        Ok(())
-    } else {
-        let s = if problems.len() == 1 { "" } else { "s" };
-        Err(Failure::failed(anyhow!("{} problem{s} found", problems.len())))
+        return Ok(());
     }
+    let s = if problems.len() == 1 { "" } else { "s" };
+    let error = anyhow!("{} problem{s} found", problems.len());
+    if problems.iter().any(|(_, users)| *users) { Err(Failure::usage(error)) } else { Err(Failure::failed(error)) }
 }
 
 fn prefixed(object: &str, message: &str) -> String {
@@ -135,10 +139,10 @@ fn prefixed(object: &str, message: &str) -> String {
 /// `sluice discover`: the org's objects, or one object's fields.
 pub async fn discover(path: &Path, args: &DiscoverArgs) -> Result<(), Failure> {
     let config = load(path)?;
-    let source = SalesforceSource::connect(&config.source).await.map_err(|e| Failure::failed(anyhow!(e.message)))?;
+    let source = SalesforceSource::connect(&config.source).await.map_err(failed)?;
     match &args.object {
         None => {
-            let objects = source.discover().await.map_err(|e| Failure::failed(anyhow!(e.message)))?;
+            let objects = source.discover().await.map_err(failed)?;
             if args.json {
                 let list: Vec<_> = objects
                     .iter()
@@ -161,7 +165,7 @@ pub async fn discover(path: &Path, args: &DiscoverArgs) -> Result<(), Failure> {
             let naming = config.destination.naming();
             let selection =
                 flow.map_or(Selection { naming, ..Selection::default() }, |f| Selection::for_flow(f, naming));
-            let d = source.describe(object, &selection).await.map_err(|e| Failure::failed(anyhow!(e.message)))?;
+            let d = source.describe(object, &selection).await.map_err(failed)?;
             let cursor = d.schema.cursor.field().unwrap_or("none (full refresh every run)");
             if args.json {
                 let columns: Vec<_> = d
@@ -279,7 +283,9 @@ impl Observer for Bars {
     }
 }
 
-/// `sluice sync`: one run, then a summary table or one JSON document.
+/// `sluice sync`: one run, then a summary table or one JSON document. A run that could
+/// not start exits as its error deserves ([`Failure::of`]: bad credentials 2, an
+/// unreachable source 1); one whose flows failed exits 1.
 pub async fn sync(path: &Path, args: &SyncArgs) -> Result<(), Failure> {
     let config = load(path)?;
     sync::select_flows(&config, args.objects.as_deref()).map_err(|e| Failure::usage(anyhow!(e.message)))?;
@@ -299,7 +305,7 @@ pub async fn sync(path: &Path, args: &SyncArgs) -> Result<(), Failure> {
             if args.json {
                 say!("{}", json!({"status": "failed", "error": e.message, "flows": []}));
             }
-            return Err(Failure::failed(anyhow!(e.message)));
+            return Err(failed(e));
         }
     };
     if args.json {

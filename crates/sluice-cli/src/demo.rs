@@ -15,6 +15,7 @@ use sluice::config::{self, Config};
 use sluice::sync::{self, RunSummary, SyncOptions};
 
 use crate::Failure;
+use crate::commands::failed;
 
 /// Flags of `sluice demo`.
 #[derive(clap::Args, Debug)]
@@ -22,9 +23,9 @@ pub struct DemoArgs {
     /// Directory for `sluice-demo.duckdb` and `sluice-demo.toml` (replaced if present).
     #[arg(long, default_value = ".")]
     dir: PathBuf,
-    /// Accounts in the org (the other objects scale with it).
-    #[arg(long, default_value_t = 20_000)]
-    accounts: usize,
+    /// Accounts in the org, 10 to 1000000 (the other objects scale with it).
+    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u32).range(10..=1_000_000))]
+    accounts: u32,
 }
 
 const OBJECTS: [&str; 4] = ["Account", "Contact", "Opportunity", "Invoice__c"];
@@ -126,7 +127,7 @@ async fn change_the_org(sb: &Running, late_id: &str) -> anyhow::Result<Vec<Strin
 async fn one_sync(config: &Config, opts: &SyncOptions, label: &str) -> Result<(RunSummary, Duration), Failure> {
     say!("{label} ...");
     let started = Instant::now();
-    let summary = sync::sync(config, opts, &sync::Quiet).await.map_err(|e| Failure::failed(anyhow!(e.message)))?;
+    let summary = sync::sync(config, opts, &sync::Quiet).await.map_err(failed)?;
     let elapsed = started.elapsed();
     if let Some(bad) = summary.flows.iter().find(|f| !f.status.succeeded()) {
         return Err(Failure::failed(anyhow!(
@@ -190,7 +191,7 @@ pub async fn run(args: &DemoArgs) -> Result<(), Failure> {
                 .map_err(|e| Failure::failed(anyhow!("cannot replace {}: {e}", stale.display())))?;
         }
     }
-    let n = args.accounts.max(10);
+    let n = args.accounts as usize;
     let counts = [("Account", n), ("Contact", n * 2), ("Opportunity", n), ("Invoice__c", n / 2)]
         .into_iter()
         .map(|(o, c)| (o.to_owned(), c as u64))
@@ -227,7 +228,7 @@ pub async fn run(args: &DemoArgs) -> Result<(), Failure> {
         print_run(&second, t2);
         say!();
         say!("4. verify (source COUNT() against live rows, at the committed window end) ...");
-        let results = sync::verify(&config, &opts, false).await.map_err(|e| Failure::failed(anyhow!(e.message)))?;
+        let results = sync::verify(&config, &opts, false).await.map_err(failed)?;
         let mut all_match = true;
         for r in &results {
             match (&r.counts, &r.error) {

@@ -22,9 +22,9 @@ pub struct StatusArgs {
 /// Flags of `sluice history`.
 #[derive(clap::Args, Debug)]
 pub struct HistoryArgs {
-    /// How many runs, newest first.
-    #[arg(long, default_value_t = 10)]
-    limit: usize,
+    /// How many runs, newest first (1 to 10000).
+    #[arg(long, default_value_t = 10, value_parser = run_limit)]
+    limit: u32,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -42,6 +42,14 @@ pub struct VerifyArgs {
     /// Print JSON.
     #[arg(long)]
     json: bool,
+}
+
+/// `--limit`: a number of runs in 1..=10000, also when it is too large for any integer.
+fn run_limit(text: &str) -> Result<u32, String> {
+    match text.trim().parse::<u64>() {
+        Ok(n @ 1..=10_000) => Ok(n as u32),
+        _ => Err(format!("`{text:.24}` is not a number of runs in 1..=10000")),
+    }
 }
 
 fn when(ts: Option<Timestamp>) -> String {
@@ -96,7 +104,7 @@ pub async fn status(path: &Path, args: &StatusArgs) -> Result<(), Failure> {
 /// `sluice history`.
 pub async fn history(path: &Path, args: &HistoryArgs) -> Result<(), Failure> {
     let config = load(path)?;
-    let runs = sync::history(&config, args.limit).await.map_err(failed)?;
+    let runs = sync::history(&config, args.limit as usize).await.map_err(failed)?;
     if args.json {
         return json_out(&runs);
     }

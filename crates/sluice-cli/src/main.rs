@@ -1,11 +1,34 @@
 //! The `sluice` binary: argument parsing, output and exit codes. It holds no
 //! replication logic; that lives in the `sluice` library (and the org in `sandbox`).
+//!
+//! Exit codes (DESIGN "CLI"):
+//! - 0: everything asked for was done.
+//! - 1: the work was attempted and some of it failed (a flow failed, counts differ, the
+//!   verification found differences), or something outside stopped it (the source or
+//!   the destination is down, another run holds the destination); the same command may
+//!   succeed later.
+//! - 2: bad config or usage: the command line, the config file, or something only the
+//!   user can fix stopped the command before any work (the library's [`sluice::Kind::User`]
+//!   errors: wrong credentials, an unknown object named on the command line, a
+//!   destination path or database the user must change); retrying unchanged fails again.
+//!   A flow that fails during a run for a reason of the user's (an unknown field, say)
+//!   is a failed flow: 1, since the other flows ran.
+//!
+//! Nothing printed holds a credential: the library never renders a secret, and as the
+//! last line of defence every line written to stdout (`say!`), every error and every
+//! log line has the user-info of any URL in it redacted ([`sluice::redact::userinfo`]).
 
-/// `println!` that ignores a closed stdout (`sluice discover | head`) instead of panicking.
+/// `println!` that ignores a closed stdout (`sluice discover | head`) instead of
+/// panicking, and redacts URL user-info ([`sluice::redact::userinfo`]) from what it prints.
 macro_rules! say {
+    () => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock());
+    }};
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+        let text = format!($($arg)*);
+        let _ = writeln!(std::io::stdout().lock(), "{}", sluice::redact::userinfo(&text));
     }};
 }
 
@@ -92,6 +115,17 @@ pub struct Failure {
 }
 
 impl Failure {
+    /// A library error as the exit code it deserves (see the module docs): 2 for the
+    /// user's mistakes, except a destination another run holds (1: wait and retry); 1
+    /// otherwise.
+    pub fn of(e: sluice::Error) -> Self {
+        if is_users(&e) {
+            Failure::usage(anyhow::anyhow!(e.message))
+        } else {
+            Failure::failed(anyhow::anyhow!(e.message))
+        }
+    }
+
     /// Bad input: exit code 2.
     pub fn usage(error: impl Into<anyhow::Error>) -> Self {
         Failure { code: EXIT_USAGE, error: error.into() }
@@ -103,6 +137,29 @@ impl Failure {
     }
 }
 
+/// Whether `e` is the user's to fix before anything can work: exit code 2. Another run
+/// holding the destination is the user's to resolve too, but no mistake: the same command
+/// succeeds once it ends (exit code 1).
+pub fn is_users(e: &sluice::Error) -> bool {
+    e.kind == sluice::Kind::User && !e.is_busy()
+}
+
+/// stderr for log lines, with URL user-info redacted. The fmt layer writes each event
+/// with one `write_all` of the whole line, so a URL is never split between two writes.
+struct RedactingStderr;
+
+impl std::io::Write for RedactingStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        std::io::stderr().lock().write_all(sluice::redact::userinfo(&text).as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
@@ -110,7 +167,7 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(|| RedactingStderr)
         // Escape codes only for a terminal: logs piped to a file or a collector stay plain.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
@@ -138,7 +195,8 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
-            eprintln!("error: {:#}", f.error);
+            let text = format!("{:#}", f.error);
+            eprintln!("error: {}", sluice::redact::userinfo(&text));
             ExitCode::from(f.code)
         }
     }

@@ -152,7 +152,8 @@ async fn a_destination_sluice_may_not_write_is_a_clear_error(kind: Kind) {
         let config = write_config(dir.path(), &sb.login_url, &destination);
         let out = sync_with(&config, "").await;
         let err = stderr(&out);
-        assert_eq!(out.status.code(), Some(1), "{destination}: {err}");
+        // Something only the user can fix (a path, a role's rights, credentials): exit 2.
+        assert_eq!(out.status.code(), Some(2), "{destination}: {err}");
         assert!(err.contains(expect), "{destination}: {err}");
         assert!(!err.contains("reader-pw") && !err.contains("wrong-pw"), "no password in messages: {err}");
         assert!(!err.contains("panicked"), "{err}");

@@ -1,7 +1,7 @@
 //! The `sluice` binary against an in-process sandbox: `init`, `check`, and `sync` into
 //! the files destination (full, then incremental after churn), `--json`, and the errors a
-//! user sees (malformed config, wrong password, unknown object or flow) with their exit
-//! codes.
+//! user sees (malformed config, wrong password, unknown object or flow, out-of-range
+//! arguments) with their exit codes: 1 when work failed, 2 for bad config or usage.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -240,7 +240,7 @@ async fn wrong_password_fails_without_printing_it() {
     ] {
         let out = sluice(dir.path(), &args, &[]).await;
         let (stdout, stderr) = text(&out);
-        assert_ne!(code(&out), 0, "{args:?}: {stdout}\n{stderr}");
+        assert_eq!(code(&out), 2, "{args:?}: bad credentials are the config's: {stdout}\n{stderr}");
         assert!(!stdout.contains(secret) && !stderr.contains(secret), "{args:?} leaks the password");
         assert!(!stdout.contains(DEFAULT_CLIENT_SECRET) && !stderr.contains(DEFAULT_CLIENT_SECRET));
         assert!(!stderr.is_empty() || !stdout.is_empty(), "{args:?}: says why");
@@ -406,4 +406,115 @@ async fn an_unreachable_host_is_a_clear_error_and_writes_nothing() {
         assert!(!all.contains(DEFAULT_PASSWORD), "{all}");
     }
     assert!(manifests(&data, "account").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_problems_exit_2_and_never_show_a_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "http://127.0.0.1:9", DEFAULT_PASSWORD, &["Account"]);
+    let good = std::fs::read_to_string(&config).unwrap();
+    let password = format!("password = \"{DEFAULT_PASSWORD}\"");
+    // (config, what stderr must say, what it must not)
+    let cases = [
+        (
+            good.replace(&password, "password = 12345678"),
+            vec!["source.password: must be a string (got an integer)", "not shown because it is secret"],
+            "12345678",
+        ),
+        (
+            good.replace(&password, "password = [\"hunter2\"]"),
+            vec!["source.password: must be a string (got an array)"],
+            "hunter2",
+        ),
+        (
+            good.replace("http://127.0.0.1:9", "http://admin:hunter2@127.0.0.1:9"),
+            vec!["source.login_url: \"http://***@127.0.0.1:9\" holds credentials"],
+            "hunter2",
+        ),
+        (
+            good.replace("lookback = \"2m\"", "lookback = \"2m\"\nlag = \"5200w\""),
+            vec!["defaults.lag: \"5200w\": longer than any setting allows (3650d); expected 0s to 1d"],
+            DEFAULT_PASSWORD,
+        ),
+        (
+            good.replace("lookback = \"2m\"", "lookback = \"2m\"\ndeletes = \"hard\""),
+            vec!["defaults.deletes: has no effect with destination type = \"files\", which is append-only"],
+            DEFAULT_PASSWORD,
+        ),
+        (
+            format!("{good}\n[[flows]]\nobject = \"MyObj__c\"\n[[flows]]\nobject = \"My_Obj__c\"\n"),
+            vec!["flows[2].object: \"My_Obj__c\" would write table \"my_obj__c\", which flows[1] (\"MyObj__c\")"],
+            DEFAULT_PASSWORD,
+        ),
+    ];
+    for (body, says, hidden) in cases {
+        std::fs::write(&config, &body).unwrap();
+        for args in [vec!["sync"], vec!["sync", "--json"], vec!["check"], vec!["discover"], vec!["verify", "--json"]] {
+            let mut all = vec!["--config", config.to_str().unwrap()];
+            all.extend(args.iter().copied());
+            let out = sluice(dir.path(), &all, &[]).await;
+            let (stdout, stderr) = text(&out);
+            assert_eq!(code(&out), 2, "{args:?}: {stdout}\n{stderr}");
+            for needle in &says {
+                assert!(stderr.contains(needle), "{args:?}: no {needle:?} in\n{stderr}");
+            }
+            assert!(stderr.contains("sluice.toml"), "{stderr}");
+            assert!(
+                !stdout.contains(hidden) && !stderr.contains(hidden),
+                "{args:?} shows {hidden:?}:\n{stdout}\n{stderr}"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_range_arguments_are_usage_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "http://127.0.0.1:9", DEFAULT_PASSWORD, &["Account"]);
+    let config = config.to_str().unwrap();
+    let cases: [(&[&str], &str); 3] = [
+        (&["history", "--limit", "99999999999999999999"], "1..=10000"),
+        (&["history", "--limit", "0"], "1..=10000"),
+        (&["demo", "--accounts", "5"], "10..=1000000"),
+    ];
+    for (args, needle) in cases {
+        let mut all = vec!["--config", config];
+        all.extend_from_slice(args);
+        let out = sluice(dir.path(), &all, &[]).await;
+        let (stdout, stderr) = text(&out);
+        assert_eq!(code(&out), 2, "{args:?}: {stdout}\n{stderr}");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked") && !stderr.contains("overflow"), "{stderr}");
+    }
+    // A command that needs a warehouse, on the files destination: usage, before any work.
+    let out = sluice(dir.path(), &["--config", config, "history", "--limit", "10000"], &[]).await;
+    let (stdout, stderr) = text(&out);
+    assert_eq!(code(&out), 2, "{stdout}\n{stderr}");
+    assert!(stderr.contains("destination.type = \"files\""), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_object_on_the_command_line_exits_2_and_a_failed_flow_1() {
+    let sb = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &sb.login_url, DEFAULT_PASSWORD, &["Account"]);
+    let config = config.to_str().unwrap();
+    // discover of an object the org does not have: nothing was done, the user must fix it.
+    let out = sluice(dir.path(), &["--config", config, "discover", "--object", "Nope__c"], &[]).await;
+    let (stdout, stderr) = text(&out);
+    assert_eq!(code(&out), 2, "{stdout}\n{stderr}");
+    assert!(stderr.contains("Nope__c"), "{stderr}");
+    // check reports the unknown object of a flow as the config's problem.
+    let with_unknown = write_config(dir.path(), &sb.login_url, DEFAULT_PASSWORD, &["Account", "Nope__c"]);
+    let out = sluice(dir.path(), &["--config", with_unknown.to_str().unwrap(), "check"], &[]).await;
+    let (stdout, stderr) = text(&out);
+    assert_eq!(code(&out), 2, "{stdout}\n{stderr}");
+    assert!(stdout.contains("problem  Nope__c"), "{stdout}");
+    // In a run, the same flow fails alone while Account completes: 1.
+    let out = sluice(dir.path(), &["--config", with_unknown.to_str().unwrap(), "sync", "--json"], &[]).await;
+    let (stdout, stderr) = text(&out);
+    assert_eq!(code(&out), 1, "{stdout}\n{stderr}");
+    let summary: Json = serde_json::from_str(&stdout).expect("one JSON document");
+    assert_eq!(summary["flows"][0]["status"], "ok");
+    sb.shutdown().await;
 }

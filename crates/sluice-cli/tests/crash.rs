@@ -286,7 +286,75 @@ async fn abort_at_every_phase_boundary_then_one_more_run_equals_the_truth(kind: 
     sb.shutdown().await;
 }
 
+/// The run's closing bookkeeping (its row in `_sluice.runs`) failing to write, as on a disk
+/// that filled up at that moment, does not hide what committed: `--json` reports every flow
+/// as committed and the data is there; the next run marks the unfinished run abandoned.
+async fn committed_flows_are_reported_when_the_run_row_cannot_be_written(kind: Kind) {
+    let sb = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let wh = Warehouse::new(kind).await;
+    let config = write_config(dir.path(), &sb.login_url, &wh);
+    let config_arg = config.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(BIN)
+            .arg("--config")
+            .arg(&config_arg)
+            .args(["sync", "--json"])
+            .env("SLUICE_FAILPOINT", "error:run-finished")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let summary: Json = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    assert_eq!(summary["status"], "ok", "{stdout}");
+    for flow in summary["flows"].as_array().unwrap() {
+        assert_eq!(flow["status"], "ok", "{stdout}");
+    }
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("could not record the end of the run"));
+    assert_equals_truth(&sb, &wh).await;
+    let running = "SELECT COUNT(*) FROM _sluice.runs WHERE status = 'running'";
+    assert_eq!(wh.query_i64(running).await, 1);
+    sync_ok(&config).await;
+    assert_eq!(wh.query_i64(running).await, 0);
+    assert_eq!(wh.query_i64("SELECT COUNT(*) FROM _sluice.runs WHERE status = 'abandoned'").await, 1);
+    sb.shutdown().await;
+}
+
 target::suite!(
     sigkill_at_random_instants_then_one_more_run_equals_the_truth,
     abort_at_every_phase_boundary_then_one_more_run_equals_the_truth,
+    committed_flows_are_reported_when_the_run_row_cannot_be_written,
 );
+
+/// Failpoints are compiled into test builds only: this test binary's sluice honours them,
+/// while the dependency graph a user's `cargo build --release` compiles does not enable the
+/// feature, so no stray `SLUICE_FAILPOINT` can make a production run fail on purpose.
+#[test]
+fn failpoints_exist_only_in_test_builds() {
+    const { assert!(sluice::failpoint::ENABLED, "the tests' build honours SLUICE_FAILPOINT") };
+    let out = std::process::Command::new(env!("CARGO"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "tree",
+            "--offline",
+            "-p",
+            "sluice-cli",
+            "-e",
+            "no-dev",
+            "-f",
+            "{p} [{f}]",
+            "--prefix",
+            "none",
+            "-i",
+            "sluice",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let line = text.lines().find(|l| l.starts_with("sluice v")).unwrap_or_else(|| panic!("{text}"));
+    assert!(!line.contains("failpoints"), "a user's build would honour SLUICE_FAILPOINT: {line}");
+}

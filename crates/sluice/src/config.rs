@@ -5,8 +5,20 @@
 //! or the network, and it reports every problem at once, each naming the file, the key
 //! path (`flows[2].lookback`) and what would be valid. Values are interpolated with
 //! `${ENV_VAR}` (`$${` is a literal `${`); a missing variable is an error naming the
-//! variable. Secrets are held as [`Secret`], which prints as `***`, and no error ever
-//! quotes the value of a secret key.
+//! variable.
+//!
+//! Secrets never show. The secret keys ([`SECRET_KEYS`]) are read as [`RawSecret`], which
+//! accepts any TOML value, so a value of the wrong type is reported by its type alone
+//! (serde would quote it: "invalid type: integer `12345`"); validated, they are held as
+//! [`Secret`], which prints as `***`. No message quotes a secret key's value, not even
+//! part of it: interpolation errors of secret keys name no invalid variable, and as a
+//! last line of defence every message has each secret value (of 4 characters or more)
+//! replaced by `***` and the user-info of every URL in it redacted ([`crate::redact`]).
+//!
+//! Durations and sizes are bounded: each key has a valid range, named in its error.
+//! Keys that would have no effect where they are written are errors too (the files
+//! destination's merge settings, `lookback` and `reconcile_every` of `mode = "full"`,
+//! a `mask_salt` nothing is masked with), and so are two flows whose tables would collide.
 //!
 //! Enumerations (`auth`, `api`, `mode`, ...) are strings in [`RawConfig`] and checked in
 //! [`validate`], so that a wrong value is reported together with every other problem
@@ -31,6 +43,24 @@ pub const DEFAULT_API_VERSION: &str = "62.0";
 
 /// The commented sample configuration that `sluice init` writes.
 pub const SAMPLE: &str = include_str!("sample.toml");
+
+/// The keys whose values are secret: read as [`RawSecret`], held as [`Secret`], never
+/// quoted in a message.
+pub const SECRET_KEYS: [&str; 5] =
+    ["source.client_secret", "source.password", "source.refresh_token", "destination.url", "destination.mask_salt"];
+
+/// `source.connect_timeout` when not set: TCP and TLS connect to Salesforce.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// `source.read_timeout` when not set: the longest silence while waiting for a
+/// response's next bytes.
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// `source.bulk_timeout` when not set: the longest total wait for one window's Bulk jobs
+/// (splits included) before the window is read through REST.
+pub const DEFAULT_BULK_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
+/// The longest duration any key accepts (`slice`'s bound, 3650 days): [`parse_duration`]
+/// refuses longer ones, whatever the key.
+pub const MAX_DURATION: Duration = Duration::from_secs(3650 * 86_400);
 
 /// The file as written: the shape of DESIGN "Config". Unknown keys are errors.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -58,16 +88,19 @@ pub struct RawSource {
     pub login_url: Option<String>,
     pub auth: Option<String>,
     pub client_id: Option<String>,
-    pub client_secret: Option<String>,
+    pub client_secret: Option<RawSecret>,
     pub username: Option<String>,
-    pub password: Option<String>,
-    pub refresh_token: Option<String>,
+    pub password: Option<RawSecret>,
+    pub refresh_token: Option<RawSecret>,
     pub private_key_file: Option<String>,
     pub api_version: Option<String>,
     pub api: Option<String>,
     pub ca_file: Option<String>,
     pub api_budget_percent: Option<i64>,
     pub max_parallel_flows: Option<i64>,
+    pub connect_timeout: Option<String>,
+    pub read_timeout: Option<String>,
+    pub bulk_timeout: Option<String>,
 }
 
 /// `[destination]` as written. Every destination type's keys are accepted by the parser,
@@ -81,15 +114,109 @@ pub struct RawDestination {
     pub path: Option<String>,
     pub format: Option<String>,
     pub schema: Option<String>,
-    pub url: Option<String>,
+    pub url: Option<RawSecret>,
     pub naming: Option<String>,
-    pub mask_salt: Option<String>,
+    pub mask_salt: Option<RawSecret>,
     pub memory_limit: Option<String>,
     pub s3_staging: Option<String>,
     pub iam_role: Option<String>,
     pub s3_region: Option<String>,
     pub s3_endpoint: Option<String>,
     pub consolidation: Option<String>,
+    pub statement_timeout: Option<String>,
+    pub lock_timeout: Option<String>,
+}
+
+/// The value of a secret key as written: its text, or, for a value that is not a string,
+/// only the name of its TOML type, so that no message can quote it. Its `Debug` prints
+/// `***` (or the type).
+#[derive(Clone, PartialEq, Eq)]
+pub enum RawSecret {
+    /// A string, before `${VAR}` interpolation.
+    Text(String),
+    /// Another TOML value, known only by its type: "an integer", "a table", ...
+    NotText(&'static str),
+}
+
+impl fmt::Debug for RawSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RawSecret::Text(_) => f.write_str("***"),
+            RawSecret::NotText(ty) => write!(f, "<{ty}>"),
+        }
+    }
+}
+
+impl From<&str> for RawSecret {
+    fn from(text: &str) -> Self {
+        RawSecret::Text(text.to_owned())
+    }
+}
+
+impl<'de> Deserialize<'de> for RawSecret {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(RawSecretVisitor)
+    }
+}
+
+/// Takes any value; keeps the text of a string and only the type of anything else.
+struct RawSecretVisitor;
+
+impl<'de> serde::de::Visitor<'de> for RawSecretVisitor {
+    type Value = RawSecret;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any value")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawSecret, E> {
+        Ok(RawSecret::Text(v.to_owned()))
+    }
+
+    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<RawSecret, E> {
+        Ok(RawSecret::Text(v))
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<RawSecret, E> {
+        Ok(RawSecret::NotText("a boolean"))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<RawSecret, E> {
+        Ok(RawSecret::NotText("an integer"))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<RawSecret, E> {
+        Ok(RawSecret::NotText("an integer"))
+    }
+
+    fn visit_i128<E: serde::de::Error>(self, _: i128) -> Result<RawSecret, E> {
+        Ok(RawSecret::NotText("an integer"))
+    }
+
+    fn visit_u128<E: serde::de::Error>(self, _: u128) -> Result<RawSecret, E> {
+        Ok(RawSecret::NotText("an integer"))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<RawSecret, E> {
+        Ok(RawSecret::NotText("a float"))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<RawSecret, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(RawSecret::NotText("an array"))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<RawSecret, A::Error> {
+        // The toml crate hands a date-time over as a map with one private key.
+        let mut ty = "a table";
+        while let Some(key) = map.next_key::<String>()? {
+            if key.starts_with("$__toml_private") {
+                ty = "a date-time";
+            }
+            map.next_value::<serde::de::IgnoredAny>()?;
+        }
+        Ok(RawSecret::NotText(ty))
+    }
 }
 
 /// `[defaults]` as written; also the overridable part of a flow.
@@ -179,6 +306,14 @@ pub struct SalesforceConfig {
     pub api_budget_percent: u8,
     /// Flows extracted at the same time (1..=16); bounds concurrent API calls too.
     pub max_parallel_flows: usize,
+    /// TCP and TLS connect to Salesforce (1 s to 5 min; [`DEFAULT_CONNECT_TIMEOUT`]).
+    pub connect_timeout: Duration,
+    /// The longest silence while waiting for a response's next bytes (1 s to 1 h;
+    /// [`DEFAULT_READ_TIMEOUT`]).
+    pub read_timeout: Duration,
+    /// The longest total wait for one window's Bulk jobs, splits included, before the
+    /// window is read through REST (1 min to 24 h; [`DEFAULT_BULK_TIMEOUT`]).
+    pub bulk_timeout: Duration,
 }
 
 /// The OAuth flow and exactly the credentials it needs.
@@ -265,6 +400,8 @@ pub enum DestinationConfig {
         naming: Naming,
         /// Who runs the consolidation.
         consolidation: Consolidation,
+        /// Bounds on statements and lock waits.
+        timeouts: PgTimeouts,
     },
     /// Amazon Redshift, loaded through S3, consolidated exactly once.
     Redshift {
@@ -278,6 +415,8 @@ pub enum DestinationConfig {
         staging: crate::destination::redshift::S3Staging,
         /// Who runs the consolidation.
         consolidation: Consolidation,
+        /// Bounds on statements and lock waits.
+        timeouts: PgTimeouts,
     },
     /// Plain files, one directory per object and run.
     Files {
@@ -309,6 +448,23 @@ impl DestinationConfig {
             }
             DestinationConfig::Files { .. } | DestinationConfig::DuckDb { .. } => Consolidation::Run,
         }
+    }
+}
+
+/// Time bounds of a PostgreSQL or Redshift destination (`destination.statement_timeout`,
+/// `destination.lock_timeout`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PgTimeouts {
+    /// Bound on every statement except the load (`COPY`) and the consolidation
+    /// transaction (1 s to 24 h; default 5 min).
+    pub statement: Duration,
+    /// The longest wait for a table lock (1 s to 1 h; default 1 min).
+    pub lock: Duration,
+}
+
+impl Default for PgTimeouts {
+    fn default() -> Self {
+        Self { statement: Duration::from_secs(5 * 60), lock: Duration::from_secs(60) }
     }
 }
 
@@ -456,7 +612,10 @@ pub fn parse(text: &str, origin: &str) -> Result<RawConfig, ConfigError> {
     toml::from_str(text).map_err(|e| {
         let at = e.span().map(|s| line_col(text, s.start));
         let key = at.map_or_else(|| "-".to_owned(), |(l, c)| format!("line {l}, column {c}"));
-        ConfigError { file: origin.to_owned(), key, message: e.message().trim().to_owned() }
+        // toml quotes no string value in its messages, and every secret key takes any
+        // value; redacting URL user-info is the last line of defence.
+        let message = crate::redact::userinfo(e.message().trim()).into_owned();
+        ConfigError { file: origin.to_owned(), key, message }
     })
 }
 
@@ -481,6 +640,12 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 /// Replaces `${NAME}` with `env(NAME)`; `$${` is a literal `${`. Errors name the
 /// variable, never a value.
 pub fn interpolate(value: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    interpolate_as(value, env, true)
+}
+
+/// [`interpolate`]; with `quote_invalid` false, the text of a `${…}` that is not a
+/// variable name is not quoted either (for secret keys, whose text it is part of).
+fn interpolate_as(value: &str, env: &dyn Fn(&str) -> Option<String>, quote_invalid: bool) -> Result<String, String> {
     let mut out = String::with_capacity(value.len());
     let mut rest = value;
     while let Some(i) = rest.find('$') {
@@ -493,7 +658,12 @@ pub fn interpolate(value: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<
             let end = tail.find('}').ok_or("unterminated `${` (write `$${` for a literal `${`)")?;
             let name = &tail[..end];
             if !is_env_name(name) {
-                return Err(format!("`${{{name}}}` is not a variable name (letters, digits, `_`)"));
+                return Err(if quote_invalid {
+                    format!("`${{{name}}}` is not a variable name (letters, digits, `_`)")
+                } else {
+                    "a `${…}` does not hold a variable name (letters, digits, `_`); write `$${` for a literal `${`"
+                        .to_owned()
+                });
             }
             out.push_str(&env(name).ok_or_else(|| format!("environment variable `{name}` is not set"))?);
             rest = &tail[end + 1..];
@@ -513,7 +683,8 @@ fn is_env_name(name: &str) -> bool {
 }
 
 /// Parses a duration like `30s`, `10m`, `2h`, `1d`, `1w` or `1h30m`. Whole seconds are
-/// the finest unit because Salesforce timestamps have 1-second resolution.
+/// the finest unit because Salesforce timestamps have 1-second resolution. Anything
+/// longer than [`MAX_DURATION`] is refused: no key means that much.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let hint = "expected a duration like \"30s\", \"10m\", \"2h\", \"1d\" or \"1h30m\" (units s, m, h, d, w)";
     let text = text.trim();
@@ -535,14 +706,34 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             'w' => 604_800,
             _ => return Err(hint.to_owned()),
         };
-        let n: u64 = digits.parse().map_err(|_| hint.to_owned())?;
-        total = n.checked_mul(unit).and_then(|s| total.checked_add(s)).ok_or("duration too large")?;
+        let too_long = || format!("longer than any setting allows ({})", format_duration(MAX_DURATION));
+        // Too many digits for a u64 is a number, just too large.
+        let n: u64 = match digits.parse() {
+            Ok(n) => n,
+            Err(_) if !digits.is_empty() => return Err(too_long()),
+            Err(_) => return Err(hint.to_owned()),
+        };
+        total = n.checked_mul(unit).and_then(|s| total.checked_add(s)).ok_or_else(too_long)?;
+        if total > MAX_DURATION.as_secs() {
+            return Err(too_long());
+        }
         digits.clear();
     }
     if !digits.is_empty() {
         return Err(hint.to_owned());
     }
     Ok(Duration::from_secs(total))
+}
+
+/// A duration in the syntax [`parse_duration`] reads, in its largest whole unit among
+/// `d`, `h`, `m` and `s` (`86400s` → `1d`, `90s` → `90s`).
+pub fn format_duration(d: Duration) -> String {
+    let secs = d.as_secs();
+    let unit = [(86_400, 'd'), (3_600, 'h'), (60, 'm')].into_iter().find(|(n, _)| secs > 0 && secs.is_multiple_of(*n));
+    match unit {
+        Some((n, u)) => format!("{}{u}", secs / n),
+        None => format!("{secs}s"),
+    }
 }
 
 /// Checks that a `where` condition keeps its parentheses and string literals balanced,

@@ -50,12 +50,13 @@ use crate::model::{Column, SluiceType, TableSchema, Timestamp, Window};
 use crate::{Error, Result};
 
 pub use control::{
-    CONTROL_SCHEMA, abandon_runs, control_ddl, control_writes, flow_failed, flow_phase, flow_totals, read_flow,
-    read_merge_counts, run_finished, run_started,
+    CONTROL_SCHEMA, LAYOUT_VERSION, LayoutState, abandon_runs, check_layout, control_ddl, control_writes, flow_failed,
+    flow_phase, flow_runs_query, flow_totals, has_rows_query, layout_of, layout_query, layout_tables, migrate_v1,
+    read_flow, read_merge_counts, run_finished, run_started, runs_query, setup_lock, status_query, v1_flows_query,
 };
 pub use ddl::{SchemaChanges, schema_changes, staging_ddl, widens};
 use merge::Rows;
-pub use merge::{DUCKDB_SLICE_ROWS, changes_table, stats_query};
+pub use merge::{DUCKDB_SLICE_ROWS, absent_counts, changes_table, stats_query};
 pub use reconcile::{ids_ddl, ids_table, live_condition, live_count, reconcile_apply, reconcile_counts};
 
 /// Column the loader fills with the order rows arrived in, breaking ties among equal cursor
@@ -254,6 +255,10 @@ pub struct MergeSpec {
     /// Written to [`SYNCED_AT`]: one instant for the whole transaction, chosen by the caller so
     /// the SQL is deterministic (and golden-testable) rather than `now()`.
     pub synced_at: Timestamp,
+    /// The load is (a slice of) a full read: the truth at its window end. Its rows replace
+    /// the target's whatever their stamps (a target row with a newer stamp but wrong
+    /// values can be repaired); an incremental re-read never lets an older version win.
+    pub full: bool,
 }
 
 impl MergeSpec {
@@ -286,6 +291,7 @@ impl MergeSpec {
             history,
             run_id: run_id.to_owned(),
             synced_at,
+            full: false,
         })
     }
 
@@ -378,6 +384,15 @@ pub struct FlowRun {
     pub api_calls: u64,
     /// Bytes read from the source.
     pub bytes: u64,
+    /// The org's API calls left today after this flow (`Sforce-Limit-Info`), when known.
+    pub api_remaining: Option<u64>,
+    /// This is the last slice of a full read (see [`MergeSpec::full`]): target rows it did
+    /// not return, whose `_sluice_run_id` is therefore not this run's, are gone at the source
+    /// and are removed (hard) or flagged (soft) in the same transaction. Set only once the
+    /// `max_delete_ratio` guard passed ([`absent_counts`]).
+    pub remove_absent: bool,
+    /// How many rows that removes (from [`absent_counts`]); they count as deleted.
+    pub removed: u64,
 }
 
 /// How a load into a target the catalog says is absent is consolidated; every other load
@@ -525,10 +540,15 @@ pub fn consolidate(
     if spec.history {
         statements.extend(merge::history(dialect, spec, rows));
     }
+    if run.remove_absent && !new_target {
+        statements.extend(merge::remove_absent(dialect, spec, run.window.end));
+    }
     if promoted {
         statements.extend(merge::promote_rows(dialect, spec));
     }
-    statements.extend(control_writes(dialect, spec, run));
+    // A promoted load's rows are still in staging here; it becomes the target at the end.
+    let rows_at = if promoted { &spec.staging } else { &spec.target };
+    statements.extend(control_writes(dialect, spec, run, rows_at));
     statements.push(merge::drop_changes(dialect, spec, rows));
     if promoted {
         statements.extend(merge::promote_table(dialect, spec));

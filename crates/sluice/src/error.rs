@@ -92,6 +92,13 @@ impl fmt::Display for QuotaExceeded {
     }
 }
 
+/// Marks an [`Error`] as "another run holds the destination": the user's to resolve (wait,
+/// or stop the other run), but no mistake in the config, and the same command succeeds once
+/// the other run ends ([`Error::is_busy`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the destination is in use by another run")]
+pub struct Busy;
+
 /// Marks an [`Error`] as a destination's unique-key violation (see the module docs).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("duplicate key")]
@@ -158,6 +165,16 @@ impl Error {
     /// The quota details when this is a quota stop.
     pub fn quota_details(&self) -> Option<&QuotaExceeded> {
         self.source.as_ref().and_then(|s| s.downcast_ref::<QuotaExceeded>())
+    }
+
+    /// Another run holds the destination's lock: a user error marked [`Busy`].
+    pub fn busy(message: impl Into<String>) -> Self {
+        Self::user(message).with_source(Busy)
+    }
+
+    /// Whether another run holds the destination ([`Error::busy`]).
+    pub fn is_busy(&self) -> bool {
+        self.source.as_ref().is_some_and(|s| s.is::<Busy>())
     }
 
     /// Whether a destination refused a duplicate key (see the module docs).

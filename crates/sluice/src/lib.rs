@@ -39,6 +39,7 @@ pub mod error;
 pub mod failpoint;
 pub mod mask;
 pub mod model;
+pub mod redact;
 pub mod run;
 pub mod source;
 pub mod sync;

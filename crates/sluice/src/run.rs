@@ -24,10 +24,11 @@ use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 
 use crate::config::{Config, Consolidation, FlowConfig};
-use crate::consolidate::{self, Dialect};
-use crate::destination::Destination;
+use crate::consolidate::{self, Dialect, TableRef};
+use crate::destination::{Destination, Value, first_value};
 use crate::model::TableSchema;
 use crate::source::salesforce::SalesforceSource;
+use crate::source::salesforce::client::{Meter, metered};
 use crate::sync::{FlowStatus, FlowSummary, MergeCounts, Observer, RunStatus, RunSummary, SyncOptions};
 use crate::{Error, Result};
 
@@ -68,6 +69,11 @@ impl<'a, D: Destination> Ctx<'a, D> {
         Self { dest, source, config, opts, observer, run_id, schema: schema.to_owned(), merge_lock }
     }
 
+    /// The table `flow` writes: what its control rows are keyed by.
+    pub fn target_of(&self, flow: &FlowConfig) -> TableRef {
+        TableRef::new(&self.schema, self.config.destination.naming().apply(&flow.object))
+    }
+
     /// Whether loads are handed to the warehouse's stored procedures rather than
     /// consolidated by the run (`destination.consolidation = "procedure"`).
     pub fn hands_off(&self) -> bool {
@@ -92,11 +98,67 @@ fn config_fingerprint(config: &Config) -> String {
 }
 
 /// The inserted / updated / deleted counts the consolidation recorded for a flow.
-pub async fn merge_counts<D: Destination>(dest: &D, run_id: &str, flow: &str) -> Result<MergeCounts> {
-    let rows = dest.query(consolidate::read_merge_counts(dest.dialect(), run_id, flow)).await?;
-    let row = rows.first().ok_or_else(|| Error::internal(format!("{flow}: no flow-run row after consolidation")))?;
+pub async fn merge_counts<D: Destination>(dest: &D, run_id: &str, target: &TableRef) -> Result<MergeCounts> {
+    let rows = dest.query(consolidate::read_merge_counts(dest.dialect(), run_id, target)).await?;
+    let row =
+        rows.first().ok_or_else(|| Error::internal(format!("{}: no flow-run row after consolidation", target.name)))?;
     let n = |i: usize| row.get(i).and_then(|v| v.as_i64()).unwrap_or(0) as u64;
     Ok(MergeCounts { inserted: n(0), updated: n(1), deleted: n(2) })
+}
+
+/// The control tables' layout in `dest` (see [`consolidate::LayoutState`]).
+pub async fn layout_state<D: Destination>(dest: &D) -> Result<consolidate::LayoutState> {
+    let [layout, flows] = consolidate::layout_tables();
+    let has_layout = dest.columns(layout).await?.is_some();
+    let has_flows = dest.columns(flows).await?.is_some();
+    let version = if has_layout {
+        first_value(&dest.query(consolidate::layout_query(dest.dialect())).await?).and_then(Value::as_i64)
+    } else {
+        None
+    };
+    Ok(consolidate::layout_of(has_layout, has_flows, version))
+}
+
+/// Makes the control tables ready for a run into `schema`: refuses a layout from a newer
+/// sluice, migrates an older one (in one transaction), creates what is missing. Serialised
+/// among runs of other schemas of the same database where the destination allows it
+/// ([`consolidate::setup_lock`]).
+async fn prepare_control<D: Destination>(dest: &D, config: &Config, schema: &str) -> Result<()> {
+    let lock = consolidate::setup_lock(dest.dialect());
+    if let Some([take, _]) = &lock {
+        dest.execute(vec![take.clone()]).await?;
+    }
+    let result = prepare_locked(dest, config, schema).await;
+    if let Some([_, give]) = lock
+        && let Err(e) = dest.execute(vec![give]).await
+    {
+        tracing::warn!(error = %e, "could not give back the control-table lock; the session's end frees it");
+    }
+    result
+}
+
+async fn prepare_locked<D: Destination>(dest: &D, config: &Config, schema: &str) -> Result<()> {
+    let d = dest.dialect();
+    let state = layout_state(dest).await?;
+    consolidate::check_layout(state, &dest.location())?;
+    if state == consolidate::LayoutState::V1 {
+        let naming = config.destination.naming();
+        let rows = dest.query(consolidate::v1_flows_query(d)).await?;
+        let tables: Vec<(String, String)> = rows
+            .iter()
+            .filter_map(|r| r.first().and_then(Value::as_str))
+            .map(|flow| (flow.to_owned(), naming.apply(flow)))
+            .collect();
+        dest.transaction(consolidate::migrate_v1(d, schema, &tables, Utc::now())).await?;
+        tracing::warn!(
+            schema,
+            flows = tables.len(),
+            "upgraded the control tables to layout {}: they are now keyed by target table; the existing state was \
+             given to schema {schema}",
+            consolidate::LAYOUT_VERSION
+        );
+    }
+    dest.execute(consolidate::control_ddl(d, Utc::now())).await
 }
 
 /// Runs the flows into a warehouse (see the module docs). An `Err` means the run could not
@@ -112,12 +174,13 @@ pub async fn run<D: Destination>(
 ) -> Result<RunSummary> {
     let d = dest.dialect();
     let run_id = crate::sync::new_run_id();
-    let mut setup = consolidate::control_ddl(d);
-    // Holding the destination (its lock), any run still marked running is dead.
-    setup.push(consolidate::abandon_runs(d));
+    prepare_control(dest, config, schema).await?;
+    // Holding the schema (its lock), any run of it still marked running is dead.
+    let mut setup = vec![consolidate::abandon_runs(d, schema)];
     setup.extend(consolidate::run_started(
         d,
         &run_id,
+        schema,
         if opts.trigger.is_empty() { "manual" } else { &opts.trigger },
         Utc::now(),
         &config_fingerprint(config),
@@ -137,7 +200,17 @@ pub async fn run<D: Destination>(
         futures_util::stream::iter(flows).map(|flow| run_flow(&cx, flow, &stopped)).buffered(parallel).collect().await;
 
     let status = RunStatus::of(&summaries);
-    dest.execute(vec![consolidate::run_finished(d, &run_id, &status.to_string(), Utc::now())]).await?;
+    // The flows' own commits stand whatever happens to this bookkeeping row (a full disk,
+    // a lost connection): the summary must still say which committed. The row stays
+    // `running` and the next run of the schema marks it abandoned.
+    let record = consolidate::run_finished(d, &run_id, &status.to_string(), Utc::now());
+    let recorded = match crate::failpoint::check("run-finished") {
+        Ok(()) => dest.execute(vec![record]).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = recorded {
+        tracing::warn!(run = %run_id, error = %e, "could not record the end of the run; the flows' results stand");
+    }
     let stopped = summaries.iter().any(|s| s.status == FlowStatus::Stopped).then(|| "quota".to_owned());
     Ok(RunSummary { run_id, flows: summaries, status, stopped })
 }
@@ -151,7 +224,9 @@ async fn run_flow<D: Destination>(cx: &Ctx<'_, D>, flow: &FlowConfig, stopped: &
         cx.observer.flow_finished(&summary);
         return summary;
     }
-    let calls_before = cx.source.client().api_calls();
+    // Every call made for this flow, over all its attempts (flows run side by side, so the
+    // client's own total cannot tell them apart).
+    let meter = std::sync::Arc::new(Meter::default());
     // The client's backoff crate, as delays only: each attempt restarts the flow from its
     // committed window with a fresh summary, which backon's closure-based retry cannot hand back.
     let mut delays = backon::ExponentialBuilder::default()
@@ -163,7 +238,7 @@ async fn run_flow<D: Destination>(cx: &Ctx<'_, D>, flow: &FlowConfig, stopped: &
     let mut attempt = 1;
     let result = loop {
         let mut fresh = FlowSummary::new(flow, cx.config.destination.naming());
-        let result = flow::FlowDriver::new(cx, flow, &mut fresh, attempt).run().await;
+        let result = metered(meter.clone(), flow::FlowDriver::new(cx, flow, &mut fresh, attempt).run()).await;
         summary = fresh;
         match (result, delays.next()) {
             (Err(e), Some(delay)) if e.is_retryable() && !e.is_quota() => {
@@ -174,14 +249,16 @@ async fn run_flow<D: Destination>(cx: &Ctx<'_, D>, flow: &FlowConfig, stopped: &
             (other, _) => break other,
         }
     };
-    summary.api_calls = Some(cx.source.client().api_calls().saturating_sub(calls_before));
+    summary.api_calls = Some(meter.calls());
     summary.duration = started.elapsed();
     summary.finish(&result);
     if summary.status == FlowStatus::Stopped {
         stopped.store(true, Ordering::SeqCst);
     }
     if let (Err(_), Some(message)) = (&result, &summary.error) {
-        let record = consolidate::flow_failed(cx.dest.dialect(), &cx.run_id, &flow.object, message, Utc::now());
+        let target = cx.target_of(flow);
+        let record =
+            consolidate::flow_failed(cx.dest.dialect(), &cx.run_id, &target, &flow.object, message, Utc::now());
         if let Err(e) = cx.dest.execute(record).await {
             tracing::warn!(object = %flow.object, error = %e, "could not record the failure");
         }
@@ -215,7 +292,7 @@ pub async fn verify<D: Destination>(
     schema: &str,
     repair: bool,
 ) -> Result<Vec<FlowVerify>> {
-    dest.execute(consolidate::control_ddl(dest.dialect())).await?;
+    prepare_control(dest, config, schema).await?;
     let run_id = format!("verify-{}", crate::sync::new_run_id());
     let cx = Ctx::new(dest, source, config, opts, &crate::sync::Quiet, run_id, schema);
     let mut out = Vec::new();
@@ -236,7 +313,7 @@ async fn verify_one<D: Destination>(
     out: &mut FlowVerify,
 ) -> Result<()> {
     use crate::source::salesforce::describe::Selection;
-    let committed = flow::committed(cx.dest, &flow.object).await?;
+    let committed = flow::committed(cx.dest, &cx.target_of(flow)).await?;
     let Some(end) = committed.window_end else {
         return Err(Error::user(format!(
             "{}: never synced into this destination; run `sluice sync` first",

@@ -27,7 +27,7 @@ use crate::config::{Config, DestinationConfig, FileFormat, FlowConfig, Mode};
 use crate::destination::Destination;
 use crate::destination::duckdb::DuckDb;
 use crate::destination::files::{FilesDestination, FlowState};
-use crate::destination::postgres::{PgUrl, Postgres};
+use crate::destination::postgres::{PgUrl, Postgres, SessionSettings};
 use crate::destination::redshift::Redshift;
 use crate::error::{Error, Result};
 use crate::model::{Cursor, Timestamp, Window};
@@ -187,11 +187,10 @@ impl FlowSummary {
             self.status = if self.handed_off.is_some() { FlowStatus::HandedOff } else { FlowStatus::Ok };
             return;
         };
-        let message = if e.message.starts_with(&self.object) {
-            e.message.clone()
-        } else {
-            format!("{}: {}", self.object, e.message)
-        };
+        // What a flow's error says is shown, logged and written to the control tables: any
+        // URL credentials a server or library quoted are cut out here, whatever the source.
+        let message = crate::redact::userinfo(&e.message).into_owned();
+        let message = if message.starts_with(&self.object) { message } else { format!("{}: {message}", self.object) };
         self.status = if e.is_quota() { FlowStatus::Stopped } else { FlowStatus::Failed };
         tracing::info!(object = %self.object, error = %message, "flow did not complete");
         self.error = Some(message);
@@ -220,14 +219,17 @@ pub(crate) struct Planned {
 }
 
 /// Checks the API budget, describes the object and plans the flow's windows from the
-/// `committed` end (DESIGN step 1); sets the summary's table and window and tells the
-/// observer the flow started.
+/// `committed` end (DESIGN step 1), or in full when `reload` (the destination lost what the
+/// committed end stands for); sets the summary's table and window and tells the observer
+/// the flow started.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn plan_flow(
     source: &SalesforceSource,
     config: &Config,
     flow: &FlowConfig,
     opts: &SyncOptions,
     committed: Option<Timestamp>,
+    reload: bool,
     observer: &dyn Observer,
     summary: &mut FlowSummary,
 ) -> Result<Planned> {
@@ -235,7 +237,7 @@ pub(crate) async fn plan_flow(
     let described = source.describe(&flow.object, &Selection::for_flow(flow, config.destination.naming())).await?;
     summary.table = described.schema.table.clone();
     let settings = &flow.settings;
-    let full = opts.full_refresh || settings.mode == Mode::Full || described.schema.cursor == Cursor::None;
+    let full = reload || opts.full_refresh || settings.mode == Mode::Full || described.schema.cursor == Cursor::None;
     let now = source.source_now().unwrap_or_else(Utc::now);
     let committed = committed.filter(|_| !full);
     // A full window is sliced from the oldest row, so fetch it only when slicing one.
@@ -244,10 +246,75 @@ pub(crate) async fn plan_flow(
         _ => None,
     };
     let windows = plan_windows(committed, now, settings.lookback, settings.lag, settings.slice, oldest);
+    let windows = fit_to_budget(source, flow, &described, windows).await?;
     // `None` when the source clock has not passed the committed end: nothing to read yet.
     summary.window = windows.first().zip(windows.last()).map(|(a, b)| Window { start: a.start, end: b.end });
     observer.flow_started(&flow.object, summary.window.as_ref());
     Ok(Planned { described, full, windows })
+}
+
+/// Merges runs of empty slices into the next slice with data (one cheap query per merged
+/// slice: where the next data lies), then checks the plan against the API budget: a plan
+/// whose estimated calls exceed what `api_budget_percent` leaves today is refused before
+/// anything is read, with the estimate, rather than stopping half way (a first load with
+/// `slice = "1h"` over ten years once planned thousands of calls). Probing stops as soon as
+/// the estimate is over the budget.
+async fn fit_to_budget(
+    source: &SalesforceSource,
+    flow: &FlowConfig,
+    described: &Described,
+    windows: Vec<Window>,
+) -> Result<Vec<Window>> {
+    use crate::source::window::{calls_per_window, merge_until_data};
+    let client = source.client();
+    let bulk = match flow.api {
+        crate::config::Api::Rest => false,
+        _ => described.bulk_compatible(),
+    };
+    let per_window = calls_per_window(bulk, flow.api == crate::config::Api::Auto);
+    let left = client.budget_left();
+    // Describe is done; the verification's count and the run's own reads remain.
+    const OVERHEAD: u64 = 2;
+    let refuse = |estimate: u64, windows: usize, left: u64| {
+        Error::user(format!(
+            "{}: the plan reads {windows} windows, an estimated {estimate} API calls at least, more than the {left}              left today within api_budget_percent = {}; widen this flow's `slice` (or raise api_budget_percent) so              that it fits",
+            flow.object,
+            source.client().budget_percent()
+        ))
+    };
+    let field = described.schema.cursor.field();
+    let mut merged = Vec::with_capacity(windows.len());
+    let mut probes = 0u64;
+    match field {
+        Some(field) if windows.len() > 1 => {
+            let mut i = 0;
+            while i < windows.len() {
+                let first = rest::oldest_from(client, &flow.object, field, windows[i].start).await?;
+                probes += 1;
+                let (window, next) = merge_until_data(&windows, i, first);
+                merged.push(window);
+                i = next;
+                let so_far = probes + merged.len() as u64 * per_window + OVERHEAD;
+                if let Some(left) = left
+                    && so_far > left
+                {
+                    let lower = so_far + (windows.len() - i).min(1) as u64 * per_window;
+                    return Err(refuse(lower, merged.len() + usize::from(i < windows.len()), left));
+                }
+            }
+            if merged.len() < windows.len() {
+                tracing::info!(object = %flow.object, planned = windows.len(), kept = merged.len(), "merged empty slices");
+            }
+        }
+        _ => merged = windows,
+    }
+    let estimate = probes + merged.len() as u64 * per_window + OVERHEAD;
+    if let Some(left) = left
+        && estimate > left
+    {
+        return Err(refuse(estimate, merged.len(), left));
+    }
+    Ok(merged)
 }
 
 /// What one consolidation changed.
@@ -340,12 +407,13 @@ macro_rules! with_warehouse {
                 let $dest = DuckDb::open_with(path, memory_limit_mib)?;
                 released(&$dest, $body.await).await
             }
-            Warehouse::Postgres { url } => {
-                let $dest = Postgres::connect(&url, $schema).await?;
+            Warehouse::Postgres { url, timeouts } => {
+                let session = SessionSettings { timeouts, redshift: false };
+                let $dest = Postgres::connect_with(&url, $schema, session).await?;
                 released(&$dest, $body.await).await
             }
-            Warehouse::Redshift { url, staging } => {
-                let $dest = Redshift::connect(&url, $schema, staging).await?;
+            Warehouse::Redshift { url, staging, timeouts } => {
+                let $dest = Redshift::connect(&url, $schema, staging, timeouts).await?;
                 released(&$dest, $body.await).await
             }
         }
@@ -378,8 +446,8 @@ pub async fn check_destination(config: &Config) -> Result<String> {
 /// A warehouse destination as configured: what opening it needs.
 enum Warehouse<'a> {
     DuckDb { path: &'a std::path::Path, memory_limit_mib: u64 },
-    Postgres { url: PgUrl },
-    Redshift { url: PgUrl, staging: &'a crate::destination::redshift::S3Staging },
+    Postgres { url: PgUrl, timeouts: crate::config::PgTimeouts },
+    Redshift { url: PgUrl, staging: &'a crate::destination::redshift::S3Staging, timeouts: crate::config::PgTimeouts },
 }
 
 /// The configured warehouse and its schema; a user error for the files destination.
@@ -388,9 +456,11 @@ fn warehouse<'a>(config: &'a Config, command: &str) -> Result<(Warehouse<'a>, &'
         DestinationConfig::DuckDb { path, schema, memory_limit_mib, .. } => {
             Ok((Warehouse::DuckDb { path, memory_limit_mib: *memory_limit_mib }, schema))
         }
-        DestinationConfig::Postgres { url, schema, .. } => Ok((Warehouse::Postgres { url: pg_url(url)? }, schema)),
-        DestinationConfig::Redshift { url, schema, staging, .. } => {
-            Ok((Warehouse::Redshift { url: pg_url(url)?, staging }, schema))
+        DestinationConfig::Postgres { url, schema, timeouts, .. } => {
+            Ok((Warehouse::Postgres { url: pg_url(url)?, timeouts: *timeouts }, schema))
+        }
+        DestinationConfig::Redshift { url, schema, staging, timeouts, .. } => {
+            Ok((Warehouse::Redshift { url: pg_url(url)?, staging, timeouts: *timeouts }, schema))
         }
         DestinationConfig::Files { path, .. } => Err(Error::user(format!(
             "`sluice {command}` reads a warehouse's control tables; destination.type = \"files\" keeps its state in {}",
@@ -423,7 +493,7 @@ pub async fn status(config: &Config) -> Result<Vec<StatusRow>> {
     match warehouse(config, "status")? {
         (Warehouse::DuckDb { path, .. }, schema) => status_of(&DuckDb::open_read_only(path)?, config, schema).await,
         // Redshift reads through a plain session: the SQL is PostgreSQL's.
-        (Warehouse::Postgres { url } | Warehouse::Redshift { url, .. }, schema) => {
+        (Warehouse::Postgres { url, .. } | Warehouse::Redshift { url, .. }, schema) => {
             status_of(&Postgres::connect_unlocked(&url).await?, config, schema).await
         }
     }
@@ -432,10 +502,10 @@ pub async fn status(config: &Config) -> Result<Vec<StatusRow>> {
 async fn status_of<D: Destination>(dest: &D, config: &Config, schema: &str) -> Result<Vec<StatusRow>> {
     let naming = config.destination.naming();
     let mut rows = Vec::new();
-    for state in crate::run::report::status(dest).await? {
-        let flow = config.flows.iter().find(|f| f.object == state.flow);
+    for state in crate::run::report::status(dest, schema).await? {
+        let flow = config.flows.iter().find(|f| naming.apply(&f.object) == state.table);
         let soft = flow.is_none_or(|f| f.settings.deletes == crate::config::Deletes::Soft);
-        let table = crate::consolidate::TableRef::new(schema, naming.apply(&state.flow));
+        let table = crate::consolidate::TableRef::new(schema, &state.table);
         let live_rows = crate::run::report::live_rows(dest, table, soft).await?;
         let lag_seconds = state.window_end.map(|e| (Utc::now() - e).num_seconds().max(0));
         rows.push(StatusRow { state, live_rows, lag_seconds });
@@ -445,10 +515,12 @@ async fn status_of<D: Destination>(dest: &D, config: &Config, schema: &str) -> R
 
 /// `sluice history`: the newest `limit` runs with their flows.
 pub async fn history(config: &Config, limit: usize) -> Result<Vec<crate::run::report::RunRecord>> {
-    match warehouse(config, "history")?.0 {
-        Warehouse::DuckDb { path, .. } => crate::run::report::history(&DuckDb::open_read_only(path)?, limit).await,
-        Warehouse::Postgres { url } | Warehouse::Redshift { url, .. } => {
-            crate::run::report::history(&Postgres::connect_unlocked(&url).await?, limit).await
+    match warehouse(config, "history")? {
+        (Warehouse::DuckDb { path, .. }, schema) => {
+            crate::run::report::history(&DuckDb::open_read_only(path)?, schema, limit).await
+        }
+        (Warehouse::Postgres { url, .. } | Warehouse::Redshift { url, .. }, schema) => {
+            crate::run::report::history(&Postgres::connect_unlocked(&url).await?, schema, limit).await
         }
     }
 }
@@ -474,8 +546,10 @@ pub async fn sync(config: &Config, opts: &SyncOptions, observer: &dyn Observer) 
         });
     };
     let dest = FilesDestination::new(path, *format);
-    // A damaged state file stops the run before any work; each flow writes only its own
-    // entry, so this one read serves every flow.
+    // One run at a time (held to the end of this function), then a damaged state file stops
+    // the run before any work; each flow writes only its own entry, so this one read serves
+    // every flow.
+    let _lock = dest.lock("sync")?;
     let state = dest.state()?;
     let source = SalesforceSource::connect_with(&config.source, opts.source).await?;
     let run_id = new_run_id();
@@ -491,10 +565,11 @@ pub async fn sync(config: &Config, opts: &SyncOptions, observer: &dyn Observer) 
             summaries.push(summary);
             continue;
         }
-        let calls_before = source.client().api_calls();
+        let meter = std::sync::Arc::new(crate::source::salesforce::client::Meter::default());
         let committed = state.get(&flow.object).map(|s| s.window_end);
-        let result = run_flow(&source, &dest, config, flow, opts, committed, &run_id, observer, &mut summary).await;
-        summary.api_calls = Some(source.client().api_calls().saturating_sub(calls_before));
+        let flow_run = run_flow(&source, &dest, config, flow, opts, committed, &run_id, observer, &mut summary);
+        let result = crate::source::salesforce::client::metered(meter.clone(), flow_run).await;
+        summary.api_calls = Some(meter.calls());
         summary.duration = started.elapsed();
         summary.finish(&result);
         stopped |= summary.status == FlowStatus::Stopped;
@@ -518,8 +593,21 @@ async fn run_flow(
     observer: &dyn Observer,
     summary: &mut FlowSummary,
 ) -> Result<()> {
+    // A committed window whose runs are all gone (removed outside sluice) stands for data the
+    // destination no longer has: read in full again.
+    let table = config.destination.naming().apply(&flow.object);
+    let reload = committed.is_some() && dest.runs(&table)?.is_empty();
+    if reload {
+        let why = format!(
+            "no committed run of {table} is left under {} although a window was committed: reading the object in \
+             full",
+            dest.state_path().parent().unwrap_or(std::path::Path::new(".")).display()
+        );
+        tracing::warn!(object = %flow.object, "{why}");
+        summary.warnings.push(why);
+    }
     let Planned { described, windows: planned, .. } =
-        plan_flow(source, config, flow, opts, committed, observer, summary).await?;
+        plan_flow(source, config, flow, opts, committed, reload, observer, summary).await?;
     for warning in &described.warnings {
         tracing::warn!(object = %flow.object, "{warning}");
     }

@@ -8,8 +8,8 @@ use chrono::{TimeZone, Utc};
 use sluice::config::Deletes;
 use sluice::consolidate::procedure::hand_off;
 use sluice::consolidate::{
-    Dialect, DirectCheck, Existing, ExistingColumn, FirstLoad, FlowRun, MergeSpec, consolidate, control_ddl,
-    direct_check, staging_ddl, stats_query,
+    Dialect, DirectCheck, Existing, ExistingColumn, FirstLoad, FlowRun, MergeSpec, absent_counts, consolidate,
+    control_ddl, direct_check, staging_ddl, stats_query,
 };
 use sluice::model::{Column, Cursor, SluiceType, TableSchema, Window};
 
@@ -65,6 +65,9 @@ fn flow_run() -> FlowRun {
         rows_extracted: 42,
         api_calls: 3,
         bytes: 4096,
+        api_remaining: None,
+        remove_absent: false,
+        removed: 0,
     }
 }
 
@@ -126,6 +129,30 @@ fn cases(dialect: Dialect) -> Vec<(&'static str, String)> {
     let existing = Existing { target: Some(existing_of(&acc, Deletes::Soft)), history: None };
     out.push(("history", render(dialect, &hist, &existing)));
 
+    // The last slice of a full read, with history: no regress guard, and the rows it did
+    // not return closed in history and removed (hard) or flagged (soft); then the guard's
+    // count, read before the transaction.
+    for (name, deletes) in [("full_refresh_hard", Deletes::Hard), ("full_refresh_soft", Deletes::Soft)] {
+        let mut full = spec(&acc, deletes, true);
+        full.full = true;
+        let existing = Existing { target: Some(existing_of(&acc, deletes)), history: Some(existing_of(&acc, deletes)) };
+        let run = FlowRun {
+            window: Window { start: None, ..flow_run().window },
+            full_refresh: true,
+            remove_absent: true,
+            removed: 7,
+            ..flow_run()
+        };
+        let rendered = match consolidate(dialect, &full, &existing, &run, FirstLoad::Merge) {
+            Ok(c) => c.statements.join(";\n\n") + ";\n",
+            Err(e) => format!("-- error: {e}\n"),
+        };
+        out.push((
+            name,
+            format!("{rendered}\n-- the max_delete_ratio guard's count\n{};\n", absent_counts(dialect, &full)),
+        ));
+    }
+
     // The source grew a field and lost one (`fax` stays, with a warning).
     let mut grown = acc.clone();
     grown.columns.insert(2, column("rating__c", "Rating__c", SluiceType::Text));
@@ -160,7 +187,7 @@ fn cases(dialect: Dialect) -> Vec<(&'static str, String)> {
     if dialect == Dialect::Postgres {
         out.push(("staging_first_load", staging_ddl(dialect, &soft, FirstLoad::Direct).join(";\n\n") + ";\n"));
     }
-    out.push(("control", control_ddl(dialect).join(";\n\n") + ";\n"));
+    out.push(("control", control_ddl(dialect, chrono::DateTime::UNIX_EPOCH).join(";\n\n") + ";\n"));
     out.push(("stats", stats_query(dialect, &soft) + ";\n"));
     out
 }

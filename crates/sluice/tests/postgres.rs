@@ -233,12 +233,13 @@ async fn postgres_connection_errors_are_clear_and_keep_the_password() {
             .unwrap();
     let err: Error = Postgres::connect(&wrong, "s").await.unwrap_err();
     assert_eq!(err.kind, Kind::User, "{err}");
-    assert!(err.message.starts_with("destination.url: postgres://nobody_here@"), "{}", err.message);
+    let shown = format!("destination.url: postgres://127.0.0.1:{port}/{db} (user nobody_here)");
+    assert!(err.message.starts_with(&shown), "{}", err.message);
     assert!(!err.message.contains("not-the-password-xyz"), "{}", err.message);
 
     let closed = PgUrl::parse("postgres://u:secret-pw@127.0.0.1:1/db?sslmode=disable").unwrap();
     let err = Postgres::connect(&closed, "s").await.unwrap_err();
-    assert!(err.message.contains("cannot connect to postgres://u@127.0.0.1:1/db"), "{}", err.message);
+    assert!(err.message.contains("cannot connect to postgres://127.0.0.1:1/db (user u)"), "{}", err.message);
     assert!(!err.message.contains("secret-pw"), "{}", err.message);
 }
 
@@ -264,4 +265,37 @@ async fn postgres_tls_verifies_the_server_against_sslrootcert() {
     let url = PgUrl::parse(&format!("{base}?sslmode=require&sslrootcert=/etc/hostname")).unwrap();
     let err = Postgres::connect_unlocked(&url).await.expect_err("a bad sslrootcert is an error");
     assert!(err.message.contains("sslrootcert /etc/hostname"), "{}", err.message);
+}
+
+/// Sessions are bounded: a statement past `statement_timeout` is cancelled with a message
+/// naming the setting, while transactions (consolidations, whose time scales with the data)
+/// and loads are exempt; a lock held by someone else is waited for `lock_timeout`, then the
+/// statement fails saying so, instead of hanging.
+#[tokio::test]
+async fn postgres_sessions_bound_statements_and_lock_waits() {
+    use sluice::config::PgTimeouts;
+    use sluice::destination::postgres::SessionSettings;
+    use std::time::{Duration, Instant};
+    let test_db = fresh_database().await;
+    let url = test_db.pg();
+    let timeouts = PgTimeouts { statement: Duration::from_secs(1), lock: Duration::from_millis(500) };
+    let db = Postgres::connect_with(&url, "s", SessionSettings { timeouts, redshift: false }).await.unwrap();
+    let err = db.query("SELECT pg_sleep(3)".into()).await.expect_err("cancelled");
+    assert!(err.message.contains("statement_timeout"), "{}", err.message);
+    db.transaction(vec!["SELECT pg_sleep(1.5)".into()]).await.expect("a transaction is exempt");
+    db.query("SELECT 1".into()).await.expect("the session is usable after");
+    let err = db.query("SELECT pg_sleep(3)".into()).await.expect_err("bounded again after the transaction");
+    assert!(err.message.contains("statement_timeout"), "{}", err.message);
+
+    db.execute(vec!["CREATE TABLE s_t (x int)".into()]).await.unwrap();
+    // Someone else's open transaction holds the table.
+    let (holder, conn) = tokio_postgres::connect(&test_db.url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    holder.batch_execute("BEGIN; LOCK TABLE s_t IN ACCESS EXCLUSIVE MODE").await.unwrap();
+    let started = Instant::now();
+    let err = db.execute(vec!["DROP TABLE s_t".into()]).await.expect_err("the lock is not granted");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(err.message.contains("lock_timeout") && err.message.contains("another session"), "{}", err.message);
+    holder.batch_execute("ROLLBACK").await.unwrap();
+    db.execute(vec!["DROP TABLE s_t".into()]).await.unwrap();
 }

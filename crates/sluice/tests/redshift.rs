@@ -31,7 +31,7 @@ use sluice::consolidate::{
     Dialect, Existing, FirstLoad, FlowRun, MergeSpec, TableRef, consolidate, control_ddl, staging_ddl,
 };
 use sluice::destination::postgres::Postgres;
-use sluice::destination::redshift::{Lease, S3Stager, copy_sql};
+use sluice::destination::redshift::{HEARTBEAT, Lease, S3Stager, copy_sql};
 use sluice::destination::{Destination, Stage, Value};
 use sluice::error::Kind;
 use sluice::model::{Column, Cursor, SluiceType, TableSchema, Window};
@@ -222,7 +222,7 @@ async fn stage_and_plan(
 ) -> (MergeSpec, FlowRun, Vec<String>) {
     let synced = Utc.with_ymd_and_hms(2026, 11, 24, 10, 0, k).unwrap();
     let spec = MergeSpec::new(&account(), schema, deletes, history, &format!("run-{k}"), synced).unwrap();
-    db.execute(control_ddl(dialect)).await.unwrap();
+    db.execute(control_ddl(dialect, chrono::DateTime::UNIX_EPOCH)).await.unwrap();
     let existing = match catalog {
         Some(existing) => existing,
         None => Existing {
@@ -248,6 +248,9 @@ async fn stage_and_plan(
         rows_extracted: rows.len() as u64,
         api_calls: 0,
         bytes: 0,
+        api_remaining: None,
+        remove_absent: false,
+        removed: 0,
     };
     let statements = consolidate(dialect, &spec, &existing, &run, first_load).unwrap().statements;
     (spec, run, statements)
@@ -390,24 +393,46 @@ async fn a_promoted_first_load_gets_the_target_schemas_default_privileges() {
 async fn the_schema_lease_is_exclusive_named_released_and_expires() {
     let url = fresh_database().await.pg();
     let a = Postgres::connect_unlocked(&url).await.unwrap();
-    let lease = Lease::take(a.clone(), "salesforce").await.unwrap();
-    let err = Lease::take(a.clone(), "salesforce").await.expect_err("a second lease on the schema");
+    let lease = Lease::take(a.clone(), "salesforce", HEARTBEAT).await.unwrap();
+    let err = Lease::take(a.clone(), "salesforce", HEARTBEAT).await.expect_err("a second lease on the schema");
     assert_eq!(err.kind, Kind::User);
     assert!(
         err.message.contains("in use by another sluice run") && err.message.contains("last seen"),
         "{}",
         err.message
     );
-    Lease::take(a.clone(), "other").await.unwrap().release().await.unwrap();
+    Lease::take(a.clone(), "other", HEARTBEAT).await.unwrap().release().await.unwrap();
     lease.release().await.unwrap();
-    let again = Lease::take(a.clone(), "salesforce").await.unwrap();
+    let again = Lease::take(a.clone(), "salesforce", HEARTBEAT).await.unwrap();
     // A holder that stopped refreshing long ago (a crashed run) loses the lease.
     a.execute(vec!["UPDATE _sluice.locks SET heartbeat = heartbeat - INTERVAL '11 minutes'".into()]).await.unwrap();
-    let taken = Lease::take(a.clone(), "salesforce").await.unwrap();
+    let taken = Lease::take(a.clone(), "salesforce", HEARTBEAT).await.unwrap();
     drop(again);
     taken.release().await.unwrap();
     let left = a.query("SELECT COUNT(*) FROM _sluice.locks".into()).await.unwrap();
     assert_eq!(left[0][0].as_i64(), Some(0));
+}
+
+/// The lease is refreshed on a session of its own, so a consolidation that holds the run's
+/// main session for longer than the lease lasts does not let it expire; and a lease another
+/// run took over (after it expired) is noticed, so the run stops before committing.
+#[tokio::test]
+async fn the_lease_stays_alive_through_a_long_transaction_and_notices_a_takeover() {
+    let url = fresh_database().await.pg();
+    let main = Postgres::connect_unlocked(&url).await.unwrap();
+    let every = std::time::Duration::from_millis(200);
+    let lease = Lease::take(Postgres::connect_unlocked(&url).await.unwrap(), "salesforce", every).await.unwrap();
+    let beat = "SELECT CAST(EXTRACT(EPOCH FROM heartbeat) * 1000 AS BIGINT) FROM _sluice.locks";
+    let watcher = Postgres::connect_unlocked(&url).await.unwrap();
+    let first = watcher.query(beat.into()).await.unwrap()[0][0].as_i64().unwrap();
+    main.transaction(vec!["SELECT pg_sleep(1.5)".into()]).await.unwrap();
+    let later = watcher.query(beat.into()).await.unwrap()[0][0].as_i64().unwrap();
+    assert!(later >= first + 1000, "refreshed during the transaction: {first} then {later}");
+    lease.check().unwrap();
+    watcher.execute(vec!["UPDATE _sluice.locks SET holder = 'another run'".into()]).await.unwrap();
+    tokio::time::sleep(every * 3).await;
+    let err = lease.check().expect_err("the lease is no longer ours");
+    assert!(err.message.contains("could not be refreshed"), "{}", err.message);
 }
 
 /// The stored procedure of both dialects, run on PostgreSQL (Redshift's `GETDATE()` is

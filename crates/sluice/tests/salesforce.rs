@@ -19,8 +19,6 @@ use sandbox::{Running, SandboxConfig};
 use serde_json::{Map, Value as Json, json};
 use sluice::config::{Api, Auth, SalesforceConfig, Secret};
 use sluice::model::{SluiceType, TableSchema, Window};
-use sluice::source::salesforce::bulk::BulkOptions;
-use sluice::source::salesforce::client::RetryPolicy;
 use sluice::source::salesforce::describe::{Described, Selection};
 use sluice::source::salesforce::{Options, SalesforceSource};
 use sluice::{Error, Kind};
@@ -54,25 +52,7 @@ async fn start_with(cfg: SandboxConfig) -> Running {
 }
 
 fn fast() -> Options {
-    Options {
-        retry: RetryPolicy {
-            max_retries: 10,
-            min_delay: Duration::from_millis(5),
-            max_delay: Duration::from_millis(100),
-            max_retry_after: Duration::from_secs(1),
-            timeout: Duration::from_secs(30),
-        },
-        bulk: BulkOptions {
-            poll_min: Duration::from_millis(10),
-            poll_max: Duration::from_millis(100),
-            timeout: Duration::from_secs(30),
-            max_records: Some(97),
-        },
-        bulk_threshold: 100,
-        rest_batch_size: Some(200),
-        buffered_batches: 1,
-        ..Options::default()
-    }
+    common::quick_source(10)
 }
 
 async fn connect(sb: &Running, opts: Options) -> SalesforceSource {
@@ -560,4 +540,198 @@ async fn bulk_jobs_are_deleted_when_done_failed_or_dropped() {
     }
     assert_eq!(left, Vec::<Json>::new());
     sb.shutdown().await;
+}
+
+// Hostile and broken servers (the fake in `crates/fake-salesforce`): sluice must fail safely,
+// never take a partial read for a complete one, and never send its token elsewhere.
+
+/// Password login to a fake server, no API budget.
+fn fake_login(login_url: &str) -> SalesforceConfig {
+    SalesforceConfig { login_url: login_url.to_owned(), ..password(login_url) }
+}
+
+async fn fake(script: fake_salesforce::Script) -> fake_salesforce::Running {
+    fake_salesforce::start(script).await.expect("the fake starts")
+}
+
+async fn fake_extract(fake: &fake_salesforce::Running, opts: Options, api: Api) -> sluice::Result<u64> {
+    let src = SalesforceSource::connect_with(&fake_login(&fake.login_url()), opts).await?;
+    let described = src.describe("Widget__c", &Selection::default()).await?;
+    let batches = src.extract_all(&described, None, None, api).await?;
+    Ok(batches.iter().map(|b| b.num_rows() as u64).sum())
+}
+
+/// A value that once panicked the decoder (a multibyte character where a datetime's ASCII
+/// was expected) is an error naming the object, the field and the record, on every read
+/// path: REST pages decoded aside, split field lists stitched inline, and Bulk CSV.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_value_is_an_error_naming_object_field_and_id() {
+    let mut script = fake_salesforce::Script::default();
+    script.records[3].insert("SystemModstamp".into(), json!("2024-01-04T00:00:00.00\u{e9}+0000"));
+    let bad = script.records[3]["Id"].as_str().unwrap().to_owned();
+    let f = fake(script).await;
+    let stitched = Options { max_url_bytes: 115, ..fast() };
+    for (case, (opts, api)) in [(fast(), Api::Rest), (stitched, Api::Rest), (fast(), Api::Bulk)].into_iter().enumerate()
+    {
+        let queries = || f.requests().iter().filter(|r| r.path_and_query.contains("/queryAll?")).count();
+        let before = queries();
+        let err = fake_extract(&f, opts, api).await.unwrap_err();
+        if case == 1 {
+            assert!(queries() - before >= 2, "the field list was split into several queries");
+        }
+        assert!(
+            err.message.contains(&format!("Widget__c.SystemModstamp of record {bad}"))
+                && err.message.contains("datetime"),
+            "{api:?}: {}",
+            err.message
+        );
+        assert!(!err.is_retryable(), "{api:?}: reading it again cannot help");
+    }
+    f.shutdown().await;
+}
+
+/// A listing cut short (REST pages that stop before `totalSize`, a Bulk result shorter than
+/// the rows its job processed, a job that does not say) never passes for the whole window:
+/// Bulk falls back to REST, which is checked too; when every path is short the read fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_reads_are_caught_before_they_can_feed_deletes() {
+    use fake_salesforce::{Misbehave, Script};
+    let rest_short = Misbehave { truncate_rest_after: Some(3), ..Misbehave::default() };
+    let f = fake(Script { misbehave: rest_short.clone(), ..Script::default() }).await;
+    let err = fake_extract(&f, fast(), Api::Rest).await.unwrap_err();
+    assert!(err.message.contains("held 3 rows but its totalSize is 5"), "{}", err.message);
+    f.shutdown().await;
+
+    for bulk in [
+        Misbehave { truncate_bulk_after: Some(2), ..Misbehave::default() },
+        Misbehave { bulk_omit_processed: true, ..Misbehave::default() },
+    ] {
+        let f = fake(Script { misbehave: bulk.clone(), ..Script::default() }).await;
+        let src = SalesforceSource::connect_with(&fake_login(&f.login_url()), fast()).await.unwrap();
+        let described = src.describe("Widget__c", &Selection::default()).await.unwrap();
+        let end = src.source_now().unwrap();
+        let window = Window { start: Some(end - chrono::TimeDelta::days(4000)), end };
+        let rows: usize = src
+            .extract_all(&described, Some(window), None, Api::Bulk)
+            .await
+            .unwrap()
+            .iter()
+            .map(|b| b.num_rows())
+            .sum();
+        // Each failed job may have handed over rows before its count was checked (staging
+        // keeps duplicates); the eight smallest windows are then read through REST whole.
+        assert!(rows >= 5 * 8, "{rows} rows: {bulk:?}");
+        let stats = src.stats();
+        assert!(stats.bulk_failures > 0 && stats.rest_fallbacks > 0, "{stats:?}");
+        f.shutdown().await;
+        let both = Misbehave { truncate_rest_after: Some(1), ..bulk };
+        let f = fake(Script { misbehave: both, ..Script::default() }).await;
+        assert!(fake_extract(&f, fast(), Api::Bulk).await.is_err());
+        f.shutdown().await;
+    }
+}
+
+/// The access token goes only to the instance: a `nextRecordsUrl` naming another host is
+/// refused before any request is sent there, and a login answering with a plain-http,
+/// non-loopback instance is refused before the token is used at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_token_never_leaves_the_instance() {
+    use fake_salesforce::{Misbehave, Script};
+    let evil = fake_salesforce::start_recorder().await.unwrap();
+    let misbehave = Misbehave { foreign_next_url: Some(evil.base_url.clone()), ..Misbehave::default() };
+    let f = fake(Script { misbehave, ..Script::default() }).await;
+    let err = fake_extract(&f, fast(), Api::Rest).await.unwrap_err();
+    assert!(err.message.contains("sends the access token only to the instance"), "{}", err.message);
+    assert!(!err.is_retryable());
+    assert!(evil.requests().is_empty(), "{:?}", evil.requests());
+    f.shutdown().await;
+
+    let misbehave = Misbehave { instance_url: Some("http://acme.example.com".into()), ..Misbehave::default() };
+    let f = fake(Script { misbehave, ..Script::default() }).await;
+    let err = fake_extract(&f, fast(), Api::Rest).await.unwrap_err();
+    assert!(err.message.contains("only over https"), "{}", err.message);
+    let after_login: Vec<_> = f.requests().into_iter().filter(|r| !r.path_and_query.contains("oauth2")).collect();
+    assert!(after_login.is_empty(), "{after_login:?}");
+    f.shutdown().await;
+    evil.shutdown().await;
+}
+
+/// A whole sync against a server whose listing is cut short fails the flow and commits
+/// nothing: no table, no window end, and the next run reads the whole window again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_read_fails_the_flow_and_commits_nothing() {
+    use fake_salesforce::{Misbehave, Script};
+    let misbehave = Misbehave { truncate_rest_after: Some(3), ..Misbehave::default() };
+    let f = fake(Script { misbehave, ..Script::default() }).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("w.duckdb");
+    let text = format!(
+        "{}api = \"rest\"\n[destination]\ntype = \"duckdb\"\npath = \"{}\"\n[defaults]\nreconcile_every = \"never\"\n\n[[flows]]\nobject = \"Widget__c\"\n",
+        common::source_toml(&f.login_url(), ""),
+        db.display()
+    );
+    let config = sluice::config::load(&text, "test.toml", &|_| None).expect("valid config");
+    let opts = sluice::sync::SyncOptions { source: fast(), ..Default::default() };
+    let summary = sluice::sync::sync(&config, &opts, &sluice::sync::Quiet).await.expect("the run starts");
+    assert_eq!(summary.flows[0].status, sluice::sync::FlowStatus::Failed, "{:#?}", summary.flows[0]);
+    use sluice::destination::Destination;
+    let dest = sluice::destination::duckdb::DuckDb::open_read_only(&db).unwrap();
+    let tables = dest
+        .query("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = 'salesforce' AND table_name = 'widget__c'".into())
+        .await
+        .unwrap();
+    assert_eq!(tables[0][0].as_i64(), Some(0), "no table");
+    let ends = dest.query("SELECT COUNT(*) FROM _sluice.flows".into()).await.unwrap();
+    assert_eq!(ends[0][0].as_i64(), Some(0), "no window end");
+    f.shutdown().await;
+}
+
+/// A server that stops answering holds a run only for a bounded time: a hung login and a
+/// hung query fail after the read time-out (and their few retries); a Bulk job that stays
+/// `InProgress` is given up when the window's Bulk time runs out, and the window is read
+/// through REST instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_server_holds_a_run_for_a_bounded_time() {
+    use fake_salesforce::{Endpoint, Misbehave, Script};
+    use std::time::Instant;
+    let quick = |url: &str| SalesforceConfig {
+        read_timeout: Duration::from_millis(300),
+        bulk_timeout: Duration::from_secs(1),
+        ..fake_login(url)
+    };
+
+    let f = fake(Script {
+        misbehave: Misbehave { hang: vec![Endpoint::Login], ..Misbehave::default() },
+        ..Script::default()
+    })
+    .await;
+    let started = Instant::now();
+    let err = SalesforceSource::connect_with(&quick(&f.login_url()), fast()).await.unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(err.message.contains("timed out"), "{}", err.message);
+    f.shutdown().await;
+
+    let f = fake(Script {
+        misbehave: Misbehave { hang: vec![Endpoint::Query], ..Misbehave::default() },
+        ..Script::default()
+    })
+    .await;
+    let src = SalesforceSource::connect_with(&quick(&f.login_url()), fast()).await.unwrap();
+    let described = src.describe("Widget__c", &Selection::default()).await.unwrap();
+    let started = Instant::now();
+    let err = src.extract_all(&described, None, None, Api::Rest).await.unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    assert!(err.message.contains("timed out"), "{}", err.message);
+    f.shutdown().await;
+
+    let f =
+        fake(Script { misbehave: Misbehave { bulk_stuck: true, ..Misbehave::default() }, ..Script::default() }).await;
+    let src = SalesforceSource::connect_with(&quick(&f.login_url()), fast()).await.unwrap();
+    let described = src.describe("Widget__c", &Selection::default()).await.unwrap();
+    let started = Instant::now();
+    let batches = src.extract_all(&described, None, None, Api::Bulk).await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(6), "{:?}", started.elapsed());
+    assert_eq!(batches.iter().map(RecordBatch::num_rows).sum::<usize>(), 5, "read through REST");
+    assert!(src.stats().rest_fallbacks >= 1, "{:?}", src.stats());
+    f.shutdown().await;
 }

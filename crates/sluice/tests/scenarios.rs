@@ -112,6 +112,12 @@ async fn first_load_matches_the_source_for_every_type(kind: Kind) {
     assert_eq!(flows, 3);
     let runs = s.wh.query_i64("SELECT COUNT(*) FROM _sluice.runs WHERE status = 'ok'").await;
     assert_eq!(runs, 1);
+    // What each flow cost is recorded, and what the org has left.
+    let costed = "SELECT COUNT(*) FROM _sluice.flow_runs WHERE api_calls > 0 AND bytes > 1000 AND api_remaining > 0";
+    assert_eq!(s.wh.query_i64(costed).await, 3);
+    for f in &summary.flows {
+        assert!(f.api_calls.is_some_and(|n| n >= 2), "describe and at least one query: {f:#?}");
+    }
     let staging =
         s.wh.query_i64("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = 'salesforce_staging'")
             .await;
@@ -359,7 +365,211 @@ async fn sliced_full_load_and_parallel_flows_commit_everything(kind: Kind) {
     sb.shutdown().await;
 }
 
+/// `setup`, writing into `schema` of an existing warehouse (another config on the same
+/// database).
+fn setup_in(wh_toml: &str, sb: &Running, schema: &str, flows: &str) -> Config {
+    let text = format!(
+        "{}\n{wh_toml}schema = \"{schema}\"\n[defaults]\nreconcile_every = \"never\"\n\n[[flows]]\nobject = \"{flows}\"\n",
+        common::source_toml(&sb.login_url, ""),
+    );
+    config::load(&text, "test.toml", &|_| None).expect("valid config")
+}
+
+/// Two configs writing one object into two schemas of one database keep a window each: the
+/// second schema's first sync is a full load, not an incremental read from the first
+/// schema's window end (which once loaded 8 of 1,979 rows).
+async fn two_schemas_of_one_database_keep_a_window_each(kind: Kind) {
+    let sb = start(&[("Account", 150)]).await;
+    let s = setup(kind, &sb, &["Account"], "").await;
+    run(&s).await;
+    advance(&sb, 5.0).await;
+    mutate(&sb, json!([{"op": "insert", "object": "Account", "count": 4}])).await;
+    advance(&sb, 3.0).await;
+    let other = setup_in(&s.wh.toml, &sb, "sales_two", "Account");
+    let summary = sync::sync(&other, &SyncOptions::default(), &sync::Quiet).await.expect("the run starts");
+    assert_eq!(summary.flows[0].status, FlowStatus::Ok, "{:#?}", summary.flows[0]);
+    assert_eq!(summary.flows[0].window.and_then(|w| w.start), None, "a first load of its own");
+    let schema = schema_of(&sb, "Account").await;
+    let rows = warehouse::rows(&s.wh, "sales_two", &schema).await;
+    assert_eq!(assert_matches(&rows, &truth(&sb, "Account").await, &schema, Expect::Soft), 154);
+    // The first schema's next run is incremental and brings the same new rows.
+    run(&s).await;
+    assert_eq!(check(&sb, &s, "Account", Expect::Soft).await, 154);
+    let windows = s.wh.query_i64("SELECT COUNT(DISTINCT target_schema) FROM _sluice.flows").await;
+    assert_eq!(windows, 2);
+    // Each config's status and history show only its own flows and runs.
+    let mine = sync::history(&other, 10).await.unwrap();
+    assert_eq!(mine.len(), 1, "{mine:#?}");
+    let status = sync::status(&other).await.unwrap();
+    assert_eq!(status.len(), 1);
+    let live = truth(&sb, "Account").await.values().filter(|r| r["IsDeleted"] != true).count() as u64;
+    assert_eq!((status[0].state.table.as_str(), status[0].live_rows), ("account", Some(live)));
+    sb.shutdown().await;
+}
+
+/// A table dropped or emptied outside sluice is noticed (its committed window stands for
+/// rows it no longer holds) and read again in full, with a warning.
+async fn a_dropped_or_emptied_table_is_reloaded_in_full(kind: Kind) {
+    let sb = start(&[("Account", 120), ("Contact", 60)]).await;
+    let s = setup(kind, &sb, &["Account", "Contact"], "").await;
+    run(&s).await;
+    s.wh.execute(&["DROP TABLE salesforce.account", "DELETE FROM salesforce.contact"]).await;
+    advance(&sb, 3.0).await;
+    let summary = run(&s).await;
+    for (f, what) in summary.flows.iter().zip(["is missing", "is empty"]) {
+        assert_eq!(f.window.and_then(|w| w.start), None, "read in full: {f:#?}");
+        assert!(f.warnings.iter().any(|w| w.contains(what) && w.contains("reading the object in full")), "{f:#?}");
+    }
+    assert_eq!(check(&sb, &s, "Account", Expect::Soft).await, 120);
+    assert_eq!(check(&sb, &s, "Contact", Expect::Soft).await, 60);
+    // An incremental run after that is incremental again.
+    advance(&sb, 3.0).await;
+    let summary = run(&s).await;
+    assert!(summary.flows.iter().all(|f| f.window.is_some_and(|w| w.start.is_some()) && f.warnings.is_empty()));
+    sb.shutdown().await;
+}
+
+/// A full refresh is the truth at its window end: rows the source no longer returns (purged
+/// from the recycle bin, hard-deleted) are removed (hard) or flagged (soft), and a row with a
+/// newer stamp but wrong values is replaced by the source's, which an incremental run never
+/// does (it must not let an older version win).
+async fn a_full_refresh_removes_what_the_source_lost_and_repairs_wrong_rows(kind: Kind) {
+    for deletes in ["soft", "hard"] {
+        let sb = start(&[("Account", 120)]).await;
+        let s = setup(kind, &sb, &[&format!("Account; deletes = \"{deletes}\"")], "").await;
+        let expect = if deletes == "soft" { Expect::Soft } else { Expect::Hard };
+        run(&s).await;
+        let ids = some_live_ids(&truth(&sb, "Account").await, 3);
+        // Gone at the source without any run seeing the delete: deleted, then purged.
+        mutate(
+            &sb,
+            json!([
+                {"op": "delete", "object": "Account", "id": ids[0]},
+                {"op": "purge", "object": "Account", "id": ids[0]},
+            ]),
+        )
+        .await;
+        // A wrong row with a newer stamp than the source's.
+        // The bundled DuckDB has no time zones: its arithmetic is on plain timestamps.
+        let later = match kind {
+            Kind::DuckDb => "CAST(CAST(system_modstamp AS TIMESTAMP) + INTERVAL 365 DAY AS TIMESTAMPTZ)",
+            Kind::Postgres => "system_modstamp + INTERVAL '365 days'",
+        };
+        let wrong =
+            format!("UPDATE salesforce.account SET name = 'WRONG', system_modstamp = {later} WHERE id = '{}'", ids[1]);
+        s.wh.execute(&[&wrong]).await;
+        advance(&sb, 3.0).await;
+        run(&s).await;
+        let name = format!("SELECT name FROM salesforce.account WHERE id = '{}'", ids[1]);
+        assert_eq!(s.wh.query(&name).await, [[Some("WRONG".to_owned())]], "an incremental run never regresses a row");
+        let gone = format!("SELECT COUNT(*) FROM salesforce.account WHERE id = '{}'", ids[0]);
+        assert_eq!(s.wh.query_i64(&gone).await, 1, "no incremental query sees a purge");
+
+        let opts = SyncOptions { full_refresh: true, ..SyncOptions::default() };
+        let summary = sync::sync(&s.config, &opts, &sync::Quiet).await.expect("the run starts");
+        let f = &summary.flows[0];
+        assert_eq!(f.status, FlowStatus::Ok, "{f:#?}");
+        assert_eq!(f.merged.map(|m| m.deleted), Some(1), "{f:#?}");
+        check(&sb, &s, "Account", expect).await;
+        assert_ne!(s.wh.query(&name).await, [[Some("WRONG".to_owned())]], "{deletes}: repaired");
+        match expect {
+            Expect::Hard => assert_eq!(s.wh.query_i64(&gone).await, 0, "removed"),
+            Expect::Soft => {
+                let flagged = format!("{gone} AND _sluice_deleted");
+                assert_eq!(s.wh.query_i64(&flagged).await, 1, "flagged");
+            }
+        }
+        // Guarded by max_delete_ratio: a source that lost most rows is not mirrored blindly.
+        let live = match expect {
+            Expect::Hard => "SELECT COUNT(*) FROM salesforce.account",
+            Expect::Soft => "SELECT COUNT(*) FROM salesforce.account WHERE NOT _sluice_deleted",
+        };
+        let before = s.wh.query_i64(live).await;
+        let victims = some_live_ids(&truth(&sb, "Account").await, 80);
+        let ops: Vec<_> = victims
+            .iter()
+            .flat_map(|id| {
+                [
+                    json!({"op": "delete", "object": "Account", "id": id}),
+                    json!({"op": "purge", "object": "Account", "id": id}),
+                ]
+            })
+            .collect();
+        mutate(&sb, json!(ops)).await;
+        advance(&sb, 3.0).await;
+        let summary = sync::sync(&s.config, &opts, &sync::Quiet).await.expect("the run starts");
+        let f = &summary.flows[0];
+        assert_eq!(f.status, FlowStatus::Failed, "{f:#?}");
+        assert!(f.error.as_deref().is_some_and(|e| e.contains("max_delete_ratio")), "{f:#?}");
+        assert_eq!(s.wh.query_i64(live).await, before, "{deletes}: nothing removed");
+        sb.shutdown().await;
+    }
+}
+
+/// Control tables of the first layout (keyed by object, before `_sluice.layout` existed)
+/// are upgraded by the first run that meets them, in one transaction, keeping every flow's
+/// window: the run after the upgrade is incremental, not a reload.
+async fn control_tables_of_the_first_layout_are_migrated_keeping_the_windows(kind: Kind) {
+    let sb = start(&[("Account", 100)]).await;
+    let s = setup(kind, &sb, &["Account"], "").await;
+    run(&s).await;
+    let keep =
+        |cols: &str, from: &str, to: &str| format!("CREATE TABLE _sluice.{to} AS SELECT {cols} FROM _sluice.{from}");
+    let flows = "flow, object, window_end, last_full_refresh, last_reconciliation, schema_fingerprint, updated_at";
+    let runs = "run_id, trigger, started_at, finished_at, status, config_fingerprint";
+    let flow_runs = "run_id, flow, phase, attempts, window_start, window_end, rows_extracted, rows_inserted, \
+                     rows_updated, rows_deleted, api_calls, bytes, error, finished_at";
+    let v1 = [
+        keep(flows, "flows", "old_flows"),
+        keep(runs, "runs", "old_runs"),
+        keep(flow_runs, "flow_runs", "old_flow_runs"),
+        "DROP TABLE _sluice.flows".into(),
+        "DROP TABLE _sluice.runs".into(),
+        "DROP TABLE _sluice.flow_runs".into(),
+        "DROP TABLE _sluice.layout".into(),
+        "CREATE TABLE _sluice.flows (flow TEXT, object TEXT, window_end TIMESTAMPTZ, last_full_refresh TIMESTAMPTZ, \
+         last_reconciliation TIMESTAMPTZ, schema_fingerprint TEXT, updated_at TIMESTAMPTZ, PRIMARY KEY (flow))"
+            .into(),
+        "CREATE TABLE _sluice.runs (run_id TEXT, trigger TEXT, started_at TIMESTAMPTZ, finished_at TIMESTAMPTZ, \
+         status TEXT, config_fingerprint TEXT, PRIMARY KEY (run_id))"
+            .into(),
+        "CREATE TABLE _sluice.flow_runs (run_id TEXT, flow TEXT, phase TEXT, attempts INTEGER, window_start \
+         TIMESTAMPTZ, window_end TIMESTAMPTZ, rows_extracted BIGINT, rows_inserted BIGINT, rows_updated BIGINT, \
+         rows_deleted BIGINT, api_calls BIGINT, bytes BIGINT, error TEXT, finished_at TIMESTAMPTZ, PRIMARY KEY \
+         (run_id, flow))"
+            .into(),
+        "INSERT INTO _sluice.flows SELECT * FROM _sluice.old_flows".into(),
+        "INSERT INTO _sluice.runs SELECT * FROM _sluice.old_runs".into(),
+        "INSERT INTO _sluice.flow_runs SELECT * FROM _sluice.old_flow_runs".into(),
+        "DROP TABLE _sluice.old_flows".into(),
+        "DROP TABLE _sluice.old_runs".into(),
+        "DROP TABLE _sluice.old_flow_runs".into(),
+    ];
+    let v1: Vec<&str> = v1.iter().map(String::as_str).collect();
+    s.wh.execute(&v1).await;
+    let end = s.wh.query("SELECT CAST(window_end AS VARCHAR) FROM _sluice.flows").await;
+    advance(&sb, 5.0).await;
+    mutate(&sb, json!([{"op": "insert", "object": "Account", "count": 3}])).await;
+    advance(&sb, 3.0).await;
+    let summary = run(&s).await;
+    let f = &summary.flows[0];
+    assert!(f.window.is_some_and(|w| w.start.is_some()), "incremental after the upgrade: {f:#?}");
+    assert_eq!(f.merged.map(|m| m.inserted), Some(3), "{f:#?}");
+    assert_eq!(check(&sb, &s, "Account", Expect::Soft).await, 103);
+    let keyed = "SELECT COUNT(*) FROM _sluice.flows WHERE target_schema = 'salesforce' AND target_table = 'account'";
+    assert_eq!(s.wh.query_i64(keyed).await, 1);
+    assert_eq!(s.wh.query_i64("SELECT MAX(version) FROM _sluice.layout").await, 2);
+    let history = sync::history(&s.config, 10).await.unwrap();
+    assert_eq!(history.len(), 2, "the run before the upgrade is kept: {history:#?}");
+    assert_ne!(s.wh.query("SELECT CAST(window_end AS VARCHAR) FROM _sluice.flows").await, end, "the window moved");
+    sb.shutdown().await;
+}
+
 target::suite!(
+    control_tables_of_the_first_layout_are_migrated_keeping_the_windows,
+    two_schemas_of_one_database_keep_a_window_each,
+    a_dropped_or_emptied_table_is_reloaded_in_full,
+    a_full_refresh_removes_what_the_source_lost_and_repairs_wrong_rows,
     first_load_matches_the_source_for_every_type,
     updates_inserts_and_two_updates_of_one_row_between_runs,
     many_rows_in_one_second_and_a_late_commit,

@@ -195,6 +195,47 @@ async fn slices_are_committed_as_runs_of_their_own() {
     sb.shutdown().await;
 }
 
+/// A fine slice over years of sparse data is not thousands of windows: runs of empty slices
+/// merge into the next slice with data (each merged slice still tiles the window), and a
+/// plan whose estimated API calls exceed the budget left is refused before anything is
+/// read, naming the estimate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn empty_slices_merge_and_a_plan_over_the_api_budget_is_refused() {
+    let counts = [("Account".to_owned(), 12)].into_iter().collect();
+    let sb = server::start(SandboxConfig { seed: 5, counts, ..SandboxConfig::default() }).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // Six years of data in one-day slices: over 2,000 planned, at most 12 hold rows.
+    let cfg = config(&sb, dir.path(), &["Account; slice = \"1d\""]);
+    let dest = FilesDestination::new(dir.path(), config::FileFormat::Parquet);
+    let summary = sync::sync(&cfg, &fast(), &sync::Quiet).await.unwrap();
+    assert_eq!(summary.status, RunStatus::Ok, "{summary:#?}");
+    let runs = dest.runs("account").unwrap();
+    assert!(runs.len() <= 13, "{} runs: empty slices were merged", runs.len());
+    assert_eq!(runs.iter().map(|r| r.rows).sum::<u64>(), 12);
+    for pair in runs.windows(2) {
+        assert_eq!(pair[0].window_end, pair[1].window_start.unwrap(), "merged slices still tile the window");
+    }
+    let calls = summary.flows[0].api_calls.unwrap();
+    assert!(calls < 60, "{calls} API calls for 12 rows");
+
+    // The same plan on a bigger org, with few calls left today: refused, nothing read.
+    let counts = [("Account".to_owned(), 3000)].into_iter().collect();
+    let big = server::start(SandboxConfig { seed: 5, counts, ..SandboxConfig::default() }).await.unwrap();
+    big.state.knobs.write().daily_api_limit = 400;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&big, dir.path(), &["Account; slice = \"1d\""]);
+    let summary = sync::sync(&cfg, &fast(), &sync::Quiet).await.unwrap();
+    let f = &summary.flows[0];
+    assert_eq!(f.status, FlowStatus::Failed, "{f:#?}");
+    let error = f.error.as_deref().unwrap_or_default();
+    assert!(error.contains("estimated") && error.contains("API calls") && error.contains("slice"), "{error}");
+    assert!(f.api_calls.unwrap() < 400, "{f:#?}");
+    let dest = FilesDestination::new(dir.path(), config::FileFormat::Parquet);
+    assert!(dest.runs("account").unwrap().is_empty() && dest.state().unwrap().is_empty(), "nothing committed");
+    sb.shutdown().await;
+    big.shutdown().await;
+}
+
 // --- Scenarios: what breaks incremental replication in real orgs -----------------
 
 /// (Id, IsDeleted) of every row a run wrote for `table`.
@@ -342,5 +383,27 @@ async fn masked_fields_are_stored_as_salted_hashes() {
         errors.iter().any(|e| e.to_string().contains("destination.mask_salt") && e.to_string().contains("flows[0]")),
         "{errors:?}"
     );
+    sb.shutdown().await;
+}
+
+/// One run at a time writes a files root: a second one is refused before it reads anything,
+/// told who holds the root, and nothing of the first is touched; once the first is done the
+/// next run proceeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_run_on_a_files_root_is_refused_and_told_who_holds_it() {
+    let sb = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&sb, dir.path(), &["Account"]);
+    let dest = FilesDestination::new(dir.path(), config::FileFormat::Parquet);
+    let held = dest.lock("sync").unwrap();
+    let err = sync::sync(&cfg, &fast(), &sync::Quiet).await.unwrap_err();
+    assert_eq!(err.kind, sluice::Kind::User);
+    let pid = format!("pid {}", std::process::id());
+    assert!(err.message.contains("is in use by another sluice run") && err.message.contains(&pid), "{}", err.message);
+    assert!(dest.state().unwrap().is_empty(), "the refused run wrote no state");
+    assert!(dest.runs("account").unwrap().is_empty(), "the refused run wrote no run");
+    drop(held);
+    let summary = sync::sync(&cfg, &fast(), &sync::Quiet).await.unwrap();
+    assert_eq!(summary.status, RunStatus::Ok, "{summary:#?}");
     sb.shutdown().await;
 }

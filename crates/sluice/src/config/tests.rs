@@ -1,5 +1,6 @@
 //! Config tests: the sample parses and validates; every rule reports its problem with the
-//! file, the key and what would be valid; secrets never show.
+//! file, the key and what would be valid; secrets never show; durations and sizes are
+//! bounded; keys without effect and colliding tables are refused.
 
 use std::collections::HashMap;
 
@@ -26,6 +27,29 @@ fn config(source_extra: &str, rest: &str) -> String {
 }
 
 const CC: &str = "auth = \"client_credentials\"\nclient_id = \"id\"\nclient_secret = \"${SF_CLIENT_SECRET}\"";
+
+/// A valid config with `destination` as the `[destination]` table and `rest` after it.
+fn config_on(destination: &str, rest: &str) -> String {
+    format!(
+        "[source]\ntype = \"salesforce\"\nlogin_url = \"https://x.my.salesforce.com\"\n{CC}\n[destination]\n\
+         {destination}\n{rest}"
+    )
+}
+
+const DUCKDB: &str = "type = \"duckdb\"\npath = \"w.duckdb\"";
+const POSTGRES: &str = "type = \"postgres\"\nurl = \"postgres://u:hunter2@h/db\"";
+const REDSHIFT: &str = "type = \"redshift\"\nurl = \"postgres://u:hunter2@c:5439/dev\"\ns3_staging = \"s3://b/p\"\n\
+                        iam_role = \"arn:aws:iam::1:role/r\"";
+const FILES: &str = "type = \"files\"\npath = \"out\"";
+
+/// Asserts that `text` is invalid with exactly the `want` problems, as (key, needle).
+fn exactly(text: &str, want: &[(&str, &str)]) {
+    let errs = errors(text);
+    for (key, needle) in want {
+        has(&errs, key, needle);
+    }
+    assert_eq!(errs.len(), want.len(), "{text}\n{errs:#?}");
+}
 
 fn errors(text: &str) -> Vec<ConfigError> {
     load(text, "sluice.toml", &sample_env()).expect_err("should be invalid")
@@ -113,10 +137,10 @@ object = "Contact"
 
 #[test]
 fn overrides_and_defaults() {
-    let text = config(
-        &format!("{CC}\napi = \"bulk\"\napi_budget_percent = 50\napi_version = \"60.0\""),
-        r#"format = "jsonl"
-naming = "original"
+    let text = format!(
+        "[source]\ntype = \"salesforce\"\nlogin_url = \"http://127.0.0.1:8080/\"\n{CC}\napi = \"bulk\"\n\
+         api_budget_percent = 50\napi_version = \"60.0\"\n[destination]\n{DUCKDB}\n{}",
+        r#"naming = "original"
 mask_salt = "pepper"
 [defaults]
 lookback = "1h30m"
@@ -134,7 +158,7 @@ exclude = ["Blob__c"]
 mask = ["Phone__c"]
 api = "rest"
 mode = "full"
-lookback = "0s"
+lag = "0s"
 history = true
 max_delete_ratio = 0.9
 "#,
@@ -152,8 +176,8 @@ max_delete_ratio = 0.9
     assert_eq!(a.settings.slice, Some(Duration::from_secs(86_400)));
     assert_eq!(a.settings.reconcile_every, None);
     assert_eq!((i.api, i.settings.mode, i.settings.history), (Api::Rest, Mode::Full, true));
-    assert_eq!(i.settings.lookback, Duration::ZERO);
-    assert_eq!(i.settings.lag, Duration::from_secs(5), "inherited from [defaults]");
+    assert_eq!(i.settings.lookback, Duration::from_secs(5400), "inherited from [defaults]");
+    assert_eq!(i.settings.lag, Duration::ZERO);
     assert_eq!(i.settings.max_delete_ratio, 0.9);
     assert_eq!(
         (i.exclude.as_slice(), i.mask.as_slice()),
@@ -215,7 +239,7 @@ fields = ["Id"]
         ("defaults.mode", "expected one of \"incremental\", \"full\""),
         ("defaults.lookback", "expected a duration like"),
         ("defaults.reconcile_every", "\"never\""),
-        ("defaults.slice", "longer than 0s"),
+        ("defaults.slice", "\"0s\" is out of range; expected 1m to 3650d (leave it out to not slice windows)"),
         ("defaults.max_delete_ratio", "at most 1"),
         ("flows[0].lag", "\"5x\""),
         ("flows[1].object", "already has a flow (flows[0])"),
@@ -371,12 +395,12 @@ fn destination_rules() {
         (
             "[destination]\ntype = \"duckdb\"\npath = \"w.duckdb\"\nmemory_limit = \"lots\"\n",
             "destination.memory_limit",
-            "\"lots\" is not a memory size of at least 32 MB",
+            "\"lots\" is not a memory size; write e.g. \"160MB\" or \"2GB\" (32MB to 1TB)",
         ),
         (
             "[destination]\ntype = \"duckdb\"\npath = \"w.duckdb\"\nmemory_limit = \"8MB\"\n",
             "destination.memory_limit",
-            "at least 32 MB",
+            "\"8MB\" is out of range; expected 32MB to 1TB",
         ),
         (
             "[destination]\ntype = \"files\"\npath = \"o\"\nmemory_limit = \"1GB\"\n",
@@ -437,7 +461,9 @@ fn destination_rules() {
 
 #[test]
 fn duckdb_memory_limit_sizes() {
-    for (written, mib) in [("160MB", 160), ("2 GB", 2048), ("512MiB", 512), ("1g", 1024)] {
+    for (written, mib) in
+        [("160MB", 160), ("2 GB", 2048), ("512MiB", 512), ("1g", 1024), ("32MB", 32), ("1TB", 1 << 20)]
+    {
         let text = format!(
             "[source]\ntype = \"salesforce\"\nlogin_url = \"https://x\"\n{CC}\n[destination]\ntype = \"duckdb\"\npath = \
              \"w.duckdb\"\nmemory_limit = \"{written}\"\n[[flows]]\nobject = \"Account\"\n"
@@ -542,4 +568,480 @@ fn into_error_joins_lines() {
     assert_eq!(e.kind, crate::error::Kind::User);
     assert_eq!(e.message.lines().count(), errs.len());
     assert!(e.message.starts_with("sluice.toml: source: missing [source]"), "{}", e.message);
+}
+
+#[test]
+fn secret_keys_take_any_value_and_show_only_its_type() {
+    // (the value as TOML, its type as named)
+    let values = [
+        ("12345", "an integer"),
+        ("-98765", "an integer"),
+        ("1.2345e3", "a float"),
+        ("true", "a boolean"),
+        ("[\"hunter2\", 4242]", "an array"),
+        ("{ value = \"hunter2\" }", "a table"),
+        ("1979-05-27T07:32:00Z", "a date-time"),
+    ];
+    for (value, ty) in values {
+        let rows = [
+            (
+                "source.password",
+                format!(
+                    "auth = \"password\"\nclient_id = \"i\"\nclient_secret = \"s\"\nusername = \"u\"\npassword = {value}"
+                ),
+                DUCKDB.to_owned(),
+            ),
+            (
+                "source.client_secret",
+                format!("auth = \"client_credentials\"\nclient_id = \"i\"\nclient_secret = {value}"),
+                DUCKDB.to_owned(),
+            ),
+            (
+                "source.refresh_token",
+                format!("auth = \"refresh_token\"\nclient_id = \"i\"\nrefresh_token = {value}"),
+                DUCKDB.to_owned(),
+            ),
+            ("destination.url", CC.to_string(), format!("type = \"postgres\"\nurl = {value}")),
+            ("destination.mask_salt", CC.to_string(), format!("{DUCKDB}\nmask_salt = {value}")),
+        ];
+        for (key, source, destination) in rows {
+            let flows = if key == "destination.mask_salt" { "mask = [\"Phone\"]\n" } else { "" };
+            let text = format!(
+                "[source]\ntype = \"salesforce\"\nlogin_url = \"https://x\"\n{source}\n[destination]\n{destination}\n\
+                 [[flows]]\nobject = \"Account\"\n{flows}"
+            );
+            let raw = parse(&text, "sluice.toml").unwrap_or_else(|e| panic!("{key} = {value}: {e}"));
+            let debug = format!("{raw:?}");
+            assert!(!debug.contains("hunter2") && !debug.contains("2345") && !debug.contains("1979"), "{debug}");
+            let errs = validate(raw, "sluice.toml", &sample_env()).expect_err("a secret must be a string");
+            has(&errs, key, &format!("must be a string (got {ty})"));
+            has(&errs, key, "its value is not shown because it is secret");
+            assert_eq!(errs.len(), 1, "{key} = {value}: {errs:#?}");
+            for e in &errs {
+                let shown = e.to_string();
+                for part in ["hunter2", "2345", "9876", "4242", "1979", "true"] {
+                    assert!(!shown.contains(part), "{key} = {value}: {shown}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn syntax_errors_on_a_secret_line_do_not_quote_it() {
+    let lines = [
+        "password = hunter2",
+        "password = \"hunter2",
+        "password = 'hunter2",
+        "password = \"\"\"hunter2",
+        "password = hunter2\"",
+        "password = \"hun\\qter2\"",
+        "password = \"hunter2\" extra",
+        "password = \"hunter2\"\npassword = \"hunter2\"",
+        "pasword = \"hunter2\"",
+    ];
+    for line in lines {
+        let text = format!("[source]\ntype = \"salesforce\"\n{line}\n");
+        let e = parse(&text, "f.toml").expect_err(line);
+        assert!(!e.to_string().contains("hunter2") && !e.to_string().contains("qter"), "{line}: {e}");
+        assert!(e.key.starts_with("line "), "{line}: the place is named: {e}");
+    }
+}
+
+#[test]
+fn interpolation_errors_of_secret_keys_quote_nothing_of_the_value() {
+    let rows = [
+        ("password = \"pa${ss-hunter2}\"", "does not hold a variable name"),
+        ("password = \"hunter2${\"", "unterminated"),
+        ("password = \"${MISSING_PW}\"", "environment variable `MISSING_PW` is not set"),
+    ];
+    for (line, needle) in rows {
+        let text = config(
+            &format!("auth = \"password\"\nclient_id = \"i\"\nclient_secret = \"s\"\nusername = \"u\"\n{line}"),
+            "[[flows]]\nobject = \"Account\"\n",
+        );
+        let errs = errors(&text);
+        has(&errs, "source.password", needle);
+        assert_eq!(errs.len(), 1, "{errs:#?}");
+        assert!(!errs[0].to_string().contains("hunter2"), "{}", errs[0]);
+    }
+    // Other keys still quote the invalid name: it is no secret there.
+    let text = config(CC, "[[flows]]\nobject = \"${not-a-name}\"\n");
+    has(&errors(&text), "flows[0].object", "`${not-a-name}` is not a variable name");
+}
+
+#[test]
+fn a_secret_value_is_scrubbed_from_every_message() {
+    // The client secret is written again where it does not belong: that message quotes
+    // the flow's object, which is the secret's text.
+    let text = config(
+        "auth = \"client_credentials\"\nclient_id = \"i\"\nclient_secret = \"Acc-ount!\"",
+        "[[flows]]\nobject = \"Acc-ount!\"\n",
+    );
+    let errs = errors(&text);
+    has(&errs, "flows[0].object", "\"***\" is not a Salesforce API name");
+    // Its interpolated value too.
+    let text = config(CC, &format!("[[flows]]\nobject = \"{SECRET}\"\n"));
+    let errs = errors(&text);
+    assert!(errs.iter().all(|e| !e.to_string().contains(SECRET)), "{errs:#?}");
+}
+
+#[test]
+fn credentials_in_urls_are_refused_and_redacted() {
+    let rows = [
+        (
+            "login_url = \"https://admin:hunter2@login.salesforce.com\"",
+            DUCKDB.to_owned(),
+            "source.login_url",
+            "\"https://***@login.salesforce.com\" holds credentials (before the `@`); remove them: they belong in \
+             source.username and source.password",
+        ),
+        (
+            "login_url = \"https://hunter2@login.salesforce.com/\"",
+            DUCKDB.to_owned(),
+            "source.login_url",
+            "\"https://***@login.salesforce.com\" holds credentials",
+        ),
+        (
+            "login_url = \"ftp://u:hunter2@x\"",
+            DUCKDB.to_owned(),
+            "source.login_url",
+            "\"ftp://***@x\" is not an http:// or https:// URL with a host",
+        ),
+        (
+            "login_url = \"https://x\"",
+            REDSHIFT.replace("s3://b/p", "s3://AKIA:hunter2@b/p"),
+            "destination.s3_staging",
+            "\"s3://***@b/p\" holds credentials (before the `@`); remove them: S3 credentials come from the AWS \
+             environment",
+        ),
+        (
+            "login_url = \"https://x\"",
+            format!("{REDSHIFT}\ns3_endpoint = \"http://minio:hunter2@127.0.0.1:9000\""),
+            "destination.s3_endpoint",
+            "\"http://***@127.0.0.1:9000\" holds credentials",
+        ),
+        (
+            "login_url = \"https://x\"",
+            format!("{REDSHIFT}\ns3_endpoint = \"minio:hunter2@127.0.0.1:9000\""),
+            "destination.s3_endpoint",
+            "is not an http:// or https:// URL",
+        ),
+    ];
+    for (login, destination, key, needle) in rows {
+        let text = format!(
+            "[source]\ntype = \"salesforce\"\n{login}\n{CC}\n[destination]\n{destination}\n[[flows]]\nobject = \
+             \"Account\"\n"
+        );
+        exactly(&text, &[(key, needle)]);
+        assert!(errors(&text).iter().all(|e| !e.to_string().contains("hunter2")), "{:#?}", errors(&text));
+    }
+}
+
+#[test]
+fn durations_are_bounded() {
+    // (where, key, value, expected problem or None)
+    let rows: &[(&str, &str, &str, Option<&str>)] = &[
+        ("defaults", "lag", "1d", None),
+        ("defaults", "lag", "25h", Some("\"25h\" is out of range; expected 0s to 1d")),
+        ("defaults", "lag", "100y", Some("\"100y\": expected a duration like")),
+        ("defaults", "lag", "100y", Some("(units s, m, h, d, w); expected 0s to 1d")),
+        ("defaults", "lag", "5200w", Some("\"5200w\": longer than any setting allows (3650d); expected 0s to 1d")),
+        ("defaults", "lag", "99999999999999999999s", Some("longer than any setting allows")),
+        ("flows[0]", "lookback", "7d", None),
+        ("flows[0]", "lookback", "0s", None),
+        ("flows[0]", "lookback", "1w1s", Some("\"1w1s\" is out of range; expected 0s to 7d")),
+        ("defaults", "reconcile_every", "1m", None),
+        ("defaults", "reconcile_every", "365d", None),
+        ("defaults", "reconcile_every", "never", None),
+        (
+            "defaults",
+            "reconcile_every",
+            "59s",
+            Some("\"59s\" is out of range; expected 1m to 365d, or \"never\" to turn reconciliation off"),
+        ),
+        ("defaults", "reconcile_every", "366d", Some("expected 1m to 365d")),
+        ("defaults", "reconcile_every", "nevermore", Some("\"nevermore\": expected a duration like")),
+        ("flows[0]", "slice", "1m", None),
+        ("flows[0]", "slice", "3650d", None),
+        ("flows[0]", "slice", "30s", Some("\"30s\" is out of range; expected 1m to 3650d")),
+        ("flows[0]", "slice", "3651d", Some("longer than any setting allows (3650d); expected 1m to 3650d")),
+        ("source", "connect_timeout", "5m", None),
+        ("source", "connect_timeout", "0s", Some("\"0s\" is out of range; expected 1s to 5m")),
+        ("source", "connect_timeout", "301s", Some("expected 1s to 5m")),
+        ("source", "read_timeout", "1h", None),
+        ("source", "read_timeout", "61m", Some("\"61m\" is out of range; expected 1s to 1h")),
+        ("source", "bulk_timeout", "24h", None),
+        ("source", "bulk_timeout", "59s", Some("\"59s\" is out of range; expected 1m to 1d")),
+        ("source", "bulk_timeout", "2d", Some("expected 1m to 1d")),
+    ];
+    for (place, key, value, want) in rows {
+        let line = format!("{key} = \"{value}\"\n");
+        let (source, defaults, flow) = match *place {
+            "source" => (line, String::new(), String::new()),
+            "defaults" => (String::new(), line, String::new()),
+            _ => (String::new(), String::new(), line),
+        };
+        let text = format!(
+            "[source]\ntype = \"salesforce\"\nlogin_url = \"https://x\"\n{CC}\n{source}[destination]\n{DUCKDB}\n\
+             [defaults]\n{defaults}[[flows]]\nobject = \"Account\"\n{flow}"
+        );
+        match want {
+            None => {
+                load(&text, "sluice.toml", &sample_env()).unwrap_or_else(|e| panic!("{key} = {value}: {e:#?}"));
+            }
+            Some(needle) => exactly(&text, &[(&format!("{place}.{key}"), needle)]),
+        }
+    }
+}
+
+#[test]
+fn duration_limits_and_formatting() {
+    assert_eq!(parse_duration("3650d"), Ok(MAX_DURATION));
+    for absurd in ["3651d", "5200w", "100y", "999999999999999999999999w", "1h99999999999999999999s"] {
+        assert!(parse_duration(absurd).is_err(), "{absurd}");
+    }
+    let rows =
+        [(0, "0s"), (1, "1s"), (59, "59s"), (60, "1m"), (90, "90s"), (3600, "1h"), (5400, "90m"), (86_400, "1d")];
+    for (secs, want) in rows {
+        let d = Duration::from_secs(secs);
+        assert_eq!(format_duration(d), want);
+        assert_eq!(parse_duration(want), Ok(d), "round trip of {want}");
+    }
+}
+
+#[test]
+fn source_and_warehouse_timeouts() {
+    let text = config_on(DUCKDB, "[[flows]]\nobject = \"Account\"\n");
+    let c = load(&text, "t.toml", &sample_env()).unwrap();
+    assert_eq!(
+        (c.source.connect_timeout, c.source.read_timeout, c.source.bulk_timeout),
+        (DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT, DEFAULT_BULK_TIMEOUT)
+    );
+    assert_eq!(
+        (DEFAULT_CONNECT_TIMEOUT.as_secs(), DEFAULT_READ_TIMEOUT.as_secs(), DEFAULT_BULK_TIMEOUT.as_secs()),
+        (10, 60, 1800)
+    );
+    let text = format!(
+        "[source]\ntype = \"salesforce\"\nlogin_url = \"https://x\"\n{CC}\nconnect_timeout = \"3s\"\nread_timeout = \
+         \"2m\"\nbulk_timeout = \"1h\"\n[destination]\n{DUCKDB}\n[[flows]]\nobject = \"Account\"\n"
+    );
+    let c = load(&text, "t.toml", &sample_env()).unwrap();
+    assert_eq!(
+        (c.source.connect_timeout, c.source.read_timeout, c.source.bulk_timeout),
+        (Duration::from_secs(3), Duration::from_secs(120), Duration::from_secs(3600))
+    );
+    assert_eq!(
+        PgTimeouts::default(),
+        PgTimeouts { statement: Duration::from_secs(300), lock: Duration::from_secs(60) }
+    );
+    for destination in [POSTGRES, REDSHIFT] {
+        let c = load(&config_on(destination, "[[flows]]\nobject = \"Account\"\n"), "t.toml", &sample_env()).unwrap();
+        let (DestinationConfig::Postgres { timeouts, .. } | DestinationConfig::Redshift { timeouts, .. }) =
+            c.destination
+        else {
+            panic!("{destination}")
+        };
+        assert_eq!(timeouts, PgTimeouts::default());
+        let set = format!("{destination}\nstatement_timeout = \"30s\"\nlock_timeout = \"5s\"");
+        let c = load(&config_on(&set, "[[flows]]\nobject = \"Account\"\n"), "t.toml", &sample_env()).unwrap();
+        let (DestinationConfig::Postgres { timeouts, .. } | DestinationConfig::Redshift { timeouts, .. }) =
+            c.destination
+        else {
+            panic!("{destination}")
+        };
+        assert_eq!(timeouts, PgTimeouts { statement: Duration::from_secs(30), lock: Duration::from_secs(5) });
+    }
+    let rows = [
+        (
+            format!("{POSTGRES}\nstatement_timeout = \"25h\""),
+            "destination.statement_timeout",
+            "\"25h\" is out of range; expected 1s to 1d (every statement but the load and the consolidation \
+             transaction)",
+        ),
+        (format!("{REDSHIFT}\nlock_timeout = \"0s\""), "destination.lock_timeout", "expected 1s to 1h"),
+        (
+            format!("{DUCKDB}\nstatement_timeout = \"1m\""),
+            "destination.statement_timeout",
+            "is not used by type = \"duckdb\"",
+        ),
+        (format!("{FILES}\nlock_timeout = \"1m\""), "destination.lock_timeout", "is not used by type = \"files\""),
+    ];
+    for (destination, key, needle) in rows {
+        exactly(&config_on(&destination, "[[flows]]\nobject = \"Account\"\n"), &[(key, needle)]);
+    }
+}
+
+/// A config case: the destination, the rest of the file, the (key, message part) problems
+/// expected.
+type Case = (&'static str, &'static str, &'static [(&'static str, &'static str)]);
+
+#[test]
+fn keys_without_effect_are_refused() {
+    const FILES_MSG: &str = "has no effect with destination type = \"files\", which is append-only: it keeps every \
+                             version read, so there are no deletes, no history table and no reconciliation";
+    const FULL_MSG: &str = "has no effect with mode = \"full\": every run reads the whole object";
+    // (destination, the rest of the file, expected problems)
+    let rows: &[Case] = &[
+        (
+            FILES,
+            "[defaults]\ndeletes = \"hard\"\n[[flows]]\nobject = \"Account\"\n",
+            &[("defaults.deletes", FILES_MSG)],
+        ),
+        (FILES, "[defaults]\nhistory = false\n[[flows]]\nobject = \"Account\"\n", &[("defaults.history", FILES_MSG)]),
+        (
+            FILES,
+            "[defaults]\nreconcile_every = \"never\"\n[[flows]]\nobject = \"Account\"\n",
+            &[("defaults.reconcile_every", FILES_MSG)],
+        ),
+        (
+            FILES,
+            "[[flows]]\nobject = \"Account\"\nmax_delete_ratio = 0.2\nhistory = true\n[[flows]]\nobject = \
+             \"Contact\"\ndeletes = \"soft\"\n",
+            &[
+                ("flows[0].max_delete_ratio", FILES_MSG),
+                ("flows[0].history", FILES_MSG),
+                ("flows[1].deletes", FILES_MSG),
+            ],
+        ),
+        (
+            DUCKDB,
+            "[[flows]]\nobject = \"Account\"\nmode = \"full\"\nlookback = \"1h\"\nreconcile_every = \"1d\"\n",
+            &[("flows[0].lookback", FULL_MSG), ("flows[0].reconcile_every", FULL_MSG)],
+        ),
+        (
+            DUCKDB,
+            "[defaults]\nmode = \"full\"\n[[flows]]\nobject = \"Account\"\nreconcile_every = \"never\"\n",
+            &[("flows[0].reconcile_every", "has no effect with mode = \"full\" (from [defaults])")],
+        ),
+        (
+            DUCKDB,
+            "[defaults]\nlookback = \"1h\"\n[[flows]]\nobject = \"Account\"\nmode = \"full\"\n[[flows]]\nobject = \
+             \"Contact\"\nmode = \"full\"\n",
+            &[(
+                "defaults.lookback",
+                "has no effect on any flow: flows[0] and flows[1] have mode = \"full\"; remove it",
+            )],
+        ),
+        (
+            DUCKDB,
+            "[defaults]\nreconcile_every = \"1d\"\n[[flows]]\nobject = \"Account\"\nmode = \"full\"\n[[flows]]\n\
+             object = \"Contact\"\nreconcile_every = \"2d\"\n",
+            &[(
+                "defaults.reconcile_every",
+                "has no effect on any flow: flows[0] has mode = \"full\", and flows[1] sets its own; remove it",
+            )],
+        ),
+        (
+            DUCKDB,
+            "[defaults]\nlag = \"1m\"\n[[flows]]\nobject = \"Account\"\nlag = \"0s\"\n",
+            &[("defaults.lag", "has no effect on any flow: flows[0] sets its own; remove it")],
+        ),
+        (
+            "type = \"duckdb\"\npath = \"w.duckdb\"\nmask_salt = \"pepper\"",
+            "[[flows]]\nobject = \"Account\"\n",
+            &[("destination.mask_salt", "has no effect: no flow masks a field; remove it")],
+        ),
+    ];
+    for (destination, rest, want) in rows {
+        exactly(&config_on(destination, rest), want);
+    }
+    // Fine: a [defaults] key one flow inherits; settings a files flow uses; full-mode keys
+    // that still matter (lag, slice, deletes, history).
+    let ok = [
+        (
+            DUCKDB,
+            "[defaults]\nlookback = \"1h\"\nreconcile_every = \"never\"\n[[flows]]\nobject = \"Account\"\nmode = \
+             \"full\"\n[[flows]]\nobject = \"Contact\"\n",
+        ),
+        (
+            FILES,
+            "[defaults]\nlookback = \"1h\"\nlag = \"1m\"\nslice = \"30d\"\nmode = \"incremental\"\n[[flows]]\nobject = \"Account\"\n",
+        ),
+        (
+            POSTGRES,
+            "[[flows]]\nobject = \"Account\"\nmode = \"full\"\nlag = \"1m\"\nslice = \"30d\"\ndeletes = \"hard\"\n\
+             history = true\n",
+        ),
+    ];
+    for (destination, rest) in ok {
+        let text = config_on(destination, rest);
+        load(&text, "t.toml", &sample_env()).unwrap_or_else(|e| panic!("{text}\n{e:#?}"));
+    }
+}
+
+#[test]
+fn colliding_tables_are_refused() {
+    let rows: &[Case] = &[
+        (
+            DUCKDB,
+            "[[flows]]\nobject = \"Account\"\nhistory = true\n[[flows]]\nobject = \"AccountHistory\"\n",
+            &[(
+                "flows[1].object",
+                "\"AccountHistory\" would write table \"account_history\", which flows[0] (\"Account\") writes too, as \
+                 its history table; set destination.naming = \"original\", or set history = false on flows[0], or \
+                 drop one of the two flows",
+            )],
+        ),
+        (
+            POSTGRES,
+            "[[flows]]\nobject = \"AccountHistory\"\n[[flows]]\nobject = \"Account\"\nhistory = true\n",
+            &[(
+                "flows[1].history",
+                "\"Account\" would write its history table \"account_history\", which flows[0] (\"AccountHistory\") \
+                 writes too; set destination.naming = \"original\", or set history = false on flows[1], or drop one \
+                 of the two flows",
+            )],
+        ),
+        (
+            FILES,
+            "[[flows]]\nobject = \"MyObj__c\"\n[[flows]]\nobject = \"My_Obj__c\"\n[[flows]]\nobject = \"Other__c\"\n\
+             [[flows]]\nobject = \"MY_OBJ__c\"\n",
+            &[
+                (
+                    "flows[1].object",
+                    "\"My_Obj__c\" would write table \"my_obj__c\", which flows[0] (\"MyObj__c\") writes too; set destination.naming = \"original\", or drop one of the two flows",
+                ),
+                // MY_OBJ__c and My_Obj__c are one object to Salesforce (reported as such).
+                ("flows[3].object", "already has a flow (flows[1])"),
+            ],
+        ),
+        (
+            REDSHIFT,
+            "[[flows]]\nobject = \"MyObj__c\"\n[[flows]]\nobject = \"My_Obj__c\"\n",
+            &[("flows[1].object", "which flows[0] (\"MyObj__c\") writes too; drop one of the two flows")],
+        ),
+        (
+            // Names that differ only in case: one name to DuckDB, two to PostgreSQL.
+            "type = \"duckdb\"\npath = \"w.duckdb\"\nnaming = \"original\"",
+            "[[flows]]\nobject = \"Foo__c\"\nhistory = true\n[[flows]]\nobject = \"foo__c_History\"\n",
+            &[(
+                "flows[1].object",
+                "\"foo__c_History\" would write table \"foo__c_History\", which flows[0] (\"Foo__c\") writes too, as \
+                 its history table (as \"Foo__c_history\": one name to DuckDB); set history = false on flows[0], or \
+                 drop one of the two flows",
+            )],
+        ),
+        (
+            DUCKDB,
+            "[[flows]]\nobject = \"A__c\"\n[[flows]]\nobject = \"A_c\"\n[[flows]]\nobject = \"ABc__c\"\n\
+             [[flows]]\nobject = \"A_Bc__c\"\n[[flows]]\nobject = \"aBc__c\"\n",
+            &[
+                (
+                    "flows[3].object",
+                    "\"A_Bc__c\" would write table \"a_bc__c\", which flows[2] (\"ABc__c\") writes too",
+                ),
+                ("flows[4].object", "already has a flow (flows[2])"),
+            ],
+        ),
+    ];
+    for (destination, rest, want) in rows {
+        exactly(&config_on(destination, rest), want);
+    }
+    let pg_original = "type = \"postgres\"\nurl = \"postgres://u@h/db\"\nnaming = \"original\"";
+    let text = config_on(
+        pg_original,
+        "[[flows]]\nobject = \"Foo__c\"\nhistory = true\n[[flows]]\nobject = \"foo__c_History\"\n",
+    );
+    load(&text, "t.toml", &sample_env()).expect("PostgreSQL compares quoted names exactly");
 }

@@ -2,20 +2,59 @@
 //!
 //! Each check records its problem and carries on with a placeholder value, so one run
 //! finds everything; any recorded problem makes the result `Err`. Secret keys are never
-//! quoted, only named.
+//! quoted, only named, and every message is scrubbed of secret values and URL user-info
+//! before it is returned (see the [`super`] docs).
+//!
+//! Beyond each key's own value, the config as a whole is checked: keys that would have
+//! no effect where they are written ([`no_effect`]) and flows whose tables would collide
+//! ([`collisions`]).
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use super::{
-    Api, Auth, Config, ConfigError, Consolidation, DEFAULT_API_VERSION, DEFAULT_DUCKDB_MEMORY_MIB, Deletes,
-    DestinationConfig, FileFormat, FlowConfig, FlowSettings, Mode, RawConfig, RawDestination, RawSettings, RawSource,
-    SalesforceConfig, Secret, check_where, interpolate, is_valid_api_name, parse_duration,
+    Api, Auth, Config, ConfigError, Consolidation, DEFAULT_API_VERSION, DEFAULT_BULK_TIMEOUT, DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_DUCKDB_MEMORY_MIB, DEFAULT_READ_TIMEOUT, Deletes, DestinationConfig, FileFormat, FlowConfig, FlowSettings,
+    Mode, PgTimeouts, RawConfig, RawDestination, RawFlow, RawSecret, RawSettings, RawSource, SECRET_KEYS,
+    SalesforceConfig, Secret, check_where, format_duration, interpolate_as, is_valid_api_name, parse_duration,
 };
 use crate::consolidate::Dialect;
 use crate::model::Naming;
+use crate::redact;
 use crate::source::salesforce::soql::is_api_name;
+
+mod whole;
+use whole::{collisions, no_effect};
+
+/// The valid range of a duration key, in seconds.
+#[derive(Clone, Copy)]
+struct Bounds {
+    min: u64,
+    max: u64,
+}
+
+const MINUTE: u64 = 60;
+const HOUR: u64 = 3_600;
+const DAY: u64 = 86_400;
+
+const LAG: Bounds = Bounds { min: 0, max: DAY };
+const LOOKBACK: Bounds = Bounds { min: 0, max: 7 * DAY };
+const RECONCILE_EVERY: Bounds = Bounds { min: MINUTE, max: 365 * DAY };
+const SLICE: Bounds = Bounds { min: MINUTE, max: 3650 * DAY };
+const CONNECT_TIMEOUT: Bounds = Bounds { min: 1, max: 5 * MINUTE };
+const READ_TIMEOUT: Bounds = Bounds { min: 1, max: HOUR };
+const BULK_TIMEOUT: Bounds = Bounds { min: MINUTE, max: DAY };
+const STATEMENT_TIMEOUT: Bounds = Bounds { min: 1, max: DAY };
+const LOCK_TIMEOUT: Bounds = Bounds { min: 1, max: HOUR };
+
+/// DuckDB's `memory_limit`: 32 MB to 1 TB, in MiB.
+const MEMORY_MIB: std::ops::RangeInclusive<u64> = 32..=1024 * 1024;
+
+/// Secret values shorter than this are not scrubbed from messages (a 1-character
+/// password would garble every message); none is ever quoted in the first place.
+const SCRUB_MIN_LEN: usize = 4;
 
 /// Checks `raw` (read from `origin`) and builds the [`Config`], or returns every problem.
 /// `env` resolves `${VAR}`; pass `&|k| std::env::var(k).ok()` in the binary and a map in
@@ -25,7 +64,7 @@ pub fn validate(
     origin: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, Vec<ConfigError>> {
-    let mut cx = Ctx { file: origin, env, errors: Vec::new() };
+    let mut cx = Ctx { file: origin, env, errors: Vec::new(), secrets: Vec::new() };
     let source = source(&mut cx, raw.source.as_ref());
     let destination = destination(&mut cx, raw.destination.as_ref());
     let base = settings(&mut cx, "defaults", &raw.defaults, &FlowSettings::default());
@@ -35,9 +74,12 @@ pub fn validate(
     }
     let mut seen: HashMap<String, usize> = HashMap::new();
     let mut flows = Vec::with_capacity(raw.flows.len());
+    // Which flows name a valid object of their own (the ones whose tables are compared).
+    let mut named = Vec::with_capacity(raw.flows.len());
     for (i, f) in raw.flows.iter().enumerate() {
         let key = format!("flows[{i}]");
         let object = cx.required(&format!("{key}.object"), f.object.as_ref(), "the Salesforce object to replicate");
+        let mut own = false;
         if !object.is_empty() {
             if !is_valid_api_name(&object) {
                 cx.err(&format!("{key}.object"), format!("{object:?} {NOT_API_NAME}"));
@@ -49,10 +91,12 @@ pub fn validate(
                     ),
                     Entry::Vacant(slot) => {
                         slot.insert(i);
+                        own = true;
                     }
                 }
             }
         }
+        named.push(own);
         let fields = f.fields.as_ref().map(|l| cx.names(&format!("{key}.fields"), l));
         if f.fields.as_ref().is_some_and(Vec::is_empty) {
             cx.err(&format!("{key}.fields"), "an empty list selects nothing; leave `fields` out to read every field");
@@ -79,23 +123,34 @@ pub fn validate(
         let settings = settings(&mut cx, &key, &f.settings(), &base);
         flows.push(FlowConfig { object, fields, exclude, filter, mask, api, settings });
     }
-    let mask_salt = raw.destination.as_ref().and_then(|d| cx.text("destination.mask_salt", d.mask_salt.as_ref()));
+    let written_salt = raw.destination.as_ref().and_then(|d| d.mask_salt.as_ref());
+    let mask_salt = cx.secret("destination.mask_salt", written_salt);
     if mask_salt.as_deref().is_some_and(str::is_empty) {
         cx.err("destination.mask_salt", "is empty; use a long random secret, e.g. \"${SLUICE_MASK_SALT}\"");
     }
-    if mask_salt.is_none()
-        && let Some(i) = flows.iter().position(|f| !f.mask.is_empty())
-    {
-        cx.err(
+    // As written: a `mask` whose names are all invalid (reported) still wants a salt.
+    let masking = raw.flows.iter().position(|f| f.mask.as_ref().is_some_and(|m| !m.is_empty()));
+    match (written_salt, masking) {
+        (None, Some(i)) => cx.err(
             "destination.mask_salt",
             format!("is required because flows[{i}] masks fields; set it to a secret, e.g. \"${{SLUICE_MASK_SALT}}\""),
-        );
+        ),
+        (Some(_), None) if !flows.is_empty() => cx.err(
+            "destination.mask_salt",
+            "has no effect: no flow masks a field; remove it, or list fields to store as salted hashes in a flow's \
+             `mask`",
+        ),
+        _ => {}
+    }
+    if let Some(destination) = &destination {
+        no_effect(&mut cx, &raw, &flows, destination);
+        collisions(&mut cx, &flows, &named, destination);
     }
     match (source, destination) {
         (Some(source), Some(destination)) if cx.errors.is_empty() => {
             Ok(Config { origin: origin.to_owned(), source, destination, flows, mask_salt: mask_salt.map(Secret::new) })
         }
-        _ => Err(cx.errors),
+        _ => Err(cx.finish()),
     }
 }
 
@@ -150,23 +205,36 @@ fn source(cx: &mut Ctx<'_>, raw: Option<&RawSource>) -> Option<SalesforceConfig>
     let login_url = cx.required("source.login_url", raw.login_url.as_ref(), "e.g. \"https://login.salesforce.com\"");
     let login_url = login_url.trim_end_matches('/').to_owned();
     if !login_url.is_empty() && !is_http_url(&login_url) {
-        cx.err("source.login_url", format!("{login_url:?} is not an http:// or https:// URL with a host"));
+        cx.err("source.login_url", format!("{} is not an http:// or https:// URL with a host", quoted_url(&login_url)));
+    } else if redact::has_userinfo(&login_url) {
+        cx.err(
+            "source.login_url",
+            format!(
+                "{:?} holds credentials (before the `@`); remove them: they belong in source.username and \
+                 source.password (or client_id and client_secret), never in the URL",
+                redact::userinfo(&login_url)
+            ),
+        );
     }
     if raw.auth.is_none() {
         cx.err("source.auth", format!("missing; expected one of {}", names(AUTHS)));
     }
     let kind = cx.choice("source.auth", raw.auth.as_ref(), AUTHS);
+    // Scrubbed from every message, whether the auth uses them or not.
+    for value in [&raw.client_secret, &raw.password, &raw.refresh_token] {
+        cx.remember(value.as_ref());
+    }
     let credentials = [
-        ("client_id", &raw.client_id),
-        ("client_secret", &raw.client_secret),
-        ("username", &raw.username),
-        ("password", &raw.password),
-        ("refresh_token", &raw.refresh_token),
-        ("private_key_file", &raw.private_key_file),
+        ("client_id", raw.client_id.is_some()),
+        ("client_secret", raw.client_secret.is_some()),
+        ("username", raw.username.is_some()),
+        ("password", raw.password.is_some()),
+        ("refresh_token", raw.refresh_token.is_some()),
+        ("private_key_file", raw.private_key_file.is_some()),
     ];
     if let Some(kind) = kind {
-        for (key, value) in credentials {
-            if value.is_some() && !kind.allows(key) {
+        for (key, set) in credentials {
+            if set && !kind.allows(key) {
                 cx.err(
                     &format!("source.{key}"),
                     format!("is not used by auth = {:?} (it needs {})", kind.name(), kind.needs().join(", ")),
@@ -174,32 +242,36 @@ fn source(cx: &mut Ctx<'_>, raw: Option<&RawSource>) -> Option<SalesforceConfig>
             }
         }
     }
-    let mut cred = |key: &str| -> String {
-        let value = credentials.iter().find(|(k, _)| *k == key).and_then(|(_, v)| v.as_ref());
-        let why = format!("auth = {:?} needs it", kind.map_or("?", AuthKind::name));
-        cx.required(&format!("source.{key}"), value, &why)
+    let why = format!("auth = {:?} needs it", kind.map_or("?", AuthKind::name));
+    let plain = |cx: &mut Ctx<'_>, key: &str, value: &Option<String>| {
+        cx.required(&format!("source.{key}"), value.as_ref(), &why)
+    };
+    let secret = |cx: &mut Ctx<'_>, key: &str, value: &Option<RawSecret>| {
+        Secret::new(cx.required_secret(&format!("source.{key}"), value.as_ref(), &why))
     };
     let auth = kind.map(|kind| match kind {
         AuthKind::Password => Auth::Password {
-            client_id: cred("client_id"),
-            client_secret: Secret::new(cred("client_secret")),
-            username: cred("username"),
-            password: Secret::new(cred("password")),
+            client_id: plain(cx, "client_id", &raw.client_id),
+            client_secret: secret(cx, "client_secret", &raw.client_secret),
+            username: plain(cx, "username", &raw.username),
+            password: secret(cx, "password", &raw.password),
         },
-        AuthKind::ClientCredentials => {
-            Auth::ClientCredentials { client_id: cred("client_id"), client_secret: Secret::new(cred("client_secret")) }
-        }
+        AuthKind::ClientCredentials => Auth::ClientCredentials {
+            client_id: plain(cx, "client_id", &raw.client_id),
+            client_secret: secret(cx, "client_secret", &raw.client_secret),
+        },
         AuthKind::RefreshToken => Auth::RefreshToken {
-            client_id: cred("client_id"),
-            client_secret: raw.client_secret.as_ref().map(|_| Secret::new(cred("client_secret"))),
-            refresh_token: Secret::new(cred("refresh_token")),
+            client_id: plain(cx, "client_id", &raw.client_id),
+            client_secret: raw.client_secret.as_ref().map(|_| secret(cx, "client_secret", &raw.client_secret)),
+            refresh_token: secret(cx, "refresh_token", &raw.refresh_token),
         },
         AuthKind::Jwt => Auth::Jwt {
-            client_id: cred("client_id"),
-            username: cred("username"),
-            private_key_file: PathBuf::from(cred("private_key_file")),
+            client_id: plain(cx, "client_id", &raw.client_id),
+            username: plain(cx, "username", &raw.username),
+            private_key_file: PathBuf::from(plain(cx, "private_key_file", &raw.private_key_file)),
         },
     });
+
     let api_version =
         cx.text("source.api_version", raw.api_version.as_ref()).unwrap_or_else(|| DEFAULT_API_VERSION.into());
     if !is_api_version(&api_version) {
@@ -215,7 +287,27 @@ fn source(cx: &mut Ctx<'_>, raw: Option<&RawSource>) -> Option<SalesforceConfig>
         " (percent of the daily API limit)",
     ) as u8;
     let max_parallel_flows = cx.int_in("source.max_parallel_flows", raw.max_parallel_flows, 1..=16, 2, "") as usize;
-    Some(SalesforceConfig { login_url, auth: auth?, api_version, api, ca_file, api_budget_percent, max_parallel_flows })
+    let connect_timeout = cx
+        .duration_in("source.connect_timeout", raw.connect_timeout.as_ref(), CONNECT_TIMEOUT, "")
+        .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+    let read_timeout = cx
+        .duration_in("source.read_timeout", raw.read_timeout.as_ref(), READ_TIMEOUT, "")
+        .unwrap_or(DEFAULT_READ_TIMEOUT);
+    let bulk_timeout = cx
+        .duration_in("source.bulk_timeout", raw.bulk_timeout.as_ref(), BULK_TIMEOUT, "")
+        .unwrap_or(DEFAULT_BULK_TIMEOUT);
+    Some(SalesforceConfig {
+        login_url,
+        auth: auth?,
+        api_version,
+        api,
+        ca_file,
+        api_budget_percent,
+        max_parallel_flows,
+        connect_timeout,
+        read_timeout,
+        bulk_timeout,
+    })
 }
 
 fn destination(cx: &mut Ctx<'_>, raw: Option<&RawDestination>) -> Option<DestinationConfig> {
@@ -223,6 +315,8 @@ fn destination(cx: &mut Ctx<'_>, raw: Option<&RawDestination>) -> Option<Destina
         cx.err("destination", "missing [destination] table; e.g. type = \"files\", path = \"data\"");
         return None;
     };
+    cx.remember(raw.url.as_ref());
+    cx.remember(raw.mask_salt.as_ref());
     let kind = cx.text("destination.type", raw.kind.as_ref());
     let naming = cx
         .choice(
@@ -247,16 +341,18 @@ fn destination(cx: &mut Ctx<'_>, raw: Option<&RawDestination>) -> Option<Destina
                 "the DuckDB database file, e.g. \"warehouse.duckdb\"",
             );
             let schema = warehouse_schema(cx, raw);
-            let memory_limit_mib = match raw.memory_limit.as_deref().map(parse_mib) {
+            let written = cx.text("destination.memory_limit", raw.memory_limit.as_ref());
+            let memory_limit_mib = match written.as_deref().map(|w| (w, parse_mib(w))) {
                 None => DEFAULT_DUCKDB_MEMORY_MIB,
-                Some(Some(mib)) if mib >= 32 => mib,
-                Some(_) => {
+                Some((_, Some(mib))) if MEMORY_MIB.contains(&mib) => mib,
+                Some((w, Some(_))) => {
+                    cx.err("destination.memory_limit", format!("{w:?} is out of range; expected 32MB to 1TB"));
+                    DEFAULT_DUCKDB_MEMORY_MIB
+                }
+                Some((w, None)) => {
                     cx.err(
                         "destination.memory_limit",
-                        format!(
-                            "{:?} is not a memory size of at least 32 MB; write e.g. \"160MB\" or \"2GB\"",
-                            raw.memory_limit.as_deref().unwrap_or_default()
-                        ),
+                        format!("{w:?} is not a memory size; write e.g. \"160MB\" or \"2GB\" (32MB to 1TB)"),
                     );
                     DEFAULT_DUCKDB_MEMORY_MIB
                 }
@@ -264,13 +360,20 @@ fn destination(cx: &mut Ctx<'_>, raw: Option<&RawDestination>) -> Option<Destina
             Some(DestinationConfig::DuckDb { path: PathBuf::from(path), schema, naming, memory_limit_mib })
         }
         Some("postgres") => {
-            unused(cx, raw, "postgres", "url and schema", &["url", "schema", "consolidation"]);
+            unused(
+                cx,
+                raw,
+                "postgres",
+                "url and schema",
+                &["url", "schema", "consolidation", "statement_timeout", "lock_timeout"],
+            );
             let url =
                 pg_url(cx, raw, "the database, e.g. \"postgres://sluice:${PGPASSWORD}@db.example.com:5432/warehouse\"");
             let schema = warehouse_schema(cx, raw);
             postgres_schema(cx, &schema, Dialect::Postgres);
             let consolidation = consolidation(cx, raw);
-            Some(DestinationConfig::Postgres { url, schema, naming, consolidation })
+            let timeouts = pg_timeouts(cx, raw);
+            Some(DestinationConfig::Postgres { url, schema, naming, consolidation, timeouts })
         }
         Some("redshift") => {
             unused(
@@ -278,7 +381,17 @@ fn destination(cx: &mut Ctx<'_>, raw: Option<&RawDestination>) -> Option<Destina
                 raw,
                 "redshift",
                 "url, schema, s3_staging and iam_role",
-                &["url", "schema", "s3_staging", "iam_role", "s3_region", "s3_endpoint", "consolidation"],
+                &[
+                    "url",
+                    "schema",
+                    "s3_staging",
+                    "iam_role",
+                    "s3_region",
+                    "s3_endpoint",
+                    "consolidation",
+                    "statement_timeout",
+                    "lock_timeout",
+                ],
             );
             let url = pg_url(
                 cx,
@@ -297,7 +410,9 @@ fn destination(cx: &mut Ctx<'_>, raw: Option<&RawDestination>) -> Option<Destina
             if !staging_url.is_empty()
                 && let Err(m) = crate::destination::redshift::S3Staging::parse(&staging_url)
             {
-                cx.err("destination.s3_staging", format!("{staging_url:?}: {m}"));
+                cx.err("destination.s3_staging", format!("{}: {m}", quoted_url(&staging_url)));
+            } else if redact::has_userinfo(&staging_url) {
+                cx.err("destination.s3_staging", aws_userinfo(&staging_url));
             }
             let iam_role = cx.required(
                 "destination.iam_role",
@@ -312,13 +427,16 @@ fn destination(cx: &mut Ctx<'_>, raw: Option<&RawDestination>) -> Option<Destina
             }
             let region = cx.text("destination.s3_region", raw.s3_region.as_ref());
             let endpoint = cx.text("destination.s3_endpoint", raw.s3_endpoint.as_ref());
-            if let Some(e) = &endpoint
-                && !(e.starts_with("http://") || e.starts_with("https://"))
-            {
-                cx.err("destination.s3_endpoint", format!("{e:?} is not an http:// or https:// URL"));
+            if let Some(e) = &endpoint {
+                if !(e.starts_with("http://") || e.starts_with("https://")) {
+                    cx.err("destination.s3_endpoint", format!("{} is not an http:// or https:// URL", quoted_url(e)));
+                } else if redact::has_userinfo(e) {
+                    cx.err("destination.s3_endpoint", aws_userinfo(e));
+                }
             }
+            let timeouts = pg_timeouts(cx, raw);
             let staging = crate::destination::redshift::S3Staging { url: staging_url, iam_role, region, endpoint };
-            Some(DestinationConfig::Redshift { url, schema, naming, staging, consolidation })
+            Some(DestinationConfig::Redshift { url, schema, naming, staging, consolidation, timeouts })
         }
         Some(t @ "lake") => {
             cx.err(
@@ -343,7 +461,7 @@ fn destination(cx: &mut Ctx<'_>, raw: Option<&RawDestination>) -> Option<Destina
 const DESTINATION_TYPES: &str = "\"duckdb\", \"postgres\", \"redshift\", \"files\"";
 
 /// The type-specific keys of `[destination]` (`type`, `naming` and `mask_salt` apply to all).
-const DESTINATION_KEYS: [&str; 10] = [
+const DESTINATION_KEYS: [&str; 12] = [
     "path",
     "format",
     "schema",
@@ -354,6 +472,8 @@ const DESTINATION_KEYS: [&str; 10] = [
     "s3_region",
     "s3_endpoint",
     "consolidation",
+    "statement_timeout",
+    "lock_timeout",
 ];
 
 /// Records every key set that `kind` does not use (it uses `used`, described as `uses`).
@@ -370,6 +490,8 @@ fn unused(cx: &mut Ctx<'_>, raw: &RawDestination, kind: &str, uses: &str, used: 
             "s3_region" => raw.s3_region.is_some(),
             "s3_endpoint" => raw.s3_endpoint.is_some(),
             "consolidation" => raw.consolidation.is_some(),
+            "statement_timeout" => raw.statement_timeout.is_some(),
+            "lock_timeout" => raw.lock_timeout.is_some(),
             _ => false,
         };
         if set {
@@ -378,9 +500,42 @@ fn unused(cx: &mut Ctx<'_>, raw: &RawDestination, kind: &str, uses: &str, used: 
     }
 }
 
+/// A URL as an error quotes it: redacted ([`redact::userinfo`]); not at all when it holds
+/// an `@` but no `://`, so that its user-info, if that is what it is, cannot be told apart.
+fn quoted_url(url: &str) -> String {
+    if url.contains('@') && !url.contains("://") {
+        "the value (not shown: it holds an `@`, perhaps credentials)".to_owned()
+    } else {
+        format!("{:?}", redact::userinfo(url))
+    }
+}
+
+/// The message for credentials written into an S3 URL.
+fn aws_userinfo(url: &str) -> String {
+    format!(
+        "{:?} holds credentials (before the `@`); remove them: S3 credentials come from the AWS environment \
+         (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a profile, or an instance role), never from the URL",
+        redact::userinfo(url)
+    )
+}
+
+/// `destination.statement_timeout` and `lock_timeout` of PostgreSQL and Redshift.
+fn pg_timeouts(cx: &mut Ctx<'_>, raw: &RawDestination) -> PgTimeouts {
+    let default = PgTimeouts::default();
+    let note = " (every statement but the load and the consolidation transaction)";
+    PgTimeouts {
+        statement: cx
+            .duration_in("destination.statement_timeout", raw.statement_timeout.as_ref(), STATEMENT_TIMEOUT, note)
+            .unwrap_or(default.statement),
+        lock: cx
+            .duration_in("destination.lock_timeout", raw.lock_timeout.as_ref(), LOCK_TIMEOUT, "")
+            .unwrap_or(default.lock),
+    }
+}
+
 /// `destination.url` of a PostgreSQL-protocol warehouse, checked without connecting.
 fn pg_url(cx: &mut Ctx<'_>, raw: &RawDestination, example: &str) -> Secret {
-    let url = cx.required("destination.url", raw.url.as_ref(), example);
+    let url = cx.required_secret("destination.url", raw.url.as_ref(), example);
     if !url.is_empty()
         && let Err(m) = crate::destination::postgres::PgUrl::parse(&url)
     {
@@ -459,30 +614,26 @@ fn settings(cx: &mut Ctx<'_>, prefix: &str, raw: &RawSettings, base: &FlowSettin
     let key = |k: &str| format!("{prefix}.{k}");
     let mode = cx.choice(&key("mode"), raw.mode.as_ref(), &[("incremental", Mode::Incremental), ("full", Mode::Full)]);
     let deletes = cx.choice(&key("deletes"), raw.deletes.as_ref(), &[("soft", Deletes::Soft), ("hard", Deletes::Hard)]);
-    let lookback = cx.duration(&key("lookback"), raw.lookback.as_ref());
-    let lag = cx.duration(&key("lag"), raw.lag.as_ref());
-    let reconcile_every = match cx.text(&key("reconcile_every"), raw.reconcile_every.as_ref()).as_deref() {
+    let lookback = cx.duration_in(&key("lookback"), raw.lookback.as_ref(), LOOKBACK, "");
+    let lag = cx.duration_in(&key("lag"), raw.lag.as_ref(), LAG, "");
+    let reconcile_every = match raw.reconcile_every.as_ref() {
         None => base.reconcile_every,
-        Some("never") => None,
-        Some(text) => match parse_duration(text) {
-            Ok(d) if d.is_zero() => {
-                cx.err(&key("reconcile_every"), "must be longer than 0s; write \"never\" to turn reconciliation off");
-                None
-            }
-            Ok(d) => Some(d),
-            Err(m) => {
-                cx.err(&key("reconcile_every"), format!("{text:?}: {m}, or \"never\""));
-                None
-            }
+        Some(written) => match cx.text(&key("reconcile_every"), Some(written)).as_deref() {
+            Some("never") => None,
+            Some(_) => cx.duration_in(
+                &key("reconcile_every"),
+                Some(written),
+                RECONCILE_EVERY,
+                ", or \"never\" to turn reconciliation off",
+            ),
+            None => None,
         },
     };
-    let slice = match cx.duration(&key("slice"), raw.slice.as_ref()) {
-        Some(d) if d.is_zero() => {
-            cx.err(&key("slice"), "must be longer than 0s; leave it out to not slice windows");
-            None
-        }
-        Some(d) => Some(d),
+    let slice = match raw.slice.as_ref() {
         None => base.slice,
+        Some(written) => {
+            cx.duration_in(&key("slice"), Some(written), SLICE, " (leave it out to not slice windows)").or(base.slice)
+        }
     };
     let max_delete_ratio = match raw.max_delete_ratio {
         Some(r) if r > 0.0 && r <= 1.0 => r,
@@ -502,6 +653,11 @@ fn settings(cx: &mut Ctx<'_>, prefix: &str, raw: &RawSettings, base: &FlowSettin
         slice,
         max_delete_ratio,
     }
+}
+
+/// A secret key's value that is not a string, named by its type only.
+fn not_text(ty: &str) -> String {
+    format!("must be a string (got {ty}); quote it, e.g. \"${{ENV_VAR}}\"; its value is not shown because it is secret")
 }
 
 fn is_http_url(url: &str) -> bool {
@@ -530,19 +686,93 @@ struct Ctx<'a> {
     file: &'a str,
     env: &'a dyn Fn(&str) -> Option<String>,
     errors: Vec<ConfigError>,
+    /// Every secret value seen, as written and interpolated: scrubbed from every message.
+    secrets: Vec<String>,
 }
 
 impl Ctx<'_> {
     fn err(&mut self, key: &str, message: impl Into<String>) {
-        self.errors.push(ConfigError { file: self.file.to_owned(), key: key.to_owned(), message: message.into() });
+        let message = redact::userinfo(&message.into()).into_owned();
+        self.errors.push(ConfigError { file: self.file.to_owned(), key: key.to_owned(), message });
+    }
+
+    /// The problems, each message with every secret value (of [`SCRUB_MIN_LEN`] characters
+    /// or more) replaced by `***`: no check quotes one, and this keeps it so.
+    fn finish(mut self) -> Vec<ConfigError> {
+        self.secrets.retain(|s| s.chars().count() >= SCRUB_MIN_LEN);
+        // Longest first, so a secret that contains another is replaced whole.
+        self.secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        for e in &mut self.errors {
+            for secret in &self.secrets {
+                if e.message.contains(secret.as_str()) {
+                    e.message = e.message.replace(secret.as_str(), redact::MASK);
+                }
+            }
+        }
+        self.errors
     }
 
     /// The interpolated value, if given; `None` (with the problem recorded) if it fails.
+    /// The problem quotes no part of a secret key's value.
     fn text(&mut self, key: &str, value: Option<&String>) -> Option<String> {
-        match interpolate(value?, self.env) {
+        match interpolate_as(value?, self.env, !SECRET_KEYS.contains(&key)) {
             Ok(v) => Some(v),
             Err(m) => {
                 self.err(key, m);
+                None
+            }
+        }
+    }
+
+    /// Remembers a secret's value, to scrub it from every message: the interpolated
+    /// value (a `${VAR}` reference is no secret), or the text as written when it does not
+    /// interpolate.
+    fn remember(&mut self, value: Option<&RawSecret>) {
+        if let Some(RawSecret::Text(text)) = value {
+            self.secrets.push(interpolate_as(text, self.env, false).unwrap_or_else(|_| text.clone()));
+        }
+    }
+
+    /// A secret key's interpolated value, if given; a value that is not a string is
+    /// reported by its type alone.
+    fn secret(&mut self, key: &str, value: Option<&RawSecret>) -> Option<String> {
+        self.remember(value);
+        match value? {
+            RawSecret::Text(text) => self.text(key, Some(text)),
+            RawSecret::NotText(ty) => {
+                self.err(key, not_text(ty));
+                None
+            }
+        }
+    }
+
+    /// [`Ctx::required`] for a secret key.
+    fn required_secret(&mut self, key: &str, value: Option<&RawSecret>, why: &str) -> String {
+        self.remember(value);
+        match value {
+            Some(RawSecret::NotText(ty)) => {
+                self.err(key, not_text(ty));
+                String::new()
+            }
+            Some(RawSecret::Text(text)) => self.required(key, Some(text), why),
+            None => self.required(key, None, why),
+        }
+    }
+
+    /// A duration within `bounds`, if given; `None` (recorded) when it is not one or out
+    /// of range. `note` follows the range in the message.
+    fn duration_in(&mut self, key: &str, value: Option<&String>, bounds: Bounds, note: &str) -> Option<Duration> {
+        let v = self.text(key, value)?;
+        let (min, max) = (Duration::from_secs(bounds.min), Duration::from_secs(bounds.max));
+        let range = format!("expected {} to {}{note}", format_duration(min), format_duration(max));
+        match parse_duration(&v) {
+            Ok(d) if (min..=max).contains(&d) => Some(d),
+            Ok(_) => {
+                self.err(key, format!("{v:?} is out of range; {range}"));
+                None
+            }
+            Err(m) => {
+                self.err(key, format!("{v:?}: {m}; {range}"));
                 None
             }
         }
@@ -592,11 +822,6 @@ impl Ctx<'_> {
         found
     }
 
-    fn duration(&mut self, key: &str, value: Option<&String>) -> Option<std::time::Duration> {
-        let v = self.text(key, value)?;
-        parse_duration(&v).map_err(|m| self.err(key, format!("{v:?}: {m}"))).ok()
-    }
-
     /// A list of field names: valid API names, no duplicates (recorded).
     fn names(&mut self, key: &str, list: &[String]) -> Vec<String> {
         let mut out: Vec<String> = Vec::with_capacity(list.len());
@@ -614,8 +839,8 @@ impl Ctx<'_> {
     }
 }
 
-/// A memory size (`"160MB"`, `"2 GB"`, `"512MiB"`; MB and MiB both count as 2^20 bytes) in
-/// MiB, or `None` when it is not one.
+/// A memory size (`"160MB"`, `"2 GB"`, `"512MiB"`, `"1TB"`; MB and MiB both count as 2^20
+/// bytes) in MiB, or `None` when it is not one (or too large to count).
 fn parse_mib(text: &str) -> Option<u64> {
     let text = text.trim();
     let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
@@ -624,6 +849,7 @@ fn parse_mib(text: &str) -> Option<u64> {
     let factor = match unit.trim().to_ascii_lowercase().as_str() {
         "mb" | "mib" | "m" => 1,
         "gb" | "gib" | "g" => 1024,
+        "tb" | "tib" | "t" => 1024 * 1024,
         _ => return None,
     };
     number.checked_mul(factor)

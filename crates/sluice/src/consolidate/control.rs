@@ -1,124 +1,367 @@
-//! The control tables (`_sluice.flows`, `_sluice.runs`, `_sluice.flow_runs`; DESIGN "Control
-//! tables") and the writes that commit a flow's new window end and its flow-run row in the
-//! same transaction as the data.
+//! The control tables (`_sluice.flows`, `_sluice.runs`, `_sluice.flow_runs`, and
+//! `_sluice.layout`; DESIGN "Control tables"), their migration from older layouts, and the
+//! writes that commit a flow's new window end and its flow-run row in the same transaction
+//! as the data.
+//!
+//! Everything is keyed by the *target* (schema, table), never by the object alone: two
+//! configs writing one object into two schemas of one database have a window each, and a
+//! run only ever sees (and marks abandoned) the runs of its own schema.
 //!
 //! Upserts are written as `UPDATE` then `INSERT ... WHERE NOT EXISTS` (flows) and `DELETE`
 //! then `INSERT` (flow-run rows): the one form all three dialects share, Redshift having no
-//! `ON CONFLICT`. A run holds the flow's lock, so nothing interleaves between the two.
+//! `ON CONFLICT`. A run holds its schema's lock, so nothing interleaves between the two.
+//!
+//! Layouts: version 1 (before `_sluice.layout` existed) keyed flows by object; version 2
+//! ([`LAYOUT_VERSION`]) keys them by target. [`layout_of`] reads which one a destination
+//! holds, [`migrate_v1`] upgrades version 1 in one transaction on first use, and a layout
+//! newer than this binary knows is refused ([`check_layout`]).
+//!
+//! The file is long on purpose: it is the one place that spells the control tables'
+//! layouts, status words and migrations, so nothing persisted is written anywhere else.
 
 use super::merge::{changes_name, count_exprs};
 use super::{Dialect, FlowRun, MergeSpec, TableRef};
 use crate::model::{SluiceType, Timestamp};
+use crate::{Error, Result};
 
 /// The control schema.
 pub const CONTROL_SCHEMA: &str = "_sluice";
+
+/// The control-table layout this binary writes (see the module docs).
+pub const LAYOUT_VERSION: i64 = 2;
+
+/// The run status of a run still going (or dead without finishing).
+const RUNNING: &str = "running";
 
 fn table(name: &str) -> TableRef {
     TableRef::new(CONTROL_SCHEMA, name)
 }
 
-/// `CREATE SCHEMA` and `CREATE TABLE IF NOT EXISTS` for the three control tables.
-pub fn control_ddl(dialect: Dialect) -> Vec<String> {
-    use SluiceType::{Int, Long, Text, Timestamp};
-    let create = |name: &str, cols: &[(&str, SluiceType)], key: &[&str]| {
-        let mut defs: Vec<String> =
-            cols.iter().map(|(n, ty)| format!("{} {}", dialect.quote_ident(n), dialect.sql_type(*ty))).collect();
-        defs.push(format!("PRIMARY KEY ({})", super::ident_list(dialect, key)));
-        format!("CREATE TABLE IF NOT EXISTS {} (\n  {}\n)", dialect.table(&table(name)), defs.join(",\n  "))
+/// A control table of the current layout: name, columns, key.
+struct Layout {
+    name: &'static str,
+    columns: &'static [(&'static str, SluiceType)],
+    key: &'static [&'static str],
+}
+
+use SluiceType::{Boolean, Int, Long, Text, Timestamp as Ts};
+
+const LAYOUT: Layout = Layout { name: "layout", columns: &[("version", Long), ("migrated_at", Ts)], key: &["version"] };
+
+const FLOWS: Layout = Layout {
+    name: "flows",
+    columns: &[
+        ("target_schema", Text),
+        ("target_table", Text),
+        ("flow", Text),
+        ("object", Text),
+        ("window_end", Ts),
+        ("last_full_refresh", Ts),
+        ("last_reconciliation", Ts),
+        ("schema_fingerprint", Text),
+        ("rows_present", Boolean),
+        ("updated_at", Ts),
+    ],
+    key: &["target_schema", "target_table"],
+};
+
+const RUNS: Layout = Layout {
+    name: "runs",
+    columns: &[
+        ("run_id", Text),
+        ("target_schema", Text),
+        ("trigger", Text),
+        ("started_at", Ts),
+        ("finished_at", Ts),
+        ("status", Text),
+        ("config_fingerprint", Text),
+    ],
+    key: &["run_id"],
+};
+
+const FLOW_RUNS: Layout = Layout {
+    name: "flow_runs",
+    columns: &[
+        ("run_id", Text),
+        ("target_schema", Text),
+        ("target_table", Text),
+        ("flow", Text),
+        ("phase", Text),
+        ("attempts", Int),
+        ("window_start", Ts),
+        ("window_end", Ts),
+        ("rows_extracted", Long),
+        ("rows_inserted", Long),
+        ("rows_updated", Long),
+        ("rows_deleted", Long),
+        ("api_calls", Long),
+        ("bytes", Long),
+        ("api_remaining", Long),
+        ("error", Text),
+        ("finished_at", Ts),
+    ],
+    key: &["run_id", "target_schema", "target_table"],
+};
+
+fn create_table(d: Dialect, layout: &Layout, if_not_exists: bool) -> String {
+    let mut defs: Vec<String> =
+        layout.columns.iter().map(|(n, ty)| format!("{} {}", d.quote_ident(n), d.sql_type(*ty))).collect();
+    defs.push(format!("PRIMARY KEY ({})", super::ident_list(d, layout.key)));
+    let exists = if if_not_exists { "IF NOT EXISTS " } else { "" };
+    format!("CREATE TABLE {exists}{} (\n  {}\n)", d.table(&table(layout.name)), defs.join(",\n  "))
+}
+
+/// The layout row, written once, when the tables are created or migrated.
+fn layout_row(d: Dialect, at: Timestamp) -> String {
+    let layout = d.table(&table(LAYOUT.name));
+    format!(
+        "INSERT INTO {layout} ({}) SELECT {LAYOUT_VERSION}, {} WHERE NOT EXISTS (SELECT 1 FROM {layout})",
+        super::ident_list(d, &["version", "migrated_at"]),
+        d.timestamp_literal(at)
+    )
+}
+
+/// `CREATE SCHEMA` and `CREATE TABLE IF NOT EXISTS` for the control tables of the current
+/// layout, and its layout row: what a destination without control tables gets (and a no-op
+/// where they exist). Run only after [`check_layout`] said the layout is current or absent.
+pub fn control_ddl(dialect: Dialect, at: Timestamp) -> Vec<String> {
+    let mut out = vec![format!("CREATE SCHEMA IF NOT EXISTS {}", dialect.quote_ident(CONTROL_SCHEMA))];
+    out.extend([&LAYOUT, &FLOWS, &RUNS, &FLOW_RUNS].map(|l| create_table(dialect, l, true)));
+    out.push(layout_row(dialect, at));
+    out
+}
+
+/// The statements taking and giving back the lock that serialises control-table set-up
+/// (layout check, migration, creation) among runs of different schemas sharing a database:
+/// a PostgreSQL session advisory lock on the control schema's name. `None` where the
+/// destination's run lock covers the whole database already (DuckDB's file lock) or there
+/// is no such lock (Redshift, where such runs racing on a first set-up are not guarded).
+pub fn setup_lock(dialect: Dialect) -> Option<[String; 2]> {
+    match dialect {
+        Dialect::Postgres => {
+            let class = crate::destination::postgres::LOCK_CLASS;
+            let key = crate::destination::postgres::lock_key(CONTROL_SCHEMA);
+            Some([
+                format!("SELECT pg_advisory_lock({class}, {key})"),
+                format!("SELECT pg_advisory_unlock({class}, {key})"),
+            ])
+        }
+        Dialect::DuckDb | Dialect::Redshift => None,
+    }
+}
+
+/// Which control-table layout a destination holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayoutState {
+    /// No control tables yet.
+    Absent,
+    /// Version 1: flows keyed by object (no `_sluice.layout`).
+    V1,
+    /// Written by this or another binary: its version.
+    Version(i64),
+}
+
+/// The tables [`layout_of`] looks at: `_sluice.layout` and `_sluice.flows`.
+pub fn layout_tables() -> [TableRef; 2] {
+    [table(LAYOUT.name), table(FLOWS.name)]
+}
+
+/// The query reading the layout version, once [`layout_tables`] showed `_sluice.layout`.
+pub fn layout_query(dialect: Dialect) -> String {
+    format!("SELECT MAX({}) FROM {}", dialect.quote_ident("version"), dialect.table(&table(LAYOUT.name)))
+}
+
+/// The layout, from whether `_sluice.layout` and `_sluice.flows` exist and the version the
+/// former holds.
+pub fn layout_of(has_layout: bool, has_flows: bool, version: Option<i64>) -> LayoutState {
+    match (has_layout, has_flows, version) {
+        (true, _, Some(v)) => LayoutState::Version(v),
+        (false, true, _) => LayoutState::V1,
+        _ => LayoutState::Absent,
+    }
+}
+
+/// Refuses a layout this binary cannot read or write (one a newer sluice wrote).
+pub fn check_layout(state: LayoutState, location: &str) -> Result<()> {
+    match state {
+        LayoutState::Version(v) if v > LAYOUT_VERSION => Err(Error::user(format!(
+            "the control tables in {location} ({CONTROL_SCHEMA}.*) have layout {v}, written by a newer sluice; this \
+             one knows up to layout {LAYOUT_VERSION}: upgrade sluice"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// `SELECT DISTINCT flow` over the version-1 tables: the flows [`migrate_v1`] needs table
+/// names for.
+pub fn v1_flows_query(dialect: Dialect) -> String {
+    let flow = dialect.quote_ident("flow");
+    format!(
+        "SELECT {flow} FROM {} UNION SELECT {flow} FROM {}",
+        dialect.table(&table(FLOWS.name)),
+        dialect.table(&table(FLOW_RUNS.name))
+    )
+}
+
+/// One transaction upgrading version-1 control tables to the current layout. Version 1 had
+/// no notion of target: its rows are given to `schema`, the schema of the run that
+/// migrates, each flow's table being `tables` (flow name → table name, from the config's
+/// naming). A second schema sharing those rows is exactly the defect the new key fixes: its
+/// flows start afresh with a full load.
+pub fn migrate_v1(dialect: Dialect, schema: &str, tables: &[(String, String)], at: Timestamp) -> Vec<String> {
+    let d = dialect;
+    let q = |n: &str| d.quote_ident(n);
+    let lit = |s: &str| d.quote_literal(s);
+    let table_of = if tables.is_empty() {
+        q("flow")
+    } else {
+        let arms: Vec<String> = tables.iter().map(|(f, t)| format!("WHEN {} THEN {}", lit(f), lit(t))).collect();
+        format!("CASE {} {} ELSE {} END", q("flow"), arms.join(" "), q("flow"))
     };
-    vec![
-        format!("CREATE SCHEMA IF NOT EXISTS {}", dialect.quote_ident(CONTROL_SCHEMA)),
-        create(
-            "flows",
-            &[
-                ("flow", Text),
-                ("object", Text),
-                ("window_end", Timestamp),
-                ("last_full_refresh", Timestamp),
-                ("last_reconciliation", Timestamp),
-                ("schema_fingerprint", Text),
-                ("updated_at", Timestamp),
-            ],
-            &["flow"],
-        ),
-        create(
-            "runs",
-            &[
-                ("run_id", Text),
-                ("trigger", Text),
-                ("started_at", Timestamp),
-                ("finished_at", Timestamp),
-                ("status", Text),
-                ("config_fingerprint", Text),
-            ],
-            &["run_id"],
-        ),
-        create(
-            "flow_runs",
-            &[
-                ("run_id", Text),
-                ("flow", Text),
-                ("phase", Text),
-                ("attempts", Int),
-                ("window_start", Timestamp),
-                ("window_end", Timestamp),
-                ("rows_extracted", Long),
-                ("rows_inserted", Long),
-                ("rows_updated", Long),
-                ("rows_deleted", Long),
-                ("api_calls", Long),
-                ("bytes", Long),
-                ("error", Text),
-                ("finished_at", Timestamp),
-            ],
-            &["run_id", "flow"],
-        ),
-    ]
+    let null = |ty: SluiceType| d.null_of(ty);
+    // Per table of the new layout: the expression filling each column from the old row.
+    let fill = |layout: &Layout| -> Vec<String> {
+        layout
+            .columns
+            .iter()
+            .map(|(name, ty)| match *name {
+                "target_schema" => lit(schema),
+                "target_table" => table_of.clone(),
+                "rows_present" | "api_remaining" => null(*ty),
+                other => q(other),
+            })
+            .collect()
+    };
+    let mut out = Vec::new();
+    for layout in [&FLOWS, &RUNS, &FLOW_RUNS] {
+        let old = q(&format!("_sluice_v1_{}", layout.name));
+        let current = d.table(&table(layout.name));
+        let names: Vec<&str> = layout.columns.iter().map(|(n, _)| *n).collect();
+        // Copy aside, drop, create anew, copy back: DuckDB can neither rename a keyed table
+        // nor change its key, and this form is the same in all three dialects.
+        out.push(format!("CREATE TEMP TABLE {old} AS SELECT * FROM {current}"));
+        out.push(format!("DROP TABLE {current}"));
+        out.push(create_table(d, layout, false));
+        out.push(format!(
+            "INSERT INTO {current} ({})\nSELECT {}\nFROM {old}",
+            super::ident_list(d, &names),
+            fill(layout).join(", ")
+        ));
+        out.push(format!("DROP TABLE {old}"));
+    }
+    out.push(create_table(d, &LAYOUT, true));
+    out.push(layout_row(d, at));
+    out
+}
+
+/// `"target_schema" = '…' AND "target_table" = '…'` (qualified by `alias` when given).
+fn target_key(d: Dialect, target: &TableRef, alias: Option<&str>) -> String {
+    let col = |n: &str| match alias {
+        Some(a) => format!("{}.{}", d.quote_ident(a), d.quote_ident(n)),
+        None => d.quote_ident(n),
+    };
+    format!(
+        "{} = {} AND {} = {}",
+        col("target_schema"),
+        d.quote_literal(&target.schema),
+        col("target_table"),
+        d.quote_literal(&target.name)
+    )
+}
+
+/// The key of a flow-run row: the run and the target.
+fn run_key(d: Dialect, run_id: &str, target: &TableRef) -> String {
+    format!("{} = {} AND {}", d.quote_ident("run_id"), d.quote_literal(run_id), target_key(d, target, None))
+}
+
+/// A derived table of one row and one column, `"present"`: whether `table` holds a row,
+/// reading at most one row (never a count of the table). What
+/// `_sluice.flows.rows_present` records at each commit; joined with `FROM` rather than
+/// written as a subquery in `SET`, which Redshift refuses.
+fn has_rows(d: Dialect, table: &TableRef) -> String {
+    format!(
+        "(SELECT COUNT(*) > 0 AS {} FROM (SELECT 1 AS {} FROM {} LIMIT 1) AS {}) AS {}",
+        d.quote_ident("present"),
+        d.quote_ident("one"),
+        d.table(table),
+        d.quote_ident("probe"),
+        d.quote_ident("x")
+    )
+}
+
+/// `"x"."present"`: the value of [`has_rows`].
+fn present(d: Dialect) -> String {
+    format!("{}.{}", d.quote_ident("x"), d.quote_ident("present"))
+}
+
+/// The query answering whether `table` holds any row: one value, 1 or 0 (see [`has_rows`]).
+pub fn has_rows_query(dialect: Dialect, table: &TableRef) -> String {
+    format!("SELECT CASE WHEN {} THEN 1 ELSE 0 END FROM {}", present(dialect), has_rows(dialect, table))
 }
 
 /// The statements that commit the flow: its new window end in `_sluice.flows`, and the
 /// flow-run row with the merge counts computed from the changes table (so they must run
-/// before it is dropped).
-pub fn control_writes(dialect: Dialect, spec: &MergeSpec, run: &FlowRun) -> Vec<String> {
+/// before it is dropped). `rows_at` is where the target's rows are at this point of the
+/// transaction (staging, for a load promoted to the target later in it).
+pub fn control_writes(dialect: Dialect, spec: &MergeSpec, run: &FlowRun, rows_at: &TableRef) -> Vec<String> {
     let d = dialect;
     let q = |n: &str| d.quote_ident(n);
     let lit = |s: &str| d.quote_literal(s);
-    let flows = d.table(&table("flows"));
-    let flow_runs = d.table(&table("flow_runs"));
+    let flows = d.table(&table(FLOWS.name));
+    let flow_runs = d.table(&table(FLOW_RUNS.name));
     let now = d.timestamp_literal(spec.synced_at);
     let window_end = d.timestamp_literal(run.window.end);
     let window_start = d.timestamp_or_null(run.window.start);
     let flow = lit(&run.flow);
+    let rows = has_rows(d, rows_at);
+    let present = present(d);
+    let key = target_key(d, &spec.target, None);
 
     let mut set = vec![
+        format!("{} = {flow}", q("flow")),
         format!("{} = {}", q("object"), lit(&run.object)),
         format!("{} = {window_end}", q("window_end")),
         format!("{} = {}", q("schema_fingerprint"), lit(&run.schema_fingerprint)),
+        format!("{} = {present}", q("rows_present")),
         format!("{} = {now}", q("updated_at")),
     ];
     if run.full_refresh {
         set.push(format!("{} = {now}", q("last_full_refresh")));
     }
-    let update_flow = format!("UPDATE {flows} SET {}\nWHERE {} = {flow}", set.join(", "), q("flow"));
+    let update_flow = format!("UPDATE {flows} SET {}\nFROM {rows}\nWHERE {key}", set.join(", "));
     let insert_flow = format!(
-        "INSERT INTO {flows} ({}, {}, {}, {}, {}, {})\nSELECT {flow}, {}, {window_end}, {}, {}, {now}\nWHERE NOT \
-         EXISTS (SELECT 1 FROM {flows} WHERE {} = {flow})",
-        q("flow"),
-        q("object"),
-        q("window_end"),
-        q("last_full_refresh"),
-        q("schema_fingerprint"),
-        q("updated_at"),
+        "INSERT INTO {flows} ({})\nSELECT {}, {}, {flow}, {}, {window_end}, {}, {}, {present}, {now}\nFROM {rows}\nWHERE \
+         NOT EXISTS (SELECT 1 FROM {flows} WHERE {key})",
+        super::ident_list(
+            d,
+            &[
+                "target_schema",
+                "target_table",
+                "flow",
+                "object",
+                "window_end",
+                "last_full_refresh",
+                "schema_fingerprint",
+                "rows_present",
+                "updated_at"
+            ]
+        ),
+        lit(&spec.target.schema),
+        lit(&spec.target.name),
         lit(&run.object),
         if run.full_refresh { now.clone() } else { d.null_of(SluiceType::Timestamp) },
         lit(&run.schema_fingerprint),
-        q("flow"),
     );
 
-    let delete_run = format!("DELETE FROM {flow_runs} WHERE {}", run_key(d, &spec.run_id, &run.flow));
+    let delete_run = format!("DELETE FROM {flow_runs} WHERE {}", run_key(d, &spec.run_id, &spec.target));
     let [ins, upd, del] = count_exprs(d);
+    // Rows a full refresh removed (or flagged) because the source no longer has them are
+    // deletes too; they were counted before the transaction, under the same lock.
+    let del = if run.removed > 0 { format!("{del} + {}", run.removed) } else { del };
     let cols = [
         "run_id",
+        "target_schema",
+        "target_table",
         "flow",
         "phase",
         "attempts",
@@ -130,11 +373,14 @@ pub fn control_writes(dialect: Dialect, spec: &MergeSpec, run: &FlowRun) -> Vec<
         "rows_deleted",
         "api_calls",
         "bytes",
+        "api_remaining",
         "error",
         "finished_at",
     ];
     let values = [
         lit(&spec.run_id),
+        lit(&spec.target.schema),
+        lit(&spec.target.name),
         flow.clone(),
         lit("consolidated"),
         run.attempts.to_string(),
@@ -146,6 +392,7 @@ pub fn control_writes(dialect: Dialect, spec: &MergeSpec, run: &FlowRun) -> Vec<
         del,
         run.api_calls.to_string(),
         run.bytes.to_string(),
+        run.api_remaining.map_or_else(|| d.null_of(SluiceType::Long), |n| n.to_string()),
         d.null_of(SluiceType::Text),
         now.clone(),
     ];
@@ -159,63 +406,97 @@ pub fn control_writes(dialect: Dialect, spec: &MergeSpec, run: &FlowRun) -> Vec<
     vec![update_flow, insert_flow, delete_run, insert_run]
 }
 
+/// After a statement that may have removed every row of the target (reconciliation), the
+/// flow's `rows_present` follows.
+pub fn rows_present_update(dialect: Dialect, target: &TableRef) -> String {
+    let d = dialect;
+    format!(
+        "UPDATE {} SET {} = {}\nFROM {}\nWHERE {}",
+        d.table(&table(FLOWS.name)),
+        d.quote_ident("rows_present"),
+        present(d),
+        has_rows(d, target),
+        target_key(d, target, None)
+    )
+}
+
 /// A run's row in `_sluice.runs` as it starts: status `running`. A run that dies keeps this
-/// status; the next run, holding the lock, marks it `abandoned` ([`abandon_runs`]).
+/// status; the next run of the same schema, holding its lock, marks it `abandoned`
+/// ([`abandon_runs`]).
 pub fn run_started(
     dialect: Dialect,
     run_id: &str,
+    schema: &str,
     trigger: &str,
     started_at: Timestamp,
     config_fp: &str,
 ) -> Vec<String> {
     let d = dialect;
-    let runs = d.table(&table("runs"));
+    let runs = d.table(&table(RUNS.name));
     vec![
         format!("DELETE FROM {runs} WHERE {} = {}", d.quote_ident("run_id"), d.quote_literal(run_id)),
         format!(
-            "INSERT INTO {runs} ({}) VALUES ({}, {}, {}, {}, {}, {})",
-            super::ident_list(d, &["run_id", "trigger", "started_at", "finished_at", "status", "config_fingerprint"]),
+            "INSERT INTO {runs} ({}) VALUES ({}, {}, {}, {}, {}, {}, {})",
+            super::ident_list(
+                d,
+                &["run_id", "target_schema", "trigger", "started_at", "finished_at", "status", "config_fingerprint"]
+            ),
             d.quote_literal(run_id),
+            d.quote_literal(schema),
             d.quote_literal(trigger),
             d.timestamp_literal(started_at),
             d.null_of(SluiceType::Timestamp),
-            d.quote_literal("running"),
+            d.quote_literal(RUNNING),
             d.quote_literal(config_fp),
         ),
     ]
 }
 
-/// Runs still `running` when a new run takes the lock died without finishing.
-pub fn abandon_runs(dialect: Dialect) -> String {
+/// Runs of `schema` still `running` when a new run takes its lock died without finishing.
+/// Runs of other schemas hold other locks and may well be alive.
+pub fn abandon_runs(dialect: Dialect, schema: &str) -> String {
     let d = dialect;
-    let running = format!("{} = {}", d.quote_ident("status"), d.quote_literal("running"));
-    update(d, "runs", &[("status", d.quote_literal("abandoned"))], &running)
+    let cond = format!(
+        "{} = {} AND {} = {}",
+        d.quote_ident("status"),
+        d.quote_literal(RUNNING),
+        d.quote_ident("target_schema"),
+        d.quote_literal(schema)
+    );
+    update(d, RUNS.name, &[("status", d.quote_literal("abandoned"))], &cond)
 }
 
 /// The run's final status (`ok`, `partial`, `failed`).
 pub fn run_finished(dialect: Dialect, run_id: &str, status: &str, finished_at: Timestamp) -> String {
     let d = dialect;
     let set = [("status", d.quote_literal(status)), ("finished_at", d.timestamp_literal(finished_at))];
-    update(d, "runs", &set, &format!("{} = {}", d.quote_ident("run_id"), d.quote_literal(run_id)))
+    update(d, RUNS.name, &set, &format!("{} = {}", d.quote_ident("run_id"), d.quote_literal(run_id)))
 }
 
 /// Moves a flow-run row to a later phase (`verified`, `done`).
-pub fn flow_phase(dialect: Dialect, run_id: &str, flow: &str, phase: &str) -> String {
+pub fn flow_phase(dialect: Dialect, run_id: &str, target: &TableRef, phase: &str) -> String {
     let d = dialect;
-    update(d, "flow_runs", &[("phase", d.quote_literal(phase))], &run_key(d, run_id, flow))
+    update(d, FLOW_RUNS.name, &[("phase", d.quote_literal(phase))], &run_key(d, run_id, target))
 }
 
 /// Records a flow's failure in its flow-run row: phase `failed` and the error. A row that a
 /// committed consolidation wrote keeps its counts (the failure came later, in reconciliation
 /// or verification); otherwise a row is inserted. The window end is not touched.
-pub fn flow_failed(dialect: Dialect, run_id: &str, flow: &str, error: &str, at: Timestamp) -> Vec<String> {
+pub fn flow_failed(
+    dialect: Dialect,
+    run_id: &str,
+    target: &TableRef,
+    flow: &str,
+    error: &str,
+    at: Timestamp,
+) -> Vec<String> {
     let d = dialect;
-    let flow_runs = d.table(&table("flow_runs"));
-    let key = run_key(d, run_id, flow);
+    let flow_runs = d.table(&table(FLOW_RUNS.name));
+    let key = run_key(d, run_id, target);
     vec![
         update(
             d,
-            "flow_runs",
+            FLOW_RUNS.name,
             &[
                 ("phase", d.quote_literal("failed")),
                 ("error", d.quote_literal(error)),
@@ -224,9 +505,12 @@ pub fn flow_failed(dialect: Dialect, run_id: &str, flow: &str, error: &str, at: 
             &key,
         ),
         format!(
-            "INSERT INTO {flow_runs} ({})\nSELECT {}, {}, {}, {}, {}\nWHERE NOT EXISTS (SELECT 1 FROM {flow_runs} WHERE {key})",
-            super::ident_list(d, &["run_id", "flow", "phase", "error", "finished_at"]),
+            "INSERT INTO {flow_runs} ({})\nSELECT {}, {}, {}, {}, {}, {}, {}\nWHERE NOT EXISTS (SELECT 1 FROM {flow_runs} \
+             WHERE {key})",
+            super::ident_list(d, &["run_id", "target_schema", "target_table", "flow", "phase", "error", "finished_at"]),
             d.quote_literal(run_id),
+            d.quote_literal(&target.schema),
+            d.quote_literal(&target.name),
             d.quote_literal(flow),
             d.quote_literal("failed"),
             d.quote_literal(error),
@@ -238,11 +522,13 @@ pub fn flow_failed(dialect: Dialect, run_id: &str, flow: &str, error: &str, at: 
 /// The flow-run row of a load handed to its stored procedure (see `procedure`): phase
 /// `handed_off`, the window and what was read; the procedure's consolidation rewrites it
 /// with the merge counts.
-pub fn flow_handed_off(dialect: Dialect, run_id: &str, run: &FlowRun, at: Timestamp) -> Vec<String> {
+pub fn flow_handed_off(dialect: Dialect, spec: &MergeSpec, run: &FlowRun) -> Vec<String> {
     let d = dialect;
-    let flow_runs = d.table(&table("flow_runs"));
+    let flow_runs = d.table(&table(FLOW_RUNS.name));
     let cols = [
         "run_id",
+        "target_schema",
+        "target_table",
         "flow",
         "phase",
         "attempts",
@@ -254,7 +540,9 @@ pub fn flow_handed_off(dialect: Dialect, run_id: &str, run: &FlowRun, at: Timest
         "finished_at",
     ];
     let values = [
-        d.quote_literal(run_id),
+        d.quote_literal(&spec.run_id),
+        d.quote_literal(&spec.target.schema),
+        d.quote_literal(&spec.target.name),
         d.quote_literal(&run.flow),
         d.quote_literal(super::procedure::HANDED_OFF),
         run.attempts.to_string(),
@@ -263,67 +551,56 @@ pub fn flow_handed_off(dialect: Dialect, run_id: &str, run: &FlowRun, at: Timest
         run.rows_extracted.to_string(),
         run.api_calls.to_string(),
         run.bytes.to_string(),
-        d.timestamp_literal(at),
+        d.timestamp_literal(spec.synced_at),
     ];
     vec![
-        format!("DELETE FROM {flow_runs} WHERE {}", run_key(d, run_id, &run.flow)),
+        format!("DELETE FROM {flow_runs} WHERE {}", run_key(d, &spec.run_id, &spec.target)),
         format!("INSERT INTO {flow_runs} ({}) VALUES ({})", super::ident_list(d, &cols), values.join(", ")),
     ]
 }
 
-/// `SELECT 1` when the flow-run row of `run_id` and `flow` is still waiting for its
+/// `SELECT 1` when the flow-run row of `run_id` and `target` is still waiting for its
 /// procedure ([`flow_handed_off`]).
-pub(super) fn handed_off_query(d: Dialect, run_id: &str, flow: &str) -> String {
+pub(super) fn handed_off_query(d: Dialect, run_id: &str, target: &TableRef) -> String {
     format!(
         "SELECT 1 FROM {} WHERE {} AND {} = {}",
-        d.table(&table("flow_runs")),
-        run_key(d, run_id, flow),
+        d.table(&table(FLOW_RUNS.name)),
+        run_key(d, run_id, target),
         d.quote_ident("phase"),
         d.quote_literal(super::procedure::HANDED_OFF)
     )
 }
 
-/// `"run_id" = '…' AND "flow" = '…'`: the key of a flow-run row.
 /// `UPDATE <control table> SET a = x, ... WHERE cond`.
 fn update(d: Dialect, name: &str, set: &[(&str, String)], cond: &str) -> String {
     let set: Vec<String> = set.iter().map(|(column, value)| format!("{} = {value}", d.quote_ident(column))).collect();
     format!("UPDATE {} SET {} WHERE {cond}", d.table(&table(name)), set.join(", "))
 }
 
-fn run_key(d: Dialect, run_id: &str, flow: &str) -> String {
-    format!(
-        "{} = {} AND {} = {}",
-        d.quote_ident("run_id"),
-        d.quote_literal(run_id),
-        d.quote_ident("flow"),
-        d.quote_literal(flow)
-    )
-}
-
 /// One row or none: the flow's window end, last reconciliation and last full refresh, as
-/// epoch milliseconds.
-pub fn read_flow(dialect: Dialect, flow: &str) -> String {
+/// epoch milliseconds, and whether its table held rows at the last commit (1, 0 or NULL).
+pub fn read_flow(dialect: Dialect, target: &TableRef) -> String {
     let d = dialect;
     let ms = |c: &str| d.epoch_ms(&d.quote_ident(c));
+    let present = d.quote_ident("rows_present");
     format!(
-        "SELECT {}, {}, {} FROM {} WHERE {} = {}",
+        "SELECT {}, {}, {}, CASE WHEN {present} THEN 1 WHEN NOT {present} THEN 0 END FROM {} WHERE {}",
         ms("window_end"),
         ms("last_reconciliation"),
         ms("last_full_refresh"),
-        d.table(&table("flows")),
-        d.quote_ident("flow"),
-        d.quote_literal(flow),
+        d.table(&table(FLOWS.name)),
+        target_key(d, target, None),
     )
 }
 
 /// One row: the inserted, updated and deleted counts a consolidation recorded.
-pub fn read_merge_counts(dialect: Dialect, run_id: &str, flow: &str) -> String {
+pub fn read_merge_counts(dialect: Dialect, run_id: &str, target: &TableRef) -> String {
     let d = dialect;
     format!(
         "SELECT {} FROM {} WHERE {}",
         super::ident_list(d, &["rows_inserted", "rows_updated", "rows_deleted"]),
-        d.table(&table("flow_runs")),
-        run_key(d, run_id, flow)
+        d.table(&table(FLOW_RUNS.name)),
+        run_key(d, run_id, target)
     )
 }
 
@@ -332,7 +609,7 @@ pub fn read_merge_counts(dialect: Dialect, run_id: &str, flow: &str) -> String {
 pub fn flow_totals(
     dialect: Dialect,
     run_id: &str,
-    flow: &str,
+    target: &TableRef,
     extracted: u64,
     [inserted, updated, deleted]: [u64; 3],
     window_start: Option<Timestamp>,
@@ -345,5 +622,125 @@ pub fn flow_totals(
         ("rows_deleted", deleted.to_string()),
         ("window_start", d.timestamp_or_null(window_start)),
     ];
-    update(d, "flow_runs", &set, &run_key(d, run_id, flow))
+    update(d, FLOW_RUNS.name, &set, &run_key(d, run_id, target))
+}
+
+/// The statement stamping the flow's `last_reconciliation` (inside reconciliation's
+/// transaction).
+pub fn reconciled(dialect: Dialect, target: &TableRef, at: Timestamp) -> String {
+    let d = dialect;
+    update(d, FLOWS.name, &[("last_reconciliation", d.timestamp_literal(at))], &target_key(d, target, None))
+}
+
+/// What `sluice status` reads: per flow of `schema`, its state and its latest flow-run row.
+/// Columns: flow, table, window end (ms), run id, phase, error, finished (ms), rows
+/// extracted, last reconciliation (ms).
+pub fn status_query(dialect: Dialect, schema: &str) -> String {
+    let d = dialect;
+    let q = |n: &str| d.quote_ident(n);
+    let fl = |n: &str| format!("{}.{}", q("f"), q(n));
+    let fr = |n: &str| format!("{}.{}", q("r"), q(n));
+    format!(
+        "SELECT {}, {}, {}, {}, {}, {}, {}, {}, {}\nFROM {} AS {}\nLEFT JOIN (SELECT *, ROW_NUMBER() OVER (PARTITION BY \
+         {}, {} ORDER BY {} DESC) AS {} FROM {}) AS {} ON {} = {} AND {} = {} AND {} = 1\nWHERE {} = {}\nORDER BY {}",
+        fl("flow"),
+        fl("target_table"),
+        d.epoch_ms(&fl("window_end")),
+        fr("run_id"),
+        fr("phase"),
+        fr("error"),
+        d.epoch_ms(&fr("finished_at")),
+        fr("rows_extracted"),
+        d.epoch_ms(&fl("last_reconciliation")),
+        d.table(&table(FLOWS.name)),
+        q("f"),
+        q("target_schema"),
+        q("target_table"),
+        q("run_id"),
+        q("rn"),
+        d.table(&table(FLOW_RUNS.name)),
+        q("r"),
+        fr("target_schema"),
+        fl("target_schema"),
+        fr("target_table"),
+        fl("target_table"),
+        fr("rn"),
+        fl("target_schema"),
+        d.quote_literal(schema),
+        fl("flow"),
+    )
+}
+
+/// What `sluice history` reads first: the newest `limit` runs of `schema`. Columns: run id,
+/// status, started (ms), finished (ms).
+pub fn runs_query(dialect: Dialect, schema: &str, limit: usize) -> String {
+    let d = dialect;
+    let q = |n: &str| d.quote_ident(n);
+    format!(
+        "SELECT {}, {}, {}, {} FROM {} WHERE {} = {} ORDER BY {} DESC LIMIT {limit}",
+        q("run_id"),
+        q("status"),
+        d.epoch_ms(&q("started_at")),
+        d.epoch_ms(&q("finished_at")),
+        d.table(&table(RUNS.name)),
+        q("target_schema"),
+        d.quote_literal(schema),
+        q("run_id"),
+    )
+}
+
+/// What `sluice history` reads second: the flow-run rows of `schema` from run `oldest` on.
+/// Columns: run id, flow, phase, extracted, inserted, updated, deleted, error.
+pub fn flow_runs_query(dialect: Dialect, schema: &str, oldest: &str) -> String {
+    let d = dialect;
+    let q = |n: &str| d.quote_ident(n);
+    let n = |c: &str| format!("CAST(COALESCE({}, 0) AS BIGINT)", q(c));
+    format!(
+        "SELECT {}, {}, {}, {}, {}, {}, {}, {} FROM {} WHERE {} = {} AND {} >= {} ORDER BY {}, {}",
+        q("run_id"),
+        q("flow"),
+        q("phase"),
+        n("rows_extracted"),
+        n("rows_inserted"),
+        n("rows_updated"),
+        n("rows_deleted"),
+        q("error"),
+        d.table(&table(FLOW_RUNS.name)),
+        q("target_schema"),
+        d.quote_literal(schema),
+        q("run_id"),
+        d.quote_literal(oldest),
+        q("run_id"),
+        q("flow"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layouts_are_told_apart_and_a_newer_one_is_refused() {
+        assert_eq!(layout_of(false, false, None), LayoutState::Absent);
+        assert_eq!(layout_of(false, true, None), LayoutState::V1);
+        assert_eq!(layout_of(true, true, Some(2)), LayoutState::Version(2));
+        assert!(check_layout(LayoutState::V1, "x").is_ok());
+        assert!(check_layout(LayoutState::Version(LAYOUT_VERSION), "x").is_ok());
+        let err = check_layout(LayoutState::Version(LAYOUT_VERSION + 1), "w.duckdb").unwrap_err();
+        assert_eq!(err.kind, crate::Kind::User);
+        assert!(err.message.contains("newer sluice") && err.message.contains("w.duckdb"), "{}", err.message);
+    }
+
+    #[test]
+    fn every_key_names_the_target() {
+        let d = Dialect::Postgres;
+        let t = TableRef::new("sales", "account");
+        let key = "\"target_schema\" = 'sales' AND \"target_table\" = 'account'";
+        assert!(read_flow(d, &t).ends_with(key));
+        assert!(flow_phase(d, "r1", &t, "done").ends_with(&format!("\"run_id\" = 'r1' AND {key}")));
+        assert!(read_merge_counts(d, "r1", &t).ends_with(key));
+        assert!(abandon_runs(d, "sales").ends_with("\"target_schema\" = 'sales'"));
+        assert!(status_query(d, "sales").contains("WHERE \"f\".\"target_schema\" = 'sales'"));
+        assert!(runs_query(d, "sales", 5).contains("WHERE \"target_schema\" = 'sales'"));
+    }
 }

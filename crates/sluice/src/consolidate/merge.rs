@@ -94,6 +94,12 @@ pub fn changes_table(dialect: Dialect, spec: &MergeSpec) -> Vec<String> {
         None => format!("{} DESC NULLS LAST", q(STAGE_SEQ)),
     };
     let (advanced, guard) = match &spec.cursor {
+        // A full read is the truth: every staged row wins, and a changed stamp (either way)
+        // is an update.
+        Some(c) if spec.full => {
+            let (cs, ct) = (col(d, S, c), col(d, T, c));
+            (format!("({id_t} IS NULL OR {ct} IS NULL OR {cs} IS NULL OR {cs} <> {ct})"), "TRUE".to_owned())
+        }
         Some(c) => {
             let (cs, ct) = (col(d, S, c), col(d, T, c));
             (
@@ -548,4 +554,91 @@ fn dollar_tag(name: &str, body: &str) -> String {
         tag.insert(tag.len() - 1, '_');
     }
     tag
+}
+
+/// Target rows the current run has not written: with [`super::FlowRun::remove_absent`], the
+/// rows a full read did not return (every row it returned was rewritten with this run's id).
+/// Live rows only in soft mode (a flagged row is gone already).
+fn absent(dialect: Dialect, spec: &MergeSpec, table: &str) -> String {
+    let d = dialect;
+    let mut cond = format!("COALESCE({table}.{}, '') <> {}", d.quote_ident(RUN_ID), d.quote_literal(&spec.run_id));
+    if spec.deletes == Deletes::Soft {
+        cond.push_str(&format!(" AND NOT COALESCE({table}.{}, FALSE)", d.quote_ident(DELETED)));
+    }
+    cond
+}
+
+/// One row, `live` and `absent`: the target's live rows, and those a full read's last slice
+/// would remove — not written by this run, and not among the Ids in staging (which its
+/// transaction is about to write). Read before that transaction, under the same lock, for
+/// the `max_delete_ratio` guard.
+pub fn absent_counts(dialect: Dialect, spec: &MergeSpec) -> String {
+    let d = dialect;
+    let q = |n: &str| d.quote_ident(n);
+    let target = d.table(&spec.target);
+    let t = q(T);
+    let live = match spec.deletes {
+        Deletes::Soft => format!("NOT COALESCE({}, FALSE)", q(DELETED)),
+        Deletes::Hard => "TRUE".to_owned(),
+    };
+    format!(
+        "SELECT (SELECT COUNT(*) FROM {target} WHERE {live}) AS {}, (SELECT COUNT(*) FROM {target} AS {t} WHERE {} AND \
+         NOT EXISTS (SELECT 1 FROM {} AS {} WHERE {} = {})) AS {}",
+        q("live"),
+        absent(d, spec, &t),
+        d.table(&spec.staging),
+        q(S),
+        col(d, S, &spec.id),
+        col(d, T, &spec.id),
+        q("absent"),
+    )
+}
+
+/// The end of a full read (see [`super::FlowRun::remove_absent`]): the rows it did not
+/// return are gone at the source. Their current history versions close at the read's window
+/// end; then they are removed (hard) or flagged deleted (soft). Runs after the upsert, so
+/// every row the read returned carries this run's id.
+pub(super) fn remove_absent(dialect: Dialect, spec: &MergeSpec, at: crate::model::Timestamp) -> Vec<String> {
+    let target = dialect.table(&spec.target);
+    remove_where(dialect, spec, &absent(dialect, spec, &target), at)
+}
+
+/// Removes (hard) or flags deleted (soft) the target rows matching `cond`, after closing
+/// their current history versions at `closed_at`: what a full read's end and a
+/// reconciliation both do with rows the source no longer has.
+pub(super) fn remove_where(
+    dialect: Dialect,
+    spec: &MergeSpec,
+    cond: &str,
+    closed_at: crate::model::Timestamp,
+) -> Vec<String> {
+    let d = dialect;
+    let q = |n: &str| d.quote_ident(n);
+    let target = d.table(&spec.target);
+    let mut out = Vec::new();
+    if spec.history {
+        let history = d.table(&spec.history_table());
+        out.push(format!(
+            "UPDATE {history} SET {} = {}, {} = FALSE\nWHERE {history}.{} AND {history}.{} IN (SELECT {target}.{} FROM \
+             {target} WHERE {cond})",
+            q(VALID_TO),
+            d.timestamp_literal(closed_at),
+            q(CURRENT),
+            q(CURRENT),
+            q(&spec.id),
+            q(&spec.id),
+        ));
+    }
+    out.push(match spec.deletes {
+        Deletes::Hard => format!("DELETE FROM {target}\nWHERE {cond}"),
+        Deletes::Soft => format!(
+            "UPDATE {target} SET {} = TRUE, {} = {}, {} = {}\nWHERE {cond}",
+            q(DELETED),
+            q(SYNCED_AT),
+            d.timestamp_literal(spec.synced_at),
+            q(RUN_ID),
+            d.quote_literal(&spec.run_id),
+        ),
+    });
+    out
 }

@@ -57,7 +57,7 @@ pub fn hand_off(dialect: Dialect, spec: &MergeSpec, run: &FlowRun, consolidation
     let d = dialect;
     check_name(d, spec, &run.flow)?;
     let name = procedure_name(spec);
-    let waiting = control::handed_off_query(d, &spec.run_id, &run.flow);
+    let waiting = control::handed_off_query(d, &spec.run_id, &spec.target);
     let mut body = vec![
         lock_guard(d, &spec.target.schema),
         format!(
@@ -83,7 +83,7 @@ pub fn hand_off(dialect: Dialect, spec: &MergeSpec, run: &FlowRun, consolidation
     ));
     let mut statements =
         vec![format!("CREATE SCHEMA IF NOT EXISTS {}", d.quote_ident(&spec.target.schema)), create(d, &name, &body)?];
-    statements.extend(control::flow_handed_off(d, &spec.run_id, run, spec.synced_at));
+    statements.extend(control::flow_handed_off(d, spec, run));
     Ok(statements)
 }
 

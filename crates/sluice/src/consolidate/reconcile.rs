@@ -11,7 +11,7 @@
 //! anything changes; [`reconcile_apply`] is one transaction: mark or delete the rows, close
 //! their history versions, and stamp the flow's `last_reconciliation`.
 
-use super::{CONTROL_SCHEMA, CURRENT, DELETED, Dialect, MergeSpec, RUN_ID, SYNCED_AT, TableRef, VALID_TO};
+use super::{DELETED, Dialect, MergeSpec, TableRef};
 use crate::config::Deletes;
 use crate::model::{SluiceType, Timestamp};
 
@@ -79,42 +79,11 @@ pub fn reconcile_counts(dialect: Dialect, spec: &MergeSpec, snapshot_start: Time
 /// The reconciliation transaction: remove (hard) or flag (soft) the gone rows, close their
 /// current history versions at the snapshot's start, stamp `last_reconciliation`, drop the
 /// Id table.
-pub fn reconcile_apply(dialect: Dialect, spec: &MergeSpec, flow: &str, snapshot_start: Timestamp) -> Vec<String> {
-    let q = |n: &str| dialect.quote_ident(n);
-    let target = dialect.table(&spec.target);
-    let now = dialect.timestamp_literal(spec.synced_at);
-    let at = dialect.timestamp_literal(snapshot_start);
+pub fn reconcile_apply(dialect: Dialect, spec: &MergeSpec, snapshot_start: Timestamp) -> Vec<String> {
     let cond = gone(dialect, spec, snapshot_start);
-    let mut out = Vec::new();
-    if spec.history {
-        let history = dialect.table(&spec.history_table());
-        out.push(format!(
-            "UPDATE {history} SET {} = {at}, {} = FALSE\nWHERE {history}.{} AND {history}.{} IN (SELECT {target}.{} FROM \
-             {target} WHERE {cond})",
-            q(VALID_TO),
-            q(CURRENT),
-            q(CURRENT),
-            q(&spec.id),
-            q(&spec.id),
-        ));
-    }
-    out.push(match spec.deletes {
-        Deletes::Hard => format!("DELETE FROM {target}\nWHERE {cond}"),
-        Deletes::Soft => format!(
-            "UPDATE {target} SET {} = TRUE, {} = {now}, {} = {}\nWHERE {cond}",
-            q(DELETED),
-            q(SYNCED_AT),
-            q(RUN_ID),
-            dialect.quote_literal(&spec.run_id),
-        ),
-    });
-    out.push(format!(
-        "UPDATE {} SET {} = {now}\nWHERE {} = {}",
-        dialect.table(&TableRef::new(CONTROL_SCHEMA, "flows")),
-        q("last_reconciliation"),
-        q("flow"),
-        dialect.quote_literal(flow),
-    ));
+    let mut out = super::merge::remove_where(dialect, spec, &cond, snapshot_start);
+    out.push(super::control::reconciled(dialect, &spec.target, spec.synced_at));
+    out.push(super::control::rows_present_update(dialect, &spec.target));
     out
 }
 

@@ -41,6 +41,9 @@ fn run() -> FlowRun {
         rows_extracted: 0,
         api_calls: 0,
         bytes: 0,
+        api_remaining: None,
+        remove_absent: false,
+        removed: 0,
     }
 }
 
@@ -68,9 +71,24 @@ fn all_sql() -> Vec<(Dialect, String)> {
                     out.extend(staging_ddl(d, &s, first_load).into_iter().map(|q| (d, q)));
                 }
                 out.push((d, stats_query(d, &s)));
+                // The end of a full read: no regress guard, rows it did not return removed.
+                let mut full = s.clone();
+                full.full = true;
+                let last = FlowRun { full_refresh: true, remove_absent: true, removed: 2, ..run() };
+                let refresh = consolidate(d, &full, &partial, &last, FirstLoad::Merge).unwrap();
+                out.extend(refresh.statements.into_iter().map(|q| (d, q)));
+                out.push((d, super::absent_counts(d, &full)));
             }
         }
-        out.extend(control_ddl(d).into_iter().map(|q| (d, q)));
+        let epoch = chrono::DateTime::UNIX_EPOCH;
+        out.extend(control_ddl(d, epoch).into_iter().map(|q| (d, q)));
+        let tables = [("Account".to_owned(), "account".to_owned())];
+        out.extend(super::migrate_v1(d, "sf", &tables, epoch).into_iter().map(|q| (d, q)));
+        out.push((d, super::status_query(d, "sf")));
+        out.push((d, super::runs_query(d, "sf", 10)));
+        out.push((d, super::flow_runs_query(d, "sf", "r1")));
+        out.push((d, super::layout_query(d)));
+        out.push((d, super::v1_flows_query(d)));
     }
     out
 }
@@ -128,7 +146,7 @@ fn consolidate_every_bare_word_is_a_keyword_or_number() {
          TEMP VIEW UNLOGGED DEFAULT AS SELECT FROM WHERE AND OR IS NULL LEFT JOIN ON IN ROW_NUMBER OVER PARTITION BY ORDER DESC NULLS LAST \
          COALESCE COUNT GROUP HAVING FALSE TRUE MERGE INTO USING WHEN MATCHED THEN UPDATE DELETE INSERT VALUES CAST SUM CASE ELSE END \
          VARCHAR TEXT BOOLEAN INTEGER BIGINT DECIMAL DOUBLE PRECISION DATE TIMESTAMPTZ TIME BLOB BYTEA VARBYTE ANALYZE \
-         set_config current_setting pg_size_bytes"
+         LIMIT UNION EXTRACT EPOCH MAX epoch_ms TIMESTAMP set_config current_setting pg_size_bytes"
         .split_whitespace()
         .collect();
     for (d, sql) in all_sql() {
@@ -180,11 +198,25 @@ fn consolidate_mentions_only_known_names() {
         "flows",
         "runs",
         "flow_runs",
+        "layout",
+        "probe",
+        "one",
+        "present",
+        "x",
+        "_sluice_v1_flows",
+        "_sluice_v1_runs",
+        "_sluice_v1_flow_runs",
+        "f",
+        "r",
+        "rn",
+        "live",
+        "absent",
     ];
     known.extend(sluice.iter().map(|n| n.to_string()));
     let control = "flow object window_end last_full_refresh last_reconciliation schema_fingerprint updated_at \
                    run_id trigger started_at finished_at status config_fingerprint phase attempts window_start \
-                   rows_extracted rows_inserted rows_updated rows_deleted api_calls bytes error";
+                   rows_extracted rows_inserted rows_updated rows_deleted api_calls bytes error target_schema \
+                   target_table rows_present api_remaining version migrated_at";
     known.extend(control.split_whitespace().map(String::from));
     for (d, sql) in all_sql() {
         let (idents, _) = tokens(d, &sql);

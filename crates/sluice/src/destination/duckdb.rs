@@ -142,7 +142,7 @@ fn open_error(path: &Path, e: &duckdb::Error) -> Error {
     let shown = path.display();
     let lower = text.to_ascii_lowercase();
     if lower.contains("could not set lock") || lower.contains("conflicting lock") {
-        Error::user(format!(
+        Error::busy(format!(
             "destination.path: {shown} is in use by another process ({}); one run at a time writes a DuckDB file, \
              so wait for it to finish or stop it",
             text.lines().next().unwrap_or_default().trim()

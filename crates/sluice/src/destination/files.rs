@@ -2,10 +2,16 @@
 //! `<path>/<table>/run=<run id>/part-NNNNN.<ext>` plus a `manifest.json`, the way a
 //! managed connector lands SaaS data in a bucket. Append only, partitioned by run.
 //!
-//! Crash safety comes from ordering, not from locks: part files are written first,
-//! the manifest last and atomically (a temporary file renamed into place), so a run
-//! that dies leaves a directory without a manifest. Readers (and [`FilesDestination::runs`])
-//! ignore such directories, and the next run of the same table removes them.
+//! Crash safety comes from ordering: part files are written first, the manifest last and
+//! atomically (a temporary file renamed into place), so a run that dies leaves a directory
+//! without a manifest. Readers (and [`FilesDestination::runs`]) ignore such directories, and
+//! the next run of the same table removes them.
+//!
+//! One run at a time writes a root: a run holds [`RunLock`], an exclusive lock on
+//! `<path>/.sluice.lock` that also says who holds it, for its whole life. A second run is
+//! told who (so two runs never interleave their manifests and the state file, nor remove
+//! each other's unfinished runs). The operating system drops the lock when the holder dies,
+//! however it dies.
 
 use std::fs::{self, File};
 use std::io::{BufWriter, Write as _};
@@ -86,6 +92,13 @@ pub struct FlowState {
 }
 
 const STATE: &str = "_sluice_state.json";
+const LOCK: &str = ".sluice.lock";
+
+/// The run lock of a files root (see the module docs); released when dropped.
+#[derive(Debug)]
+pub struct RunLock {
+    _file: File,
+}
 
 /// A directory tree of runs.
 #[derive(Debug, Clone)]
@@ -125,6 +138,49 @@ impl FilesDestination {
         fs::write(&probe, b"probe").map_err(|e| io_error("write to", &self.root, e))?;
         fs::remove_file(&probe).map_err(|e| io_error("remove", &probe, e))?;
         Ok(())
+    }
+
+    /// Takes the root's run lock, creating the root if needed; a user error naming the holder
+    /// when another run has it.
+    pub fn lock(&self, command: &str) -> Result<RunLock> {
+        use std::io::{Read as _, Seek as _};
+        fs::create_dir_all(&self.root).map_err(|e| io_error("create", &self.root, e))?;
+        let path = self.root.join(LOCK);
+        let mut file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| io_error("open", &path, e))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                let _ = file.read_to_string(&mut holder);
+                let holder = holder.trim();
+                let holder = if holder.is_empty() { "another process".to_owned() } else { holder.to_owned() };
+                return Err(Error::busy(format!(
+                    "destination {} is in use by another sluice run ({holder}); wait for it to finish",
+                    self.root.display()
+                )));
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(io_error("lock", &path, e)),
+        }
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        let who = format!(
+            "`sluice {command}`, pid {} on {}, since {}",
+            std::process::id(),
+            if host.trim().is_empty() { "this machine" } else { host.trim() },
+            Utc::now().format("%Y-%m-%dT%H:%M:%SZ")
+        );
+        let written = file
+            .set_len(0)
+            .and_then(|()| file.rewind())
+            .and_then(|()| file.write_all(who.as_bytes()))
+            .and_then(|()| file.flush());
+        written.map_err(|e| io_error("write", &path, e))?;
+        Ok(RunLock { _file: file })
     }
 
     /// Starts a run of `table`: removes what crashed runs of the table left behind,

@@ -18,6 +18,7 @@ pub mod copy;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use arrow::record_batch::RecordBatch;
 use bytes::BytesMut;
@@ -26,6 +27,7 @@ use tokio_postgres::config::SslMode;
 use tokio_postgres::{Client, SimpleQueryMessage};
 
 use super::{Destination, Stage, Value};
+use crate::config::PgTimeouts;
 use crate::consolidate::{Dialect, ExistingColumn, TableRef};
 use crate::model::SluiceType;
 use crate::{Error, Result};
@@ -90,7 +92,8 @@ impl PgUrl {
         Ok(Self { config, root_cert })
     }
 
-    /// `postgres://user@host:port/database`, for messages: never the password.
+    /// `postgres://host:port/database (user u)`, for messages: never the password, and the
+    /// user outside the URL, where no redaction of URL credentials hides it.
     pub fn shown(&self) -> String {
         let host = match self.config.get_hosts().first() {
             Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
@@ -101,7 +104,7 @@ impl PgUrl {
         let port = self.config.get_ports().first().copied().unwrap_or(5432);
         let user = self.config.get_user().unwrap_or_default();
         let db = self.config.get_dbname().unwrap_or(user);
-        format!("postgres://{user}@{host}:{port}/{db}")
+        format!("postgres://{host}:{port}/{db} (user {user})")
     }
 }
 
@@ -158,6 +161,7 @@ pub struct Postgres {
 struct Inner {
     url: PgUrl,
     tls: Tls,
+    session: SessionSettings,
     /// The locking session: DDL and consolidation.
     client: tokio::sync::Mutex<Client>,
     /// The advisory-lock key expression this session holds, if any.
@@ -167,6 +171,44 @@ struct Inner {
 impl std::fmt::Debug for Postgres {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Postgres").field("url", &self.inner.url.shown()).finish()
+    }
+}
+
+/// How sluice's sessions are bounded (the module docs of [`SessionSettings::statements`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SessionSettings {
+    /// `destination.statement_timeout` and `destination.lock_timeout`.
+    pub timeouts: PgTimeouts,
+    /// Redshift knows `statement_timeout` only.
+    pub redshift: bool,
+}
+
+/// A transaction left open by a stuck client is ended by the server after this long (a
+/// sluice session never idles inside a transaction).
+pub const IDLE_IN_TRANSACTION: Duration = Duration::from_secs(600);
+
+/// How long a connection attempt may take when the URL does not say (`connect_timeout=`).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// TCP keepalives: a silent peer is probed after this long idle, so a dead server or a
+/// dropped route ends the session within about a minute and a half instead of hanging.
+pub const KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
+
+impl SessionSettings {
+    /// The `SET`s a session gets once opened: every statement is bounded by
+    /// `statement_timeout` (`unbounded`: none, for the sessions that load and for
+    /// consolidation transactions, which scale with the data), every lock wait by
+    /// `lock_timeout`, a transaction left idle by [`IDLE_IN_TRANSACTION`]. Redshift has only
+    /// the first.
+    pub fn statements(&self, unbounded: bool) -> Vec<String> {
+        let ms = |d: Duration| d.as_millis().min(i32::MAX as u128);
+        let statement = if unbounded { 0 } else { ms(self.timeouts.statement) };
+        let mut out = vec![format!("SET statement_timeout = {statement}")];
+        if !self.redshift {
+            out.push(format!("SET lock_timeout = {}", ms(self.timeouts.lock)));
+            out.push(format!("SET idle_in_transaction_session_timeout = {}", ms(IDLE_IN_TRANSACTION)));
+        }
+        out
     }
 }
 
@@ -183,7 +225,12 @@ pub fn lock_key(schema: &str) -> String {
 impl Postgres {
     /// Connects and takes the advisory lock of `schema`: the run's lock.
     pub async fn connect(url: &PgUrl, schema: &str) -> Result<Self> {
-        let dest = Self::connect_unlocked(url).await?;
+        Self::connect_with(url, schema, SessionSettings::default()).await
+    }
+
+    /// [`Postgres::connect`] with sessions bounded by `session`.
+    pub async fn connect_with(url: &PgUrl, schema: &str, session: SessionSettings) -> Result<Self> {
+        let dest = Self::connect_unlocked_with(url, session).await?;
         let key = lock_key(schema);
         let sql = format!("SELECT pg_try_advisory_lock({LOCK_CLASS}, {key})");
         let got = dest.query(sql).await?;
@@ -197,7 +244,7 @@ impl Postgres {
                 let t = |i: usize| r.get(i).and_then(Value::as_str).unwrap_or("?").to_owned();
                 format!("pid {} ({}, from {}, since {})", t(0), t(1), t(2), t(3))
             });
-            return Err(Error::user(format!(
+            return Err(Error::busy(format!(
                 "destination: schema {schema} in {} is in use by another sluice run ({}); one run at a time \
                  writes a schema, so wait for it to finish or stop it",
                 url.shown(),
@@ -210,12 +257,18 @@ impl Postgres {
 
     /// Connects without the lock: `status` and `history` read beside a running sync.
     pub async fn connect_unlocked(url: &PgUrl) -> Result<Self> {
+        Self::connect_unlocked_with(url, SessionSettings::default()).await
+    }
+
+    /// [`Postgres::connect_unlocked`] with sessions bounded by `session`.
+    pub async fn connect_unlocked_with(url: &PgUrl, session: SessionSettings) -> Result<Self> {
         let tls = tls_of(url)?;
-        let client = open(url, &tls).await?;
+        let client = open(url, &tls, &session, false).await?;
         Ok(Self {
             inner: Arc::new(Inner {
                 url: url.clone(),
                 tls,
+                session,
                 client: tokio::sync::Mutex::new(client),
                 lock: std::sync::Mutex::new(None),
             }),
@@ -223,22 +276,30 @@ impl Postgres {
     }
 }
 
-/// Opens one session, its connection driven by a task of its own.
-async fn open(url: &PgUrl, tls: &Tls) -> Result<Client> {
+/// Opens one session, its connection driven by a task of its own, bounded by `session`
+/// (without a statement time-out when `unbounded`: a session that loads).
+async fn open(url: &PgUrl, tls: &Tls, session: &SessionSettings, unbounded: bool) -> Result<Client> {
     let shown = url.shown();
     let fail = |e: tokio_postgres::Error| connect_error(&shown, &e);
+    let mut config = url.config.clone();
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(CONNECT_TIMEOUT);
+    }
+    config.keepalives(true).keepalives_idle(KEEPALIVE_IDLE).keepalives_interval(Duration::from_secs(10));
+    config.keepalives_retries(3);
     let client = match tls {
         Tls::Off => {
-            let (client, conn) = url.config.connect(tokio_postgres::NoTls).await.map_err(fail)?;
+            let (client, conn) = config.connect(tokio_postgres::NoTls).await.map_err(fail)?;
             drive(conn);
             client
         }
         Tls::On(tls) => {
-            let (client, conn) = url.config.connect(tls.clone()).await.map_err(fail)?;
+            let (client, conn) = config.connect(tls.clone()).await.map_err(fail)?;
             drive(conn);
             client
         }
     };
+    client.batch_execute(&session.statements(unbounded).join("; ")).await.map_err(|e| connect_error(&shown, &e))?;
     Ok(client)
 }
 
@@ -295,8 +356,19 @@ fn sql_error(e: &tokio_postgres::Error, sql: &str) -> Error {
     match db.code().code() {
         // Disk full, out of memory, too many connections, quota: the server's limits.
         c if c.starts_with("53") => Error::external_fatal(text),
-        // Serialization failure, deadlock, lock not available.
-        "40001" | "40P01" | "55P03" => Error::external(text),
+        // A lock waited for longer than lock_timeout: someone else holds the table.
+        "55P03" => Error::external(format!(
+            "{text}; another session holds a lock on a table sluice must change (a long query or an open \
+             transaction on it): sluice waited destination.lock_timeout for it. pg_locks and pg_stat_activity \
+             show who holds it"
+        )),
+        // Canceled: statement_timeout (or an administrator).
+        "57014" => Error::external(format!(
+            "{text}; the statement ran longer than destination.statement_timeout allows (loads and consolidations \
+             are exempt): raise it if the server is merely slow"
+        )),
+        // Serialization failure, deadlock.
+        "40001" | "40P01" => Error::external(text),
         // Insufficient privilege, read-only transaction.
         "42501" | "25006" => Error::user(format!("destination: {text}; grant sluice's user the right to do this")),
         // Unique violation: a direct first load's key found an Id staged twice.
@@ -371,14 +443,29 @@ impl Destination for Postgres {
 
     async fn transaction(&self, statements: Vec<String>) -> Result<()> {
         let mut client = self.inner.client.lock().await;
-        let tx = client.transaction().await.map_err(|e| sql_error(&e, "BEGIN"))?;
-        for sql in &statements {
-            crate::failpoint::hit("consolidate-statement");
-            tx.batch_execute(sql).await.map_err(|e| sql_error(&e, sql))?;
+        // Transactions move data (consolidation, reconciliation): their time scales with it,
+        // so the statement time-out is lifted for them and set back after.
+        let session = self.inner.session;
+        let unbounded = session.statements(true).remove(0);
+        client.batch_execute(&unbounded).await.map_err(|e| sql_error(&e, &unbounded))?;
+        let result = async {
+            let tx = client.transaction().await.map_err(|e| sql_error(&e, "BEGIN"))?;
+            for sql in &statements {
+                crate::failpoint::hit("consolidate-statement");
+                tx.batch_execute(sql).await.map_err(|e| sql_error(&e, sql))?;
+            }
+            crate::failpoint::hit("before-commit");
+            // Dropping `tx` on an error above rolls everything back.
+            tx.commit().await.map_err(|e| sql_error(&e, "COMMIT"))
         }
-        crate::failpoint::hit("before-commit");
-        // Dropping `tx` on an error above rolls everything back.
-        tx.commit().await.map_err(|e| sql_error(&e, "COMMIT"))
+        .await;
+        let bounded = session.statements(false).remove(0);
+        if let Err(e) = client.batch_execute(&bounded).await
+            && result.is_ok()
+        {
+            return Err(sql_error(&e, &bounded));
+        }
+        result
     }
 
     async fn query(&self, sql: String) -> Result<Vec<Vec<Value>>> {
@@ -413,7 +500,7 @@ impl Destination for Postgres {
     }
 
     async fn stage(&self, table: TableRef) -> Result<PgStage> {
-        let client = open(&self.inner.url, &self.inner.tls).await?;
+        let client = open(&self.inner.url, &self.inner.tls, &self.inner.session, true).await?;
         PgStage::start(client, table).await
     }
 

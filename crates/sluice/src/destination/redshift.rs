@@ -23,8 +23,9 @@ use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
-use super::postgres::{PgUrl, Postgres};
+use super::postgres::{PgUrl, Postgres, SessionSettings};
 use super::{Destination, Stage, Value};
+use crate::config::PgTimeouts;
 use crate::consolidate::{Dialect, ExistingColumn, TableRef};
 use crate::{Error, Result};
 
@@ -40,6 +41,10 @@ pub fn locks_table() -> TableRef {
 /// How long a lease outlives its last refresh: a crashed run blocks the next for at most
 /// this long.
 pub const LEASE: Duration = Duration::from_secs(600);
+
+/// How often a live run refreshes its lease (on a session of its own, whatever the run's
+/// main session is busy with).
+pub const HEARTBEAT: Duration = Duration::from_secs(60);
 
 /// Where and how loads are staged in S3.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -189,12 +194,15 @@ pub struct Redshift {
 
 impl Redshift {
     /// Connects, checks the staging bucket's settings and takes the lease of `schema`.
-    pub async fn connect(url: &PgUrl, schema: &str, staging: &S3Staging) -> Result<Self> {
+    pub async fn connect(url: &PgUrl, schema: &str, staging: &S3Staging, timeouts: PgTimeouts) -> Result<Self> {
         let (bucket, prefix) =
             S3Staging::parse(&staging.url).map_err(|m| Error::user(format!("destination.s3_staging: {m}")))?;
         let store: Arc<dyn ObjectStore> = Arc::new(staging.store(&bucket)?);
-        let sql = Postgres::connect_unlocked(url).await?;
-        let lease = Lease::take(sql.clone(), schema).await?;
+        let session = SessionSettings { timeouts, redshift: true };
+        let sql = Postgres::connect_unlocked_with(url, session).await?;
+        // The lease lives on a session of its own, so its heartbeat goes on while a long
+        // consolidation holds the main one.
+        let lease = Lease::take(Postgres::connect_unlocked_with(url, session).await?, schema, HEARTBEAT).await?;
         Ok(Self { sql, store, bucket, prefix, staging: staging.clone(), lease: Arc::new(lease) })
     }
 
@@ -303,8 +311,9 @@ impl std::fmt::Debug for Lease {
 }
 
 impl Lease {
-    /// Takes the lease of `schema`, or says who holds it.
-    pub async fn take(sql: Postgres, schema: &str) -> Result<Self> {
+    /// Takes the lease of `schema` on `sql`, a session the lease keeps for itself (to refresh
+    /// it every `heartbeat`), or says who holds it.
+    pub async fn take(sql: Postgres, schema: &str, heartbeat: Duration) -> Result<Self> {
         let d = Dialect::Redshift;
         let now = chrono::Utc::now();
         let expired = now - chrono::Duration::from_std(LEASE).unwrap_or_default();
@@ -347,7 +356,7 @@ impl Lease {
         let current = super::first_value(&rows).and_then(Value::as_str).unwrap_or_default();
         if current != holder {
             let beat = rows.first().and_then(|r| r.get(1)).and_then(Value::as_str).unwrap_or("?");
-            return Err(Error::user(format!(
+            return Err(Error::busy(format!(
                 "destination: schema {schema} in {} is in use by another sluice run ({current}, last seen {beat}); \
                  one run at a time writes a schema, so wait for it to finish. A run that crashed holds it for {} \
                  minutes after it was last seen",
@@ -361,12 +370,20 @@ impl Lease {
             let (s, h, locks) = (s.clone(), h.clone(), locks.clone());
             async move {
                 loop {
-                    tokio::time::sleep(Duration::from_secs(60)).await;
+                    tokio::time::sleep(heartbeat).await;
                     let beat = format!(
                         "UPDATE {locks} SET \"heartbeat\" = {} WHERE \"schema_name\" = {s} AND \"holder\" = {h}",
                         d.timestamp_literal(chrono::Utc::now())
                     );
-                    if sql.execute(vec![beat]).await.is_err() {
+                    let ours = format!("SELECT COUNT(*) FROM {locks} WHERE \"schema_name\" = {s} AND \"holder\" = {h}");
+                    let held = match sql.execute(vec![beat]).await {
+                        Ok(()) => {
+                            sql.query(ours).await.ok().and_then(|r| super::first_value(&r).and_then(Value::as_i64))
+                        }
+                        Err(_) => None,
+                    };
+                    // Not refreshed, or no longer ours (expired and taken by another run).
+                    if held != Some(1) {
                         lost.store(true, std::sync::atomic::Ordering::Relaxed);
                     }
                 }

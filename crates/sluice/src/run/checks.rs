@@ -83,7 +83,7 @@ pub async fn reconcile<D: Destination>(
             flow.object
         )));
     }
-    cx.dest.transaction(consolidate::reconcile_apply(d, spec, &flow.object, snapshot_start)).await?;
+    cx.dest.transaction(consolidate::reconcile_apply(d, spec, snapshot_start)).await?;
     cx.dest.discard(consolidate::ids_table(spec)).await?;
     if gone > 0 {
         tracing::info!(object = %flow.object, removed = gone, "reconciliation removed rows the source no longer has");

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use super::phase::{Outcome, Phase, next};
 use super::{Ctx, checks};
 use crate::config::FlowConfig;
-use crate::consolidate::{self, DirectCheck, Existing, FirstLoad, FlowRun, MergeSpec, STAGE_SEQ, procedure};
+use crate::consolidate::{self, DirectCheck, Existing, FirstLoad, FlowRun, MergeSpec, STAGE_SEQ, TableRef, procedure};
 use crate::destination::{Destination, Stage, Value, first_value};
 use crate::mask::Masker;
 use crate::model::{Timestamp, Window};
@@ -32,19 +32,52 @@ pub struct Committed {
     pub last_reconciliation: Option<Timestamp>,
     /// When the last full refresh committed.
     pub last_full_refresh: Option<Timestamp>,
+    /// Whether the table held rows when the last consolidation committed (`None`: not
+    /// recorded, as for state migrated from an older layout).
+    pub rows_present: Option<bool>,
 }
 
-/// Reads the flow's control row.
-pub async fn committed<D: Destination>(dest: &D, flow: &str) -> Result<Committed> {
-    let rows = dest.query(consolidate::read_flow(dest.dialect(), flow)).await?;
+/// Reads the control row of the flow writing `target`.
+pub async fn committed<D: Destination>(dest: &D, target: &TableRef) -> Result<Committed> {
+    let rows = dest.query(consolidate::read_flow(dest.dialect(), target)).await?;
     Ok(rows
         .first()
         .map(|r| Committed {
             window_end: r[0].as_timestamp(),
             last_reconciliation: r[1].as_timestamp(),
             last_full_refresh: r[2].as_timestamp(),
+            rows_present: r[3].as_i64().map(|n| n != 0),
         })
         .unwrap_or_default())
+}
+
+/// Why a flow with a committed window must be read in full anyway: its table is gone, or
+/// empty though the last commit left rows in it (dropped or truncated outside sluice). Its
+/// window end says what it held, not what it holds. Both checks read the catalog and at
+/// most one row, never the whole table.
+pub async fn reload_reason<D: Destination>(
+    dest: &D,
+    target: &TableRef,
+    committed: &Committed,
+) -> Result<Option<String>> {
+    if committed.window_end.is_none() {
+        return Ok(None);
+    }
+    let shown = dest.dialect().table(target);
+    if dest.columns(target.clone()).await?.is_none() {
+        return Ok(Some(format!(
+            "table {shown} is missing although a window was committed for it: reading the object in full"
+        )));
+    }
+    if committed.rows_present == Some(true) {
+        let rows = dest.query(consolidate::has_rows_query(dest.dialect(), target)).await?;
+        if first_value(&rows).and_then(Value::as_i64) == Some(0) {
+            return Ok(Some(format!(
+                "table {shown} is empty although the last run left rows in it: reading the object in full"
+            )));
+        }
+    }
+    Ok(None)
 }
 
 /// A batch with the stage-order column appended: `first`, `first + 1`, ...
@@ -78,6 +111,9 @@ pub struct FlowDriver<'a, D: Destination> {
     /// Chosen when staging is created (PostgreSQL stages a first load durably, to promote
     /// it); [`FirstLoad::Direct`] only tentatively until the consolidation looks again.
     first_load: FirstLoad,
+    /// A full read's removal that `max_delete_ratio` refused: the flow fails with it once
+    /// the rows read are committed.
+    refused_removal: Option<Error>,
 }
 
 impl<'a, D: Destination> FlowDriver<'a, D> {
@@ -97,6 +133,7 @@ impl<'a, D: Destination> FlowDriver<'a, D> {
             rows_extracted: 0,
             staged: 0,
             first_load: FirstLoad::Merge,
+            refused_removal: None,
         }
     }
 
@@ -133,13 +170,29 @@ impl<'a, D: Destination> FlowDriver<'a, D> {
 
     async fn plan(&mut self) -> Result<Outcome> {
         let (cx, flow) = (self.cx, self.flow);
-        self.committed = committed(cx.dest, &flow.object).await?;
-        let Planned { described, full, windows } =
-            plan_flow(cx.source, cx.config, flow, cx.opts, self.committed.window_end, cx.observer, self.summary)
-                .await?;
+        let target = cx.target_of(flow);
+        self.committed = committed(cx.dest, &target).await?;
+        let reload = reload_reason(cx.dest, &target, &self.committed).await?;
+        if let Some(why) = &reload {
+            tracing::warn!(object = %flow.object, "{why}");
+            self.summary.warnings.push(why.clone());
+        }
+        let Planned { described, full, windows } = plan_flow(
+            cx.source,
+            cx.config,
+            flow,
+            cx.opts,
+            self.committed.window_end,
+            reload.is_some(),
+            cx.observer,
+            self.summary,
+        )
+        .await?;
         self.summary.warnings.extend(described.warnings.iter().cloned());
         let s = &flow.settings;
-        self.spec = Some(MergeSpec::new(&described.schema, &cx.schema, s.deletes, s.history, &cx.run_id, Utc::now())?);
+        let mut spec = MergeSpec::new(&described.schema, &cx.schema, s.deletes, s.history, &cx.run_id, Utc::now())?;
+        spec.full = full;
+        self.spec = Some(spec);
         // Masked fields are hashed before the destination sees them.
         self.masker = Masker::new(&described.schema, cx.config.mask_salt.as_ref());
         self.described = Some(described);
@@ -166,7 +219,6 @@ impl<'a, D: Destination> FlowDriver<'a, D> {
 
     async fn stage(&mut self) -> Result<Outcome> {
         let (cx, flow) = (self.cx, self.flow);
-        let window = self.windows[self.next_window];
         let first = self.next_window == 0;
         let spec = self.spec_now()?;
         let d = cx.dest.dialect();
@@ -185,7 +237,7 @@ impl<'a, D: Destination> FlowDriver<'a, D> {
         cx.dest.execute(consolidate::staging_ddl(d, spec, first_load)).await?;
         let mut stage = cx.dest.stage(spec.staging.clone()).await?;
         let described = self.described.as_ref().ok_or_else(|| Error::internal("phase order: no schema"))?;
-        let mut stream = cx.source.extract(described, Some(window), flow.filter.as_deref(), flow.api);
+        let mut stream = cx.source.extract(described, self.read_window(), flow.filter.as_deref(), flow.api);
         let mut staged = 0u64;
         while let Some(batch) = stream.next().await {
             let mut batch = batch?;
@@ -210,6 +262,49 @@ impl<'a, D: Destination> FlowDriver<'a, D> {
         Ok(Outcome::Completed)
     }
 
+    /// What the current slice reads: its window, except that the last slice of a full read
+    /// has no upper bound. A full read removes what it did not return, and a record changed
+    /// at the source after the window end (between planning and reading) would otherwise be
+    /// missing from it though the source still has it. Rows stamped after the window end are
+    /// simply consolidated early; the next run reads them again from its look-back.
+    fn read_window(&self) -> Option<Window> {
+        let window = self.windows[self.next_window];
+        if !self.full_read_ends_here() {
+            return Some(window);
+        }
+        window.start.map(|start| Window { start: Some(start), end: crate::source::window::source_end() })
+    }
+
+    /// Whether the current slice is the last of a full read.
+    fn full_read_ends_here(&self) -> bool {
+        self.full && self.next_window + 1 == self.windows.len()
+    }
+
+    /// For the last slice of a full read into an existing table: how many target rows the
+    /// read did not return (they are gone at the source), checked against
+    /// `max_delete_ratio`. `Ok(Some(n))` to remove them in the consolidation; `Ok(None)`
+    /// when there is nothing to check; the refusal is kept for after the commit (the data
+    /// read is committed either way).
+    async fn absent_rows(&mut self, spec: &MergeSpec, existing: &Existing) -> Result<Option<u64>> {
+        if !self.full_read_ends_here() || existing.target.is_none() {
+            return Ok(None);
+        }
+        let rows = self.cx.dest.query(consolidate::absent_counts(self.cx.dest.dialect(), spec)).await?;
+        let get = |i: usize| rows.first().and_then(|r| r.get(i)).and_then(Value::as_i64).unwrap_or(0) as u64;
+        let (live, absent) = (get(0), get(1));
+        let ratio = self.flow.settings.max_delete_ratio;
+        if absent > 0 && absent as f64 > ratio * live as f64 {
+            self.refused_removal = Some(Error::user(format!(
+                "{}: the full read did not return {absent} of {live} live rows, more than max_delete_ratio = \
+                 {ratio} allows removing; they were kept (the rows read are committed). If the source really \
+                 lost them, raise max_delete_ratio for this flow and refresh again",
+                self.flow.object
+            )));
+            return Ok(None);
+        }
+        Ok(Some(absent))
+    }
+
     async fn consolidate(&mut self) -> Result<Outcome> {
         let (cx, flow) = (self.cx, self.flow);
         let window = self.windows[self.next_window];
@@ -223,7 +318,10 @@ impl<'a, D: Destination> FlowDriver<'a, D> {
             history: if spec.history { cx.dest.columns(spec.history_table()).await? } else { None },
         };
         let described = self.described()?;
-        let run = FlowRun {
+        // What the flow's calls cost so far, this attempt's and earlier ones' (`run::run_flow`
+        // meters them).
+        let meter = crate::source::salesforce::client::current_meter();
+        let mut run = FlowRun {
             flow: flow.object.clone(),
             object: flow.object.clone(),
             window,
@@ -231,9 +329,19 @@ impl<'a, D: Destination> FlowDriver<'a, D> {
             schema_fingerprint: super::fingerprint(&described.schema),
             attempts: self.attempts,
             rows_extracted: self.staged,
-            api_calls: 0,
-            bytes: 0,
+            api_calls: meter.as_ref().map_or(0, |m| m.calls()),
+            bytes: meter.as_ref().map_or(0, |m| m.bytes()),
+            api_remaining: cx.source.client().api_remaining(),
+            remove_absent: false,
+            removed: 0,
         };
+        if let Some(absent) = self.absent_rows(&spec, &existing).await? {
+            run.remove_absent = true;
+            run.removed = absent;
+        }
+        // A full read whose removals were refused did not bring the table to the source's
+        // state: it does not count as a full refresh (nor, so, as a reconciliation).
+        run.full_refresh &= self.refused_removal.is_none();
         let first_load = self.first_load(&spec, &existing).await?;
         let plan = consolidate::consolidate(d, &spec, &existing, &run, first_load)?;
         for warning in &plan.warnings {
@@ -258,7 +366,7 @@ impl<'a, D: Destination> FlowDriver<'a, D> {
             done => done?,
         }
         crate::failpoint::hit("after-commit");
-        let counts = super::merge_counts(cx.dest, &cx.run_id, &flow.object).await?;
+        let counts = super::merge_counts(cx.dest, &cx.run_id, &spec.target).await?;
         // Where a run's time goes: `SLUICE_LOG=sluice=info` (and the benchmarks) read this.
         tracing::info!(
             object = %flow.object,
@@ -280,8 +388,11 @@ impl<'a, D: Destination> FlowDriver<'a, D> {
         if self.windows.len() > 1 {
             let counts = [total.inserted, total.updated, total.deleted];
             let start = self.windows[0].start;
-            let sql = consolidate::flow_totals(d, &cx.run_id, &flow.object, self.rows_extracted, counts, start);
+            let sql = consolidate::flow_totals(d, &cx.run_id, &spec.target, self.rows_extracted, counts, start);
             cx.dest.execute(vec![sql]).await?;
+        }
+        if let Some(refused) = self.refused_removal.take() {
+            return Err(refused);
         }
         Ok(if self.reconcile_due() { Outcome::ReconcileDue } else { Outcome::Completed })
     }
@@ -336,7 +447,7 @@ impl<'a, D: Destination> FlowDriver<'a, D> {
         let spec = self.spec.as_ref().ok_or_else(|| Error::internal("phase order: no merge spec"))?;
         let end = self.windows.last().map(|w| w.end);
         self.summary.verify = Some(checks::verify(cx, flow, self.described()?, spec, end).await?);
-        let phase = consolidate::flow_phase(cx.dest.dialect(), &cx.run_id, &flow.object, Phase::Verify.name());
+        let phase = consolidate::flow_phase(cx.dest.dialect(), &cx.run_id, &spec.target, Phase::Verify.name());
         cx.dest.execute(vec![phase]).await?;
         crate::failpoint::hit("after-verify");
         Ok(Outcome::Completed)
@@ -346,7 +457,7 @@ impl<'a, D: Destination> FlowDriver<'a, D> {
         let (cx, d) = (self.cx, self.cx.dest.dialect());
         let spec = self.spec.as_ref().ok_or_else(|| Error::internal("phase order: no merge spec"))?;
         cx.dest.discard(spec.staging.clone()).await?;
-        cx.dest.execute(vec![consolidate::flow_phase(d, &cx.run_id, &self.flow.object, Phase::Done.name())]).await?;
+        cx.dest.execute(vec![consolidate::flow_phase(d, &cx.run_id, &spec.target, Phase::Done.name())]).await?;
         crate::failpoint::hit("after-cleanup");
         Ok(Outcome::Completed)
     }

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use crate::config::Deletes;
-use crate::consolidate::{CONTROL_SCHEMA, TableRef};
+use crate::consolidate::{self, LayoutState, TableRef};
 use crate::destination::{Destination, Value};
 use crate::model::Timestamp;
 use crate::{Error, Result};
@@ -13,6 +13,8 @@ use crate::{Error, Result};
 pub struct FlowState {
     /// Flow (object) name.
     pub flow: String,
+    /// The table it writes (in the config's schema).
+    pub table: String,
     /// The committed window end: everything the source changed before it is in the table.
     pub window_end: Option<Timestamp>,
     /// The flow's last run, its phase and when it finished.
@@ -67,77 +69,52 @@ fn text(v: &Value) -> Option<String> {
     v.as_str().map(str::to_owned)
 }
 
-/// Whether the control tables exist (a destination no run has written yet has none).
+/// Whether the control tables exist in a layout these reads understand: `false` before any
+/// run wrote them; an error for a layout from an older sluice (a sync upgrades it) or a
+/// newer one.
 async fn has_control<D: Destination>(dest: &D) -> Result<bool> {
-    Ok(dest.columns(TableRef::new(CONTROL_SCHEMA, "flows")).await?.is_some())
+    let state = super::layout_state(dest).await?;
+    consolidate::check_layout(state, &dest.location())?;
+    match state {
+        LayoutState::Absent => Ok(false),
+        LayoutState::V1 => Err(Error::user(format!(
+            "the control tables in {} are from an older sluice: run `sluice sync` once to upgrade them",
+            dest.location()
+        ))),
+        LayoutState::Version(_) => Ok(true),
+    }
 }
 
-/// Every flow's state, by flow name.
-pub async fn status<D: Destination>(dest: &D) -> Result<Vec<FlowState>> {
+/// The state of every flow writing into `schema`, by flow name.
+pub async fn status<D: Destination>(dest: &D, schema: &str) -> Result<Vec<FlowState>> {
     if !has_control(dest).await? {
         return Ok(Vec::new());
     }
-    let d = dest.dialect();
-    let q = |n: &str| d.quote_ident(n);
-    let fl = |n: &str| format!("{}.{}", q("f"), q(n));
-    let fr = |n: &str| format!("{}.{}", q("r"), q(n));
-    let sql = format!(
-        "SELECT {}, {}, {}, {}, {}, {}, {}, {}\nFROM {} AS {}\nLEFT JOIN (SELECT *, ROW_NUMBER() OVER (PARTITION BY {} \
-         ORDER BY {} DESC) AS {} FROM {}) AS {} ON {} = {} AND {} = 1\nORDER BY {}",
-        fl("flow"),
-        d.epoch_ms(&fl("window_end")),
-        fr("run_id"),
-        fr("phase"),
-        fr("error"),
-        d.epoch_ms(&fr("finished_at")),
-        fr("rows_extracted"),
-        d.epoch_ms(&fl("last_reconciliation")),
-        d.table(&TableRef::new(CONTROL_SCHEMA, "flows")),
-        q("f"),
-        q("flow"),
-        q("run_id"),
-        q("rn"),
-        d.table(&TableRef::new(CONTROL_SCHEMA, "flow_runs")),
-        q("r"),
-        fr("flow"),
-        fl("flow"),
-        fr("rn"),
-        fl("flow"),
-    );
-    let rows = dest.query(sql).await?;
+    let rows = dest.query(consolidate::status_query(dest.dialect(), schema)).await?;
     Ok(rows
         .iter()
         .map(|r| FlowState {
             flow: text(&r[0]).unwrap_or_default(),
-            window_end: r[1].as_timestamp(),
-            last_run: text(&r[2]),
-            last_phase: text(&r[3]),
-            last_error: text(&r[4]),
-            last_finished: r[5].as_timestamp(),
-            rows_extracted: r[6].as_i64(),
-            last_reconciliation: r[7].as_timestamp(),
+            table: text(&r[1]).unwrap_or_default(),
+            window_end: r[2].as_timestamp(),
+            last_run: text(&r[3]),
+            last_phase: text(&r[4]),
+            last_error: text(&r[5]),
+            last_finished: r[6].as_timestamp(),
+            rows_extracted: r[7].as_i64(),
+            last_reconciliation: r[8].as_timestamp(),
         })
         .collect())
 }
 
-/// The newest `limit` runs, newest first, with their flows.
-pub async fn history<D: Destination>(dest: &D, limit: usize) -> Result<Vec<RunRecord>> {
+/// The newest `limit` runs into `schema`, newest first, with their flows.
+pub async fn history<D: Destination>(dest: &D, schema: &str, limit: usize) -> Result<Vec<RunRecord>> {
     if !has_control(dest).await? {
         return Ok(Vec::new());
     }
     let d = dest.dialect();
-    let q = |n: &str| d.quote_ident(n);
-    let runs_sql = format!(
-        "SELECT {}, {}, {}, {} FROM {} ORDER BY {} DESC LIMIT {limit}",
-        q("run_id"),
-        q("status"),
-        d.epoch_ms(&q("started_at")),
-        d.epoch_ms(&q("finished_at")),
-        d.table(&TableRef::new(CONTROL_SCHEMA, "runs")),
-        q("run_id"),
-    );
     let mut runs: Vec<RunRecord> = dest
-        .query(runs_sql)
+        .query(consolidate::runs_query(d, schema, limit))
         .await?
         .iter()
         .map(|r| RunRecord {
@@ -149,24 +126,7 @@ pub async fn history<D: Destination>(dest: &D, limit: usize) -> Result<Vec<RunRe
         })
         .collect();
     let Some(oldest) = runs.last().map(|r| r.run_id.clone()) else { return Ok(runs) };
-    let flows_sql = format!(
-        "SELECT {}, {}, {}, CAST(COALESCE({}, 0) AS BIGINT), CAST(COALESCE({}, 0) AS BIGINT), CAST(COALESCE({}, 0) AS \
-         BIGINT), CAST(COALESCE({}, 0) AS BIGINT), {} FROM {} WHERE {} >= {} ORDER BY {}, {}",
-        q("run_id"),
-        q("flow"),
-        q("phase"),
-        q("rows_extracted"),
-        q("rows_inserted"),
-        q("rows_updated"),
-        q("rows_deleted"),
-        q("error"),
-        d.table(&TableRef::new(CONTROL_SCHEMA, "flow_runs")),
-        q("run_id"),
-        d.quote_literal(&oldest),
-        q("run_id"),
-        q("flow"),
-    );
-    for r in dest.query(flows_sql).await? {
+    for r in dest.query(consolidate::flow_runs_query(d, schema, &oldest)).await? {
         let run_id = text(&r[0]).unwrap_or_default();
         let Some(run) = runs.iter_mut().find(|x| x.run_id == run_id) else { continue };
         run.flows.push(FlowRecord {

@@ -31,6 +31,12 @@ use chrono::{TimeDelta, Timelike};
 
 use crate::model::{Timestamp, Window};
 
+/// The latest instant Salesforce stores (its dates end with the year 4000): a window ending
+/// here has no upper bound in effect.
+pub fn source_end() -> Timestamp {
+    chrono::NaiveDate::from_ymd_opt(4000, 12, 31).and_then(|d| d.and_hms_opt(0, 0, 0)).unwrap_or_default().and_utc()
+}
+
 /// Upper bound on the number of windows one plan returns.
 pub const MAX_WINDOWS: u64 = 10_000;
 
@@ -82,6 +88,28 @@ pub fn plan_windows(
     windows
 }
 
+/// The API calls reading one window costs at least: a `COUNT()` to choose the API (with
+/// `api = "auto"`), then a Bulk job (create, a status poll or two, a results page, delete)
+/// or a REST query page. Used to estimate a plan, before any window is read.
+pub fn calls_per_window(bulk: bool, count_first: bool) -> u64 {
+    u64::from(count_first) + if bulk { 5 } else { 1 }
+}
+
+/// The index of the window of `windows` (consecutive, oldest first) that holds `t`, if any.
+pub fn holding(windows: &[Window], t: Timestamp) -> Option<usize> {
+    windows.iter().position(|w| w.start.is_none_or(|s| s <= t) && t < w.end)
+}
+
+/// `windows[from..]` with the empty ones before the first window with data merged into it:
+/// `first_data` is the oldest cursor value at or after `windows[from]`'s start (`None`: no
+/// data there any more, and everything left becomes one window). Returns the merged window
+/// and the index after it. Merging keeps the windows tiling the same range.
+pub fn merge_until_data(windows: &[Window], from: usize, first_data: Option<Timestamp>) -> (Window, usize) {
+    let last = windows.len() - 1;
+    let upto = first_data.and_then(|t| holding(&windows[from..], t).map(|i| from + i)).unwrap_or(last);
+    (Window { start: windows[from].start, end: windows[upto].end }, upto + 1)
+}
+
 /// `t − d`, or `None` if it leaves the representable range.
 fn sub(t: Timestamp, d: Duration) -> Option<Timestamp> {
     TimeDelta::from_std(d).ok().and_then(|d| t.checked_sub_signed(d))
@@ -116,6 +144,23 @@ mod tests {
     const MIN: Duration = Duration::from_secs(60);
     const HOUR: Duration = Duration::from_secs(3600);
     const ZERO: Duration = Duration::ZERO;
+
+    #[test]
+    fn empty_slices_merge_into_the_next_slice_with_data() {
+        let ws = vec![w(None, "10:00:00"), w(Some("10:00:00"), "11:00:00"), w(Some("11:00:00"), "12:00:00")];
+        // Data in the second slice: the first (empty) merges into it.
+        assert_eq!(merge_until_data(&ws, 0, Some(ts("10:30:00"))), (w(None, "11:00:00"), 2));
+        // Data right at a boundary belongs to the later slice.
+        assert_eq!(merge_until_data(&ws, 1, Some(ts("11:00:00"))), (w(Some("10:00:00"), "12:00:00"), 3));
+        // Data in the slice itself: unchanged.
+        assert_eq!(merge_until_data(&ws, 0, Some(ts("09:00:00"))), (w(None, "10:00:00"), 1));
+        // No data from here on, or only past the plan's end: one window to the end.
+        assert_eq!(merge_until_data(&ws, 1, None), (w(Some("10:00:00"), "12:00:00"), 3));
+        assert_eq!(merge_until_data(&ws, 0, Some(ts("13:00:00"))), (w(None, "12:00:00"), 3));
+        assert_eq!(holding(&ws, ts("12:00:00")), None);
+        assert_eq!(calls_per_window(true, true), 6);
+        assert_eq!(calls_per_window(false, false), 1);
+    }
 
     struct Case {
         name: &'static str,

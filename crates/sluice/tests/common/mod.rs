@@ -26,6 +26,9 @@ pub fn password(url: &str) -> SalesforceConfig {
         ca_file: None,
         api_budget_percent: 100,
         max_parallel_flows: 2,
+        connect_timeout: sluice::config::DEFAULT_CONNECT_TIMEOUT,
+        read_timeout: sluice::config::DEFAULT_READ_TIMEOUT,
+        bulk_timeout: sluice::config::DEFAULT_BULK_TIMEOUT,
     }
 }
 
@@ -79,4 +82,34 @@ pub async fn truth_over(sb: &Running, object: &str, ca: Option<std::path::PathBu
     let resp = http.get(format!("{}/sandbox/v1/truth/{object}", sb.instance_url)).send().await.unwrap();
     let text = resp.text().await.unwrap();
     text.lines().filter(|l| !l.is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+/// Source options for quick tests: short backoff (`max_retries` retries), short Bulk polls,
+/// small pages (so REST listings have several pages and Bulk results several), Bulk from
+/// 100 rows in a window.
+pub fn quick_source(max_retries: usize) -> sluice::source::salesforce::Options {
+    use std::time::Duration;
+
+    use sluice::source::salesforce::Options;
+    use sluice::source::salesforce::bulk::BulkOptions;
+    use sluice::source::salesforce::client::RetryPolicy;
+    Options {
+        retry: RetryPolicy {
+            max_retries,
+            min_delay: Duration::from_millis(5),
+            max_delay: Duration::from_millis(100),
+            max_retry_after: Duration::from_secs(1),
+            timeout: Duration::from_secs(30),
+        },
+        bulk: BulkOptions {
+            poll_min: Duration::from_millis(10),
+            poll_max: Duration::from_millis(100),
+            timeout: Duration::from_secs(30),
+            max_records: Some(97),
+        },
+        bulk_threshold: 100,
+        rest_batch_size: Some(200),
+        buffered_batches: 1,
+        ..Options::default()
+    }
 }

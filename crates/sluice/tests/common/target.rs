@@ -102,6 +102,18 @@ impl Warehouse {
         }
     }
 
+    /// Executes statements as a user of the warehouse would, outside sluice (each committed
+    /// on its own): DuckDB opened for writing, PostgreSQL without the run lock.
+    pub async fn execute(&self, statements: &[&str]) {
+        let statements: Vec<String> = statements.iter().map(|s| (*s).to_owned()).collect();
+        let done = match (&self.duckdb, &self.postgres) {
+            (Some(path), _) => DuckDb::open_with(path, 256).unwrap().execute(statements.clone()).await,
+            (_, Some(db)) => Postgres::connect_unlocked(&db.pg()).await.unwrap().execute(statements.clone()).await,
+            _ => unreachable!("a warehouse is one or the other"),
+        };
+        done.unwrap_or_else(|e| panic!("{statements:?}: {e}"));
+    }
+
     /// Rows of a query, every value as text (`None` for NULL).
     pub async fn query(&self, sql: &str) -> Vec<Vec<Option<String>>> {
         let rows = match (&self.duckdb, &self.postgres) {

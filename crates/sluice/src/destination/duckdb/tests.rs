@@ -192,6 +192,9 @@ fn flow_run(object: &str, rows: u64, end: chrono::DateTime<chrono::Utc>) -> Flow
         rows_extracted: rows,
         api_calls: 0,
         bytes: 0,
+        api_remaining: None,
+        remove_absent: false,
+        removed: 0,
     }
 }
 
@@ -220,7 +223,7 @@ async fn duckdb_consolidation_quotes_keywords_and_quotes_in_names() {
     let dir = tempfile::tempdir().unwrap();
     let db = DuckDb::open(&dir.path().join("q.duckdb")).unwrap();
     let d = Dialect::DuckDb;
-    db.execute(control_ddl(d)).await.unwrap();
+    db.execute(control_ddl(d, chrono::DateTime::UNIX_EPOCH)).await.unwrap();
     let now = chrono::Utc::now();
     let run = || flow_run("Order", 2, now);
     let load = |schema: TableSchema, rows: Vec<(&'static str, &'static str, i32, bool, i64)>, run_id: &'static str| {
@@ -314,7 +317,7 @@ async fn duckdb_consolidation_in_slices_keeps_each_newest_version_once() {
     let dir = tempfile::tempdir().unwrap();
     let db = DuckDb::open(&dir.path().join("s.duckdb")).unwrap();
     let d = Dialect::DuckDb;
-    db.execute(control_ddl(d)).await.unwrap();
+    db.execute(control_ddl(d, chrono::DateTime::UNIX_EPOCH)).await.unwrap();
     let now = chrono::Utc::now();
     let spec = MergeSpec::new(&schema, "sf", Deletes::Soft, false, "r1", now).unwrap();
     // Rows i and i + half share an Id and the later row is newer; the newer copies of the

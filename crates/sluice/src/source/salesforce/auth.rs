@@ -162,6 +162,9 @@ mod tests {
             ca_file: None,
             api_budget_percent: 80,
             max_parallel_flows: 2,
+            connect_timeout: crate::config::DEFAULT_CONNECT_TIMEOUT,
+            read_timeout: crate::config::DEFAULT_READ_TIMEOUT,
+            bulk_timeout: crate::config::DEFAULT_BULK_TIMEOUT,
         }
     }
 

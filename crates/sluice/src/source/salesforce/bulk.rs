@@ -2,9 +2,10 @@
 //!
 //! One job per window: create (`200` or `201`), poll with backoff until `JobComplete`,
 //! `Failed` or `Aborted` (aborting it after the time-out), then read the results with
-//! `maxRecords` and `Sforce-Locator` until the locator is `null`. The sum of every page's
-//! `Sforce-NumberOfRecords` must equal the job's `numberRecordsProcessed`, and every
-//! page must decode to that many rows. The job is deleted when done, and on error
+//! `maxRecords` and `Sforce-Locator` until the locator is `null`. The rows of all pages
+//! must add up to the job's `numberRecordsProcessed` (a job that does not state it cannot
+//! be checked, and counts as failed), and every page must decode to the
+//! `Sforce-NumberOfRecords` it declares. The job is deleted when done, and on error
 //! paths too (best effort; a dropped reader deletes it from a background task).
 //!
 //! A job that ends `Failed` comes back as a [`CallError`] whose [`Action`] comes from
@@ -35,7 +36,9 @@ pub struct BulkOptions {
     pub poll_min: Duration,
     /// Longest wait between status polls.
     pub poll_max: Duration,
-    /// A job still running after this long is aborted and the window made smaller.
+    /// A job still running after this long is aborted and the window made smaller. All the
+    /// jobs of one window (its halves included) together wait at most `source.bulk_timeout`;
+    /// past that the rest of the window is read through REST.
     pub timeout: Duration,
     /// Rows per results page (`maxRecords`); `None` lets the server choose.
     pub max_records: Option<u32>,
@@ -51,6 +54,13 @@ impl Default for BulkOptions {
         }
     }
 }
+
+/// The fewest rows a results page is sized down to (a page of very wide rows).
+const MIN_RECORDS: u32 = 50;
+
+/// Rows of the first results page, before the width of a row is known (200 rows of 100 KB
+/// are 20 MB).
+const FIRST_RECORDS: u32 = 200;
 
 /// Job info, as far as sluice needs it.
 #[derive(Debug, Deserialize)]
@@ -117,6 +127,7 @@ pub async fn extract(
     arrow: &SchemaRef,
     soql: &str,
     opts: &BulkOptions,
+    deadline: Instant,
     emit: &mut Emit<'_>,
 ) -> Result<Option<u64>, CallError> {
     let body = json!({
@@ -130,29 +141,35 @@ pub async fn extract(
     let info: JobInfo = client.send(&create).await?.json("Bulk job create")?;
     let guard = JobGuard { client: client.clone(), id: info.id.clone(), deleted: false };
     tracing::debug!(job = %info.id, object = %schema.object, "Bulk job created");
-    let result = run(client, schema, arrow, &guard, opts, emit).await;
+    let result = run(client, schema, arrow, &guard, opts, deadline, emit).await;
     guard.delete().await;
     result
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run(
     client: &Client,
     schema: &TableSchema,
     arrow: &SchemaRef,
     guard: &JobGuard,
     opts: &BulkOptions,
+    deadline: Instant,
     emit: &mut Emit<'_>,
 ) -> Result<Option<u64>, CallError> {
-    let processed = wait(client, guard, opts).await?;
+    let processed = wait(client, guard, opts, deadline).await?;
     let results = client.data_path(&format!("/jobs/query/{}/results", guard.id));
     let shared = Arc::new((schema.clone(), arrow.clone()));
     let mut locator: Option<String> = None;
     let mut total = 0u64;
     // Page k decodes on a blocking thread while page k + 1 downloads.
     let mut decoding: Option<Decoding> = None;
+    // Pages are sized by bytes, not rows (see `rest::PAGE_BYTES`): after each page, as many
+    // rows as make about that many bytes, never more than `max_records`.
+    // The first page is small: how wide a row is is not known before one arrives.
+    let mut max_records = opts.max_records.map(|n| n.min(FIRST_RECORDS));
     loop {
         let mut req = Request::get(results.clone()).header("Accept", "text/csv");
-        if let Some(n) = opts.max_records {
+        if let Some(n) = max_records {
             req = req.query("maxRecords", n.to_string());
         }
         if let Some(l) = &locator {
@@ -166,6 +183,10 @@ async fn run(
             }
         }
         let declared: Option<u64> = resp.header("sforce-numberofrecords").and_then(|n| n.trim().parse().ok());
+        if let Some(rows) = declared {
+            let max = opts.max_records.unwrap_or(u32::MAX);
+            max_records = Some(super::rest::rows_for_bytes(rows, resp.body.len(), MIN_RECORDS, max));
+        }
         locator =
             resp.header("sforce-locator").map(str::trim).filter(|l| !l.is_empty() && *l != "null").map(str::to_owned);
         let (shared, body) = (shared.clone(), resp.body);
@@ -181,14 +202,18 @@ async fn run(
             None => return Ok(None),
         }
     }
-    if let Some(expected) = processed
-        && expected != total
-    {
-        return Err(Error::external(format!(
-            "the Bulk job for {} processed {expected} rows but its results held {total}",
-            schema.object
-        ))
-        .into());
+    // A short result would pass for the whole window (and a short Id snapshot would feed
+    // deletes): the window is read again, in halves, then through REST.
+    let short = match processed {
+        Some(expected) if expected == total => None,
+        Some(expected) => Some(format!("processed {expected} rows but its results held {total}")),
+        None => Some(format!("did not say how many rows it processed (its results held {total})")),
+    };
+    if let Some(what) = short {
+        return Err(CallError {
+            error: Error::external(format!("the Bulk job {} for {} {what}", guard.id, schema.object)),
+            action: Action::SmallerWindow,
+        });
     }
     Ok(Some(total))
 }
@@ -222,8 +247,16 @@ impl Decoding {
     }
 }
 
-/// Polls until the job ends; returns `numberRecordsProcessed` of a completed job.
-async fn wait(client: &Client, guard: &JobGuard, opts: &BulkOptions) -> Result<Option<u64>, CallError> {
+/// Polls until the job ends; returns `numberRecordsProcessed` of a completed job. A job
+/// still running after [`BulkOptions::timeout`] is aborted and its window made smaller; one
+/// running at `deadline` (the window's whole Bulk allowance) is aborted and its window read
+/// through REST.
+async fn wait(
+    client: &Client,
+    guard: &JobGuard,
+    opts: &BulkOptions,
+    deadline: Instant,
+) -> Result<Option<u64>, CallError> {
     let started = Instant::now();
     let mut delay = opts.poll_min;
     let status = Request::get(guard.path());
@@ -250,6 +283,17 @@ async fn wait(client: &Client, guard: &JobGuard, opts: &BulkOptions) -> Result<O
             }
             _ => {}
         }
+        if Instant::now() >= deadline {
+            guard.abort().await;
+            return Err(CallError {
+                error: Error::external(format!(
+                    "Bulk job {} was still {} when the window's Bulk time (source.bulk_timeout) ran out: aborted, \
+                     reading the window through REST",
+                    info.id, info.state
+                )),
+                action: Action::UseRest,
+            });
+        }
         if started.elapsed() >= opts.timeout {
             guard.abort().await;
             return Err(CallError {
@@ -261,7 +305,7 @@ async fn wait(client: &Client, guard: &JobGuard, opts: &BulkOptions) -> Result<O
                 action: Action::SmallerWindow,
             });
         }
-        tokio::time::sleep(delay).await;
+        tokio::time::sleep(delay.min(deadline.saturating_duration_since(Instant::now()))).await;
         // Growing by half rather than doubling: a job that finishes just after a poll waits
         // a third as long, for two or three more polls over a ten-minute job.
         delay = delay.mul_f64(1.5).min(opts.poll_max);

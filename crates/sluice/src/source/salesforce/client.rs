@@ -59,6 +59,9 @@ impl Default for RetryPolicy {
     }
 }
 
+/// Retries of a failed login (transient failures only).
+const LOGIN_RETRIES: usize = 2;
+
 /// What the caller should do with a failed call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -162,6 +165,45 @@ impl Request {
     }
 }
 
+/// What the calls made on behalf of one flow cost: every API call (logins excluded) made
+/// inside [`metered`], in its tasks and in the reading tasks it starts, is counted here.
+#[derive(Debug, Default)]
+pub struct Meter {
+    calls: AtomicU64,
+    bytes: AtomicU64,
+}
+
+impl Meter {
+    /// API calls so far.
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
+    }
+
+    /// Response body bytes received so far (as decompressed).
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    fn count(&self, bytes: usize) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+}
+
+tokio::task_local! {
+    static METER: Arc<Meter>;
+}
+
+/// Runs `work` with every API call it makes counted in `meter` (see [`Meter`]).
+pub async fn metered<F: std::future::Future>(meter: Arc<Meter>, work: F) -> F::Output {
+    METER.scope(meter, work).await
+}
+
+/// The meter of the calling task, to hand to a task it spawns.
+pub fn current_meter() -> Option<Arc<Meter>> {
+    METER.try_with(Arc::clone).ok()
+}
+
 /// Counters and last-seen values, shared by clones of a [`Client`].
 #[derive(Debug, Default)]
 struct Observed {
@@ -199,9 +241,15 @@ impl Client {
     /// loopback sandbox compression only costs CPU).
     pub fn new(cfg: &SalesforceConfig, retry: RetryPolicy, gzip: bool) -> Result<Self> {
         let mut builder = reqwest::Client::builder()
+            // The bearer token goes only where `target_url` allows; a redirect would take the
+            // request elsewhere.
+            .redirect(reqwest::redirect::Policy::none())
             .gzip(gzip)
+            // A silent server is noticed within `read_timeout`; `retry.timeout` bounds a whole
+            // response that trickles.
             .timeout(retry.timeout)
-            .connect_timeout(Duration::from_secs(30))
+            .connect_timeout(cfg.connect_timeout)
+            .read_timeout(cfg.read_timeout)
             .user_agent(concat!("sluice/", env!("CARGO_PKG_VERSION")));
         if let Some(path) = &cfg.ca_file {
             let pem = std::fs::read(path)
@@ -251,6 +299,21 @@ impl Client {
     /// Retries after transient failures so far.
     pub fn retries(&self) -> u64 {
         self.inner.observed.retries.load(Ordering::Relaxed)
+    }
+
+    /// The API calls left before `api_budget_percent` of the daily limit is used, from the
+    /// last `Sforce-Limit-Info` (`None` before one was seen).
+    pub fn budget_left(&self) -> Option<u64> {
+        let percent = u128::from(self.inner.cfg.api_budget_percent);
+        self.api_usage().map(|(used, max)| {
+            let allowed = (u128::from(max) * percent / 100) as u64;
+            allowed.saturating_sub(used)
+        })
+    }
+
+    /// The org's API calls left in its daily allowance, from the last `Sforce-Limit-Info`.
+    pub fn api_remaining(&self) -> Option<u64> {
+        self.api_usage().map(|(used, max)| max.saturating_sub(used))
     }
 
     /// The last `Sforce-Limit-Info` api usage seen: `(used, max)`.
@@ -307,10 +370,26 @@ impl Client {
         Ok(())
     }
 
+    /// `source.api_budget_percent`.
+    pub fn budget_percent(&self) -> u8 {
+        self.inner.cfg.api_budget_percent
+    }
+
+    /// How long all Bulk jobs of one window may take (`source.bulk_timeout`).
+    pub fn bulk_timeout(&self) -> Duration {
+        self.inner.cfg.bulk_timeout
+    }
+
     async fn login_with_retry(&self) -> Result<Session> {
-        let mut delays = self.backoff();
+        // Fewer tries than other calls: a login endpoint that does not answer would
+        // otherwise hold the run for (retries + 1) × read_timeout before saying so.
+        let mut delays = self.backoff().take(LOGIN_RETRIES);
         loop {
-            match auth::login(&self.inner.http, &self.inner.cfg).await {
+            let session = auth::login(&self.inner.http, &self.inner.cfg).await.and_then(|s| {
+                check_instance_url(&self.inner.cfg.login_url, &s.instance_url).map_err(|e| e.context("login"))?;
+                Ok(s)
+            });
+            match session {
                 Ok(s) => return Ok(s),
                 Err(e) => match self.next_delay(&e, &mut delays) {
                     Some(d) => tokio::time::sleep(d).await,
@@ -366,11 +445,7 @@ impl Client {
         let mut relogged = false;
         loop {
             let (generation, session) = self.session().await?;
-            let url = if req.target.starts_with("http://") || req.target.starts_with("https://") {
-                req.target.clone()
-            } else {
-                format!("{}{}", session.instance_url, req.target)
-            };
+            let url = target_url(&session.instance_url, &req.target)?;
             let mut builder =
                 self.inner.http.request(req.method.clone(), &url).bearer_auth(session.access_token.expose());
             if !req.query.is_empty() {
@@ -387,7 +462,17 @@ impl Client {
             let status = resp.status().as_u16();
             let headers = header_pairs(resp.headers());
             self.observe(&headers);
+            if (300..400).contains(&status) {
+                // Redirects are not followed (see `Client::new`): the token must not travel on.
+                return Err(Error::external_fatal(format!(
+                    "{} answered HTTP {status} (a redirect); sluice does not follow redirects of authenticated \
+                     API calls",
+                    origin_of(&url)
+                ))
+                .into());
+            }
             let body = resp.bytes().await.map_err(|e| transport_error(&e, &url))?;
+            let _ = METER.try_with(|m| m.count(body.len()));
             let disposition = if (200..400).contains(&status) {
                 Disposition::Success
             } else {
@@ -422,6 +507,59 @@ impl Client {
         if let Some(date) = date {
             *lock(&self.inner.observed.clock) = Some(date);
         }
+    }
+}
+
+/// The URL a request for `target` goes to: a path on the instance, or an absolute URL the
+/// server named (a `nextRecordsUrl`, a blob URL), which must be on the instance's own origin
+/// (scheme, host and port). The bearer token goes with every request, so a hostile or broken
+/// server naming another host must not get it sent there.
+pub fn target_url(instance_url: &str, target: &str) -> Result<String, CallError> {
+    if !(target.starts_with("http://") || target.starts_with("https://") || target.starts_with("//")) {
+        let path = if target.starts_with('/') { target.to_owned() } else { format!("/{target}") };
+        return Ok(format!("{instance_url}{path}"));
+    }
+    let origin = |u: &str| reqwest::Url::parse(u).ok().map(|u| u.origin());
+    let foreign = match (origin(instance_url), origin(target)) {
+        (Some(a), Some(b)) => a != b || !b.is_tuple(),
+        _ => true,
+    };
+    if foreign {
+        return Err(Error::external_fatal(format!(
+            "the server named {} for the next request, which is not the instance {}: sluice sends the access \
+             token only to the instance",
+            origin_of(target),
+            origin_of(instance_url)
+        ))
+        .into());
+    }
+    Ok(target.to_owned())
+}
+
+/// `scheme://host[:port]` of a URL, for messages: never its path, query or user-info.
+pub fn origin_of(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(u) if u.origin().is_tuple() => u.origin().ascii_serialization(),
+        _ => "an unparsable URL".to_owned(),
+    }
+}
+
+/// Checks the `instance_url` a login returned: the access token travels to it with every
+/// call, so it must be `https`, except that plain `http` is allowed when the login URL
+/// itself is loopback `http` and so is the instance (the sandbox on this machine).
+pub fn check_instance_url(login_url: &str, instance_url: &str) -> Result<()> {
+    let Ok(url) = reqwest::Url::parse(instance_url) else {
+        return Err(Error::external_fatal("the token endpoint returned an instance_url that is not a URL"));
+    };
+    let local_http = |u: &str| u.starts_with("http://") && is_loopback(u);
+    match url.scheme() {
+        "https" if url.host().is_some() => Ok(()),
+        "http" if local_http(login_url) && local_http(instance_url) => Ok(()),
+        _ => Err(Error::external_fatal(format!(
+            "the token endpoint named the instance {}: sluice sends the access token only over https (plain \
+             http only to a loopback sandbox logged in to over loopback http)",
+            origin_of(instance_url)
+        ))),
     }
 }
 
@@ -510,7 +648,56 @@ pub fn is_loopback(url: &str) -> bool {
 
 #[cfg(test)]
 mod loopback_tests {
-    use super::is_loopback;
+    use super::{check_instance_url, is_loopback, target_url};
+
+    #[test]
+    fn the_token_goes_only_to_the_instance_origin() {
+        let instance = "https://acme.my.salesforce.com";
+        let ok = [
+            (
+                "/services/data/v62.0/query/01g-2000",
+                "https://acme.my.salesforce.com/services/data/v62.0/query/01g-2000",
+            ),
+            ("services/x", "https://acme.my.salesforce.com/services/x"),
+            ("https://acme.my.salesforce.com/services/x", "https://acme.my.salesforce.com/services/x"),
+            ("https://ACME.my.salesforce.com:443/services/x", "https://ACME.my.salesforce.com:443/services/x"),
+        ];
+        for (target, want) in ok {
+            assert_eq!(target_url(instance, target).unwrap(), want, "{target}");
+        }
+        for target in [
+            "https://evil.example.com/services/data/v62.0/query/01g-2000",
+            "http://acme.my.salesforce.com/services/x",
+            "https://acme.my.salesforce.com:8443/services/x",
+            "https://acme.my.salesforce.com.evil.example.com/x",
+            "https://user:pw@evil.example.com/x",
+            "//evil.example.com/x",
+            "https://",
+        ] {
+            let err = target_url(instance, target).unwrap_err().error;
+            assert_eq!(err.retry, crate::Retry::Never, "{target}");
+            assert!(err.message.contains("sends the access token only to the instance"), "{}", err.message);
+            assert!(!err.message.contains("pw@"), "{}", err.message);
+        }
+    }
+
+    #[test]
+    fn the_instance_must_be_https_unless_both_ends_are_a_loopback_sandbox() {
+        let cases = [
+            ("https://login.salesforce.com", "https://acme.my.salesforce.com", true),
+            ("https://login.salesforce.com", "http://acme.my.salesforce.com", false),
+            ("http://127.0.0.1:8080", "http://127.0.0.1:8080", true),
+            ("http://localhost:8080", "http://127.0.0.1:9090", true),
+            ("http://127.0.0.1:8080", "http://acme.example.com", false),
+            ("https://127.0.0.1:8080", "http://127.0.0.1:8080", false),
+            ("http://10.0.0.5", "http://10.0.0.5", false),
+            ("https://login.salesforce.com", "ftp://acme.example.com", false),
+            ("https://login.salesforce.com", "not a url", false),
+        ];
+        for (login, instance, ok) in cases {
+            assert_eq!(check_instance_url(login, instance).is_ok(), ok, "{login} → {instance}");
+        }
+    }
 
     #[test]
     fn loopback_hosts_are_recognised() {

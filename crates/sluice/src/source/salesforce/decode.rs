@@ -136,7 +136,8 @@ pub fn json_batch<R: JsonRecord>(
     let mut builders = builders(schema, records.len())?;
     for record in records {
         for (col, b) in schema.columns.iter().zip(builders.iter_mut()) {
-            push_json(b, schema, &col.source_name, record.raw(&col.source_name), blob)?;
+            push_json(b, record.raw(&col.source_name), blob)
+                .map_err(|e| at_record(e, schema, &col.source_name, record.raw("Id")))?;
         }
     }
     finish(arrow, builders, records.len())
@@ -150,26 +151,35 @@ pub fn json_rows_batch(
     blob: &dyn Fn(&str) -> Option<Vec<u8>>,
 ) -> Result<RecordBatch> {
     let mut builders = builders(schema, rows.len())?;
+    let id = schema.columns.iter().position(|c| c.source_name == "Id");
     for row in rows {
         for ((col, b), raw) in schema.columns.iter().zip(builders.iter_mut()).zip(row) {
-            push_json(b, schema, &col.source_name, *raw, blob)?;
+            push_json(b, *raw, blob)
+                .map_err(|e| at_record(e, schema, &col.source_name, id.and_then(|i| row.get(i).copied().flatten())))?;
         }
     }
     finish(arrow, builders, rows.len())
 }
 
-fn push_json(
-    b: &mut Builder,
-    schema: &TableSchema,
-    field: &str,
-    raw: Option<&RawValue>,
-    blob: &dyn Fn(&str) -> Option<Vec<u8>>,
-) -> Result<()> {
-    let raw = raw.ok_or_else(|| {
-        Error::external(format!("a {} record has no field {field} (REST returns every selected field)", schema.object))
-    })?;
-    let text = json_text(raw).map_err(|e| e.context(format!("{}.{field}", schema.object)))?;
-    b.push(text.as_deref(), blob).map_err(|e| e.context(format!("{}.{field}", schema.object)))
+/// `e` about one value, said of the record it came from: `Object.Field of record <Id>: …`.
+/// A value the source sent malformed stays malformed when read again, so it is not retried.
+fn at_record(e: Error, schema: &TableSchema, field: &str, id: Option<&RawValue>) -> Error {
+    let id = id.and_then(|raw| json_text(raw).ok().flatten()).map(|t| t.into_owned());
+    value_error(e, schema, field, id.as_deref())
+}
+
+/// See [`at_record`]; `id` as text (`None` when the record's Id is unknown).
+fn value_error(e: Error, schema: &TableSchema, field: &str, id: Option<&str>) -> Error {
+    let record = match id {
+        Some(id) => format!(" of record {id:.18}"),
+        None => " of a record without an Id".to_owned(),
+    };
+    Error { retry: crate::Retry::Never, ..e }.context(format!("{}.{field}{record}", schema.object))
+}
+
+fn push_json(b: &mut Builder, raw: Option<&RawValue>, blob: &dyn Fn(&str) -> Option<Vec<u8>>) -> Result<()> {
+    let raw = raw.ok_or_else(|| Error::external("the field is missing (REST returns every selected field)"))?;
+    b.push(json_text(raw)?.as_deref(), blob)
 }
 
 /// A REST query page parsed for one schema: the paging fields, and each record's raw
@@ -333,15 +343,16 @@ pub fn csv_batch(schema: &TableSchema, arrow: &SchemaRef, body: &[u8], delimiter
     let mut builders = builders(schema, 1024)?;
     let mut rows = 0;
     let no_blob = |_: &str| None;
+    let id_at = schema.columns.iter().position(|c| c.source_name == "Id").map(|i| positions[i]);
     for record in records {
         let record = record.map_err(|e| Error::external(format!("bad CSV row in a Bulk result ({e})")))?;
+        let id = || id_at.and_then(|at| record.get(at)).and_then(|c| std::str::from_utf8(c).ok());
         for ((col, b), &at) in schema.columns.iter().zip(builders.iter_mut()).zip(&positions) {
             let cell = record.get(at).ok_or_else(|| Error::external("a Bulk CSV row is shorter than its header"))?;
-            let text = std::str::from_utf8(cell).map_err(|_| {
-                Error::external(format!("{}.{}: CSV cell is not UTF-8", schema.object, col.source_name))
-            })?;
-            b.push((!text.is_empty()).then_some(text), &no_blob)
-                .map_err(|e| e.context(format!("{}.{}", schema.object, col.source_name)))?;
+            std::str::from_utf8(cell)
+                .map_err(|_| Error::external("the CSV cell is not UTF-8"))
+                .and_then(|text| b.push((!text.is_empty()).then_some(text), &no_blob))
+                .map_err(|e| value_error(e, schema, &col.source_name, id()))?;
         }
         rows += 1;
     }
@@ -538,7 +549,9 @@ pub fn parse_date(t: &str) -> Option<i32> {
 pub fn parse_datetime_ms(t: &str) -> Option<i64> {
     let b = t.as_bytes();
     // Fast path: `YYYY-MM-DDTHH:MM:SS.sss` + `Z` | `+0000`.
-    if b.len() >= 24 && b[10] == b'T' && b[19] == b'.' && (&t[23..] == "Z" || &t[23..] == "+0000") {
+    // Bytes, not `&str` slices: the text is untrusted and may put a multibyte character at
+    // any offset, where slicing a `str` would panic.
+    if b.len() >= 24 && b[10] == b'T' && b[19] == b'.' && (&b[23..] == b"Z" || &b[23..] == b"+0000") {
         let num = |r: std::ops::Range<usize>| t.get(r)?.parse::<u32>().ok();
         let date = NaiveDate::from_ymd_opt(num(0..4)? as i32, num(5..7)?, num(8..10)?)?;
         let time = NaiveTime::from_hms_milli_opt(num(11..13)?, num(14..16)?, num(17..19)?, num(20..23)?)?;

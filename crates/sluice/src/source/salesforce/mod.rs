@@ -195,7 +195,6 @@ impl SalesforceSource {
         filter: Option<&str>,
         api: Api,
     ) -> BatchStream {
-        let (tx, rx) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(self.opts.buffered_batches.max(1));
         let job = Job {
             client: self.client.clone(),
             opts: self.opts,
@@ -206,13 +205,7 @@ impl SalesforceSource {
             filter: filter.map(str::to_owned),
             api,
         };
-        tokio::spawn(async move {
-            let sink = tx.clone();
-            if let Err(e) = job.run(sink).await {
-                let _ = tx.send(Err(e)).await;
-            }
-        });
-        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }).boxed()
+        supervised(described.schema.object.clone(), self.opts.buffered_batches, move |sink| job.run(sink))
     }
 
     /// [`SalesforceSource::extract`] collected into memory (small objects and tests).
@@ -244,7 +237,89 @@ struct Job {
     api: Api,
 }
 
-type Sink = tokio::sync::mpsc::Sender<Result<RecordBatch>>;
+/// What the reading task sends its consumer: a batch, or that the source said it is done.
+enum Msg {
+    Batch(RecordBatch),
+    Done,
+}
+
+/// Where the reading task sends its batches.
+#[derive(Clone)]
+struct Sink(tokio::sync::mpsc::Sender<Result<Msg>>);
+
+impl Sink {
+    /// Sends a batch; `false` when the consumer is gone (the reader should stop quietly).
+    async fn send(&self, batch: RecordBatch) -> bool {
+        self.0.send(Ok(Msg::Batch(batch))).await.is_ok()
+    }
+}
+
+/// Runs `read` in a task of its own, at most `buffered` batches ahead of the consumer, and
+/// returns its batches as a stream that ends only when `read` returned `Ok`: the source said
+/// it was done. Any other end of the task (an error, a panic, a cancelled task, a sender
+/// dropped early) ends the stream with an error, so a consumer can never take a partial
+/// extract for a complete one.
+fn supervised<F>(object: String, buffered: usize, read: impl FnOnce(Sink) -> F) -> BatchStream
+where
+    F: std::future::Future<Output = Result<()>> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Msg>>(buffered.max(1));
+    let reading = read(Sink(tx.clone()));
+    let meter = client::current_meter();
+    let task = tokio::spawn(async move {
+        let last = match meter {
+            // The calls count for the flow that asked for the extract.
+            Some(meter) => client::metered(meter, reading).await,
+            None => reading.await,
+        };
+        // The consumer may be gone already: then nobody is waiting for this.
+        let _ = tx.send(last.map(|()| Msg::Done)).await;
+    });
+    struct State {
+        rx: tokio::sync::mpsc::Receiver<Result<Msg>>,
+        task: Option<tokio::task::JoinHandle<()>>,
+        object: String,
+        ended: bool,
+    }
+    let state = State { rx, task: Some(task), object, ended: false };
+    futures_util::stream::unfold(state, |mut st| async move {
+        if st.ended {
+            return None;
+        }
+        let item = match st.rx.recv().await {
+            Some(Ok(Msg::Batch(batch))) => return Some((Ok(batch), st)),
+            Some(Ok(Msg::Done)) => return None,
+            Some(Err(e)) => Err(e),
+            None => {
+                let why = match st.task.take() {
+                    Some(task) => match task.await {
+                        Err(e) if e.is_panic() => format!("the reading task panicked: {}", panic_text(e.into_panic())),
+                        Err(e) => format!("the reading task was stopped ({e})"),
+                        Ok(()) => "the reading task ended without a last word".to_owned(),
+                    },
+                    None => "the reading task is gone".to_owned(),
+                };
+                Err(crate::Error::internal(format!(
+                    "{}: the extraction ended before the source said it was done ({why}); the window is read \
+                     again next time",
+                    st.object
+                )))
+            }
+        };
+        st.ended = true;
+        Some((item, st))
+    })
+    .boxed()
+}
+
+/// The message of a panic's payload.
+fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".to_owned())
+}
 
 impl Job {
     fn spec<'a>(&'a self, fields: &'a [String], window: Option<Window>) -> QuerySpec<'a> {
@@ -275,13 +350,15 @@ impl Job {
         let arrow = decode::arrow_schema(&self.schema);
         let mut emit = |batch: RecordBatch| -> BoxFuture<'static, bool> {
             let sink = sink.clone();
-            Box::pin(async move { sink.send(Ok(batch)).await.is_ok() })
+            Box::pin(async move { sink.send(batch).await })
         };
         if !use_bulk {
             self.rest(&fields, self.window, &arrow, &mut emit).await?;
             return Ok(());
         }
-        // Bulk, halving failed windows; windows in order, oldest first.
+        // Bulk, halving failed windows; windows in order, oldest first. All of it within the
+        // window's Bulk allowance, then REST.
+        let deadline = std::time::Instant::now() + self.client.bulk_timeout();
         let mut queue: VecDeque<(Option<Window>, u32)> = VecDeque::from([(self.window, 0)]);
         let mut oldest: Option<Option<Timestamp>> = None;
         let mut bulk_usable = true;
@@ -294,7 +371,8 @@ impl Job {
                 continue;
             }
             let soql = self.spec(&fields, window).select()?;
-            match bulk::extract(&self.client, &self.schema, &arrow, &soql, &self.opts.bulk, &mut emit).await {
+            let job = bulk::extract(&self.client, &self.schema, &arrow, &soql, &self.opts.bulk, deadline, &mut emit);
+            match job.await {
                 Ok(Some(_)) => bump(&self.counters.bulk_jobs),
                 Ok(None) => return Ok(()),
                 Err(e) if e.action == Action::Fail => return Err(e.error.context(&self.schema.object)),
@@ -379,5 +457,64 @@ impl Job {
             return Ok(None);
         }
         Ok(Some((Window { start: w.start, end: mid }, Window { start: Some(mid), end: w.end })))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::Int32Array;
+
+    fn batch(n: i32) -> RecordBatch {
+        let col: arrow::array::ArrayRef = Arc::new(Int32Array::from(vec![n]));
+        RecordBatch::try_from_iter([("n", col)]).unwrap()
+    }
+
+    async fn drain(mut stream: BatchStream) -> Vec<std::result::Result<i32, String>> {
+        let mut out = Vec::new();
+        while let Some(item) = stream.next().await {
+            out.push(
+                item.map(|b| b.column(0).as_any().downcast_ref::<Int32Array>().unwrap().value(0))
+                    .map_err(|e| e.message),
+            );
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn a_supervised_stream_ends_only_when_the_reader_says_done() {
+        let done = supervised("Account".into(), 1, |sink| async move {
+            for n in 1..=3 {
+                sink.send(batch(n)).await;
+            }
+            Ok(())
+        });
+        assert_eq!(drain(done).await, vec![Ok(1), Ok(2), Ok(3)]);
+
+        let failed = supervised("Account".into(), 1, |sink| async move {
+            sink.send(batch(1)).await;
+            Err(crate::Error::external("HTTP 503"))
+        });
+        assert_eq!(drain(failed).await, vec![Ok(1), Err("HTTP 503".to_owned())]);
+    }
+
+    #[tokio::test]
+    async fn a_reader_that_panics_ends_the_stream_with_an_error_not_a_silent_end() {
+        let panicked = supervised("Account".into(), 1, |sink| async move {
+            sink.send(batch(1)).await;
+            if sink.0.capacity() < usize::MAX {
+                panic!("byte index 23 is not a char boundary");
+            }
+            Ok(())
+        });
+        let got = drain(panicked).await;
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert_eq!(got[0], Ok(1));
+        let err = got[1].as_ref().unwrap_err();
+        assert!(
+            err.starts_with("Account: the extraction ended before the source said it was done")
+                && err.contains("panicked: byte index 23 is not a char boundary"),
+            "{err}"
+        );
     }
 }

@@ -65,7 +65,19 @@ pub async fn count(client: &Client, spec: &QuerySpec<'_>) -> Result<u64> {
 
 /// The smallest value of `field` (a datetime) in `object`, over deleted rows too.
 pub async fn oldest(client: &Client, object: &str, field: &str) -> Result<Option<Timestamp>> {
-    let soql = format!("SELECT {field} FROM {object} WHERE {field} != null ORDER BY {field} ASC LIMIT 1");
+    oldest_from(client, object, field, None).await
+}
+
+/// The smallest value of `field` (a datetime) in `object` at or after `from` (deleted rows
+/// too): where the next data lies, for merging empty slices.
+pub async fn oldest_from(
+    client: &Client,
+    object: &str,
+    field: &str,
+    from: Option<Timestamp>,
+) -> Result<Option<Timestamp>> {
+    let after = from.map(|t| format!(" AND {field} >= {}", super::soql::datetime_literal(t))).unwrap_or_default();
+    let soql = format!("SELECT {field} FROM {object} WHERE {field} != null{after} ORDER BY {field} ASC LIMIT 1");
     let resp = client.send(&query_request(client, &soql, None)).await?;
     let page = RestPage::parse(&resp.body)?;
     let Some(raw) = page.records.first().and_then(|r| r.raw(field)) else { return Ok(None) };
@@ -85,19 +97,71 @@ fn with_batch(req: Request, batch_size: Option<u32>) -> Request {
     }
 }
 
-/// Walks the pages of one `queryAll`.
+/// Walks the pages of one `queryAll`, remembering the `totalSize` its pages state.
 pub struct Pager<'c> {
     client: &'c Client,
     soql: String,
+    /// The page size asked for (`None`: the server's); see [`Pager::adapt`].
     batch_size: Option<u32>,
+    max_batch: Option<u32>,
     next: Option<String>,
     started: bool,
+    total: Option<u64>,
+}
+
+/// The smallest REST page size Salesforce accepts (`batchSize`).
+pub const MIN_BATCH_SIZE: u32 = 200;
+
+/// The bytes a page of rows should be about: memory follows bytes, not rows (a row with a
+/// 100 KB text field is a hundred narrow rows), and a page is held as its body, its decoded
+/// batch and the batches queued behind it.
+pub const PAGE_BYTES: usize = 8 << 20;
+
+/// The rows per page that bring a page of `rows` rows in `bytes` bytes to about
+/// [`PAGE_BYTES`], between `min` and `max`.
+pub fn rows_for_bytes(rows: u64, bytes: usize, min: u32, max: u32) -> u32 {
+    if rows == 0 || bytes == 0 {
+        return max;
+    }
+    let per_row = (bytes as u64).div_ceil(rows).max(1);
+    let fit = (PAGE_BYTES as u64 / per_row).min(u64::from(u32::MAX)) as u32;
+    fit.clamp(min.min(max), max)
 }
 
 impl<'c> Pager<'c> {
-    /// A pager for `soql`.
+    /// A pager for `soql`. The first page asks for the fewest rows Salesforce allows (how wide
+    /// a row is is not known before one arrives: 2,000 rows of 100 KB would be 200 MB); later
+    /// pages are sized from it ([`Pager::adapt`]).
     pub fn new(client: &'c Client, soql: String, batch_size: Option<u32>) -> Self {
-        Self { client, soql, batch_size, next: None, started: false }
+        let first = batch_size.map(|n| n.min(MIN_BATCH_SIZE));
+        Self { client, soql, batch_size: first, max_batch: batch_size, next: None, started: false, total: None }
+    }
+
+    /// Sizes the next pages from the last one: as many rows as make about [`PAGE_BYTES`],
+    /// within Salesforce's bounds and never above the size configured.
+    fn adapt(&mut self, rows: u64, bytes: usize) {
+        if rows == 0 {
+            return;
+        }
+        let max = self.max_batch.unwrap_or(2000).max(MIN_BATCH_SIZE);
+        let wanted = rows_for_bytes(rows, bytes, MIN_BATCH_SIZE, max);
+        // Only when the server's choice is too big: its default is fine for narrow rows.
+        if self.max_batch.is_some() || wanted < max {
+            self.batch_size = Some(wanted);
+        }
+    }
+
+    /// Checks that `rows`, the rows read from every page, is the `totalSize` the pages
+    /// stated. A listing cut short (a page claiming `done` too early, a lost page) would
+    /// otherwise pass for the whole window, and a short Id snapshot would feed deletes: a
+    /// mismatch reads the window again, and fails the flow if it persists.
+    pub fn check_complete(&self, rows: u64) -> Result<(), CallError> {
+        match self.total {
+            Some(total) if total != rows => {
+                Err(changed(&format!("the query's pages held {rows} rows but its totalSize is {total}")))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// The next page's response, or `None` after the last one.
@@ -110,7 +174,18 @@ impl<'c> Pager<'c> {
         let resp = self.client.send(&req).await?;
         let page: Head = serde_json::from_slice(&resp.body)
             .map_err(|e| Error::external(format!("a query page is not the expected JSON ({e})")))?;
+        match self.total {
+            None => self.total = Some(page.total_size),
+            Some(total) if total != page.total_size => {
+                return Err(changed(&format!(
+                    "the query's pages disagree on totalSize ({total}, then {})",
+                    page.total_size
+                )));
+            }
+            Some(_) => {}
+        }
         self.started = true;
+        self.adapt(page.records.len() as u64, resp.body.len());
         self.next = if page.done { None } else { page.next_records_url };
         if !page.done && self.next.is_none() {
             return Err(Error::external("a query page says done: false but has no nextRecordsUrl").into());
@@ -122,9 +197,14 @@ impl<'c> Pager<'c> {
 /// The paging fields of a query page (the records are skipped, not kept).
 #[derive(serde::Deserialize)]
 struct Head {
+    #[serde(rename = "totalSize")]
+    total_size: u64,
     done: bool,
     #[serde(rename = "nextRecordsUrl", default)]
     next_records_url: Option<String>,
+    /// Counted, not kept.
+    #[serde(default)]
+    records: Vec<serde::de::IgnoredAny>,
 }
 
 /// Where decoded batches go; `false` when the receiver is gone (stop quietly).
@@ -208,6 +288,7 @@ async fn single(
             None => return Ok(None),
         }
     }
+    pager.check_complete(rows)?;
     Ok(Some(rows))
 }
 
@@ -257,6 +338,9 @@ async fn stitched(
         let ready = buffers.iter().map(VecDeque::len).min().unwrap_or(0);
         if ready == 0 {
             if buffers.iter().all(VecDeque::is_empty) {
+                for pager in &pagers {
+                    pager.check_complete(rows)?;
+                }
                 return Ok(Some(rows));
             }
             return Err(changed("the split queries returned different numbers of rows"));
@@ -302,4 +386,25 @@ async fn fetch_blobs(client: &Client, urls: Vec<&RawValue>) -> Result<HashMap<St
         blobs.insert(url.into_owned(), resp.body.to_vec());
     }
     Ok(blobs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_are_sized_by_bytes_within_bounds() {
+        let cases = [
+            // (rows, bytes of the page, min, max) → rows of the next page
+            (2000, 2000 * 500, 200, 2000, 2000), // narrow rows: the configured size
+            (2000, 2000 * 32 * 1024, 200, 2000, 256), // 32 KB rows: 8 MiB / 32 KiB
+            (200, 200 * 100 * 1024, 200, 2000, 200), // 100 KB rows: never below the minimum
+            (20_000, 20_000 * 100 * 1024, 50, 20_000, 81), // Bulk: 8 MiB of 100 KB rows
+            (0, 0, 200, 2000, 2000),             // an empty page says nothing
+            (10, 1, 200, 2000, 2000),
+        ];
+        for (rows, bytes, min, max, want) in cases {
+            assert_eq!(rows_for_bytes(rows, bytes, min, max), want, "{rows} rows in {bytes} bytes");
+        }
+    }
 }

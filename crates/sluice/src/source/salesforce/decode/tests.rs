@@ -119,7 +119,53 @@ fn bad_values_name_the_field() {
       "Seq__c":null,"Amount__c":null,"Ratio__c":null,"On__c":null,"SystemModstamp":null,"At__c":null}]}"#;
     let page = RestPage::parse(json).unwrap();
     let err = json_batch(&s, &arrow, &page.records, &|_| None).unwrap_err();
-    assert!(err.message.contains("Invoice__c.Count__c"), "{}", err.message);
+    assert!(err.message.contains("Invoice__c.Count__c of record x: `many`"), "{}", err.message);
+    assert_eq!(err.retry, crate::Retry::Never, "a malformed value stays malformed");
+}
+
+/// Untrusted text is never sliced by byte offset: a multibyte character where a parser
+/// expects ASCII is a clear error naming the object, the field and the record, never a
+/// panic (one ended an extraction task early, and the flow took it for the end of data).
+#[test]
+fn multibyte_values_are_errors_naming_object_field_and_id() {
+    let bad = [
+        "2024-06-11T08:30:10.12\u{e9}+0000",
+        "2024-06-11T08:30:10.123\u{e9}000",
+        "2024-06-11T08:30:1\u{1f600}.123Z",
+        "\u{e9}024-06-11T08:30:10.123Z",
+        "2024-06-11T08:30:10.123+00\u{e9}",
+    ];
+    for text in bad {
+        assert_eq!(parse_datetime_ms(text), None, "{text}");
+    }
+    for text in ["\u{e9}", "-\u{e9}", "1\u{e9}5", "1e\u{e9}", "\u{e9}e1"] {
+        assert_eq!(parse_decimal(text, 18, 2), None, "{text}");
+        assert_eq!(parse_integer(text), None, "{text}");
+    }
+    assert_eq!(parse_time_ms("13:05:3\u{e9}.250Z"), None);
+    assert_eq!(parse_date("2024-06-1\u{e9}"), None);
+
+    let s = schema();
+    let arrow = arrow_schema(&s);
+    let json = format!(
+        r#"{{"totalSize":1,"done":true,"records":[{{"Id":"a0X000000000009AAA","IsDeleted":false,"Name":null,
+          "Count__c":null,"Seq__c":null,"Amount__c":null,"Ratio__c":null,"On__c":null,
+          "SystemModstamp":"{}","At__c":null}}]}}"#,
+        bad[0]
+    );
+    let page = JsonPage::parse(&s, json.as_bytes()).unwrap();
+    let err = json_rows_batch(&s, &arrow, &page.rows, &|_| None).unwrap_err();
+    let want = "Invoice__c.SystemModstamp of record a0X000000000009AAA: `2024-06-11T08:30:10.12\u{e9}+0000` is not a \
+                valid datetime";
+    assert_eq!(err.message, want);
+    let page = RestPage::parse(json.as_bytes()).unwrap();
+    assert_eq!(json_batch(&s, &arrow, &page.records, &|_| None).unwrap_err().message, want);
+    let csv = format!(
+        "Id,IsDeleted,Name,Count__c,Seq__c,Amount__c,Ratio__c,On__c,SystemModstamp,At__c\n\
+         a0X000000000009AAA,false,,,,,,,{},\n",
+        bad[0]
+    );
+    assert_eq!(csv_batch(&s, &arrow, csv.as_bytes(), b',').unwrap_err().message, want);
 }
 
 #[test]
@@ -137,6 +183,6 @@ fn positional_pages_match_keys_case_insensitively_and_report_missing_fields() {
     let short = br#"{"totalSize":1,"done":true,"records":[{"Id":"x"}]}"#;
     let page = JsonPage::parse(&s, short).unwrap();
     let err = json_rows_batch(&s, &arrow, &page.rows, &|_| None).unwrap_err();
-    assert!(err.message.contains("no field IsDeleted"), "{}", err.message);
+    assert!(err.message.contains("Invoice__c.IsDeleted of record x: the field is missing"), "{}", err.message);
     assert!(JsonPage::parse(&s, b"{\"records\": 5}").is_err());
 }

@@ -25,17 +25,19 @@ FROM (
 ) AS "s"
 WHERE NOT "s"."_sluice_is_deleted";
 
-UPDATE "_sluice"."flows" SET "object" = 'Account', "window_end" = CAST('2026-11-23 21:59:30.000000+00' AS TIMESTAMPTZ), "schema_fingerprint" = 'fp-1', "updated_at" = CAST('2026-11-23 22:00:00.000000+00' AS TIMESTAMPTZ)
-WHERE "flow" = 'Account';
+UPDATE "_sluice"."flows" SET "flow" = 'Account', "object" = 'Account', "window_end" = CAST('2026-11-23 21:59:30.000000+00' AS TIMESTAMPTZ), "schema_fingerprint" = 'fp-1', "rows_present" = "x"."present", "updated_at" = CAST('2026-11-23 22:00:00.000000+00' AS TIMESTAMPTZ)
+FROM (SELECT COUNT(*) > 0 AS "present" FROM (SELECT 1 AS "one" FROM "salesforce"."account" LIMIT 1) AS "probe") AS "x"
+WHERE "target_schema" = 'salesforce' AND "target_table" = 'account';
 
-INSERT INTO "_sluice"."flows" ("flow", "object", "window_end", "last_full_refresh", "schema_fingerprint", "updated_at")
-SELECT 'Account', 'Account', CAST('2026-11-23 21:59:30.000000+00' AS TIMESTAMPTZ), CAST(NULL AS TIMESTAMPTZ), 'fp-1', CAST('2026-11-23 22:00:00.000000+00' AS TIMESTAMPTZ)
-WHERE NOT EXISTS (SELECT 1 FROM "_sluice"."flows" WHERE "flow" = 'Account');
+INSERT INTO "_sluice"."flows" ("target_schema", "target_table", "flow", "object", "window_end", "last_full_refresh", "schema_fingerprint", "rows_present", "updated_at")
+SELECT 'salesforce', 'account', 'Account', 'Account', CAST('2026-11-23 21:59:30.000000+00' AS TIMESTAMPTZ), CAST(NULL AS TIMESTAMPTZ), 'fp-1', "x"."present", CAST('2026-11-23 22:00:00.000000+00' AS TIMESTAMPTZ)
+FROM (SELECT COUNT(*) > 0 AS "present" FROM (SELECT 1 AS "one" FROM "salesforce"."account" LIMIT 1) AS "probe") AS "x"
+WHERE NOT EXISTS (SELECT 1 FROM "_sluice"."flows" WHERE "target_schema" = 'salesforce' AND "target_table" = 'account');
 
-DELETE FROM "_sluice"."flow_runs" WHERE "run_id" = 'run-2026-11-23T22:00:00Z' AND "flow" = 'Account';
+DELETE FROM "_sluice"."flow_runs" WHERE "run_id" = 'run-2026-11-23T22:00:00Z' AND "target_schema" = 'salesforce' AND "target_table" = 'account';
 
-INSERT INTO "_sluice"."flow_runs" ("run_id", "flow", "phase", "attempts", "window_start", "window_end", "rows_extracted", "rows_inserted", "rows_updated", "rows_deleted", "api_calls", "bytes", "error", "finished_at")
-SELECT 'run-2026-11-23T22:00:00Z', 'Account', 'consolidated', 1, CAST('2026-11-23 20:50:00.000000+00' AS TIMESTAMPTZ), CAST('2026-11-23 21:59:30.000000+00' AS TIMESTAMPTZ), 42, COALESCE(SUM(CASE WHEN "s"."_sluice_is_new" AND NOT "s"."_sluice_is_deleted" THEN 1 ELSE 0 END), 0), COALESCE(SUM(CASE WHEN NOT "s"."_sluice_is_new" AND "s"."_sluice_advanced" AND NOT "s"."_sluice_is_deleted" THEN 1 ELSE 0 END), 0), COALESCE(SUM(CASE WHEN NOT "s"."_sluice_is_new" AND "s"."_sluice_advanced" AND "s"."_sluice_is_deleted" THEN 1 ELSE 0 END), 0), 3, 4096, CAST(NULL AS VARCHAR), CAST('2026-11-23 22:00:00.000000+00' AS TIMESTAMPTZ)
+INSERT INTO "_sluice"."flow_runs" ("run_id", "target_schema", "target_table", "flow", "phase", "attempts", "window_start", "window_end", "rows_extracted", "rows_inserted", "rows_updated", "rows_deleted", "api_calls", "bytes", "api_remaining", "error", "finished_at")
+SELECT 'run-2026-11-23T22:00:00Z', 'salesforce', 'account', 'Account', 'consolidated', 1, CAST('2026-11-23 20:50:00.000000+00' AS TIMESTAMPTZ), CAST('2026-11-23 21:59:30.000000+00' AS TIMESTAMPTZ), 42, COALESCE(SUM(CASE WHEN "s"."_sluice_is_new" AND NOT "s"."_sluice_is_deleted" THEN 1 ELSE 0 END), 0), COALESCE(SUM(CASE WHEN NOT "s"."_sluice_is_new" AND "s"."_sluice_advanced" AND NOT "s"."_sluice_is_deleted" THEN 1 ELSE 0 END), 0), COALESCE(SUM(CASE WHEN NOT "s"."_sluice_is_new" AND "s"."_sluice_advanced" AND "s"."_sluice_is_deleted" THEN 1 ELSE 0 END), 0), 3, 4096, CAST(NULL AS BIGINT), CAST(NULL AS VARCHAR), CAST('2026-11-23 22:00:00.000000+00' AS TIMESTAMPTZ)
 FROM "_sluice_changes_account" AS "s";
 
 DROP TABLE IF EXISTS "_sluice_changes_account";

@@ -1,18 +1,28 @@
 CREATE SCHEMA IF NOT EXISTS "_sluice";
 
+CREATE TABLE IF NOT EXISTS "_sluice"."layout" (
+  "version" BIGINT,
+  "migrated_at" TIMESTAMPTZ,
+  PRIMARY KEY ("version")
+);
+
 CREATE TABLE IF NOT EXISTS "_sluice"."flows" (
+  "target_schema" TEXT,
+  "target_table" TEXT,
   "flow" TEXT,
   "object" TEXT,
   "window_end" TIMESTAMPTZ,
   "last_full_refresh" TIMESTAMPTZ,
   "last_reconciliation" TIMESTAMPTZ,
   "schema_fingerprint" TEXT,
+  "rows_present" BOOLEAN,
   "updated_at" TIMESTAMPTZ,
-  PRIMARY KEY ("flow")
+  PRIMARY KEY ("target_schema", "target_table")
 );
 
 CREATE TABLE IF NOT EXISTS "_sluice"."runs" (
   "run_id" TEXT,
+  "target_schema" TEXT,
   "trigger" TEXT,
   "started_at" TIMESTAMPTZ,
   "finished_at" TIMESTAMPTZ,
@@ -23,6 +33,8 @@ CREATE TABLE IF NOT EXISTS "_sluice"."runs" (
 
 CREATE TABLE IF NOT EXISTS "_sluice"."flow_runs" (
   "run_id" TEXT,
+  "target_schema" TEXT,
+  "target_table" TEXT,
   "flow" TEXT,
   "phase" TEXT,
   "attempts" INTEGER,
@@ -34,7 +46,10 @@ CREATE TABLE IF NOT EXISTS "_sluice"."flow_runs" (
   "rows_deleted" BIGINT,
   "api_calls" BIGINT,
   "bytes" BIGINT,
+  "api_remaining" BIGINT,
   "error" TEXT,
   "finished_at" TIMESTAMPTZ,
-  PRIMARY KEY ("run_id", "flow")
+  PRIMARY KEY ("run_id", "target_schema", "target_table")
 );
+
+INSERT INTO "_sluice"."layout" ("version", "migrated_at") SELECT 2, CAST('1970-01-01 00:00:00.000000+00' AS TIMESTAMPTZ) WHERE NOT EXISTS (SELECT 1 FROM "_sluice"."layout");

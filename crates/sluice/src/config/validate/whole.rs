@@ -1,0 +1,153 @@
+//! Checks of the config as a whole, after each key's own value: keys that would have no
+//! effect where they are written ([`no_effect`]) and flows whose tables would collide
+//! ([`collisions`]). Split from [`super`] to keep each file readable; it shares its
+//! imports and problem collector ([`super::Ctx`]).
+
+use super::*;
+
+/// A settings key: its name, whether `[defaults]` sets it, whether a flow sets it.
+type SettingKey = (&'static str, bool, fn(&RawFlow) -> bool);
+
+/// The settings keys that would have no effect where they are written (see the module
+/// docs of [`super`]): on the files destination, the merge settings; on a flow whose mode
+/// is `full`, `lookback` and `reconcile_every`; in `[defaults]`, a key no flow inherits.
+pub(super) fn no_effect(cx: &mut Ctx<'_>, raw: &RawConfig, flows: &[FlowConfig], destination: &DestinationConfig) {
+    let files = matches!(destination, DestinationConfig::Files { .. });
+    // (key, written in [defaults], written on each flow)
+    let keys: [SettingKey; 8] = [
+        ("mode", raw.defaults.mode.is_some(), |f| f.mode.is_some()),
+        ("deletes", raw.defaults.deletes.is_some(), |f| f.deletes.is_some()),
+        ("history", raw.defaults.history.is_some(), |f| f.history.is_some()),
+        ("lookback", raw.defaults.lookback.is_some(), |f| f.lookback.is_some()),
+        ("lag", raw.defaults.lag.is_some(), |f| f.lag.is_some()),
+        ("reconcile_every", raw.defaults.reconcile_every.is_some(), |f| f.reconcile_every.is_some()),
+        ("slice", raw.defaults.slice.is_some(), |f| f.slice.is_some()),
+        ("max_delete_ratio", raw.defaults.max_delete_ratio.is_some(), |f| f.max_delete_ratio.is_some()),
+    ];
+    let merge_only = ["deletes", "history", "reconcile_every", "max_delete_ratio"];
+    let windowed = ["lookback", "reconcile_every"];
+    const FILES: &str = "has no effect with destination type = \"files\", which is append-only: it keeps every \
+                         version read, so there are no deletes, no history table and no reconciliation; remove it";
+    let full_mode = raw.defaults.mode.as_deref() == Some("full");
+    for (key, in_defaults, on_flow) in keys {
+        if files && merge_only.contains(&key) {
+            if in_defaults {
+                cx.err(&format!("defaults.{key}"), FILES);
+            }
+            for (i, f) in raw.flows.iter().enumerate() {
+                if on_flow(f) {
+                    cx.err(&format!("flows[{i}].{key}"), FILES);
+                }
+            }
+            continue;
+        }
+        let window_key = windowed.contains(&key);
+        let mut full = Vec::new();
+        let mut own = Vec::new();
+        for (i, (f, config)) in raw.flows.iter().zip(flows).enumerate() {
+            let is_full = window_key && config.settings.mode == Mode::Full;
+            if is_full && on_flow(f) {
+                let from = if f.mode.is_none() && full_mode { " (from [defaults])" } else { "" };
+                cx.err(
+                    &format!("flows[{i}].{key}"),
+                    format!(
+                        "has no effect with mode = \"full\"{from}: every run reads the whole object and removes what \
+                         the source lost, so there is no window to look back from and nothing to reconcile; remove it \
+                         or set mode = \"incremental\""
+                    ),
+                );
+            }
+            if is_full {
+                full.push(i);
+            } else if on_flow(f) {
+                own.push(i);
+            }
+        }
+        if in_defaults && !flows.is_empty() && full.len() + own.len() == flows.len() {
+            let mut why = Vec::new();
+            if !full.is_empty() {
+                let have = if full.len() == 1 { "has" } else { "have" };
+                why.push(format!("{} {have} mode = \"full\"", flow_list(&full)));
+            }
+            if !own.is_empty() {
+                let sets = if own.len() == 1 { "sets" } else { "set" };
+                why.push(format!("{} {sets} its own", flow_list(&own)));
+            }
+            cx.err(&format!("defaults.{key}"), format!("has no effect on any flow: {}; remove it", why.join(", and ")));
+        }
+    }
+}
+
+/// `flows[0]`, `flows[0] and flows[2]`, `flows[0], flows[1] and flows[2]`.
+fn flow_list(indexes: &[usize]) -> String {
+    let names: Vec<String> = indexes.iter().map(|i| format!("flows[{i}]")).collect();
+    match names.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        _ => names.join(""),
+    }
+}
+
+/// Two flows writing one table: each flow's table (`naming` applied to its object) and,
+/// with `history = true`, its `<table>_history`, compared as the destination compares
+/// names: exactly on PostgreSQL (sluice quotes every name); ignoring case on DuckDB (which
+/// resolves even quoted names so), Redshift (which folds them) and files (whose directory
+/// names a case-insensitive file system would merge). `named` marks the flows that name
+/// an object of their own (the others are reported already).
+pub(super) fn collisions(cx: &mut Ctx<'_>, flows: &[FlowConfig], named: &[bool], destination: &DestinationConfig) {
+    let naming = destination.naming();
+    let (fold, server) = match destination {
+        DestinationConfig::Postgres { .. } => (false, "PostgreSQL"),
+        DestinationConfig::DuckDb { .. } => (true, "DuckDB"),
+        DestinationConfig::Redshift { .. } => (true, "Redshift"),
+        DestinationConfig::Files { .. } => (true, "a case-insensitive file system"),
+    };
+    let files = matches!(destination, DestinationConfig::Files { .. });
+    let folded = |name: &str| if fold { name.to_lowercase() } else { name.to_owned() };
+    // What each flow writes: (table name, written under `naming = "original"`, is history).
+    let writes = |f: &FlowConfig| -> Vec<(String, String, bool)> {
+        let mut out = vec![(naming.apply(&f.object), Naming::Original.apply(&f.object), false)];
+        if f.settings.history && !files {
+            out.push((format!("{}_history", out[0].0), format!("{}_history", out[0].1), true));
+        }
+        out
+    };
+    // folded name → (flow, name as written, original name, is history)
+    let mut claimed: HashMap<String, (usize, String, String, bool)> = HashMap::new();
+    for (i, f) in flows.iter().enumerate().filter(|(i, _)| named[*i]) {
+        for (name, original, history) in writes(f) {
+            let (j, other, other_original, other_history) = match claimed.entry(folded(&name)) {
+                Entry::Vacant(slot) => {
+                    slot.insert((i, name, original, history));
+                    continue;
+                }
+                Entry::Occupied(o) => o.get().clone(),
+            };
+            let what = if history { "its history table" } else { "table" };
+            let theirs = if other_history { ", as its history table" } else { "" };
+            let case = if other == name { String::new() } else { format!(" (as {other:?}: one name to {server})") };
+            let mut fixes = Vec::new();
+            if naming != Naming::Original
+                && !matches!(destination, DestinationConfig::Redshift { .. })
+                && folded(&original) != folded(&other_original)
+            {
+                fixes.push("set destination.naming = \"original\"".to_owned());
+            }
+            for (k, h) in [(j, other_history), (i, history)] {
+                if h {
+                    fixes.push(format!("set history = false on flows[{k}]"));
+                }
+            }
+            fixes.push("drop one of the two flows".to_owned());
+            let key = if history { format!("flows[{i}].history") } else { format!("flows[{i}].object") };
+            cx.err(
+                &key,
+                format!(
+                    "{:?} would write {what} {name:?}, which flows[{j}] ({:?}) writes too{theirs}{case}; {}",
+                    f.object,
+                    flows[j].object,
+                    fixes.join(", or ")
+                ),
+            );
+        }
+    }
+}

@@ -1,0 +1,69 @@
+CREATE SCHEMA IF NOT EXISTS "salesforce";
+
+ALTER TABLE "salesforce"."account_history" ADD COLUMN "_sluice_valid_from" TIMESTAMPTZ;
+
+ALTER TABLE "salesforce"."account_history" ADD COLUMN "_sluice_valid_to" TIMESTAMPTZ;
+
+ALTER TABLE "salesforce"."account_history" ADD COLUMN "_sluice_current" BOOLEAN;
+
+DROP TABLE IF EXISTS "_sluice_changes_account";
+
+CREATE TEMP TABLE "_sluice_changes_account" AS
+SELECT "s"."id", "s"."system_modstamp", "s"."_sluice_stage_seq",
+  "t"."id" IS NULL AS "_sluice_is_new",
+  ("t"."id" IS NULL OR "t"."system_modstamp" IS NULL OR "s"."system_modstamp" IS NULL OR "s"."system_modstamp" <> "t"."system_modstamp") AS "_sluice_advanced",
+  COALESCE("s"."is_deleted", FALSE) AS "_sluice_is_deleted"
+FROM (
+  SELECT "id", "system_modstamp", "_sluice_stage_seq", "is_deleted", ROW_NUMBER() OVER (PARTITION BY "id" ORDER BY "system_modstamp" DESC NULLS LAST, "_sluice_stage_seq" DESC NULLS LAST) AS "_sluice_rn"
+  FROM "salesforce_staging"."account"
+) AS "s"
+LEFT JOIN "salesforce"."account" AS "t" ON "t"."id" = "s"."id"
+WHERE "s"."_sluice_rn" = 1 AND TRUE;
+
+DELETE FROM "salesforce"."account" USING "_sluice_changes_account"
+WHERE "salesforce"."account"."id" = "_sluice_changes_account"."id";
+
+INSERT INTO "salesforce"."account" ("id", "name", "number_of_employees", "annual_revenue", "is_deleted", "system_modstamp", "_sluice_synced_at", "_sluice_run_id", "_sluice_deleted")
+SELECT "s"."id", "s"."name", "s"."number_of_employees", "s"."annual_revenue", "s"."is_deleted", "s"."system_modstamp", CAST('2026-11-23 22:00:00.000000+00' AS TIMESTAMPTZ), 'run-2026-11-23T22:00:00Z', "s"."_sluice_is_deleted"
+FROM (
+  SELECT "_sluice_st"."id", "_sluice_st"."name", "_sluice_st"."number_of_employees", "_sluice_st"."annual_revenue", "_sluice_st"."is_deleted", "_sluice_st"."system_modstamp", "_sluice_c"."_sluice_is_new", "_sluice_c"."_sluice_advanced", "_sluice_c"."_sluice_is_deleted"
+  FROM "_sluice_changes_account" AS "_sluice_c" JOIN "salesforce_staging"."account" AS "_sluice_st" ON "_sluice_st"."_sluice_stage_seq" = "_sluice_c"."_sluice_stage_seq"
+) AS "s";
+
+UPDATE "salesforce"."account_history" SET "_sluice_valid_to" = "_sluice_changes_account"."system_modstamp", "_sluice_current" = FALSE
+FROM "_sluice_changes_account"
+WHERE "salesforce"."account_history"."id" = "_sluice_changes_account"."id" AND "salesforce"."account_history"."_sluice_current" AND "_sluice_changes_account"."_sluice_advanced";
+
+INSERT INTO "salesforce"."account_history" ("id", "name", "number_of_employees", "annual_revenue", "is_deleted", "system_modstamp", "_sluice_synced_at", "_sluice_run_id", "_sluice_deleted", "_sluice_valid_from", "_sluice_valid_to", "_sluice_current")
+SELECT "s"."id", "s"."name", "s"."number_of_employees", "s"."annual_revenue", "s"."is_deleted", "s"."system_modstamp", CAST('2026-11-23 22:00:00.000000+00' AS TIMESTAMPTZ), 'run-2026-11-23T22:00:00Z', "s"."_sluice_is_deleted", "s"."system_modstamp", CAST(NULL AS TIMESTAMPTZ), TRUE
+FROM (
+  SELECT "_sluice_st"."id", "_sluice_st"."name", "_sluice_st"."number_of_employees", "_sluice_st"."annual_revenue", "_sluice_st"."is_deleted", "_sluice_st"."system_modstamp", "_sluice_c"."_sluice_is_new", "_sluice_c"."_sluice_advanced", "_sluice_c"."_sluice_is_deleted"
+  FROM "_sluice_changes_account" AS "_sluice_c" JOIN "salesforce_staging"."account" AS "_sluice_st" ON "_sluice_st"."_sluice_stage_seq" = "_sluice_c"."_sluice_stage_seq"
+) AS "s"
+WHERE "s"."_sluice_advanced";
+
+UPDATE "salesforce"."account_history" SET "_sluice_valid_to" = CAST('2026-11-23 21:59:30.000000+00' AS TIMESTAMPTZ), "_sluice_current" = FALSE
+WHERE "salesforce"."account_history"."_sluice_current" AND "salesforce"."account_history"."id" IN (SELECT "salesforce"."account"."id" FROM "salesforce"."account" WHERE COALESCE("salesforce"."account"."_sluice_run_id", '') <> 'run-2026-11-23T22:00:00Z' AND NOT COALESCE("salesforce"."account"."_sluice_deleted", FALSE));
+
+UPDATE "salesforce"."account" SET "_sluice_deleted" = TRUE, "_sluice_synced_at" = CAST('2026-11-23 22:00:00.000000+00' AS TIMESTAMPTZ), "_sluice_run_id" = 'run-2026-11-23T22:00:00Z'
+WHERE COALESCE("salesforce"."account"."_sluice_run_id", '') <> 'run-2026-11-23T22:00:00Z' AND NOT COALESCE("salesforce"."account"."_sluice_deleted", FALSE);
+
+UPDATE "_sluice"."flows" SET "flow" = 'Account', "object" = 'Account', "window_end" = CAST('2026-11-23 21:59:30.000000+00' AS TIMESTAMPTZ), "schema_fingerprint" = 'fp-1', "rows_present" = "x"."present", "updated_at" = CAST('2026-11-23 22:00:00.000000+00' AS TIMESTAMPTZ), "last_full_refresh" = CAST('2026-11-23 22:00:00.000000+00' AS TIMESTAMPTZ)
+FROM (SELECT COUNT(*) > 0 AS "present" FROM (SELECT 1 AS "one" FROM "salesforce"."account" LIMIT 1) AS "probe") AS "x"
+WHERE "target_schema" = 'salesforce' AND "target_table" = 'account';
+
+INSERT INTO "_sluice"."flows" ("target_schema", "target_table", "flow", "object", "window_end", "last_full_refresh", "schema_fingerprint", "rows_present", "updated_at")
+SELECT 'salesforce', 'account', 'Account', 'Account', CAST('2026-11-23 21:59:30.000000+00' AS TIMESTAMPTZ), CAST('2026-11-23 22:00:00.000000+00' AS TIMESTAMPTZ), 'fp-1', "x"."present", CAST('2026-11-23 22:00:00.000000+00' AS TIMESTAMPTZ)
+FROM (SELECT COUNT(*) > 0 AS "present" FROM (SELECT 1 AS "one" FROM "salesforce"."account" LIMIT 1) AS "probe") AS "x"
+WHERE NOT EXISTS (SELECT 1 FROM "_sluice"."flows" WHERE "target_schema" = 'salesforce' AND "target_table" = 'account');
+
+DELETE FROM "_sluice"."flow_runs" WHERE "run_id" = 'run-2026-11-23T22:00:00Z' AND "target_schema" = 'salesforce' AND "target_table" = 'account';
+
+INSERT INTO "_sluice"."flow_runs" ("run_id", "target_schema", "target_table", "flow", "phase", "attempts", "window_start", "window_end", "rows_extracted", "rows_inserted", "rows_updated", "rows_deleted", "api_calls", "bytes", "api_remaining", "error", "finished_at")
+SELECT 'run-2026-11-23T22:00:00Z', 'salesforce', 'account', 'Account', 'consolidated', 1, CAST(NULL AS TIMESTAMPTZ), CAST('2026-11-23 21:59:30.000000+00' AS TIMESTAMPTZ), 42, COALESCE(SUM(CASE WHEN "s"."_sluice_is_new" AND NOT "s"."_sluice_is_deleted" THEN 1 ELSE 0 END), 0), COALESCE(SUM(CASE WHEN NOT "s"."_sluice_is_new" AND "s"."_sluice_advanced" AND NOT "s"."_sluice_is_deleted" THEN 1 ELSE 0 END), 0), COALESCE(SUM(CASE WHEN NOT "s"."_sluice_is_new" AND "s"."_sluice_advanced" AND "s"."_sluice_is_deleted" THEN 1 ELSE 0 END), 0) + 7, 3, 4096, CAST(NULL AS BIGINT), CAST(NULL AS VARCHAR), CAST('2026-11-23 22:00:00.000000+00' AS TIMESTAMPTZ)
+FROM "_sluice_changes_account" AS "s";
+
+DROP TABLE IF EXISTS "_sluice_changes_account";
+
+-- the max_delete_ratio guard's count
+SELECT (SELECT COUNT(*) FROM "salesforce"."account" WHERE NOT COALESCE("_sluice_deleted", FALSE)) AS "live", (SELECT COUNT(*) FROM "salesforce"."account" AS "t" WHERE COALESCE("t"."_sluice_run_id", '') <> 'run-2026-11-23T22:00:00Z' AND NOT COALESCE("t"."_sluice_deleted", FALSE) AND NOT EXISTS (SELECT 1 FROM "salesforce_staging"."account" AS "s" WHERE "s"."id" = "t"."id")) AS "absent";
