@@ -173,6 +173,27 @@ fn print_run(summary: &RunSummary, elapsed: Duration) {
         }
     }
     say!("  run {} took {:.1} s", summary.run_id, elapsed.as_secs_f64());
+    if let Some(line) = time_by_phase(summary) {
+        say!("  {line}");
+    }
+}
+
+/// Where the run's time went, phase by phase, summed over its flows (which run in parallel,
+/// so the sum can exceed the run's wall time); `None` when no flow recorded phases.
+fn time_by_phase(summary: &RunSummary) -> Option<String> {
+    let mut total = sluice::sync::Timings::default();
+    let mut any = false;
+    for t in summary.flows.iter().filter_map(|f| f.timings.as_ref()) {
+        total.add(t);
+        any = true;
+    }
+    let parts: Vec<String> = total
+        .phases()
+        .iter()
+        .filter(|(_, d)| !d.is_zero())
+        .map(|(name, d)| format!("{name} {:.2} s", d.as_secs_f64()))
+        .collect();
+    (any && !parts.is_empty()).then(|| format!("time by phase, over all flows: {}", parts.join(", ")))
 }
 
 /// `sluice demo`.

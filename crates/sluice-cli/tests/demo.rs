@@ -28,6 +28,14 @@ async fn the_demo_replicates_verifies_and_leaves_a_readable_file() {
         let verified = stdout.lines().any(|l| l.trim_start().starts_with(object) && l.trim_end().ends_with("match"));
         assert!(verified, "{object} not verified:\n{stdout}");
     }
+    // Each run says where its time went, extraction, loading and consolidation included.
+    let phases: Vec<&str> = stdout.lines().filter(|l| l.trim_start().starts_with("time by phase")).collect();
+    assert_eq!(phases.len(), 2, "one line per sync:\n{stdout}");
+    for line in phases {
+        for phase in ["plan ", "extract ", "load ", "consolidate ", "verify "] {
+            assert!(line.contains(phase), "{phase}missing: {line}");
+        }
+    }
     let late = word_after(&stdout, "a late commit: Account ");
     let tiered = word_after(&stdout, "set on ");
 

@@ -126,6 +126,64 @@ fn secs<S: Serializer>(d: &Duration, s: S) -> std::result::Result<S::Ok, S::Erro
     s.serialize_f64((d.as_secs_f64() * 1000.0).round() / 1000.0)
 }
 
+fn millis<S: Serializer>(d: &Duration, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_u64(d.as_millis() as u64)
+}
+
+/// Where a warehouse flow's time went, phase by phase (milliseconds in JSON), summed over
+/// its attempts. Extraction and loading overlap (batches are written while the next is
+/// read): `extract` is the time spent waiting for the source, `load` the rest of staging.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Timings {
+    /// Reading the committed state, describing the object, planning windows.
+    #[serde(serialize_with = "millis")]
+    pub plan: Duration,
+    /// Waiting for the source's pages.
+    #[serde(serialize_with = "millis")]
+    pub extract: Duration,
+    /// Writing staging (and preparing it), besides waiting for the source.
+    #[serde(serialize_with = "millis")]
+    pub load: Duration,
+    /// The consolidation transaction(s).
+    #[serde(serialize_with = "millis")]
+    pub consolidate: Duration,
+    /// Reconciliation, when it was due.
+    #[serde(serialize_with = "millis")]
+    pub reconcile: Duration,
+    /// Comparing source and destination counts.
+    #[serde(serialize_with = "millis")]
+    pub verify: Duration,
+    /// Dropping staging.
+    #[serde(serialize_with = "millis")]
+    pub cleanup: Duration,
+}
+
+impl Timings {
+    /// Each phase with its time, in order, by the names the JSON uses.
+    pub fn phases(&self) -> [(&'static str, Duration); 7] {
+        [
+            ("plan", self.plan),
+            ("extract", self.extract),
+            ("load", self.load),
+            ("consolidate", self.consolidate),
+            ("reconcile", self.reconcile),
+            ("verify", self.verify),
+            ("cleanup", self.cleanup),
+        ]
+    }
+
+    /// Adds `other`, phase by phase.
+    pub fn add(&mut self, other: &Timings) {
+        self.plan += other.plan;
+        self.extract += other.extract;
+        self.load += other.load;
+        self.consolidate += other.consolidate;
+        self.reconcile += other.reconcile;
+        self.verify += other.verify;
+        self.cleanup += other.cleanup;
+    }
+}
+
 /// The outcome of one flow.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FlowSummary {
@@ -156,6 +214,8 @@ pub struct FlowSummary {
     pub warnings: Vec<String>,
     /// The `CALL` that consolidates a handed-off load.
     pub handed_off: Option<String>,
+    /// Where the time went (warehouses; the files destination does not record phases).
+    pub timings: Option<Timings>,
 }
 
 impl FlowSummary {
@@ -175,6 +235,7 @@ impl FlowSummary {
             verify: None,
             warnings: Vec::new(),
             handed_off: None,
+            timings: None,
         }
     }
 }

@@ -117,6 +117,17 @@ async fn first_load_matches_the_source_for_every_type(kind: Kind) {
     assert_eq!(s.wh.query_i64(costed).await, 3);
     for f in &summary.flows {
         assert!(f.api_calls.is_some_and(|n| n >= 2), "describe and at least one query: {f:#?}");
+        // Where the time went: every phase that ran took time, none was skipped, and the
+        // phases add up to no more than the flow's own wall time.
+        let t = f.timings.expect("a warehouse flow records its phases");
+        for (phase, d) in t.phases() {
+            let ran = phase != "reconcile"; // not due on a first load
+            assert_eq!(!d.is_zero(), ran, "{phase}: {t:#?}");
+        }
+        let sum: std::time::Duration = t.phases().iter().map(|(_, d)| *d).sum();
+        assert!(sum <= f.duration, "{sum:?} > {:?}: {t:#?}", f.duration);
+        let json = serde_json::to_value(f).unwrap();
+        assert_eq!(json["timings"]["extract"], t.extract.as_millis() as u64, "milliseconds in JSON: {json}");
     }
     let staging =
         s.wh.query_i64("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = 'salesforce_staging'")

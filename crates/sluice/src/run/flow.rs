@@ -11,6 +11,7 @@ use arrow::record_batch::RecordBatch;
 use chrono::Utc;
 use futures_util::StreamExt;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use super::phase::{Outcome, Phase, next};
 use super::{Ctx, checks};
@@ -20,7 +21,7 @@ use crate::destination::{Destination, Stage, Value, first_value};
 use crate::mask::Masker;
 use crate::model::{Timestamp, Window};
 use crate::source::salesforce::describe::Described;
-use crate::sync::{FlowSummary, MergeCounts, Planned, plan_flow};
+use crate::sync::{FlowSummary, MergeCounts, Planned, Timings, plan_flow};
 use crate::{Error, Result};
 
 /// What `_sluice.flows` holds for a flow.
@@ -114,6 +115,8 @@ pub struct FlowDriver<'a, D: Destination> {
     /// A full read's removal that `max_delete_ratio` refused: the flow fails with it once
     /// the rows read are committed.
     refused_removal: Option<Error>,
+    /// Time the current staging phase spent waiting for the source.
+    extract_wait: Duration,
 }
 
 impl<'a, D: Destination> FlowDriver<'a, D> {
@@ -134,27 +137,50 @@ impl<'a, D: Destination> FlowDriver<'a, D> {
             staged: 0,
             first_load: FirstLoad::Merge,
             refused_removal: None,
+            extract_wait: Duration::ZERO,
         }
     }
 
-    /// Runs every phase to the end, or to the first error.
+    /// Runs every phase to the end, or to the first error, adding each phase's time to the
+    /// summary's [`Timings`] (a failed phase's time included).
     pub(super) async fn run(&mut self) -> Result<()> {
         let mut phase = Phase::Plan;
         while phase != Phase::Done {
+            let started = Instant::now();
+            self.extract_wait = Duration::ZERO;
             let outcome = match phase {
-                Phase::Plan => self.plan().await?,
-                Phase::Stage => self.stage().await?,
-                Phase::Consolidate => self.consolidate().await?,
-                Phase::Reconcile => self.reconcile().await?,
-                Phase::Verify => self.verify().await?,
-                Phase::Cleanup => self.cleanup().await?,
-                Phase::Done => Outcome::Completed,
+                Phase::Plan => self.plan().await,
+                Phase::Stage => self.stage().await,
+                Phase::Consolidate => self.consolidate().await,
+                Phase::Reconcile => self.reconcile().await,
+                Phase::Verify => self.verify().await,
+                Phase::Cleanup => self.cleanup().await,
+                Phase::Done => Ok(Outcome::Completed),
             };
+            self.record_time(phase, started.elapsed());
+            let outcome = outcome?;
             phase = next(phase, outcome).ok_or_else(|| {
                 Error::internal(format!("{}: no phase follows {phase:?} after {outcome:?}", self.flow.object))
             })?;
         }
         Ok(())
+    }
+
+    /// Adds `elapsed`, the time of one `phase`, to the summary's timings.
+    fn record_time(&mut self, phase: Phase, elapsed: Duration) {
+        let t = self.summary.timings.get_or_insert_with(Timings::default);
+        match phase {
+            Phase::Plan => t.plan += elapsed,
+            Phase::Stage => {
+                let waited = self.extract_wait.min(elapsed);
+                t.extract += waited;
+                t.load += elapsed - waited;
+            }
+            Phase::Consolidate => t.consolidate += elapsed,
+            Phase::Reconcile => t.reconcile += elapsed,
+            Phase::Verify => t.verify += elapsed,
+            Phase::Cleanup | Phase::Done => t.cleanup += elapsed,
+        }
     }
 
     fn described(&self) -> Result<&Described> {
@@ -239,7 +265,11 @@ impl<'a, D: Destination> FlowDriver<'a, D> {
         let described = self.described.as_ref().ok_or_else(|| Error::internal("phase order: no schema"))?;
         let mut stream = cx.source.extract(described, self.read_window(), flow.filter.as_deref(), flow.api);
         let mut staged = 0u64;
-        while let Some(batch) = stream.next().await {
+        loop {
+            let waiting = Instant::now();
+            let item = stream.next().await;
+            self.extract_wait += waiting.elapsed();
+            let Some(batch) = item else { break };
             let mut batch = batch?;
             if let Some(masker) = &self.masker {
                 batch = masker.apply(&batch)?;
