@@ -219,7 +219,6 @@ impl Suite {
     /// only with `late_mode`); returns the mutations.
     async fn change_the_org(&mut self, late_mode: bool, late_delay: f64) -> Vec<Json> {
         let mut ops = Vec::new();
-        let mut late = Vec::new();
         for flow in &self.flows {
             let object = flow.object;
             let t = truth(&self.sb, object).await;
@@ -241,12 +240,21 @@ impl Suite {
             if rng.random_bool(0.2) {
                 ops.push(json!({"op": "purge", "object": object}));
             }
-            if late_mode {
-                // Rows nothing else writes until these land (the churn above is applied first;
-                // background churn inserts only).
+        }
+        if !ops.is_empty() {
+            common::mutate(&self.sb, json!(ops)).await;
+        }
+        if late_mode {
+            // Late writes go to rows that are live once the changes above have landed (they
+            // may have deleted or purged any row), and that nothing else writes until these
+            // commit: background churn inserts only in a round with late commits.
+            let mut late = Vec::new();
+            for flow in &self.flows {
+                let object = flow.object;
+                let t = truth(&self.sb, object).await;
+                let rng = &mut self.rng;
                 let name = if object == "Account" { "Name" } else { "LastName" };
-                let rows = pick(rng, &t, false, 4);
-                for (i, id) in rows.iter().enumerate() {
+                for (i, id) in pick(rng, &t, false, 4).iter().enumerate() {
                     let secs = rng.random_range(1.0..late_delay.max(2.0));
                     late.push(if i == 0 {
                         json!({"op": "delete", "object": object, "id": id, "late_secs": secs})
@@ -259,10 +267,8 @@ impl Suite {
                     json!({"op": "insert", "object": object, "fields": {name: "Late Insert"}, "late_secs": secs}),
                 );
             }
-        }
-        ops.extend(late);
-        if !ops.is_empty() {
-            common::mutate(&self.sb, json!(ops)).await;
+            common::mutate(&self.sb, json!(late)).await;
+            ops.extend(late);
         }
         ops
     }
