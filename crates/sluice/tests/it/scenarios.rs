@@ -3,13 +3,7 @@
 //! see `suite!` at the end). After every run the table is compared with the sandbox's
 //! ground truth row by row and value by value (`common/warehouse.rs`).
 
-mod common;
-#[path = "common/postgres.rs"]
-mod pg;
-#[path = "common/target.rs"]
-mod target;
-#[path = "common/warehouse.rs"]
-mod warehouse;
+use crate::{common, target, warehouse};
 
 use std::time::Duration;
 

@@ -26,13 +26,7 @@
 //! churns inserts only in the background, and its late updates and deletes go to rows nothing
 //! else writes until they have landed.
 
-mod common;
-#[path = "common/postgres.rs"]
-mod pg;
-#[path = "common/target.rs"]
-mod target;
-#[path = "common/warehouse.rs"]
-mod warehouse;
+use crate::{common, target, warehouse};
 
 use std::collections::{BTreeMap, HashMap};
 use std::panic::AssertUnwindSafe;
