@@ -11,20 +11,11 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::server::{Shared, error, json, not_found, set};
-use crate::{Endpoint, Field};
+use crate::script::{Endpoint, Field};
+use crate::shared::{Job, Shared, error, json, not_found, set};
 
 /// Prefix of the fake's results locators; the row offset follows.
 const LOCATOR: &str = "RkFLRQ-";
-
-/// One created job.
-pub(crate) struct Job {
-    id: String,
-    operation: String,
-    created: String,
-    aborted: bool,
-    deleted: bool,
-}
 
 /// `POST …/jobs/query`: any body; the job starts `UploadComplete`.
 pub(crate) async fn create(State(shared): State<Arc<Shared>>, Path(version): Path<String>, body: Bytes) -> Response {

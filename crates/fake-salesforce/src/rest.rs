@@ -9,8 +9,8 @@ use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::Endpoint;
-use crate::server::{Shared, error, json, not_found};
+use crate::script::Endpoint;
+use crate::shared::{Shared, error, json, not_found};
 
 /// Prefix of the fake's query locators; the row offset follows.
 const LOCATOR: &str = "01gFAKE-";

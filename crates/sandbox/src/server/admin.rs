@@ -30,10 +30,11 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Map, Value as Json, json};
 
-use super::AppState;
 use super::churn::{self, Ops};
 use super::error::{ApiError, ApiResult, json_response};
 use super::render::{Projection, record};
+use super::state::AppState;
+use super::version::VERSIONS;
 use crate::knobs::Knobs;
 use crate::schema::FieldDef;
 use crate::store::{Change, today};
@@ -343,7 +344,7 @@ async fn truth(State(state): State<Arc<AppState>>, Path(object): Path<String>) -
             if t.purged[r as usize] {
                 continue;
             }
-            let rec = record(&org, &projection, r, *super::VERSIONS.end(), today(now));
+            let rec = record(&org, &projection, r, *VERSIONS.end(), today(now));
             let mut rec = rec;
             if let Json::Object(m) = &mut rec {
                 m.shift_remove("attributes"); // keeps the fields in describe order

@@ -13,8 +13,8 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::AppState;
 use super::error::{ApiError, json_response};
+use super::state::AppState;
 use crate::oauth::{OAuthError, TokenRequest};
 
 fn oauth_error(e: &OAuthError) -> Response {

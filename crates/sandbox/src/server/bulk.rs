@@ -5,7 +5,6 @@
 //! page (`locator` = base64 of the row offset, `maxRecords` rows) is a slice served
 //! without re-running the query, and every page carries its own header line.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,157 +16,21 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
-use parking_lot::Mutex;
 use rand::Rng;
 use serde_json::{Value as Json, json};
 
-use super::AppState;
 use super::error::{ApiError, ApiResult, json_response};
+use super::jobs::{Job, JobResult};
 use super::query::{compile, execute};
 use super::render::{CsvFormat, Projection, csv_eol, csv_field, csv_rows};
+use super::state::AppState;
+use super::version::parse_version;
 use crate::ids;
 use crate::soql::SelectItem;
 use crate::store::today;
-use crate::value::{FieldType, format_datetime_rest};
+use crate::value::FieldType;
 
-/// A job's lifecycle state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum JobState {
-    /// Created, waiting to run.
-    UploadComplete,
-    /// Running.
-    InProgress,
-    /// Results ready.
-    JobComplete,
-    /// Ended with an error.
-    Failed,
-    /// Stopped by the client.
-    Aborted,
-}
-
-impl JobState {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::UploadComplete => "UploadComplete",
-            Self::InProgress => "InProgress",
-            Self::JobComplete => "JobComplete",
-            Self::Failed => "Failed",
-            Self::Aborted => "Aborted",
-        }
-    }
-
-    fn terminal(self) -> bool {
-        matches!(self, Self::JobComplete | Self::Failed | Self::Aborted)
-    }
-}
-
-struct JobResult {
-    header: Bytes,
-    /// Rendered rows in parts (one per rendering thread); rows never span parts.
-    parts: Vec<Bytes>,
-    /// Global start of each part in the virtual concatenation of `parts`.
-    part_starts: Vec<usize>,
-    /// Global start of each row, plus the total length at the end.
-    offsets: Vec<usize>,
-}
-
-impl JobResult {
-    fn rows(&self) -> usize {
-        self.offsets.len() - 1
-    }
-
-    /// The bytes of rows `[from, to)` as zero-copy slices of the parts.
-    fn slices(&self, from: usize, to: usize) -> Vec<Bytes> {
-        let (lo, hi) = (self.offsets[from], self.offsets[to]);
-        self.parts
-            .iter()
-            .zip(&self.part_starts)
-            .filter(|(part, start)| **start + part.len() > lo && **start < hi)
-            .map(|(part, &start)| part.slice(lo.max(start) - start..hi.min(start + part.len()) - start))
-            .collect()
-    }
-}
-
-struct Job {
-    id: String,
-    operation: String,
-    object: String,
-    query: String,
-    created_by: String,
-    created_ms: i64,
-    modstamp_ms: i64,
-    state: JobState,
-    api_version: u32,
-    line_ending: String,
-    delimiter: String,
-    records: u64,
-    processing_ms: u64,
-    error: Option<String>,
-    result: Option<Arc<JobResult>>,
-}
-
-impl Job {
-    fn info(&self, full: bool) -> Json {
-        let mut m = serde_json::Map::new();
-        m.insert("id".into(), json!(self.id));
-        m.insert("operation".into(), json!(self.operation));
-        m.insert("object".into(), json!(self.object));
-        m.insert("createdById".into(), json!(self.created_by));
-        m.insert("createdDate".into(), json!(format_datetime_rest(self.created_ms)));
-        m.insert("systemModstamp".into(), json!(format_datetime_rest(self.modstamp_ms)));
-        m.insert("state".into(), json!(self.state.as_str()));
-        m.insert("concurrencyMode".into(), json!("Parallel"));
-        m.insert("contentType".into(), json!("CSV"));
-        m.insert("apiVersion".into(), json!(f64::from(self.api_version)));
-        if full {
-            m.insert("jobType".into(), json!("V2Query"));
-        }
-        m.insert("lineEnding".into(), json!(self.line_ending));
-        m.insert("columnDelimiter".into(), json!(self.delimiter));
-        if full {
-            m.insert("numberRecordsProcessed".into(), json!(self.records));
-            m.insert("retries".into(), json!(0));
-            m.insert("totalProcessingTime".into(), json!(self.processing_ms));
-            m.insert("isPkChunkingSupported".into(), json!(true));
-            if let Some(e) = &self.error {
-                m.insert("errorMessage".into(), json!(e));
-            }
-        }
-        Json::Object(m)
-    }
-}
-
-/// All query jobs of the org.
-#[derive(Default)]
-pub struct Jobs {
-    inner: Mutex<JobsInner>,
-}
-
-#[derive(Default)]
-struct JobsInner {
-    order: Vec<String>,
-    jobs: HashMap<String, Job>,
-    next: u64,
-    created: Vec<i64>,
-}
-
-impl Jobs {
-    /// Jobs created in the 24 hours before `now` (for `/limits`).
-    pub fn created_since_day_before(&self, now: i64) -> usize {
-        let cutoff = now - 86_400_000;
-        self.inner.lock().created.iter().filter(|&&t| t > cutoff).count()
-    }
-
-    /// Number of jobs not deleted.
-    pub fn len(&self) -> usize {
-        self.inner.lock().jobs.len()
-    }
-
-    /// Whether there are no jobs.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
+pub use super::jobs::{JobState, Jobs};
 
 #[derive(serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -192,7 +55,7 @@ fn delimiter_byte(name: &str) -> Option<u8> {
 }
 
 async fn create(State(state): State<Arc<AppState>>, Path(v): Path<String>, body: Bytes) -> ApiResult {
-    let version = super::parse_version(&v).ok_or_else(ApiError::not_found)?;
+    let version = parse_version(&v).ok_or_else(ApiError::not_found)?;
     let req: CreateBody = serde_json::from_slice(&body).map_err(ApiError::json_parser)?;
     let operation = req.operation.unwrap_or_default();
     if operation != "query" && operation != "queryAll" {
@@ -414,7 +277,7 @@ fn job_not_found() -> ApiError {
 }
 
 async fn get_job(State(state): State<Arc<AppState>>, Path((v, id)): Path<(String, String)>) -> ApiResult {
-    super::parse_version(&v).ok_or_else(ApiError::not_found)?;
+    parse_version(&v).ok_or_else(ApiError::not_found)?;
     let inner = state.jobs.inner.lock();
     let job = inner.jobs.get(&id).ok_or_else(job_not_found)?;
     Ok(json_response(StatusCode::OK, &job.info(true)))
@@ -426,7 +289,7 @@ struct AbortBody {
 }
 
 async fn abort(State(state): State<Arc<AppState>>, Path((v, id)): Path<(String, String)>, body: Bytes) -> ApiResult {
-    super::parse_version(&v).ok_or_else(ApiError::not_found)?;
+    parse_version(&v).ok_or_else(ApiError::not_found)?;
     let req: AbortBody = serde_json::from_slice(&body).map_err(ApiError::json_parser)?;
     if req.state.as_deref() != Some("Aborted") {
         return Err(ApiError::bad_request("INVALIDJOBSTATE", "A query job can only be changed to state Aborted"));
@@ -443,7 +306,7 @@ async fn abort(State(state): State<Arc<AppState>>, Path((v, id)): Path<(String, 
 }
 
 async fn delete_job(State(state): State<Arc<AppState>>, Path((v, id)): Path<(String, String)>) -> ApiResult {
-    super::parse_version(&v).ok_or_else(ApiError::not_found)?;
+    parse_version(&v).ok_or_else(ApiError::not_found)?;
     let mut inner = state.jobs.inner.lock();
     let job = inner.jobs.get(&id).ok_or_else(job_not_found)?;
     if !job.state.terminal() {
@@ -464,7 +327,7 @@ struct ListParams {
 }
 
 async fn list(State(state): State<Arc<AppState>>, Path(v): Path<String>, Query(p): Query<ListParams>) -> ApiResult {
-    let version = super::parse_version(&v).ok_or_else(ApiError::not_found)?;
+    let version = parse_version(&v).ok_or_else(ApiError::not_found)?;
     let start: usize = match p.query_locator.as_deref() {
         None | Some("") => 0,
         Some(loc) => loc
@@ -497,7 +360,7 @@ async fn results(
     Path((v, id)): Path<(String, String)>,
     Query(p): Query<ResultParams>,
 ) -> ApiResult {
-    let version = super::parse_version(&v).ok_or_else(ApiError::not_found)?;
+    let version = parse_version(&v).ok_or_else(ApiError::not_found)?;
     let result = {
         let inner = state.jobs.inner.lock();
         let job = inner.jobs.get(&id).ok_or_else(job_not_found)?;
@@ -574,10 +437,4 @@ async fn bulk_error_layout(mut resp: axum::response::Response) -> axum::response
     let body: Vec<Json> =
         e.errors.iter().map(|(code, message, _)| json!({"errorCode": code, "message": message})).collect();
     json_response(e.status, &Json::Array(body))
-}
-
-impl std::fmt::Debug for Jobs {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Jobs").field("count", &self.len()).finish()
-    }
 }

@@ -13,7 +13,7 @@ use rand::Rng;
 use rand::seq::IndexedRandom;
 use rand_chacha::ChaCha8Rng;
 
-use super::AppState;
+use super::state::AppState;
 use crate::generate;
 use crate::store::{Change, Org};
 use crate::value::{FieldType, Value};

@@ -24,9 +24,10 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use serde_json::{Map, Value as Json, json};
 
-use super::AppState;
 use super::error::{ApiError, ApiResult, json_response};
 use super::render::{Projection, record};
+use super::state::AppState;
+use super::version::parse_version;
 use crate::store::{Change, ChangeError, Org, today};
 use crate::write::{self, WriteError};
 
@@ -149,7 +150,7 @@ fn commit(org: &mut Org, planned: Vec<Planned>, all_or_none: bool, now: i64) -> 
 }
 
 async fn create_many(State(state): State<Arc<AppState>>, Path(v): Path<String>, body: Bytes) -> ApiResult {
-    super::parse_version(&v).ok_or_else(ApiError::not_found)?;
+    parse_version(&v).ok_or_else(ApiError::not_found)?;
     let req = parse_save_body(&body)?;
     let now = state.clock.now_ms();
     let mut org = state.org.write();
@@ -179,7 +180,7 @@ async fn create_many(State(state): State<Arc<AppState>>, Path(v): Path<String>, 
 }
 
 async fn update_many(State(state): State<Arc<AppState>>, Path(v): Path<String>, body: Bytes) -> ApiResult {
-    super::parse_version(&v).ok_or_else(ApiError::not_found)?;
+    parse_version(&v).ok_or_else(ApiError::not_found)?;
     let req = parse_save_body(&body)?;
     let now = state.clock.now_ms();
     let mut org = state.org.write();
@@ -252,7 +253,7 @@ async fn delete_many(
     Path(v): Path<String>,
     Query(p): Query<DeleteParams>,
 ) -> ApiResult {
-    super::parse_version(&v).ok_or_else(ApiError::not_found)?;
+    parse_version(&v).ok_or_else(ApiError::not_found)?;
     let ids: Vec<String> = p
         .ids
         .as_deref()
@@ -311,7 +312,7 @@ struct RetrieveParams {
 }
 
 fn retrieve_rows(state: &AppState, version: &str, object: &str, ids: &[String], fields: &[String]) -> ApiResult {
-    let v = super::parse_version(version).ok_or_else(ApiError::not_found)?;
+    let v = parse_version(version).ok_or_else(ApiError::not_found)?;
     if ids.len() > 2000 {
         return Err(too_many(ids.len()));
     }

@@ -13,8 +13,9 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use rand::Rng;
 
-use super::AppState;
 use super::error::ApiError;
+use super::state::AppState;
+use super::version::parse_version;
 
 /// The bearer token of a request (`Bearer` or the older `OAuth` scheme).
 pub fn bearer(req: &Request) -> Option<&str> {
@@ -30,8 +31,7 @@ pub async fn gate(State(state): State<Arc<AppState>>, req: Request, next: Next) 
         .extensions()
         .get::<axum::extract::OriginalUri>()
         .map_or_else(|| req.uri().path().to_string(), |u| u.path().to_string());
-    let version_ok =
-        path.trim_start_matches("/services/data/").split('/').next().and_then(super::parse_version).is_some();
+    let version_ok = path.trim_start_matches("/services/data/").split('/').next().and_then(parse_version).is_some();
     if !version_ok {
         return ApiError::not_found().into_response();
     }

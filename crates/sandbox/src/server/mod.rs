@@ -14,140 +14,32 @@ pub mod auth;
 pub mod bulk;
 pub mod churn;
 pub mod composite;
+mod cursors;
 pub mod error;
 pub mod gate;
+mod jobs;
 pub mod query;
 pub mod render;
 pub mod rest;
+mod state;
+mod tick;
+mod version;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use axum::Router;
 use parking_lot::{Mutex, RwLock};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+pub use state::{ApiUsage, AppState};
+pub use version::{VERSIONS, parse_version, version_label};
+
 use crate::clock::Clock;
 use crate::knobs::Knobs;
 use crate::oauth::{Credentials, OAuthServer, OrgIdentity};
 use crate::store::Org;
-
-/// Oldest and newest API versions the org serves.
-pub const VERSIONS: std::ops::RangeInclusive<u32> = 20..=66;
-
-/// The release label of an API version (`62` → `Winter '25`).
-pub fn version_label(v: u32) -> String {
-    let i = v - 20;
-    let season = ["Winter", "Spring", "Summer"][(i % 3) as usize];
-    format!("{season} '{:02}", 11 + i / 3)
-}
-
-/// Parses `v62.0` into 62 if the org serves that version.
-pub fn parse_version(segment: &str) -> Option<u32> {
-    let n: u32 = segment.strip_prefix('v')?.strip_suffix(".0")?.parse().ok()?;
-    VERSIONS.contains(&n).then_some(n)
-}
-
-/// API calls counted against the daily limit (a rolling 24 h window, reset as a whole).
-#[derive(Debug, Default)]
-pub struct ApiUsage {
-    used: AtomicU64,
-    window_start: AtomicI64,
-}
-
-impl ApiUsage {
-    /// Counts one call at `now`; returns the calls used in the window including this one.
-    pub fn count(&self, now: i64) -> u64 {
-        let start = self.window_start.load(Ordering::Acquire);
-        if now - start >= 86_400_000
-            && self.window_start.compare_exchange(start, now, Ordering::AcqRel, Ordering::Acquire).is_ok()
-        {
-            self.used.store(0, Ordering::Release);
-        }
-        self.used.fetch_add(1, Ordering::AcqRel) + 1
-    }
-
-    /// Calls used so far in the window.
-    pub fn used(&self) -> u64 {
-        self.used.load(Ordering::Acquire)
-    }
-
-    /// Starts a new window (admin API).
-    pub fn reset(&self, now: i64) {
-        self.window_start.store(now, Ordering::Release);
-        self.used.store(0, Ordering::Release);
-    }
-}
-
-/// Everything the handlers share.
-pub struct AppState {
-    /// The records.
-    pub org: RwLock<Org>,
-    /// The org's clock.
-    pub clock: Clock,
-    /// Current knobs.
-    pub knobs: RwLock<Knobs>,
-    /// Token endpoint logic and issued tokens.
-    pub oauth: OAuthServer,
-    /// Base URL of this server (`http://127.0.0.1:PORT`); both login and instance URL.
-    pub base_url: String,
-    /// API call counter.
-    pub api: ApiUsage,
-    /// REST query cursors.
-    pub cursors: query::Cursors,
-    /// Bulk API 2.0 query jobs.
-    pub jobs: bulk::Jobs,
-    /// Randomness for faults and churn (seeded, so a run is reproducible).
-    pub rng: Mutex<ChaCha8Rng>,
-    /// Seed of the generated data (churn inserts generate more of it).
-    pub seed: u64,
-    /// Anchor of generated timestamps.
-    pub anchor_ms: i64,
-    /// When the org started (clock time), for knobs that act "after N seconds".
-    pub started_ms: i64,
-    /// Which `fields_added` knobs have been applied (by object and name).
-    pub added_fields: Mutex<Vec<(String, String)>>,
-}
-
-impl AppState {
-    /// Brings the org up to `now`: late commits, recycle-bin purge, scheduled fields.
-    /// Cheap when nothing is due, so every request calls it.
-    pub fn tick(&self) -> i64 {
-        let now = self.clock.now_ms();
-        let due = self.org.read().next_due() <= now;
-        let fields_due = {
-            let knobs = self.knobs.read();
-            let added = self.added_fields.lock();
-            knobs.fields_added.iter().any(|f| {
-                now - self.started_ms >= (f.after_secs * 1000.0) as i64
-                    && !added.iter().any(|(o, n)| o == &f.object && n == &f.name)
-            })
-        };
-        if due {
-            self.org.write().tick(now);
-        }
-        if fields_due {
-            let knobs = self.knobs.read().clone();
-            for f in &knobs.fields_added {
-                if now - self.started_ms < (f.after_secs * 1000.0) as i64 {
-                    continue;
-                }
-                let mut added = self.added_fields.lock();
-                if added.iter().any(|(o, n)| o == &f.object && n == &f.name) {
-                    continue;
-                }
-                added.push((f.object.clone(), f.name.clone()));
-                drop(added);
-                if let Err(e) = admin::add_field(self, &f.object, &f.name, &f.ty, &[], None) {
-                    tracing::warn!(message = "Scheduled field could not be added.", object = %f.object, field = %f.name, error = %e);
-                }
-            }
-        }
-        now
-    }
-}
 
 /// How to start a sandbox.
 #[derive(Debug, Clone)]
@@ -400,19 +292,4 @@ pub async fn start(cfg: SandboxConfig) -> Result<Running, StartError> {
         task,
         churn,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn versions_are_labelled_like_salesforce() {
-        assert_eq!(version_label(20), "Winter '11");
-        assert_eq!(version_label(62), "Winter '25");
-        assert_eq!(version_label(66), "Spring '26");
-        assert_eq!(parse_version("v62.0"), Some(62));
-        assert_eq!(parse_version("v19.0"), None);
-        assert_eq!(parse_version("62.0"), None);
-    }
 }

@@ -5,24 +5,26 @@
 //! numbers) and rendered page by page when fetched. Pages hold 2,000 records unless
 //! `Sforce-Query-Options: batchSize=N` asks for fewer (clamped to 200..2000).
 
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 use axum::Router;
 use axum::extract::{Path, Query as QueryParams, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::get;
-use parking_lot::Mutex;
 use serde_json::{Value as Json, json};
 
-use super::AppState;
+use super::cursors::Cursor;
 use super::error::{ApiError, ApiResult, json_response};
 use super::render::{Projection, record};
+use super::state::AppState;
+use super::version::parse_version;
 use crate::ids;
 use crate::soql::{self, Bound, SelectItem};
 use crate::store::{Org, RowView, today};
+
+pub use super::cursors::Cursors;
 
 /// Runs a bound query: the matching rows, ordered, after OFFSET and LIMIT.
 /// `all_rows` includes the recycle bin (queryAll).
@@ -56,21 +58,6 @@ pub fn compile(org: &Org, q: &str, now: i64) -> ApiResult<(usize, Bound)> {
     let table =
         org.table_index(&bound.object).ok_or_else(|| ApiError::bad_request("INVALID_TYPE", bound.object.clone()))?;
     Ok((table, bound))
-}
-
-struct Cursor {
-    table: usize,
-    rows: Arc<Vec<u32>>,
-    projection: Arc<Projection>,
-    batch: usize,
-    created: i64,
-}
-
-/// Open query cursors by locator id.
-#[derive(Default)]
-pub struct Cursors {
-    open: Mutex<HashMap<String, Cursor>>,
-    next: AtomicU64,
 }
 
 const DEFAULT_BATCH: usize = 2000;
@@ -115,7 +102,7 @@ async fn run(
     headers: HeaderMap,
     all_rows: bool,
 ) -> ApiResult {
-    let version = super::parse_version(&version).ok_or_else(ApiError::not_found)?;
+    let version = parse_version(&version).ok_or_else(ApiError::not_found)?;
     let q = params
         .q
         .filter(|q| !q.trim().is_empty())
@@ -210,7 +197,7 @@ fn page(state: &AppState, org: &Org, of: PageOf<'_>, offset: usize, now: i64, to
 }
 
 async fn more(State(state): State<Arc<AppState>>, Path((version, locator)): Path<(String, String)>) -> ApiResult {
-    let version = super::parse_version(&version).ok_or_else(ApiError::not_found)?;
+    let version = parse_version(&version).ok_or_else(ApiError::not_found)?;
     let invalid = || ApiError::bad_request("INVALID_QUERY_LOCATOR", "invalid query locator");
     let (id, offset) = locator.rsplit_once('-').ok_or_else(invalid)?;
     let offset: usize = offset.parse().map_err(|_| invalid())?;

@@ -11,9 +11,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value as Json, json};
 
-use super::AppState;
 use super::error::{ApiError, ApiResult, json_response};
 use super::render::{Projection, record};
+use super::state::AppState;
+use super::version::{VERSIONS, parse_version, version_label};
 use crate::schema::describe;
 use crate::store::{Change, ChangeError, today};
 use crate::value::{Value, format_datetime_rest, parse_datetime};
@@ -21,14 +22,14 @@ use crate::write;
 
 /// `GET /services/data/`: the versions, oldest first; needs no session.
 pub async fn versions() -> Response {
-    let list: Vec<Json> = super::VERSIONS
-        .map(|v| json!({"label": super::version_label(v), "url": format!("/services/data/v{v}.0"), "version": format!("{v}.0")}))
+    let list: Vec<Json> = VERSIONS
+        .map(|v| json!({"label": version_label(v), "url": format!("/services/data/v{v}.0"), "version": format!("{v}.0")}))
         .collect();
     json_response(StatusCode::OK, &Json::Array(list))
 }
 
 fn version_of(v: &str) -> ApiResult<u32> {
-    super::parse_version(v).ok_or_else(ApiError::not_found)
+    parse_version(v).ok_or_else(ApiError::not_found)
 }
 
 async fn resources(Path(v): Path<String>) -> ApiResult {

@@ -7,13 +7,14 @@ use std::collections::HashSet;
 use crate::value::FieldType;
 
 use super::ast::{Comparison, Condition, FieldRef, Literal, LiteralKind, Operator, Pos, Query, SelectExpr};
+use super::bound::{Bound, BoundField, OrderItem, SelectItem};
+use super::catalog::{Catalog, CatalogField};
 use super::error::{
     INVALID_FIELD, INVALID_QUERY_FILTER_OPERATOR, INVALID_TYPE, MALFORMED_QUERY, NUMBER_OUTSIDE_VALID_RANGE, SoqlError,
 };
 use super::eval::{Filter, Like, NumLit, Pred, Rel, Test, Unit};
 use super::literals::{DAY_MS, day_range, id18};
 use super::text::fold_str;
-use super::{Bound, BoundField, Catalog, CatalogField, OrderItem, SelectItem};
 
 /// Most child-to-parent hops a field path may take.
 const MAX_HOPS: usize = 5;

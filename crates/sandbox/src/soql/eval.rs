@@ -7,7 +7,7 @@ use std::collections::HashSet;
 
 use crate::value::Value;
 
-use super::RowAccess;
+use super::catalog::RowAccess;
 use super::literals::{DAY_MS, walk_escapes};
 use super::text::{cmp_ci, cmp_fold, eq_ci, fold, with_folded};
 

@@ -2,7 +2,7 @@
 //! ([`Accessor`]), the row view the SOQL evaluator reads ([`RowView`]), and the
 //! schema lookups the SOQL binder needs (`Catalog` for [`Org`]).
 
-use super::Org;
+use super::org::Org;
 use crate::soql::{Catalog, CatalogField, RowAccess};
 use crate::value::Value;
 

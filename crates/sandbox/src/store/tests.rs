@@ -1,7 +1,9 @@
 //! Tests of the store's write semantics: stamps, recycle bin, late commits, formulas.
 
 use super::*;
+use crate::ids;
 use crate::schema::objects;
+use crate::value::Value;
 
 fn org() -> Org {
     Org::new(objects::all(), 15 * 86_400_000)
