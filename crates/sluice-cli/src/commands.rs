@@ -12,11 +12,11 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 use sluice::config::{self, Config};
 use sluice::model::Window;
+use sluice::pipeline::{self, FlowSummary, Observer, SyncOptions};
 use sluice::source::salesforce::SalesforceSource;
 use sluice::source::salesforce::describe::{Selection, SkipReason};
-use sluice::sync::{self, FlowSummary, Observer, SyncOptions};
 
-use crate::Failure;
+use crate::failure::Failure;
 
 /// Flags of `sluice init`.
 #[derive(clap::Args, Debug)]
@@ -110,15 +110,15 @@ pub async fn check(path: &Path) -> Result<(), Failure> {
                     Ok(d) => {
                         say!("ok       {}: {} columns into `{}`", flow.object, d.schema.columns.len(), d.schema.table)
                     }
-                    Err(e) => problems.push((prefixed(&flow.object, &e.message), crate::is_users(&e))),
+                    Err(e) => problems.push((prefixed(&flow.object, &e.message), crate::failure::is_users(&e))),
                 }
             }
         }
-        Err(e) => problems.push((format!("login to {login_url}: {}", e.message), crate::is_users(&e))),
+        Err(e) => problems.push((format!("login to {login_url}: {}", e.message), crate::failure::is_users(&e))),
     }
-    match sync::check_destination(&config).await {
+    match pipeline::check_destination(&config).await {
         Ok(what) => say!("ok       {what}"),
-        Err(e) => problems.push((format!("destination: {}", e.message), crate::is_users(&e))),
+        Err(e) => problems.push((format!("destination: {}", e.message), crate::failure::is_users(&e))),
     }
     for (p, _) in &problems {
         say!("problem  {p}");
@@ -288,16 +288,16 @@ impl Observer for Bars {
 /// unreachable source 1); one whose flows failed exits 1.
 pub async fn sync(path: &Path, args: &SyncArgs) -> Result<(), Failure> {
     let config = load(path)?;
-    sync::select_flows(&config, args.objects.as_deref()).map_err(|e| Failure::usage(anyhow!(e.message)))?;
+    pipeline::select_flows(&config, args.objects.as_deref()).map_err(|e| Failure::usage(anyhow!(e.message)))?;
     let opts = SyncOptions { objects: args.objects.clone(), full_refresh: args.full_refresh, ..SyncOptions::default() };
     let show_bars = !args.json && std::io::stdout().is_terminal();
     let summary = if show_bars {
         let bars = Bars::new();
-        let result = sync::sync(&config, &opts, &bars).await;
+        let result = pipeline::sync(&config, &opts, &bars).await;
         let _ = bars.multi.clear();
         result
     } else {
-        sync::sync(&config, &opts, &sync::Quiet).await
+        pipeline::sync(&config, &opts, &pipeline::Quiet).await
     };
     let summary = match summary {
         Ok(summary) => summary,
@@ -322,7 +322,7 @@ pub async fn sync(path: &Path, args: &SyncArgs) -> Result<(), Failure> {
     }
 }
 
-fn print_table(summary: &sync::RunSummary) {
+fn print_table(summary: &pipeline::RunSummary) {
     say!("run {}: {}", summary.run_id, summary.status);
     say!();
     say!(

@@ -12,10 +12,10 @@ use sandbox::server::{self, DEFAULT_PASSWORD};
 use sandbox::{Running, SandboxConfig};
 use serde_json::json;
 use sluice::config::{self, Config};
-use sluice::sync::{self, RunSummary, SyncOptions};
+use sluice::pipeline::{self, RunSummary, SyncOptions};
 
-use crate::Failure;
 use crate::commands::failed;
+use crate::failure::Failure;
 
 /// Flags of `sluice demo`.
 #[derive(clap::Args, Debug)]
@@ -127,7 +127,7 @@ async fn change_the_org(sb: &Running, late_id: &str) -> anyhow::Result<Vec<Strin
 async fn one_sync(config: &Config, opts: &SyncOptions, label: &str) -> Result<(RunSummary, Duration), Failure> {
     say!("{label} ...");
     let started = Instant::now();
-    let summary = sync::sync(config, opts, &sync::Quiet).await.map_err(failed)?;
+    let summary = pipeline::sync(config, opts, &pipeline::Quiet).await.map_err(failed)?;
     let elapsed = started.elapsed();
     if let Some(bad) = summary.flows.iter().find(|f| !f.status.succeeded()) {
         return Err(Failure::failed(anyhow!(
@@ -181,7 +181,7 @@ fn print_run(summary: &RunSummary, elapsed: Duration) {
 /// Where the run's time went, phase by phase, summed over its flows (which run in parallel,
 /// so the sum can exceed the run's wall time); `None` when no flow recorded phases.
 fn time_by_phase(summary: &RunSummary) -> Option<String> {
-    let mut total = sluice::sync::Timings::default();
+    let mut total = sluice::pipeline::Timings::default();
     let mut any = false;
     for t in summary.flows.iter().filter_map(|f| f.timings.as_ref()) {
         total.add(t);
@@ -249,7 +249,7 @@ pub async fn run(args: &DemoArgs) -> Result<(), Failure> {
         print_run(&second, t2);
         say!();
         say!("4. verify (source COUNT() against live rows, at the committed window end) ...");
-        let results = sync::verify(&config, &opts, false).await.map_err(failed)?;
+        let results = pipeline::verify(&config, &opts, false).await.map_err(failed)?;
         let mut all_match = true;
         for r in &results {
             match (&r.counts, &r.error) {

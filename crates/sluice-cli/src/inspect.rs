@@ -6,10 +6,10 @@ use std::path::Path;
 use anyhow::anyhow;
 use chrono::SecondsFormat;
 use sluice::model::Timestamp;
-use sluice::sync::{self, SyncOptions};
+use sluice::pipeline::{self, SyncOptions};
 
-use crate::Failure;
 use crate::commands::{failed, json_out, load};
+use crate::failure::Failure;
 
 /// Flags of `sluice status`.
 #[derive(clap::Args, Debug)]
@@ -69,7 +69,7 @@ fn lag(secs: Option<i64>) -> String {
 /// `sluice status`.
 pub async fn status(path: &Path, args: &StatusArgs) -> Result<(), Failure> {
     let config = load(path)?;
-    let rows = sync::status(&config).await.map_err(failed)?;
+    let rows = pipeline::status(&config).await.map_err(failed)?;
     if args.json {
         return json_out(&rows);
     }
@@ -104,7 +104,7 @@ pub async fn status(path: &Path, args: &StatusArgs) -> Result<(), Failure> {
 /// `sluice history`.
 pub async fn history(path: &Path, args: &HistoryArgs) -> Result<(), Failure> {
     let config = load(path)?;
-    let runs = sync::history(&config, args.limit as usize).await.map_err(failed)?;
+    let runs = pipeline::history(&config, args.limit as usize).await.map_err(failed)?;
     if args.json {
         return json_out(&runs);
     }
@@ -140,7 +140,7 @@ pub async fn history(path: &Path, args: &HistoryArgs) -> Result<(), Failure> {
 pub async fn verify(path: &Path, args: &VerifyArgs) -> Result<(), Failure> {
     let config = load(path)?;
     let opts = SyncOptions { objects: args.objects.clone(), trigger: "verify".into(), ..SyncOptions::default() };
-    let results = sync::verify(&config, &opts, args.repair).await.map_err(failed)?;
+    let results = pipeline::verify(&config, &opts, args.repair).await.map_err(failed)?;
     let bad = results.iter().filter(|r| r.error.is_some() || r.counts.is_none_or(|c| !c.matches())).count();
     if args.json {
         json_out(&results)?;

@@ -34,6 +34,7 @@ macro_rules! say {
 
 mod commands;
 mod demo;
+mod failure;
 mod inspect;
 mod sandbox_cmd;
 
@@ -41,6 +42,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use failure::EXIT_FAILURE;
 
 /// jemalloc for the whole process, DuckDB's C++ included (its `malloc` replaces glibc's).
 /// glibc kept what each extraction thread freed in that thread's arena, where DuckDB's
@@ -69,11 +71,6 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 #[allow(unsafe_code, reason = "jemalloc reads its options from this symbol and defines it only weakly")]
 #[unsafe(export_name = "malloc_conf")]
 pub static MALLOC_CONF: &[u8; 46] = b"narenas:1,dirty_decay_ms:100,muzzy_decay_ms:0\0";
-
-/// Exit code for bad configuration or usage.
-const EXIT_USAGE: u8 = 2;
-/// Exit code when the work itself failed.
-const EXIT_FAILURE: u8 = 1;
 
 #[derive(Parser)]
 #[command(name = "sluice", version, about = "Replicate SaaS objects into your warehouse, exactly once.")]
@@ -105,43 +102,6 @@ enum Command {
     Sandbox(sandbox_cmd::Args),
     /// Sandbox org + DuckDB file + two syncs with changes between them + verify, in one go.
     Demo(demo::DemoArgs),
-}
-
-/// An error with the exit code it should end the process with.
-#[derive(Debug)]
-pub struct Failure {
-    code: u8,
-    error: anyhow::Error,
-}
-
-impl Failure {
-    /// A library error as the exit code it deserves (see the module docs): 2 for the
-    /// user's mistakes, except a destination another run holds (1: wait and retry); 1
-    /// otherwise.
-    pub fn of(e: sluice::Error) -> Self {
-        if is_users(&e) {
-            Failure::usage(anyhow::anyhow!(e.message))
-        } else {
-            Failure::failed(anyhow::anyhow!(e.message))
-        }
-    }
-
-    /// Bad input: exit code 2.
-    pub fn usage(error: impl Into<anyhow::Error>) -> Self {
-        Failure { code: EXIT_USAGE, error: error.into() }
-    }
-
-    /// The work failed: exit code 1.
-    pub fn failed(error: impl Into<anyhow::Error>) -> Self {
-        Failure { code: EXIT_FAILURE, error: error.into() }
-    }
-}
-
-/// Whether `e` is the user's to fix before anything can work: exit code 2. Another run
-/// holding the destination is the user's to resolve too, but no mistake: the same command
-/// succeeds once it ends (exit code 1).
-pub fn is_users(e: &sluice::Error) -> bool {
-    e.kind == sluice::Kind::User && !e.is_busy()
 }
 
 /// stderr for log lines, with URL user-info redacted. The fmt layer writes each event

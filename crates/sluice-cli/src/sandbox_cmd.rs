@@ -7,7 +7,7 @@ use sandbox::knobs::Knobs;
 use sandbox::oauth::Credentials;
 use sandbox::server::{self, SandboxConfig};
 
-use crate::Failure;
+use crate::failure::Failure;
 
 /// Flags of `sluice sandbox`.
 #[derive(clap::Args, Debug)]

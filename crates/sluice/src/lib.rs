@@ -15,12 +15,14 @@
 //!   ([`source::salesforce::SalesforceSource`]).
 //! - [`destination`]: the [`destination::Destination`] trait and the DuckDB warehouse, and
 //!   the files destination (Parquet, CSV, JSON lines; one directory and manifest per run).
+//! - [`sql`]: the dialects ([`sql::Dialect`]) and what differs between them.
 //! - [`consolidate`]: the merge SQL per dialect (pure, golden-tested): staging, dedup,
-//!   upsert, deletes, history, schema changes, control-table writes, reconciliation.
-//! - [`run`]: the warehouse run orchestrator: phases, parallel flows, retries,
-//!   reconciliation and verification, status and history.
-//! - [`sync`]: one run of the configured flows, source to destination, with a
-//!   [`sync::RunSummary`] and progress reported to a [`sync::Observer`].
+//!   upsert, deletes, history, schema changes, reconciliation, and the control tables
+//!   (`consolidate/control.rs`, the one place that spells what sluice persists: layouts,
+//!   status words, lock keys, migrations).
+//! - [`pipeline`]: one run of the configured flows, source to destination: planning,
+//!   parallel flows with retries, reconciliation and verification, status and history,
+//!   with a [`pipeline::RunSummary`] and progress reported to a [`pipeline::Observer`].
 //!
 //! ```
 //! use sluice::config;
@@ -39,9 +41,9 @@ pub mod error;
 pub mod failpoint;
 pub mod mask;
 pub mod model;
+pub mod pipeline;
 pub mod redact;
-pub mod run;
 pub mod source;
-pub mod sync;
+pub mod sql;
 
 pub use error::{Error, Kind, Result, Retry};

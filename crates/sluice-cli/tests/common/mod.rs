@@ -1,7 +1,7 @@
 //! What the binary's tests share: an in-process sandbox and the `[source]` section that
 //! logs in to it.
 
-// Each test binary uses its own subset.
+// Each suite uses its own subset.
 #![allow(dead_code)]
 
 use sandbox::server;

@@ -7,11 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-mod common;
-#[path = "../../sluice/tests/common/postgres.rs"]
-mod pg;
-#[path = "../../sluice/tests/common/target.rs"]
-mod target;
+use crate::{common, target};
 
 use sandbox::Running;
 use sandbox::server::DEFAULT_PASSWORD;

@@ -9,11 +9,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-mod common;
-#[path = "../../sluice/tests/common/postgres.rs"]
-mod pg;
-#[path = "../../sluice/tests/common/target.rs"]
-mod target;
+use crate::{common, target};
 
 use sandbox::Running;
 use sandbox::server::DEFAULT_PASSWORD;

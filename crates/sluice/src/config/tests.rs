@@ -3,8 +3,11 @@
 //! bounded; keys without effect and colliding tables are refused.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
 
 use super::*;
+use crate::model::Naming;
 
 fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
     let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();

@@ -12,28 +12,23 @@
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::path::PathBuf;
-use std::time::Duration;
 
-use super::{
+use super::raw::{RawConfig, RawDestination, RawSecret, RawSettings, RawSource};
+use super::text::{check_where, is_valid_api_name};
+use super::types::{
     Api, Auth, Config, ConfigError, Consolidation, DEFAULT_API_VERSION, DEFAULT_BULK_TIMEOUT, DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_DUCKDB_MEMORY_MIB, DEFAULT_READ_TIMEOUT, Deletes, DestinationConfig, FileFormat, FlowConfig, FlowSettings,
-    Mode, PgTimeouts, RawConfig, RawDestination, RawFlow, RawSecret, RawSettings, RawSource, SECRET_KEYS,
-    SalesforceConfig, Secret, check_where, format_duration, interpolate_as, is_valid_api_name, parse_duration,
+    Mode, PgTimeouts, SalesforceConfig, Secret,
 };
-use crate::consolidate::Dialect;
 use crate::model::Naming;
 use crate::redact;
 use crate::source::salesforce::soql::is_api_name;
+use crate::sql::Dialect;
 
+mod problems;
 mod whole;
+use problems::{Bounds, Ctx, NOT_API_NAME, names};
 use whole::{collisions, no_effect};
-
-/// The valid range of a duration key, in seconds.
-#[derive(Clone, Copy)]
-struct Bounds {
-    min: u64,
-    max: u64,
-}
 
 const MINUTE: u64 = 60;
 const HOUR: u64 = 3_600;
@@ -51,10 +46,6 @@ const LOCK_TIMEOUT: Bounds = Bounds { min: 1, max: HOUR };
 
 /// DuckDB's `memory_limit`: 32 MB to 1 TB, in MiB.
 const MEMORY_MIB: std::ops::RangeInclusive<u64> = 32..=1024 * 1024;
-
-/// Secret values shorter than this are not scrubbed from messages (a 1-character
-/// password would garble every message); none is ever quoted in the first place.
-const SCRUB_MIN_LEN: usize = 4;
 
 /// Checks `raw` (read from `origin`) and builds the [`Config`], or returns every problem.
 /// `env` resolves `${VAR}`; pass `&|k| std::env::var(k).ok()` in the binary and a map in
@@ -154,7 +145,6 @@ pub fn validate(
     }
 }
 
-const NOT_API_NAME: &str = "is not a Salesforce API name (letters, digits and `_`, starting with a letter)";
 const APIS: &[(&str, Api)] = &[("rest", Api::Rest), ("bulk", Api::Bulk), ("auto", Api::Auto)];
 
 /// The auth flows and the credential keys each needs (`client_secret` is optional for
@@ -408,7 +398,7 @@ fn destination(cx: &mut Ctx<'_>, raw: Option<&RawDestination>) -> Option<Destina
                 "where loads are staged, e.g. \"s3://bucket/sluice\"",
             );
             if !staging_url.is_empty()
-                && let Err(m) = crate::destination::redshift::S3Staging::parse(&staging_url)
+                && let Err(m) = crate::destination::redshift::config::S3Staging::parse(&staging_url)
             {
                 cx.err("destination.s3_staging", format!("{}: {m}", quoted_url(&staging_url)));
             } else if redact::has_userinfo(&staging_url) {
@@ -435,7 +425,8 @@ fn destination(cx: &mut Ctx<'_>, raw: Option<&RawDestination>) -> Option<Destina
                 }
             }
             let timeouts = pg_timeouts(cx, raw);
-            let staging = crate::destination::redshift::S3Staging { url: staging_url, iam_role, region, endpoint };
+            let staging =
+                crate::destination::redshift::config::S3Staging { url: staging_url, iam_role, region, endpoint };
             Some(DestinationConfig::Redshift { url, schema, naming, staging, consolidation, timeouts })
         }
         Some(t @ "lake") => {
@@ -537,7 +528,7 @@ fn pg_timeouts(cx: &mut Ctx<'_>, raw: &RawDestination) -> PgTimeouts {
 fn pg_url(cx: &mut Ctx<'_>, raw: &RawDestination, example: &str) -> Secret {
     let url = cx.required_secret("destination.url", raw.url.as_ref(), example);
     if !url.is_empty()
-        && let Err(m) = crate::destination::postgres::PgUrl::parse(&url)
+        && let Err(m) = crate::destination::postgres::config::PgUrl::parse(&url)
     {
         cx.err("destination.url", m);
     }
@@ -655,11 +646,6 @@ fn settings(cx: &mut Ctx<'_>, prefix: &str, raw: &RawSettings, base: &FlowSettin
     }
 }
 
-/// A secret key's value that is not a string, named by its type only.
-fn not_text(ty: &str) -> String {
-    format!("must be a string (got {ty}); quote it, e.g. \"${{ENV_VAR}}\"; its value is not shown because it is secret")
-}
-
 fn is_http_url(url: &str) -> bool {
     let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"));
     rest.is_some_and(|r| {
@@ -675,168 +661,6 @@ fn is_api_version(v: &str) -> bool {
             && major.bytes().all(|b| b.is_ascii_digit())
             && minor.bytes().all(|b| b.is_ascii_digit())
     })
-}
-
-fn names<T>(options: &[(&str, T)]) -> String {
-    options.iter().map(|(n, _)| format!("{n:?}")).collect::<Vec<_>>().join(", ")
-}
-
-/// Where problems are collected while validating.
-struct Ctx<'a> {
-    file: &'a str,
-    env: &'a dyn Fn(&str) -> Option<String>,
-    errors: Vec<ConfigError>,
-    /// Every secret value seen, as written and interpolated: scrubbed from every message.
-    secrets: Vec<String>,
-}
-
-impl Ctx<'_> {
-    fn err(&mut self, key: &str, message: impl Into<String>) {
-        let message = redact::userinfo(&message.into()).into_owned();
-        self.errors.push(ConfigError { file: self.file.to_owned(), key: key.to_owned(), message });
-    }
-
-    /// The problems, each message with every secret value (of [`SCRUB_MIN_LEN`] characters
-    /// or more) replaced by `***`: no check quotes one, and this keeps it so.
-    fn finish(mut self) -> Vec<ConfigError> {
-        self.secrets.retain(|s| s.chars().count() >= SCRUB_MIN_LEN);
-        // Longest first, so a secret that contains another is replaced whole.
-        self.secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-        for e in &mut self.errors {
-            for secret in &self.secrets {
-                if e.message.contains(secret.as_str()) {
-                    e.message = e.message.replace(secret.as_str(), redact::MASK);
-                }
-            }
-        }
-        self.errors
-    }
-
-    /// The interpolated value, if given; `None` (with the problem recorded) if it fails.
-    /// The problem quotes no part of a secret key's value.
-    fn text(&mut self, key: &str, value: Option<&String>) -> Option<String> {
-        match interpolate_as(value?, self.env, !SECRET_KEYS.contains(&key)) {
-            Ok(v) => Some(v),
-            Err(m) => {
-                self.err(key, m);
-                None
-            }
-        }
-    }
-
-    /// Remembers a secret's value, to scrub it from every message: the interpolated
-    /// value (a `${VAR}` reference is no secret), or the text as written when it does not
-    /// interpolate.
-    fn remember(&mut self, value: Option<&RawSecret>) {
-        if let Some(RawSecret::Text(text)) = value {
-            self.secrets.push(interpolate_as(text, self.env, false).unwrap_or_else(|_| text.clone()));
-        }
-    }
-
-    /// A secret key's interpolated value, if given; a value that is not a string is
-    /// reported by its type alone.
-    fn secret(&mut self, key: &str, value: Option<&RawSecret>) -> Option<String> {
-        self.remember(value);
-        match value? {
-            RawSecret::Text(text) => self.text(key, Some(text)),
-            RawSecret::NotText(ty) => {
-                self.err(key, not_text(ty));
-                None
-            }
-        }
-    }
-
-    /// [`Ctx::required`] for a secret key.
-    fn required_secret(&mut self, key: &str, value: Option<&RawSecret>, why: &str) -> String {
-        self.remember(value);
-        match value {
-            Some(RawSecret::NotText(ty)) => {
-                self.err(key, not_text(ty));
-                String::new()
-            }
-            Some(RawSecret::Text(text)) => self.required(key, Some(text), why),
-            None => self.required(key, None, why),
-        }
-    }
-
-    /// A duration within `bounds`, if given; `None` (recorded) when it is not one or out
-    /// of range. `note` follows the range in the message.
-    fn duration_in(&mut self, key: &str, value: Option<&String>, bounds: Bounds, note: &str) -> Option<Duration> {
-        let v = self.text(key, value)?;
-        let (min, max) = (Duration::from_secs(bounds.min), Duration::from_secs(bounds.max));
-        let range = format!("expected {} to {}{note}", format_duration(min), format_duration(max));
-        match parse_duration(&v) {
-            Ok(d) if (min..=max).contains(&d) => Some(d),
-            Ok(_) => {
-                self.err(key, format!("{v:?} is out of range; {range}"));
-                None
-            }
-            Err(m) => {
-                self.err(key, format!("{v:?}: {m}; {range}"));
-                None
-            }
-        }
-    }
-
-    /// An integer in `range`, `default` when absent or out of range (recorded); `note`
-    /// follows the expected range in the message.
-    fn int_in(
-        &mut self,
-        key: &str,
-        value: Option<i64>,
-        range: std::ops::RangeInclusive<i64>,
-        default: i64,
-        note: &str,
-    ) -> i64 {
-        match value {
-            None => default,
-            Some(n) if range.contains(&n) => n,
-            Some(n) => {
-                self.err(key, format!("{n} is out of range; expected {} to {}{note}", range.start(), range.end()));
-                default
-            }
-        }
-    }
-
-    /// A value that must be given and not empty; `why` says what it is for.
-    fn required(&mut self, key: &str, value: Option<&String>, why: &str) -> String {
-        if value.is_none() {
-            self.err(key, format!("missing; {why}"));
-        }
-        match self.text(key, value) {
-            Some(v) if v.trim().is_empty() => {
-                self.err(key, format!("is empty; {why}"));
-                String::new()
-            }
-            v => v.unwrap_or_default(),
-        }
-    }
-
-    /// One of `options`, or `None` if absent or wrong (recorded).
-    fn choice<T: Copy>(&mut self, key: &str, value: Option<&String>, options: &[(&str, T)]) -> Option<T> {
-        let v = self.text(key, value)?;
-        let found = options.iter().find(|(n, _)| *n == v).map(|(_, t)| *t);
-        if found.is_none() {
-            self.err(key, format!("{v:?} is not valid; expected one of {}", names(options)));
-        }
-        found
-    }
-
-    /// A list of field names: valid API names, no duplicates (recorded).
-    fn names(&mut self, key: &str, list: &[String]) -> Vec<String> {
-        let mut out: Vec<String> = Vec::with_capacity(list.len());
-        for (i, raw) in list.iter().enumerate() {
-            let Some(name) = self.text(&format!("{key}[{i}]"), Some(raw)) else { continue };
-            if !is_valid_api_name(&name) {
-                self.err(&format!("{key}[{i}]"), format!("{name:?} {NOT_API_NAME}"));
-            } else if out.iter().any(|n| n.eq_ignore_ascii_case(&name)) {
-                self.err(&format!("{key}[{i}]"), format!("{name:?} is listed twice"));
-            } else {
-                out.push(name);
-            }
-        }
-        out
-    }
 }
 
 /// A memory size (`"160MB"`, `"2 GB"`, `"512MiB"`, `"1TB"`; MB and MiB both count as 2^20

@@ -19,19 +19,96 @@
 //! The file is long on purpose: it is the one place that spells the control tables'
 //! layouts, status words and migrations, so nothing persisted is written anywhere else.
 
+use std::time::Duration;
+
 use super::merge::{changes_name, count_exprs};
-use super::{Dialect, FlowRun, MergeSpec, TableRef};
+use super::spec::{FlowRun, MergeSpec, ident_list};
 use crate::model::{SluiceType, Timestamp};
+use crate::sql::{Dialect, RunLock, TableRef};
 use crate::{Error, Result};
 
 /// The control schema.
 pub const CONTROL_SCHEMA: &str = "_sluice";
 
+/// Advisory-lock class of sluice's locks (any constant; it keeps them apart from an
+/// application's own advisory locks on other keys).
+pub const LOCK_CLASS: i32 = 0x51_1CE;
+
+/// The advisory-lock key of `schema`, as an SQL expression: the sync's session lock and
+/// the consolidation procedure's transaction lock must be the same lock.
+pub fn lock_key(schema: &str) -> String {
+    format!("hashtext({})", Dialect::Postgres.quote_literal(schema))
+}
+
+/// The lease table, `_sluice.locks`: one row per schema: Redshift has no advisory locks, so a run's
+/// lock is a lease row there (see `destination/redshift.rs`).
+pub fn locks_table() -> TableRef {
+    TableRef::new(CONTROL_SCHEMA, "locks")
+}
+
+/// How long a lease outlives its last refresh: a crashed run blocks the next for at most
+/// this long.
+pub const LEASE: Duration = Duration::from_secs(600);
+
 /// The control-table layout this binary writes (see the module docs).
 pub const LAYOUT_VERSION: i64 = 2;
 
-/// The run status of a run still going (or dead without finishing).
-const RUNNING: &str = "running";
+/// A flow-run row's phase, as `_sluice.flow_runs.phase` spells it. Earlier steps of a flow
+/// (planning, staging) leave no row: they changed nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlowPhase {
+    /// The load committed with its window end.
+    Consolidated,
+    /// The load waits for its stored procedure (`consolidation = "procedure"`).
+    HandedOff,
+    /// Source and destination counts were compared.
+    Verified,
+    /// Staging was dropped; nothing is left to do.
+    Done,
+    /// The flow failed; the row carries the error.
+    Failed,
+}
+
+impl FlowPhase {
+    /// The persisted word.
+    pub fn word(self) -> &'static str {
+        match self {
+            FlowPhase::Consolidated => "consolidated",
+            FlowPhase::HandedOff => "handed_off",
+            FlowPhase::Verified => "verified",
+            FlowPhase::Done => "done",
+            FlowPhase::Failed => "failed",
+        }
+    }
+}
+
+/// A run's status, as `_sluice.runs.status` spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunState {
+    /// Still going, or dead without finishing (until the next run of the schema says so).
+    Running,
+    /// Every flow committed.
+    Ok,
+    /// Some flows committed.
+    Partial,
+    /// No flow committed.
+    Failed,
+    /// Found still `running` by a later run of the same schema: it died.
+    Abandoned,
+}
+
+impl RunState {
+    /// The persisted word.
+    pub fn word(self) -> &'static str {
+        match self {
+            RunState::Running => "running",
+            RunState::Ok => "ok",
+            RunState::Partial => "partial",
+            RunState::Failed => "failed",
+            RunState::Abandoned => "abandoned",
+        }
+    }
+}
 
 fn table(name: &str) -> TableRef {
     TableRef::new(CONTROL_SCHEMA, name)
@@ -106,7 +183,7 @@ const FLOW_RUNS: Layout = Layout {
 fn create_table(d: Dialect, layout: &Layout, if_not_exists: bool) -> String {
     let mut defs: Vec<String> =
         layout.columns.iter().map(|(n, ty)| format!("{} {}", d.quote_ident(n), d.sql_type(*ty))).collect();
-    defs.push(format!("PRIMARY KEY ({})", super::ident_list(d, layout.key)));
+    defs.push(format!("PRIMARY KEY ({})", ident_list(d, layout.key)));
     let exists = if if_not_exists { "IF NOT EXISTS " } else { "" };
     format!("CREATE TABLE {exists}{} (\n  {}\n)", d.table(&table(layout.name)), defs.join(",\n  "))
 }
@@ -116,7 +193,7 @@ fn layout_row(d: Dialect, at: Timestamp) -> String {
     let layout = d.table(&table(LAYOUT.name));
     format!(
         "INSERT INTO {layout} ({}) SELECT {LAYOUT_VERSION}, {} WHERE NOT EXISTS (SELECT 1 FROM {layout})",
-        super::ident_list(d, &["version", "migrated_at"]),
+        ident_list(d, &["version", "migrated_at"]),
         d.timestamp_literal(at)
     )
 }
@@ -137,16 +214,16 @@ pub fn control_ddl(dialect: Dialect, at: Timestamp) -> Vec<String> {
 /// destination's run lock covers the whole database already (DuckDB's file lock) or there
 /// is no such lock (Redshift, where such runs racing on a first set-up are not guarded).
 pub fn setup_lock(dialect: Dialect) -> Option<[String; 2]> {
-    match dialect {
-        Dialect::Postgres => {
-            let class = crate::destination::postgres::LOCK_CLASS;
-            let key = crate::destination::postgres::lock_key(CONTROL_SCHEMA);
+    match dialect.caps().run_lock {
+        RunLock::Advisory => {
+            let class = LOCK_CLASS;
+            let key = lock_key(CONTROL_SCHEMA);
             Some([
                 format!("SELECT pg_advisory_lock({class}, {key})"),
                 format!("SELECT pg_advisory_unlock({class}, {key})"),
             ])
         }
-        Dialect::DuckDb | Dialect::Redshift => None,
+        RunLock::File | RunLock::Lease => None,
     }
 }
 
@@ -244,7 +321,7 @@ pub fn migrate_v1(dialect: Dialect, schema: &str, tables: &[(String, String)], a
         out.push(create_table(d, layout, false));
         out.push(format!(
             "INSERT INTO {current} ({})\nSELECT {}\nFROM {old}",
-            super::ident_list(d, &names),
+            ident_list(d, &names),
             fill(layout).join(", ")
         ));
         out.push(format!("DROP TABLE {old}"));
@@ -332,7 +409,7 @@ pub fn control_writes(dialect: Dialect, spec: &MergeSpec, run: &FlowRun, rows_at
     let insert_flow = format!(
         "INSERT INTO {flows} ({})\nSELECT {}, {}, {flow}, {}, {window_end}, {}, {}, {present}, {now}\nFROM {rows}\nWHERE \
          NOT EXISTS (SELECT 1 FROM {flows} WHERE {key})",
-        super::ident_list(
+        ident_list(
             d,
             &[
                 "target_schema",
@@ -382,7 +459,7 @@ pub fn control_writes(dialect: Dialect, spec: &MergeSpec, run: &FlowRun, rows_at
         lit(&spec.target.schema),
         lit(&spec.target.name),
         flow.clone(),
-        lit("consolidated"),
+        lit(FlowPhase::Consolidated.word()),
         run.attempts.to_string(),
         window_start,
         window_end.clone(),
@@ -398,7 +475,7 @@ pub fn control_writes(dialect: Dialect, spec: &MergeSpec, run: &FlowRun, rows_at
     ];
     let insert_run = format!(
         "INSERT INTO {flow_runs} ({})\nSELECT {}\nFROM {} AS {}",
-        super::ident_list(d, &cols),
+        ident_list(d, &cols),
         values.join(", "),
         q(&changes_name(spec)),
         q("s"),
@@ -437,7 +514,7 @@ pub fn run_started(
         format!("DELETE FROM {runs} WHERE {} = {}", d.quote_ident("run_id"), d.quote_literal(run_id)),
         format!(
             "INSERT INTO {runs} ({}) VALUES ({}, {}, {}, {}, {}, {}, {})",
-            super::ident_list(
+            ident_list(
                 d,
                 &["run_id", "target_schema", "trigger", "started_at", "finished_at", "status", "config_fingerprint"]
             ),
@@ -446,7 +523,7 @@ pub fn run_started(
             d.quote_literal(trigger),
             d.timestamp_literal(started_at),
             d.null_of(SluiceType::Timestamp),
-            d.quote_literal(RUNNING),
+            d.quote_literal(RunState::Running.word()),
             d.quote_literal(config_fp),
         ),
     ]
@@ -459,24 +536,24 @@ pub fn abandon_runs(dialect: Dialect, schema: &str) -> String {
     let cond = format!(
         "{} = {} AND {} = {}",
         d.quote_ident("status"),
-        d.quote_literal(RUNNING),
+        d.quote_literal(RunState::Running.word()),
         d.quote_ident("target_schema"),
         d.quote_literal(schema)
     );
-    update(d, RUNS.name, &[("status", d.quote_literal("abandoned"))], &cond)
+    update(d, RUNS.name, &[("status", d.quote_literal(RunState::Abandoned.word()))], &cond)
 }
 
 /// The run's final status (`ok`, `partial`, `failed`).
-pub fn run_finished(dialect: Dialect, run_id: &str, status: &str, finished_at: Timestamp) -> String {
+pub fn run_finished(dialect: Dialect, run_id: &str, status: RunState, finished_at: Timestamp) -> String {
     let d = dialect;
-    let set = [("status", d.quote_literal(status)), ("finished_at", d.timestamp_literal(finished_at))];
+    let set = [("status", d.quote_literal(status.word())), ("finished_at", d.timestamp_literal(finished_at))];
     update(d, RUNS.name, &set, &format!("{} = {}", d.quote_ident("run_id"), d.quote_literal(run_id)))
 }
 
 /// Moves a flow-run row to a later phase (`verified`, `done`).
-pub fn flow_phase(dialect: Dialect, run_id: &str, target: &TableRef, phase: &str) -> String {
+pub fn flow_phase(dialect: Dialect, run_id: &str, target: &TableRef, phase: FlowPhase) -> String {
     let d = dialect;
-    update(d, FLOW_RUNS.name, &[("phase", d.quote_literal(phase))], &run_key(d, run_id, target))
+    update(d, FLOW_RUNS.name, &[("phase", d.quote_literal(phase.word()))], &run_key(d, run_id, target))
 }
 
 /// Records a flow's failure in its flow-run row: phase `failed` and the error. A row that a
@@ -498,7 +575,7 @@ pub fn flow_failed(
             d,
             FLOW_RUNS.name,
             &[
-                ("phase", d.quote_literal("failed")),
+                ("phase", d.quote_literal(FlowPhase::Failed.word())),
                 ("error", d.quote_literal(error)),
                 ("finished_at", d.timestamp_literal(at)),
             ],
@@ -507,12 +584,12 @@ pub fn flow_failed(
         format!(
             "INSERT INTO {flow_runs} ({})\nSELECT {}, {}, {}, {}, {}, {}, {}\nWHERE NOT EXISTS (SELECT 1 FROM {flow_runs} \
              WHERE {key})",
-            super::ident_list(d, &["run_id", "target_schema", "target_table", "flow", "phase", "error", "finished_at"]),
+            ident_list(d, &["run_id", "target_schema", "target_table", "flow", "phase", "error", "finished_at"]),
             d.quote_literal(run_id),
             d.quote_literal(&target.schema),
             d.quote_literal(&target.name),
             d.quote_literal(flow),
-            d.quote_literal("failed"),
+            d.quote_literal(FlowPhase::Failed.word()),
             d.quote_literal(error),
             d.timestamp_literal(at),
         ),
@@ -544,7 +621,7 @@ pub fn flow_handed_off(dialect: Dialect, spec: &MergeSpec, run: &FlowRun) -> Vec
         d.quote_literal(&spec.target.schema),
         d.quote_literal(&spec.target.name),
         d.quote_literal(&run.flow),
-        d.quote_literal(super::procedure::HANDED_OFF),
+        d.quote_literal(FlowPhase::HandedOff.word()),
         run.attempts.to_string(),
         d.timestamp_or_null(run.window.start),
         d.timestamp_literal(run.window.end),
@@ -555,7 +632,7 @@ pub fn flow_handed_off(dialect: Dialect, spec: &MergeSpec, run: &FlowRun) -> Vec
     ];
     vec![
         format!("DELETE FROM {flow_runs} WHERE {}", run_key(d, &spec.run_id, &spec.target)),
-        format!("INSERT INTO {flow_runs} ({}) VALUES ({})", super::ident_list(d, &cols), values.join(", ")),
+        format!("INSERT INTO {flow_runs} ({}) VALUES ({})", ident_list(d, &cols), values.join(", ")),
     ]
 }
 
@@ -567,7 +644,7 @@ pub(super) fn handed_off_query(d: Dialect, run_id: &str, target: &TableRef) -> S
         d.table(&table(FLOW_RUNS.name)),
         run_key(d, run_id, target),
         d.quote_ident("phase"),
-        d.quote_literal(super::procedure::HANDED_OFF)
+        d.quote_literal(FlowPhase::HandedOff.word())
     )
 }
 
@@ -598,7 +675,7 @@ pub fn read_merge_counts(dialect: Dialect, run_id: &str, target: &TableRef) -> S
     let d = dialect;
     format!(
         "SELECT {} FROM {} WHERE {}",
-        super::ident_list(d, &["rows_inserted", "rows_updated", "rows_deleted"]),
+        ident_list(d, &["rows_inserted", "rows_updated", "rows_deleted"]),
         d.table(&table(FLOW_RUNS.name)),
         run_key(d, run_id, target)
     )
@@ -737,7 +814,7 @@ mod tests {
         let t = TableRef::new("sales", "account");
         let key = "\"target_schema\" = 'sales' AND \"target_table\" = 'account'";
         assert!(read_flow(d, &t).ends_with(key));
-        assert!(flow_phase(d, "r1", &t, "done").ends_with(&format!("\"run_id\" = 'r1' AND {key}")));
+        assert!(flow_phase(d, "r1", &t, FlowPhase::Done).ends_with(&format!("\"run_id\" = 'r1' AND {key}")));
         assert!(read_merge_counts(d, "r1", &t).ends_with(key));
         assert!(abandon_runs(d, "sales").ends_with("\"target_schema\" = 'sales'"));
         assert!(status_query(d, "sales").contains("WHERE \"f\".\"target_schema\" = 'sales'"));

@@ -9,8 +9,9 @@
 
 use std::collections::HashMap;
 
-use super::{Dialect, Existing, ExistingColumn, FirstLoad, MergeSpec, STAGE_SEQ, TableRef};
+use super::spec::{Existing, ExistingColumn, FirstLoad, MergeSpec, STAGE_SEQ, Write};
 use crate::model::SluiceType;
+use crate::sql::{Dialect, TableRef};
 use crate::{Error, Result};
 
 /// Schema statements for one consolidation, and the warnings they carry.
@@ -79,7 +80,7 @@ fn create_table(
 pub fn staging_ddl(dialect: Dialect, spec: &MergeSpec, first_load: FirstLoad) -> Vec<String> {
     let mut columns: Vec<(&str, SluiceType)> = spec.columns.iter().map(|c| (c.name.as_str(), c.ty)).collect();
     columns.push((STAGE_SEQ, SluiceType::Long));
-    let promoted = super::Write::of(dialect, first_load) == super::Write::Promote;
+    let promoted = Write::of(dialect, first_load) == Write::Promote;
     let kind = if promoted { "" } else { dialect.transient() };
     vec![create_schema(dialect, &spec.staging.schema), create_table(dialect, kind, &spec.staging, &columns, None)]
 }
@@ -107,7 +108,7 @@ pub fn schema_changes(
             // insert (hundreds of MB at 10 M rows) and that slows every load; the changes
             // table already guarantees one row per Id. PostgreSQL's B-tree is cheap and
             // Redshift's key only informs the planner, so they keep it.
-            let key = (dialect != Dialect::DuckDb).then_some(spec.id.as_str());
+            let key = dialect.caps().keyed_target.then_some(spec.id.as_str());
             out.statements.push(create_table(dialect, "", &spec.target, &target_cols, key))
         }
         Some(cols) => evolve(dialect, &spec.target, cols, &target_cols, &mut out)?,
@@ -150,10 +151,10 @@ fn evolve(
             // VARCHAR(18) and VARCHAR): the existing column holds every new value. Silent,
             // since it would otherwise repeat on every run.
             Some(&old) if widens(ty, old) => {}
-            Some(&old) if widens(old, ty) => match dialect {
+            Some(&old) if widens(old, ty) => match dialect.caps().alter_type_in_transaction {
                 // Redshift can only change a VARCHAR's length, and not inside a transaction
                 // block, so it cannot be part of an all-or-nothing consolidation.
-                Dialect::Redshift => {
+                false => {
                     return Err(Error::user(format!(
                         "{}.{name}: the source type changed from {old} to {ty}; Redshift cannot change a column's \
                          type inside a transaction. Change it by hand (or drop the table and run with \
@@ -161,7 +162,7 @@ fn evolve(
                         table.name
                     )));
                 }
-                Dialect::DuckDb | Dialect::Postgres => out.statements.push(format!(
+                true => out.statements.push(format!(
                     "ALTER TABLE {target} ALTER COLUMN {} SET DATA TYPE {}",
                     dialect.quote_ident(name),
                     dialect.sql_type(ty)

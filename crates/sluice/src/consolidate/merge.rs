@@ -30,9 +30,10 @@
 //! view over staging stands in for it, DuckDB copies staging into the new target
 //! ([`Rows::Staged`]), and PostgreSQL turns staging into the target (`promote_*`).
 
-use super::{CURRENT, DELETED, Dialect, MergeSpec, RUN_ID, STAGE_SEQ, SYNCED_AT, VALID_FROM, VALID_TO};
+use super::spec::{CURRENT, DELETED, MergeSpec, RUN_ID, STAGE_SEQ, SYNCED_AT, VALID_FROM, VALID_TO};
 use crate::config::Deletes;
 use crate::model::SluiceType;
+use crate::sql::{Dialect, Upsert};
 
 /// The changes table's flag: no target row existed.
 pub const IS_NEW: &str = "_sluice_is_new";
@@ -141,7 +142,7 @@ pub fn changes_table(dialect: Dialect, spec: &MergeSpec) -> Vec<String> {
             col(d, S, ROW_NUMBER),
         ),
     ];
-    if d == Dialect::Postgres {
+    if d.caps().analyze_temp_tables {
         // A temp table is never analysed by autovacuum; without statistics PostgreSQL
         // hashed the wide staging side of the join to it (measured: 1 M rows in 128
         // batches) instead of this narrow table.
@@ -209,28 +210,16 @@ impl Rows {
     }
 }
 
-/// Staged rows per `INSERT` and per `DELETE` on DuckDB. Its hash join of the changes
-/// table with staging does not spill enough: a first load of 2 M Accounts ran out of
-/// memory at a 160 MB limit (1 M passed at 128 MB, not at 100 MB) while the same rows
-/// inserted in slices of stage order pass at 128 MB, about as fast (and at 96 MB since
-/// staging's row groups hold 32 Ki rows, see `destination/parquet.rs`). Parquet's
-/// row-group statistics on the stage order let each slice read only its part of staging.
-/// The `DELETE ... USING` of a full refresh of 10 M Accounts ran out of memory at 112 MB
-/// whole and passes in slices (5.5 s in all, each slice scanning the target's Ids once).
-pub const DUCKDB_SLICE_ROWS: u64 = 1 << 19;
-
-/// The stage-order slices the upsert (on DuckDB its deletes and inserts) and the history
-/// insert run in: `[None]` (everything at once) except on DuckDB with more than
-/// [`DUCKDB_SLICE_ROWS`] of the `staged` rows, where each slice is `[from, to)` over
-/// `0..staged` (the loader numbers rows from 0).
+/// The stage-order slices the upsert (with `DELETE ... USING`, its deletes and inserts) and
+/// the history insert run in: `[None]` (everything at once) unless the dialect slices
+/// upserts ([`crate::sql::Caps::upsert_slice_rows`]) and more rows than a slice were
+/// `staged`; then each slice is `[from, to)` over `0..staged` (the loader numbers rows
+/// from 0).
 fn slices(dialect: Dialect, staged: u64) -> Vec<Option<(u64, u64)>> {
-    if dialect != Dialect::DuckDb || staged <= DUCKDB_SLICE_ROWS {
+    let Some(size) = dialect.caps().upsert_slice_rows.filter(|size| staged > *size) else {
         return vec![None];
-    }
-    (0..staged)
-        .step_by(DUCKDB_SLICE_ROWS as usize)
-        .map(|from| Some((from, (from + DUCKDB_SLICE_ROWS).min(staged))))
-        .collect()
+    };
+    (0..staged).step_by(size as usize).map(|from| Some((from, (from + size).min(staged)))).collect()
 }
 
 /// The changed rows in full, as a derived table: every column from staging, joined to the
@@ -309,8 +298,8 @@ pub(super) fn upsert(dialect: Dialect, spec: &MergeSpec, rows: Rows, new_target:
     if new_target {
         return inserts.collect();
     }
-    match dialect {
-        Dialect::Postgres => {
+    match dialect.caps().upsert {
+        Upsert::Merge => {
             // The Id is the match key, so it is never SET.
             let set: Vec<String> = cols
                 .iter()
@@ -338,7 +327,7 @@ pub(super) fn upsert(dialect: Dialect, spec: &MergeSpec, rows: Rows, new_target:
             ));
             vec![sql]
         }
-        Dialect::DuckDb | Dialect::Redshift => {
+        Upsert::DeleteInsert => {
             // Unaliased target in DELETE: Redshift's DELETE takes a table name, not an alias.
             let seq = format!("{changes}.{}", q(STAGE_SEQ));
             let deletes = rows.slices(d).into_iter().map(|slice| {

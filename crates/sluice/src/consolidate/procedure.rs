@@ -5,7 +5,7 @@
 //! off: in one transaction it (re)creates `<schema>.sluice_consolidate_<table>()`, whose
 //! body is this load's consolidation (the statements [`super::consolidate`] generated,
 //! with the run id and the window written in), and records the flow-run row in phase
-//! [`HANDED_OFF`]. The window end does not move. A `CALL` then does, in the caller's
+//! [`FlowPhase::HandedOff`]. The window end does not move. A `CALL` then does, in the caller's
 //! transaction, what the sync would have done: the upsert, history, the control rows with
 //! the new window end, and it drops the staging table.
 //!
@@ -33,11 +33,10 @@
 //! written from the sync's clock, with the cluster's `GETDATE()`: clocks must agree within
 //! a few minutes.
 
-use super::{Dialect, FlowRun, MergeSpec, TableRef, control};
+use super::control;
+use super::spec::{FlowRun, MergeSpec};
+use crate::sql::{Dialect, RunLock, TableRef};
 use crate::{Error, Result};
-
-/// The flow-run phase of a load waiting for its procedure.
-pub const HANDED_OFF: &str = "handed_off";
 
 /// Dollar-quote tag of the procedure bodies.
 const TAG: &str = "$sluice$";
@@ -159,20 +158,20 @@ fn lock_guard(dialect: Dialect, schema: &str) -> String {
         "RAISE EXCEPTION 'sluice: a sync (or another sluice procedure) holds schema {}; call this again when it ends';",
         message_text(schema)
     );
-    match d {
-        Dialect::Redshift => format!(
+    match d.caps().run_lock {
+        RunLock::Lease => format!(
             "LOCK {locks};\n  IF EXISTS (SELECT 1 FROM {locks} WHERE {} = {} AND {} >= GETDATE() - INTERVAL '{} \
              seconds') THEN\n    {refuse}\n  END IF;",
             d.quote_ident("schema_name"),
             d.quote_literal(schema),
             d.quote_ident("heartbeat"),
-            crate::destination::redshift::LEASE.as_secs(),
-            locks = d.table(&crate::destination::redshift::locks_table()),
+            control::LEASE.as_secs(),
+            locks = d.table(&control::locks_table()),
         ),
-        Dialect::Postgres | Dialect::DuckDb => format!(
+        RunLock::Advisory | RunLock::File => format!(
             "IF NOT pg_try_advisory_xact_lock({}, {}) THEN\n    {refuse}\n  END IF;",
-            crate::destination::postgres::LOCK_CLASS,
-            crate::destination::postgres::lock_key(schema)
+            control::LOCK_CLASS,
+            control::lock_key(schema)
         ),
     }
 }

@@ -11,9 +11,10 @@
 //! anything changes; [`reconcile_apply`] is one transaction: mark or delete the rows, close
 //! their history versions, and stamp the flow's `last_reconciliation`.
 
-use super::{DELETED, Dialect, MergeSpec, TableRef};
+use super::spec::{DELETED, MergeSpec};
 use crate::config::Deletes;
 use crate::model::{SluiceType, Timestamp};
+use crate::sql::{Dialect, TableRef};
 
 /// The table the live Ids are loaded into: `<staging schema>.<table>__ids`.
 pub fn ids_table(spec: &MergeSpec) -> TableRef {

@@ -6,7 +6,8 @@ use std::collections::HashSet;
 use chrono::{TimeZone, Utc};
 
 use super::*;
-use crate::model::Cursor;
+use crate::config::Deletes;
+use crate::model::{Column, Cursor, SluiceType, TableSchema, Window};
 
 fn schema() -> TableSchema {
     TableSchema {

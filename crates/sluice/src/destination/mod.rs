@@ -8,7 +8,7 @@
 //! Warehouses implement [`Destination`]: they stage Arrow batches and execute the SQL the
 //! pure generators of [`crate::consolidate`] produce, in one transaction where it must be.
 //! Everything that decides *what* happens (dedup, deletes, schema changes, control rows)
-//! lives in the generators and in [`crate::run`], so a new warehouse is only its I/O.
+//! lives in the generators and in [`crate::pipeline`], so a new warehouse is only its I/O.
 
 pub mod duckdb;
 pub mod files;

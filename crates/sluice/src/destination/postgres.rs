@@ -13,10 +13,9 @@
 //! roots. `sslmode=disable` turns TLS off; `prefer` (the default) uses it when the server
 //! offers it; `require`, `verify-ca` and `verify-full` insist on it.
 
+pub mod config;
 pub mod copy;
 
-use std::path::PathBuf;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,87 +25,12 @@ use futures_util::SinkExt;
 use tokio_postgres::config::SslMode;
 use tokio_postgres::{Client, SimpleQueryMessage};
 
+pub use self::config::PgUrl;
 use super::{Destination, Stage, Value};
 use crate::config::PgTimeouts;
-use crate::consolidate::{Dialect, ExistingColumn, TableRef};
+use crate::consolidate::{Dialect, ExistingColumn, LOCK_CLASS, TableRef, lock_key};
 use crate::model::SluiceType;
 use crate::{Error, Result};
-
-/// A validated `destination.url`: the driver's settings plus the TLS settings the driver
-/// does not parse.
-#[derive(Clone)]
-pub struct PgUrl {
-    config: tokio_postgres::Config,
-    root_cert: Option<PathBuf>,
-}
-
-impl std::fmt::Debug for PgUrl {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.shown())
-    }
-}
-
-impl PgUrl {
-    /// Parses a `postgres://` URL. Pure, so configuration checks can call it; messages
-    /// never repeat the URL, which may hold a password.
-    pub fn parse(url: &str) -> std::result::Result<Self, String> {
-        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-            return Err("expected a URL like \"postgres://user:password@host:5432/database\"".into());
-        }
-        let (base, query) = url.split_once('?').unwrap_or((url, ""));
-        let mut kept = Vec::new();
-        let mut root_cert = None;
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            match key {
-                "sslrootcert" => root_cert = Some(PathBuf::from(value)),
-                "sslmode" => {
-                    let mode = match value {
-                        "disable" => "disable",
-                        "allow" | "prefer" => "prefer",
-                        "require" | "verify-ca" | "verify-full" => "require",
-                        other => {
-                            return Err(format!(
-                                "sslmode={other} is not a TLS mode; valid: disable, prefer, require, verify-ca, \
-                                 verify-full"
-                            ));
-                        }
-                    };
-                    kept.push(format!("sslmode={mode}"));
-                }
-                _ => kept.push(pair.to_owned()),
-            }
-        }
-        let rebuilt = if kept.is_empty() { base.to_owned() } else { format!("{base}?{}", kept.join("&")) };
-        let mut config = tokio_postgres::Config::from_str(&rebuilt).map_err(|e| format!("not a valid URL: {e}"))?;
-        if config.get_hosts().is_empty() {
-            return Err("names no host; expected \"postgres://user:password@host:5432/database\"".into());
-        }
-        if config.get_user().is_none() {
-            return Err("names no user; expected \"postgres://user:password@host:5432/database\"".into());
-        }
-        if config.get_application_name().is_none() {
-            // So `pg_stat_activity` shows who holds the lock.
-            config.application_name("sluice");
-        }
-        Ok(Self { config, root_cert })
-    }
-
-    /// `postgres://host:port/database (user u)`, for messages: never the password, and the
-    /// user outside the URL, where no redaction of URL credentials hides it.
-    pub fn shown(&self) -> String {
-        let host = match self.config.get_hosts().first() {
-            Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
-            #[cfg(unix)]
-            Some(tokio_postgres::config::Host::Unix(p)) => p.display().to_string(),
-            None => String::new(),
-        };
-        let port = self.config.get_ports().first().copied().unwrap_or(5432);
-        let user = self.config.get_user().unwrap_or_default();
-        let db = self.config.get_dbname().unwrap_or(user);
-        format!("postgres://{host}:{port}/{db} (user {user})")
-    }
-}
 
 /// TLS for the sessions, or none.
 #[derive(Clone)]
@@ -210,16 +134,6 @@ impl SessionSettings {
         }
         out
     }
-}
-
-/// Advisory-lock class of sluice's locks (any constant; it keeps them apart from an
-/// application's own advisory locks on other keys).
-pub const LOCK_CLASS: i32 = 0x51_1CE;
-
-/// The advisory-lock key of `schema`, as an SQL expression: the sync's session lock and
-/// the consolidation procedure's transaction lock must be the same lock.
-pub fn lock_key(schema: &str) -> String {
-    format!("hashtext({})", Dialect::Postgres.quote_literal(schema))
 }
 
 impl Postgres {

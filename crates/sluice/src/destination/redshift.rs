@@ -13,6 +13,8 @@
 //! run lives and deleted when it ends. A crashed run's lease expires after
 //! [`LEASE`]; until then the next run is told who holds it and since when.
 
+pub mod config;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,64 +25,32 @@ use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
+pub use self::config::S3Staging;
 use super::postgres::{PgUrl, Postgres, SessionSettings};
 use super::{Destination, Stage, Value};
 use crate::config::PgTimeouts;
-use crate::consolidate::{Dialect, ExistingColumn, TableRef};
+use crate::consolidate::{Dialect, ExistingColumn, LEASE, TableRef, locks_table};
 use crate::{Error, Result};
 
 /// Rows per Parquet part: Redshift loads the parts of a prefix in parallel, one per
 /// slice, and each part is held in memory until it is uploaded.
 const ROWS_PER_PART: u64 = 200_000;
 
-/// The lease table, `_sluice.locks`: one row per schema (see the module docs).
-pub fn locks_table() -> TableRef {
-    TableRef::new(crate::consolidate::CONTROL_SCHEMA, "locks")
-}
-
-/// How long a lease outlives its last refresh: a crashed run blocks the next for at most
-/// this long.
-pub const LEASE: Duration = Duration::from_secs(600);
-
 /// How often a live run refreshes its lease (on a session of its own, whatever the run's
 /// main session is busy with).
 pub const HEARTBEAT: Duration = Duration::from_secs(60);
 
-/// Where and how loads are staged in S3.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct S3Staging {
-    /// `s3://bucket/prefix`.
-    pub url: String,
-    /// The role Redshift assumes to read the bucket.
-    pub iam_role: String,
-    /// The bucket's region, when it differs from the environment's.
-    pub region: Option<String>,
-    /// An S3-compatible endpoint instead of AWS (tests, MinIO-like servers).
-    pub endpoint: Option<String>,
-}
-
-impl S3Staging {
-    /// The bucket and the key prefix (no slashes at either end) of `s3://bucket/prefix`.
-    pub fn parse(url: &str) -> std::result::Result<(String, String), String> {
-        let rest = url.strip_prefix("s3://").ok_or("expected \"s3://bucket/prefix\"")?;
-        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-        if bucket.is_empty() {
-            return Err("names no bucket; expected \"s3://bucket/prefix\"".into());
-        }
-        Ok((bucket.to_owned(), prefix.trim_matches('/').to_owned()))
+/// The object store holding `staging`'s `bucket`.
+fn store(staging: &S3Staging, bucket: &str) -> Result<AmazonS3> {
+    // Credentials and region come from the environment (AWS_ACCESS_KEY_ID, ...).
+    let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+    if let Some(region) = &staging.region {
+        builder = builder.with_region(region);
     }
-
-    fn store(&self, bucket: &str) -> Result<AmazonS3> {
-        // Credentials and region come from the environment (AWS_ACCESS_KEY_ID, ...).
-        let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
-        if let Some(region) = &self.region {
-            builder = builder.with_region(region);
-        }
-        if let Some(endpoint) = &self.endpoint {
-            builder = builder.with_endpoint(endpoint).with_allow_http(endpoint.starts_with("http://"));
-        }
-        builder.build().map_err(|e| Error::user(format!("destination.s3_staging: {e}")))
+    if let Some(endpoint) = &staging.endpoint {
+        builder = builder.with_endpoint(endpoint).with_allow_http(endpoint.starts_with("http://"));
     }
+    builder.build().map_err(|e| Error::user(format!("destination.s3_staging: {e}")))
 }
 
 /// Parquet parts of one load, uploaded to `s3://bucket/<key prefix>/part-NNNNN.parquet`
@@ -197,7 +167,7 @@ impl Redshift {
     pub async fn connect(url: &PgUrl, schema: &str, staging: &S3Staging, timeouts: PgTimeouts) -> Result<Self> {
         let (bucket, prefix) =
             S3Staging::parse(&staging.url).map_err(|m| Error::user(format!("destination.s3_staging: {m}")))?;
-        let store: Arc<dyn ObjectStore> = Arc::new(staging.store(&bucket)?);
+        let store: Arc<dyn ObjectStore> = Arc::new(store(staging, &bucket)?);
         let session = SessionSettings { timeouts, redshift: true };
         let sql = Postgres::connect_unlocked_with(url, session).await?;
         // The lease lives on a session of its own, so its heartbeat goes on while a long

@@ -6,13 +6,13 @@
 use chrono::Utc;
 use futures_util::StreamExt;
 
-use super::Ctx;
+use super::context::Ctx;
+use super::summary::VerifyCounts;
 use crate::config::{Api, FlowConfig};
 use crate::consolidate::{self, MergeSpec};
 use crate::destination::{Destination, Stage, Value, first_value};
 use crate::model::{Cursor, TableSchema, Timestamp, Window};
 use crate::source::salesforce::describe::Described;
-use crate::sync::VerifyCounts;
 use crate::{Error, Result};
 
 /// The flow's `where` combined with "not in the recycle bin": the rows a live count or a

@@ -13,15 +13,17 @@ use futures_util::StreamExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::checks;
+use super::context::{Ctx, fingerprint, merge_counts};
 use super::phase::{Outcome, Phase, next};
-use super::{Ctx, checks};
+use super::plan::{Planned, plan_flow};
+use super::summary::{FlowSummary, MergeCounts, Timings};
 use crate::config::FlowConfig;
 use crate::consolidate::{self, DirectCheck, Existing, FirstLoad, FlowRun, MergeSpec, STAGE_SEQ, TableRef, procedure};
 use crate::destination::{Destination, Stage, Value, first_value};
 use crate::mask::Masker;
 use crate::model::{Timestamp, Window};
 use crate::source::salesforce::describe::Described;
-use crate::sync::{FlowSummary, MergeCounts, Planned, Timings, plan_flow};
 use crate::{Error, Result};
 
 /// What `_sluice.flows` holds for a flow.
@@ -356,7 +358,7 @@ impl<'a, D: Destination> FlowDriver<'a, D> {
             object: flow.object.clone(),
             window,
             full_refresh: self.full && self.next_window + 1 == self.windows.len(),
-            schema_fingerprint: super::fingerprint(&described.schema),
+            schema_fingerprint: fingerprint(&described.schema),
             attempts: self.attempts,
             rows_extracted: self.staged,
             api_calls: meter.as_ref().map_or(0, |m| m.calls()),
@@ -396,7 +398,7 @@ impl<'a, D: Destination> FlowDriver<'a, D> {
             done => done?,
         }
         crate::failpoint::hit("after-commit");
-        let counts = super::merge_counts(cx.dest, &cx.run_id, &spec.target).await?;
+        let counts = merge_counts(cx.dest, &cx.run_id, &spec.target).await?;
         // Where a run's time goes: `SLUICE_LOG=sluice=info` (and the benchmarks) read this.
         tracing::info!(
             object = %flow.object,
@@ -477,7 +479,8 @@ impl<'a, D: Destination> FlowDriver<'a, D> {
         let spec = self.spec.as_ref().ok_or_else(|| Error::internal("phase order: no merge spec"))?;
         let end = self.windows.last().map(|w| w.end);
         self.summary.verify = Some(checks::verify(cx, flow, self.described()?, spec, end).await?);
-        let phase = consolidate::flow_phase(cx.dest.dialect(), &cx.run_id, &spec.target, Phase::Verify.name());
+        let phase =
+            consolidate::flow_phase(cx.dest.dialect(), &cx.run_id, &spec.target, consolidate::FlowPhase::Verified);
         cx.dest.execute(vec![phase]).await?;
         crate::failpoint::hit("after-verify");
         Ok(Outcome::Completed)
@@ -487,7 +490,9 @@ impl<'a, D: Destination> FlowDriver<'a, D> {
         let (cx, d) = (self.cx, self.cx.dest.dialect());
         let spec = self.spec.as_ref().ok_or_else(|| Error::internal("phase order: no merge spec"))?;
         cx.dest.discard(spec.staging.clone()).await?;
-        cx.dest.execute(vec![consolidate::flow_phase(d, &cx.run_id, &spec.target, Phase::Done.name())]).await?;
+        cx.dest
+            .execute(vec![consolidate::flow_phase(d, &cx.run_id, &spec.target, consolidate::FlowPhase::Done)])
+            .await?;
         crate::failpoint::hit("after-cleanup");
         Ok(Outcome::Completed)
     }

@@ -1,7 +1,7 @@
 //! The run orchestrator for warehouse destinations (DESIGN "Orchestration").
 //!
 //! [`run`] records the run in `_sluice.runs`, then drives every selected flow through the
-//! phases of [`phase`] ([`flow::FlowDriver`]) with at most `max_parallel_flows` at once,
+//! phases of [`super::phase`] ([`flow::FlowDriver`]) with at most `max_parallel_flows` at once,
 //! in config order. A flow whose error is retryable (the warehouse or the API hiccuped) is
 //! tried again from its committed window with backoff; any other failure is recorded in
 //! `_sluice.flow_runs` and isolated — the other flows go on and the run is `partial`. A
@@ -10,114 +10,27 @@
 //! The exactly-once guarantee does not depend on any of this bookkeeping: it rests on the
 //! consolidation transaction alone ([`crate::consolidate`]).
 
-pub mod checks;
-pub mod flow;
-pub mod phase;
-pub mod report;
-
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use backon::BackoffBuilder as _;
 use chrono::Utc;
 use futures_util::StreamExt;
-use sha2::{Digest, Sha256};
 
+use super::context::{Ctx, config_fingerprint, layout_state};
+use super::summary::{
+    FlowStatus, FlowSummary, Observer, Quiet, RunStatus, RunSummary, SyncOptions, VerifyCounts, new_run_id,
+};
+use super::{checks, flow};
 use crate::config::{Config, Consolidation, FlowConfig};
-use crate::consolidate::{self, Dialect, TableRef};
-use crate::destination::{Destination, Value, first_value};
-use crate::model::TableSchema;
+use crate::consolidate;
+use crate::destination::{Destination, Value};
 use crate::source::salesforce::SalesforceSource;
 use crate::source::salesforce::client::{Meter, metered};
-use crate::sync::{FlowStatus, FlowSummary, MergeCounts, Observer, RunStatus, RunSummary, SyncOptions};
 use crate::{Error, Result};
 
 /// Attempts per flow for retryable errors.
 const MAX_ATTEMPTS: u32 = 3;
-
-/// Everything the flows of one run share.
-pub struct Ctx<'a, D: Destination> {
-    /// The destination.
-    pub dest: &'a D,
-    /// The connected source.
-    pub source: &'a SalesforceSource,
-    /// The whole config.
-    pub config: &'a Config,
-    /// The run's options.
-    pub opts: &'a SyncOptions,
-    /// Progress sink.
-    pub observer: &'a dyn Observer,
-    /// This run's id.
-    pub run_id: String,
-    /// Destination schema of the replicated tables.
-    pub schema: String,
-    /// Consolidations take turns (see [`flow::FlowDriver`]).
-    pub merge_lock: tokio::sync::Mutex<()>,
-}
-
-impl<'a, D: Destination> Ctx<'a, D> {
-    fn new(
-        dest: &'a D,
-        source: &'a SalesforceSource,
-        config: &'a Config,
-        opts: &'a SyncOptions,
-        observer: &'a dyn Observer,
-        run_id: String,
-        schema: &str,
-    ) -> Self {
-        let merge_lock = tokio::sync::Mutex::new(());
-        Self { dest, source, config, opts, observer, run_id, schema: schema.to_owned(), merge_lock }
-    }
-
-    /// The table `flow` writes: what its control rows are keyed by.
-    pub fn target_of(&self, flow: &FlowConfig) -> TableRef {
-        TableRef::new(&self.schema, self.config.destination.naming().apply(&flow.object))
-    }
-
-    /// Whether loads are handed to the warehouse's stored procedures rather than
-    /// consolidated by the run (`destination.consolidation = "procedure"`).
-    pub fn hands_off(&self) -> bool {
-        self.config.destination.consolidation() == Consolidation::Procedure
-    }
-}
-
-/// The first 8 bytes of a SHA-256, in hex: short, stable fingerprints for the control tables.
-fn short_hash(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)[..8].iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// A short, stable fingerprint of a table schema (columns, types, cursor), recorded with
-/// every consolidation so a schema change is visible in the control tables.
-pub fn fingerprint(schema: &TableSchema) -> String {
-    short_hash(&serde_json::to_vec(schema).unwrap_or_default())
-}
-
-/// The config's fingerprint, recorded with the run (secrets excluded: only the flows).
-fn config_fingerprint(config: &Config) -> String {
-    short_hash(format!("{:?}", config.flows).as_bytes())
-}
-
-/// The inserted / updated / deleted counts the consolidation recorded for a flow.
-pub async fn merge_counts<D: Destination>(dest: &D, run_id: &str, target: &TableRef) -> Result<MergeCounts> {
-    let rows = dest.query(consolidate::read_merge_counts(dest.dialect(), run_id, target)).await?;
-    let row =
-        rows.first().ok_or_else(|| Error::internal(format!("{}: no flow-run row after consolidation", target.name)))?;
-    let n = |i: usize| row.get(i).and_then(|v| v.as_i64()).unwrap_or(0) as u64;
-    Ok(MergeCounts { inserted: n(0), updated: n(1), deleted: n(2) })
-}
-
-/// The control tables' layout in `dest` (see [`consolidate::LayoutState`]).
-pub async fn layout_state<D: Destination>(dest: &D) -> Result<consolidate::LayoutState> {
-    let [layout, flows] = consolidate::layout_tables();
-    let has_layout = dest.columns(layout).await?.is_some();
-    let has_flows = dest.columns(flows).await?.is_some();
-    let version = if has_layout {
-        first_value(&dest.query(consolidate::layout_query(dest.dialect())).await?).and_then(Value::as_i64)
-    } else {
-        None
-    };
-    Ok(consolidate::layout_of(has_layout, has_flows, version))
-}
 
 /// Makes the control tables ready for a run into `schema`: refuses a layout from a newer
 /// sluice, migrates an older one (in one transaction), creates what is missing. Serialised
@@ -173,7 +86,7 @@ pub async fn run<D: Destination>(
     schema: &str,
 ) -> Result<RunSummary> {
     let d = dest.dialect();
-    let run_id = crate::sync::new_run_id();
+    let run_id = new_run_id();
     prepare_control(dest, config, schema).await?;
     // Holding the schema (its lock), any run of it still marked running is dead.
     let mut setup = vec![consolidate::abandon_runs(d, schema)];
@@ -186,7 +99,7 @@ pub async fn run<D: Destination>(
         &config_fingerprint(config),
     ));
     dest.execute(setup).await?;
-    if d != Dialect::DuckDb && config.destination.consolidation() == Consolidation::Run {
+    if d.caps().procedures && config.destination.consolidation() == Consolidation::Run {
         // A procedure left by an earlier `consolidation = "procedure"` would consolidate
         // whatever this run stages: gone before any flow stages.
         let rows = dest.query(consolidate::procedure::leftovers_query(d, schema)).await?;
@@ -203,7 +116,7 @@ pub async fn run<D: Destination>(
     // The flows' own commits stand whatever happens to this bookkeeping row (a full disk,
     // a lost connection): the summary must still say which committed. The row stays
     // `running` and the next run of the schema marks it abandoned.
-    let record = consolidate::run_finished(d, &run_id, &status.to_string(), Utc::now());
+    let record = consolidate::run_finished(d, &run_id, status.persisted(), Utc::now());
     let recorded = match crate::failpoint::check("run-finished") {
         Ok(()) => dest.execute(vec![record]).await,
         Err(e) => Err(e),
@@ -273,7 +186,7 @@ pub struct FlowVerify {
     /// Flow (object) name.
     pub flow: String,
     /// The counts, when the flow has committed anything and the check ran.
-    pub counts: Option<crate::sync::VerifyCounts>,
+    pub counts: Option<VerifyCounts>,
     /// Rows `--repair` removed (or flagged, in soft mode).
     pub repaired: Option<u64>,
     /// Why the check could not run, or the repair was refused.
@@ -293,8 +206,8 @@ pub async fn verify<D: Destination>(
     repair: bool,
 ) -> Result<Vec<FlowVerify>> {
     prepare_control(dest, config, schema).await?;
-    let run_id = format!("verify-{}", crate::sync::new_run_id());
-    let cx = Ctx::new(dest, source, config, opts, &crate::sync::Quiet, run_id, schema);
+    let run_id = format!("verify-{}", new_run_id());
+    let cx = Ctx::new(dest, source, config, opts, &Quiet, run_id, schema);
     let mut out = Vec::new();
     for flow in flows {
         let mut result = FlowVerify { flow: flow.object.clone(), counts: None, repaired: None, error: None };

@@ -4,8 +4,8 @@
 
 use serde::Serialize;
 
-/// Where a flow is. The name is what `_sluice.flow_runs.phase` records once the flow has
-/// consolidated (earlier phases leave no row: they changed nothing).
+/// Where a flow is. What `_sluice.flow_runs.phase` records is the control tables' own word
+/// ([`crate::consolidate::FlowPhase`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
@@ -23,21 +23,6 @@ pub enum Phase {
     Cleanup,
     /// Finished.
     Done,
-}
-
-impl Phase {
-    /// The name recorded in `_sluice.flow_runs.phase`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Phase::Plan => "plan",
-            Phase::Stage => "stage",
-            Phase::Consolidate => "consolidated",
-            Phase::Reconcile => "reconciled",
-            Phase::Verify => "verified",
-            Phase::Cleanup => "cleanup",
-            Phase::Done => "done",
-        }
-    }
 }
 
 /// What the phase just finished found out.

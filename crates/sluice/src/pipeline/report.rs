@@ -73,7 +73,7 @@ fn text(v: &Value) -> Option<String> {
 /// run wrote them; an error for a layout from an older sluice (a sync upgrades it) or a
 /// newer one.
 async fn has_control<D: Destination>(dest: &D) -> Result<bool> {
-    let state = super::layout_state(dest).await?;
+    let state = super::context::layout_state(dest).await?;
     consolidate::check_layout(state, &dest.location())?;
     match state {
         LayoutState::Absent => Ok(false),

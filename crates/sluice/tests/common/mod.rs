@@ -2,7 +2,7 @@
 //! in-process sandbox with its default credentials, and the sandbox's admin API (ground
 //! truth, mutations, clock).
 
-// Each test binary uses its own subset.
+// Each suite uses its own subset.
 #![allow(dead_code)]
 
 use sandbox::Running;

@@ -2,7 +2,7 @@
 //! loopback. `SLUICE_TEST_POSTGRES_URL` names the server (as a superuser, on its
 //! `postgres` database); without it the tests fail and say how to get one.
 
-// Each test binary uses its own subset.
+// Each suite uses its own subset.
 #![allow(dead_code)]
 
 use std::sync::atomic::{AtomicU32, Ordering};

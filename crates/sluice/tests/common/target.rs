@@ -5,7 +5,7 @@
 //! every warehouse, in its dialect. Shared by both crates' tests (`#[path]`), next to
 //! `postgres.rs`, which a test binary must include as `mod pg`.
 
-// Each test binary uses its own subset.
+// Each suite uses its own subset.
 #![allow(dead_code)]
 
 use std::path::PathBuf;

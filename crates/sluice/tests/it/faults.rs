@@ -43,9 +43,9 @@ use serde_json::{Value as Json, json};
 use sluice::config::{self, Config};
 use sluice::consolidate::TableRef;
 use sluice::model::{Naming, SluiceType, TableSchema};
+use sluice::pipeline::{self, FlowStatus, RunStatus, SyncOptions};
 use sluice::source::salesforce::SalesforceSource;
 use sluice::source::salesforce::describe::Selection;
-use sluice::sync::{self, FlowStatus, RunStatus, SyncOptions};
 use target::{Kind, Warehouse};
 use warehouse::{Expect, assert_matches, canon_truth, truth};
 
@@ -393,7 +393,7 @@ impl Suite {
     /// The faulty run, with the side events played while it runs; returns its outcome.
     async fn faulty_run(&self, max_retries: usize, events: &[SideEvent]) -> String {
         let opts = SyncOptions { source: common::quick_source(max_retries), ..SyncOptions::default() };
-        let run = sync::sync(&self.config, &opts, &sync::Quiet);
+        let run = pipeline::sync(&self.config, &opts, &pipeline::Quiet);
         let base = self.sb.instance_url.clone();
         let side = async move {
             for e in events {
@@ -441,7 +441,7 @@ impl Suite {
         let status: Json = serde_json::from_str(&status).unwrap();
         assert_eq!(status["pending_late_writes"], 0, "late writes still pending: {status}; {replay}");
         let opts = SyncOptions { source: common::quick_source(10), ..SyncOptions::default() };
-        let summary = sync::sync(&self.config, &opts, &sync::Quiet)
+        let summary = pipeline::sync(&self.config, &opts, &pipeline::Quiet)
             .await
             .unwrap_or_else(|e| panic!("the clean run does not start: {}; {replay}", e.message));
         for f in &summary.flows {

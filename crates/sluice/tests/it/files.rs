@@ -10,7 +10,7 @@ use sluice::model::Window;
 use sluice::source::salesforce::describe::Selection;
 use sluice::source::salesforce::{Options, SalesforceSource};
 
-mod common;
+use crate::common;
 
 const OBJECTS: [&str; 7] = ["Account", "Case", "Contact", "Invoice__c", "Lead", "Opportunity", "User"];
 

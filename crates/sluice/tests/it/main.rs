@@ -1,6 +1,5 @@
 //! The library's integration-test binary: one module per suite, so DuckDB is linked once
-//! for all of them. The suites still in files of their own beside `tests/it` move here as
-//! they are next touched.
+//! for all of them (a binary per file linked it once each).
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -11,5 +10,11 @@ mod target;
 #[path = "../common/warehouse.rs"]
 mod warehouse;
 
+mod consolidate_golden;
 mod faults;
+mod files;
+mod postgres;
+mod redshift;
+mod salesforce;
 mod scenarios;
+mod sync;

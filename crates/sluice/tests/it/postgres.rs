@@ -2,8 +2,7 @@
 //! loopback, named by `SLUICE_TEST_POSTGRES_URL`): every type round-trips through binary
 //! `COPY`, transactions are all-or-nothing, the lock names its holder, errors are clear.
 
-#[path = "common/postgres.rs"]
-mod pg;
+use crate::pg;
 
 use std::sync::Arc;
 

@@ -9,8 +9,7 @@
 //! - the schema lease (Redshift has no advisory locks) works on the same server;
 //! - the `COPY` statement is the one Redshift documents.
 
-#[path = "common/postgres.rs"]
-mod pg;
+use crate::pg;
 
 use std::sync::Arc;
 

@@ -23,7 +23,7 @@ use sluice::source::salesforce::describe::{Described, Selection};
 use sluice::source::salesforce::{Options, SalesforceSource};
 use sluice::{Error, Kind};
 
-mod common;
+use crate::common;
 use common::{admin, password, truth, truth_over};
 
 const OBJECTS: [&str; 7] = ["Account", "Case", "Contact", "Invoice__c", "Lead", "Opportunity", "User"];
@@ -671,9 +671,9 @@ async fn a_short_read_fails_the_flow_and_commits_nothing() {
         db.display()
     );
     let config = sluice::config::load(&text, "test.toml", &|_| None).expect("valid config");
-    let opts = sluice::sync::SyncOptions { source: fast(), ..Default::default() };
-    let summary = sluice::sync::sync(&config, &opts, &sluice::sync::Quiet).await.expect("the run starts");
-    assert_eq!(summary.flows[0].status, sluice::sync::FlowStatus::Failed, "{:#?}", summary.flows[0]);
+    let opts = sluice::pipeline::SyncOptions { source: fast(), ..Default::default() };
+    let summary = sluice::pipeline::sync(&config, &opts, &sluice::pipeline::Quiet).await.expect("the run starts");
+    assert_eq!(summary.flows[0].status, sluice::pipeline::FlowStatus::Failed, "{:#?}", summary.flows[0]);
     use sluice::destination::Destination;
     let dest = sluice::destination::duckdb::DuckDb::open_read_only(&db).unwrap();
     let tables = dest

@@ -14,9 +14,9 @@ use serde_json::json;
 use sluice::config::{self, Config, Deletes};
 use sluice::consolidate::{MergeSpec, procedure};
 use sluice::model::{Naming, TableSchema};
+use sluice::pipeline::{self, FlowStatus, RunSummary, SyncOptions};
 use sluice::source::salesforce::SalesforceSource;
 use sluice::source::salesforce::describe::Selection;
-use sluice::sync::{self, FlowStatus, RunSummary, SyncOptions};
 use target::{Kind, Warehouse, bool_text};
 use warehouse::{Expect, assert_matches, truth};
 
@@ -57,7 +57,7 @@ reconcile_every = "never"
 }
 
 async fn run(s: &Setup) -> RunSummary {
-    let summary = sync::sync(&s.config, &SyncOptions::default(), &sync::Quiet).await.expect("the run starts");
+    let summary = pipeline::sync(&s.config, &SyncOptions::default(), &pipeline::Quiet).await.expect("the run starts");
     for f in &summary.flows {
         assert_eq!(f.status, FlowStatus::Ok, "{f:#?}");
     }
@@ -218,7 +218,7 @@ async fn soft_and_hard_deletes_undelete_and_purge_found_by_reconciliation(kind: 
     for s in [&soft, &hard] {
         let mut config = s.config.clone();
         config.flows[0].settings.reconcile_every = Some(Duration::ZERO);
-        let summary = sync::sync(&config, &SyncOptions::default(), &sync::Quiet).await.unwrap();
+        let summary = pipeline::sync(&config, &SyncOptions::default(), &pipeline::Quiet).await.unwrap();
         assert_eq!(summary.flows[0].status, FlowStatus::Ok, "{:#?}", summary.flows[0]);
         assert_eq!(summary.flows[0].reconciled, Some(1), "{:#?}", summary.flows[0]);
     }
@@ -246,7 +246,7 @@ async fn reconciliation_refuses_to_delete_most_of_a_table(kind: Kind) {
     mutate(&sb, json!(purges)).await;
     advance(&sb, 5.0).await;
     let before = s.wh.query_i64("SELECT COUNT(*) FROM salesforce.lead WHERE NOT _sluice_deleted").await;
-    let summary = sync::sync(&s.config, &SyncOptions::default(), &sync::Quiet).await.unwrap();
+    let summary = pipeline::sync(&s.config, &SyncOptions::default(), &pipeline::Quiet).await.unwrap();
     let f = &summary.flows[0];
     assert_eq!(f.status, FlowStatus::Failed, "{f:#?}");
     assert!(f.error.as_deref().unwrap().contains("max_delete_ratio"), "{f:#?}");
@@ -340,7 +340,7 @@ async fn a_rerun_of_the_same_window_changes_nothing(kind: Kind) {
         flow.settings.lookback = Duration::from_secs(20 * 365 * 86_400);
     }
     for opts in [SyncOptions::default(), SyncOptions { full_refresh: true, ..SyncOptions::default() }] {
-        let summary = sync::sync(&again, &opts, &sync::Quiet).await.unwrap();
+        let summary = pipeline::sync(&again, &opts, &pipeline::Quiet).await.unwrap();
         for f in &summary.flows {
             let m = f.merged.unwrap();
             assert_eq!((m.inserted, m.updated, m.deleted), (0, 0, 0), "{f:#?}");
@@ -391,7 +391,7 @@ async fn two_schemas_of_one_database_keep_a_window_each(kind: Kind) {
     mutate(&sb, json!([{"op": "insert", "object": "Account", "count": 4}])).await;
     advance(&sb, 3.0).await;
     let other = setup_in(&s.wh.toml, &sb, "sales_two", "Account");
-    let summary = sync::sync(&other, &SyncOptions::default(), &sync::Quiet).await.expect("the run starts");
+    let summary = pipeline::sync(&other, &SyncOptions::default(), &pipeline::Quiet).await.expect("the run starts");
     assert_eq!(summary.flows[0].status, FlowStatus::Ok, "{:#?}", summary.flows[0]);
     assert_eq!(summary.flows[0].window.and_then(|w| w.start), None, "a first load of its own");
     let schema = schema_of(&sb, "Account").await;
@@ -403,9 +403,9 @@ async fn two_schemas_of_one_database_keep_a_window_each(kind: Kind) {
     let windows = s.wh.query_i64("SELECT COUNT(DISTINCT target_schema) FROM _sluice.flows").await;
     assert_eq!(windows, 2);
     // Each config's status and history show only its own flows and runs.
-    let mine = sync::history(&other, 10).await.unwrap();
+    let mine = pipeline::history(&other, 10).await.unwrap();
     assert_eq!(mine.len(), 1, "{mine:#?}");
-    let status = sync::status(&other).await.unwrap();
+    let status = pipeline::status(&other).await.unwrap();
     assert_eq!(status.len(), 1);
     let live = truth(&sb, "Account").await.values().filter(|r| r["IsDeleted"] != true).count() as u64;
     assert_eq!((status[0].state.table.as_str(), status[0].live_rows), ("account", Some(live)));
@@ -471,7 +471,7 @@ async fn a_full_refresh_removes_what_the_source_lost_and_repairs_wrong_rows(kind
         assert_eq!(s.wh.query_i64(&gone).await, 1, "no incremental query sees a purge");
 
         let opts = SyncOptions { full_refresh: true, ..SyncOptions::default() };
-        let summary = sync::sync(&s.config, &opts, &sync::Quiet).await.expect("the run starts");
+        let summary = pipeline::sync(&s.config, &opts, &pipeline::Quiet).await.expect("the run starts");
         let f = &summary.flows[0];
         assert_eq!(f.status, FlowStatus::Ok, "{f:#?}");
         assert_eq!(f.merged.map(|m| m.deleted), Some(1), "{f:#?}");
@@ -502,7 +502,7 @@ async fn a_full_refresh_removes_what_the_source_lost_and_repairs_wrong_rows(kind
             .collect();
         mutate(&sb, json!(ops)).await;
         advance(&sb, 3.0).await;
-        let summary = sync::sync(&s.config, &opts, &sync::Quiet).await.expect("the run starts");
+        let summary = pipeline::sync(&s.config, &opts, &pipeline::Quiet).await.expect("the run starts");
         let f = &summary.flows[0];
         assert_eq!(f.status, FlowStatus::Failed, "{f:#?}");
         assert!(f.error.as_deref().is_some_and(|e| e.contains("max_delete_ratio")), "{f:#?}");
@@ -564,7 +564,7 @@ async fn control_tables_of_the_first_layout_are_migrated_keeping_the_windows(kin
     let keyed = "SELECT COUNT(*) FROM _sluice.flows WHERE target_schema = 'salesforce' AND target_table = 'account'";
     assert_eq!(s.wh.query_i64(keyed).await, 1);
     assert_eq!(s.wh.query_i64("SELECT MAX(version) FROM _sluice.layout").await, 2);
-    let history = sync::history(&s.config, 10).await.unwrap();
+    let history = pipeline::history(&s.config, 10).await.unwrap();
     assert_eq!(history.len(), 2, "the run before the upgrade is kept: {history:#?}");
     assert_ne!(s.wh.query("SELECT CAST(window_end AS VARCHAR) FROM _sluice.flows").await, end, "the window moved");
     sb.shutdown().await;
@@ -605,7 +605,8 @@ async fn postgres_procedure_consolidates_when_called_and_only_once() {
     let hand_off = |s: &Setup| {
         let config = s.config.clone();
         async move {
-            let summary = sync::sync(&config, &SyncOptions::default(), &sync::Quiet).await.expect("the run starts");
+            let summary =
+                pipeline::sync(&config, &SyncOptions::default(), &pipeline::Quiet).await.expect("the run starts");
             let f = summary.flows[0].clone();
             assert_eq!(f.status, FlowStatus::HandedOff, "{f:#?}");
             assert_eq!(f.handed_off.as_deref(), Some(call));
@@ -674,7 +675,7 @@ async fn postgres_procedure_consolidates_when_called_and_only_once() {
     // Back to consolidation = "run": the first sync drops the procedure before staging.
     let text = text.replace("consolidation = \"procedure\"\n", "");
     let config = config::load(&text, "test.toml", &|_| None).expect("valid config");
-    let summary = sync::sync(&config, &SyncOptions::default(), &sync::Quiet).await.expect("the run starts");
+    let summary = pipeline::sync(&config, &SyncOptions::default(), &pipeline::Quiet).await.expect("the run starts");
     assert_eq!(summary.flows[0].status, FlowStatus::Ok, "{:#?}", summary.flows[0]);
     let procs = "SELECT COUNT(*) FROM pg_proc WHERE proname = 'sluice_consolidate_account'";
     assert_eq!(s.wh.query_i64(procs).await, 0, "no procedure is left to commit a later load");

@@ -2,7 +2,7 @@
 //! boundary that the next run resumes from, and a failing extraction that leaves no
 //! manifest and no advanced state.
 
-mod common;
+use crate::common;
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -12,9 +12,9 @@ use sandbox::{Running, SandboxConfig};
 use sluice::config::{self, Config};
 use sluice::destination::files::FilesDestination;
 use sluice::model::Window;
+use sluice::pipeline::{self, FlowStatus, FlowSummary, Observer, RunStatus, SyncOptions};
 use sluice::source::salesforce::Options;
 use sluice::source::salesforce::client::RetryPolicy;
-use sluice::sync::{self, FlowStatus, FlowSummary, Observer, RunStatus, SyncOptions};
 
 use common::{advance, post, truth};
 
@@ -98,7 +98,7 @@ async fn quota_stops_at_a_flow_boundary_and_the_next_run_resumes() {
             }
         }),
     };
-    let summary = sync::sync(&cfg, &fast(), &observer).await.expect("the run starts");
+    let summary = pipeline::sync(&cfg, &fast(), &observer).await.expect("the run starts");
     let statuses: Vec<FlowStatus> = summary.flows.iter().map(|f| f.status).collect();
     assert_eq!(statuses, [FlowStatus::Ok, FlowStatus::Stopped, FlowStatus::Skipped], "{summary:#?}");
     assert_eq!(summary.status, RunStatus::Partial);
@@ -116,7 +116,7 @@ async fn quota_stops_at_a_flow_boundary_and_the_next_run_resumes() {
     // The next day: the stopped flows run in full, the committed one incrementally.
     sb.state.knobs.write().daily_api_limit = 1_000_000;
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let summary = sync::sync(&cfg, &fast(), &sync::Quiet).await.unwrap();
+    let summary = pipeline::sync(&cfg, &fast(), &pipeline::Quiet).await.unwrap();
     assert_eq!(summary.status, RunStatus::Ok, "{summary:#?}");
     let windows: Vec<Option<Window>> = summary.flows.iter().map(|f| f.window).collect();
     assert_eq!(windows[0].unwrap().start, Some(account_end - chrono::TimeDelta::minutes(10)));
@@ -127,11 +127,11 @@ async fn quota_stops_at_a_flow_boundary_and_the_next_run_resumes() {
 
     // --full-refresh ignores the state; --objects picks flows.
     let opts = SyncOptions { objects: Some(vec!["lead".into()]), full_refresh: true, ..fast() };
-    let summary = sync::sync(&cfg, &opts, &sync::Quiet).await.unwrap();
+    let summary = pipeline::sync(&cfg, &opts, &pipeline::Quiet).await.unwrap();
     assert_eq!(summary.flows.len(), 1);
     assert!(summary.flows[0].window.unwrap().is_full());
     assert_eq!(summary.flows[0].rows, 40);
-    let err = sync::sync(&cfg, &SyncOptions { objects: Some(vec!["Nope".into()]), ..fast() }, &sync::Quiet)
+    let err = pipeline::sync(&cfg, &SyncOptions { objects: Some(vec!["Nope".into()]), ..fast() }, &pipeline::Quiet)
         .await
         .unwrap_err();
     assert!(err.message.contains("Nope") && err.message.contains("Account, Contact, Lead"), "{}", err.message);
@@ -154,7 +154,7 @@ async fn a_failing_extraction_leaves_no_manifest_and_no_state() {
             _ => {}
         }),
     };
-    let summary = sync::sync(&cfg, &fast(), &observer).await.unwrap();
+    let summary = pipeline::sync(&cfg, &fast(), &observer).await.unwrap();
     let statuses: Vec<FlowStatus> = summary.flows.iter().map(|f| f.status).collect();
     assert_eq!(statuses, [FlowStatus::Failed, FlowStatus::Ok], "{summary:#?}");
     assert_eq!(summary.status, RunStatus::Partial);
@@ -166,7 +166,7 @@ async fn a_failing_extraction_leaves_no_manifest_and_no_state() {
     assert_eq!(dest.runs("contact").unwrap()[0].rows, 80);
 
     // The next run reads Account in full.
-    let summary = sync::sync(&cfg, &fast(), &sync::Quiet).await.unwrap();
+    let summary = pipeline::sync(&cfg, &fast(), &pipeline::Quiet).await.unwrap();
     assert_eq!(summary.status, RunStatus::Ok);
     assert!(summary.flows[0].window.unwrap().is_full());
     assert_eq!(summary.flows[0].rows, 120);
@@ -179,7 +179,7 @@ async fn slices_are_committed_as_runs_of_their_own() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(&sb, dir.path(), &["Account; slice = \"400d\"", "Contact"]);
     let dest = FilesDestination::new(dir.path(), config::FileFormat::Parquet);
-    let summary = sync::sync(&cfg, &fast(), &sync::Quiet).await.unwrap();
+    let summary = pipeline::sync(&cfg, &fast(), &pipeline::Quiet).await.unwrap();
     assert_eq!(summary.status, RunStatus::Ok, "{summary:#?}");
     assert_eq!(summary.flows[0].rows, 120);
     let runs = dest.runs("account").unwrap();
@@ -208,7 +208,7 @@ async fn empty_slices_merge_and_a_plan_over_the_api_budget_is_refused() {
     // Six years of data in one-day slices: over 2,000 planned, at most 12 hold rows.
     let cfg = config(&sb, dir.path(), &["Account; slice = \"1d\""]);
     let dest = FilesDestination::new(dir.path(), config::FileFormat::Parquet);
-    let summary = sync::sync(&cfg, &fast(), &sync::Quiet).await.unwrap();
+    let summary = pipeline::sync(&cfg, &fast(), &pipeline::Quiet).await.unwrap();
     assert_eq!(summary.status, RunStatus::Ok, "{summary:#?}");
     let runs = dest.runs("account").unwrap();
     assert!(runs.len() <= 13, "{} runs: empty slices were merged", runs.len());
@@ -225,7 +225,7 @@ async fn empty_slices_merge_and_a_plan_over_the_api_budget_is_refused() {
     big.state.knobs.write().daily_api_limit = 400;
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(&big, dir.path(), &["Account; slice = \"1d\""]);
-    let summary = sync::sync(&cfg, &fast(), &sync::Quiet).await.unwrap();
+    let summary = pipeline::sync(&cfg, &fast(), &pipeline::Quiet).await.unwrap();
     let f = &summary.flows[0];
     assert_eq!(f.status, FlowStatus::Failed, "{f:#?}");
     let error = f.error.as_deref().unwrap_or_default();
@@ -268,22 +268,22 @@ async fn a_late_commit_is_caught_by_the_lookback() {
     let cfg = config(&sb, with.path(), &["Account"]);
     let no_lookback = config(&sb, without.path(), &["Account; lookback = \"0s\""]);
     for c in [&cfg, &no_lookback] {
-        sync::sync(c, &fast(), &sync::Quiet).await.unwrap();
+        pipeline::sync(c, &fast(), &pipeline::Quiet).await.unwrap();
     }
     // A transaction stamped now that commits a minute later (a long trigger, a bulk load).
     let insert = serde_json::json!({"mutations": [{"op": "insert", "object": "Account", "fields": {"Name": "Late Co"}, "late_secs": 60}]});
     let late_id = post(&sb, "/sandbox/v1/mutations", insert).await["results"][0]["id"].as_str().unwrap().to_owned();
     advance(&sb, 5.0).await;
     for c in [&cfg, &no_lookback] {
-        let run = sync::sync(c, &fast(), &sync::Quiet).await.unwrap();
+        let run = pipeline::sync(c, &fast(), &pipeline::Quiet).await.unwrap();
         let dir = if std::ptr::eq(c, &cfg) { with.path() } else { without.path() };
         assert!(!run_rows(dir, "account", &run.run_id).iter().any(|(id, _)| *id == late_id), "not visible yet");
     }
     // It commits now, with a SystemModstamp older than both runs' window ends.
     advance(&sb, 120.0).await;
-    let run = sync::sync(&cfg, &fast(), &sync::Quiet).await.unwrap();
+    let run = pipeline::sync(&cfg, &fast(), &pipeline::Quiet).await.unwrap();
     assert!(run_rows(with.path(), "account", &run.run_id).iter().any(|(id, _)| *id == late_id), "lookback reads it");
-    let run = sync::sync(&no_lookback, &fast(), &sync::Quiet).await.unwrap();
+    let run = pipeline::sync(&no_lookback, &fast(), &pipeline::Quiet).await.unwrap();
     assert!(
         !run_rows(without.path(), "account", &run.run_id).iter().any(|(id, _)| *id == late_id),
         "without a lookback the late row is lost: the scenario is real"
@@ -296,7 +296,7 @@ async fn rows_sharing_one_timestamp_are_all_read() {
     let sb = start().await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(&sb, dir.path(), &["Account"]);
-    sync::sync(&cfg, &fast(), &sync::Quiet).await.unwrap();
+    pipeline::sync(&cfg, &fast(), &pipeline::Quiet).await.unwrap();
     // 300 rows committed in one second, and the run's window ends on that second.
     post(&sb, "/sandbox/v1/clock", serde_json::json!({"freeze": true})).await;
     let done = post(
@@ -308,9 +308,9 @@ async fn rows_sharing_one_timestamp_are_all_read() {
     let inserted: std::collections::BTreeSet<String> =
         done["results"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_owned()).collect();
     assert_eq!(inserted.len(), 300);
-    let first = sync::sync(&cfg, &fast(), &sync::Quiet).await.unwrap();
+    let first = pipeline::sync(&cfg, &fast(), &pipeline::Quiet).await.unwrap();
     advance(&sb, 1.0).await;
-    let second = sync::sync(&cfg, &fast(), &sync::Quiet).await.unwrap();
+    let second = pipeline::sync(&cfg, &fast(), &pipeline::Quiet).await.unwrap();
     let mut seen: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
     for run in [&first, &second] {
         seen.extend(run_rows(dir.path(), "account", &run.run_id).into_iter().map(|(id, _)| id));
@@ -325,14 +325,14 @@ async fn deletes_and_undeletes_arrive_incrementally() {
     let sb = start().await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(&sb, dir.path(), &["Contact"]);
-    let first = sync::sync(&cfg, &fast(), &sync::Quiet).await.unwrap();
+    let first = pipeline::sync(&cfg, &fast(), &pipeline::Quiet).await.unwrap();
     let (id, _) = run_rows(dir.path(), "contact", &first.run_id).into_iter().find(|(_, deleted)| !deleted).unwrap();
     let op = |op: &str| serde_json::json!({"mutations": [{"op": op, "object": "Contact", "id": id}]});
     for (mutation, expect_deleted) in [("delete", true), ("undelete", false)] {
         advance(&sb, 2.0).await;
         post(&sb, "/sandbox/v1/mutations", op(mutation)).await;
         advance(&sb, 2.0).await;
-        let run = sync::sync(&cfg, &fast(), &sync::Quiet).await.unwrap();
+        let run = pipeline::sync(&cfg, &fast(), &pipeline::Quiet).await.unwrap();
         let rows = run_rows(dir.path(), "contact", &run.run_id);
         assert!(rows.len() < 20, "an incremental run reads the recent changes, not the table: {}", rows.len());
         assert_eq!(rows.iter().find(|(r, _)| *r == id).map(|(_, d)| *d), Some(expect_deleted), "after {mutation}");
@@ -347,7 +347,7 @@ async fn masked_fields_are_stored_as_salted_hashes() {
     let dir = tempfile::tempdir().unwrap();
     let flows = ["Contact; mask = [\"Phone\", \"Email\"]"];
     let cfg = config_with(&sb, dir.path(), &flows, "mask_salt = \"pepper\"");
-    let run = sync::sync(&cfg, &fast(), &sync::Quiet).await.unwrap();
+    let run = pipeline::sync(&cfg, &fast(), &pipeline::Quiet).await.unwrap();
     let truth: std::collections::HashMap<String, _> =
         truth(&sb, "Contact").await.into_iter().map(|r| (r["Id"].as_str().unwrap().to_owned(), r)).collect();
     let dest = FilesDestination::new(dir.path(), config::FileFormat::Parquet);
@@ -397,14 +397,14 @@ async fn a_second_run_on_a_files_root_is_refused_and_told_who_holds_it() {
     let cfg = config(&sb, dir.path(), &["Account"]);
     let dest = FilesDestination::new(dir.path(), config::FileFormat::Parquet);
     let held = dest.lock("sync").unwrap();
-    let err = sync::sync(&cfg, &fast(), &sync::Quiet).await.unwrap_err();
+    let err = pipeline::sync(&cfg, &fast(), &pipeline::Quiet).await.unwrap_err();
     assert_eq!(err.kind, sluice::Kind::User);
     let pid = format!("pid {}", std::process::id());
     assert!(err.message.contains("is in use by another sluice run") && err.message.contains(&pid), "{}", err.message);
     assert!(dest.state().unwrap().is_empty(), "the refused run wrote no state");
     assert!(dest.runs("account").unwrap().is_empty(), "the refused run wrote no run");
     drop(held);
-    let summary = sync::sync(&cfg, &fast(), &sync::Quiet).await.unwrap();
+    let summary = pipeline::sync(&cfg, &fast(), &pipeline::Quiet).await.unwrap();
     assert_eq!(summary.status, RunStatus::Ok, "{summary:#?}");
     sb.shutdown().await;
 }

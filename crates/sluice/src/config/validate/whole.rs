@@ -1,9 +1,15 @@
 //! Checks of the config as a whole, after each key's own value: keys that would have no
 //! effect where they are written ([`no_effect`]) and flows whose tables would collide
-//! ([`collisions`]). Split from [`super`] to keep each file readable; it shares its
-//! imports and problem collector ([`super::Ctx`]).
+//! ([`collisions`]). Split from [`super`] to keep each file readable; problems go
+//! to the same collector ([`super::problems::Ctx`]).
 
-use super::*;
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+
+use super::problems::Ctx;
+use crate::config::raw::{RawConfig, RawFlow};
+use crate::config::types::{DestinationConfig, FlowConfig, Mode};
+use crate::model::Naming;
 
 /// A settings key: its name, whether `[defaults]` sets it, whether a flow sets it.
 type SettingKey = (&'static str, bool, fn(&RawFlow) -> bool);

@@ -1,5 +1,5 @@
 //! `destination.url` parsing: pure, so it runs without a server (the destination against a
-//! real server is in `tests/postgres.rs`).
+//! real server is in `tests/it/postgres.rs`).
 
 use super::*;
 

@@ -15,7 +15,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::classify::{Disposition, classify};
+use super::classify::{Disposition, classify, header_pairs, transport_error};
 use crate::config::{Auth, SalesforceConfig, Secret};
 use crate::error::{Error, Result};
 
@@ -141,10 +141,10 @@ pub async fn login(http: &reqwest::Client, cfg: &SalesforceConfig) -> Result<Ses
         .form(&form)
         .send()
         .await
-        .map_err(|e| super::client::transport_error(&e, &url))?;
+        .map_err(|e| transport_error(&e, &url))?;
     let status = resp.status().as_u16();
-    let headers = super::client::header_pairs(resp.headers());
-    let body = resp.text().await.map_err(|e| super::client::transport_error(&e, &url))?;
+    let headers = header_pairs(resp.headers());
+    let body = resp.text().await.map_err(|e| transport_error(&e, &url))?;
     parse_token_response(status, &headers, &body).map_err(|e| e.context("login"))
 }
 

@@ -352,5 +352,70 @@ fn with_retry_after(disposition: Disposition, headers: &[(String, String)]) -> D
     }
 }
 
+/// Response headers as `(lower-case name, value)` pairs.
+pub fn header_pairs(headers: &reqwest::header::HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_ascii_lowercase(), v.to_owned())))
+        .collect()
+}
+
+/// A transport failure as an [`Error`], naming the host and never the request.
+pub fn transport_error(e: &reqwest::Error, url: &str) -> Error {
+    let host = reqwest::Url::parse(url)
+        .ok()
+        .and_then(|u| {
+            u.host_str().map(|h| match u.port() {
+                Some(p) => format!("{h}:{p}"),
+                None => h.to_owned(),
+            })
+        })
+        .unwrap_or_else(|| "the Salesforce host".to_owned());
+    // The causes below reqwest's own message (which quotes the URL) say what happened.
+    let mut causes = Vec::new();
+    let mut refused = false;
+    let mut reset = false;
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            refused |= io.kind() == std::io::ErrorKind::ConnectionRefused;
+            reset |= matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::ConnectionAborted
+                    | std::io::ErrorKind::BrokenPipe
+            );
+        }
+        causes.push(s.to_string());
+        source = s.source();
+    }
+    let detail = causes.last().cloned().unwrap_or_else(|| "no detail".to_owned());
+    let all = causes.join(" / ").to_ascii_lowercase();
+    let kind = if e.is_timeout() {
+        Transport::Timeout
+    } else if refused || all.contains("connection refused") {
+        Transport::Refused
+    } else if all.contains("dns")
+        || all.contains("lookup")
+        || all.contains("resolve")
+        || all.contains("name or service")
+    {
+        Transport::Dns
+    } else if all.contains("certificate")
+        || all.contains("tls")
+        || all.contains("handshake")
+        || all.contains("invalidcert")
+    {
+        Transport::Tls
+    } else if reset || all.contains("reset") || all.contains("closed") || all.contains("incomplete") {
+        if e.is_body() || e.is_decode() { Transport::TruncatedBody } else { Transport::ConnectionReset }
+    } else if e.is_body() || e.is_decode() {
+        Transport::TruncatedBody
+    } else {
+        Transport::Other
+    };
+    classify_transport(kind, &host, &detail)
+}
+
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,353 @@
+//! The validated configuration ([`Config`]) and its parts, with the defaults of keys
+//! left unset. Everything here has passed [`super::validate`].
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::model::Naming;
+
+/// The API version used when `api_version` is not set (Winter '25).
+pub const DEFAULT_API_VERSION: &str = "62.0";
+
+/// `source.connect_timeout` when not set: TCP and TLS connect to Salesforce.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// `source.read_timeout` when not set: the longest silence while waiting for a
+/// response's next bytes.
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// `source.bulk_timeout` when not set: the longest total wait for one window's Bulk jobs
+/// (splits included) before the window is read through REST.
+pub const DEFAULT_BULK_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
+/// A validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Where it came from (a file path), for messages.
+    pub origin: String,
+    /// The Salesforce org to read.
+    pub source: SalesforceConfig,
+    /// Where data lands.
+    pub destination: DestinationConfig,
+    /// One entry per object, defaults applied.
+    pub flows: Vec<FlowConfig>,
+    /// Salt of the SHA-256 that masked fields are stored as (`destination.mask_salt`);
+    /// required when a flow masks a field, so hashes are stable across runs and tables.
+    pub mask_salt: Option<Secret>,
+}
+
+/// `[source]` with `type = "salesforce"`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SalesforceConfig {
+    /// Login host, without a trailing `/`.
+    pub login_url: String,
+    /// Credentials for the chosen OAuth flow.
+    pub auth: Auth,
+    /// API version, like `62.0`.
+    pub api_version: String,
+    /// Default read API for flows.
+    pub api: Api,
+    /// Extra trusted root certificate (PEM).
+    pub ca_file: Option<PathBuf>,
+    /// Stop at a flow boundary once this share of the daily API limit is used (1..=100).
+    pub api_budget_percent: u8,
+    /// Flows extracted at the same time (1..=16); bounds concurrent API calls too.
+    pub max_parallel_flows: usize,
+    /// TCP and TLS connect to Salesforce (1 s to 5 min; [`DEFAULT_CONNECT_TIMEOUT`]).
+    pub connect_timeout: Duration,
+    /// The longest silence while waiting for a response's next bytes (1 s to 1 h;
+    /// [`DEFAULT_READ_TIMEOUT`]).
+    pub read_timeout: Duration,
+    /// The longest total wait for one window's Bulk jobs, splits included, before the
+    /// window is read through REST (1 min to 24 h; [`DEFAULT_BULK_TIMEOUT`]).
+    pub bulk_timeout: Duration,
+}
+
+/// The OAuth flow and exactly the credentials it needs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Auth {
+    /// Username-password flow (the password includes the security token).
+    Password {
+        /// Connected app consumer key.
+        client_id: String,
+        /// Connected app consumer secret.
+        client_secret: Secret,
+        /// Salesforce username.
+        username: String,
+        /// Password followed by the security token.
+        password: Secret,
+    },
+    /// Client credentials flow (the app's "run as" user).
+    ClientCredentials {
+        /// Connected app consumer key.
+        client_id: String,
+        /// Connected app consumer secret.
+        client_secret: Secret,
+    },
+    /// Refresh token flow.
+    RefreshToken {
+        /// Connected app consumer key.
+        client_id: String,
+        /// Consumer secret, when the app requires it.
+        client_secret: Option<Secret>,
+        /// The refresh token.
+        refresh_token: Secret,
+    },
+    /// JWT bearer flow.
+    Jwt {
+        /// Connected app consumer key (`iss`).
+        client_id: String,
+        /// Salesforce username (`sub`).
+        username: String,
+        /// PEM private key whose certificate the app holds.
+        private_key_file: PathBuf,
+    },
+}
+
+/// Which Salesforce API reads a flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Api {
+    /// REST `queryAll` with locator paging.
+    Rest,
+    /// Bulk API 2.0 `queryAll` jobs.
+    Bulk,
+    /// Bulk above a row count, REST below it and for objects Bulk cannot read.
+    Auto,
+}
+
+/// DuckDB's default memory limit: with sluice's own buffers and code the process stays
+/// under 256 MB whatever the table size (1 M Accounts: ~215 MiB at peak, against ~230 at
+/// 128 MiB); DuckDB spills what does not fit. The tightest step is the sliced merge of a
+/// full refresh (1 M Accounts into 1 M), which passes at 96 MiB but not at 80, so this
+/// keeps some headroom for wider rows.
+pub const DEFAULT_DUCKDB_MEMORY_MIB: u64 = 112;
+
+/// `[destination]`, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DestinationConfig {
+    /// An embedded DuckDB database file, consolidated exactly once.
+    DuckDb {
+        /// The database file (created when absent; its directory must exist).
+        path: PathBuf,
+        /// Schema of the replicated tables; staging goes to `<schema>_staging`.
+        schema: String,
+        /// How table and column names are derived.
+        naming: Naming,
+        /// DuckDB's memory limit in MiB; larger operations spill to `<path>.tmp`.
+        memory_limit_mib: u64,
+    },
+    /// A PostgreSQL database, consolidated exactly once.
+    Postgres {
+        /// `postgres://user:password@host:port/database[?sslmode=…&sslrootcert=…]`: holds
+        /// the password, so it is printed as `***`.
+        url: Secret,
+        /// Schema of the replicated tables; staging goes to `<schema>_staging`.
+        schema: String,
+        /// How table and column names are derived.
+        naming: Naming,
+        /// Who runs the consolidation.
+        consolidation: Consolidation,
+        /// Bounds on statements and lock waits.
+        timeouts: PgTimeouts,
+    },
+    /// Amazon Redshift, loaded through S3, consolidated exactly once.
+    Redshift {
+        /// The cluster, as a `postgres://` URL (port 5439 usually); printed as `***`.
+        url: Secret,
+        /// Schema of the replicated tables; staging goes to `<schema>_staging`.
+        schema: String,
+        /// How table and column names are derived.
+        naming: Naming,
+        /// Where loads are staged, and the role Redshift reads them with.
+        staging: crate::destination::redshift::config::S3Staging,
+        /// Who runs the consolidation.
+        consolidation: Consolidation,
+        /// Bounds on statements and lock waits.
+        timeouts: PgTimeouts,
+    },
+    /// Plain files, one directory per object and run.
+    Files {
+        /// Root directory.
+        path: PathBuf,
+        /// File format.
+        format: FileFormat,
+        /// How table and column names are derived.
+        naming: Naming,
+    },
+}
+
+impl DestinationConfig {
+    /// How table and column names are derived.
+    pub fn naming(&self) -> Naming {
+        match self {
+            DestinationConfig::Files { naming, .. }
+            | DestinationConfig::DuckDb { naming, .. }
+            | DestinationConfig::Postgres { naming, .. }
+            | DestinationConfig::Redshift { naming, .. } => *naming,
+        }
+    }
+
+    /// Who runs the consolidation: DuckDB and files are always [`Consolidation::Run`].
+    pub fn consolidation(&self) -> Consolidation {
+        match self {
+            DestinationConfig::Postgres { consolidation, .. } | DestinationConfig::Redshift { consolidation, .. } => {
+                *consolidation
+            }
+            DestinationConfig::Files { .. } | DestinationConfig::DuckDb { .. } => Consolidation::Run,
+        }
+    }
+}
+
+/// Time bounds of a PostgreSQL or Redshift destination (`destination.statement_timeout`,
+/// `destination.lock_timeout`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PgTimeouts {
+    /// Bound on every statement except the load (`COPY`) and the consolidation
+    /// transaction (1 s to 24 h; default 5 min).
+    pub statement: Duration,
+    /// The longest wait for a table lock (1 s to 1 h; default 1 min).
+    pub lock: Duration,
+}
+
+impl Default for PgTimeouts {
+    fn default() -> Self {
+        Self { statement: Duration::from_secs(5 * 60), lock: Duration::from_secs(60) }
+    }
+}
+
+/// Who runs a PostgreSQL or Redshift consolidation (`destination.consolidation`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Consolidation {
+    /// The sync consolidates each load itself (the default).
+    #[default]
+    Run,
+    /// The sync stages each load and installs its consolidation as the stored procedure
+    /// `<schema>.sluice_consolidate_<table>()`, which the warehouse's scheduler calls (see
+    /// [`crate::consolidate::procedure`]).
+    Procedure,
+}
+
+/// Format of the files destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FileFormat {
+    /// Apache Parquet.
+    Parquet,
+    /// Comma-separated values with a header row.
+    Csv,
+    /// One JSON object per line.
+    Jsonl,
+}
+
+/// One flow, with `[defaults]` applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlowConfig {
+    /// Source object API name.
+    pub object: String,
+    /// Only these fields (`None`: all).
+    pub fields: Option<Vec<String>>,
+    /// Fields left out.
+    pub exclude: Vec<String>,
+    /// Extra SOQL condition (`where`), parentheses and quotes balanced.
+    pub filter: Option<String>,
+    /// Fields stored as a salted SHA-256.
+    pub mask: Vec<String>,
+    /// Read API.
+    pub api: Api,
+    /// Window and consolidation settings.
+    pub settings: FlowSettings,
+}
+
+/// The settings `[defaults]` gives and a flow may override.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FlowSettings {
+    /// Incremental windows or a full read every run.
+    pub mode: Mode,
+    /// What a deleted source row becomes.
+    pub deletes: Deletes,
+    /// Keep an SCD type 2 history table too.
+    pub history: bool,
+    /// How far before the committed end each window starts.
+    pub lookback: Duration,
+    /// How far behind the source clock each window ends.
+    pub lag: Duration,
+    /// How often to reconcile Ids; `None` never.
+    pub reconcile_every: Option<Duration>,
+    /// Cut windows into slices of this length.
+    pub slice: Option<Duration>,
+    /// Largest share of a table reconciliation may delete.
+    pub max_delete_ratio: f64,
+}
+
+impl Default for FlowSettings {
+    fn default() -> Self {
+        Self {
+            mode: Mode::Incremental,
+            deletes: Deletes::Soft,
+            history: false,
+            lookback: Duration::from_secs(600),
+            lag: Duration::ZERO,
+            reconcile_every: Some(Duration::from_secs(86_400)),
+            slice: None,
+            max_delete_ratio: 0.5,
+        }
+    }
+}
+
+/// `mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Mode {
+    /// Windows from the committed end.
+    Incremental,
+    /// A full window every run.
+    Full,
+}
+
+/// `deletes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Deletes {
+    /// Keep the row with `_sluice_deleted = true`.
+    Soft,
+    /// Remove the row.
+    Hard,
+}
+
+/// A secret value (password, client secret, token). Its `Debug` and `Display` print
+/// `***`; only [`Secret::expose`] gives the value, at the one place that sends it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The value, for the request that needs it. Never log or format it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// One problem in a configuration: which file, which key, what is wrong and what would
+/// be valid.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}: {key}: {message}")]
+pub struct ConfigError {
+    /// The file (or other origin).
+    pub file: String,
+    /// Key path, like `source.auth` or `flows[2].lookback`; `-` for the whole file.
+    pub key: String,
+    /// What is wrong, and what would be valid.
+    pub message: String,
+}
