@@ -4,15 +4,19 @@
 //!
 //! [`sync`] opens the destination first (taking DuckDB's file lock, PostgreSQL's advisory
 //! lock or Redshift's lease, so a second run fails before calling the source), connects to
-//! the source, and hands a warehouse to [`super::flows`], a files directory to
-//! [`super::files_run`]. Nothing here prints: progress goes to an [`Observer`].
+//! the source, and hands the destination, as a [`super::sink::Sink`], to the run loop every
+//! destination shares ([`super::flows`]). Nothing here prints: progress goes to an [`Observer`].
 
 use chrono::Utc;
 use serde::Serialize;
 
+use super::files_run::FilesSink;
+use super::flows;
 use super::plan::select_flows;
 use super::report::{self, FlowState, RunRecord};
-use super::summary::{Observer, RunSummary, SyncOptions};
+use super::sink::RunCx;
+use super::summary::{Observer, RunSummary, SyncOptions, new_run_id};
+use super::warehouse::{self, FlowVerify, WarehouseSink};
 use crate::config::{Config, DestinationConfig, FileFormat};
 use crate::destination::Destination;
 use crate::destination::duckdb::DuckDb;
@@ -153,12 +157,12 @@ pub async fn history(config: &Config, limit: usize) -> Result<Vec<RunRecord>> {
     }
 }
 
-/// `sluice verify [--repair]` (see [`super::flows::verify`]).
-pub async fn verify(config: &Config, opts: &SyncOptions, repair: bool) -> Result<Vec<super::flows::FlowVerify>> {
+/// `sluice verify [--repair]` (see [`super::warehouse::verify`]).
+pub async fn verify(config: &Config, opts: &SyncOptions, repair: bool) -> Result<Vec<FlowVerify>> {
     let flows = select_flows(config, opts.objects.as_deref())?;
     with_warehouse!(config, "verify", |dest, schema| async {
         let source = SalesforceSource::connect_with(&config.source, opts.source).await?;
-        super::flows::verify(&dest, &source, config, flows, opts, schema, repair).await
+        warehouse::verify(&dest, &source, config, flows, opts, schema, repair).await
     })
 }
 
@@ -170,8 +174,12 @@ pub async fn sync(config: &Config, opts: &SyncOptions, observer: &dyn Observer) 
     let DestinationConfig::Files { path, format, .. } = &config.destination else {
         return with_warehouse!(config, "sync", |dest, schema| async {
             let source = SalesforceSource::connect_with(&config.source, opts.source).await?;
-            super::flows::run(&dest, &source, config, flows, opts, observer, schema).await
+            let run = RunCx { source: &source, config, opts, observer, run_id: new_run_id() };
+            flows::run(&WarehouseSink::new(&dest, schema, &run), &run, flows).await
         });
     };
-    super::files_run::run(FilesDestination::new(path, *format), config, flows, opts, observer).await
+    let sink = FilesSink::open(FilesDestination::new(path, *format), "sync")?;
+    let source = SalesforceSource::connect_with(&config.source, opts.source).await?;
+    let run = RunCx { source: &source, config, opts, observer, run_id: new_run_id() };
+    flows::run(&sink, &run, flows).await
 }

@@ -4,10 +4,12 @@
 //! - [`connect`]: the only file naming concrete destinations; the entry points
 //!   ([`sync`], [`check_destination`], [`status`], [`history`], [`verify`]).
 //! - [`plan`]: which flows run, the API budget, the windows to read.
-//! - [`flows`]: the warehouse run: bounded parallel flows, retries with backoff, failure
-//!   isolation; [`flow`] drives one flow through the steps of [`phase`], with the
-//!   [`checks`] (completeness, reconciliation, verification) and the shared [`context`].
-//! - [`files_run`]: the files destination's run.
+//! - [`flows`]: the run loop every destination shares: bounded parallel flows, retries
+//!   with backoff, failure isolation, the quota stop; it drives a [`sink::Sink`].
+//! - [`warehouse`]: the warehouses' sink; [`flow`] drives one flow through the steps of
+//!   [`phase`], with the [`checks`] (completeness, reconciliation, verification) and the
+//!   shared [`context`].
+//! - [`files_run`]: the files destination's sink.
 //! - [`summary`]: what a run reports; [`report`]: what `status` and `history` read back.
 
 pub mod checks;
@@ -19,13 +21,15 @@ pub mod flows;
 pub mod phase;
 pub mod plan;
 pub mod report;
+pub mod sink;
 pub mod summary;
+pub mod warehouse;
 
 pub use connect::{StatusRow, check_destination, history, status, sync, verify};
-pub use flows::FlowVerify;
 pub use plan::select_flows;
 pub use report::{FlowState, RunRecord};
 pub use summary::{
     FlowStatus, FlowSummary, MergeCounts, Observer, Quiet, RunStatus, RunSummary, SyncOptions, Timings, VerifyCounts,
     new_run_id,
 };
+pub use warehouse::FlowVerify;

@@ -1,6 +1,7 @@
-//! `sluice::sync` against an in-process sandbox: per-flow state, a quota stop at a flow
-//! boundary that the next run resumes from, and a failing extraction that leaves no
-//! manifest and no advanced state.
+//! `sluice::pipeline` into the files destination against an in-process sandbox: per-flow
+//! state, a quota stop at a flow boundary that the next run resumes from, a failing
+//! extraction that leaves no manifest and no advanced state, and the run loop every
+//! destination shares: retries of a flow after a transient failure, flows in parallel.
 
 use crate::common;
 
@@ -30,8 +31,18 @@ fn config(sb: &Running, dir: &std::path::Path, flows: &[&str]) -> Config {
     config_with(sb, dir, flows, "")
 }
 
+/// `config` with one flow at a time, for tests whose hooks act between flows.
+fn sequential(sb: &Running, dir: &std::path::Path, flows: &[&str]) -> Config {
+    config_full(sb, dir, flows, "max_parallel_flows = 1\n", "")
+}
+
 /// `config`, with extra lines in `[destination]`.
 fn config_with(sb: &Running, dir: &std::path::Path, flows: &[&str], destination: &str) -> Config {
+    config_full(sb, dir, flows, "", destination)
+}
+
+/// `config`, with extra lines in `[source]` and in `[destination]`.
+fn config_full(sb: &Running, dir: &std::path::Path, flows: &[&str], source: &str, destination: &str) -> Config {
     let mut text = format!(
         r#"{}
 [destination]
@@ -40,7 +51,7 @@ path = "{}"
 format = "parquet"
 {destination}
 "#,
-        common::source_toml(&sb.login_url, "api = \"rest\"\n"),
+        common::source_toml(&sb.login_url, &format!("api = \"rest\"\n{source}")),
         dir.display()
     );
     for flow in flows {
@@ -86,7 +97,7 @@ impl Observer for Recorder<'_> {
 async fn quota_stops_at_a_flow_boundary_and_the_next_run_resumes() {
     let sb = start().await;
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(&sb, dir.path(), &["Account", "Contact", "Lead"]);
+    let cfg = sequential(&sb, dir.path(), &["Account", "Contact", "Lead"]);
     let dest = FilesDestination::new(dir.path(), config::FileFormat::Parquet);
     // The org runs out of API requests right after the first flow.
     let state = sb.state.clone();
@@ -142,7 +153,7 @@ async fn quota_stops_at_a_flow_boundary_and_the_next_run_resumes() {
 async fn a_failing_extraction_leaves_no_manifest_and_no_state() {
     let sb = start().await;
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(&sb, dir.path(), &["Account", "Contact"]);
+    let cfg = sequential(&sb, dir.path(), &["Account", "Contact"]);
     let dest = FilesDestination::new(dir.path(), config::FileFormat::Parquet);
     // Every request fails once Account's extraction starts; Contact is fine again.
     let state = sb.state.clone();
@@ -406,5 +417,70 @@ async fn a_second_run_on_a_files_root_is_refused_and_told_who_holds_it() {
     drop(held);
     let summary = pipeline::sync(&cfg, &fast(), &pipeline::Quiet).await.unwrap();
     assert_eq!(summary.status, RunStatus::Ok, "{summary:#?}");
+    sb.shutdown().await;
+}
+
+/// A flow whose extraction fails on a transient error (the org answers 500 for a moment) is
+/// tried again from its committed state, as on every destination: the run ends `ok`, the
+/// failed attempt leaves nothing behind, and the rows are those of the org.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flow_is_retried_after_a_transient_failure() {
+    let sb = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&sb, dir.path(), &["Account"]);
+    let dest = FilesDestination::new(dir.path(), config::FileFormat::Parquet);
+    // The first attempt's extraction meets 500s; they stop 300 ms later, before the retry
+    // (at least 500 ms on).
+    let state = sb.state.clone();
+    let starts = std::sync::atomic::AtomicU32::new(0);
+    let observer = Recorder {
+        events: Mutex::default(),
+        hook: Box::new(move |event| {
+            if event == "start Account" && starts.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                state.knobs.write().error_rate = 1.0;
+                let state = state.clone();
+                std::thread::spawn(move || {
+                    std::thread::sleep(Duration::from_millis(300));
+                    state.knobs.write().error_rate = 0.0;
+                });
+            }
+        }),
+    };
+    let summary = pipeline::sync(&cfg, &fast(), &observer).await.expect("the run starts");
+    assert_eq!(summary.status, RunStatus::Ok, "{summary:#?}");
+    let events = observer.events.lock().unwrap().clone();
+    assert_eq!(events.iter().filter(|e| *e == "start Account").count(), 2, "two attempts: {events:?}");
+    assert_eq!(summary.flows[0].rows, 120);
+    let runs = dest.runs("account").unwrap();
+    assert_eq!(runs.len(), 1, "one committed run");
+    assert_eq!(runs[0].rows, 120);
+    let dirs = std::fs::read_dir(dir.path().join("account")).unwrap().count();
+    assert_eq!(dirs, 1, "the failed attempt left no directory");
+    assert_eq!(dest.state().unwrap()["Account"].window_end, summary.flows[0].window.unwrap().end);
+    let ids: std::collections::BTreeSet<String> =
+        run_rows(dir.path(), "account", &runs[0].run_id).into_iter().map(|(id, _)| id).collect();
+    let truth: std::collections::BTreeSet<String> =
+        truth(&sb, "Account").await.iter().map(|r| r["Id"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(ids, truth, "the run holds exactly the org's Accounts");
+    sb.shutdown().await;
+}
+
+/// Flows run side by side (`max_parallel_flows`, default 2) on the files destination too:
+/// with every request slowed down, the second flow starts before the first ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_flows_run_in_parallel() {
+    let sb = start().await;
+    sb.state.knobs.write().latency_ms = 150;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&sb, dir.path(), &["Account", "Contact"]);
+    let observer = Recorder { events: Mutex::default(), hook: Box::new(|_| {}) };
+    let summary = pipeline::sync(&cfg, &fast(), &observer).await.expect("the run starts");
+    assert_eq!(summary.status, RunStatus::Ok, "{summary:#?}");
+    let events = observer.events.lock().unwrap().clone();
+    let at = |wanted: &str| events.iter().position(|e| e == wanted).unwrap_or_else(|| panic!("{wanted}: {events:?}"));
+    assert!(at("start Contact") < at("end Account ok"), "Contact started before Account ended: {events:?}");
+    let dest = FilesDestination::new(dir.path(), config::FileFormat::Parquet);
+    assert_eq!(dest.state().unwrap().len(), 2, "both flows' windows are saved: {:?}", dest.state().unwrap());
+    assert_eq!((summary.flows[0].rows, summary.flows[1].rows), (120, 80));
     sb.shutdown().await;
 }
