@@ -195,6 +195,7 @@ pub struct RawFlow {
     #[serde(rename = "where")]
     pub filter: Option<String>,
     pub mask: Option<Vec<String>>,
+    pub rename: Option<std::collections::BTreeMap<String, String>>,
     pub api: Option<String>,
     pub mode: Option<String>,
     pub deletes: Option<String>,

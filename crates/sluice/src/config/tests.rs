@@ -1048,3 +1048,35 @@ fn colliding_tables_are_refused() {
     );
     load(&text, "t.toml", &sample_env()).expect("PostgreSQL compares quoted names exactly");
 }
+
+#[test]
+fn rename_maps_fields_to_column_names() {
+    let ok = config_on(
+        DUCKDB,
+        "[[flows]]\nobject = \"Account\"\nrename = { Name = \"account_name\", Industry = \"sector\" }\n",
+    );
+    let config = load(&ok, "sluice.toml", &sample_env()).expect("valid");
+    assert_eq!(
+        config.flows[0].rename,
+        [("Industry".to_owned(), "sector".to_owned()), ("Name".to_owned(), "account_name".to_owned())]
+    );
+    let long = "c".repeat(64);
+    let bad = config_on(
+        DUCKDB,
+        &format!(
+            "[[flows]]\nobject = \"Account\"\nrename = {{ Id = \"key\", \"Bad Name\" = \"x\", Name = \"\", Phone = \
+             \"_sluice_phone\", Fax = \"{long}\", Industry = \"sector\", Type = \"SECTOR\" }}\n"
+        ),
+    );
+    exactly(
+        &bad,
+        &[
+            ("flows[0].rename.Id", "cannot rename Id"),
+            ("flows[0].rename.Bad Name", "not a Salesforce API name"),
+            ("flows[0].rename.Name", "is empty"),
+            ("flows[0].rename.Phone", "starts with `_sluice`"),
+            ("flows[0].rename.Fax", "is 64 bytes; a column name has at most 63"),
+            ("flows[0].rename.Type", "is also the column of `Industry`"),
+        ],
+    );
+}

@@ -250,6 +250,8 @@ pub struct FlowConfig {
     pub filter: Option<String>,
     /// Fields stored as a salted SHA-256.
     pub mask: Vec<String>,
+    /// Column names chosen for fields, `(API name, column)`, instead of the naming rule's.
+    pub rename: Vec<(String, String)>,
     /// Read API.
     pub api: Api,
     /// Window and consolidation settings.

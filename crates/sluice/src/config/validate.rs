@@ -102,6 +102,7 @@ pub fn validate(
                 cx.err(&format!("{key}.{what}"), "cannot include Id: it is the record key every table is merged on");
             }
         }
+        let rename = renames(&mut cx, &key, f.rename.as_ref());
         let filter = cx.text(&format!("{key}.where"), f.filter.as_ref()).map(|w| w.trim().to_owned());
         if let Some(w) = &filter {
             if w.is_empty() {
@@ -112,7 +113,7 @@ pub fn validate(
         }
         let api = cx.choice(&format!("{key}.api"), f.api.as_ref(), APIS).unwrap_or(default_api);
         let settings = settings(&mut cx, &key, &f.settings(), &base);
-        flows.push(FlowConfig { object, fields, exclude, filter, mask, api, settings });
+        flows.push(FlowConfig { object, fields, exclude, filter, mask, rename, api, settings });
     }
     let written_salt = raw.destination.as_ref().and_then(|d| d.mask_salt.as_ref());
     let mask_salt = cx.secret("destination.mask_salt", written_salt);
@@ -661,6 +662,54 @@ fn is_api_version(v: &str) -> bool {
             && major.bytes().all(|b| b.is_ascii_digit())
             && minor.bytes().all(|b| b.is_ascii_digit())
     })
+}
+
+/// The longest column name `rename` accepts: PostgreSQL keeps 63 bytes of an identifier
+/// and silently cuts the rest.
+const MAX_COLUMN_BYTES: usize = 63;
+
+/// A flow's `rename` table: API names to column names. Keys must be API names (Id, the
+/// record key, keeps its column); values must be usable column names, not sluice's own
+/// (`_sluice…`), and each used once. Whether the fields exist is known only once the object
+/// is described.
+fn renames(
+    cx: &mut Ctx<'_>,
+    key: &str,
+    raw: Option<&std::collections::BTreeMap<String, String>>,
+) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for (field, column) in raw.into_iter().flatten() {
+        let at = format!("{key}.rename.{field}");
+        if !is_valid_api_name(field) {
+            cx.err(&at, format!("{field:?} {NOT_API_NAME}"));
+            continue;
+        }
+        if field.eq_ignore_ascii_case("Id") {
+            cx.err(&at, "cannot rename Id: it is the record key every table is merged on");
+            continue;
+        }
+        let Some(column) = cx.text(&at, Some(column)) else { continue };
+        let problem = if column.trim().is_empty() {
+            Some("is empty; give the column a name, or leave the field out of `rename`".to_owned())
+        } else if column.len() > MAX_COLUMN_BYTES {
+            Some(format!("{column:?} is {} bytes; a column name has at most {MAX_COLUMN_BYTES}", column.len()))
+        } else if column.chars().any(char::is_control) {
+            Some(format!("{column:?} holds a control character; use letters, digits and `_`"))
+        } else if column.to_ascii_lowercase().starts_with("_sluice") {
+            Some(format!("{column:?} starts with `_sluice`, which sluice's own columns use; choose another name"))
+        } else if let Some((other, _)) = out.iter().find(|(_, c)| c.eq_ignore_ascii_case(&column)) {
+            Some(format!("{column:?} is also the column of `{other}`; each field needs a column of its own"))
+        } else if out.iter().any(|(f, _)| f.eq_ignore_ascii_case(field)) {
+            Some(format!("`{field}` is renamed twice"))
+        } else {
+            None
+        };
+        match problem {
+            Some(m) => cx.err(&at, m),
+            None => out.push((field.clone(), column)),
+        }
+    }
+    out
 }
 
 /// A memory size (`"160MB"`, `"2 GB"`, `"512MiB"`, `"1TB"`; MB and MiB both count as 2^20

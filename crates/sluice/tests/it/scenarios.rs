@@ -85,6 +85,35 @@ fn some_live_ids(sb_truth: &std::collections::HashMap<String, serde_json::Value>
     ids
 }
 
+/// `rename` gives fields the columns the user chose and `where` limits the rows: the table
+/// holds exactly the org's rows that match, value by value, under the chosen names, and
+/// the names the naming rule would have given are not there.
+async fn rename_and_where_shape_the_table(kind: Kind) {
+    let sb = start(&[("Account", 200)]).await;
+    let flow =
+        "Account; rename = { Name = \"account_name\", Industry = \"sector\" }; where = \"NumberOfEmployees > 500\"";
+    let s = setup(kind, &sb, &[flow], "").await;
+    let summary = run(&s).await;
+    assert!(summary.flows[0].verify.expect("verified").matches(), "{summary:#?}");
+    let source = SalesforceSource::connect(&common::password(&sb.login_url)).await.unwrap();
+    let selection = Selection::for_flow(&s.config.flows[0], Naming::SnakeCase);
+    let schema = source.describe("Account", &selection).await.unwrap().schema;
+    assert_eq!(schema.column_by_source("Name").unwrap().name, "account_name");
+    assert_eq!(schema.column_by_source("Industry").unwrap().name, "sector");
+    let matching: std::collections::HashMap<String, serde_json::Value> = truth(&sb, "Account")
+        .await
+        .into_iter()
+        .filter(|(_, r)| r["NumberOfEmployees"].as_i64().is_some_and(|n| n > 500))
+        .collect();
+    assert!(!matching.is_empty() && matching.len() < 200, "the filter keeps some rows: {}", matching.len());
+    let rows = warehouse::rows(&s.wh, "salesforce", &schema).await;
+    assert_eq!(assert_matches(&rows, &matching, &schema, Expect::Soft), matching.len());
+    let derived = "SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = 'salesforce' AND \
+                   table_name = 'account' AND column_name IN ('name', 'industry')";
+    assert_eq!(s.wh.query_i64(derived).await, 0, "no column under the derived names");
+    sb.shutdown().await;
+}
+
 async fn first_load_matches_the_source_for_every_type(kind: Kind) {
     let sb = start(&[("Account", 300), ("Contact", 200), ("Invoice__c", 150)]).await;
     let s = setup(kind, &sb, &["Account", "Contact", "Invoice__c"], "").await;
@@ -571,6 +600,7 @@ async fn control_tables_of_the_first_layout_are_migrated_keeping_the_windows(kin
 }
 
 target::suite!(
+    rename_and_where_shape_the_table,
     control_tables_of_the_first_layout_are_migrated_keeping_the_windows,
     two_schemas_of_one_database_keep_a_window_each,
     a_dropped_or_emptied_table_is_reloaded_in_full,

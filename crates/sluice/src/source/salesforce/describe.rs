@@ -42,6 +42,8 @@ pub struct Selection<'a> {
     pub exclude: &'a [String],
     /// Fields stored as a salted SHA-256 (their columns become text).
     pub mask: &'a [String],
+    /// Column names chosen for fields, `(API name, column)`.
+    pub rename: &'a [(String, String)],
     /// How destination names are derived.
     pub naming: Naming,
 }
@@ -49,7 +51,7 @@ pub struct Selection<'a> {
 impl<'a> Selection<'a> {
     /// The selection a configured flow asks for.
     pub fn for_flow(flow: &'a FlowConfig, naming: Naming) -> Self {
-        Self { fields: flow.fields.as_deref(), exclude: &flow.exclude, mask: &flow.mask, naming }
+        Self { fields: flow.fields.as_deref(), exclude: &flow.exclude, mask: &flow.mask, rename: &flow.rename, naming }
     }
 }
 
@@ -235,10 +237,29 @@ pub fn table_schema(describe: &Value, selection: &Selection<'_>) -> Result<Descr
     let listed = selection.fields.map(|l| resolve(l, "fields"));
     let excluded = resolve(selection.exclude, "exclude");
     let masked = resolve(selection.mask, "mask");
+    // `rename`: describe name → column name. A compound field has no column of its own.
+    let mut renamed: Vec<(String, &str)> = Vec::new();
+    for (name, column) in selection.rename {
+        match find(name) {
+            Some(f) if f.mapping == Mapping::Compound => {
+                return Err(Error::user(format!(
+                    "{object}: rename cannot rename {}, a compound field with no column of its own; rename its \
+                     components (e.g. `{}`)",
+                    f.name,
+                    components(&fields, &f.name).first().map_or("", String::as_str)
+                )));
+            }
+            Some(f) => renamed.push((f.name.clone(), column.as_str())),
+            None => unknown.push(format!("`{name}` in rename{}", suggestion(name, &fields))),
+        }
+    }
     if !unknown.is_empty() {
         return Err(Error::user(format!("{object} has no field {}", unknown.join(", "))));
     }
-    for (set, verb) in [(&excluded, "exclude cannot remove"), (&masked, "mask cannot hide")] {
+    let renamed_set: HashSet<String> = renamed.iter().map(|(f, _)| f.clone()).collect();
+    for (set, verb) in
+        [(&excluded, "exclude cannot remove"), (&masked, "mask cannot hide"), (&renamed_set, "rename cannot rename")]
+    {
         let refused: Vec<String> = required
             .iter()
             .filter(|(name, _)| set.contains(*name))
@@ -276,9 +297,15 @@ pub fn table_schema(describe: &Value, selection: &Selection<'_>) -> Result<Descr
     if !unread.is_empty() {
         return Err(Error::user(format!("{object}: mask names fields that are not replicated: {}", unread.join(", "))));
     }
-    let api_names: Vec<&str> = chosen.iter().map(|f| f.name.as_str()).collect();
-    let (names, collisions) = assign_names(&api_names, selection.naming);
-    warnings.extend(collisions.into_iter().map(|w| format!("{object}: {w}")));
+    let unread: Vec<&str> =
+        renamed_set.iter().filter(|r| !chosen.iter().any(|f| &f.name == *r)).map(String::as_str).collect();
+    if !unread.is_empty() {
+        return Err(Error::user(format!(
+            "{object}: rename names fields that are not replicated: {}",
+            unread.join(", ")
+        )));
+    }
+    let names = column_names(object, &chosen, &renamed, selection.naming, &mut warnings)?;
     let columns = chosen
         .iter()
         .zip(names)
@@ -304,6 +331,44 @@ pub fn table_schema(describe: &Value, selection: &Selection<'_>) -> Result<Descr
         deleted_flag: deleted.map(|f| f.name.clone()),
     };
     Ok(Described { schema, skipped, warnings })
+}
+
+/// The column of each chosen field: its `rename`, else the naming rule's name (colliding
+/// derived names made unique, with a warning). A renamed column that meets another column's
+/// name is an error: sluice does not pick a different name for one the user chose.
+fn column_names(
+    object: &str,
+    chosen: &[&Field],
+    renamed: &[(String, &str)],
+    naming: Naming,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<String>> {
+    let rename_of = |field: &Field| renamed.iter().find(|(f, _)| *f == field.name).map(|(_, c)| (*c).to_owned());
+    let derived_api: Vec<&str> = chosen.iter().filter(|f| rename_of(f).is_none()).map(|f| f.name.as_str()).collect();
+    let (derived, collisions) = assign_names(&derived_api, naming);
+    warnings.extend(collisions.into_iter().map(|w| format!("{object}: {w}")));
+    let mut derived = derived.into_iter();
+    let names: Vec<String> =
+        chosen.iter().map(|f| rename_of(f).unwrap_or_else(|| derived.next().unwrap_or_default())).collect();
+    let mut clashes = Vec::new();
+    for (field, column) in renamed {
+        let same: Vec<&str> = chosen
+            .iter()
+            .zip(&names)
+            .filter(|(f, n)| f.name != *field && n.eq_ignore_ascii_case(column))
+            .map(|(f, _)| f.name.as_str())
+            .collect();
+        if !same.is_empty() {
+            clashes.push(format!("`{field}` → `{column}` meets the column of `{}`", same.join("`, `")));
+        }
+    }
+    if !clashes.is_empty() {
+        return Err(Error::user(format!(
+            "{object}: rename gives two fields one column: {}; choose another name",
+            clashes.join("; ")
+        )));
+    }
+    Ok(names)
 }
 
 /// The components of a compound field (its `compoundFieldName` children).

@@ -291,6 +291,40 @@ fn mask_option() {
     }
 }
 
+fn renames(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs.iter().map(|(f, c)| (f.to_string(), c.to_string())).collect()
+}
+
+#[test]
+fn rename_option() {
+    // A renamed field takes its column; a field whose derived name it would have collided
+    // with keeps its own; the rest follow the naming rule.
+    let rename = renames(&[("Name", "account_name"), ("industry", "sector")]);
+    let d = table_schema(&account(), &Selection { rename: &rename, ..all() }).unwrap();
+    let col = |n: &str| d.schema.column_by_source(n).unwrap().name.clone();
+    assert_eq!(
+        (col("Name"), col("Industry"), col("AnnualRevenue")),
+        ("account_name".into(), "sector".into(), "annual_revenue".into())
+    );
+    assert_eq!(col("Id"), "id");
+
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str], &'a str);
+    let rows: [Case; 6] = [
+        (&[("Nmae", "x")], &[], "`Nmae` in rename (did you mean `Name`?)"),
+        (&[("SystemModstamp", "changed_at")], &[], "rename cannot rename SystemModstamp (the cursor)"),
+        (&[("IsDeleted", "gone")], &[], "rename cannot rename IsDeleted (the delete flag)"),
+        (&[("Industry", "sector")], &["Industry"], "rename names fields that are not replicated: Industry"),
+        (&[("Industry", "annual_revenue")], &[], "`Industry` → `annual_revenue` meets the column of `AnnualRevenue`"),
+        (&[("BillingAddress", "address")], &[], "rename cannot rename BillingAddress, a compound field"),
+    ];
+    for (rename, exclude, needle) in rows {
+        let (rename, exclude) = (renames(rename), owned(exclude));
+        let err = table_schema(&account(), &Selection { rename: &rename, exclude: &exclude, ..all() }).unwrap_err();
+        assert_eq!(err.kind, Kind::User);
+        assert!(err.message.contains(needle), "{needle}: {}", err.message);
+    }
+}
+
 #[test]
 fn bad_selections_are_user_errors_naming_everything() {
     let rows: [(&[&str], &[&str], &[&str]); 4] = [
