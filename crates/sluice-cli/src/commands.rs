@@ -51,6 +51,16 @@ pub struct SyncArgs {
     json: bool,
 }
 
+#[derive(clap::Args, Debug)]
+pub struct ResetArgs {
+    /// The flows to reset, by object name (comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "A,B,...", required = true)]
+    objects: Vec<String>,
+    /// Print one JSON document instead of progress bars and a table.
+    #[arg(long)]
+    json: bool,
+}
+
 /// `sluice init`: writes the commented sample config.
 pub fn init(path: &Path, args: &InitArgs) -> Result<(), Failure> {
     if path.exists() && !args.force {
@@ -287,10 +297,21 @@ impl Observer for Bars {
 /// not start exits as its error deserves ([`Failure::of`]: bad credentials 2, an
 /// unreachable source 1); one whose flows failed exits 1.
 pub async fn sync(path: &Path, args: &SyncArgs) -> Result<(), Failure> {
-    let config = load(path)?;
-    pipeline::select_flows(&config, args.objects.as_deref()).map_err(|e| Failure::usage(anyhow!(e.message)))?;
     let opts = SyncOptions { objects: args.objects.clone(), full_refresh: args.full_refresh, ..SyncOptions::default() };
-    let show_bars = !args.json && std::io::stdout().is_terminal();
+    run_flows(path, opts, args.json).await
+}
+
+/// `sluice reset --objects A,B`: forgets the flows' committed state, then reloads them.
+pub async fn reset(path: &Path, args: &ResetArgs) -> Result<(), Failure> {
+    let opts = SyncOptions { objects: Some(args.objects.clone()), reset: true, ..SyncOptions::default() };
+    run_flows(path, opts, args.json).await
+}
+
+/// A run of the flows `opts` selects, shown as progress bars and a table, or as JSON.
+async fn run_flows(path: &Path, opts: SyncOptions, json: bool) -> Result<(), Failure> {
+    let config = load(path)?;
+    pipeline::select_flows(&config, opts.objects.as_deref()).map_err(|e| Failure::usage(anyhow!(e.message)))?;
+    let show_bars = !json && std::io::stdout().is_terminal();
     let summary = if show_bars {
         let bars = Bars::new();
         let result = pipeline::sync(&config, &opts, &bars).await;
@@ -302,13 +323,13 @@ pub async fn sync(path: &Path, args: &SyncArgs) -> Result<(), Failure> {
     let summary = match summary {
         Ok(summary) => summary,
         Err(e) => {
-            if args.json {
+            if json {
                 say!("{}", json!({"status": "failed", "error": e.message, "flows": []}));
             }
             return Err(failed(e));
         }
     };
-    if args.json {
+    if json {
         json_out(&summary)?;
     } else {
         print_table(&summary);

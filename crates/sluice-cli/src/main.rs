@@ -92,6 +92,8 @@ enum Command {
     Discover(commands::DiscoverArgs),
     /// Run every flow (or --objects) once.
     Sync(commands::SyncArgs),
+    /// Forget the --objects flows' committed state and reload them in full.
+    Reset(commands::ResetArgs),
     /// Each flow's committed window end, last run, live rows and lag.
     Status(inspect::StatusArgs),
     /// Recent runs and what each flow did in them.
@@ -145,6 +147,7 @@ fn main() -> ExitCode {
             Command::Check => commands::check(&config).await,
             Command::Discover(args) => commands::discover(&config, &args).await,
             Command::Sync(args) => commands::sync(&config, &args).await,
+            Command::Reset(args) => commands::reset(&config, &args).await,
             Command::Status(args) => inspect::status(&config, &args).await,
             Command::History(args) => inspect::history(&config, &args).await,
             Command::Verify(args) => inspect::verify(&config, &args).await,

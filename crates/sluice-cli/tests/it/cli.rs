@@ -518,3 +518,47 @@ async fn an_unknown_object_on_the_command_line_exits_2_and_a_failed_flow_1() {
     assert_eq!(summary["flows"][0]["status"], "ok");
     sb.shutdown().await;
 }
+
+/// `sluice reset` needs `--objects` (exit 2 without it) and reloads just those flows in
+/// full: the files run holds every row of the object again, and the other flow's state is
+/// untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reset_reloads_the_named_flows_in_full() {
+    let sb = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = write_config(dir.path(), &sb.login_url, DEFAULT_PASSWORD, &["Account", "Contact"]);
+    let config = config.to_str().unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let out = sluice(dir.path(), &["--config", config, "sync"], &[]).await;
+    assert_eq!(code(&out), 0, "{:?}", text(&out));
+    let state = |name: &str| -> Json {
+        serde_json::from_str(&std::fs::read_to_string(data.join("_sluice_state.json")).unwrap())
+            .map(|s: Json| s[name].clone())
+            .unwrap()
+    };
+    let contact_before = state("Contact");
+
+    let out = sluice(dir.path(), &["--config", config, "reset"], &[]).await;
+    let (_, stderr) = text(&out);
+    assert_eq!(code(&out), 2, "{stderr}");
+    assert!(stderr.contains("--objects"), "{stderr}");
+
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let out = sluice(dir.path(), &["--config", config, "reset", "--objects", "Account", "--json"], &[]).await;
+    let (stdout, stderr) = text(&out);
+    assert_eq!(code(&out), 0, "{stdout}\n{stderr}");
+    let summary: Json = serde_json::from_str(&stdout).expect("--json prints one JSON document");
+    let flows = summary["flows"].as_array().unwrap();
+    assert_eq!(flows.len(), 1, "only Account: {summary}");
+    assert!(flows[0]["window"]["start"].is_null(), "read in full: {summary}");
+    let runs = manifests(&data, "account");
+    assert_eq!(runs.len(), 2);
+    let ids: BTreeSet<String> = run_ids(&data, "account", summary["run_id"].as_str().unwrap()).into_iter().collect();
+    let truth: BTreeSet<String> =
+        truth(&sb, "Account").await.iter().map(|r| r["Id"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(ids, truth, "the reload holds every Account");
+    assert_eq!(state("Contact"), contact_before, "Contact's state is untouched");
+    assert_eq!(state("Account")["run_id"], summary["run_id"]);
+    sb.shutdown().await;
+}

@@ -654,6 +654,12 @@ fn update(d: Dialect, name: &str, set: &[(&str, String)], cond: &str) -> String 
     format!("UPDATE {} SET {} WHERE {cond}", d.table(&table(name)), set.join(", "))
 }
 
+/// Forgets the flow writing `target` (`sluice reset`): its `_sluice.flows` row goes, so its
+/// next read is a full one. Its table and its run history stay.
+pub fn forget_flow(dialect: Dialect, target: &TableRef) -> String {
+    format!("DELETE FROM {} WHERE {}", dialect.table(&table(FLOWS.name)), target_key(dialect, target, None))
+}
+
 /// One row or none: the flow's window end, last reconciliation and last full refresh, as
 /// epoch milliseconds, and whether its table held rows at the last commit (1, 0 or NULL).
 pub fn read_flow(dialect: Dialect, target: &TableRef) -> String {

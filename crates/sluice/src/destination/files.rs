@@ -243,9 +243,24 @@ impl FilesDestination {
     pub fn save_state(&self, object: &str, state: FlowState) -> Result<()> {
         let mut all = self.state()?;
         all.insert(object.to_string(), state);
+        self.write_state(&all)
+    }
+
+    fn write_state(&self, all: &std::collections::BTreeMap<String, FlowState>) -> Result<()> {
         let text =
-            serde_json::to_vec_pretty(&all).map_err(|e| Error::internal(format!("cannot encode the state: {e}")))?;
+            serde_json::to_vec_pretty(all).map_err(|e| Error::internal(format!("cannot encode the state: {e}")))?;
         write_atomically(&self.state_path(), &text)
+    }
+
+    /// Forgets the committed windows of `objects` (`sluice reset`); their runs stay.
+    pub fn forget(&self, objects: &[&str]) -> Result<()> {
+        let mut all = self.state()?;
+        let before = all.len();
+        all.retain(|object, _| !objects.contains(&object.as_str()));
+        if all.len() == before {
+            return Ok(());
+        }
+        self.write_state(&all)
     }
 
     /// The committed runs of a table, oldest first (by window end, then run id).

@@ -117,6 +117,12 @@ impl Sink for FilesSink {
         Ok(())
     }
 
+    async fn forget(&self, _run: &RunCx<'_>, flows: &[&FlowConfig]) -> Result<()> {
+        let _turn = self.state_turn.lock().unwrap_or_else(|p| p.into_inner());
+        let objects: Vec<&str> = flows.iter().map(|f| f.object.as_str()).collect();
+        self.dest.forget(&objects)
+    }
+
     async fn flow_failed(&self, _run: &RunCx<'_>, _flow: &FlowConfig, _message: &str) -> Result<()> {
         // The failure is in the run's summary; the files root records committed runs only.
         Ok(())

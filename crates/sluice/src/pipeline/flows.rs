@@ -30,6 +30,12 @@ const MAX_ATTEMPTS: u32 = 3;
 /// single flows' failures are in the summary.
 pub(crate) async fn run<S: Sink>(sink: &S, run: &RunCx<'_>, flows: Vec<&FlowConfig>) -> Result<RunSummary> {
     sink.begin_run(run).await?;
+    if run.opts.reset {
+        sink.forget(run, &flows).await?;
+        for flow in &flows {
+            tracing::warn!(object = %flow.object, "reset: the committed state is forgotten; reading the object in full");
+        }
+    }
     let stopped = AtomicBool::new(false);
     let parallel = run.config.source.max_parallel_flows.max(1);
     let summaries: Vec<FlowSummary> = futures_util::stream::iter(flows)

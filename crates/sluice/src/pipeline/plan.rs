@@ -41,7 +41,11 @@ pub(crate) async fn plan_flow(
     let described = source.describe(&flow.object, &Selection::for_flow(flow, config.destination.naming())).await?;
     summary.table = described.schema.table.clone();
     let settings = &flow.settings;
-    let full = reload || opts.full_refresh || settings.mode == Mode::Full || described.schema.cursor == Cursor::None;
+    let full = reload
+        || opts.full_refresh
+        || opts.reset
+        || settings.mode == Mode::Full
+        || described.schema.cursor == Cursor::None;
     let now = source.source_now().unwrap_or_else(Utc::now);
     let committed = committed.filter(|_| !full);
     // A full window is sliced from the oldest row, so fetch it only when slicing one.

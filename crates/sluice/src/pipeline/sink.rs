@@ -44,6 +44,9 @@ pub trait Sink: Sync {
         attempt: u32,
     ) -> impl Future<Output = Result<()>> + Send;
 
+    /// Forgets the committed state of `flows` (`sluice reset`), before any of them runs.
+    fn forget(&self, run: &RunCx<'_>, flows: &[&FlowConfig]) -> impl Future<Output = Result<()>> + Send;
+
     /// Records that `flow` failed for good with `message` (best effort: the run goes on).
     fn flow_failed(&self, run: &RunCx<'_>, flow: &FlowConfig, message: &str)
     -> impl Future<Output = Result<()>> + Send;

@@ -19,6 +19,9 @@ pub struct SyncOptions {
     pub objects: Option<Vec<String>>,
     /// Read every selected flow's full window, ignoring committed state.
     pub full_refresh: bool,
+    /// Forget the selected flows' committed state first (`sluice reset`), so they are read
+    /// in full now and, should this run fail, on the next run too.
+    pub reset: bool,
     /// Tuning of the Salesforce source.
     pub source: Options,
     /// What started the run (`manual`, `demo`, `schedule`), recorded in `_sluice.runs`.

@@ -65,6 +65,12 @@ impl<D: Destination> Sink for WarehouseSink<'_, D> {
         FlowDriver::new(&self.cx, flow, summary, attempt).run().await
     }
 
+    async fn forget(&self, _run: &RunCx<'_>, flows: &[&FlowConfig]) -> Result<()> {
+        let d = self.cx.dest.dialect();
+        let statements = flows.iter().map(|flow| consolidate::forget_flow(d, &self.cx.target_of(flow))).collect();
+        self.cx.dest.transaction(statements).await
+    }
+
     async fn flow_failed(&self, run: &RunCx<'_>, flow: &FlowConfig, message: &str) -> Result<()> {
         let cx = &self.cx;
         let target = cx.target_of(flow);

@@ -467,6 +467,58 @@ async fn a_dropped_or_emptied_table_is_reloaded_in_full(kind: Kind) {
 /// from the recycle bin, hard-deleted) are removed (hard) or flagged (soft), and a row with a
 /// newer stamp but wrong values is replaced by the source's, which an incremental run never
 /// does (it must not let an older version win).
+/// `sluice reset --objects Account` forgets that flow's committed window and reloads it in
+/// full: a wrong row that incremental runs never touch (its stamp is newer than the
+/// source's) is repaired, a purge no query reports is applied, and the other flow keeps its
+/// window.
+async fn reset_forgets_a_flow_and_reloads_it_in_full(kind: Kind) {
+    let sb = start(&[("Account", 100), ("Contact", 60)]).await;
+    let s = setup(kind, &sb, &["Account", "Contact"], "").await;
+    run(&s).await;
+    let ids = some_live_ids(&truth(&sb, "Account").await, 2);
+    mutate(
+        &sb,
+        json!([
+            {"op": "delete", "object": "Account", "id": ids[0]},
+            {"op": "purge", "object": "Account", "id": ids[0]},
+        ]),
+    )
+    .await;
+    let later = match kind {
+        Kind::DuckDb => "CAST(CAST(system_modstamp AS TIMESTAMP) + INTERVAL 365 DAY AS TIMESTAMPTZ)",
+        Kind::Postgres => "system_modstamp + INTERVAL '365 days'",
+    };
+    let wrong =
+        format!("UPDATE salesforce.account SET name = 'WRONG', system_modstamp = {later} WHERE id = '{}'", ids[1]);
+    s.wh.execute(&[&wrong]).await;
+    advance(&sb, 3.0).await;
+    let window =
+        |table: &str| format!("SELECT {} FROM _sluice.flows WHERE target_table = '{table}'", epoch("window_end", kind));
+    let contact_before = s.wh.query_i64(&window("contact")).await;
+
+    let opts = SyncOptions { objects: Some(vec!["account".into()]), reset: true, ..SyncOptions::default() };
+    let summary = pipeline::sync(&s.config, &opts, &pipeline::Quiet).await.expect("the run starts");
+    assert_eq!(summary.flows.len(), 1, "only the reset flow runs: {summary:#?}");
+    let f = &summary.flows[0];
+    assert_eq!(f.status, FlowStatus::Ok, "{f:#?}");
+    assert!(f.window.expect("a window").is_full(), "read in full: {f:#?}");
+    check(&sb, &s, "Account", Expect::Soft).await;
+    let name = format!("SELECT name FROM salesforce.account WHERE id = '{}'", ids[1]);
+    assert_ne!(s.wh.query(&name).await, [[Some("WRONG".to_owned())]], "repaired");
+    let flagged = format!("SELECT COUNT(*) FROM salesforce.account WHERE id = '{}' AND _sluice_deleted", ids[0]);
+    assert_eq!(s.wh.query_i64(&flagged).await, 1, "the purged row is flagged");
+    assert_eq!(s.wh.query_i64(&window("contact")).await, contact_before, "Contact keeps its window");
+    sb.shutdown().await;
+}
+
+/// `expr` (a timestamp column) as epoch milliseconds, in the test warehouse's dialect.
+fn epoch(expr: &str, kind: Kind) -> String {
+    match kind {
+        Kind::DuckDb => format!("epoch_ms(CAST({expr} AS TIMESTAMP))"),
+        Kind::Postgres => format!("CAST(EXTRACT(EPOCH FROM {expr}) * 1000 AS BIGINT)"),
+    }
+}
+
 async fn a_full_refresh_removes_what_the_source_lost_and_repairs_wrong_rows(kind: Kind) {
     for deletes in ["soft", "hard"] {
         let sb = start(&[("Account", 120)]).await;
@@ -600,6 +652,7 @@ async fn control_tables_of_the_first_layout_are_migrated_keeping_the_windows(kin
 }
 
 target::suite!(
+    reset_forgets_a_flow_and_reloads_it_in_full,
     rename_and_where_shape_the_table,
     control_tables_of_the_first_layout_are_migrated_keeping_the_windows,
     two_schemas_of_one_database_keep_a_window_each,
