@@ -467,6 +467,31 @@ async fn a_dropped_or_emptied_table_is_reloaded_in_full(kind: Kind) {
 /// from the recycle bin, hard-deleted) are removed (hard) or flagged (soft), and a row with a
 /// newer stamp but wrong values is replaced by the source's, which an incremental run never
 /// does (it must not let an older version win).
+/// Damage no incremental run repairs, on two live Accounts (returned): the first is
+/// deleted and purged at the source without any run seeing it; the second gets a wrong name
+/// in the destination with a stamp newer than the source's. The source clock then moves on.
+async fn purge_one_and_damage_another(kind: Kind, sb: &Running, s: &Setup) -> Vec<String> {
+    let ids = some_live_ids(&truth(sb, "Account").await, 2);
+    mutate(
+        sb,
+        json!([
+            {"op": "delete", "object": "Account", "id": ids[0]},
+            {"op": "purge", "object": "Account", "id": ids[0]},
+        ]),
+    )
+    .await;
+    // The bundled DuckDB has no time zones: its arithmetic is on plain timestamps.
+    let later = match kind {
+        Kind::DuckDb => "CAST(CAST(system_modstamp AS TIMESTAMP) + INTERVAL 365 DAY AS TIMESTAMPTZ)",
+        Kind::Postgres => "system_modstamp + INTERVAL '365 days'",
+    };
+    let wrong =
+        format!("UPDATE salesforce.account SET name = 'WRONG', system_modstamp = {later} WHERE id = '{}'", ids[1]);
+    s.wh.execute(&[&wrong]).await;
+    advance(sb, 3.0).await;
+    ids
+}
+
 /// `sluice reset --objects Account` forgets that flow's committed window and reloads it in
 /// full: a wrong row that incremental runs never touch (its stamp is newer than the
 /// source's) is repaired, a purge no query reports is applied, and the other flow keeps its
@@ -475,23 +500,7 @@ async fn reset_forgets_a_flow_and_reloads_it_in_full(kind: Kind) {
     let sb = start(&[("Account", 100), ("Contact", 60)]).await;
     let s = setup(kind, &sb, &["Account", "Contact"], "").await;
     run(&s).await;
-    let ids = some_live_ids(&truth(&sb, "Account").await, 2);
-    mutate(
-        &sb,
-        json!([
-            {"op": "delete", "object": "Account", "id": ids[0]},
-            {"op": "purge", "object": "Account", "id": ids[0]},
-        ]),
-    )
-    .await;
-    let later = match kind {
-        Kind::DuckDb => "CAST(CAST(system_modstamp AS TIMESTAMP) + INTERVAL 365 DAY AS TIMESTAMPTZ)",
-        Kind::Postgres => "system_modstamp + INTERVAL '365 days'",
-    };
-    let wrong =
-        format!("UPDATE salesforce.account SET name = 'WRONG', system_modstamp = {later} WHERE id = '{}'", ids[1]);
-    s.wh.execute(&[&wrong]).await;
-    advance(&sb, 3.0).await;
+    let ids = purge_one_and_damage_another(kind, &sb, &s).await;
     let window =
         |table: &str| format!("SELECT {} FROM _sluice.flows WHERE target_table = '{table}'", epoch("window_end", kind));
     let contact_before = s.wh.query_i64(&window("contact")).await;
@@ -525,26 +534,7 @@ async fn a_full_refresh_removes_what_the_source_lost_and_repairs_wrong_rows(kind
         let s = setup(kind, &sb, &[&format!("Account; deletes = \"{deletes}\"")], "").await;
         let expect = if deletes == "soft" { Expect::Soft } else { Expect::Hard };
         run(&s).await;
-        let ids = some_live_ids(&truth(&sb, "Account").await, 3);
-        // Gone at the source without any run seeing the delete: deleted, then purged.
-        mutate(
-            &sb,
-            json!([
-                {"op": "delete", "object": "Account", "id": ids[0]},
-                {"op": "purge", "object": "Account", "id": ids[0]},
-            ]),
-        )
-        .await;
-        // A wrong row with a newer stamp than the source's.
-        // The bundled DuckDB has no time zones: its arithmetic is on plain timestamps.
-        let later = match kind {
-            Kind::DuckDb => "CAST(CAST(system_modstamp AS TIMESTAMP) + INTERVAL 365 DAY AS TIMESTAMPTZ)",
-            Kind::Postgres => "system_modstamp + INTERVAL '365 days'",
-        };
-        let wrong =
-            format!("UPDATE salesforce.account SET name = 'WRONG', system_modstamp = {later} WHERE id = '{}'", ids[1]);
-        s.wh.execute(&[&wrong]).await;
-        advance(&sb, 3.0).await;
+        let ids = purge_one_and_damage_another(kind, &sb, &s).await;
         run(&s).await;
         let name = format!("SELECT name FROM salesforce.account WHERE id = '{}'", ids[1]);
         assert_eq!(s.wh.query(&name).await, [[Some("WRONG".to_owned())]], "an incremental run never regresses a row");
