@@ -98,6 +98,15 @@ pub async fn status(path: &Path, args: &StatusArgs) -> Result<(), Failure> {
             r.state.last_error.as_deref().unwrap_or(""),
         );
     }
+    for r in rows.iter().filter(|r| r.removed.is_some()) {
+        let Some(removed) = &r.removed else { continue };
+        say!();
+        let tables = if removed.tables.is_empty() { "no table".to_owned() } else { removed.tables.join(" and ") };
+        say!("{} is no longer in the config: {tables} and its window are left; to drop them:", r.state.flow);
+        for sql in &removed.drop_sql {
+            say!("  {sql};");
+        }
+    }
     Ok(())
 }
 

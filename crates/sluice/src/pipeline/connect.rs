@@ -117,6 +117,18 @@ pub struct StatusRow {
     /// How far the committed window end is behind now, in seconds; 0 when it is ahead (the
     /// org's clock runs ahead of this machine's).
     pub lag_seconds: Option<i64>,
+    /// For a flow no longer in the config: what it left behind and the statements that drop
+    /// it (sluice drops nothing by itself).
+    pub removed: Option<Removed>,
+}
+
+/// What a flow removed from the config left in the warehouse.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Removed {
+    /// The tables it wrote that still exist (the target, its history).
+    pub tables: Vec<String>,
+    /// The SQL that drops them and forgets the flow's window.
+    pub drop_sql: Vec<String>,
 }
 
 /// `sluice status`: every flow's committed window end, last run, live rows and lag. Reads
@@ -138,11 +150,31 @@ async fn status_of<D: Destination>(dest: &D, config: &Config, schema: &str) -> R
         let flow = config.flows.iter().find(|f| naming.apply(&f.object) == state.table);
         let soft = flow.is_none_or(|f| f.settings.deletes == crate::config::Deletes::Soft);
         let table = crate::consolidate::TableRef::new(schema, &state.table);
-        let live_rows = report::live_rows(dest, table, soft).await?;
+        let live_rows = report::live_rows(dest, table.clone(), soft).await?;
         let lag_seconds = state.window_end.map(|e| (Utc::now() - e).num_seconds().max(0));
-        rows.push(StatusRow { state, live_rows, lag_seconds });
+        let removed = match flow {
+            Some(_) => None,
+            None => Some(left_behind(dest, &table).await?),
+        };
+        rows.push(StatusRow { state, live_rows, lag_seconds, removed });
     }
     Ok(rows)
+}
+
+/// What the flow writing `table`, no longer configured, left behind, and how to drop it.
+async fn left_behind<D: Destination>(dest: &D, table: &crate::consolidate::TableRef) -> Result<Removed> {
+    let d = dest.dialect();
+    let history = crate::consolidate::TableRef::new(&table.schema, format!("{}_history", table.name));
+    let mut tables = Vec::new();
+    let mut drop_sql = Vec::new();
+    for t in [table, &history] {
+        if dest.columns(t.clone()).await?.is_some() {
+            tables.push(d.table(t));
+            drop_sql.push(format!("DROP TABLE {}", d.table(t)));
+        }
+    }
+    drop_sql.push(crate::consolidate::forget_flow(d, table));
+    Ok(Removed { tables, drop_sql })
 }
 
 /// `sluice history`: the newest `limit` runs with their flows.

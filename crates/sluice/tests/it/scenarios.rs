@@ -492,6 +492,35 @@ async fn purge_one_and_damage_another(kind: Kind, sb: &Running, s: &Setup) -> Ve
     ids
 }
 
+/// A flow removed from the config is reported by `status` with what it left behind (its
+/// table, its history table, its window) and the statements that drop them; those
+/// statements work, after which `status` no longer lists it.
+async fn status_reports_what_a_removed_flow_left_behind(kind: Kind) {
+    let sb = start(&[("Account", 40), ("Contact", 30)]).await;
+    let s = setup(kind, &sb, &["Account", "Contact; history = true"], "").await;
+    run(&s).await;
+    let mut fewer = s.config.clone();
+    fewer.flows.retain(|f| f.object == "Account");
+    let status = pipeline::status(&fewer).await.unwrap();
+    let row =
+        |table: &str| status.iter().find(|r| r.state.table == table).unwrap_or_else(|| panic!("{table}: {status:#?}"));
+    assert_eq!(row("account").removed, None);
+    let removed = row("contact").removed.clone().expect("Contact is reported as removed");
+    assert_eq!(removed.tables, ["\"salesforce\".\"contact\"", "\"salesforce\".\"contact_history\""]);
+    assert_eq!(removed.drop_sql.len(), 3, "{removed:#?}");
+    let statements: Vec<&str> = removed.drop_sql.iter().map(String::as_str).collect();
+    s.wh.execute(&statements).await;
+    let status = pipeline::status(&fewer).await.unwrap();
+    assert_eq!(status.iter().map(|r| r.state.table.as_str()).collect::<Vec<_>>(), ["account"], "{status:#?}");
+    let tables = "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = 'salesforce' AND \
+                  table_name LIKE 'contact%'";
+    assert_eq!(s.wh.query_i64(tables).await, 0);
+    // Account still syncs as before.
+    let summary = pipeline::sync(&fewer, &SyncOptions::default(), &pipeline::Quiet).await.unwrap();
+    assert_eq!(summary.status, pipeline::RunStatus::Ok, "{summary:#?}");
+    sb.shutdown().await;
+}
+
 /// `sluice reset --objects Account` forgets that flow's committed window and reloads it in
 /// full: a wrong row that incremental runs never touch (its stamp is newer than the
 /// source's) is repaired, a purge no query reports is applied, and the other flow keeps its
@@ -642,6 +671,7 @@ async fn control_tables_of_the_first_layout_are_migrated_keeping_the_windows(kin
 }
 
 target::suite!(
+    status_reports_what_a_removed_flow_left_behind,
     reset_forgets_a_flow_and_reloads_it_in_full,
     rename_and_where_shape_the_table,
     control_tables_of_the_first_layout_are_migrated_keeping_the_windows,
