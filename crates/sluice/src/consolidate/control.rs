@@ -51,7 +51,7 @@ pub fn locks_table() -> TableRef {
 pub const LEASE: Duration = Duration::from_secs(600);
 
 /// The control-table layout this binary writes (see the module docs).
-pub const LAYOUT_VERSION: i64 = 2;
+pub const LAYOUT_VERSION: i64 = 3;
 
 /// A flow-run row's phase, as `_sluice.flow_runs.phase` spells it. Earlier steps of a flow
 /// (planning, staging) leave no row: they changed nothing.
@@ -136,6 +136,7 @@ const FLOWS: Layout = Layout {
         ("last_full_refresh", Ts),
         ("last_reconciliation", Ts),
         ("schema_fingerprint", Text),
+        ("selection_fingerprint", Text),
         ("rows_present", Boolean),
         ("updated_at", Ts),
     ],
@@ -280,6 +281,27 @@ pub fn v1_flows_query(dialect: Dialect) -> String {
     )
 }
 
+/// One transaction upgrading layout 2 to the current one: `_sluice.flows` gains
+/// `selection_fingerprint`, NULL for every flow (unknown: a flow's next run records it and
+/// reloads nothing), and the layout row says the new version.
+pub fn migrate_v2(dialect: Dialect, at: Timestamp) -> Vec<String> {
+    let d = dialect;
+    vec![
+        format!(
+            "ALTER TABLE {} ADD COLUMN {} {}",
+            d.table(&table(FLOWS.name)),
+            d.quote_ident("selection_fingerprint"),
+            d.sql_type(SluiceType::Text)
+        ),
+        update(
+            d,
+            LAYOUT.name,
+            &[("version", LAYOUT_VERSION.to_string()), ("migrated_at", d.timestamp_literal(at))],
+            &format!("{} = 2", d.quote_ident("version")),
+        ),
+    ]
+}
+
 /// One transaction upgrading version-1 control tables to the current layout. Version 1 had
 /// no notion of target: its rows are given to `schema`, the schema of the run that
 /// migrates, each flow's table being `tables` (flow name → table name, from the config's
@@ -304,7 +326,7 @@ pub fn migrate_v1(dialect: Dialect, schema: &str, tables: &[(String, String)], a
             .map(|(name, ty)| match *name {
                 "target_schema" => lit(schema),
                 "target_table" => table_of.clone(),
-                "rows_present" | "api_remaining" => null(*ty),
+                "rows_present" | "api_remaining" | "selection_fingerprint" => null(*ty),
                 other => q(other),
             })
             .collect()
@@ -399,6 +421,7 @@ pub fn control_writes(dialect: Dialect, spec: &MergeSpec, run: &FlowRun, rows_at
         format!("{} = {}", q("object"), lit(&run.object)),
         format!("{} = {window_end}", q("window_end")),
         format!("{} = {}", q("schema_fingerprint"), lit(&run.schema_fingerprint)),
+        format!("{} = {}", q("selection_fingerprint"), lit(&run.selection_fingerprint)),
         format!("{} = {present}", q("rows_present")),
         format!("{} = {now}", q("updated_at")),
     ];
@@ -407,8 +430,8 @@ pub fn control_writes(dialect: Dialect, spec: &MergeSpec, run: &FlowRun, rows_at
     }
     let update_flow = format!("UPDATE {flows} SET {}\nFROM {rows}\nWHERE {key}", set.join(", "));
     let insert_flow = format!(
-        "INSERT INTO {flows} ({})\nSELECT {}, {}, {flow}, {}, {window_end}, {}, {}, {present}, {now}\nFROM {rows}\nWHERE \
-         NOT EXISTS (SELECT 1 FROM {flows} WHERE {key})",
+        "INSERT INTO {flows} ({})\nSELECT {}, {}, {flow}, {}, {window_end}, {}, {}, {}, {present}, {now}\nFROM \
+         {rows}\nWHERE NOT EXISTS (SELECT 1 FROM {flows} WHERE {key})",
         ident_list(
             d,
             &[
@@ -419,6 +442,7 @@ pub fn control_writes(dialect: Dialect, spec: &MergeSpec, run: &FlowRun, rows_at
                 "window_end",
                 "last_full_refresh",
                 "schema_fingerprint",
+                "selection_fingerprint",
                 "rows_present",
                 "updated_at"
             ]
@@ -428,6 +452,7 @@ pub fn control_writes(dialect: Dialect, spec: &MergeSpec, run: &FlowRun, rows_at
         lit(&run.object),
         if run.full_refresh { now.clone() } else { d.null_of(SluiceType::Timestamp) },
         lit(&run.schema_fingerprint),
+        lit(&run.selection_fingerprint),
     );
 
     let delete_run = format!("DELETE FROM {flow_runs} WHERE {}", run_key(d, &spec.run_id, &spec.target));
@@ -661,16 +686,18 @@ pub fn forget_flow(dialect: Dialect, target: &TableRef) -> String {
 }
 
 /// One row or none: the flow's window end, last reconciliation and last full refresh, as
-/// epoch milliseconds, and whether its table held rows at the last commit (1, 0 or NULL).
+/// epoch milliseconds, whether its table held rows at the last commit (1, 0 or NULL), and
+/// the fingerprint of its selection at the last commit (NULL: not recorded).
 pub fn read_flow(dialect: Dialect, target: &TableRef) -> String {
     let d = dialect;
     let ms = |c: &str| d.epoch_ms(&d.quote_ident(c));
     let present = d.quote_ident("rows_present");
     format!(
-        "SELECT {}, {}, {}, CASE WHEN {present} THEN 1 WHEN NOT {present} THEN 0 END FROM {} WHERE {}",
+        "SELECT {}, {}, {}, CASE WHEN {present} THEN 1 WHEN NOT {present} THEN 0 END, {} FROM {} WHERE {}",
         ms("window_end"),
         ms("last_reconciliation"),
         ms("last_full_refresh"),
+        d.quote_ident("selection_fingerprint"),
         d.table(&table(FLOWS.name)),
         target_key(d, target, None),
     )

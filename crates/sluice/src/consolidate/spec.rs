@@ -172,6 +172,9 @@ pub struct FlowRun {
     pub full_refresh: bool,
     /// Fingerprint of the table schema the run used.
     pub schema_fingerprint: String,
+    /// Fingerprint of what the flow's config selects (`fields`, `exclude`, `rename`,
+    /// `mask`): a change means the table no longer reflects the rows as configured.
+    pub selection_fingerprint: String,
     /// Attempts this flow took in this run.
     pub attempts: u32,
     /// Rows the extract phase read: this load's staged rows, numbered `0..rows_extracted`

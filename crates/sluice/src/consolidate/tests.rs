@@ -38,6 +38,7 @@ fn run() -> FlowRun {
         window: Window { start: None, end: t },
         full_refresh: true,
         schema_fingerprint: "x".into(),
+        selection_fingerprint: "sel-1".into(),
         attempts: 1,
         rows_extracted: 0,
         api_calls: 0,
@@ -214,7 +215,8 @@ fn consolidate_mentions_only_known_names() {
         "absent",
     ];
     known.extend(sluice.iter().map(|n| n.to_string()));
-    let control = "flow object window_end last_full_refresh last_reconciliation schema_fingerprint updated_at \
+    let control = "flow object window_end last_full_refresh last_reconciliation schema_fingerprint \
+                   selection_fingerprint updated_at \
                    run_id trigger started_at finished_at status config_fingerprint phase attempts window_start \
                    rows_extracted rows_inserted rows_updated rows_deleted api_calls bytes error target_schema \
                    target_table rows_present api_remaining version migrated_at";

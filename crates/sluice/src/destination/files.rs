@@ -89,6 +89,10 @@ pub struct FlowState {
     pub window_end: DateTime<Utc>,
     /// The run that committed it.
     pub run_id: String,
+    /// The fingerprint of what the flow's config selected then (`fields`, `exclude`,
+    /// `rename`, `mask`); absent in state written before sluice recorded it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selection: Option<String>,
 }
 
 const STATE: &str = "_sluice_state.json";

@@ -7,7 +7,7 @@ use super::summary::{MergeCounts, Observer, SyncOptions};
 use crate::config::{Config, Consolidation, FlowConfig};
 use crate::consolidate::{self, TableRef};
 use crate::destination::{Destination, Value, first_value};
-use crate::model::TableSchema;
+use crate::model::{TableSchema, Timestamp};
 use crate::source::salesforce::SalesforceSource;
 use crate::{Error, Result};
 
@@ -66,6 +66,24 @@ fn short_hash(bytes: &[u8]) -> String {
 /// every consolidation so a schema change is visible in the control tables.
 pub fn fingerprint(schema: &TableSchema) -> String {
     short_hash(&serde_json::to_vec(schema).unwrap_or_default())
+}
+
+/// The fingerprint of what `flow` selects from its object (`fields`, `exclude`, `rename`,
+/// `mask`): when it changes, the table no longer holds the rows as configured, and the flow
+/// is read in full. The mask salt is not part of it: a secret's hash stays out of the
+/// control tables.
+pub fn selection_fingerprint(flow: &FlowConfig) -> String {
+    let selection = (&flow.fields, &flow.exclude, &flow.rename, &flow.mask);
+    short_hash(format!("{selection:?}").as_bytes())
+}
+
+/// Why a flow with a committed window is read in full because its `fields`, `exclude`,
+/// `rename` or `mask` changed since that window was committed (`recorded`: the fingerprint
+/// then; unknown before layout 3, when nothing is reloaded).
+pub fn selection_changed(flow: &FlowConfig, window_end: Option<Timestamp>, recorded: Option<&str>) -> Option<String> {
+    let recorded = recorded.filter(|_| window_end.is_some())?;
+    (recorded != selection_fingerprint(flow))
+        .then(|| "fields, exclude, rename or mask changed since the last run: reading the object in full".to_owned())
 }
 
 /// The config's fingerprint, recorded with the run (secrets excluded: only the flows).

@@ -15,6 +15,7 @@ use std::sync::Mutex;
 
 use futures_util::StreamExt;
 
+use super::context::{selection_changed, selection_fingerprint};
 use super::plan::{Planned, plan_flow};
 use super::sink::{RunCx, Sink};
 use super::summary::{FlowSummary, RunStatus};
@@ -61,14 +62,21 @@ impl Sink for FilesSink {
         summary: &mut FlowSummary,
         attempt: u32,
     ) -> Result<()> {
-        let committed = self.dest.state()?.get(&flow.object).map(|s| s.window_end);
+        let saved = self.dest.state()?.get(&flow.object).cloned();
+        let committed = saved.as_ref().map(|s| s.window_end);
         let run_id = if attempt == 1 { run.run_id.clone() } else { format!("{}-r{attempt}", run.run_id) };
         let config = run.config;
         // A committed window whose runs are all gone (removed outside sluice) stands for data the
         // destination no longer has: read in full again.
         let table = config.destination.naming().apply(&flow.object);
-        let reload = committed.is_some() && self.dest.runs(&table)?.is_empty();
-        if reload {
+        let changed = selection_changed(flow, committed, saved.as_ref().and_then(|s| s.selection.as_deref()));
+        let lost = committed.is_some() && self.dest.runs(&table)?.is_empty();
+        if let Some(why) = &changed {
+            tracing::warn!(object = %flow.object, "{why}");
+            summary.warnings.push(why.clone());
+        }
+        let reload = lost || changed.is_some();
+        if lost {
             let why = format!(
                 "no committed run of {table} is left under {} although a window was committed: reading the object in \
                  full",
@@ -112,7 +120,8 @@ impl Sink for FilesSink {
                 return Err(e);
             }
             writer.finish()?;
-            self.save_state(&flow.object, FlowState { window_end: window.end, run_id: id })?;
+            let selection = Some(selection_fingerprint(flow));
+            self.save_state(&flow.object, FlowState { window_end: window.end, run_id: id, selection })?;
         }
         Ok(())
     }

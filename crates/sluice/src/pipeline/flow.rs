@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::checks;
-use super::context::{Ctx, fingerprint, merge_counts};
+use super::context::{Ctx, fingerprint, merge_counts, selection_changed, selection_fingerprint};
 use super::phase::{Outcome, Phase, next};
 use super::plan::{Planned, plan_flow};
 use super::summary::{FlowSummary, MergeCounts, Timings};
@@ -27,7 +27,7 @@ use crate::source::salesforce::describe::Described;
 use crate::{Error, Result};
 
 /// What `_sluice.flows` holds for a flow.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Committed {
     /// The committed window end.
     pub window_end: Option<Timestamp>,
@@ -38,6 +38,8 @@ pub struct Committed {
     /// Whether the table held rows when the last consolidation committed (`None`: not
     /// recorded, as for state migrated from an older layout).
     pub rows_present: Option<bool>,
+    /// The fingerprint of the flow's selection at the last commit (`None`: not recorded).
+    pub selection: Option<String>,
 }
 
 /// Reads the control row of the flow writing `target`.
@@ -50,6 +52,7 @@ pub async fn committed<D: Destination>(dest: &D, target: &TableRef) -> Result<Co
             last_reconciliation: r[1].as_timestamp(),
             last_full_refresh: r[2].as_timestamp(),
             rows_present: r[3].as_i64().map(|n| n != 0),
+            selection: r.get(4).and_then(Value::as_str).map(str::to_owned),
         })
         .unwrap_or_default())
 }
@@ -200,7 +203,10 @@ impl<'a, D: Destination> FlowDriver<'a, D> {
         let (cx, flow) = (self.cx, self.flow);
         let target = cx.target_of(flow);
         self.committed = committed(cx.dest, &target).await?;
-        let reload = reload_reason(cx.dest, &target, &self.committed).await?;
+        let mut reload = reload_reason(cx.dest, &target, &self.committed).await?;
+        if reload.is_none() {
+            reload = selection_changed(flow, self.committed.window_end, self.committed.selection.as_deref());
+        }
         if let Some(why) = &reload {
             tracing::warn!(object = %flow.object, "{why}");
             self.summary.warnings.push(why.clone());
@@ -359,6 +365,7 @@ impl<'a, D: Destination> FlowDriver<'a, D> {
             window,
             full_refresh: self.full && self.next_window + 1 == self.windows.len(),
             schema_fingerprint: fingerprint(&described.schema),
+            selection_fingerprint: selection_fingerprint(flow),
             attempts: self.attempts,
             rows_extracted: self.staged,
             api_calls: meter.as_ref().map_or(0, |m| m.calls()),

@@ -125,6 +125,12 @@ async fn prepare_locked<D: Destination>(dest: &D, config: &Config, schema: &str)
              given to schema {schema}",
             consolidate::LAYOUT_VERSION
         );
+    } else if state == consolidate::LayoutState::Version(2) {
+        dest.transaction(consolidate::migrate_v2(d, Utc::now())).await?;
+        tracing::warn!(
+            "upgraded the control tables to layout {}: flows now record what their config selects",
+            consolidate::LAYOUT_VERSION
+        );
     }
     dest.execute(consolidate::control_ddl(d, Utc::now())).await
 }

@@ -61,6 +61,7 @@ fn flow_run() -> FlowRun {
         },
         full_refresh: false,
         schema_fingerprint: "fp-1".into(),
+        selection_fingerprint: "sel-1".into(),
         attempts: 1,
         rows_extracted: 42,
         api_calls: 3,

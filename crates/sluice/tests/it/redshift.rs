@@ -243,6 +243,7 @@ async fn stage_and_plan(
         window: Window { start: None, end: synced },
         full_refresh: false,
         schema_fingerprint: "fp".into(),
+        selection_fingerprint: "sel-1".into(),
         attempts: 1,
         rows_extracted: rows.len() as u64,
         api_calls: 0,

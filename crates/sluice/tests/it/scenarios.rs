@@ -521,6 +521,55 @@ async fn status_reports_what_a_removed_flow_left_behind(kind: Kind) {
     sb.shutdown().await;
 }
 
+/// A flow whose `fields`, `exclude`, `rename` or `mask` changed is read in full, with a
+/// warning: the table holds every row under the new selection (here, a renamed column
+/// filled for every row), not just the rows changed since the last run.
+async fn a_changed_selection_reloads_the_flow(kind: Kind) {
+    let sb = start(&[("Account", 80)]).await;
+    let s = setup(kind, &sb, &["Account"], "").await;
+    run(&s).await;
+    advance(&sb, 3.0).await;
+    let mut renamed = s.config.clone();
+    renamed.flows[0].rename = vec![("Name".into(), "account_name".into())];
+    let summary = pipeline::sync(&renamed, &SyncOptions::default(), &pipeline::Quiet).await.expect("the run starts");
+    let f = &summary.flows[0];
+    assert_eq!(f.status, FlowStatus::Ok, "{f:#?}");
+    assert!(f.window.expect("a window").is_full(), "read in full: {f:#?}");
+    assert!(f.warnings.iter().any(|w| w.contains("rename or mask changed")), "{f:#?}");
+    let source = SalesforceSource::connect(&common::password(&sb.login_url)).await.unwrap();
+    let schema =
+        source.describe("Account", &Selection::for_flow(&renamed.flows[0], Naming::SnakeCase)).await.unwrap().schema;
+    let rows = warehouse::rows(&s.wh, "salesforce", &schema).await;
+    assert_eq!(assert_matches(&rows, &truth(&sb, "Account").await, &schema, Expect::Soft), 80);
+    // Unchanged since: the next run is incremental again.
+    advance(&sb, 3.0).await;
+    let summary = pipeline::sync(&renamed, &SyncOptions::default(), &pipeline::Quiet).await.unwrap();
+    assert!(!summary.flows[0].window.expect("a window").is_full(), "{summary:#?}");
+    sb.shutdown().await;
+}
+
+/// Control tables of layout 2 (before flows recorded their selection) are upgraded in
+/// place on the next run: the column is added, the layout says 3, and the windows stay (the
+/// run is incremental, nothing is reloaded for want of a recorded selection).
+async fn control_tables_of_layout_2_are_upgraded_keeping_the_windows(kind: Kind) {
+    let sb = start(&[("Account", 50)]).await;
+    let s = setup(kind, &sb, &["Account"], "").await;
+    run(&s).await;
+    s.wh.execute(&[
+        "ALTER TABLE _sluice.flows DROP COLUMN selection_fingerprint",
+        "UPDATE _sluice.layout SET version = 2",
+    ])
+    .await;
+    advance(&sb, 3.0).await;
+    let summary = run(&s).await;
+    assert!(!summary.flows[0].window.expect("a window").is_full(), "incremental: {summary:#?}");
+    assert_eq!(s.wh.query_i64("SELECT MAX(version) FROM _sluice.layout").await, 3);
+    let recorded = "SELECT COUNT(*) FROM _sluice.flows WHERE selection_fingerprint IS NOT NULL";
+    assert_eq!(s.wh.query_i64(recorded).await, 1, "the run recorded its selection");
+    check(&sb, &s, "Account", Expect::Soft).await;
+    sb.shutdown().await;
+}
+
 /// `sluice reset --objects Account` forgets that flow's committed window and reloads it in
 /// full: a wrong row that incremental runs never touch (its stamp is newer than the
 /// source's) is repaired, a purge no query reports is applied, and the other flow keeps its
@@ -663,7 +712,12 @@ async fn control_tables_of_the_first_layout_are_migrated_keeping_the_windows(kin
     assert_eq!(check(&sb, &s, "Account", Expect::Soft).await, 103);
     let keyed = "SELECT COUNT(*) FROM _sluice.flows WHERE target_schema = 'salesforce' AND target_table = 'account'";
     assert_eq!(s.wh.query_i64(keyed).await, 1);
-    assert_eq!(s.wh.query_i64("SELECT MAX(version) FROM _sluice.layout").await, 2);
+    let current = sluice::consolidate::LAYOUT_VERSION;
+    assert_eq!(
+        s.wh.query_i64("SELECT MAX(version) FROM _sluice.layout").await,
+        current,
+        "straight to the current layout"
+    );
     let history = pipeline::history(&s.config, 10).await.unwrap();
     assert_eq!(history.len(), 2, "the run before the upgrade is kept: {history:#?}");
     assert_ne!(s.wh.query("SELECT CAST(window_end AS VARCHAR) FROM _sluice.flows").await, end, "the window moved");
@@ -671,6 +725,8 @@ async fn control_tables_of_the_first_layout_are_migrated_keeping_the_windows(kin
 }
 
 target::suite!(
+    a_changed_selection_reloads_the_flow,
+    control_tables_of_layout_2_are_upgraded_keeping_the_windows,
     status_reports_what_a_removed_flow_left_behind,
     reset_forgets_a_flow_and_reloads_it_in_full,
     rename_and_where_shape_the_table,

@@ -484,3 +484,38 @@ async fn files_flows_run_in_parallel() {
     assert_eq!((summary.flows[0].rows, summary.flows[1].rows), (120, 80));
     sb.shutdown().await;
 }
+
+/// On the files destination too, a change of a flow's `fields`, `exclude`, `rename` or
+/// `mask` makes the next run read the object in full, with a warning; state written before
+/// sluice recorded the selection reloads nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_selection_reads_the_files_flow_in_full() {
+    let sb = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&sb, dir.path(), &["Account"]);
+    let dest = FilesDestination::new(dir.path(), config::FileFormat::Parquet);
+    pipeline::sync(&cfg, &fast(), &pipeline::Quiet).await.unwrap();
+    assert!(dest.state().unwrap()["Account"].selection.is_some(), "the selection is recorded");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let same = pipeline::sync(&cfg, &fast(), &pipeline::Quiet).await.unwrap();
+    assert!(!same.flows[0].window.unwrap().is_full(), "unchanged: incremental");
+
+    let mut masked = cfg.clone();
+    masked.flows[0].exclude = vec!["Description".into()];
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let summary = pipeline::sync(&masked, &fast(), &pipeline::Quiet).await.unwrap();
+    let f = &summary.flows[0];
+    assert_eq!(f.status, FlowStatus::Ok, "{f:#?}");
+    assert!(f.window.unwrap().is_full(), "read in full: {f:#?}");
+    assert!(f.warnings.iter().any(|w| w.contains("rename or mask changed")), "{f:#?}");
+    assert_eq!(f.rows, 120);
+
+    // State from before the selection was recorded: no reload.
+    let mut state = dest.state().unwrap()["Account"].clone();
+    state.selection = None;
+    dest.save_state("Account", state).unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let summary = pipeline::sync(&cfg, &fast(), &pipeline::Quiet).await.unwrap();
+    assert!(!summary.flows[0].window.unwrap().is_full(), "nothing recorded, nothing reloaded: {summary:#?}");
+    sb.shutdown().await;
+}

@@ -188,6 +188,7 @@ fn flow_run(object: &str, rows: u64, end: chrono::DateTime<chrono::Utc>) -> Flow
         window: Window { start: None, end },
         full_refresh: false,
         schema_fingerprint: "fp".into(),
+        selection_fingerprint: "sel-1".into(),
         attempts: 1,
         rows_extracted: rows,
         api_calls: 0,

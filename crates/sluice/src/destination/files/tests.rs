@@ -132,9 +132,13 @@ fn abort_leaves_nothing_and_state_round_trips() {
     run.abort().unwrap();
     assert!(!run_dir.exists());
     assert!(dest.state().unwrap().is_empty());
-    let state = FlowState { window_end: window().end, run_id: "r2".into() };
+    let state = FlowState { window_end: window().end, run_id: "r2".into(), selection: None };
     dest.save_state("Account", state.clone()).unwrap();
-    dest.save_state("Contact", FlowState { window_end: window().end, run_id: "r3".into() }).unwrap();
+    dest.save_state(
+        "Contact",
+        FlowState { window_end: window().end, run_id: "r3".into(), selection: Some("s".into()) },
+    )
+    .unwrap();
     assert_eq!(dest.state().unwrap()["Account"], state);
     assert_eq!(dest.state().unwrap().len(), 2);
     fs::write(dir.path().join(STATE), "{not json").unwrap();
