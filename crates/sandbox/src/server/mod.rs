@@ -16,6 +16,7 @@ pub mod churn;
 pub mod composite;
 mod cursors;
 pub mod error;
+pub mod fields;
 pub mod gate;
 mod jobs;
 pub mod query;

@@ -1,7 +1,7 @@
 //! Bringing the org up to its clock before a request is served ([`AppState::tick`]):
 //! late commits, recycle-bin purges, and fields the `fields_added` knob schedules.
 
-use super::admin;
+use super::fields::add_field;
 use super::state::AppState;
 
 impl AppState {
@@ -33,7 +33,7 @@ impl AppState {
                 }
                 added.push((f.object.clone(), f.name.clone()));
                 drop(added);
-                if let Err(e) = admin::add_field(self, &f.object, &f.name, &f.ty, &[], None) {
+                if let Err(e) = add_field(self, &f.object, &f.name, &f.ty, &[], None) {
                     tracing::warn!(message = "Scheduled field could not be added.", object = %f.object, field = %f.name, error = %e);
                 }
             }
