@@ -213,7 +213,8 @@ pub fn control_ddl(dialect: Dialect, at: Timestamp) -> Vec<String> {
 /// (layout check, migration, creation) among runs of different schemas sharing a database:
 /// a PostgreSQL session advisory lock on the control schema's name. `None` where the
 /// destination's run lock covers the whole database already (DuckDB's file lock) or there
-/// is no such lock (Redshift, where such runs racing on a first set-up are not guarded).
+/// is no such lock (Redshift: a run that loses the race to create them tries again, and
+/// the set-up is one transaction, so no run sees half of it).
 pub fn setup_lock(dialect: Dialect) -> Option<[String; 2]> {
     match dialect.caps().run_lock {
         RunLock::Advisory => {

@@ -90,19 +90,36 @@ impl<D: Destination> Sink for WarehouseSink<'_, D> {
 /// Makes the control tables ready for a run into `schema`: refuses a layout from a newer
 /// sluice, migrates an older one (in one transaction), creates what is missing. Serialised
 /// among runs of other schemas of the same database where the destination allows it
-/// ([`consolidate::setup_lock`]).
-async fn prepare_control<D: Destination>(dest: &D, config: &Config, schema: &str) -> Result<()> {
+/// ([`consolidate::setup_lock`]). Where it does not (Redshift has no advisory locks), two
+/// first runs may race to create the same control tables: the loser's `IF NOT EXISTS`
+/// statement fails on the winner's catalog entry, and it tries again, finding them.
+pub async fn prepare_control<D: Destination>(dest: &D, config: &Config, schema: &str) -> Result<()> {
     let lock = consolidate::setup_lock(dest.dialect());
     if let Some([take, _]) = &lock {
         dest.execute(vec![take.clone()]).await?;
     }
-    let result = prepare_locked(dest, config, schema).await;
+    let mut result = prepare_locked(dest, config, schema).await;
+    let mut tries = 1;
+    while lock.is_none() && tries < SETUP_TRIES && result.as_ref().is_err_and(lost_creation_race) {
+        tokio::time::sleep(std::time::Duration::from_millis(50 * tries)).await;
+        result = prepare_locked(dest, config, schema).await;
+        tries += 1;
+    }
     if let Some([_, give]) = lock
         && let Err(e) = dest.execute(vec![give]).await
     {
         tracing::warn!(error = %e, "could not give back the control-table lock; the session's end frees it");
     }
     result
+}
+
+/// Attempts at the control-table set-up where no lock serialises it (see [`prepare_control`]).
+const SETUP_TRIES: u64 = 4;
+
+/// Whether `e` is another session's concurrent creation of the same catalog entry.
+fn lost_creation_race(e: &Error) -> bool {
+    let text = e.message.to_ascii_lowercase();
+    e.is_duplicate_key() || text.contains("already exists") || text.contains("duplicate key")
 }
 
 async fn prepare_locked<D: Destination>(dest: &D, config: &Config, schema: &str) -> Result<()> {
@@ -132,7 +149,9 @@ async fn prepare_locked<D: Destination>(dest: &D, config: &Config, schema: &str)
             consolidate::LAYOUT_VERSION
         );
     }
-    dest.execute(consolidate::control_ddl(d, Utc::now())).await
+    // One transaction: a session racing this one (see [`prepare_control`]) sees all of the
+    // control tables or none, never some, which would look like an older layout.
+    dest.transaction(consolidate::control_ddl(d, Utc::now())).await
 }
 
 /// The outcome of `sluice verify` for one flow.

@@ -511,3 +511,62 @@ async fn the_consolidation_procedure_matches_consolidating_directly() {
         }
     }
 }
+
+/// A PostgreSQL session that reports Redshift's dialect, so code paths chosen by the
+/// dialect's capabilities (here: no setup lock, Redshift having no advisory locks) run
+/// against a real server.
+struct AsRedshift(Postgres);
+
+impl Destination for AsRedshift {
+    type Stage = <Postgres as Destination>::Stage;
+
+    fn dialect(&self) -> Dialect {
+        Dialect::Redshift
+    }
+    fn location(&self) -> String {
+        self.0.location()
+    }
+    async fn execute(&self, statements: Vec<String>) -> sluice::Result<()> {
+        self.0.execute(statements).await
+    }
+    async fn transaction(&self, statements: Vec<String>) -> sluice::Result<()> {
+        self.0.transaction(statements).await
+    }
+    async fn query(&self, sql: String) -> sluice::Result<Vec<Vec<Value>>> {
+        self.0.query(sql).await
+    }
+    async fn columns(&self, table: TableRef) -> sluice::Result<Option<Vec<sluice::consolidate::ExistingColumn>>> {
+        self.0.columns(table).await
+    }
+    async fn stage(&self, table: TableRef) -> sluice::Result<Self::Stage> {
+        self.0.stage(table).await
+    }
+    async fn discard(&self, table: TableRef) -> sluice::Result<()> {
+        self.0.discard(table).await
+    }
+}
+
+/// Two schemas' first runs on one Redshift database set the control tables up at the same
+/// moment: both succeed (Redshift has no advisory lock to serialise them, so whichever
+/// loses the race to create `_sluice` and its tables tries again and finds them there).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_setups_racing_on_one_database_both_succeed() {
+    let text = "[source]\ntype = \"salesforce\"\nlogin_url = \"https://x.my.salesforce.com\"\nauth = \
+                \"client_credentials\"\nclient_id = \"id\"\nclient_secret = \"s\"\n[destination]\ntype = \
+                \"redshift\"\nurl = \"postgres://u:p@h:5439/dev\"\ns3_staging = \"s3://b/p\"\niam_role = \
+                \"arn:aws:iam::1:role/r\"\n[[flows]]\nobject = \"Account\"\n";
+    let config = sluice::config::load(text, "test.toml", &|_| None).expect("valid config");
+    for round in 0..8 {
+        let db = fresh_database().await;
+        let a = AsRedshift(Postgres::connect_unlocked(&db.pg()).await.unwrap());
+        let b = AsRedshift(Postgres::connect_unlocked(&db.pg()).await.unwrap());
+        let (ra, rb) = tokio::join!(
+            sluice::pipeline::warehouse::prepare_control(&a, &config, "one"),
+            sluice::pipeline::warehouse::prepare_control(&b, &config, "two")
+        );
+        ra.unwrap_or_else(|e| panic!("round {round}, schema one: {e}"));
+        rb.unwrap_or_else(|e| panic!("round {round}, schema two: {e}"));
+        let layout = a.0.query("SELECT COUNT(*) FROM _sluice.layout".into()).await.unwrap();
+        assert_eq!(layout[0][0].as_i64(), Some(1), "one layout row");
+    }
+}
