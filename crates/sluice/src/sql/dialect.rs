@@ -72,6 +72,10 @@ pub struct Caps {
     /// Staged rows above which the upsert and the history insert run in stage-order
     /// slices, bounding what one statement holds in memory; `None`: one statement.
     pub upsert_slice_rows: Option<u64>,
+    /// Whether a backslash in a string literal is an escape character (Redshift), so it
+    /// must be doubled; DuckDB and PostgreSQL (`standard_conforming_strings`, the default)
+    /// keep it as it is.
+    pub backslash_escapes: bool,
 }
 
 /// Staged rows per `INSERT` and per `DELETE` on DuckDB ([`Caps::upsert_slice_rows`]). Its hash join of the changes
@@ -98,6 +102,7 @@ impl Dialect {
                 analyze_temp_tables: false,
                 work_mem: false,
                 upsert_slice_rows: Some(DUCKDB_SLICE_ROWS),
+                backslash_escapes: false,
             },
             Dialect::Postgres => Caps {
                 upsert: Upsert::Merge,
@@ -109,6 +114,7 @@ impl Dialect {
                 analyze_temp_tables: true,
                 work_mem: true,
                 upsert_slice_rows: None,
+                backslash_escapes: false,
             },
             Dialect::Redshift => Caps {
                 upsert: Upsert::DeleteInsert,
@@ -121,6 +127,7 @@ impl Dialect {
                 analyze_temp_tables: false,
                 work_mem: false,
                 upsert_slice_rows: None,
+                backslash_escapes: true,
             },
         }
     }
@@ -144,12 +151,11 @@ impl Dialect {
         format!("\"{}\"", name.replace('"', "\"\""))
     }
 
-    /// A string literal. Single quotes are doubled everywhere; Redshift also treats a
-    /// backslash in a literal as an escape character, so it is doubled there (DuckDB and
-    /// PostgreSQL with `standard_conforming_strings`, the default, keep it as it is).
+    /// A string literal. Single quotes are doubled everywhere; backslashes where they
+    /// escape ([`Caps::backslash_escapes`]).
     pub fn quote_literal(self, value: &str) -> String {
         let mut s = value.replace('\'', "''");
-        if self == Dialect::Redshift {
+        if self.caps().backslash_escapes {
             s = s.replace('\\', "\\\\");
         }
         format!("'{s}'")

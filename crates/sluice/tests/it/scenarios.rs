@@ -579,8 +579,9 @@ async fn reset_forgets_a_flow_and_reloads_it_in_full(kind: Kind) {
     let s = setup(kind, &sb, &["Account", "Contact"], "").await;
     run(&s).await;
     let ids = purge_one_and_damage_another(kind, &sb, &s).await;
-    let window =
-        |table: &str| format!("SELECT {} FROM _sluice.flows WHERE target_table = '{table}'", epoch("window_end", kind));
+    let window = |table: &str| {
+        format!("SELECT {} FROM _sluice.flows WHERE target_table = '{table}'", s.wh.dialect().epoch_ms("window_end"))
+    };
     let contact_before = s.wh.query_i64(&window("contact")).await;
 
     let opts = SyncOptions { objects: Some(vec!["account".into()]), reset: true, ..SyncOptions::default() };
@@ -596,14 +597,6 @@ async fn reset_forgets_a_flow_and_reloads_it_in_full(kind: Kind) {
     assert_eq!(s.wh.query_i64(&flagged).await, 1, "the purged row is flagged");
     assert_eq!(s.wh.query_i64(&window("contact")).await, contact_before, "Contact keeps its window");
     sb.shutdown().await;
-}
-
-/// `expr` (a timestamp column) as epoch milliseconds, in the test warehouse's dialect.
-fn epoch(expr: &str, kind: Kind) -> String {
-    match kind {
-        Kind::DuckDb => format!("epoch_ms(CAST({expr} AS TIMESTAMP))"),
-        Kind::Postgres => format!("CAST(EXTRACT(EPOCH FROM {expr}) * 1000 AS BIGINT)"),
-    }
 }
 
 async fn a_full_refresh_removes_what_the_source_lost_and_repairs_wrong_rows(kind: Kind) {
