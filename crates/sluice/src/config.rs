@@ -36,7 +36,7 @@ pub use text::{MAX_DURATION, check_where, format_duration, interpolate, is_valid
 pub use types::{
     Api, Auth, Config, ConfigError, Consolidation, DEFAULT_API_VERSION, DEFAULT_BULK_TIMEOUT, DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_DUCKDB_MEMORY_MIB, DEFAULT_READ_TIMEOUT, Deletes, DestinationConfig, FileFormat, FlowConfig, FlowSettings,
-    Mode, PgTimeouts, SalesforceConfig, Secret,
+    Mode, PgTimeouts, SalesforceConfig, Secret, WriteMode,
 };
 pub use validate::validate;
 

@@ -181,6 +181,7 @@ pub struct RawSettings {
     pub reconcile_every: Option<String>,
     pub slice: Option<String>,
     pub max_delete_ratio: Option<f64>,
+    pub write: Option<String>,
 }
 
 /// One `[[flows]]` entry as written. The settings keys repeat [`RawSettings`] because
@@ -205,6 +206,7 @@ pub struct RawFlow {
     pub reconcile_every: Option<String>,
     pub slice: Option<String>,
     pub max_delete_ratio: Option<f64>,
+    pub write: Option<String>,
 }
 
 impl RawFlow {
@@ -219,6 +221,7 @@ impl RawFlow {
             reconcile_every: self.reconcile_every.clone(),
             slice: self.slice.clone(),
             max_delete_ratio: self.max_delete_ratio,
+            write: self.write.clone(),
         }
     }
 }

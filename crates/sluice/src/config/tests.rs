@@ -1080,3 +1080,50 @@ fn rename_maps_fields_to_column_names() {
         ],
     );
 }
+
+/// `write`: merge (the default) or append; on an append flow the merge-only keys have no
+/// effect and are errors, as `write = "merge"` is on the append-only files destination and
+/// an append under a consolidation procedure.
+#[test]
+fn write_mode_and_what_it_rules_out() {
+    let ok =
+        config_on(DUCKDB, "[[flows]]\nobject = \"Account\"\nwrite = \"append\"\n\n[[flows]]\nobject = \"Contact\"\n");
+    let c = load(&ok, "sluice.toml", &sample_env()).unwrap();
+    assert_eq!(c.flows[0].settings.write, WriteMode::Append);
+    assert_eq!(c.flows[1].settings.write, WriteMode::Merge, "merge unless asked");
+    let by_default = config_on(DUCKDB, "[defaults]\nwrite = \"append\"\n[[flows]]\nobject = \"Account\"\n");
+    assert_eq!(load(&by_default, "sluice.toml", &sample_env()).unwrap().flows[0].settings.write, WriteMode::Append);
+
+    exactly(
+        &config_on(DUCKDB, "[[flows]]\nobject = \"Account\"\nwrite = \"upsert\"\n"),
+        &[("flows[0].write", "\"merge\", \"append\"")],
+    );
+    let merge_keys = "[[flows]]\nobject = \"Account\"\nwrite = \"append\"\ndeletes = \"hard\"\nhistory = true\n\
+                      reconcile_every = \"1d\"\nmax_delete_ratio = 0.2\n";
+    let keys = ["deletes", "history", "reconcile_every", "max_delete_ratio"];
+    let want: Vec<(String, &str)> =
+        keys.iter().map(|k| (format!("flows[0].{k}"), "has no effect with write = \"append\":")).collect();
+    let want: Vec<(&str, &str)> = want.iter().map(|(k, m)| (k.as_str(), *m)).collect();
+    exactly(&config_on(POSTGRES, merge_keys), &want);
+    // From [defaults]: said so; and a [defaults] key no flow inherits is reported there.
+    exactly(
+        &config_on(DUCKDB, "[defaults]\nwrite = \"append\"\ndeletes = \"hard\"\n[[flows]]\nobject = \"Account\"\n"),
+        &[("defaults.deletes", "flows[0] has write = \"append\"")],
+    );
+    exactly(
+        &config_on(DUCKDB, "[defaults]\nwrite = \"append\"\n[[flows]]\nobject = \"Account\"\nhistory = true\n"),
+        &[("flows[0].history", "write = \"append\" (from [defaults])")],
+    );
+    exactly(
+        &config_on(FILES, "[defaults]\nwrite = \"merge\"\n[[flows]]\nobject = \"Account\"\nwrite = \"merge\"\n"),
+        &[("defaults.write", "append-only"), ("flows[0].write", "append-only")],
+    );
+    assert!(load(&config_on(FILES, "[[flows]]\nobject = \"A\"\nwrite = \"append\"\n"), "s", &sample_env()).is_ok());
+    exactly(
+        &config_on(
+            &format!("{POSTGRES}\nconsolidation = \"procedure\""),
+            "[defaults]\nwrite = \"append\"\n[[flows]]\nobject = \"Account\"\n[[flows]]\nobject = \"Contact\"\n",
+        ),
+        &[("defaults.write", "consolidation = \"procedure\"")],
+    );
+}

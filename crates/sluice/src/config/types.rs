@@ -277,6 +277,8 @@ pub struct FlowSettings {
     pub slice: Option<Duration>,
     /// Largest share of a table reconciliation may delete.
     pub max_delete_ratio: f64,
+    /// One current row per record, or every version read.
+    pub write: WriteMode,
 }
 
 impl Default for FlowSettings {
@@ -290,6 +292,7 @@ impl Default for FlowSettings {
             reconcile_every: Some(Duration::from_secs(86_400)),
             slice: None,
             max_delete_ratio: 0.5,
+            write: WriteMode::Merge,
         }
     }
 }
@@ -301,6 +304,16 @@ pub enum Mode {
     Incremental,
     /// A full window every run.
     Full,
+}
+
+/// `write`: how a flow's rows reach its table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WriteMode {
+    /// One current row per record: the newest version wins, deletes follow the source.
+    Merge,
+    /// An event log: one row per version read (deleted versions included), never updated
+    /// or removed. The files destination always writes so.
+    Append,
 }
 
 /// `deletes`.

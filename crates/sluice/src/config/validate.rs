@@ -18,7 +18,7 @@ use super::text::{check_where, is_valid_api_name};
 use super::types::{
     Api, Auth, Config, ConfigError, Consolidation, DEFAULT_API_VERSION, DEFAULT_BULK_TIMEOUT, DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_DUCKDB_MEMORY_MIB, DEFAULT_READ_TIMEOUT, Deletes, DestinationConfig, FileFormat, FlowConfig, FlowSettings,
-    Mode, PgTimeouts, SalesforceConfig, Secret,
+    Mode, PgTimeouts, SalesforceConfig, Secret, WriteMode,
 };
 use crate::model::Naming;
 use crate::redact;
@@ -606,6 +606,8 @@ fn settings(cx: &mut Ctx<'_>, prefix: &str, raw: &RawSettings, base: &FlowSettin
     let key = |k: &str| format!("{prefix}.{k}");
     let mode = cx.choice(&key("mode"), raw.mode.as_ref(), &[("incremental", Mode::Incremental), ("full", Mode::Full)]);
     let deletes = cx.choice(&key("deletes"), raw.deletes.as_ref(), &[("soft", Deletes::Soft), ("hard", Deletes::Hard)]);
+    let write =
+        cx.choice(&key("write"), raw.write.as_ref(), &[("merge", WriteMode::Merge), ("append", WriteMode::Append)]);
     let lookback = cx.duration_in(&key("lookback"), raw.lookback.as_ref(), LOOKBACK, "");
     let lag = cx.duration_in(&key("lag"), raw.lag.as_ref(), LAG, "");
     let reconcile_every = match raw.reconcile_every.as_ref() {
@@ -644,6 +646,7 @@ fn settings(cx: &mut Ctx<'_>, prefix: &str, raw: &RawSettings, base: &FlowSettin
         reconcile_every,
         slice,
         max_delete_ratio,
+        write: write.unwrap_or(base.write),
     }
 }
 

@@ -12,8 +12,9 @@
 //! `ON CONFLICT`. A run holds its schema's lock, so nothing interleaves between the two.
 //!
 //! Layouts: version 1 (before `_sluice.layout` existed) keyed flows by object; version 2
-//! ([`LAYOUT_VERSION`]) keys them by target. [`layout_of`] reads which one a destination
-//! holds, [`migrate_v1`] upgrades version 1 in one transaction on first use, and a layout
+//! keys them by target; 3 adds each flow's `selection_fingerprint`, 4 its `write_mode`
+//! ([`LAYOUT_VERSION`]). [`layout_of`] reads which one a destination holds, [`migrate_v1`]
+//! and [`migrate_added`] upgrade an older one in one transaction on first use, and a layout
 //! newer than this binary knows is refused ([`check_layout`]).
 //!
 //! The file is long on purpose: it is the one place that spells the control tables'
@@ -23,6 +24,7 @@ use std::time::Duration;
 
 use super::merge::{changes_name, count_exprs};
 use super::spec::{FlowRun, MergeSpec, ident_list};
+use crate::config::WriteMode;
 use crate::model::{SluiceType, Timestamp};
 use crate::sql::{Dialect, RunLock, TableRef};
 use crate::{Error, Result};
@@ -51,7 +53,7 @@ pub fn locks_table() -> TableRef {
 pub const LEASE: Duration = Duration::from_secs(600);
 
 /// The control-table layout this binary writes (see the module docs).
-pub const LAYOUT_VERSION: i64 = 3;
+pub const LAYOUT_VERSION: i64 = 4;
 
 /// A flow-run row's phase, as `_sluice.flow_runs.phase` spells it. Earlier steps of a flow
 /// (planning, staging) leave no row: they changed nothing.
@@ -110,6 +112,24 @@ impl RunState {
     }
 }
 
+/// How `_sluice.flows.write_mode` spells a flow's write mode.
+pub fn write_word(write: WriteMode) -> &'static str {
+    match write {
+        WriteMode::Merge => "merge",
+        WriteMode::Append => "append",
+    }
+}
+
+/// The write mode `_sluice.flows.write_mode` records: NULL in rows from layouts before 4,
+/// which only merged; `None` for a word this binary does not know.
+pub fn write_of(word: Option<&str>) -> Option<WriteMode> {
+    match word {
+        None | Some("merge") => Some(WriteMode::Merge),
+        Some("append") => Some(WriteMode::Append),
+        Some(_) => None,
+    }
+}
+
 fn table(name: &str) -> TableRef {
     TableRef::new(CONTROL_SCHEMA, name)
 }
@@ -137,6 +157,7 @@ const FLOWS: Layout = Layout {
         ("last_reconciliation", Ts),
         ("schema_fingerprint", Text),
         ("selection_fingerprint", Text),
+        ("write_mode", Text),
         ("rows_present", Boolean),
         ("updated_at", Ts),
     ],
@@ -282,25 +303,34 @@ pub fn v1_flows_query(dialect: Dialect) -> String {
     )
 }
 
-/// One transaction upgrading layout 2 to the current one: `_sluice.flows` gains
-/// `selection_fingerprint`, NULL for every flow (unknown: a flow's next run records it and
-/// reloads nothing), and the layout row says the new version.
-pub fn migrate_v2(dialect: Dialect, at: Timestamp) -> Vec<String> {
+/// The `_sluice.flows` columns each layout after 2 added, with the layout that added them.
+/// Existing rows get NULL: for `selection_fingerprint` "unknown" (a flow's next run records
+/// it and reloads nothing), for `write_mode` "merge", all those layouts could write.
+const FLOWS_ADDED: &[(i64, &str, SluiceType)] = &[(3, "selection_fingerprint", Text), (4, "write_mode", Text)];
+
+/// One transaction upgrading layout `from` (2 or later) to the current one: the columns
+/// added since ([`FLOWS_ADDED`]), and the layout row saying the new version.
+pub fn migrate_added(dialect: Dialect, from: i64, at: Timestamp) -> Vec<String> {
     let d = dialect;
-    vec![
-        format!(
-            "ALTER TABLE {} ADD COLUMN {} {}",
-            d.table(&table(FLOWS.name)),
-            d.quote_ident("selection_fingerprint"),
-            d.sql_type(SluiceType::Text)
-        ),
-        update(
-            d,
-            LAYOUT.name,
-            &[("version", LAYOUT_VERSION.to_string()), ("migrated_at", d.timestamp_literal(at))],
-            &format!("{} = 2", d.quote_ident("version")),
-        ),
-    ]
+    let mut out: Vec<String> = FLOWS_ADDED
+        .iter()
+        .filter(|(added_in, _, _)| *added_in > from)
+        .map(|(_, column, ty)| {
+            format!(
+                "ALTER TABLE {} ADD COLUMN {} {}",
+                d.table(&table(FLOWS.name)),
+                d.quote_ident(column),
+                d.sql_type(*ty)
+            )
+        })
+        .collect();
+    out.push(update(
+        d,
+        LAYOUT.name,
+        &[("version", LAYOUT_VERSION.to_string()), ("migrated_at", d.timestamp_literal(at))],
+        &format!("{} = {from}", d.quote_ident("version")),
+    ));
+    out
 }
 
 /// One transaction upgrading version-1 control tables to the current layout. Version 1 had
@@ -327,7 +357,7 @@ pub fn migrate_v1(dialect: Dialect, schema: &str, tables: &[(String, String)], a
             .map(|(name, ty)| match *name {
                 "target_schema" => lit(schema),
                 "target_table" => table_of.clone(),
-                "rows_present" | "api_remaining" | "selection_fingerprint" => null(*ty),
+                "rows_present" | "api_remaining" | "selection_fingerprint" | "write_mode" => null(*ty),
                 other => q(other),
             })
             .collect()
@@ -423,6 +453,7 @@ pub fn control_writes(dialect: Dialect, spec: &MergeSpec, run: &FlowRun, rows_at
         format!("{} = {window_end}", q("window_end")),
         format!("{} = {}", q("schema_fingerprint"), lit(&run.schema_fingerprint)),
         format!("{} = {}", q("selection_fingerprint"), lit(&run.selection_fingerprint)),
+        format!("{} = {}", q("write_mode"), lit(write_word(spec.write))),
         format!("{} = {present}", q("rows_present")),
         format!("{} = {now}", q("updated_at")),
     ];
@@ -431,7 +462,7 @@ pub fn control_writes(dialect: Dialect, spec: &MergeSpec, run: &FlowRun, rows_at
     }
     let update_flow = format!("UPDATE {flows} SET {}\nFROM {rows}\nWHERE {key}", set.join(", "));
     let insert_flow = format!(
-        "INSERT INTO {flows} ({})\nSELECT {}, {}, {flow}, {}, {window_end}, {}, {}, {}, {present}, {now}\nFROM \
+        "INSERT INTO {flows} ({})\nSELECT {}, {}, {flow}, {}, {window_end}, {}, {}, {}, {}, {present}, {now}\nFROM \
          {rows}\nWHERE NOT EXISTS (SELECT 1 FROM {flows} WHERE {key})",
         ident_list(
             d,
@@ -444,6 +475,7 @@ pub fn control_writes(dialect: Dialect, spec: &MergeSpec, run: &FlowRun, rows_at
                 "last_full_refresh",
                 "schema_fingerprint",
                 "selection_fingerprint",
+                "write_mode",
                 "rows_present",
                 "updated_at"
             ]
@@ -454,6 +486,7 @@ pub fn control_writes(dialect: Dialect, spec: &MergeSpec, run: &FlowRun, rows_at
         if run.full_refresh { now.clone() } else { d.null_of(SluiceType::Timestamp) },
         lit(&run.schema_fingerprint),
         lit(&run.selection_fingerprint),
+        lit(write_word(spec.write)),
     );
 
     let delete_run = format!("DELETE FROM {flow_runs} WHERE {}", run_key(d, &spec.run_id, &spec.target));
@@ -688,17 +721,19 @@ pub fn forget_flow(dialect: Dialect, target: &TableRef) -> String {
 
 /// One row or none: the flow's window end, last reconciliation and last full refresh, as
 /// epoch milliseconds, whether its table held rows at the last commit (1, 0 or NULL), and
-/// the fingerprint of its selection at the last commit (NULL: not recorded).
+/// the fingerprint of its selection at the last commit (NULL: not recorded), and its write
+/// mode ([`write_of`]).
 pub fn read_flow(dialect: Dialect, target: &TableRef) -> String {
     let d = dialect;
     let ms = |c: &str| d.epoch_ms(&d.quote_ident(c));
     let present = d.quote_ident("rows_present");
     format!(
-        "SELECT {}, {}, {}, CASE WHEN {present} THEN 1 WHEN NOT {present} THEN 0 END, {} FROM {} WHERE {}",
+        "SELECT {}, {}, {}, CASE WHEN {present} THEN 1 WHEN NOT {present} THEN 0 END, {}, {} FROM {} WHERE {}",
         ms("window_end"),
         ms("last_reconciliation"),
         ms("last_full_refresh"),
         d.quote_ident("selection_fingerprint"),
+        d.quote_ident("write_mode"),
         d.table(&table(FLOWS.name)),
         target_key(d, target, None),
     )

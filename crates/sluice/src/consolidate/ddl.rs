@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 
 use super::spec::{Existing, ExistingColumn, FirstLoad, MergeSpec, STAGE_SEQ, Write};
+use crate::config::WriteMode;
 use crate::model::SluiceType;
 use crate::sql::{Dialect, TableRef};
 use crate::{Error, Result};
@@ -108,8 +109,19 @@ pub fn schema_changes(
             // insert (hundreds of MB at 10 M rows) and that slows every load; the changes
             // table already guarantees one row per Id. PostgreSQL's B-tree is cheap and
             // Redshift's key only informs the planner, so they keep it.
-            let key = dialect.caps().keyed_target.then_some(spec.id.as_str());
-            out.statements.push(create_table(dialect, "", &spec.target, &target_cols, key))
+            let appends = spec.write == WriteMode::Append;
+            // An append table holds many versions per Id: no key.
+            let key = (dialect.caps().keyed_target && !appends).then_some(spec.id.as_str());
+            out.statements.push(create_table(dialect, "", &spec.target, &target_cols, key));
+            if appends && dialect.caps().indexes {
+                // What a run's duplicate check looks up (see `super::append`).
+                let version: Vec<&str> = std::iter::once(spec.id.as_str()).chain(spec.cursor.as_deref()).collect();
+                out.statements.push(format!(
+                    "CREATE INDEX ON {} ({})",
+                    dialect.table(&spec.target),
+                    super::spec::ident_list(dialect, &version)
+                ));
+            }
         }
         Some(cols) => evolve(dialect, &spec.target, cols, &target_cols, &mut out)?,
     }

@@ -256,6 +256,12 @@ fn staged_rows(dialect: Dialect, spec: &MergeSpec) -> String {
     format!("(\n{}\n)", all_staged(dialect, spec, "_sluice_st", &names(spec)))
 }
 
+/// The changed rows in full, one derived table per statement (several for a sliced load of
+/// `staged` rows): what an append writes ([`super::append`]).
+pub(super) fn changed_sources(dialect: Dialect, spec: &MergeSpec, staged: u64) -> Vec<String> {
+    Rows::Changes { staged }.sources(dialect, spec)
+}
+
 /// Metadata columns and the values this run writes to them, reading flags from alias `s`.
 fn metadata_values(dialect: Dialect, spec: &MergeSpec) -> Vec<(&'static str, String)> {
     let mut meta =

@@ -11,7 +11,7 @@
 //! anything changes; [`reconcile_apply`] is one transaction: mark or delete the rows, close
 //! their history versions, and stamp the flow's `last_reconciliation`.
 
-use super::spec::{DELETED, MergeSpec};
+use super::spec::{DELETED, MergeSpec, SYNCED_AT};
 use crate::config::Deletes;
 use crate::model::{SluiceType, Timestamp};
 use crate::sql::{Dialect, TableRef};
@@ -63,6 +63,38 @@ pub fn live_condition(dialect: Dialect, deletes: Deletes) -> String {
         Deletes::Soft => format!("NOT COALESCE({}, FALSE)", dialect.quote_ident(DELETED)),
         Deletes::Hard => "TRUE".to_owned(),
     }
+}
+
+/// The same count for an append table ([`super::append`]), which holds versions: the Ids
+/// whose newest version before `end` is not deleted (ties on the cursor go to the later
+/// write). One row, one column.
+pub fn append_live_count(dialect: Dialect, spec: &MergeSpec, end: Option<Timestamp>) -> String {
+    let d = dialect;
+    let q = |n: &str| d.quote_ident(n);
+    let deleted = match &spec.deleted_flag {
+        Some(flag) => format!("COALESCE({}, FALSE)", q(flag)),
+        None => "FALSE".to_owned(),
+    };
+    let mut order = vec![format!("{} DESC", q(SYNCED_AT))];
+    let mut cond = "TRUE".to_owned();
+    if let Some(cursor) = &spec.cursor {
+        order.insert(0, format!("{} DESC NULLS LAST", q(cursor)));
+        if let Some(end) = end {
+            cond = format!("{} < {}", q(cursor), d.timestamp_literal(end));
+        }
+    }
+    format!(
+        "SELECT COUNT(*) FROM (\n  SELECT {deleted} AS {}, ROW_NUMBER() OVER (PARTITION BY {} ORDER BY {}) AS {}\n  \
+         FROM {} WHERE {cond}\n) AS {} WHERE {} = 1 AND NOT {}",
+        q("deleted"),
+        q(&spec.id),
+        order.join(", "),
+        q("rn"),
+        d.table(&spec.target),
+        q("v"),
+        q("rn"),
+        q("deleted"),
+    )
 }
 
 /// One row: `live` (live destination rows) and `gone` (rows reconciliation would remove).

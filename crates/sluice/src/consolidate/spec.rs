@@ -6,7 +6,7 @@
 
 use std::collections::HashSet;
 
-use crate::config::Deletes;
+use crate::config::{Deletes, WriteMode};
 use crate::model::{Column, SluiceType, TableSchema, Timestamp, Window};
 use crate::sql::{Dialect, FirstLoadWrite, TableRef};
 use crate::{Error, Result};
@@ -56,6 +56,9 @@ pub struct MergeSpec {
     /// the target's whatever their stamps (a target row with a newer stamp but wrong
     /// values can be repaired); an incremental re-read never lets an older version win.
     pub full: bool,
+    /// Merge into one current row per Id, or append every new version
+    /// ([`super::append`]).
+    pub write: WriteMode,
 }
 
 impl MergeSpec {
@@ -89,6 +92,7 @@ impl MergeSpec {
             run_id: run_id.to_owned(),
             synced_at,
             full: false,
+            write: WriteMode::Merge,
         })
     }
 
@@ -128,7 +132,8 @@ impl MergeSpec {
     /// The metadata columns of the target table, after the source columns.
     pub(super) fn metadata(&self) -> Vec<(&'static str, SluiceType)> {
         let mut meta = vec![(SYNCED_AT, SluiceType::Timestamp), (RUN_ID, SluiceType::Text)];
-        if self.deletes == Deletes::Soft {
+        // An append table keeps the source's own delete flag on each version.
+        if self.deletes == Deletes::Soft && self.write == WriteMode::Merge {
             meta.push((DELETED, SluiceType::Boolean));
         }
         meta

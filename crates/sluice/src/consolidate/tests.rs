@@ -83,6 +83,16 @@ fn all_sql() -> Vec<(Dialect, String)> {
             }
         }
         let epoch = chrono::DateTime::UNIX_EPOCH;
+        let mut append = spec(Deletes::Soft, false);
+        append.write = crate::config::WriteMode::Append;
+        for existing in [Existing::default(), Existing { target: Some(Vec::new()), history: None }] {
+            let appended = consolidate(d, &append, &existing, &run(), FirstLoad::Merge).unwrap();
+            out.extend(appended.statements.into_iter().map(|q| (d, q)));
+        }
+        out.push((d, super::append_live_count(d, &append, Some(epoch))));
+        for from in [2, 3] {
+            out.extend(super::migrate_added(d, from, epoch).into_iter().map(|q| (d, q)));
+        }
         out.extend(control_ddl(d, epoch).into_iter().map(|q| (d, q)));
         let tables = [("Account".to_owned(), "account".to_owned())];
         out.extend(super::migrate_v1(d, "sf", &tables, epoch).into_iter().map(|q| (d, q)));
@@ -148,7 +158,7 @@ fn consolidate_every_bare_word_is_a_keyword_or_number() {
          TEMP VIEW UNLOGGED DEFAULT AS SELECT FROM WHERE AND OR IS NULL LEFT JOIN ON IN ROW_NUMBER OVER PARTITION BY ORDER DESC NULLS LAST \
          COALESCE COUNT GROUP HAVING FALSE TRUE MERGE INTO USING WHEN MATCHED THEN UPDATE DELETE INSERT VALUES CAST SUM CASE ELSE END \
          VARCHAR TEXT BOOLEAN INTEGER BIGINT DECIMAL DOUBLE PRECISION DATE TIMESTAMPTZ TIME BLOB BYTEA VARBYTE ANALYZE \
-         LIMIT UNION EXTRACT EPOCH MAX epoch_ms TIMESTAMP set_config current_setting pg_size_bytes"
+         LIMIT UNION EXTRACT EPOCH MAX INDEX epoch_ms TIMESTAMP set_config current_setting pg_size_bytes"
         .split_whitespace()
         .collect();
     for (d, sql) in all_sql() {
@@ -211,12 +221,15 @@ fn consolidate_mentions_only_known_names() {
         "f",
         "r",
         "rn",
+        "e",
+        "v",
+        "deleted",
         "live",
         "absent",
     ];
     known.extend(sluice.iter().map(|n| n.to_string()));
     let control = "flow object window_end last_full_refresh last_reconciliation schema_fingerprint \
-                   selection_fingerprint updated_at \
+                   selection_fingerprint write_mode updated_at \
                    run_id trigger started_at finished_at status config_fingerprint phase attempts window_start \
                    rows_extracted rows_inserted rows_updated rows_deleted api_calls bytes error target_schema \
                    target_table rows_present api_remaining version migrated_at";

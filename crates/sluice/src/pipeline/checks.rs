@@ -8,6 +8,7 @@ use futures_util::StreamExt;
 
 use super::context::Ctx;
 use super::summary::VerifyCounts;
+use crate::config::WriteMode;
 use crate::config::{Api, FlowConfig};
 use crate::consolidate::{self, MergeSpec};
 use crate::destination::{Destination, Stage, Value, first_value};
@@ -104,13 +105,13 @@ pub async fn verify<D: Destination>(
     let window = end.filter(|_| schema.cursor.is_incremental()).map(|end| Window { start: None, end });
     let filter = live_filter(flow, schema);
     let source = cx.source.count(schema, window, filter.as_deref()).await?;
-    let sql = consolidate::live_count(
-        cx.dest.dialect(),
-        &spec.target,
-        spec.deletes,
-        spec.cursor.as_deref(),
-        window.map(|w| w.end),
-    );
+    let end = window.map(|w| w.end);
+    let sql = match spec.write {
+        WriteMode::Merge => {
+            consolidate::live_count(cx.dest.dialect(), &spec.target, spec.deletes, spec.cursor.as_deref(), end)
+        }
+        WriteMode::Append => consolidate::append_live_count(cx.dest.dialect(), spec, end),
+    };
     let rows = cx.dest.query(sql).await?;
     let destination = first_value(&rows).and_then(Value::as_i64).unwrap_or(0) as u64;
     if source != destination {

@@ -18,7 +18,7 @@ use super::context::{Ctx, fingerprint, merge_counts, selection_changed, selectio
 use super::phase::{Outcome, Phase, next};
 use super::plan::{Planned, plan_flow};
 use super::summary::{FlowSummary, MergeCounts, Timings};
-use crate::config::FlowConfig;
+use crate::config::{FlowConfig, WriteMode};
 use crate::consolidate::{self, DirectCheck, Existing, FirstLoad, FlowRun, MergeSpec, STAGE_SEQ, TableRef, procedure};
 use crate::destination::{Destination, Stage, Value, first_value};
 use crate::mask::Masker;
@@ -27,7 +27,7 @@ use crate::source::salesforce::describe::Described;
 use crate::{Error, Result};
 
 /// What `_sluice.flows` holds for a flow.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Committed {
     /// The committed window end.
     pub window_end: Option<Timestamp>,
@@ -40,21 +40,69 @@ pub struct Committed {
     pub rows_present: Option<bool>,
     /// The fingerprint of the flow's selection at the last commit (`None`: not recorded).
     pub selection: Option<String>,
+    /// How the flow's table was written (merge for layouts before 4, which only merged).
+    pub write: WriteMode,
+}
+
+impl Default for Committed {
+    fn default() -> Self {
+        Self {
+            window_end: None,
+            last_reconciliation: None,
+            last_full_refresh: None,
+            rows_present: None,
+            selection: None,
+            write: WriteMode::Merge,
+        }
+    }
 }
 
 /// Reads the control row of the flow writing `target`.
 pub async fn committed<D: Destination>(dest: &D, target: &TableRef) -> Result<Committed> {
     let rows = dest.query(consolidate::read_flow(dest.dialect(), target)).await?;
-    Ok(rows
-        .first()
-        .map(|r| Committed {
-            window_end: r[0].as_timestamp(),
-            last_reconciliation: r[1].as_timestamp(),
-            last_full_refresh: r[2].as_timestamp(),
-            rows_present: r[3].as_i64().map(|n| n != 0),
-            selection: r.get(4).and_then(Value::as_str).map(str::to_owned),
-        })
-        .unwrap_or_default())
+    let Some(r) = rows.first() else { return Ok(Committed::default()) };
+    let word = r.get(5).and_then(Value::as_str);
+    let write = consolidate::write_of(word).ok_or_else(|| {
+        Error::user(format!(
+            "{}: the control tables say it is written with write mode {:?}, which this sluice does not know (a newer \
+             one wrote it): upgrade sluice",
+            dest.dialect().table(target),
+            word.unwrap_or_default()
+        ))
+    })?;
+    Ok(Committed {
+        window_end: r[0].as_timestamp(),
+        last_reconciliation: r[1].as_timestamp(),
+        last_full_refresh: r[2].as_timestamp(),
+        rows_present: r[3].as_i64().map(|n| n != 0),
+        selection: r.get(4).and_then(Value::as_str).map(str::to_owned),
+        write,
+    })
+}
+
+/// A flow whose table was written one way (merge or append) and is now configured the
+/// other: the table cannot change shape under it (an append table holds many rows per Id;
+/// a merged one, one), so the flow stops with what to do.
+pub async fn check_write_mode<D: Destination>(
+    dest: &D,
+    target: &TableRef,
+    committed: &Committed,
+    flow: &FlowConfig,
+) -> Result<()> {
+    let wanted = flow.settings.write;
+    if committed.window_end.is_none() || committed.write == wanted || dest.columns(target.clone()).await?.is_none() {
+        return Ok(());
+    }
+    let word = |w: WriteMode| consolidate::write_word(w);
+    Err(Error::user(format!(
+        "{}: table {} was written with write = {:?} and the config now says write = {:?}; a table cannot change \
+         how it is written. Write to another schema, or drop the table and run `sluice reset --objects {}`",
+        flow.object,
+        dest.dialect().table(target),
+        word(committed.write),
+        word(wanted),
+        flow.object
+    )))
 }
 
 /// Why a flow with a committed window must be read in full anyway: its table is gone, or
@@ -203,6 +251,7 @@ impl<'a, D: Destination> FlowDriver<'a, D> {
         let (cx, flow) = (self.cx, self.flow);
         let target = cx.target_of(flow);
         self.committed = committed(cx.dest, &target).await?;
+        check_write_mode(cx.dest, &target, &self.committed, flow).await?;
         let mut reload = reload_reason(cx.dest, &target, &self.committed).await?;
         if reload.is_none() {
             reload = selection_changed(flow, self.committed.window_end, self.committed.selection.as_deref());
@@ -226,6 +275,7 @@ impl<'a, D: Destination> FlowDriver<'a, D> {
         let s = &flow.settings;
         let mut spec = MergeSpec::new(&described.schema, &cx.schema, s.deletes, s.history, &cx.run_id, Utc::now())?;
         spec.full = full;
+        spec.write = s.write;
         self.spec = Some(spec);
         // Masked fields are hashed before the destination sees them.
         self.masker = Masker::new(&described.schema, cx.config.mask_salt.as_ref());
@@ -264,6 +314,7 @@ impl<'a, D: Destination> FlowDriver<'a, D> {
         cx.dest.discard(spec.staging.clone()).await?;
         // Only a first window can be a first load: each window's consolidation creates the target.
         let direct = first
+            && spec.write == WriteMode::Merge
             && consolidate::loads_directly(d)
             && !cx.hands_off()
             && cx.dest.columns(spec.target.clone()).await?.is_none();
@@ -324,7 +375,8 @@ impl<'a, D: Destination> FlowDriver<'a, D> {
     /// when there is nothing to check; the refusal is kept for after the commit (the data
     /// read is committed either way).
     async fn absent_rows(&mut self, spec: &MergeSpec, existing: &Existing) -> Result<Option<u64>> {
-        if !self.full_read_ends_here() || existing.target.is_none() {
+        // An append table keeps what the source lost: its versions are history.
+        if !self.full_read_ends_here() || existing.target.is_none() || spec.write == WriteMode::Append {
             return Ok(None);
         }
         let rows = self.cx.dest.query(consolidate::absent_counts(self.cx.dest.dialect(), spec)).await?;
@@ -464,7 +516,7 @@ impl<'a, D: Destination> FlowDriver<'a, D> {
     /// refresh (a full refresh just read every row, so it counts as one).
     fn reconcile_due(&self) -> bool {
         let Some(every) = self.flow.settings.reconcile_every else { return false };
-        if self.full {
+        if self.full || self.flow.settings.write == WriteMode::Append {
             return false;
         }
         let last = match (self.committed.last_reconciliation, self.committed.last_full_refresh) {

@@ -11,7 +11,7 @@ use super::context::{Ctx, config_fingerprint, layout_state};
 use super::flow::{self, FlowDriver};
 use super::sink::{RunCx, Sink};
 use super::summary::{FlowSummary, Quiet, RunStatus, SyncOptions, VerifyCounts, new_run_id};
-use crate::config::{Config, Consolidation, FlowConfig};
+use crate::config::{Config, Consolidation, FlowConfig, WriteMode};
 use crate::consolidate;
 use crate::destination::{Destination, Value};
 use crate::source::salesforce::SalesforceSource;
@@ -142,10 +142,13 @@ async fn prepare_locked<D: Destination>(dest: &D, config: &Config, schema: &str)
              given to schema {schema}",
             consolidate::LAYOUT_VERSION
         );
-    } else if state == consolidate::LayoutState::Version(2) {
-        dest.transaction(consolidate::migrate_v2(d, Utc::now())).await?;
+    } else if let consolidate::LayoutState::Version(from) = state
+        && from < consolidate::LAYOUT_VERSION
+    {
+        dest.transaction(consolidate::migrate_added(d, from, Utc::now())).await?;
         tracing::warn!(
-            "upgraded the control tables to layout {}: flows now record what their config selects",
+            "upgraded the control tables from layout {from} to {}: flows now record what their config selects and \
+             how they write",
             consolidate::LAYOUT_VERSION
         );
     }
@@ -209,7 +212,7 @@ async fn verify_one<D: Destination>(
     };
     let described =
         cx.source.describe(&flow.object, &Selection::for_flow(flow, cx.config.destination.naming())).await?;
-    let spec = consolidate::MergeSpec::new(
+    let mut spec = consolidate::MergeSpec::new(
         &described.schema,
         &cx.schema,
         flow.settings.deletes,
@@ -217,11 +220,19 @@ async fn verify_one<D: Destination>(
         &cx.run_id,
         Utc::now(),
     )?;
+    spec.write = flow.settings.write;
     if cx.dest.columns(spec.target.clone()).await?.is_none() {
         return Err(Error::user(format!(
             "{}: table {} is missing",
             flow.object,
             cx.dest.dialect().table(&spec.target)
+        )));
+    }
+    if repair && spec.write == WriteMode::Append {
+        return Err(Error::user(format!(
+            "{}: writes with write = \"append\", an event log that keeps every version, so there is nothing to \
+             repair; verify without --repair compares its newest versions",
+            flow.object
         )));
     }
     if repair {

@@ -59,6 +59,10 @@ pub struct Caps {
     /// ART index it must hold whole in memory to insert (hundreds of MB at 10 M rows); the
     /// changes table already guarantees one row per Id.
     pub keyed_target: bool,
+    /// Whether tables take secondary indexes (`CREATE INDEX`): an append table gets one on
+    /// its version key, so a run's duplicate check probes it instead of scanning the table.
+    /// Redshift has none; DuckDB skips row groups by their min/max on the cursor instead.
+    pub indexes: bool,
     /// Whether a column's type can be widened inside the consolidation's transaction.
     pub alter_type_in_transaction: bool,
     /// The run lock.
@@ -95,6 +99,7 @@ impl Dialect {
             Dialect::DuckDb => Caps {
                 upsert: Upsert::DeleteInsert,
                 first_load: FirstLoadWrite::Copy,
+                indexes: false,
                 keyed_target: false,
                 alter_type_in_transaction: true,
                 run_lock: RunLock::File,
@@ -107,6 +112,7 @@ impl Dialect {
             Dialect::Postgres => Caps {
                 upsert: Upsert::Merge,
                 first_load: FirstLoadWrite::Promote,
+                indexes: true,
                 keyed_target: true,
                 alter_type_in_transaction: true,
                 run_lock: RunLock::Advisory,
@@ -119,6 +125,7 @@ impl Dialect {
             Dialect::Redshift => Caps {
                 upsert: Upsert::DeleteInsert,
                 first_load: FirstLoadWrite::Merge,
+                indexes: false,
                 // Redshift's key only informs the planner.
                 keyed_target: true,
                 alter_type_in_transaction: false,

@@ -5,11 +5,11 @@
 use std::path::PathBuf;
 
 use chrono::{TimeZone, Utc};
-use sluice::config::Deletes;
+use sluice::config::{Deletes, WriteMode};
 use sluice::consolidate::procedure::hand_off;
 use sluice::consolidate::{
-    Dialect, DirectCheck, Existing, ExistingColumn, FirstLoad, FlowRun, MergeSpec, absent_counts, consolidate,
-    control_ddl, direct_check, staging_ddl, stats_query,
+    Dialect, DirectCheck, Existing, ExistingColumn, FirstLoad, FlowRun, MergeSpec, absent_counts, append_live_count,
+    consolidate, control_ddl, direct_check, staging_ddl, stats_query,
 };
 use sluice::model::{Column, Cursor, SluiceType, TableSchema, Window};
 
@@ -183,6 +183,22 @@ fn cases(dialect: Dialect) -> Vec<(&'static str, String)> {
     let mut changed = acc.clone();
     changed.columns[1].ty = SluiceType::Int;
     out.push(("unsafe_type_change", render(dialect, &spec(&changed, Deletes::Soft, false), &existing)));
+
+    // `write = "append"`: a first run creates a keyless table (PostgreSQL indexes the version
+    // key); a later one appends only versions the table does not hold, looking no further
+    // back than the window's start.
+    let mut append = spec(&acc, Deletes::Soft, false);
+    append.write = WriteMode::Append;
+    out.push(("append_first", render(dialect, &append, &Existing::default())));
+    let existing = Existing { target: Some(existing_of(&acc, Deletes::Hard)), history: None };
+    out.push((
+        "append_existing",
+        format!(
+            "{}\n-- verify: Ids whose newest version before the window end is live\n{};\n",
+            render(dialect, &append, &existing),
+            append_live_count(dialect, &append, Some(flow_run().window.end))
+        ),
+    ));
 
     out.push(("staging", staging_ddl(dialect, &soft, FirstLoad::Merge).join(";\n\n") + ";\n"));
     if dialect == Dialect::Postgres {

@@ -551,22 +551,26 @@ async fn a_changed_selection_reloads_the_flow(kind: Kind) {
 /// Control tables of layout 2 (before flows recorded their selection) are upgraded in
 /// place on the next run: the column is added, the layout says 3, and the windows stay (the
 /// run is incremental, nothing is reloaded for want of a recorded selection).
-async fn control_tables_of_layout_2_are_upgraded_keeping_the_windows(kind: Kind) {
+async fn control_tables_of_layouts_2_and_3_are_upgraded_keeping_the_windows(kind: Kind) {
     let sb = start(&[("Account", 50)]).await;
     let s = setup(kind, &sb, &["Account"], "").await;
     run(&s).await;
-    s.wh.execute(&[
-        "ALTER TABLE _sluice.flows DROP COLUMN selection_fingerprint",
-        "UPDATE _sluice.layout SET version = 2",
-    ])
-    .await;
-    advance(&sb, 3.0).await;
-    let summary = run(&s).await;
-    assert!(!summary.flows[0].window.expect("a window").is_full(), "incremental: {summary:#?}");
-    assert_eq!(s.wh.query_i64("SELECT MAX(version) FROM _sluice.layout").await, 3);
-    let recorded = "SELECT COUNT(*) FROM _sluice.flows WHERE selection_fingerprint IS NOT NULL";
-    assert_eq!(s.wh.query_i64(recorded).await, 1, "the run recorded its selection");
-    check(&sb, &s, "Account", Expect::Soft).await;
+    // Layout 3 had no write_mode; layout 2 had no selection_fingerprint either.
+    for (from, dropped) in [(3, &["write_mode"][..]), (2, &["write_mode", "selection_fingerprint"][..])] {
+        let mut statements: Vec<String> =
+            dropped.iter().map(|c| format!("ALTER TABLE _sluice.flows DROP COLUMN {c}")).collect();
+        statements.push(format!("UPDATE _sluice.layout SET version = {from}"));
+        s.wh.execute(&statements.iter().map(String::as_str).collect::<Vec<_>>()).await;
+        advance(&sb, 3.0).await;
+        let summary = run(&s).await;
+        assert!(!summary.flows[0].window.expect("a window").is_full(), "incremental after {from}: {summary:#?}");
+        let current = sluice::consolidate::LAYOUT_VERSION;
+        assert_eq!(s.wh.query_i64("SELECT MAX(version) FROM _sluice.layout").await, current);
+        let recorded =
+            "SELECT COUNT(*) FROM _sluice.flows WHERE selection_fingerprint IS NOT NULL AND write_mode = 'merge'";
+        assert_eq!(s.wh.query_i64(recorded).await, 1, "the run recorded its selection and write mode");
+        check(&sb, &s, "Account", Expect::Soft).await;
+    }
     sb.shutdown().await;
 }
 
@@ -717,9 +721,89 @@ async fn control_tables_of_the_first_layout_are_migrated_keeping_the_windows(kin
     sb.shutdown().await;
 }
 
+/// `write = "append"`: the table is an event log. Every version read is one row (a deleted
+/// version included, with the source's `is_deleted`), a re-read of the same versions adds
+/// nothing, and the newest version of each Id equals the org row by row. The flow's
+/// neighbour still merges in the same run, and switching the flow to merge afterwards is
+/// refused with what to do, leaving the log as it was.
+async fn append_keeps_every_version_read_once(kind: Kind) {
+    let sb = start(&[("Account", 100), ("Contact", 40)]).await;
+    let s = setup(kind, &sb, &["Account; write = \"append\"", "Contact"], "").await;
+    let summary = run(&s).await;
+    let before = truth(&sb, "Account").await;
+    let n = before.len() as i64;
+    assert_eq!(summary.flows[0].merged.map(|m| m.inserted), Some(n as u64), "{:#?}", summary.flows[0]);
+    let ids = some_live_ids(&before, 3);
+    advance(&sb, 5.0).await;
+    mutate(
+        &sb,
+        json!([
+            {"op": "update", "object": "Account", "id": ids[0], "fields": {"Name": "First Name"}},
+            {"op": "update", "object": "Account", "id": ids[1], "fields": {"NumberOfEmployees": 7}},
+            {"op": "delete", "object": "Account", "id": ids[2]},
+            {"op": "insert", "object": "Account", "count": 4},
+        ]),
+    )
+    .await;
+    advance(&sb, 3.0).await;
+    mutate(&sb, json!([{"op": "update", "object": "Account", "id": ids[0], "fields": {"Name": "Second Name"}}])).await;
+    advance(&sb, 2.0).await;
+    let summary = run(&s).await;
+    let f = &summary.flows[0];
+    // ids[0] twice between runs is one version read; ids[1], the deleted ids[2], 4 new.
+    assert_eq!(f.merged.map(|m| (m.inserted, m.updated, m.deleted)), Some((7, 0, 0)), "{f:#?}");
+    assert!(f.verify.expect("verified").matches(), "{f:#?}");
+    let count = |sql: &'static str| s.wh.query_i64(sql);
+    assert_eq!(count("SELECT COUNT(*) FROM salesforce.account").await, n + 7);
+    assert_eq!(count("SELECT COUNT(DISTINCT id) FROM salesforce.account").await, n + 4);
+    let versions =
+        s.wh.query(&format!("SELECT name FROM salesforce.account WHERE id = '{}' ORDER BY system_modstamp", ids[0]))
+            .await;
+    assert_eq!(versions.len(), 2, "the first read and the newest: {versions:?}");
+    assert_eq!(versions[1], [Some("Second Name".to_owned())]);
+    let deleted = format!(
+        "SELECT {} FROM salesforce.account WHERE id = '{}' ORDER BY system_modstamp",
+        bool_text("is_deleted"),
+        ids[2]
+    );
+    assert_eq!(s.wh.query(&deleted).await, [[Some("false".to_owned())], [Some("true".to_owned())]]);
+    // The newest version of each Id is the org's row.
+    s.wh.execute(&[
+        "CREATE VIEW salesforce.account_newest AS SELECT *, COALESCE(is_deleted, FALSE) AS _sluice_deleted FROM \
+         (SELECT *, ROW_NUMBER() OVER (PARTITION BY id ORDER BY system_modstamp DESC, _sluice_synced_at DESC) AS rn \
+         FROM salesforce.account) AS v WHERE rn = 1",
+    ])
+    .await;
+    let mut newest = schema_of(&sb, "Account").await;
+    newest.table = "account_newest".into();
+    let rows = warehouse::rows(&s.wh, "salesforce", &newest).await;
+    assert_eq!(assert_matches(&rows, &truth(&sb, "Account").await, &newest, Expect::Soft), n as usize + 4);
+    let contacts = truth(&sb, "Contact").await.len();
+    assert_eq!(check(&sb, &s, "Contact", Expect::Soft).await, contacts, "the merge flow beside it");
+
+    // The look-back re-reads the last versions: nothing is appended twice.
+    advance(&sb, 2.0).await;
+    let summary = run(&s).await;
+    assert!(summary.flows[0].rows > 0, "the look-back read something: {:#?}", summary.flows[0]);
+    assert_eq!(summary.flows[0].merged.map(|m| m.inserted), Some(0), "{:#?}", summary.flows[0]);
+    assert_eq!(count("SELECT COUNT(*) FROM salesforce.account").await, n + 7);
+
+    // The same table cannot start merging.
+    let text = common::source_toml(&sb.login_url, "") + "\n" + &s.wh.toml + "\n[[flows]]\nobject = \"Account\"\n";
+    let merge = config::load(&text, "test.toml", &|_| None).expect("valid config");
+    let summary = pipeline::sync(&merge, &SyncOptions::default(), &pipeline::Quiet).await.expect("the run starts");
+    let f = &summary.flows[0];
+    assert_eq!(f.status, FlowStatus::Failed, "{f:#?}");
+    let error = f.error.as_deref().unwrap_or_default();
+    assert!(error.contains("was written with write = \"append\"") && error.contains("sluice reset"), "{error}");
+    assert_eq!(count("SELECT COUNT(*) FROM salesforce.account").await, n + 7, "the log is untouched");
+    sb.shutdown().await;
+}
+
 target::suite!(
+    append_keeps_every_version_read_once,
     a_changed_selection_reloads_the_flow,
-    control_tables_of_layout_2_are_upgraded_keeping_the_windows,
+    control_tables_of_layouts_2_and_3_are_upgraded_keeping_the_windows,
     status_reports_what_a_removed_flow_left_behind,
     reset_forgets_a_flow_and_reloads_it_in_full,
     rename_and_where_shape_the_table,

@@ -8,7 +8,7 @@ use std::collections::hash_map::Entry;
 
 use super::problems::Ctx;
 use crate::config::raw::{RawConfig, RawFlow};
-use crate::config::types::{DestinationConfig, FlowConfig, Mode};
+use crate::config::types::{Consolidation, DestinationConfig, FlowConfig, Mode, WriteMode};
 use crate::model::Naming;
 
 /// A settings key: its name, whether `[defaults]` sets it, whether a flow sets it.
@@ -20,7 +20,7 @@ type SettingKey = (&'static str, bool, fn(&RawFlow) -> bool);
 pub(super) fn no_effect(cx: &mut Ctx<'_>, raw: &RawConfig, flows: &[FlowConfig], destination: &DestinationConfig) {
     let files = matches!(destination, DestinationConfig::Files { .. });
     // (key, written in [defaults], written on each flow)
-    let keys: [SettingKey; 8] = [
+    let keys: [SettingKey; 9] = [
         ("mode", raw.defaults.mode.is_some(), |f| f.mode.is_some()),
         ("deletes", raw.defaults.deletes.is_some(), |f| f.deletes.is_some()),
         ("history", raw.defaults.history.is_some(), |f| f.history.is_some()),
@@ -29,12 +29,18 @@ pub(super) fn no_effect(cx: &mut Ctx<'_>, raw: &RawConfig, flows: &[FlowConfig],
         ("reconcile_every", raw.defaults.reconcile_every.is_some(), |f| f.reconcile_every.is_some()),
         ("slice", raw.defaults.slice.is_some(), |f| f.slice.is_some()),
         ("max_delete_ratio", raw.defaults.max_delete_ratio.is_some(), |f| f.max_delete_ratio.is_some()),
+        ("write", raw.defaults.write.is_some(), |f| f.write.is_some()),
     ];
     let merge_only = ["deletes", "history", "reconcile_every", "max_delete_ratio"];
     let windowed = ["lookback", "reconcile_every"];
     const FILES: &str = "has no effect with destination type = \"files\", which is append-only: it keeps every \
                          version read, so there are no deletes, no history table and no reconciliation; remove it";
     let full_mode = raw.defaults.mode.as_deref() == Some("full");
+    let append_default = raw.defaults.write.as_deref() == Some("append");
+    if files {
+        write_on_files(cx, raw);
+    }
+    procedure_appends(cx, raw, flows, destination);
     for (key, in_defaults, on_flow) in keys {
         if files && merge_only.contains(&key) {
             if in_defaults {
@@ -47,11 +53,27 @@ pub(super) fn no_effect(cx: &mut Ctx<'_>, raw: &RawConfig, flows: &[FlowConfig],
             }
             continue;
         }
+        if files && key == "write" {
+            continue;
+        }
         let window_key = windowed.contains(&key);
-        let mut full = Vec::new();
-        let mut own = Vec::new();
+        // Flows the key cannot affect, by why: full mode, append writes; and flows that set
+        // it themselves.
+        let (mut full, mut append, mut own) = (Vec::new(), Vec::new(), Vec::new());
         for (i, (f, config)) in raw.flows.iter().zip(flows).enumerate() {
-            let is_full = window_key && config.settings.mode == Mode::Full;
+            let is_append = merge_only.contains(&key) && config.settings.write == WriteMode::Append;
+            let is_full = !is_append && window_key && config.settings.mode == Mode::Full;
+            if is_append && on_flow(f) {
+                let from = if f.write.is_none() && append_default { " (from [defaults])" } else { "" };
+                cx.err(
+                    &format!("flows[{i}].{key}"),
+                    format!(
+                        "has no effect with write = \"append\"{from}: an append table keeps every version read, \
+                         deleted ones included, so nothing is deleted, reconciled or kept as history; remove it or \
+                         set write = \"merge\""
+                    ),
+                );
+            }
             if is_full && on_flow(f) {
                 let from = if f.mode.is_none() && full_mode { " (from [defaults])" } else { "" };
                 cx.err(
@@ -63,23 +85,67 @@ pub(super) fn no_effect(cx: &mut Ctx<'_>, raw: &RawConfig, flows: &[FlowConfig],
                     ),
                 );
             }
-            if is_full {
+            if is_append {
+                append.push(i);
+            } else if is_full {
                 full.push(i);
             } else if on_flow(f) {
                 own.push(i);
             }
         }
-        if in_defaults && !flows.is_empty() && full.len() + own.len() == flows.len() {
+        if in_defaults && !flows.is_empty() && full.len() + append.len() + own.len() == flows.len() {
             let mut why = Vec::new();
-            if !full.is_empty() {
-                let have = if full.len() == 1 { "has" } else { "have" };
-                why.push(format!("{} {have} mode = \"full\"", flow_list(&full)));
+            for (group, what) in [(&full, "mode = \"full\""), (&append, "write = \"append\"")] {
+                if !group.is_empty() {
+                    let have = if group.len() == 1 { "has" } else { "have" };
+                    why.push(format!("{} {have} {what}", flow_list(group)));
+                }
             }
             if !own.is_empty() {
                 let sets = if own.len() == 1 { "sets" } else { "set" };
                 why.push(format!("{} {sets} its own", flow_list(&own)));
             }
             cx.err(&format!("defaults.{key}"), format!("has no effect on any flow: {}; remove it", why.join(", and ")));
+        }
+    }
+}
+
+/// The files destination is append-only: `write = "merge"` there asks for what it cannot do.
+fn write_on_files(cx: &mut Ctx<'_>, raw: &RawConfig) {
+    const MERGE: &str = "destination type = \"files\" is append-only: every run adds the versions it read as new \
+                         files, and nothing is merged; remove it, or write to a warehouse for one current row per \
+                         record";
+    if raw.defaults.write.as_deref() == Some("merge") {
+        cx.err("defaults.write", MERGE);
+    }
+    for (i, f) in raw.flows.iter().enumerate() {
+        if f.write.as_deref() == Some("merge") {
+            cx.err(&format!("flows[{i}].write"), MERGE);
+        }
+    }
+}
+
+/// `consolidation = "procedure"` hands a merge to the warehouse; an append has nothing to
+/// merge, and a procedure would hide that its rows are versions.
+fn procedure_appends(cx: &mut Ctx<'_>, raw: &RawConfig, flows: &[FlowConfig], destination: &DestinationConfig) {
+    if destination.consolidation() != Consolidation::Procedure {
+        return;
+    }
+    let mut defaults_told = false;
+    for (i, (f, config)) in raw.flows.iter().zip(flows).enumerate() {
+        if config.settings.write == WriteMode::Append {
+            let key = if f.write.is_some() { format!("flows[{i}].write") } else { "defaults.write".to_owned() };
+            if f.write.is_none() && std::mem::replace(&mut defaults_told, true) {
+                continue;
+            }
+            cx.err(
+                &key,
+                format!(
+                    "write = \"append\" ({}) cannot be used with destination.consolidation = \"procedure\": an \
+                     append is committed by the run itself; use consolidation = \"run\", or write = \"merge\"",
+                    config.object
+                ),
+            );
         }
     }
 }

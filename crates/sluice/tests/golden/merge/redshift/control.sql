@@ -16,6 +16,7 @@ CREATE TABLE IF NOT EXISTS "_sluice"."flows" (
   "last_reconciliation" TIMESTAMPTZ,
   "schema_fingerprint" VARCHAR(65535),
   "selection_fingerprint" VARCHAR(65535),
+  "write_mode" VARCHAR(65535),
   "rows_present" BOOLEAN,
   "updated_at" TIMESTAMPTZ,
   PRIMARY KEY ("target_schema", "target_table")
@@ -53,4 +54,4 @@ CREATE TABLE IF NOT EXISTS "_sluice"."flow_runs" (
   PRIMARY KEY ("run_id", "target_schema", "target_table")
 );
 
-INSERT INTO "_sluice"."layout" ("version", "migrated_at") SELECT 3, CAST('1970-01-01 00:00:00.000000+00' AS TIMESTAMPTZ) WHERE NOT EXISTS (SELECT 1 FROM "_sluice"."layout");
+INSERT INTO "_sluice"."layout" ("version", "migrated_at") SELECT 4, CAST('1970-01-01 00:00:00.000000+00' AS TIMESTAMPTZ) WHERE NOT EXISTS (SELECT 1 FROM "_sluice"."layout");
