@@ -28,6 +28,10 @@ start_s3() {
   for _ in $(seq 1 100); do
     if curl -fsS -o /dev/null "http://127.0.0.1:$port/" 2>/dev/null; then
       export SLUICE_TEST_S3_ENDPOINT="http://127.0.0.1:$port"
+      # What sluice's S3 clients read from the usual AWS environment; moto accepts any
+      # credentials, and no test may reach for an instance role.
+      export AWS_ACCESS_KEY_ID=sluice-test AWS_SECRET_ACCESS_KEY=sluice-test AWS_REGION=us-east-1
+      export AWS_EC2_METADATA_DISABLED=true
       echo "moto S3 on 127.0.0.1:$port"
       return 0
     fi

@@ -1127,3 +1127,44 @@ fn write_mode_and_what_it_rules_out() {
         &[("defaults.write", "consolidation = \"procedure\"")],
     );
 }
+
+/// `type = "files"` on S3: `path = "s3://bucket/prefix"` with `s3_region` / `s3_endpoint`;
+/// those keys on a local root, a path naming no bucket, or credentials in the URL are
+/// errors.
+#[test]
+fn files_on_s3() {
+    use crate::destination::files::config::{FilesRoot, S3Root};
+    let text = config_on(
+        "type = \"files\"\npath = \"s3://lake/raw/sf/\"\ns3_region = \"eu-west-1\"\ns3_endpoint = \"http://127.0.0.1:9000\"",
+        "[[flows]]\nobject = \"Account\"\n",
+    );
+    let c = load(&text, "sluice.toml", &sample_env()).unwrap();
+    let DestinationConfig::Files { root, .. } = &c.destination else { panic!("files") };
+    let want = S3Root {
+        bucket: "lake".into(),
+        prefix: "raw/sf".into(),
+        region: Some("eu-west-1".into()),
+        endpoint: Some("http://127.0.0.1:9000".into()),
+    };
+    assert_eq!(root, &FilesRoot::S3(want));
+    assert_eq!(root.shown(), "s3://lake/raw/sf");
+    exactly(
+        &config_on("type = \"files\"\npath = \"out\"\ns3_region = \"eu-west-1\"", "[[flows]]\nobject = \"A\"\n"),
+        &[("destination.s3_region", "only with an S3 root")],
+    );
+    exactly(
+        &config_on("type = \"files\"\npath = \"s3:///x\"", "[[flows]]\nobject = \"A\"\n"),
+        &[("destination.path", "names no bucket")],
+    );
+    let errs =
+        errors(&config_on("type = \"files\"\npath = \"s3://AKIA:hunter2@lake/x\"", "[[flows]]\nobject = \"A\"\n"));
+    has(&errs, "destination.path", "holds credentials");
+    assert!(!format!("{errs:?}").contains("hunter2"), "{errs:?}");
+    exactly(
+        &config_on(
+            "type = \"files\"\npath = \"s3://lake/x\"\ns3_endpoint = \"ftp://x\"",
+            "[[flows]]\nobject = \"A\"\n",
+        ),
+        &[("destination.s3_endpoint", "not an http:// or https:// URL")],
+    );
+}

@@ -166,8 +166,8 @@ pub enum DestinationConfig {
     },
     /// Plain files, one directory per object and run.
     Files {
-        /// Root directory.
-        path: PathBuf,
+        /// The root: a local directory or an S3 prefix.
+        root: crate::destination::files::config::FilesRoot,
         /// File format.
         format: FileFormat,
         /// How table and column names are derived.

@@ -20,6 +20,7 @@ use super::types::{
     DEFAULT_DUCKDB_MEMORY_MIB, DEFAULT_READ_TIMEOUT, Deletes, DestinationConfig, FileFormat, FlowConfig, FlowSettings,
     Mode, PgTimeouts, SalesforceConfig, Secret, WriteMode,
 };
+use crate::destination::files::config::{FilesRoot, S3Root};
 use crate::model::Naming;
 use crate::redact;
 use crate::source::salesforce::soql::is_api_name;
@@ -318,11 +319,39 @@ fn destination(cx: &mut Ctx<'_>, raw: Option<&RawDestination>) -> Option<Destina
         .unwrap_or_default();
     match kind.as_deref() {
         Some("files") => {
-            unused(cx, raw, "files", "path and format", &["path", "format"]);
-            let path = cx.required("destination.path", raw.path.as_ref(), "the directory files are written under");
+            unused(cx, raw, "files", "path, format, s3_region and s3_endpoint", &FILES_KEYS);
+            let path = cx.required(
+                "destination.path",
+                raw.path.as_ref(),
+                "the directory files are written under, or \"s3://bucket/prefix\"",
+            );
             let formats = [("parquet", FileFormat::Parquet), ("csv", FileFormat::Csv), ("jsonl", FileFormat::Jsonl)];
             let format = cx.choice("destination.format", raw.format.as_ref(), &formats).unwrap_or(FileFormat::Parquet);
-            Some(DestinationConfig::Files { path: PathBuf::from(path), format, naming })
+            let (region, endpoint) = s3_keys(cx, raw);
+            let root = if path.starts_with("s3://") {
+                match crate::destination::s3::parse_url(&path) {
+                    Err(m) => {
+                        cx.err("destination.path", format!("{}: {m}", quoted_url(&path)));
+                        None
+                    }
+                    Ok(_) if redact::has_userinfo(&path) => {
+                        cx.err("destination.path", aws_userinfo(&path));
+                        None
+                    }
+                    Ok((bucket, prefix)) => Some(FilesRoot::S3(S3Root { bucket, prefix, region, endpoint })),
+                }
+            } else {
+                for (key, set) in [("s3_region", raw.s3_region.is_some()), ("s3_endpoint", raw.s3_endpoint.is_some())] {
+                    if set {
+                        cx.err(
+                            &format!("destination.{key}"),
+                            "is used only with an S3 root (path = \"s3://bucket/prefix\"); remove it, or write to S3",
+                        );
+                    }
+                }
+                Some(FilesRoot::Local(PathBuf::from(path)))
+            };
+            root.map(|root| DestinationConfig::Files { root, format, naming })
         }
         Some("duckdb") => {
             unused(cx, raw, "duckdb", "path and schema", &["path", "schema", "memory_limit"]);
@@ -416,15 +445,7 @@ fn destination(cx: &mut Ctx<'_>, raw: Option<&RawDestination>) -> Option<Destina
                     format!("{iam_role:?} is not an IAM role ARN; expected \"arn:aws:iam::<account>:role/<name>\""),
                 );
             }
-            let region = cx.text("destination.s3_region", raw.s3_region.as_ref());
-            let endpoint = cx.text("destination.s3_endpoint", raw.s3_endpoint.as_ref());
-            if let Some(e) = &endpoint {
-                if !(e.starts_with("http://") || e.starts_with("https://")) {
-                    cx.err("destination.s3_endpoint", format!("{} is not an http:// or https:// URL", quoted_url(e)));
-                } else if redact::has_userinfo(e) {
-                    cx.err("destination.s3_endpoint", aws_userinfo(e));
-                }
-            }
+            let (region, endpoint) = s3_keys(cx, raw);
             let timeouts = pg_timeouts(cx, raw);
             let staging =
                 crate::destination::redshift::config::S3Staging { url: staging_url, iam_role, region, endpoint };
@@ -448,6 +469,24 @@ fn destination(cx: &mut Ctx<'_>, raw: Option<&RawDestination>) -> Option<Destina
             None
         }
     }
+}
+
+/// The keys of `type = "files"`.
+const FILES_KEYS: [&str; 4] = ["path", "format", "s3_region", "s3_endpoint"];
+
+/// `destination.s3_region` and `destination.s3_endpoint` (an http:// or https:// URL
+/// without credentials in it).
+fn s3_keys(cx: &mut Ctx<'_>, raw: &RawDestination) -> (Option<String>, Option<String>) {
+    let region = cx.text("destination.s3_region", raw.s3_region.as_ref());
+    let endpoint = cx.text("destination.s3_endpoint", raw.s3_endpoint.as_ref());
+    if let Some(e) = &endpoint {
+        if !(e.starts_with("http://") || e.starts_with("https://")) {
+            cx.err("destination.s3_endpoint", format!("{} is not an http:// or https:// URL", quoted_url(e)));
+        } else if redact::has_userinfo(e) {
+            cx.err("destination.s3_endpoint", aws_userinfo(e));
+        }
+    }
+    (region, endpoint)
 }
 
 const DESTINATION_TYPES: &str = "\"duckdb\", \"postgres\", \"redshift\", \"files\"";

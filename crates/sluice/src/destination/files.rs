@@ -1,21 +1,22 @@
 //! The files destination: each run of a flow lands as
 //! `<path>/<table>/run=<run id>/part-NNNNN.<ext>` plus a `manifest.json`, the way a
-//! managed connector lands SaaS data in a bucket. Append only, partitioned by run.
+//! managed connector lands SaaS data in a bucket. Append only, partitioned by run. The
+//! root is a local directory or an S3 prefix (`path = "s3://bucket/prefix"`; see
+//! [`store`] for what each guarantees).
 //!
 //! Crash safety comes from ordering: part files are written first, the manifest last and
-//! atomically (a temporary file renamed into place), so a run that dies leaves a directory
-//! without a manifest. Readers (and [`FilesDestination::runs`]) ignore such directories, and
-//! the next run of the same table removes them.
+//! atomically, so a run that dies leaves a directory without a manifest. Readers (and
+//! [`FilesDestination::runs`]) ignore such directories, and the next run of the same table
+//! removes them.
 //!
-//! One run at a time writes a root: a run holds [`RunLock`], an exclusive lock on
-//! `<path>/.sluice.lock` that also says who holds it, for its whole life. A second run is
-//! told who (so two runs never interleave their manifests and the state file, nor remove
-//! each other's unfinished runs). The operating system drops the lock when the holder dies,
-//! however it dies.
+//! One run at a time writes a root: a run holds a [`RunLock`] for its whole life (a file
+//! lock locally, a lease object on S3; see [`lock`]). A second run is told who holds it, so
+//! two runs never interleave their manifests and the state file, nor remove each other's
+//! unfinished runs.
 
-use std::fs::{self, File};
-use std::io::{BufWriter, Write as _};
-use std::path::{Path, PathBuf};
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use arrow::datatypes::Schema;
@@ -26,6 +27,15 @@ use serde::{Deserialize, Serialize};
 use crate::config::FileFormat;
 use crate::error::{Error, Result};
 use crate::model::{TableSchema, Window};
+
+pub mod config;
+mod lock;
+mod store;
+
+pub use config::{FilesRoot, S3Root};
+pub use lock::{HEARTBEAT, LEASE, LeaseRecord, RunLock};
+pub use store::write_atomically;
+use store::{Store, io_error};
 
 /// Rows per part file: large enough for efficient Parquet row groups, small enough
 /// that a part's buffers stay far below the memory budget.
@@ -96,29 +106,12 @@ pub struct FlowState {
 }
 
 const STATE: &str = "_sluice_state.json";
-const LOCK: &str = ".sluice.lock";
 
-/// The run lock of a files root (see the module docs); released when dropped.
-#[derive(Debug)]
-pub struct RunLock {
-    _file: File,
-}
-
-/// A directory tree of runs.
+/// A tree of runs, under a local directory or an S3 prefix.
 #[derive(Debug, Clone)]
 pub struct FilesDestination {
-    root: PathBuf,
+    store: Store,
     format: FileFormat,
-}
-
-fn io_error(what: &str, path: &Path, e: std::io::Error) -> Error {
-    let hint = match e.kind() {
-        std::io::ErrorKind::PermissionDenied => " (permission denied: choose a writable `destination.path`)",
-        std::io::ErrorKind::StorageFull => " (the disk is full)",
-        std::io::ErrorKind::ReadOnlyFilesystem => " (the file system is read-only)",
-        _ => "",
-    };
-    Error::user(format!("cannot {what} {}: {e}{hint}", path.display()))
 }
 
 fn extension(format: FileFormat) -> &'static str {
@@ -130,72 +123,47 @@ fn extension(format: FileFormat) -> &'static str {
 }
 
 impl FilesDestination {
-    /// A destination rooted at `root` writing `format`.
+    /// A destination in the local directory `root` writing `format`.
     pub fn new(root: impl Into<PathBuf>, format: FileFormat) -> Self {
-        FilesDestination { root: root.into(), format }
+        FilesDestination { store: Store::Local(root.into()), format }
+    }
+
+    /// A destination at `root` writing `format`; for S3, a client from the environment's
+    /// credentials (nothing is sent yet).
+    pub fn open(root: &FilesRoot, format: FileFormat) -> Result<Self> {
+        Ok(FilesDestination { store: Store::open(root)?, format })
+    }
+
+    /// The root, for messages: a path or `s3://bucket/prefix`.
+    pub fn root_shown(&self) -> String {
+        self.store.shown("")
     }
 
     /// Checks that the root can be created and written (for `sluice check`).
-    pub fn check(&self) -> Result<()> {
-        fs::create_dir_all(&self.root).map_err(|e| io_error("create", &self.root, e))?;
-        let probe = self.root.join(format!(".sluice-probe-{}", std::process::id()));
-        fs::write(&probe, b"probe").map_err(|e| io_error("write to", &self.root, e))?;
-        fs::remove_file(&probe).map_err(|e| io_error("remove", &probe, e))?;
-        Ok(())
+    pub async fn check(&self) -> Result<()> {
+        self.store.ensure_dir("")?;
+        let probe = format!(".sluice-probe-{}", std::process::id());
+        self.store.write(&probe, b"probe").await?;
+        self.store.remove(&probe).await
     }
 
-    /// Takes the root's run lock, creating the root if needed; a user error naming the holder
-    /// when another run has it.
-    pub fn lock(&self, command: &str) -> Result<RunLock> {
-        use std::io::{Read as _, Seek as _};
-        fs::create_dir_all(&self.root).map_err(|e| io_error("create", &self.root, e))?;
-        let path = self.root.join(LOCK);
-        let mut file = fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| io_error("open", &path, e))?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => {
-                let mut holder = String::new();
-                let _ = file.read_to_string(&mut holder);
-                let holder = holder.trim();
-                let holder = if holder.is_empty() { "another process".to_owned() } else { holder.to_owned() };
-                return Err(Error::busy(format!(
-                    "destination {} is in use by another sluice run ({holder}); wait for it to finish",
-                    self.root.display()
-                )));
-            }
-            Err(fs::TryLockError::Error(e)) => return Err(io_error("lock", &path, e)),
-        }
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-        let who = format!(
-            "`sluice {command}`, pid {} on {}, since {}",
-            std::process::id(),
-            if host.trim().is_empty() { "this machine" } else { host.trim() },
-            Utc::now().format("%Y-%m-%dT%H:%M:%SZ")
-        );
-        let written = file
-            .set_len(0)
-            .and_then(|()| file.rewind())
-            .and_then(|()| file.write_all(who.as_bytes()))
-            .and_then(|()| file.flush());
-        written.map_err(|e| io_error("write", &path, e))?;
-        Ok(RunLock { _file: file })
+    /// Takes the root's run lock, creating the root if needed; a busy error naming the
+    /// holder when another run has it.
+    pub async fn lock(&self, command: &str) -> Result<RunLock> {
+        RunLock::take(&self.store, command).await
     }
 
     /// Starts a run of `table`: removes what crashed runs of the table left behind,
     /// then opens the run's directory.
-    pub fn begin(&self, table: &TableSchema, run_id: &str, window: Window) -> Result<RunWriter> {
-        let table_dir = self.root.join(&table.table);
-        fs::create_dir_all(&table_dir).map_err(|e| io_error("create", &table_dir, e))?;
-        self.remove_uncommitted(&table_dir)?;
-        let dir = table_dir.join(format!("run={run_id}"));
-        fs::create_dir(&dir).map_err(|e| io_error("create", &dir, e))?;
+    pub async fn begin(&self, table: &TableSchema, run_id: &str, window: Window) -> Result<RunWriter> {
+        self.store.ensure_dir(&table.table)?;
+        self.remove_uncommitted(&table.table).await?;
+        let dir = format!("{}/run={run_id}", table.table);
+        if let Some(path) = self.store.local(&dir) {
+            std::fs::create_dir(&path).map_err(|e| io_error("create", &path, e))?;
+        }
         Ok(RunWriter {
+            store: self.store.clone(),
             dir,
             format: self.format,
             object: table.object.clone(),
@@ -209,74 +177,87 @@ impl FilesDestination {
         })
     }
 
-    fn remove_uncommitted(&self, table_dir: &Path) -> Result<()> {
-        let entries = fs::read_dir(table_dir).map_err(|e| io_error("list", table_dir, e))?;
-        for entry in entries {
-            let entry = entry.map_err(|e| io_error("list", table_dir, e))?;
-            let path = entry.path();
-            let is_run = entry.file_name().to_string_lossy().starts_with("run=");
-            if is_run && path.is_dir() && !path.join(MANIFEST).exists() {
-                fs::remove_dir_all(&path).map_err(|e| io_error("remove the crashed run", &path, e))?;
+    async fn remove_uncommitted(&self, table: &str) -> Result<()> {
+        for child in self.store.children(table).await? {
+            if !child.starts_with("run=") {
+                continue;
+            }
+            let run = format!("{table}/{child}");
+            if self.store.read(&format!("{run}/{MANIFEST}")).await?.is_none() {
+                self.store.remove_dir(&run).await.map_err(|e| Error {
+                    message: format!("removing the crashed run {}: {}", self.store.shown(&run), e.message),
+                    ..e
+                })?;
             }
         }
         Ok(())
     }
 
     /// The committed window of every flow (empty before the first run).
-    pub fn state(&self) -> Result<std::collections::BTreeMap<String, FlowState>> {
-        let path = self.root.join(STATE);
-        match fs::read_to_string(&path) {
-            Ok(text) => serde_json::from_str(&text).map_err(|e| {
+    pub async fn state(&self) -> Result<std::collections::BTreeMap<String, FlowState>> {
+        match self.store.read(STATE).await? {
+            Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
                 Error::user(format!(
                     "{} is damaged ({e}); remove it to start every flow with a full run",
-                    path.display()
+                    self.state_shown()
                 ))
             }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Default::default()),
-            Err(e) => Err(io_error("read", &path, e)),
+            None => Ok(Default::default()),
         }
     }
 
-    /// The file the committed windows are kept in.
-    pub fn state_path(&self) -> PathBuf {
-        self.root.join(STATE)
+    /// Where the committed windows are kept, for messages.
+    pub fn state_shown(&self) -> String {
+        self.store.shown(STATE)
     }
 
     /// Records a flow's committed window. Called after the run's manifest is written,
     /// so the state never points past data that exists.
-    pub fn save_state(&self, object: &str, state: FlowState) -> Result<()> {
-        let mut all = self.state()?;
+    pub async fn save_state(&self, object: &str, state: FlowState) -> Result<()> {
+        let mut all = self.state().await?;
         all.insert(object.to_string(), state);
-        self.write_state(&all)
+        self.write_state(&all).await
     }
 
-    fn write_state(&self, all: &std::collections::BTreeMap<String, FlowState>) -> Result<()> {
+    async fn write_state(&self, all: &std::collections::BTreeMap<String, FlowState>) -> Result<()> {
         let text =
             serde_json::to_vec_pretty(all).map_err(|e| Error::internal(format!("cannot encode the state: {e}")))?;
-        write_atomically(&self.state_path(), &text)
+        self.store.write(STATE, &text).await
     }
 
     /// Forgets the committed windows of `objects` (`sluice reset`); their runs stay.
-    pub fn forget(&self, objects: &[&str]) -> Result<()> {
-        let mut all = self.state()?;
+    pub async fn forget(&self, objects: &[&str]) -> Result<()> {
+        let mut all = self.state().await?;
         let before = all.len();
         all.retain(|object, _| !objects.contains(&object.as_str()));
         if all.len() == before {
             return Ok(());
         }
-        self.write_state(&all)
+        self.write_state(&all).await
+    }
+
+    /// The tables the root holds (its directories; sluice's own files start with `_` or `.`).
+    pub async fn tables(&self) -> Result<Vec<String>> {
+        let mut tables: Vec<String> =
+            self.store.children("").await?.into_iter().filter(|n| !n.starts_with(['_', '.'])).collect();
+        tables.sort();
+        Ok(tables)
+    }
+
+    /// The object `key` under the root (`<table>/run=<id>/<part>`), or `None`: what a
+    /// reader of the root sees.
+    pub async fn read_object(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        self.store.read(key).await
     }
 
     /// The committed runs of a table, oldest first (by window end, then run id).
-    pub fn runs(&self, table: &str) -> Result<Vec<Manifest>> {
-        let table_dir = self.root.join(table);
-        let Ok(entries) = fs::read_dir(&table_dir) else { return Ok(Vec::new()) };
+    pub async fn runs(&self, table: &str) -> Result<Vec<Manifest>> {
         let mut runs = Vec::new();
-        for entry in entries.flatten() {
-            let path = entry.path().join(MANIFEST);
-            let Ok(text) = fs::read_to_string(&path) else { continue };
-            let manifest: Manifest = serde_json::from_str(&text)
-                .map_err(|e| Error::internal(format!("{} is not a sluice manifest: {e}", path.display())))?;
+        for child in self.store.children(table).await? {
+            let key = format!("{table}/{child}/{MANIFEST}");
+            let Some(bytes) = self.store.read(&key).await? else { continue };
+            let manifest: Manifest = serde_json::from_slice(&bytes)
+                .map_err(|e| Error::internal(format!("{} is not a sluice manifest: {e}", self.store.shown(&key))))?;
             runs.push(manifest);
         }
         runs.sort_by(|a, b| (a.window_end, &a.run_id).cmp(&(b.window_end, &b.run_id)));
@@ -292,13 +273,17 @@ enum PartWriter {
 
 struct OpenPart {
     file: String,
+    /// Where it is written (in place, or a spool file: see [`store`]).
+    path: PathBuf,
     rows: u64,
     writer: PartWriter,
 }
 
 /// Writes one run; nothing is visible until [`RunWriter::finish`].
 pub struct RunWriter {
-    dir: PathBuf,
+    store: Store,
+    /// The run's key under the root: `<table>/run=<id>`.
+    dir: String,
     format: FileFormat,
     object: String,
     table: String,
@@ -311,14 +296,14 @@ pub struct RunWriter {
 }
 
 impl RunWriter {
-    /// The run's directory.
-    pub fn dir(&self) -> &Path {
-        &self.dir
+    /// The run's directory, on a local root.
+    pub fn dir(&self) -> Option<PathBuf> {
+        self.store.local(&self.dir)
     }
 
     fn open_part(&self, schema: &Arc<Schema>) -> Result<OpenPart> {
         let file = format!("part-{:05}.{}", self.parts.len(), extension(self.format));
-        let path = self.dir.join(&file);
+        let path = self.store.part_path(&format!("{}/{file}", self.dir))?;
         let handle = File::create(&path).map_err(|e| io_error("create", &path, e))?;
         let writer = match self.format {
             FileFormat::Parquet => PartWriter::Parquet(super::parquet::writer(
@@ -330,11 +315,11 @@ impl RunWriter {
             FileFormat::Csv => PartWriter::Csv(arrow::csv::Writer::new(BufWriter::new(handle))),
             FileFormat::Jsonl => PartWriter::Jsonl(arrow::json::LineDelimitedWriter::new(BufWriter::new(handle))),
         };
-        Ok(OpenPart { file, rows: 0, writer })
+        Ok(OpenPart { file, path, rows: 0, writer })
     }
 
     /// Appends a batch; every batch of a run must have the same schema.
-    pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+    pub async fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         if batch.num_rows() == 0 {
             return Ok(());
         }
@@ -353,8 +338,8 @@ impl RunWriter {
             self.current = Some(self.open_part(&schema)?);
         }
         let part = self.current.as_mut().ok_or_else(|| Error::internal("no open part"))?;
-        let path = self.dir.join(&part.file);
-        let write_err = |e: &dyn std::fmt::Display| Error::user(format!("cannot write {}: {e}", path.display()));
+        let shown = self.store.shown(&format!("{}/{}", self.dir, part.file));
+        let write_err = |e: &dyn std::fmt::Display| Error::user(format!("cannot write {shown}: {e}"));
         match &mut part.writer {
             PartWriter::Parquet(w) => w.write(batch).map_err(|e| write_err(&e))?,
             PartWriter::Csv(w) => w.write(batch).map_err(|e| write_err(&e))?,
@@ -362,15 +347,16 @@ impl RunWriter {
         }
         part.rows += batch.num_rows() as u64;
         if part.rows >= ROWS_PER_PART {
-            self.close_part()?;
+            self.close_part().await?;
         }
         Ok(())
     }
 
-    fn close_part(&mut self) -> Result<()> {
+    async fn close_part(&mut self) -> Result<()> {
         let Some(part) = self.current.take() else { return Ok(()) };
-        let path = self.dir.join(&part.file);
-        let close_err = |e: &dyn std::fmt::Display| Error::user(format!("cannot finish {}: {e}", path.display()));
+        let key = format!("{}/{}", self.dir, part.file);
+        let shown = self.store.shown(&key);
+        let close_err = |e: &dyn std::fmt::Display| Error::user(format!("cannot finish {shown}: {e}"));
         let file = match part.writer {
             PartWriter::Parquet(w) => w.into_inner().map_err(|e| close_err(&e))?,
             PartWriter::Csv(w) => w.into_inner().into_inner().map_err(|e| close_err(&e))?,
@@ -379,17 +365,15 @@ impl RunWriter {
                 w.into_inner().into_inner().map_err(|e| close_err(&e))?
             }
         };
-        // The manifest may only point at bytes that are on disk.
-        file.sync_all().map_err(|e| io_error("sync", &path, e))?;
-        let bytes = file.metadata().map_err(|e| io_error("stat", &path, e))?.len();
+        let bytes = self.store.commit_part(&key, &part.path, file).await?;
         self.parts.push(Part { file: part.file, rows: part.rows, bytes });
         Ok(())
     }
 
     /// Closes the last part and writes the manifest, atomically and last: from here on
     /// the run is visible.
-    pub fn finish(mut self) -> Result<Manifest> {
-        self.close_part()?;
+    pub async fn finish(mut self) -> Result<Manifest> {
+        self.close_part().await?;
         let columns = match &self.schema {
             Some(schema) => schema
                 .fields()
@@ -421,32 +405,18 @@ impl RunWriter {
         };
         let text = serde_json::to_vec_pretty(&manifest)
             .map_err(|e| Error::internal(format!("cannot encode the manifest: {e}")))?;
-        write_atomically(&self.dir.join(MANIFEST), &text)?;
+        self.store.write(&format!("{}/{MANIFEST}", self.dir), &text).await?;
         Ok(manifest)
     }
 
-    /// Drops the run: removes its directory (a run that fails must leave nothing).
-    pub fn abort(self) -> Result<()> {
-        drop(self.current);
-        fs::remove_dir_all(&self.dir).map_err(|e| io_error("remove", &self.dir, e))
+    /// Drops the run: removes what it wrote (a run that fails must leave nothing).
+    pub async fn abort(mut self) -> Result<()> {
+        if let Some(part) = self.current.take() {
+            drop(part.writer);
+            self.store.discard_spool(&part.path);
+        }
+        self.store.remove_dir(&self.dir).await
     }
-}
-
-/// Writes `bytes` to `path` so that readers see the old file or the whole new one:
-/// a temporary file in the same directory, synced, then renamed over `path`.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    let mut file = File::create(&tmp).map_err(|e| io_error("create", &tmp, e))?;
-    file.write_all(bytes).map_err(|e| io_error("write", &tmp, e))?;
-    file.sync_all().map_err(|e| io_error("sync", &tmp, e))?;
-    fs::rename(&tmp, path).map_err(|e| io_error("rename into", path, e))?;
-    if let Some(dir) = path.parent()
-        && let Ok(d) = File::open(dir)
-    {
-        // Make the rename itself durable.
-        let _ = d.sync_all();
-    }
-    Ok(())
 }
 
 #[cfg(test)]

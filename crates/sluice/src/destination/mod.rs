@@ -15,6 +15,7 @@ pub mod files;
 mod parquet;
 pub mod postgres;
 pub mod redshift;
+pub mod s3;
 
 use std::future::Future;
 

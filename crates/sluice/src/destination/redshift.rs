@@ -20,8 +20,7 @@ use std::time::Duration;
 
 use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
-use futures_util::StreamExt;
-use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::aws::AmazonS3;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
@@ -42,15 +41,7 @@ pub const HEARTBEAT: Duration = Duration::from_secs(60);
 
 /// The object store holding `staging`'s `bucket`.
 fn store(staging: &S3Staging, bucket: &str) -> Result<AmazonS3> {
-    // Credentials and region come from the environment (AWS_ACCESS_KEY_ID, ...).
-    let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
-    if let Some(region) = &staging.region {
-        builder = builder.with_region(region);
-    }
-    if let Some(endpoint) = &staging.endpoint {
-        builder = builder.with_endpoint(endpoint).with_allow_http(endpoint.starts_with("http://"));
-    }
-    builder.build().map_err(|e| Error::user(format!("destination.s3_staging: {e}")))
+    super::s3::client(bucket, staging.region.as_deref(), staging.endpoint.as_deref(), "destination.s3_staging")
 }
 
 /// Parquet parts of one load, uploaded to `s3://bucket/<key prefix>/part-NNNNN.parquet`
@@ -138,16 +129,7 @@ impl S3Stager {
 
 /// Deletes every object under `prefix`.
 async fn delete_prefix(store: &Arc<dyn ObjectStore>, prefix: &str) -> Result<()> {
-    let prefix = ObjectPath::from(prefix);
-    let mut listing = store.list(Some(&prefix));
-    while let Some(meta) = listing.next().await {
-        let meta = meta.map_err(|e| Error::external(format!("destination.s3_staging: listing {prefix}: {e}")))?;
-        store
-            .delete(&meta.location)
-            .await
-            .map_err(|e| Error::external(format!("destination.s3_staging: deleting {}: {e}", meta.location)))?;
-    }
-    Ok(())
+    super::s3::delete_prefix(store, prefix, "destination.s3_staging").await
 }
 
 /// A connected Redshift destination holding its schema's lease (see the module docs).

@@ -17,7 +17,7 @@ use super::report::{self, FlowState, RunRecord};
 use super::sink::RunCx;
 use super::summary::{Observer, RunSummary, SyncOptions, new_run_id};
 use super::warehouse::{self, FlowVerify, WarehouseSink};
-use crate::config::{Config, DestinationConfig, FileFormat};
+use crate::config::{Config, DestinationConfig};
 use crate::destination::Destination;
 use crate::destination::duckdb::DuckDb;
 use crate::destination::files::FilesDestination;
@@ -64,9 +64,10 @@ async fn released<D: Destination, T>(dest: &D, result: Result<T>) -> Result<T> {
 /// Checks the destination can be written (`sluice check`), saying what was checked.
 pub async fn check_destination(config: &Config) -> Result<String> {
     match &config.destination {
-        DestinationConfig::Files { path, format, .. } => {
-            FilesDestination::new(path, *format).check()?;
-            Ok(format!("destination {} is writable", path.display()))
+        DestinationConfig::Files { root, format, .. } => {
+            let dest = FilesDestination::open(root, *format)?;
+            dest.check().await?;
+            Ok(format!("destination {} is writable", dest.root_shown()))
         }
         _ => with_warehouse!(config, "check", |dest, schema| async {
             dest.query("SELECT 1".into()).await?;
@@ -94,9 +95,9 @@ fn warehouse<'a>(config: &'a Config, command: &str) -> Result<(Warehouse<'a>, &'
         DestinationConfig::Redshift { url, schema, staging, timeouts, .. } => {
             Ok((Warehouse::Redshift { url: pg_url(url)?, staging, timeouts: *timeouts }, schema))
         }
-        DestinationConfig::Files { path, .. } => Err(Error::user(format!(
+        DestinationConfig::Files { root, format, .. } => Err(Error::user(format!(
             "`sluice {command}` reads a warehouse's control tables; destination.type = \"files\" keeps its state in {}",
-            FilesDestination::new(path, FileFormat::Parquet).state_path().display()
+            FilesDestination::open(root, *format)?.state_shown()
         ))),
     }
 }
@@ -203,15 +204,20 @@ pub async fn verify(config: &Config, opts: &SyncOptions, repair: bool) -> Result
 /// failures of single flows are in the summary.
 pub async fn sync(config: &Config, opts: &SyncOptions, observer: &dyn Observer) -> Result<RunSummary> {
     let flows = select_flows(config, opts.objects.as_deref())?;
-    let DestinationConfig::Files { path, format, .. } = &config.destination else {
+    let DestinationConfig::Files { root, format, .. } = &config.destination else {
         return with_warehouse!(config, "sync", |dest, schema| async {
             let source = SalesforceSource::connect_with(&config.source, opts.source).await?;
             let run = RunCx { source: &source, config, opts, observer, run_id: new_run_id() };
             flows::run(&WarehouseSink::new(&dest, schema, &run), &run, flows).await
         });
     };
-    let sink = FilesSink::open(FilesDestination::new(path, *format), "sync")?;
-    let source = SalesforceSource::connect_with(&config.source, opts.source).await?;
-    let run = RunCx { source: &source, config, opts, observer, run_id: new_run_id() };
-    flows::run(&sink, &run, flows).await
+    let sink = FilesSink::open(FilesDestination::open(root, *format)?, "sync").await?;
+    let result = async {
+        let source = SalesforceSource::connect_with(&config.source, opts.source).await?;
+        let run = RunCx { source: &source, config, opts, observer, run_id: new_run_id() };
+        flows::run(&sink, &run, flows).await
+    }
+    .await;
+    sink.release().await;
+    result
 }

@@ -11,8 +11,6 @@
 //! ([`super::flows`]) retries it from the saved state or records the flow as `failed`,
 //! and runs flows side by side as for every destination.
 
-use std::sync::Mutex;
-
 use futures_util::StreamExt;
 
 use super::context::{selection_changed, selection_fingerprint};
@@ -23,27 +21,43 @@ use crate::config::FlowConfig;
 use crate::destination::files::{FilesDestination, FlowState, RunLock};
 use crate::error::Result;
 
+/// Gives `lock` back; a failure only makes the next run wait for the lease to lapse.
+async fn release(lock: RunLock) {
+    if let Err(e) = lock.release().await {
+        tracing::warn!(error = %e, "could not give back the run lock; the next run waits until it lapses");
+    }
+}
+
 /// A files root as the run loop drives it, holding the root's run lock.
 pub(crate) struct FilesSink {
     dest: FilesDestination,
-    _lock: RunLock,
+    lock: RunLock,
     /// The state file is rewritten whole; flows running side by side take turns.
-    state_turn: Mutex<()>,
+    state_turn: tokio::sync::Mutex<()>,
 }
 
 impl FilesSink {
     /// Takes the root's run lock for `command`, then reads the state once so that a damaged
     /// state file stops the run before any work.
-    pub(crate) fn open(dest: FilesDestination, command: &str) -> Result<Self> {
-        let lock = dest.lock(command)?;
-        dest.state()?;
-        Ok(Self { dest, _lock: lock, state_turn: Mutex::new(()) })
+    pub(crate) async fn open(dest: FilesDestination, command: &str) -> Result<Self> {
+        let lock = dest.lock(command).await?;
+        if let Err(e) = dest.state().await {
+            release(lock).await;
+            return Err(e);
+        }
+        Ok(Self { dest, lock, state_turn: tokio::sync::Mutex::new(()) })
+    }
+
+    /// Gives the run lock back (see [`RunLock::release`]).
+    pub(crate) async fn release(self) {
+        release(self.lock).await;
     }
 
     /// Records a flow's committed window (after its manifest).
-    fn save_state(&self, object: &str, state: FlowState) -> Result<()> {
-        let _turn = self.state_turn.lock().unwrap_or_else(|p| p.into_inner());
-        self.dest.save_state(object, state)
+    async fn save_state(&self, object: &str, state: FlowState) -> Result<()> {
+        let _turn = self.state_turn.lock().await;
+        self.lock.check()?;
+        self.dest.save_state(object, state).await
     }
 }
 
@@ -62,7 +76,7 @@ impl Sink for FilesSink {
         summary: &mut FlowSummary,
         attempt: u32,
     ) -> Result<()> {
-        let saved = self.dest.state()?.get(&flow.object).cloned();
+        let saved = self.dest.state().await?.get(&flow.object).cloned();
         let committed = saved.as_ref().map(|s| s.window_end);
         let run_id = if attempt == 1 { run.run_id.clone() } else { format!("{}-r{attempt}", run.run_id) };
         let config = run.config;
@@ -70,7 +84,7 @@ impl Sink for FilesSink {
         // destination no longer has: read in full again.
         let table = config.destination.naming().apply(&flow.object);
         let changed = selection_changed(flow, committed, saved.as_ref().and_then(|s| s.selection.as_deref()));
-        let lost = committed.is_some() && self.dest.runs(&table)?.is_empty();
+        let lost = committed.is_some() && self.dest.runs(&table).await?.is_empty();
         if let Some(why) = &changed {
             tracing::warn!(object = %flow.object, "{why}");
             summary.warnings.push(why.clone());
@@ -80,7 +94,7 @@ impl Sink for FilesSink {
             let why = format!(
                 "no committed run of {table} is left under {} although a window was committed: reading the object in \
                  full",
-                self.dest.state_path().parent().unwrap_or(std::path::Path::new(".")).display()
+                self.dest.root_shown()
             );
             tracing::warn!(object = %flow.object, "{why}");
             summary.warnings.push(why);
@@ -96,7 +110,7 @@ impl Sink for FilesSink {
         let mut rows = 0u64;
         for (i, window) in planned.iter().enumerate() {
             let id = if planned.len() == 1 { run_id.clone() } else { format!("{run_id}-{:03}", i + 1) };
-            let mut writer = self.dest.begin(&described.schema, &id, *window)?;
+            let mut writer = self.dest.begin(&described.schema, &id, *window).await?;
             let mut stream = run.source.extract(&described, Some(*window), flow.filter.as_deref(), flow.api);
             let written: Result<()> = async {
                 while let Some(batch) = stream.next().await {
@@ -104,7 +118,7 @@ impl Sink for FilesSink {
                     if let Some(masker) = &masker {
                         batch = masker.apply(&batch)?;
                     }
-                    writer.write(&batch)?;
+                    writer.write(&batch).await?;
                     rows += batch.num_rows() as u64;
                     run.observer.rows(&flow.object, rows);
                 }
@@ -114,22 +128,23 @@ impl Sink for FilesSink {
             drop(stream);
             summary.rows = rows;
             if let Err(e) = written {
-                if let Err(cleanup) = writer.abort() {
+                if let Err(cleanup) = writer.abort().await {
                     tracing::warn!(object = %flow.object, error = %cleanup, "could not remove the failed run");
                 }
                 return Err(e);
             }
-            writer.finish()?;
+            self.lock.check()?;
+            writer.finish().await?;
             let selection = Some(selection_fingerprint(flow));
-            self.save_state(&flow.object, FlowState { window_end: window.end, run_id: id, selection })?;
+            self.save_state(&flow.object, FlowState { window_end: window.end, run_id: id, selection }).await?;
         }
         Ok(())
     }
 
     async fn forget(&self, _run: &RunCx<'_>, flows: &[&FlowConfig]) -> Result<()> {
-        let _turn = self.state_turn.lock().unwrap_or_else(|p| p.into_inner());
+        let _turn = self.state_turn.lock().await;
         let objects: Vec<&str> = flows.iter().map(|f| f.object.as_str()).collect();
-        self.dest.forget(&objects)
+        self.dest.forget(&objects).await
     }
 
     async fn flow_failed(&self, _run: &RunCx<'_>, _flow: &FlowConfig, _message: &str) -> Result<()> {

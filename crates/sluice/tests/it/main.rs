@@ -5,6 +5,8 @@
 mod common;
 #[path = "../common/postgres.rs"]
 mod pg;
+#[path = "../common/s3.rs"]
+mod s3;
 #[path = "../common/target.rs"]
 mod target;
 #[path = "../common/warehouse.rs"]

@@ -19,7 +19,6 @@ use arrow::array::{
 };
 use chrono::{TimeZone, Utc};
 use futures_util::StreamExt;
-use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -35,30 +34,7 @@ use sluice::destination::{Destination, Stage, Value};
 use sluice::error::Kind;
 use sluice::model::{Column, Cursor, SluiceType, TableSchema, Window};
 
-fn s3_endpoint() -> String {
-    std::env::var("SLUICE_TEST_S3_ENDPOINT").unwrap_or_else(|_| {
-        panic!("SLUICE_TEST_S3_ENDPOINT is not set: run ./scripts/test, which starts an S3-compatible server (moto)")
-    })
-}
-
-/// A new bucket on the test server, and a store for it.
-async fn bucket(name: &str) -> Arc<dyn ObjectStore> {
-    let endpoint = s3_endpoint();
-    // S3's CreateBucket: a PUT on the bucket. moto accepts any credentials.
-    let resp = reqwest::Client::new().put(format!("{endpoint}/{name}")).send().await.unwrap();
-    assert!(resp.status().is_success(), "create bucket {name}: {}", resp.status());
-    Arc::new(
-        AmazonS3Builder::new()
-            .with_bucket_name(name)
-            .with_region("us-east-1")
-            .with_endpoint(&endpoint)
-            .with_allow_http(true)
-            .with_access_key_id("test")
-            .with_secret_access_key("test")
-            .build()
-            .unwrap(),
-    )
-}
+use crate::s3::bucket;
 
 fn batch(first: i64, n: usize) -> RecordBatch {
     let ids: Vec<String> = (first..first + n as i64).map(|i| format!("001{i:015}")).collect();

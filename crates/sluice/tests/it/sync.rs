@@ -119,9 +119,9 @@ async fn quota_stops_at_a_flow_boundary_and_the_next_run_resumes() {
     assert!(summary.flows[1].error.as_deref().unwrap().contains("REQUEST_LIMIT_EXCEEDED"), "{summary:#?}");
     let events = observer.events.lock().unwrap().clone();
     assert!(events.contains(&"rows Account 120".to_owned()), "{events:?}");
-    let state_after = dest.state().unwrap();
+    let state_after = dest.state().await.unwrap();
     assert_eq!(state_after.keys().collect::<Vec<_>>(), ["Account"], "only the committed flow has state");
-    assert!(dest.runs("contact").unwrap().is_empty() && dest.runs("lead").unwrap().is_empty());
+    assert!(dest.runs("contact").await.unwrap().is_empty() && dest.runs("lead").await.unwrap().is_empty());
     let account_end = state_after["Account"].window_end;
 
     // The next day: the stopped flows run in full, the committed one incrementally.
@@ -133,8 +133,8 @@ async fn quota_stops_at_a_flow_boundary_and_the_next_run_resumes() {
     assert_eq!(windows[0].unwrap().start, Some(account_end - chrono::TimeDelta::minutes(10)));
     assert!(windows[1].unwrap().is_full() && windows[2].unwrap().is_full());
     assert_eq!((summary.flows[1].rows, summary.flows[2].rows), (80, 40));
-    assert_eq!(dest.runs("contact").unwrap().len(), 1);
-    assert_eq!(dest.state().unwrap().len(), 3);
+    assert_eq!(dest.runs("contact").await.unwrap().len(), 1);
+    assert_eq!(dest.state().await.unwrap().len(), 3);
 
     // --full-refresh ignores the state; --objects picks flows.
     let opts = SyncOptions { objects: Some(vec!["lead".into()]), full_refresh: true, ..fast() };
@@ -170,11 +170,11 @@ async fn a_failing_extraction_leaves_no_manifest_and_no_state() {
     assert_eq!(statuses, [FlowStatus::Failed, FlowStatus::Ok], "{summary:#?}");
     assert_eq!(summary.status, RunStatus::Partial);
     assert!(summary.flows[0].error.as_deref().unwrap().starts_with("Account"), "{summary:#?}");
-    assert!(dest.runs("account").unwrap().is_empty(), "no manifest for the failed flow");
+    assert!(dest.runs("account").await.unwrap().is_empty(), "no manifest for the failed flow");
     let leftovers = std::fs::read_dir(dir.path().join("account")).map(|d| d.count()).unwrap_or(0);
     assert_eq!(leftovers, 0, "the failed run's files are removed");
-    assert!(!dest.state().unwrap().contains_key("Account"), "the failed flow's window does not advance");
-    assert_eq!(dest.runs("contact").unwrap()[0].rows, 80);
+    assert!(!dest.state().await.unwrap().contains_key("Account"), "the failed flow's window does not advance");
+    assert_eq!(dest.runs("contact").await.unwrap()[0].rows, 80);
 
     // The next run reads Account in full.
     let summary = pipeline::sync(&cfg, &fast(), &pipeline::Quiet).await.unwrap();
@@ -193,7 +193,7 @@ async fn slices_are_committed_as_runs_of_their_own() {
     let summary = pipeline::sync(&cfg, &fast(), &pipeline::Quiet).await.unwrap();
     assert_eq!(summary.status, RunStatus::Ok, "{summary:#?}");
     assert_eq!(summary.flows[0].rows, 120);
-    let runs = dest.runs("account").unwrap();
+    let runs = dest.runs("account").await.unwrap();
     assert!(runs.len() > 2, "six years of data in 400-day slices: {} runs", runs.len());
     assert_eq!(runs.iter().map(|r| r.rows).sum::<u64>(), 120);
     assert!(runs[0].window_start.is_none(), "the first slice has no lower bound");
@@ -202,8 +202,8 @@ async fn slices_are_committed_as_runs_of_their_own() {
     }
     let whole = summary.flows[0].window.unwrap();
     assert_eq!(runs.last().unwrap().window_end, whole.end);
-    assert_eq!(dest.state().unwrap()["Account"].window_end, whole.end);
-    assert_eq!(dest.runs("contact").unwrap().len(), 1, "an unsliced flow writes one run");
+    assert_eq!(dest.state().await.unwrap()["Account"].window_end, whole.end);
+    assert_eq!(dest.runs("contact").await.unwrap().len(), 1, "an unsliced flow writes one run");
     sb.shutdown().await;
 }
 
@@ -221,7 +221,7 @@ async fn empty_slices_merge_and_a_plan_over_the_api_budget_is_refused() {
     let dest = FilesDestination::new(dir.path(), config::FileFormat::Parquet);
     let summary = pipeline::sync(&cfg, &fast(), &pipeline::Quiet).await.unwrap();
     assert_eq!(summary.status, RunStatus::Ok, "{summary:#?}");
-    let runs = dest.runs("account").unwrap();
+    let runs = dest.runs("account").await.unwrap();
     assert!(runs.len() <= 13, "{} runs: empty slices were merged", runs.len());
     assert_eq!(runs.iter().map(|r| r.rows).sum::<u64>(), 12);
     for pair in runs.windows(2) {
@@ -243,7 +243,10 @@ async fn empty_slices_merge_and_a_plan_over_the_api_budget_is_refused() {
     assert!(error.contains("estimated") && error.contains("API calls") && error.contains("slice"), "{error}");
     assert!(f.api_calls.unwrap() < 400, "{f:#?}");
     let dest = FilesDestination::new(dir.path(), config::FileFormat::Parquet);
-    assert!(dest.runs("account").unwrap().is_empty() && dest.state().unwrap().is_empty(), "nothing committed");
+    assert!(
+        dest.runs("account").await.unwrap().is_empty() && dest.state().await.unwrap().is_empty(),
+        "nothing committed"
+    );
     sb.shutdown().await;
     big.shutdown().await;
 }
@@ -251,10 +254,10 @@ async fn empty_slices_merge_and_a_plan_over_the_api_budget_is_refused() {
 // --- Scenarios: what breaks incremental replication in real orgs -----------------
 
 /// (Id, IsDeleted) of every row a run wrote for `table`.
-fn run_rows(dir: &std::path::Path, table: &str, run_id: &str) -> Vec<(String, bool)> {
+async fn run_rows(dir: &std::path::Path, table: &str, run_id: &str) -> Vec<(String, bool)> {
     use arrow::array::{Array, BooleanArray, StringArray};
     let dest = FilesDestination::new(dir, config::FileFormat::Parquet);
-    let manifest = dest.runs(table).unwrap().into_iter().find(|m| m.run_id == run_id);
+    let manifest = dest.runs(table).await.unwrap().into_iter().find(|m| m.run_id == run_id);
     let Some(manifest) = manifest else { return Vec::new() };
     let mut rows = Vec::new();
     for part in &manifest.parts {
@@ -288,15 +291,18 @@ async fn a_late_commit_is_caught_by_the_lookback() {
     for c in [&cfg, &no_lookback] {
         let run = pipeline::sync(c, &fast(), &pipeline::Quiet).await.unwrap();
         let dir = if std::ptr::eq(c, &cfg) { with.path() } else { without.path() };
-        assert!(!run_rows(dir, "account", &run.run_id).iter().any(|(id, _)| *id == late_id), "not visible yet");
+        assert!(!run_rows(dir, "account", &run.run_id).await.iter().any(|(id, _)| *id == late_id), "not visible yet");
     }
     // It commits now, with a SystemModstamp older than both runs' window ends.
     advance(&sb, 120.0).await;
     let run = pipeline::sync(&cfg, &fast(), &pipeline::Quiet).await.unwrap();
-    assert!(run_rows(with.path(), "account", &run.run_id).iter().any(|(id, _)| *id == late_id), "lookback reads it");
+    assert!(
+        run_rows(with.path(), "account", &run.run_id).await.iter().any(|(id, _)| *id == late_id),
+        "lookback reads it"
+    );
     let run = pipeline::sync(&no_lookback, &fast(), &pipeline::Quiet).await.unwrap();
     assert!(
-        !run_rows(without.path(), "account", &run.run_id).iter().any(|(id, _)| *id == late_id),
+        !run_rows(without.path(), "account", &run.run_id).await.iter().any(|(id, _)| *id == late_id),
         "without a lookback the late row is lost: the scenario is real"
     );
     sb.shutdown().await;
@@ -324,7 +330,7 @@ async fn rows_sharing_one_timestamp_are_all_read() {
     let second = pipeline::sync(&cfg, &fast(), &pipeline::Quiet).await.unwrap();
     let mut seen: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
     for run in [&first, &second] {
-        seen.extend(run_rows(dir.path(), "account", &run.run_id).into_iter().map(|(id, _)| id));
+        seen.extend(run_rows(dir.path(), "account", &run.run_id).await.into_iter().map(|(id, _)| id));
     }
     let missing: Vec<_> = inserted.difference(&seen).collect();
     assert!(missing.is_empty(), "{} of 300 tied rows were never read: {missing:?}", missing.len());
@@ -337,14 +343,15 @@ async fn deletes_and_undeletes_arrive_incrementally() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(&sb, dir.path(), &["Contact"]);
     let first = pipeline::sync(&cfg, &fast(), &pipeline::Quiet).await.unwrap();
-    let (id, _) = run_rows(dir.path(), "contact", &first.run_id).into_iter().find(|(_, deleted)| !deleted).unwrap();
+    let (id, _) =
+        run_rows(dir.path(), "contact", &first.run_id).await.into_iter().find(|(_, deleted)| !deleted).unwrap();
     let op = |op: &str| serde_json::json!({"mutations": [{"op": op, "object": "Contact", "id": id}]});
     for (mutation, expect_deleted) in [("delete", true), ("undelete", false)] {
         advance(&sb, 2.0).await;
         post(&sb, "/sandbox/v1/mutations", op(mutation)).await;
         advance(&sb, 2.0).await;
         let run = pipeline::sync(&cfg, &fast(), &pipeline::Quiet).await.unwrap();
-        let rows = run_rows(dir.path(), "contact", &run.run_id);
+        let rows = run_rows(dir.path(), "contact", &run.run_id).await;
         assert!(rows.len() < 20, "an incremental run reads the recent changes, not the table: {}", rows.len());
         assert_eq!(rows.iter().find(|(r, _)| *r == id).map(|(_, d)| *d), Some(expect_deleted), "after {mutation}");
     }
@@ -362,7 +369,7 @@ async fn masked_fields_are_stored_as_salted_hashes() {
     let truth: std::collections::HashMap<String, _> =
         truth(&sb, "Contact").await.into_iter().map(|r| (r["Id"].as_str().unwrap().to_owned(), r)).collect();
     let dest = FilesDestination::new(dir.path(), config::FileFormat::Parquet);
-    let manifest = dest.runs("contact").unwrap().into_iter().find(|m| m.run_id == run.run_id).unwrap();
+    let manifest = dest.runs("contact").await.unwrap().into_iter().find(|m| m.run_id == run.run_id).unwrap();
     let file = std::fs::File::open(
         dir.path().join("contact").join(format!("run={}", run.run_id)).join(&manifest.parts[0].file),
     )
@@ -407,13 +414,13 @@ async fn a_second_run_on_a_files_root_is_refused_and_told_who_holds_it() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(&sb, dir.path(), &["Account"]);
     let dest = FilesDestination::new(dir.path(), config::FileFormat::Parquet);
-    let held = dest.lock("sync").unwrap();
+    let held = dest.lock("sync").await.unwrap();
     let err = pipeline::sync(&cfg, &fast(), &pipeline::Quiet).await.unwrap_err();
     assert_eq!(err.kind, sluice::Kind::User);
     let pid = format!("pid {}", std::process::id());
     assert!(err.message.contains("is in use by another sluice run") && err.message.contains(&pid), "{}", err.message);
-    assert!(dest.state().unwrap().is_empty(), "the refused run wrote no state");
-    assert!(dest.runs("account").unwrap().is_empty(), "the refused run wrote no run");
+    assert!(dest.state().await.unwrap().is_empty(), "the refused run wrote no state");
+    assert!(dest.runs("account").await.unwrap().is_empty(), "the refused run wrote no run");
     drop(held);
     let summary = pipeline::sync(&cfg, &fast(), &pipeline::Quiet).await.unwrap();
     assert_eq!(summary.status, RunStatus::Ok, "{summary:#?}");
@@ -451,14 +458,14 @@ async fn a_flow_is_retried_after_a_transient_failure() {
     let events = observer.events.lock().unwrap().clone();
     assert_eq!(events.iter().filter(|e| *e == "start Account").count(), 2, "two attempts: {events:?}");
     assert_eq!(summary.flows[0].rows, 120);
-    let runs = dest.runs("account").unwrap();
+    let runs = dest.runs("account").await.unwrap();
     assert_eq!(runs.len(), 1, "one committed run");
     assert_eq!(runs[0].rows, 120);
     let dirs = std::fs::read_dir(dir.path().join("account")).unwrap().count();
     assert_eq!(dirs, 1, "the failed attempt left no directory");
-    assert_eq!(dest.state().unwrap()["Account"].window_end, summary.flows[0].window.unwrap().end);
+    assert_eq!(dest.state().await.unwrap()["Account"].window_end, summary.flows[0].window.unwrap().end);
     let ids: std::collections::BTreeSet<String> =
-        run_rows(dir.path(), "account", &runs[0].run_id).into_iter().map(|(id, _)| id).collect();
+        run_rows(dir.path(), "account", &runs[0].run_id).await.into_iter().map(|(id, _)| id).collect();
     let truth: std::collections::BTreeSet<String> =
         truth(&sb, "Account").await.iter().map(|r| r["Id"].as_str().unwrap().to_owned()).collect();
     assert_eq!(ids, truth, "the run holds exactly the org's Accounts");
@@ -480,7 +487,12 @@ async fn files_flows_run_in_parallel() {
     let at = |wanted: &str| events.iter().position(|e| e == wanted).unwrap_or_else(|| panic!("{wanted}: {events:?}"));
     assert!(at("start Contact") < at("end Account ok"), "Contact started before Account ended: {events:?}");
     let dest = FilesDestination::new(dir.path(), config::FileFormat::Parquet);
-    assert_eq!(dest.state().unwrap().len(), 2, "both flows' windows are saved: {:?}", dest.state().unwrap());
+    assert_eq!(
+        dest.state().await.unwrap().len(),
+        2,
+        "both flows' windows are saved: {:?}",
+        dest.state().await.unwrap()
+    );
     assert_eq!((summary.flows[0].rows, summary.flows[1].rows), (120, 80));
     sb.shutdown().await;
 }
@@ -495,7 +507,7 @@ async fn a_changed_selection_reads_the_files_flow_in_full() {
     let cfg = config(&sb, dir.path(), &["Account"]);
     let dest = FilesDestination::new(dir.path(), config::FileFormat::Parquet);
     pipeline::sync(&cfg, &fast(), &pipeline::Quiet).await.unwrap();
-    assert!(dest.state().unwrap()["Account"].selection.is_some(), "the selection is recorded");
+    assert!(dest.state().await.unwrap()["Account"].selection.is_some(), "the selection is recorded");
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let same = pipeline::sync(&cfg, &fast(), &pipeline::Quiet).await.unwrap();
     assert!(!same.flows[0].window.unwrap().is_full(), "unchanged: incremental");
@@ -511,9 +523,9 @@ async fn a_changed_selection_reads_the_files_flow_in_full() {
     assert_eq!(f.rows, 120);
 
     // State from before the selection was recorded: no reload.
-    let mut state = dest.state().unwrap()["Account"].clone();
+    let mut state = dest.state().await.unwrap()["Account"].clone();
     state.selection = None;
-    dest.save_state("Account", state).unwrap();
+    dest.save_state("Account", state).await.unwrap();
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let summary = pipeline::sync(&cfg, &fast(), &pipeline::Quiet).await.unwrap();
     assert!(!summary.flows[0].window.unwrap().is_full(), "nothing recorded, nothing reloaded: {summary:#?}");

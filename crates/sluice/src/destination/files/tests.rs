@@ -1,6 +1,7 @@
 //! Tests of the files destination: every format round-trips, the manifest is written
 //! last, crashed runs stay invisible and are cleaned up, errors name the path.
 
+use std::fs::{self, File};
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, BooleanArray, Int64Array, StringArray, TimestampMillisecondArray};
@@ -56,15 +57,15 @@ fn window() -> Window {
     Window { start: None, end: Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap() }
 }
 
-#[test]
-fn parquet_round_trips_and_manifest_describes_the_run() {
+#[tokio::test]
+async fn parquet_round_trips_and_manifest_describes_the_run() {
     let dir = tempfile::tempdir().unwrap();
     let dest = FilesDestination::new(dir.path(), FileFormat::Parquet);
-    dest.check().unwrap();
-    let mut run = dest.begin(&table(), "r1", window()).unwrap();
-    run.write(&batch(0, 100)).unwrap();
-    run.write(&batch(100, 50)).unwrap();
-    let manifest = run.finish().unwrap();
+    dest.check().await.unwrap();
+    let mut run = dest.begin(&table(), "r1", window()).await.unwrap();
+    run.write(&batch(0, 100)).await.unwrap();
+    run.write(&batch(100, 50)).await.unwrap();
+    let manifest = run.finish().await.unwrap();
     assert_eq!(manifest.rows, 150);
     assert_eq!(manifest.parts.len(), 1);
     assert_eq!(manifest.columns[3].source_name, "NumberOfEmployees");
@@ -74,17 +75,17 @@ fn parquet_round_trips_and_manifest_describes_the_run() {
     let read = arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap();
     let expected = arrow::compute::concat_batches(&batch(0, 1).schema(), &[batch(0, 100), batch(100, 50)]).unwrap();
     assert_eq!(read, expected);
-    assert_eq!(dest.runs("account").unwrap(), vec![manifest]);
+    assert_eq!(dest.runs("account").await.unwrap(), vec![manifest]);
 }
 
-#[test]
-fn csv_and_jsonl_hold_every_value() {
+#[tokio::test]
+async fn csv_and_jsonl_hold_every_value() {
     for (format, ext) in [(FileFormat::Csv, "csv"), (FileFormat::Jsonl, "jsonl")] {
         let dir = tempfile::tempdir().unwrap();
         let dest = FilesDestination::new(dir.path(), format);
-        let mut run = dest.begin(&table(), "r1", window()).unwrap();
-        run.write(&batch(0, 10)).unwrap();
-        run.finish().unwrap();
+        let mut run = dest.begin(&table(), "r1", window()).await.unwrap();
+        run.write(&batch(0, 10)).await.unwrap();
+        run.finish().await.unwrap();
         let text = fs::read_to_string(dir.path().join(format!("account/run=r1/part-00000.{ext}"))).unwrap();
         for i in 0..10 {
             assert!(text.contains(&format!("001Dn00000{i:05}AAA")), "{ext}: id {i}");
@@ -105,53 +106,54 @@ fn csv_and_jsonl_hold_every_value() {
     }
 }
 
-#[test]
-fn a_crashed_run_is_invisible_and_cleaned_up_by_the_next() {
+#[tokio::test]
+async fn a_crashed_run_is_invisible_and_cleaned_up_by_the_next() {
     let dir = tempfile::tempdir().unwrap();
     let dest = FilesDestination::new(dir.path(), FileFormat::Parquet);
-    let mut crashed = dest.begin(&table(), "crashed", window()).unwrap();
-    crashed.write(&batch(0, 10)).unwrap();
-    let crashed_dir = crashed.dir().to_path_buf();
+    let mut crashed = dest.begin(&table(), "crashed", window()).await.unwrap();
+    crashed.write(&batch(0, 10)).await.unwrap();
+    let crashed_dir = crashed.dir().expect("a local run");
     drop(crashed); // the process dies here: no manifest
     assert!(crashed_dir.exists());
-    assert!(dest.runs("account").unwrap().is_empty());
-    let mut next = dest.begin(&table(), "next", window()).unwrap();
+    assert!(dest.runs("account").await.unwrap().is_empty());
+    let mut next = dest.begin(&table(), "next", window()).await.unwrap();
     assert!(!crashed_dir.exists(), "begin removes runs without a manifest");
-    next.write(&batch(0, 10)).unwrap();
-    next.finish().unwrap();
-    assert_eq!(dest.runs("account").unwrap().iter().map(|m| m.run_id.as_str()).collect::<Vec<_>>(), ["next"]);
+    next.write(&batch(0, 10)).await.unwrap();
+    next.finish().await.unwrap();
+    assert_eq!(dest.runs("account").await.unwrap().iter().map(|m| m.run_id.as_str()).collect::<Vec<_>>(), ["next"]);
 }
 
-#[test]
-fn abort_leaves_nothing_and_state_round_trips() {
+#[tokio::test]
+async fn abort_leaves_nothing_and_state_round_trips() {
     let dir = tempfile::tempdir().unwrap();
     let dest = FilesDestination::new(dir.path(), FileFormat::Jsonl);
-    let mut run = dest.begin(&table(), "r1", window()).unwrap();
-    run.write(&batch(0, 3)).unwrap();
-    let run_dir = run.dir().to_path_buf();
-    run.abort().unwrap();
+    let mut run = dest.begin(&table(), "r1", window()).await.unwrap();
+    run.write(&batch(0, 3)).await.unwrap();
+    let run_dir = run.dir().expect("a local run");
+    run.abort().await.unwrap();
     assert!(!run_dir.exists());
-    assert!(dest.state().unwrap().is_empty());
+    assert!(dest.state().await.unwrap().is_empty());
     let state = FlowState { window_end: window().end, run_id: "r2".into(), selection: None };
-    dest.save_state("Account", state.clone()).unwrap();
+    dest.save_state("Account", state.clone()).await.unwrap();
     dest.save_state(
         "Contact",
         FlowState { window_end: window().end, run_id: "r3".into(), selection: Some("s".into()) },
     )
+    .await
     .unwrap();
-    assert_eq!(dest.state().unwrap()["Account"], state);
-    assert_eq!(dest.state().unwrap().len(), 2);
+    assert_eq!(dest.state().await.unwrap()["Account"], state);
+    assert_eq!(dest.state().await.unwrap().len(), 2);
     fs::write(dir.path().join(STATE), "{not json").unwrap();
-    let err = dest.state().unwrap_err().to_string();
+    let err = dest.state().await.unwrap_err().to_string();
     assert!(err.contains("_sluice_state.json") && err.contains("damaged"), "{err}");
 }
 
-#[test]
-fn an_unwritable_root_is_a_clear_error() {
+#[tokio::test]
+async fn an_unwritable_root_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("not-a-dir");
     fs::write(&file, "x").unwrap();
     let dest = FilesDestination::new(file.join("sub"), FileFormat::Csv);
-    let err = dest.check().unwrap_err().to_string();
+    let err = dest.check().await.unwrap_err().to_string();
     assert!(err.contains("cannot create") && err.contains("not-a-dir"), "{err}");
 }

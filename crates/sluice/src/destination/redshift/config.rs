@@ -17,11 +17,6 @@ pub struct S3Staging {
 impl S3Staging {
     /// The bucket and the key prefix (no slashes at either end) of `s3://bucket/prefix`.
     pub fn parse(url: &str) -> std::result::Result<(String, String), String> {
-        let rest = url.strip_prefix("s3://").ok_or("expected \"s3://bucket/prefix\"")?;
-        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-        if bucket.is_empty() {
-            return Err("names no bucket; expected \"s3://bucket/prefix\"".into());
-        }
-        Ok((bucket.to_owned(), prefix.trim_matches('/').to_owned()))
+        crate::destination::s3::parse_url(url)
     }
 }

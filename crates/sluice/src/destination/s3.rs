@@ -1,0 +1,51 @@
+//! S3 and S3-compatible servers as destinations use them (Redshift's staging, the files
+//! destination's `s3://` roots): the `s3://bucket/prefix` form, parsed purely, and the
+//! client, built from the usual AWS environment (`AWS_ACCESS_KEY_ID`, `AWS_REGION`, ...)
+//! plus the config's `s3_region` / `s3_endpoint`.
+
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt};
+
+use crate::{Error, Result};
+
+/// The bucket and the key prefix (no slashes at either end) of `s3://bucket/prefix`; the
+/// problem, for a config error, otherwise.
+pub fn parse_url(url: &str) -> std::result::Result<(String, String), String> {
+    let rest = url.strip_prefix("s3://").ok_or("expected \"s3://bucket/prefix\"")?;
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    if bucket.is_empty() {
+        return Err("names no bucket; expected \"s3://bucket/prefix\"".into());
+    }
+    Ok((bucket.to_owned(), prefix.trim_matches('/').to_owned()))
+}
+
+/// A client for `bucket`. `key` names the config key the bucket came from, for errors.
+/// Conditional writes (`If-None-Match`, `If-Match`) are on: locks and commits rely on them.
+pub fn client(bucket: &str, region: Option<&str>, endpoint: Option<&str>, key: &str) -> Result<AmazonS3> {
+    let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+    if let Some(region) = region {
+        builder = builder.with_region(region);
+    }
+    if let Some(endpoint) = endpoint {
+        builder = builder.with_endpoint(endpoint).with_allow_http(endpoint.starts_with("http://"));
+    }
+    builder.build().map_err(|e| Error::user(format!("{key}: {e}")))
+}
+
+/// Deletes every object under `prefix` (`key`: the config key, for errors).
+pub async fn delete_prefix(store: &Arc<dyn ObjectStore>, prefix: &str, key: &str) -> Result<()> {
+    let prefix = ObjectPath::from(prefix);
+    let mut listing = store.list(Some(&prefix));
+    while let Some(meta) = listing.next().await {
+        let meta = meta.map_err(|e| Error::external(format!("{key}: listing {prefix}: {e}")))?;
+        store
+            .delete(&meta.location)
+            .await
+            .map_err(|e| Error::external(format!("{key}: deleting {}: {e}", meta.location)))?;
+    }
+    Ok(())
+}
