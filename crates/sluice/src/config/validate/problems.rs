@@ -9,6 +9,11 @@ use crate::config::text::{format_duration, interpolate_as, is_valid_api_name, pa
 use crate::config::types::ConfigError;
 use crate::redact;
 
+/// Seconds in a minute, an hour, a day: the units of [`Bounds`].
+pub(super) const MINUTE: u64 = 60;
+pub(super) const HOUR: u64 = 3_600;
+pub(super) const DAY: u64 = 86_400;
+
 /// The valid range of a duration key, in seconds.
 #[derive(Clone, Copy)]
 pub(super) struct Bounds {
