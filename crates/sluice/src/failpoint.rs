@@ -11,7 +11,9 @@
 //! The names mark the phase boundaries of a flow (`after-stage`, `consolidate-statement`,
 //! `before-commit`, `after-commit`, `after-verify`, `after-cleanup`), where a crash is
 //! most likely to expose a window that advanced without its data, or data without its
-//! window.
+//! window. The files destination hits the same names at its own boundaries: parts written
+//! (`after-stage`, `before-commit`), manifest written (`after-commit`), state saved
+//! (`after-cleanup`).
 
 /// Whether this build honours `SLUICE_FAILPOINT` (the `failpoints` feature).
 pub const ENABLED: bool = cfg!(feature = "failpoints");

@@ -133,10 +133,17 @@ impl Sink for FilesSink {
                 }
                 return Err(e);
             }
+            // The crash points of a files run: parts written, no manifest (the run is
+            // invisible and removed by the next); the manifest written, the state not (the
+            // next run reads the window again: a second run holding the same versions).
+            crate::failpoint::hit("after-stage");
             self.lock.check()?;
+            crate::failpoint::hit("before-commit");
             writer.finish().await?;
+            crate::failpoint::hit("after-commit");
             let selection = Some(selection_fingerprint(flow));
             self.save_state(&flow.object, FlowState { window_end: window.end, run_id: id, selection }).await?;
+            crate::failpoint::hit("after-cleanup");
         }
         Ok(())
     }

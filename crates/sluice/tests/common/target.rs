@@ -1,17 +1,25 @@
-//! The warehouses the shared suites run against: a DuckDB file in a temporary directory or
-//! a fresh database on the test PostgreSQL server, with its `[destination]` block and
-//! queries through sluice's own [`Destination::query`] (opened afresh per read: DuckDB
-//! read-only, PostgreSQL without the run lock), so a suite's checks are the same SQL for
-//! every warehouse, in its dialect. Shared by both crates' tests (`#[path]`), next to
-//! `postgres.rs`, which a test binary must include as `mod pg`.
+//! The destinations the shared suites run against: a DuckDB file in a temporary directory,
+//! a fresh database on the test PostgreSQL server, or a files root (a local directory, or a
+//! new bucket on the test S3 server), with its `[destination]` block and queries through
+//! sluice's own [`Destination::query`] (opened afresh per read: DuckDB read-only, PostgreSQL
+//! without the run lock), so a suite's checks are the same SQL everywhere, in the
+//! destination's dialect.
+//!
+//! A files root is queried as a warehouse would show it: its committed runs (manifests
+//! only) are copied into a scratch DuckDB's view `salesforce.<table>`, the newest version
+//! read per Id (by cursor, then by commit order) with `_sluice_deleted` (its `is_deleted`)
+//! and `_sluice_run_id`. Shared by both crates' tests (`#[path]`), next to `postgres.rs`,
+//! which a test binary must include as `mod pg`.
 
 // Each suite uses its own subset.
 #![allow(dead_code)]
 
 use std::path::PathBuf;
 
+use sluice::config::FileFormat;
 use sluice::consolidate::Dialect;
 use sluice::destination::duckdb::DuckDb;
+use sluice::destination::files::{FilesDestination, FilesRoot, LeaseRecord, S3Root};
 use sluice::destination::postgres::Postgres;
 use sluice::destination::{Destination, Value};
 
@@ -37,6 +45,27 @@ macro_rules! suite {
 }
 pub(crate) use suite;
 
+/// Runs each named test once per [`Kind`], warehouses and files roots alike (the
+/// conformance suite): each name is an `async fn(Kind)` in the calling file.
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        $crate::target::suite!($($name),*);
+        mod files {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                super::$name(super::Kind::Files).await
+            })*
+        }
+        mod files_s3 {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                super::$name(super::Kind::FilesS3).await
+            })*
+        }
+    };
+}
+pub(crate) use conformance;
+
 /// A kind of warehouse the suite runs against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -44,6 +73,18 @@ pub enum Kind {
     DuckDb,
     /// A fresh database on the test PostgreSQL server.
     Postgres,
+    /// A files root in a temporary directory (Parquet).
+    Files,
+    /// A files root in a new bucket on the test S3 server (Parquet).
+    FilesS3,
+}
+
+impl Kind {
+    /// Whether this is a files root: append-only, every version read, so no merge counts,
+    /// no control tables, and `deletes`, `history`, `reconcile_every` refused.
+    pub fn is_files(self) -> bool {
+        matches!(self, Kind::Files | Kind::FilesS3)
+    }
 }
 
 /// One empty warehouse for one test.
@@ -56,6 +97,8 @@ pub struct Warehouse {
     pub duckdb: Option<PathBuf>,
     /// The PostgreSQL database.
     pub postgres: Option<TestDb>,
+    /// The files root.
+    pub files: Option<FilesRoot>,
     _dir: tempfile::TempDir,
 }
 
@@ -67,27 +110,106 @@ impl Warehouse {
             Kind::DuckDb => {
                 let path = dir.path().join("w.duckdb");
                 let toml = format!("[destination]\ntype = \"duckdb\"\npath = \"{}\"\n", path.display());
-                Self { kind, toml, duckdb: Some(path), postgres: None, _dir: dir }
+                Self { kind, toml, duckdb: Some(path), postgres: None, files: None, _dir: dir }
             }
             Kind::Postgres => {
                 let db = fresh_database().await;
                 let toml = format!("[destination]\ntype = \"postgres\"\nurl = \"{}\"\n", db.url);
-                Self { kind, toml, duckdb: None, postgres: Some(db), _dir: dir }
+                Self { kind, toml, duckdb: None, postgres: Some(db), files: None, _dir: dir }
+            }
+            Kind::Files => {
+                let root = dir.path().join("root");
+                let toml = format!("[destination]\ntype = \"files\"\npath = \"{}\"\n", root.display());
+                Self { kind, toml, duckdb: None, postgres: None, files: Some(FilesRoot::Local(root)), _dir: dir }
+            }
+            Kind::FilesS3 => {
+                let endpoint = std::env::var("SLUICE_TEST_S3_ENDPOINT").unwrap_or_else(|_| {
+                    panic!("SLUICE_TEST_S3_ENDPOINT is not set: run ./scripts/test, which starts an S3 server (moto)")
+                });
+                // A bucket of its own: the server outlives a test run.
+                static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+                let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let bucket = format!("sluice-{}-{}-{n}", std::process::id(), chrono::Utc::now().timestamp_micros());
+                let resp = reqwest::Client::new().put(format!("{endpoint}/{bucket}")).send().await.unwrap();
+                assert!(resp.status().is_success(), "create bucket {bucket}: {}", resp.status());
+                let toml = format!(
+                    "[destination]\ntype = \"files\"\npath = \"s3://{bucket}/root\"\ns3_endpoint = \"{endpoint}\"\n\
+                     s3_region = \"us-east-1\"\n"
+                );
+                let root = S3Root {
+                    bucket,
+                    prefix: "root".into(),
+                    region: Some("us-east-1".into()),
+                    endpoint: Some(endpoint),
+                };
+                Self { kind, toml, duckdb: None, postgres: None, files: Some(FilesRoot::S3(root)), _dir: dir }
             }
         }
+    }
+
+    /// The files root as a scratch DuckDB file (see the module docs), built afresh.
+    async fn files_view(&self, root: &FilesRoot) -> PathBuf {
+        let dest = FilesDestination::open(root, FileFormat::Parquet).unwrap();
+        let scratch = self._dir.path().join(format!("view-{}", chrono::Utc::now().timestamp_micros()));
+        let mut statements = vec!["CREATE SCHEMA salesforce".to_owned()];
+        for table in dest.tables().await.unwrap() {
+            let mut runs = dest.runs(&table).await.unwrap();
+            runs.sort_by(|a, b| (a.committed_at, &a.run_id).cmp(&(b.committed_at, &b.run_id)));
+            let mut files = Vec::new();
+            for (seq, run) in runs.iter().enumerate() {
+                let dir = scratch.join(&table).join(format!("{seq:06}-{}", run.run_id));
+                std::fs::create_dir_all(&dir).unwrap();
+                for part in &run.parts {
+                    let key = format!("{table}/run={}/{}", run.run_id, part.file);
+                    let bytes = dest.read_object(&key).await.unwrap().expect("a part the manifest lists");
+                    std::fs::write(dir.join(&part.file), bytes).unwrap();
+                    files.push(format!("'{}'", dir.join(&part.file).display()));
+                }
+            }
+            if files.is_empty() {
+                continue;
+            }
+            statements.push(format!(
+                "CREATE VIEW salesforce.\"{table}\" AS SELECT * EXCLUDE (_rn, filename), COALESCE(is_deleted, FALSE) AS \
+                 _sluice_deleted FROM (SELECT *, regexp_extract(filename, '/[0-9]{{6}}-([^/]+)/', 1) AS _sluice_run_id, \
+                 ROW_NUMBER() OVER (PARTITION BY id ORDER BY system_modstamp DESC NULLS LAST, filename DESC) AS _rn \
+                 FROM read_parquet([{}], filename = true, union_by_name = true)) WHERE _rn = 1",
+                files.join(", ")
+            ));
+        }
+        std::fs::create_dir_all(&scratch).unwrap();
+        let path = scratch.join("view.duckdb");
+        DuckDb::open_with(&path, 256).unwrap().execute(statements).await.unwrap();
+        path
     }
 
     /// Its SQL dialect.
     pub fn dialect(&self) -> Dialect {
         match self.kind {
-            Kind::DuckDb => Dialect::DuckDb,
+            Kind::DuckDb | Kind::Files | Kind::FilesS3 => Dialect::DuckDb,
             Kind::Postgres => Dialect::Postgres,
         }
     }
 
     /// Empties it, as a new warehouse would be: the DuckDB file is removed, PostgreSQL's
-    /// schemas dropped.
+    /// schemas dropped, a files root's objects removed.
     pub async fn reset(&self) {
+        match &self.files {
+            Some(FilesRoot::Local(root)) => {
+                let _ = std::fs::remove_dir_all(root);
+            }
+            Some(FilesRoot::S3(root)) => {
+                use futures_util::StreamExt;
+                use object_store::{ObjectStore, ObjectStoreExt};
+                let store = s3_client(root);
+                let prefix = object_store::path::Path::from(root.prefix.as_str());
+                let keys: Vec<_> = store.list(Some(&prefix)).map(|m| m.unwrap().location).collect().await;
+                for key in keys {
+                    store.delete(&key).await.unwrap();
+                }
+            }
+            None => {}
+        }
         if let Some(path) = &self.duckdb {
             let _ = std::fs::remove_file(path);
             let mut wal = path.clone().into_os_string();
@@ -109,17 +231,18 @@ impl Warehouse {
         let done = match (&self.duckdb, &self.postgres) {
             (Some(path), _) => DuckDb::open_with(path, 256).unwrap().execute(statements.clone()).await,
             (_, Some(db)) => Postgres::connect_unlocked(&db.pg()).await.unwrap().execute(statements.clone()).await,
-            _ => unreachable!("a warehouse is one or the other"),
+            _ => panic!("{statements:?}: a files root takes no SQL"),
         };
         done.unwrap_or_else(|e| panic!("{statements:?}: {e}"));
     }
 
     /// Rows of a query, every value as text (`None` for NULL).
     pub async fn query(&self, sql: &str) -> Vec<Vec<Option<String>>> {
-        let rows = match (&self.duckdb, &self.postgres) {
-            (Some(path), _) => DuckDb::open_read_only(path).unwrap().query(sql.into()).await,
-            (_, Some(db)) => Postgres::connect_unlocked(&db.pg()).await.unwrap().query(sql.into()).await,
-            _ => unreachable!("a warehouse is one or the other"),
+        let rows = match (&self.duckdb, &self.postgres, &self.files) {
+            (Some(path), _, _) => DuckDb::open_read_only(path).unwrap().query(sql.into()).await,
+            (_, Some(db), _) => Postgres::connect_unlocked(&db.pg()).await.unwrap().query(sql.into()).await,
+            (_, _, Some(root)) => DuckDb::open_read_only(&self.files_view(root).await).unwrap().query(sql.into()).await,
+            _ => unreachable!("a destination is one of the three"),
         };
         let text = |v: Value| match v {
             Value::Null => None,
@@ -129,11 +252,60 @@ impl Warehouse {
         rows.unwrap_or_else(|e| panic!("{sql}: {e}")).into_iter().map(|r| r.into_iter().map(text).collect()).collect()
     }
 
+    /// The committed window end of each flow (object → epoch ms): the control table of a
+    /// warehouse, the state file of a files root.
+    pub async fn window_ends(&self) -> std::collections::HashMap<String, i64> {
+        if let Some(root) = &self.files {
+            let dest = FilesDestination::open(root, FileFormat::Parquet).unwrap();
+            let state = dest.state().await.unwrap();
+            return state.into_iter().map(|(object, s)| (object, s.window_end.timestamp_millis())).collect();
+        }
+        if self.duckdb.as_ref().is_some_and(|p| !p.exists()) {
+            return std::collections::HashMap::new();
+        }
+        let exists =
+            "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = '_sluice' AND table_name = 'flows'";
+        if self.query_i64(exists).await == 0 {
+            return std::collections::HashMap::new();
+        }
+        let rows =
+            self.query(&format!("SELECT flow, {} FROM _sluice.flows", self.dialect().epoch_ms("window_end"))).await;
+        rows.into_iter().map(|r| (r[0].clone().unwrap(), r[1].as_deref().unwrap().parse().unwrap())).collect()
+    }
+
+    /// What the passing of a lease's lifetime would do after a run was killed: an S3 root's
+    /// lease (which a killed run cannot give back) is made to have lapsed, so the next run
+    /// takes it over rather than waiting ten minutes. Nothing for the other kinds, whose
+    /// locks die with their process.
+    pub async fn lapse_lease(&self) {
+        use object_store::{ObjectStoreExt, PutPayload};
+        let Some(FilesRoot::S3(root)) = &self.files else { return };
+        let store = s3_client(root);
+        let path = object_store::path::Path::from(format!("{}/.sluice.lock", root.prefix));
+        let Ok(got) = store.get(&path).await else { return };
+        let mut lease: LeaseRecord = serde_json::from_slice(&got.bytes().await.unwrap()).unwrap();
+        lease.expires_at = chrono::Utc::now() - chrono::Duration::seconds(1);
+        store.put(&path, PutPayload::from(serde_json::to_vec(&lease).unwrap())).await.unwrap();
+    }
+
     /// The one integer a query returns.
     pub async fn query_i64(&self, sql: &str) -> i64 {
         let rows = self.query(sql).await;
         rows[0][0].as_deref().unwrap_or_else(|| panic!("{sql}: NULL")).parse().unwrap()
     }
+}
+
+/// A client for the bucket of an S3 root on the test server.
+fn s3_client(root: &S3Root) -> object_store::aws::AmazonS3 {
+    object_store::aws::AmazonS3Builder::new()
+        .with_bucket_name(&root.bucket)
+        .with_region("us-east-1")
+        .with_endpoint(root.endpoint.as_deref().unwrap())
+        .with_allow_http(true)
+        .with_access_key_id("test")
+        .with_secret_access_key("test")
+        .build()
+        .unwrap()
 }
 
 /// A boolean expression as `'true'`, `'false'` or NULL, the same text in every dialect.

@@ -12,6 +12,7 @@ mod target;
 #[path = "../common/warehouse.rs"]
 mod warehouse;
 
+mod conformance;
 mod consolidate_golden;
 mod faults;
 mod files;
