@@ -1,5 +1,5 @@
 //! Crash tests, run once per destination (DuckDB, PostgreSQL, files on local disk and on
-//! S3; see `conformance!` at the end): `sluice sync` is killed with SIGKILL at random
+//! S3; see `every_configurable!` at the end): `sluice sync` is killed with SIGKILL at random
 //! instants over all its phases, and aborted at failpoints on every phase boundary, while
 //! the org keeps changing. After one more run the table (for a files root: the newest
 //! version per Id of its committed runs) must equal the sandbox's ground truth row by row
@@ -323,7 +323,7 @@ async fn committed_flows_are_reported_when_the_run_row_cannot_be_written(kind: K
     sb.shutdown().await;
 }
 
-target::conformance!(
+target::every_configurable!(
     sigkill_at_random_instants_then_one_more_run_equals_the_truth,
     abort_at_every_phase_boundary_then_one_more_run_equals_the_truth,
 );

@@ -199,6 +199,23 @@ pub async fn verify(config: &Config, opts: &SyncOptions, repair: bool) -> Result
     })
 }
 
+/// Runs the selected flows of `config` once into `schema` of `dest`, a warehouse already
+/// open (its run lock held by whoever opened it): what [`sync`] does once it has opened the
+/// configured one. The config's `[destination]` is not looked at beyond its naming and
+/// consolidation, so a caller may bring any [`Destination`].
+pub async fn sync_into<D: Destination>(
+    dest: &D,
+    schema: &str,
+    config: &Config,
+    opts: &SyncOptions,
+    observer: &dyn Observer,
+) -> Result<RunSummary> {
+    let flows = select_flows(config, opts.objects.as_deref())?;
+    let source = SalesforceSource::connect_with(&config.source, opts.source).await?;
+    let run = RunCx { source: &source, config, opts, observer, run_id: new_run_id() };
+    flows::run(&WarehouseSink::new(dest, schema, &run), &run, flows).await
+}
+
 /// Runs the selected flows once (see the module docs). An `Err` means the run could not
 /// start (unknown `--objects`, bad credentials, unreachable source, unreadable state);
 /// failures of single flows are in the summary.
@@ -206,9 +223,7 @@ pub async fn sync(config: &Config, opts: &SyncOptions, observer: &dyn Observer) 
     let flows = select_flows(config, opts.objects.as_deref())?;
     let DestinationConfig::Files { root, format, .. } = &config.destination else {
         return with_warehouse!(config, "sync", |dest, schema| async {
-            let source = SalesforceSource::connect_with(&config.source, opts.source).await?;
-            let run = RunCx { source: &source, config, opts, observer, run_id: new_run_id() };
-            flows::run(&WarehouseSink::new(&dest, schema, &run), &run, flows).await
+            sync_into(&dest, schema, config, opts, observer).await
         });
     };
     let sink = FilesSink::open(FilesDestination::open(root, *format)?, "sync").await?;

@@ -25,7 +25,7 @@ pub mod sink;
 pub mod summary;
 pub mod warehouse;
 
-pub use connect::{Removed, StatusRow, check_destination, history, status, sync, verify};
+pub use connect::{Removed, StatusRow, check_destination, history, status, sync, sync_into, verify};
 pub use plan::select_flows;
 pub use report::{FlowState, RunRecord};
 pub use summary::{

@@ -16,12 +16,14 @@
 
 use std::path::PathBuf;
 
-use sluice::config::FileFormat;
-use sluice::consolidate::Dialect;
+use sluice::config::{Config, FileFormat};
+use sluice::consolidate::{Dialect, ExistingColumn, TableRef};
 use sluice::destination::duckdb::DuckDb;
 use sluice::destination::files::{FilesDestination, FilesRoot, LeaseRecord, S3Root};
 use sluice::destination::postgres::Postgres;
+use sluice::destination::postgres::SessionSettings;
 use sluice::destination::{Destination, Value};
+use sluice::pipeline::{Quiet, RunSummary, SyncOptions};
 
 use crate::pg::{TestDb, fresh_database};
 
@@ -45,9 +47,9 @@ macro_rules! suite {
 }
 pub(crate) use suite;
 
-/// Runs each named test once per [`Kind`], warehouses and files roots alike (the
-/// conformance suite): each name is an `async fn(Kind)` in the calling file.
-macro_rules! conformance {
+/// Runs each named test once per destination the `sluice` binary can be pointed at by its
+/// config: both warehouses and both kinds of files root (the crash suite).
+macro_rules! every_configurable {
     ($($name:ident),* $(,)?) => {
         $crate::target::suite!($($name),*);
         mod files {
@@ -64,6 +66,24 @@ macro_rules! conformance {
         }
     };
 }
+pub(crate) use every_configurable;
+
+/// Runs each named test once per [`Kind`] (the conformance suite): [`every_configurable`]
+/// and Redshift's SQL on PostgreSQL, which the pipeline reaches through
+/// [`Warehouse::sync`]. (The binary's suites cannot use it: they run the binary.)
+#[allow(unused_macros)]
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        $crate::target::every_configurable!($($name),*);
+        mod redshift_on_postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                super::$name(super::Kind::RedshiftOnPostgres).await
+            })*
+        }
+    };
+}
+#[allow(unused_imports)]
 pub(crate) use conformance;
 
 /// A kind of warehouse the suite runs against.
@@ -77,6 +97,10 @@ pub enum Kind {
     Files,
     /// A files root in a new bucket on the test S3 server (Parquet).
     FilesS3,
+    /// Redshift's SQL (its capabilities, DDL, DELETE+INSERT upserts, simple query
+    /// protocol) run by the pipeline on a fresh PostgreSQL database, staged by PostgreSQL's
+    /// `COPY` in place of Redshift's from S3 ([`AsRedshift`]).
+    RedshiftOnPostgres,
 }
 
 impl Kind {
@@ -112,7 +136,7 @@ impl Warehouse {
                 let toml = format!("[destination]\ntype = \"duckdb\"\npath = \"{}\"\n", path.display());
                 Self { kind, toml, duckdb: Some(path), postgres: None, files: None, _dir: dir }
             }
-            Kind::Postgres => {
+            Kind::Postgres | Kind::RedshiftOnPostgres => {
                 let db = fresh_database().await;
                 let toml = format!("[destination]\ntype = \"postgres\"\nurl = \"{}\"\n", db.url);
                 Self { kind, toml, duckdb: None, postgres: Some(db), files: None, _dir: dir }
@@ -183,11 +207,27 @@ impl Warehouse {
         path
     }
 
-    /// Its SQL dialect.
+    /// Runs `config`'s flows once into it, as `sluice sync` would: through the configured
+    /// destination, or for [`Kind::RedshiftOnPostgres`] through the pipeline on
+    /// [`AsRedshift`], holding the schema's lock as a run does.
+    pub async fn sync(&self, config: &Config, opts: &SyncOptions) -> sluice::Result<RunSummary> {
+        if self.kind != Kind::RedshiftOnPostgres {
+            return sluice::pipeline::sync(config, opts, &Quiet).await;
+        }
+        let db = self.postgres.as_ref().expect("a PostgreSQL database");
+        let session = SessionSettings { timeouts: Default::default(), redshift: true };
+        let dest = AsRedshift(Postgres::connect_with(&db.pg(), "salesforce", session).await?);
+        let summary = sluice::pipeline::sync_into(&dest, "salesforce", config, opts, &Quiet).await;
+        dest.0.release().await?;
+        summary
+    }
+
+    /// Its SQL dialect, as tests read it back.
     pub fn dialect(&self) -> Dialect {
         match self.kind {
             Kind::DuckDb | Kind::Files | Kind::FilesS3 => Dialect::DuckDb,
-            Kind::Postgres => Dialect::Postgres,
+            // Read back through PostgreSQL, whatever dialect wrote it.
+            Kind::Postgres | Kind::RedshiftOnPostgres => Dialect::Postgres,
         }
     }
 
@@ -292,6 +332,39 @@ impl Warehouse {
     pub async fn query_i64(&self, sql: &str) -> i64 {
         let rows = self.query(sql).await;
         rows[0][0].as_deref().unwrap_or_else(|| panic!("{sql}: NULL")).parse().unwrap()
+    }
+}
+
+/// PostgreSQL told to be Redshift: the pipeline generates Redshift's SQL (and asks
+/// Redshift's capabilities) and PostgreSQL runs it; loads are PostgreSQL's `COPY`.
+pub struct AsRedshift(pub Postgres);
+
+impl Destination for AsRedshift {
+    type Stage = <Postgres as Destination>::Stage;
+
+    fn dialect(&self) -> Dialect {
+        Dialect::Redshift
+    }
+    fn location(&self) -> String {
+        self.0.location()
+    }
+    async fn execute(&self, statements: Vec<String>) -> sluice::Result<()> {
+        self.0.execute(statements).await
+    }
+    async fn transaction(&self, statements: Vec<String>) -> sluice::Result<()> {
+        self.0.transaction(statements).await
+    }
+    async fn query(&self, sql: String) -> sluice::Result<Vec<Vec<Value>>> {
+        self.0.query(sql).await
+    }
+    async fn columns(&self, table: TableRef) -> sluice::Result<Option<Vec<ExistingColumn>>> {
+        self.0.columns(table).await
+    }
+    async fn stage(&self, table: TableRef) -> sluice::Result<Self::Stage> {
+        self.0.stage(table).await
+    }
+    async fn discard(&self, table: TableRef) -> sluice::Result<()> {
+        self.0.discard(table).await
     }
 }
 

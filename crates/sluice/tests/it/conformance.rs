@@ -1,9 +1,9 @@
 //! The conformance suite: the same scenarios against every destination, warehouses and
-//! files roots alike (`target::conformance!`: DuckDB, PostgreSQL, files on local disk,
-//! files on S3), each checked against the sandbox's ground truth row by row and value by
-//! value. A files root is read as the newest version per Id of its committed runs
-//! (`common/target.rs`). What a destination cannot do, it refuses by its configuration,
-//! with the key and why, and the suite checks the refusal rather than skipping.
+//! files roots alike (`target::conformance!`: DuckDB, PostgreSQL, Redshift's SQL on
+//! PostgreSQL, files on local disk, files on S3), each checked against the sandbox's
+//! ground truth row by row and value by value (`common/target.rs` says how each is read
+//! back). What a destination cannot do, it refuses by its configuration, with the key and
+//! why, and the suite checks the refusal rather than skipping.
 //!
 //! Where a warehouse records more (merge counts, control tables, timings), the scenario
 //! checks that too; the warehouse-only behaviour (hard deletes, history, reconciliation,
@@ -19,7 +19,7 @@ use sandbox::{Running, SandboxConfig};
 use serde_json::json;
 use sluice::config::{self, Config};
 use sluice::model::{Naming, TableSchema};
-use sluice::pipeline::{self, FlowStatus, RunSummary, SyncOptions};
+use sluice::pipeline::{FlowStatus, RunSummary, SyncOptions};
 use sluice::source::salesforce::SalesforceSource;
 use sluice::source::salesforce::describe::Selection;
 use target::{Kind, Warehouse};
@@ -66,7 +66,7 @@ pub(crate) async fn setup_with(kind: Kind, sb: &Running, flows: &[&str], default
 
 /// One sync, every flow of which must succeed.
 pub(crate) async fn run(s: &Setup) -> RunSummary {
-    let summary = pipeline::sync(&s.config, &SyncOptions::default(), &pipeline::Quiet).await.expect("the run starts");
+    let summary = s.wh.sync(&s.config, &SyncOptions::default()).await.expect("the run starts");
     for f in &summary.flows {
         assert_eq!(f.status, FlowStatus::Ok, "{f:#?}");
     }
@@ -263,7 +263,7 @@ async fn a_rerun_of_the_same_window_changes_nothing(kind: Kind) {
         flow.settings.lookback = Duration::from_secs(20 * 365 * 86_400);
     }
     for opts in [SyncOptions::default(), SyncOptions { full_refresh: true, ..SyncOptions::default() }] {
-        let summary = pipeline::sync(&again, &opts, &pipeline::Quiet).await.unwrap();
+        let summary = s.wh.sync(&again, &opts).await.unwrap();
         for f in &summary.flows {
             assert_eq!(f.status, FlowStatus::Ok, "{f:#?}");
             if !kind.is_files() {

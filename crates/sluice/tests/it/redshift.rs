@@ -35,6 +35,7 @@ use sluice::error::Kind;
 use sluice::model::{Column, Cursor, SluiceType, TableSchema, Window};
 
 use crate::s3::bucket;
+use crate::target::AsRedshift;
 
 fn batch(first: i64, n: usize) -> RecordBatch {
     let ids: Vec<String> = (first..first + n as i64).map(|i| format!("001{i:015}")).collect();
@@ -485,40 +486,6 @@ async fn the_consolidation_procedure_matches_consolidating_directly() {
                 .unwrap();
             assert_eq!(staged[0][0].as_i64(), Some(0), "{dialect:?}: the CALL dropped staging");
         }
-    }
-}
-
-/// A PostgreSQL session that reports Redshift's dialect, so code paths chosen by the
-/// dialect's capabilities (here: no setup lock, Redshift having no advisory locks) run
-/// against a real server.
-struct AsRedshift(Postgres);
-
-impl Destination for AsRedshift {
-    type Stage = <Postgres as Destination>::Stage;
-
-    fn dialect(&self) -> Dialect {
-        Dialect::Redshift
-    }
-    fn location(&self) -> String {
-        self.0.location()
-    }
-    async fn execute(&self, statements: Vec<String>) -> sluice::Result<()> {
-        self.0.execute(statements).await
-    }
-    async fn transaction(&self, statements: Vec<String>) -> sluice::Result<()> {
-        self.0.transaction(statements).await
-    }
-    async fn query(&self, sql: String) -> sluice::Result<Vec<Vec<Value>>> {
-        self.0.query(sql).await
-    }
-    async fn columns(&self, table: TableRef) -> sluice::Result<Option<Vec<sluice::consolidate::ExistingColumn>>> {
-        self.0.columns(table).await
-    }
-    async fn stage(&self, table: TableRef) -> sluice::Result<Self::Stage> {
-        self.0.stage(table).await
-    }
-    async fn discard(&self, table: TableRef) -> sluice::Result<()> {
-        self.0.discard(table).await
     }
 }
 

@@ -263,7 +263,7 @@ async fn purge_one_and_damage_another(kind: Kind, sb: &Running, s: &Setup) -> Ve
     // The bundled DuckDB has no time zones: its arithmetic is on plain timestamps.
     let later = match kind {
         Kind::DuckDb => "CAST(CAST(system_modstamp AS TIMESTAMP) + INTERVAL 365 DAY AS TIMESTAMPTZ)",
-        Kind::Postgres => "system_modstamp + INTERVAL '365 days'",
+        Kind::Postgres | Kind::RedshiftOnPostgres => "system_modstamp + INTERVAL '365 days'",
         Kind::Files | Kind::FilesS3 => unreachable!("a files root is never edited in place"),
     };
     let wrong =
