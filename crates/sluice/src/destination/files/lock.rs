@@ -170,13 +170,44 @@ fn record(holder: &str) -> Result<PutPayload> {
 
 async fn take_lease(s3: &S3Store, shown: &str, command: &str) -> Result<RunLock> {
     let holder = who(command);
+    let mut version = None;
+    // A lease given back between the failed create and the read is simply gone: try again.
+    for _ in 0..3 {
+        if let Some(taken) = try_lease(s3, shown, &holder).await? {
+            version = Some(taken);
+            break;
+        }
+    }
+    let Some(version) = version else {
+        return Err(busy(shown, "other runs taking and giving it back as this one tried"));
+    };
+    if version.is_none() {
+        // Not refreshable, so not kept: the next run need not wait for it to lapse.
+        let _ = s3.client.delete(&s3.path(LOCK)).await;
+        return Err(Error::user(format!(
+            "{shown}: the S3 server returned no ETag for the run lock, so it cannot be refreshed safely; use a server \
+             that supports conditional writes"
+        )));
+    }
+    let version = Arc::new(Mutex::new(version));
+    let heartbeat = tokio::spawn(refresh(s3.clone(), holder, version.clone()));
+    Ok(RunLock { held: Held::S3(Lease { store: s3.clone(), version, heartbeat }) })
+}
+
+/// One attempt at the lease: `Some(version)` when taken (created, or a lapsed one taken
+/// over), `None` when it vanished between the create and the read, a busy error when held.
+async fn try_lease(s3: &S3Store, shown: &str, holder: &str) -> Result<Option<Option<String>>> {
     let path = s3.path(LOCK);
-    let created = s3.client.put_opts(&path, record(&holder)?, PutOptions::from(PutMode::Create)).await;
-    let version = match created {
-        Ok(put) => put.e_tag,
+    let created = s3.client.put_opts(&path, record(holder)?, PutOptions::from(PutMode::Create)).await;
+    match created {
+        Ok(put) => Ok(Some(put.e_tag)),
         Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {
             // Held, or lapsed: read who, and until when.
-            let got = s3.client.get(&path).await.map_err(|e| s3.error("read", LOCK, &e))?;
+            let got = match s3.client.get(&path).await {
+                Ok(got) => got,
+                Err(object_store::Error::NotFound { .. }) => return Ok(None),
+                Err(e) => return Err(s3.error("read", LOCK, &e)),
+            };
             let e_tag = got.meta.e_tag.clone();
             let bytes = got.bytes().await.map_err(|e| s3.error("read", LOCK, &e))?;
             let current: Option<LeaseRecord> = serde_json::from_slice(&bytes).ok();
@@ -186,29 +217,21 @@ async fn take_lease(s3: &S3Store, shown: &str, command: &str) -> Result<RunLock>
                 return Err(busy(shown, &current.holder));
             }
             let update = PutMode::Update(UpdateVersion { e_tag, version: None });
-            match s3.client.put_opts(&path, record(&holder)?, PutOptions::from(update)).await {
+            match s3.client.put_opts(&path, record(holder)?, PutOptions::from(update)).await {
                 Ok(put) => {
                     let was = current.map_or_else(|| "unreadable".to_owned(), |c| c.holder);
                     tracing::warn!(root = shown, previous = %was, "took over a lapsed run lock (its run died)");
-                    put.e_tag
+                    Ok(Some(put.e_tag))
                 }
                 Err(object_store::Error::Precondition { .. } | object_store::Error::AlreadyExists { .. }) => {
-                    return Err(busy(shown, "another run that took over the lapsed lock just now"));
+                    Err(busy(shown, "another run that took over the lapsed lock just now"))
                 }
-                Err(e) => return Err(s3.error("take the run lock", LOCK, &e)),
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(e) => Err(s3.error("take the run lock", LOCK, &e)),
             }
         }
-        Err(e) => return Err(s3.error("take the run lock", LOCK, &e)),
-    };
-    if version.is_none() {
-        return Err(Error::user(format!(
-            "{shown}: the S3 server returned no ETag for the run lock, so it cannot be refreshed safely; use a server \
-             that supports conditional writes"
-        )));
+        Err(e) => Err(s3.error("take the run lock", LOCK, &e)),
     }
-    let version = Arc::new(Mutex::new(version));
-    let heartbeat = tokio::spawn(refresh(s3.clone(), holder, version.clone()));
-    Ok(RunLock { held: Held::S3(Lease { store: s3.clone(), version, heartbeat }) })
 }
 
 /// Refreshes the lease every [`HEARTBEAT`] while it is this run's; marks it lost (and
