@@ -18,15 +18,10 @@
 //! advanced, none deleted, so the flow-run row counts appended versions as inserted, and
 //! the rows are written from staging by stage order, in slices where the dialect wants them.
 
-use super::merge::{ADVANCED, IS_DELETED, IS_NEW, changed_sources, changes_name};
+use super::merge::{ADVANCED, IS_DELETED, IS_NEW, changed_sources, changes_name, col, narrow};
 use super::spec::{MergeSpec, RUN_ID, STAGE_SEQ, SYNCED_AT};
 use crate::model::Timestamp;
 use crate::sql::Dialect;
-
-/// `"alias"."column"`.
-fn col(d: Dialect, alias: &str, name: &str) -> String {
-    format!("{}.{}", d.quote_ident(alias), d.quote_ident(name))
-}
 
 /// Whether the rows under `a` and `b` hold the same version: equal Ids, then every other
 /// column equal or both NULL (`IS NOT DISTINCT FROM` spelled out, which Redshift lacks).
@@ -52,11 +47,7 @@ pub(super) fn changes_table(dialect: Dialect, spec: &MergeSpec, start: Option<Ti
     let q = |n: &str| d.quote_ident(n);
     let changes = q(&changes_name(spec));
     let (s, e, t) = ("s", "e", "t");
-    let kept: Vec<String> = std::iter::once(spec.id.as_str())
-        .chain(spec.cursor.as_deref())
-        .chain([STAGE_SEQ])
-        .map(|c| col(d, s, c))
-        .collect();
+    let kept: Vec<String> = narrow(spec).into_iter().map(|c| col(d, s, c)).collect();
     let bound = match (&spec.cursor, start) {
         (Some(cursor), Some(start)) => format!("\n    AND {} >= {}", col(d, t, cursor), d.timestamp_literal(start)),
         _ => String::new(),

@@ -54,7 +54,7 @@ pub(super) fn changes_name(spec: &MergeSpec) -> String {
 }
 
 /// `"alias"."column"`.
-fn col(dialect: Dialect, alias: &str, name: &str) -> String {
+pub(super) fn col(dialect: Dialect, alias: &str, name: &str) -> String {
     format!("{}.{}", dialect.quote_ident(alias), dialect.quote_ident(name))
 }
 
@@ -63,7 +63,7 @@ fn names(spec: &MergeSpec) -> Vec<&str> {
 }
 
 /// The staged columns the changes table keeps: the key, the cursor and the stage order.
-fn narrow(spec: &MergeSpec) -> Vec<&str> {
+pub(super) fn narrow(spec: &MergeSpec) -> Vec<&str> {
     std::iter::once(spec.id.as_str()).chain(spec.cursor.as_deref()).chain([STAGE_SEQ]).collect()
 }
 
