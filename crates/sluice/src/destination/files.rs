@@ -183,7 +183,7 @@ impl FilesDestination {
                 continue;
             }
             let run = format!("{table}/{child}");
-            if self.store.read(&format!("{run}/{MANIFEST}")).await?.is_none() {
+            if !self.store.exists(&format!("{run}/{MANIFEST}")).await? {
                 self.store.remove_dir(&run).await.map_err(|e| Error {
                     message: format!("removing the crashed run {}: {}", self.store.shown(&run), e.message),
                     ..e
@@ -248,6 +248,16 @@ impl FilesDestination {
     /// reader of the root sees.
     pub async fn read_object(&self, key: &str) -> Result<Option<Vec<u8>>> {
         self.store.read(key).await
+    }
+
+    /// Whether `table` holds a committed run: the first manifest found answers, none is read.
+    pub async fn has_committed_run(&self, table: &str) -> Result<bool> {
+        for child in self.store.children(table).await? {
+            if child.starts_with("run=") && self.store.exists(&format!("{table}/{child}/{MANIFEST}")).await? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// The committed runs of a table, oldest first (by window end, then run id).

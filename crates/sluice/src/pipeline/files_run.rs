@@ -84,7 +84,7 @@ impl Sink for FilesSink {
         // destination no longer has: read in full again.
         let table = config.destination.naming().apply(&flow.object);
         let changed = selection_changed(flow, committed, saved.as_ref().and_then(|s| s.selection.as_deref()));
-        let lost = committed.is_some() && self.dest.runs(&table).await?.is_empty();
+        let lost = committed.is_some() && !self.dest.has_committed_run(&table).await?;
         if let Some(why) = &changed {
             tracing::warn!(object = %flow.object, "{why}");
             summary.warnings.push(why.clone());

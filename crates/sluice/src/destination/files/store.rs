@@ -121,6 +121,18 @@ impl Store {
         }
     }
 
+    /// Whether the object `key` exists (its content is not read).
+    pub(super) async fn exists(&self, key: &str) -> Result<bool> {
+        match self {
+            Store::Local(root) => Ok(root.join(key).is_file()),
+            Store::S3(s3) => match s3.client.head(&s3.path(key)).await {
+                Ok(_) => Ok(true),
+                Err(object_store::Error::NotFound { .. }) => Ok(false),
+                Err(e) => Err(s3.error("read", key, &e)),
+            },
+        }
+    }
+
     /// Writes `key` atomically (see the module docs).
     pub(super) async fn write(&self, key: &str, bytes: &[u8]) -> Result<()> {
         match self {
