@@ -6,6 +6,8 @@
 mod common;
 #[path = "../../../sluice/tests/common/postgres.rs"]
 mod pg;
+#[path = "../../../sluice/tests/common/s3.rs"]
+mod s3;
 #[path = "../../../sluice/tests/common/target.rs"]
 mod target;
 

@@ -147,15 +147,8 @@ impl Warehouse {
                 Self { kind, toml, duckdb: None, postgres: None, files: Some(FilesRoot::Local(root)), _dir: dir }
             }
             Kind::FilesS3 => {
-                let endpoint = std::env::var("SLUICE_TEST_S3_ENDPOINT").unwrap_or_else(|_| {
-                    panic!("SLUICE_TEST_S3_ENDPOINT is not set: run ./scripts/test, which starts an S3 server (moto)")
-                });
-                // A bucket of its own: the server outlives a test run.
-                static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-                let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let bucket = format!("sluice-{}-{}-{n}", std::process::id(), chrono::Utc::now().timestamp_micros());
-                let resp = reqwest::Client::new().put(format!("{endpoint}/{bucket}")).send().await.unwrap();
-                assert!(resp.status().is_success(), "create bucket {bucket}: {}", resp.status());
+                let endpoint = crate::s3::endpoint();
+                let (bucket, _) = crate::s3::fresh_bucket("sluice").await;
                 let toml = format!(
                     "[destination]\ntype = \"files\"\npath = \"s3://{bucket}/root\"\ns3_endpoint = \"{endpoint}\"\n\
                      s3_region = \"us-east-1\"\n"
@@ -241,7 +234,7 @@ impl Warehouse {
             Some(FilesRoot::S3(root)) => {
                 use futures_util::StreamExt;
                 use object_store::{ObjectStore, ObjectStoreExt};
-                let store = s3_client(root);
+                let store = crate::s3::client(&root.bucket);
                 let prefix = object_store::path::Path::from(root.prefix.as_str());
                 let keys: Vec<_> = store.list(Some(&prefix)).map(|m| m.unwrap().location).collect().await;
                 for key in keys {
@@ -320,7 +313,7 @@ impl Warehouse {
     pub async fn lapse_lease(&self) {
         use object_store::{ObjectStoreExt, PutPayload};
         let Some(FilesRoot::S3(root)) = &self.files else { return };
-        let store = s3_client(root);
+        let store = crate::s3::client(&root.bucket);
         let path = object_store::path::Path::from(format!("{}/.sluice.lock", root.prefix));
         let Ok(got) = store.get(&path).await else { return };
         let mut lease: LeaseRecord = serde_json::from_slice(&got.bytes().await.unwrap()).unwrap();
@@ -366,19 +359,6 @@ impl Destination for AsRedshift {
     async fn discard(&self, table: TableRef) -> sluice::Result<()> {
         self.0.discard(table).await
     }
-}
-
-/// A client for the bucket of an S3 root on the test server.
-fn s3_client(root: &S3Root) -> object_store::aws::AmazonS3 {
-    object_store::aws::AmazonS3Builder::new()
-        .with_bucket_name(&root.bucket)
-        .with_region("us-east-1")
-        .with_endpoint(root.endpoint.as_deref().unwrap())
-        .with_allow_http(true)
-        .with_access_key_id("test")
-        .with_secret_access_key("test")
-        .build()
-        .unwrap()
 }
 
 /// A boolean expression as `'true'`, `'false'` or NULL, the same text in every dialect.

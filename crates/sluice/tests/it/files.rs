@@ -117,9 +117,7 @@ async fn truth_rows(sb: &Running, object: &str) -> HashMap<String, Row> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn files_on_s3_hold_every_row_one_run_at_a_time() {
     let sb = start().await;
-    // A bucket of its own: the server outlives a test run.
-    let name = format!("sluice-files-{}", chrono::Utc::now().timestamp_micros());
-    let store = crate::s3::bucket(&name).await;
+    let (name, store) = crate::s3::fresh_bucket("sluice-files").await;
     let text = format!(
         "{}\n[destination]\ntype = \"files\"\npath = \"s3://{name}/landing/\"\ns3_endpoint = \"{}\"\ns3_region = \
          \"us-east-1\"\n\n[[flows]]\nobject = \"Account\"\n\n[[flows]]\nobject = \"Contact\"\n",
