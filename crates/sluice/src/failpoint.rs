@@ -8,12 +8,15 @@
 //! environment variable can make a production run fail on purpose. Without the feature
 //! [`hit`] is empty; with it, a hit costs one relaxed atomic load when the variable is unset.
 //!
-//! The names mark the phase boundaries of a flow (`after-stage`, `consolidate-statement`,
-//! `before-commit`, `after-commit`, `after-verify`, `after-cleanup`), where a crash is
-//! most likely to expose a window that advanced without its data, or data without its
-//! window. The files destination hits the same names at its own boundaries: parts written
-//! (`after-stage`, `before-commit`), manifest written (`after-commit`), state saved
-//! (`after-cleanup`).
+//! The names mark the phase boundaries of a flow, where a crash is most likely to expose a
+//! window that advanced without its data, or data without its window. The flow driver
+//! ([`crate::pipeline::flow`]) hits the same ones for every destination: `after-stage`
+//! (a slice written, not committed), `after-commit` (a slice and its window end
+//! committed), `after-verify`, `after-cleanup`. Inside a commit, each destination names its
+//! own steps: `before-commit` everywhere (a warehouse's transaction about to commit, a files
+//! run's parts written without their manifest), `consolidate-statement` between a
+//! warehouse's consolidation statements, `after-manifest` (a files run's manifest written,
+//! the state not yet).
 
 /// Whether this build honours `SLUICE_FAILPOINT` (the `failpoints` feature).
 pub const ENABLED: bool = cfg!(feature = "failpoints");

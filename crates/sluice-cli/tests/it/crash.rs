@@ -245,29 +245,31 @@ async fn abort_at_every_phase_boundary_then_one_more_run_equals_the_truth(kind: 
     let dir = tempfile::tempdir().unwrap();
     let wh = Warehouse::new(kind).await;
     let config = write_config(dir.path(), &sb.login_url, &wh);
-    let warehouse = [
+    // The flow driver's boundaries, the same for every destination, then each one's own
+    // steps inside a commit.
+    let mut points = vec![
         "after-stage",
-        "consolidate-statement:2",
-        "consolidate-statement:7",
         "before-commit",
         "after-commit",
         "after-verify",
         "after-cleanup",
         // The third commit of a first load, which Contact's slices spread over several
-        // transactions: earlier slices stay committed, the rest is read again.
+        // commits: earlier slices stay committed, the rest is read again.
         "before-commit:3",
     ];
-    // A files run's boundaries: parts without a manifest, a manifest without the state; and
-    // a manifest without the state in the middle of a first load, where no look-back would
-    // hide a window that moved before its data.
-    let files = ["after-stage", "before-commit", "after-commit", "after-cleanup", "before-commit:3", "after-commit:2"];
-    let points: &[&str] = if kind.is_files() { &files } else { &warehouse };
+    if kind.is_files() {
+        // A manifest without the state; and the same in the middle of a first load, where
+        // no look-back would hide a window that moved before its data.
+        points.extend(["after-manifest", "after-manifest:2"]);
+    } else {
+        points.extend(["consolidate-statement:2", "consolidate-statement:7"]);
+    }
     for (i, point) in points.iter().enumerate() {
         if i > 0 {
             churn(&sb).await;
         }
         // The numbered points are inside a first load.
-        if point.ends_with(":3") || point.starts_with("after-commit:") {
+        if point.ends_with(":3") || point.starts_with("after-manifest:") {
             wh.reset().await;
         }
         let before = window_ends(&wh).await;

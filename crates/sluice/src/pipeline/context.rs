@@ -27,7 +27,7 @@ pub struct Ctx<'a, D: Destination> {
     pub run_id: String,
     /// Destination schema of the replicated tables.
     pub schema: String,
-    /// Consolidations take turns (see [`super::flow::FlowDriver`]).
+    /// Consolidations take turns (see [`super::warehouse_flow::WarehouseFlow`]).
     pub merge_lock: tokio::sync::Mutex<()>,
 }
 

@@ -1,25 +1,26 @@
-//! The files destination as the run loop drives it ([`FilesSink`]). Per flow: read the
-//! flow's committed window end, describe the object, plan the window `[E − lookback, U)`
-//! (full on a first run, a `--full-refresh`, `mode = "full"`, or an object without a
-//! cursor), extract it, write one files run, write the run's manifest, and only then save
-//! the new window end. A crash at any point leaves no manifest and no advanced state, so the
-//! next run reads the window again. With `slice`, the window is cut into slices, each
-//! written and committed as a run of its own (`<run id>-001`, ...), so a failure loses at
-//! most one slice.
+//! The files destination as the run loop drives it ([`FilesSink`], and [`FilesFlow`] per
+//! flow). Each slice of a flow's read is one files run: its parts are written, then the
+//! run's manifest, and only then the flow's new window end in the root's state. A crash at
+//! any point leaves no manifest and no advanced state, or a manifest and no advanced state
+//! (the next run reads the window again: a second run holding the same versions, which a
+//! reader's newest-version-per-Id sees once). With `slice`, each slice is a run of its own
+//! (`<run id>-001`, ...), committed before the next, so a failure loses at most one slice.
 //!
 //! A failing attempt aborts its own files run (its files are removed); the shared loop
 //! ([`super::flows`]) retries it from the saved state or records the flow as `failed`,
 //! and runs flows side by side as for every destination.
 
-use futures_util::StreamExt;
+use arrow::record_batch::RecordBatch;
 
-use super::context::{selection_changed, selection_fingerprint};
-use super::plan::{Planned, plan_flow};
-use super::sink::{RunCx, Sink};
+use super::context::selection_fingerprint;
+use super::plan::Planned;
+use super::sink::{Commit, FlowSink, RunCx, Sink, Slice, Start};
 use super::summary::{FlowSummary, RunStatus};
 use crate::config::FlowConfig;
-use crate::destination::files::{FilesDestination, FlowState, RunLock};
-use crate::error::Result;
+use crate::destination::files::{FilesDestination, FlowState, RunLock, RunWriter};
+use crate::error::{Error, Result};
+use crate::model::{TableSchema, Window};
+use crate::source::salesforce::describe::Described;
 
 /// Gives `lock` back; a failure only makes the next run wait for the lease to lapse.
 async fn release(lock: RunLock) {
@@ -62,90 +63,24 @@ impl FilesSink {
 }
 
 impl Sink for FilesSink {
+    type Flow<'s> = FilesFlow<'s>;
+
     async fn begin_run(&self, _run: &RunCx<'_>) -> Result<()> {
         Ok(())
     }
 
-    /// One attempt: plan, describe, extract, write, manifest, state — in that order. A
-    /// retry reads the state again (an earlier attempt may have committed slices) and
-    /// names its runs `<run id>-r<attempt>` so they never meet the earlier attempt's.
-    async fn run_flow(
-        &self,
-        run: &RunCx<'_>,
-        flow: &FlowConfig,
-        summary: &mut FlowSummary,
-        attempt: u32,
-    ) -> Result<()> {
-        let saved = self.dest.state().await?.get(&flow.object).cloned();
-        let committed = saved.as_ref().map(|s| s.window_end);
-        let run_id = if attempt == 1 { run.run_id.clone() } else { format!("{}-r{attempt}", run.run_id) };
-        let config = run.config;
-        // A committed window whose runs are all gone (removed outside sluice) stands for data the
-        // destination no longer has: read in full again.
-        let table = config.destination.naming().apply(&flow.object);
-        let changed = selection_changed(flow, committed, saved.as_ref().and_then(|s| s.selection.as_deref()));
-        let lost = committed.is_some() && !self.dest.has_committed_run(&table).await?;
-        if let Some(why) = &changed {
-            tracing::warn!(object = %flow.object, "{why}");
-            summary.warnings.push(why.clone());
-        }
-        let reload = lost || changed.is_some();
-        if lost {
-            let why = format!(
-                "no committed run of {table} is left under {} although a window was committed: reading the object in \
-                 full",
-                self.dest.root_shown()
-            );
-            tracing::warn!(object = %flow.object, "{why}");
-            summary.warnings.push(why);
-        }
-        let Planned { described, windows: planned, .. } =
-            plan_flow(run.source, config, flow, run.opts, committed, reload, run.observer, summary).await?;
-        for warning in &described.warnings {
-            tracing::warn!(object = %flow.object, "{warning}");
-        }
-        // Masked fields are hashed before any destination sees them.
-        let masker = crate::mask::Masker::new(&described.schema, config.mask_salt.as_ref());
-        // Each slice is a run of its own, committed (manifest, then state) before the next.
-        let mut rows = 0u64;
-        for (i, window) in planned.iter().enumerate() {
-            let id = if planned.len() == 1 { run_id.clone() } else { format!("{run_id}-{:03}", i + 1) };
-            let mut writer = self.dest.begin(&described.schema, &id, *window).await?;
-            let mut stream = run.source.extract(&described, Some(*window), flow.filter.as_deref(), flow.api);
-            let written: Result<()> = async {
-                while let Some(batch) = stream.next().await {
-                    let mut batch = batch?;
-                    if let Some(masker) = &masker {
-                        batch = masker.apply(&batch)?;
-                    }
-                    writer.write(&batch).await?;
-                    rows += batch.num_rows() as u64;
-                    run.observer.rows(&flow.object, rows);
-                }
-                Ok(())
-            }
-            .await;
-            drop(stream);
-            summary.rows = rows;
-            if let Err(e) = written {
-                if let Err(cleanup) = writer.abort().await {
-                    tracing::warn!(object = %flow.object, error = %cleanup, "could not remove the failed run");
-                }
-                return Err(e);
-            }
-            // The crash points of a files run: parts written, no manifest (the run is
-            // invisible and removed by the next); the manifest written, the state not (the
-            // next run reads the window again: a second run holding the same versions).
-            crate::failpoint::hit("after-stage");
-            self.lock.check()?;
-            crate::failpoint::hit("before-commit");
-            writer.finish().await?;
-            crate::failpoint::hit("after-commit");
-            let selection = Some(selection_fingerprint(flow));
-            self.save_state(&flow.object, FlowState { window_end: window.end, run_id: id, selection }).await?;
-            crate::failpoint::hit("after-cleanup");
-        }
-        Ok(())
+    /// A retry names its runs `<run id>-r<attempt>` so they never meet the earlier
+    /// attempt's.
+    async fn open_flow<'s>(&'s self, run: &'s RunCx<'_>, flow: &'s FlowConfig, attempt: u32) -> Result<FilesFlow<'s>> {
+        Ok(FilesFlow {
+            sink: self,
+            flow,
+            run_id: if attempt == 1 { run.run_id.clone() } else { format!("{}-r{attempt}", run.run_id) },
+            table: run.config.destination.naming().apply(&flow.object),
+            schema: None,
+            slice: None,
+            writer: None,
+        })
     }
 
     async fn forget(&self, _run: &RunCx<'_>, flows: &[&FlowConfig]) -> Result<()> {
@@ -160,6 +95,119 @@ impl Sink for FilesSink {
     }
 
     async fn end_run(&self, _run: &RunCx<'_>, _status: RunStatus) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// One attempt of one flow into a files root.
+pub(crate) struct FilesFlow<'s> {
+    sink: &'s FilesSink,
+    flow: &'s FlowConfig,
+    /// This attempt's run id; a slice's files run is named after it.
+    run_id: String,
+    /// The flow's table: its directory under the root.
+    table: String,
+    /// The object's schema, once planned.
+    schema: Option<TableSchema>,
+    slice: Option<Slice>,
+    /// The open files run of the current slice.
+    writer: Option<RunWriter>,
+}
+
+/// The files run of `slice` of an attempt named `run_id`: the attempt's own name when it
+/// reads one slice, else numbered from `-001`.
+fn slice_run_id(run_id: &str, slice: Slice) -> String {
+    if slice.count == 1 { run_id.to_owned() } else { format!("{run_id}-{:03}", slice.index + 1) }
+}
+
+impl FilesFlow<'_> {
+    fn writer(&mut self) -> Result<&mut RunWriter> {
+        self.writer.as_mut().ok_or_else(|| Error::internal("phase order: no files run open"))
+    }
+}
+
+impl FlowSink for FilesFlow<'_> {
+    /// The saved state; a committed window whose runs are all gone (removed outside
+    /// sluice) stands for data the root no longer has, so the flow is read in full.
+    async fn start(&mut self) -> Result<Start> {
+        let dest = &self.sink.dest;
+        let saved = dest.state().await?.remove(&self.flow.object);
+        let window_end = saved.as_ref().map(|s| s.window_end);
+        let lost = (window_end.is_some() && !dest.has_committed_run(&self.table).await?).then(|| {
+            format!(
+                "no committed run of {} is left under {} although a window was committed: reading the object in full",
+                self.table,
+                dest.root_shown()
+            )
+        });
+        Ok(Start { window_end, selection: saved.and_then(|s| s.selection), lost })
+    }
+
+    async fn prepare(&mut self, planned: &Planned, _summary: &mut FlowSummary) -> Result<Vec<Window>> {
+        self.schema = Some(planned.described.schema.clone());
+        Ok(planned.windows.clone())
+    }
+
+    fn removes_absent(&self) -> bool {
+        false
+    }
+
+    async fn begin(&mut self, slice: Slice) -> Result<()> {
+        let schema = self.schema.as_ref().ok_or_else(|| Error::internal("phase order: no schema"))?;
+        let id = slice_run_id(&self.run_id, slice);
+        self.writer = Some(self.sink.dest.begin(schema, &id, slice.window).await?);
+        self.slice = Some(slice);
+        Ok(())
+    }
+
+    async fn write(&mut self, batch: RecordBatch) -> Result<()> {
+        self.writer()?.write(&batch).await
+    }
+
+    async fn abort(&mut self) {
+        if let Some(writer) = self.writer.take()
+            && let Err(e) = writer.abort().await
+        {
+            tracing::warn!(object = %self.flow.object, error = %e, "could not remove the failed run");
+        }
+    }
+
+    async fn staged(&mut self, _rows: u64) -> Result<()> {
+        Ok(())
+    }
+
+    /// The manifest, then the state: the crash points between are `before-commit` (parts
+    /// without a manifest: invisible, removed by the next run) and `after-manifest` (a
+    /// manifest without the state: the next run reads the window again).
+    async fn commit(&mut self, _summary: &mut FlowSummary) -> Result<Commit> {
+        let slice = self.slice.ok_or_else(|| Error::internal("phase order: no slice open"))?;
+        let writer = self.writer.take().ok_or_else(|| Error::internal("phase order: no files run open"))?;
+        self.sink.lock.check()?;
+        crate::failpoint::hit("before-commit");
+        writer.finish().await?;
+        crate::failpoint::hit("after-manifest");
+        let selection = Some(selection_fingerprint(self.flow));
+        let state = FlowState { window_end: slice.window.end, run_id: slice_run_id(&self.run_id, slice), selection };
+        self.sink.save_state(&self.flow.object, state).await?;
+        Ok(Commit::Applied)
+    }
+
+    fn reconcile_due(&self) -> bool {
+        // Nothing to reconcile: a files root keeps every version it was given.
+        false
+    }
+
+    async fn reconcile(&mut self, _described: &Described, _summary: &mut FlowSummary) -> Result<()> {
+        Ok(())
+    }
+
+    /// A root's rows are versions, not current rows: no count to compare with the source's.
+    async fn verify(&mut self, _described: &Described, _summary: &mut FlowSummary) -> Result<()> {
+        Ok(())
+    }
+
+    /// Each commit left nothing behind: a run's files are its committed data.
+    async fn cleanup(&mut self) -> Result<()> {
         Ok(())
     }
 }

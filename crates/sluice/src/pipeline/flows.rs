@@ -1,7 +1,7 @@
 //! The run loop every destination shares (DESIGN "Orchestration").
 //!
 //! [`run`] lets the [`Sink`] prepare the run, then drives every selected flow through the
-//! sink with at most `max_parallel_flows` at once, in config order. A flow whose error is
+//! sink ([`super::flow::drive`] for each attempt) with at most `max_parallel_flows` at once, in config order. A flow whose error is
 //! retryable (the destination or the API hiccuped) is tried again from its committed state
 //! with backoff; any other failure is recorded by the sink and isolated — the other flows
 //! go on and the run is `partial`. A quota stop lets running flows end and skips the ones
@@ -82,7 +82,11 @@ async fn run_flow<S: Sink>(sink: &S, run: &RunCx<'_>, flow: &FlowConfig, stopped
     let mut attempt = 1;
     let result = loop {
         let mut fresh = FlowSummary::new(flow, naming);
-        let result = metered(meter.clone(), sink.run_flow(run, flow, &mut fresh, attempt)).await;
+        let attempt_of = async {
+            let mut open = sink.open_flow(run, flow, attempt).await?;
+            super::flow::drive(&mut open, run, flow, &mut fresh).await
+        };
+        let result = metered(meter.clone(), attempt_of).await;
         summary = fresh;
         match (result, delays.next()) {
             (Err(e), Some(delay)) if e.is_retryable() && !e.is_quota() => {

@@ -4,11 +4,13 @@
 //! - [`connect`]: the only file naming concrete destinations; the entry points
 //!   ([`sync`], [`check_destination`], [`status`], [`history`], [`verify`]).
 //! - [`plan`]: which flows run, the API budget, the windows to read.
+//! - [`sink`]: the contract every destination implements: a run-level [`sink::Sink`] and
+//!   a per-flow [`sink::FlowSink`] (begin → write → staged → commit, then the checks).
 //! - [`flows`]: the run loop every destination shares: bounded parallel flows, retries
-//!   with backoff, failure isolation, the quota stop; it drives a [`sink::Sink`].
-//! - [`warehouse`]: the warehouses' sink; [`flow`] drives one flow through the steps of
-//!   [`phase`], with the [`checks`] (completeness, reconciliation, verification) and the
-//!   shared [`context`].
+//!   with backoff, failure isolation, the quota stop; [`flow`] drives one attempt of one
+//!   flow through the steps of [`phase`] (plan, extract, mask, commit), for every sink.
+//! - [`warehouse`] and [`warehouse_flow`]: the warehouses' sink, with the [`checks`]
+//!   (completeness, reconciliation, verification) and the shared [`context`].
 //! - [`files_run`]: the files destination's sink.
 //! - [`summary`]: what a run reports; [`report`]: what `status` and `history` read back.
 
@@ -24,6 +26,7 @@ pub mod report;
 pub mod sink;
 pub mod summary;
 pub mod warehouse;
+pub mod warehouse_flow;
 
 pub use connect::{Removed, StatusRow, check_destination, history, status, sync, sync_into, verify};
 pub use plan::select_flows;

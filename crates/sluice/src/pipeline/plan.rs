@@ -13,7 +13,7 @@ use crate::source::salesforce::describe::{Described, Selection};
 use crate::source::salesforce::{SalesforceSource, rest};
 
 /// A flow's planned read, shared by the files run and the warehouse driver.
-pub(crate) struct Planned {
+pub struct Planned {
     /// The object's schema for this flow.
     pub described: Described,
     /// Whether the whole object is read (first run, `--full-refresh`, `mode = "full"`, no cursor).

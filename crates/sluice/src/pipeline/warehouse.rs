@@ -1,16 +1,16 @@
 //! The warehouse side of the pipeline (DuckDB, PostgreSQL, Redshift): [`WarehouseSink`]
-//! prepares the control tables and records the run in `_sluice.runs`, and drives each flow
-//! through the phases of [`super::phase`] ([`super::flow::FlowDriver`]): stage, then
-//! consolidate in one transaction with the window end. `sluice verify` ([`verify`]) lives
+//! prepares the control tables and records the run in `_sluice.runs`, and opens each flow
+//! as a [`super::warehouse_flow::WarehouseFlow`]: stage, then consolidate in one
+//! transaction with the window end. `sluice verify` ([`verify`]) lives
 //! here too: it needs the same control tables.
 
 use chrono::Utc;
 
 use super::checks;
 use super::context::{Ctx, config_fingerprint, layout_state};
-use super::flow::{self, FlowDriver};
 use super::sink::{RunCx, Sink};
-use super::summary::{FlowSummary, Quiet, RunStatus, SyncOptions, VerifyCounts, new_run_id};
+use super::summary::{Quiet, RunStatus, SyncOptions, VerifyCounts, new_run_id};
+use super::warehouse_flow::{self, WarehouseFlow};
 use crate::config::{Config, Consolidation, FlowConfig, WriteMode};
 use crate::consolidate;
 use crate::destination::{Destination, Value};
@@ -31,6 +31,11 @@ impl<'a, D: Destination> WarehouseSink<'a, D> {
 }
 
 impl<D: Destination> Sink for WarehouseSink<'_, D> {
+    type Flow<'s>
+        = WarehouseFlow<'s, D>
+    where
+        Self: 's;
+
     async fn begin_run(&self, run: &RunCx<'_>) -> Result<()> {
         let cx = &self.cx;
         let (dest, config, schema, d) = (cx.dest, cx.config, cx.schema.as_str(), cx.dest.dialect());
@@ -55,14 +60,13 @@ impl<D: Destination> Sink for WarehouseSink<'_, D> {
         Ok(())
     }
 
-    async fn run_flow(
-        &self,
-        _run: &RunCx<'_>,
-        flow: &FlowConfig,
-        summary: &mut FlowSummary,
+    async fn open_flow<'s>(
+        &'s self,
+        _run: &'s RunCx<'_>,
+        flow: &'s FlowConfig,
         attempt: u32,
-    ) -> Result<()> {
-        FlowDriver::new(&self.cx, flow, summary, attempt).run().await
+    ) -> Result<WarehouseFlow<'s, D>> {
+        Ok(WarehouseFlow::new(&self.cx, flow, attempt))
     }
 
     async fn forget(&self, _run: &RunCx<'_>, flows: &[&FlowConfig]) -> Result<()> {
@@ -203,7 +207,7 @@ async fn verify_one<D: Destination>(
     out: &mut FlowVerify,
 ) -> Result<()> {
     use crate::source::salesforce::describe::Selection;
-    let committed = flow::committed(cx.dest, &cx.target_of(flow)).await?;
+    let committed = warehouse_flow::committed(cx.dest, &cx.target_of(flow)).await?;
     let Some(end) = committed.window_end else {
         return Err(Error::user(format!(
             "{}: never synced into this destination; run `sluice sync` first",
