@@ -101,10 +101,6 @@ impl<F: FlowSink> Driver<'_, '_, F> {
         }
     }
 
-    fn described(&self) -> Result<&Described> {
-        self.described.as_ref().ok_or_else(|| Error::internal("phase order: no schema before planning"))
-    }
-
     async fn plan(&mut self) -> Result<Outcome> {
         let (run, flow) = (self.run, self.flow);
         let start = self.sink.start().await?;
@@ -215,8 +211,8 @@ impl<F: FlowSink> Driver<'_, '_, F> {
     }
 
     async fn verify(&mut self) -> Result<Outcome> {
-        let described = self.described()?.clone();
-        self.sink.verify(&described, self.summary).await?;
+        let described = self.described.as_ref().ok_or_else(|| Error::internal("phase order: no schema"))?;
+        self.sink.verify(described, self.summary).await?;
         crate::failpoint::hit("after-verify");
         Ok(Outcome::Completed)
     }
