@@ -95,7 +95,7 @@ pub fn load(path: &Path) -> Result<Config, Failure> {
         Failure::usage(anyhow!("cannot read config {origin}: {e}{hint}"))
     })?;
     let env = |name: &str| std::env::var(name).ok();
-    config::load(&text, &origin, &env).map_err(|errors| {
+    sluice::load_config(&text, &origin, &env).map_err(|errors| {
         let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
         let s = if errors.len() == 1 { "" } else { "s" };
         Failure::usage(anyhow!("{} problem{s} in the config:\n  {}", errors.len(), lines.join("\n  ")))

@@ -11,7 +11,7 @@ use anyhow::{Context as _, anyhow};
 use sandbox::server::{self, DEFAULT_PASSWORD};
 use sandbox::{Running, SandboxConfig};
 use serde_json::json;
-use sluice::config::{self, Config};
+use sluice::config::Config;
 use sluice::pipeline::{self, RunSummary, SyncOptions};
 
 use crate::commands::failed;
@@ -231,7 +231,7 @@ pub async fn run(args: &DemoArgs) -> Result<(), Failure> {
     let text = config_text(&sb.login_url, &db);
     std::fs::write(&toml_path, &text)
         .map_err(|e| Failure::failed(anyhow!("cannot write {}: {e}", toml_path.display())))?;
-    let config = config::load(&text, &toml_path.display().to_string(), &|_| None)
+    let config = sluice::load_config(&text, &toml_path.display().to_string(), &|_| None)
         .map_err(|e| Failure::failed(anyhow!("the demo config is invalid: {e:?}")))?;
 
     let opts = SyncOptions { trigger: "demo".into(), ..SyncOptions::default() };

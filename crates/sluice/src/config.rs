@@ -26,19 +26,20 @@
 
 use crate::error::Error;
 
+mod destination;
 mod raw;
 mod text;
 mod types;
 mod validate;
 
-pub use raw::{RawConfig, RawDestination, RawFlow, RawSecret, RawSettings, RawSource, SECRET_KEYS};
+pub use destination::{Consolidation, DestinationConfig, DestinationSettings, NameRules, same_settings};
+pub use raw::{RawConfig, RawDestination, RawFlow, RawKeys, RawSecret, RawSettings, RawSource, SECRET_KEYS};
 pub use text::{MAX_DURATION, check_where, format_duration, interpolate, is_valid_api_name, parse_duration};
 pub use types::{
-    Api, Auth, Config, ConfigError, Consolidation, DEFAULT_API_VERSION, DEFAULT_BULK_TIMEOUT, DEFAULT_CONNECT_TIMEOUT,
-    DEFAULT_DUCKDB_MEMORY_MIB, DEFAULT_READ_TIMEOUT, Deletes, DestinationConfig, FileFormat, FlowConfig, FlowSettings,
-    Mode, PgTimeouts, SalesforceConfig, Secret, WriteMode,
+    Api, Auth, Config, ConfigError, DEFAULT_API_VERSION, DEFAULT_BULK_TIMEOUT, DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_READ_TIMEOUT, Deletes, FlowConfig, FlowSettings, Mode, SalesforceConfig, Secret, WriteMode,
 };
-pub use validate::validate;
+pub use validate::{DestinationKeys, DestinationKind, quoted_url, validate};
 
 /// The commented sample configuration that `sluice init` writes.
 pub const SAMPLE: &str = include_str!("sample.toml");
@@ -56,9 +57,15 @@ pub fn parse(text: &str, origin: &str) -> Result<RawConfig, ConfigError> {
     })
 }
 
-/// [`parse`] then [`validate`].
-pub fn load(text: &str, origin: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, Vec<ConfigError>> {
-    validate(parse(text, origin).map_err(|e| vec![e])?, origin, env)
+/// [`parse`] then [`validate`], with `kinds` the destination types `type` may name
+/// (`sluice::load_config` passes every type sluice has).
+pub fn load(
+    text: &str,
+    origin: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    kinds: &[&dyn DestinationKind],
+) -> Result<Config, Vec<ConfigError>> {
+    validate(parse(text, origin).map_err(|e| vec![e])?, origin, env, kinds)
 }
 
 /// All problems as one user error, one per line (for callers that need an [`Error`]).

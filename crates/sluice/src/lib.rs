@@ -6,7 +6,8 @@
 //! - [`error`]: the one error type, [`Error`], with who must act ([`Kind`]) and what to
 //!   do next ([`Retry`]).
 //! - [`config`]: TOML → [`config::RawConfig`] → [`config::validate`] → [`config::Config`],
-//!   reporting every problem at once.
+//!   reporting every problem at once; [`load_config`] checks it against every destination
+//!   type ([`pipeline::DESTINATIONS`]).
 //! - [`model`]: [`model::TableSchema`], [`model::SluiceType`], [`model::Cursor`],
 //!   [`model::Window`], and API name → table/column naming.
 //! - [`source`]: [`source::plan_windows`], and for Salesforce the describe → schema
@@ -28,7 +29,7 @@
 //! use sluice::config;
 //!
 //! let env = |name: &str| Some(format!("value-of-{name}"));
-//! let config = config::load(config::SAMPLE, "sluice.toml", &env).expect("the sample is valid");
+//! let config = sluice::load_config(config::SAMPLE, "sluice.toml", &env).expect("the sample is valid");
 //! assert_eq!(config.flows[0].object, "Account");
 //! ```
 
@@ -47,3 +48,4 @@ pub mod source;
 pub mod sql;
 
 pub use error::{Error, Kind, Result, Retry};
+pub use pipeline::load_config;

@@ -1,7 +1,9 @@
 //! The configuration file as written ([`RawConfig`]): serde's view of DESIGN "Config",
 //! unknown keys refused, every value still unchecked. [`super::validate`] turns it into a
-//! [`super::Config`].
+//! [`super::Config`]. The keys of `[destination]` that depend on its type are kept as
+//! written ([`RawKeys`]) for that type to read and refuse ([`super::DestinationKind`]).
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::Deserialize;
@@ -52,28 +54,46 @@ pub struct RawSource {
     pub bulk_timeout: Option<String>,
 }
 
-/// `[destination]` as written. Every destination type's keys are accepted by the parser,
-/// so the error for a key of another type can say which type uses it.
+/// `[destination]` as written: the keys every type takes, typed, and the rest as
+/// [`RawKeys`], which the destination type named by `type` reads (and any it does not
+/// take are errors; see [`super::DestinationKind`]).
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-#[allow(missing_docs)]
 pub struct RawDestination {
+    /// `type`.
     #[serde(rename = "type")]
     pub kind: Option<String>,
-    pub path: Option<String>,
-    pub format: Option<String>,
-    pub schema: Option<String>,
-    pub url: Option<RawSecret>,
+    /// `naming`.
     pub naming: Option<String>,
+    /// `mask_salt` (secret).
     pub mask_salt: Option<RawSecret>,
-    pub memory_limit: Option<String>,
-    pub s3_staging: Option<String>,
-    pub iam_role: Option<String>,
-    pub s3_region: Option<String>,
-    pub s3_endpoint: Option<String>,
-    pub consolidation: Option<String>,
-    pub statement_timeout: Option<String>,
-    pub lock_timeout: Option<String>,
+    /// Every other key.
+    #[serde(flatten)]
+    pub keys: RawKeys,
+}
+
+/// The type-specific keys of `[destination]` as written. Its `Debug` shows each key with
+/// its value's TOML type only, so that a secret among them (`url`) never prints.
+#[derive(Clone, Default, Deserialize, PartialEq)]
+#[serde(transparent)]
+pub struct RawKeys(pub BTreeMap<String, toml::Value>);
+
+impl fmt::Debug for RawKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.0.iter().map(|(k, v)| (k, toml_type(v)))).finish()
+    }
+}
+
+/// A TOML value's type as messages name it: "a string", "an integer", ...
+pub fn toml_type(value: &toml::Value) -> &'static str {
+    match value {
+        toml::Value::String(_) => "a string",
+        toml::Value::Integer(_) => "an integer",
+        toml::Value::Float(_) => "a float",
+        toml::Value::Boolean(_) => "a boolean",
+        toml::Value::Datetime(_) => "a date-time",
+        toml::Value::Array(_) => "an array",
+        toml::Value::Table(_) => "a table",
+    }
 }
 
 /// The value of a secret key as written: its text, or, for a value that is not a string,

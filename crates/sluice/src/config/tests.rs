@@ -7,7 +7,17 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::*;
+use crate::destination::duckdb::{DEFAULT_DUCKDB_MEMORY_MIB, DuckDbConfig};
+use crate::destination::files::FilesConfig;
+use crate::destination::postgres::{PgTimeouts, PostgresConfig};
+use crate::destination::redshift::RedshiftConfig;
 use crate::model::Naming;
+use crate::pipeline::load_config as load;
+
+/// [`super::validate`] against every destination type sluice has.
+fn validate(raw: RawConfig, origin: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, Vec<ConfigError>> {
+    super::validate(raw, origin, env, &crate::pipeline::destination_kinds())
+}
 
 fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
     let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
@@ -77,14 +87,14 @@ fn sample_parses_and_validates() {
     assert_eq!(config.source.api_version, "62.0");
     assert_eq!(config.source.api, Api::Auto);
     assert_eq!(config.source.api_budget_percent, 80);
+    assert_eq!(config.destination.naming(), Naming::SnakeCase);
     assert_eq!(
-        config.destination,
-        DestinationConfig::DuckDb {
+        config.destination.settings::<DuckDbConfig>(),
+        Some(&DuckDbConfig {
             path: "warehouse.duckdb".into(),
             schema: "salesforce".into(),
-            naming: Naming::SnakeCase,
-            memory_limit_mib: crate::config::DEFAULT_DUCKDB_MEMORY_MIB,
-        }
+            memory_limit_mib: DEFAULT_DUCKDB_MEMORY_MIB,
+        })
     );
     let objects: Vec<&str> = config.flows.iter().map(|f| f.object.as_str()).collect();
     assert_eq!(objects, ["Account", "Contact"]);
@@ -135,7 +145,7 @@ object = "Contact"
 "#;
     // DESIGN's example is valid as written now that DuckDB is in.
     let config = load(design, "sluice.toml", &sample_env()).expect("DESIGN's example loads");
-    assert!(matches!(config.destination, DestinationConfig::DuckDb { .. }), "{:?}", config.destination);
+    assert!(config.destination.settings::<DuckDbConfig>().is_some(), "{:?}", config.destination);
 }
 
 #[test]
@@ -472,8 +482,8 @@ fn duckdb_memory_limit_sizes() {
              \"w.duckdb\"\nmemory_limit = \"{written}\"\n[[flows]]\nobject = \"Account\"\n"
         );
         let config = load(&text, "t.toml", &sample_env()).unwrap_or_else(|e| panic!("{written}: {e:?}"));
-        let DestinationConfig::DuckDb { memory_limit_mib, .. } = config.destination else { panic!("not duckdb") };
-        assert_eq!(memory_limit_mib, mib, "{written}");
+        let duckdb = config.destination.settings::<DuckDbConfig>().expect("duckdb");
+        assert_eq!(duckdb.memory_limit_mib, mib, "{written}");
     }
 }
 
@@ -840,19 +850,11 @@ fn source_and_warehouse_timeouts() {
     );
     for destination in [POSTGRES, REDSHIFT] {
         let c = load(&config_on(destination, "[[flows]]\nobject = \"Account\"\n"), "t.toml", &sample_env()).unwrap();
-        let (DestinationConfig::Postgres { timeouts, .. } | DestinationConfig::Redshift { timeouts, .. }) =
-            c.destination
-        else {
-            panic!("{destination}")
-        };
+        let timeouts = timeouts_of(&c.destination);
         assert_eq!(timeouts, PgTimeouts::default());
         let set = format!("{destination}\nstatement_timeout = \"30s\"\nlock_timeout = \"5s\"");
         let c = load(&config_on(&set, "[[flows]]\nobject = \"Account\"\n"), "t.toml", &sample_env()).unwrap();
-        let (DestinationConfig::Postgres { timeouts, .. } | DestinationConfig::Redshift { timeouts, .. }) =
-            c.destination
-        else {
-            panic!("{destination}")
-        };
+        let timeouts = timeouts_of(&c.destination);
         assert_eq!(timeouts, PgTimeouts { statement: Duration::from_secs(30), lock: Duration::from_secs(5) });
     }
     let rows = [
@@ -1139,7 +1141,7 @@ fn files_on_s3() {
         "[[flows]]\nobject = \"Account\"\n",
     );
     let c = load(&text, "sluice.toml", &sample_env()).unwrap();
-    let DestinationConfig::Files { root, .. } = &c.destination else { panic!("files") };
+    let root = &c.destination.settings::<FilesConfig>().expect("files").root;
     let want = S3Root {
         bucket: "lake".into(),
         prefix: "raw/sf".into(),
@@ -1167,4 +1169,86 @@ fn files_on_s3() {
         ),
         &[("destination.s3_endpoint", "not an http:// or https:// URL")],
     );
+}
+
+/// The time bounds of a PostgreSQL or Redshift destination.
+fn timeouts_of(destination: &DestinationConfig) -> PgTimeouts {
+    match (destination.settings::<PostgresConfig>(), destination.settings::<RedshiftConfig>()) {
+        (Some(pg), _) => pg.timeouts,
+        (_, Some(rs)) => rs.timeouts,
+        _ => panic!("{destination:?}"),
+    }
+}
+
+#[test]
+fn destination_keys_are_checked_by_the_type_named() {
+    let flows = "[[flows]]\nobject = \"Account\"\n";
+    // A key no type takes, and one another type takes.
+    exactly(
+        &config_on(&format!("{DUCKDB}\ncolour = \"blue\"\nformat = \"csv\""), flows),
+        &[
+            ("destination.colour", "is not a [destination] key; type = \"duckdb\" takes path, schema, memory_limit"),
+            ("destination.format", "is not used by type = \"duckdb\" (it uses path and schema)"),
+        ],
+    );
+    // A value of the wrong TOML type, secret or not: named by its type only.
+    exactly(
+        &config_on("type = \"duckdb\"\npath = 5", flows),
+        &[("destination.path", "must be a string (got an integer)")],
+    );
+    let errs = errors(&config_on("type = \"postgres\"\nurl = 12345", flows));
+    has(&errs, "destination.url", "must be a string (got an integer)");
+    assert!(errs.iter().all(|e| !e.to_string().contains("12345")), "{errs:#?}");
+}
+
+/// A destination type the registry does not hold yet: its keys reach it without any
+/// change to the parser, which is what makes a new destination one folder.
+#[test]
+fn a_new_destination_type_needs_no_change_to_the_parser() {
+    #[derive(Debug, PartialEq)]
+    struct Acme {
+        bucket: String,
+        token: String,
+    }
+    impl DestinationSettings for Acme {
+        fn kind(&self) -> &'static str {
+            "acme"
+        }
+        fn names(&self) -> NameRules {
+            NameRules { case_insensitive: false, server: "Acme", folds_case: false }
+        }
+        fn same(&self, other: &dyn DestinationSettings) -> bool {
+            same_settings(self, other)
+        }
+    }
+    struct AcmeKind;
+    impl DestinationKind for AcmeKind {
+        fn name(&self) -> &'static str {
+            "acme"
+        }
+        fn keys(&self) -> &'static [&'static str] {
+            &["bucket", "token"]
+        }
+        fn uses(&self) -> &'static str {
+            "bucket and token"
+        }
+        fn settings(&self, keys: &mut DestinationKeys<'_, '_>) -> Option<Box<dyn DestinationSettings>> {
+            let bucket = keys.required("bucket", "where it goes");
+            let token = keys.required_secret("token", "its secret");
+            Some(Box::new(Acme { bucket, token }))
+        }
+    }
+    let kinds: [&dyn DestinationKind; 2] = [&crate::destination::duckdb::DuckDbKind, &AcmeKind];
+    let env = env_of(&[("SF_CLIENT_SECRET", SECRET), ("ACME_TOKEN", "t0ken-value")]);
+    let flows = "[[flows]]\nobject = \"Account\"\n";
+    let text = config_on("type = \"acme\"\nbucket = \"b\"\ntoken = \"${ACME_TOKEN}\"", flows);
+    let c = super::load(&text, "sluice.toml", &env, &kinds).unwrap();
+    assert_eq!(c.destination.settings::<Acme>(), Some(&Acme { bucket: "b".into(), token: "t0ken-value".into() }));
+    let text = config_on("type = \"acme\"\nbucket = \"b\"\ntoken = \"t0ken-value\"\npath = \"x\"", flows);
+    let errs = super::load(&text, "sluice.toml", &env, &kinds).unwrap_err();
+    has(&errs, "destination.path", "is not used by type = \"acme\" (it uses bucket and token)");
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    let text = config_on("type = \"files\"\npath = \"x\"", flows);
+    let errs = super::load(&text, "sluice.toml", &env, &kinds).unwrap_err();
+    has(&errs, "destination.type", "\"files\" is not a destination type; valid: \"duckdb\", \"acme\"");
 }

@@ -5,7 +5,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::model::Naming;
+use super::destination::DestinationConfig;
 
 /// The API version used when `api_version` is not set (Winter '25).
 pub const DEFAULT_API_VERSION: &str = "62.0";
@@ -112,129 +112,6 @@ pub enum Api {
     Bulk,
     /// Bulk above a row count, REST below it and for objects Bulk cannot read.
     Auto,
-}
-
-/// DuckDB's default memory limit: with sluice's own buffers and code the process stays
-/// under 256 MB whatever the table size (1 M Accounts: ~215 MiB at peak, against ~230 at
-/// 128 MiB); DuckDB spills what does not fit. The tightest step is the sliced merge of a
-/// full refresh (1 M Accounts into 1 M), which passes at 96 MiB but not at 80, so this
-/// keeps some headroom for wider rows.
-pub const DEFAULT_DUCKDB_MEMORY_MIB: u64 = 112;
-
-/// `[destination]`, validated.
-#[derive(Debug, Clone, PartialEq)]
-pub enum DestinationConfig {
-    /// An embedded DuckDB database file, consolidated exactly once.
-    DuckDb {
-        /// The database file (created when absent; its directory must exist).
-        path: PathBuf,
-        /// Schema of the replicated tables; staging goes to `<schema>_staging`.
-        schema: String,
-        /// How table and column names are derived.
-        naming: Naming,
-        /// DuckDB's memory limit in MiB; larger operations spill to `<path>.tmp`.
-        memory_limit_mib: u64,
-    },
-    /// A PostgreSQL database, consolidated exactly once.
-    Postgres {
-        /// `postgres://user:password@host:port/database[?sslmode=…&sslrootcert=…]`: holds
-        /// the password, so it is printed as `***`.
-        url: Secret,
-        /// Schema of the replicated tables; staging goes to `<schema>_staging`.
-        schema: String,
-        /// How table and column names are derived.
-        naming: Naming,
-        /// Who runs the consolidation.
-        consolidation: Consolidation,
-        /// Bounds on statements and lock waits.
-        timeouts: PgTimeouts,
-    },
-    /// Amazon Redshift, loaded through S3, consolidated exactly once.
-    Redshift {
-        /// The cluster, as a `postgres://` URL (port 5439 usually); printed as `***`.
-        url: Secret,
-        /// Schema of the replicated tables; staging goes to `<schema>_staging`.
-        schema: String,
-        /// How table and column names are derived.
-        naming: Naming,
-        /// Where loads are staged, and the role Redshift reads them with.
-        staging: crate::destination::redshift::config::S3Staging,
-        /// Who runs the consolidation.
-        consolidation: Consolidation,
-        /// Bounds on statements and lock waits.
-        timeouts: PgTimeouts,
-    },
-    /// Plain files, one directory per object and run.
-    Files {
-        /// The root: a local directory or an S3 prefix.
-        root: crate::destination::files::config::FilesRoot,
-        /// File format.
-        format: FileFormat,
-        /// How table and column names are derived.
-        naming: Naming,
-    },
-}
-
-impl DestinationConfig {
-    /// How table and column names are derived.
-    pub fn naming(&self) -> Naming {
-        match self {
-            DestinationConfig::Files { naming, .. }
-            | DestinationConfig::DuckDb { naming, .. }
-            | DestinationConfig::Postgres { naming, .. }
-            | DestinationConfig::Redshift { naming, .. } => *naming,
-        }
-    }
-
-    /// Who runs the consolidation: DuckDB and files are always [`Consolidation::Run`].
-    pub fn consolidation(&self) -> Consolidation {
-        match self {
-            DestinationConfig::Postgres { consolidation, .. } | DestinationConfig::Redshift { consolidation, .. } => {
-                *consolidation
-            }
-            DestinationConfig::Files { .. } | DestinationConfig::DuckDb { .. } => Consolidation::Run,
-        }
-    }
-}
-
-/// Time bounds of a PostgreSQL or Redshift destination (`destination.statement_timeout`,
-/// `destination.lock_timeout`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PgTimeouts {
-    /// Bound on every statement except the load (`COPY`) and the consolidation
-    /// transaction (1 s to 24 h; default 5 min).
-    pub statement: Duration,
-    /// The longest wait for a table lock (1 s to 1 h; default 1 min).
-    pub lock: Duration,
-}
-
-impl Default for PgTimeouts {
-    fn default() -> Self {
-        Self { statement: Duration::from_secs(5 * 60), lock: Duration::from_secs(60) }
-    }
-}
-
-/// Who runs a PostgreSQL or Redshift consolidation (`destination.consolidation`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Consolidation {
-    /// The sync consolidates each load itself (the default).
-    #[default]
-    Run,
-    /// The sync stages each load and installs its consolidation as the stored procedure
-    /// `<schema>.sluice_consolidate_<table>()`, which the warehouse's scheduler calls (see
-    /// [`crate::consolidate::procedure`]).
-    Procedure,
-}
-
-/// Format of the files destination.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum FileFormat {
-    /// Apache Parquet.
-    Parquet,
-    /// Comma-separated values with a header row.
-    Csv,
-    /// One JSON object per line.
-    Jsonl,
 }
 
 /// One flow, with `[defaults]` applied.

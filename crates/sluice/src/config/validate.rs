@@ -5,7 +5,7 @@
 //! quoted, only named, and every message is scrubbed of secret values and URL user-info
 //! before it is returned (see the [`super`] docs).
 //!
-//! `[destination]` is checked in [`destination`] (one arm per type). Beyond each key's own
+//! `[destination]` is checked in [`destination`], its type's keys by that type. Beyond each key's own
 //! value, the config as a whole is checked: keys that would have no effect where they are
 //! written ([`no_effect`]) and flows whose tables would collide ([`collisions`]).
 
@@ -24,7 +24,8 @@ use crate::redact;
 mod destination;
 mod problems;
 mod whole;
-use destination::{destination, quoted_url};
+use destination::destination;
+pub use destination::{DestinationKeys, DestinationKind, quoted_url};
 use problems::{Bounds, Ctx, DAY, HOUR, MINUTE, NOT_API_NAME, names};
 use whole::{collisions, no_effect};
 
@@ -38,15 +39,17 @@ const BULK_TIMEOUT: Bounds = Bounds { min: MINUTE, max: DAY };
 
 /// Checks `raw` (read from `origin`) and builds the [`Config`], or returns every problem.
 /// `env` resolves `${VAR}`; pass `&|k| std::env::var(k).ok()` in the binary and a map in
-/// tests.
+/// tests. `kinds` are the destination types `[destination] type` may name (the
+/// pipeline's list: `sluice::pipeline::connect::DESTINATIONS`).
 pub fn validate(
     raw: RawConfig,
     origin: &str,
     env: &dyn Fn(&str) -> Option<String>,
+    kinds: &[&dyn DestinationKind],
 ) -> Result<Config, Vec<ConfigError>> {
     let mut cx = Ctx { file: origin, env, errors: Vec::new(), secrets: Vec::new() };
     let source = source(&mut cx, raw.source.as_ref());
-    let destination = destination(&mut cx, raw.destination.as_ref());
+    let destination = destination(&mut cx, raw.destination.as_ref(), kinds);
     let base = settings(&mut cx, "defaults", &raw.defaults, &FlowSettings::default());
     let default_api = source.as_ref().map_or(Api::Auto, |s| s.api);
     if raw.flows.is_empty() {

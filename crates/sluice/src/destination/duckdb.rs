@@ -17,6 +17,9 @@
 //! for the next load of the table to remove, and [`Destination::discard`] removes it with
 //! the view.
 
+pub mod config;
+mod open;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -26,6 +29,7 @@ use arrow::datatypes::DataType;
 use arrow::record_batch::RecordBatch;
 use duckdb::Connection;
 
+pub use self::config::{DEFAULT_DUCKDB_MEMORY_MIB, DuckDbConfig, DuckDbKind};
 use super::{Destination, Stage, Value};
 use crate::consolidate::{Dialect, ExistingColumn, TableRef};
 use crate::model::SluiceType;
@@ -48,7 +52,7 @@ impl DuckDb {
     /// Opens (creating if needed) the database file, taking its write lock. The parent
     /// directory must exist: a typo in `path` should not silently create directories.
     pub fn open(path: &Path) -> Result<Self> {
-        Self::open_with(path, crate::config::DEFAULT_DUCKDB_MEMORY_MIB)
+        Self::open_with(path, DEFAULT_DUCKDB_MEMORY_MIB)
     }
 
     /// [`DuckDb::open`] with DuckDB's memory limit set to `memory_limit_mib`: DuckDB's

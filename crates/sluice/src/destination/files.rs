@@ -24,15 +24,16 @@ use arrow::record_batch::RecordBatch;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::config::FileFormat;
 use crate::error::{Error, Result};
 use crate::model::{TableSchema, Window};
 
 pub mod config;
 mod lock;
+mod open;
+mod sink;
 mod store;
 
-pub use config::{FilesRoot, S3Root};
+pub use config::{FileFormat, FilesConfig, FilesKind, FilesRoot, S3Root};
 pub use lock::{HEARTBEAT, LEASE, LeaseRecord, RunLock};
 pub use store::write_atomically;
 use store::{Store, io_error};

@@ -15,6 +15,7 @@
 
 pub mod config;
 pub mod copy;
+pub(crate) mod open;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,9 +26,8 @@ use futures_util::SinkExt;
 use tokio_postgres::config::SslMode;
 use tokio_postgres::{Client, SimpleQueryMessage};
 
-pub use self::config::PgUrl;
+pub use self::config::{PgTimeouts, PgUrl, PostgresConfig, PostgresKind};
 use super::{Destination, Stage, Value};
-use crate::config::PgTimeouts;
 use crate::consolidate::{Dialect, ExistingColumn, LOCK_CLASS, TableRef, lock_key};
 use crate::model::SluiceType;
 use crate::{Error, Result};

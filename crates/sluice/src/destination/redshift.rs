@@ -14,6 +14,7 @@
 //! [`LEASE`]; until then the next run is told who holds it and since when.
 
 pub mod config;
+mod open;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,11 +25,11 @@ use object_store::aws::AmazonS3;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
-pub use self::config::S3Staging;
+pub use self::config::{RedshiftConfig, RedshiftKind, S3Staging};
 use super::postgres::{PgUrl, Postgres, SessionSettings};
 use super::{Destination, Stage, Value};
-use crate::config::PgTimeouts;
 use crate::consolidate::{Dialect, ExistingColumn, LEASE, TableRef, locks_table};
+use crate::destination::postgres::config::PgTimeouts;
 use crate::{Error, Result};
 
 /// Rows per Parquet part: Redshift loads the parts of a prefix in parallel, one per

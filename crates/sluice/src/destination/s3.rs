@@ -1,7 +1,8 @@
 //! S3 and S3-compatible servers as destinations use them (Redshift's staging, the files
 //! destination's `s3://` roots): the `s3://bucket/prefix` form, parsed purely, and the
 //! client, built from the usual AWS environment (`AWS_ACCESS_KEY_ID`, `AWS_REGION`, ...)
-//! plus the config's `s3_region` / `s3_endpoint`.
+//! plus the config's `s3_region` / `s3_endpoint`, whose pure checks ([`s3_keys`]) live
+//! here too.
 
 use std::sync::Arc;
 
@@ -10,7 +11,32 @@ use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt};
 
+use crate::config::{DestinationKeys, quoted_url};
+use crate::redact;
 use crate::{Error, Result};
+
+/// `s3_region` and `s3_endpoint` (an http:// or https:// URL without credentials in it).
+pub fn s3_keys(keys: &mut DestinationKeys<'_, '_>) -> (Option<String>, Option<String>) {
+    let region = keys.text("s3_region");
+    let endpoint = keys.text("s3_endpoint");
+    if let Some(e) = &endpoint {
+        if !(e.starts_with("http://") || e.starts_with("https://")) {
+            keys.err("s3_endpoint", format!("{} is not an http:// or https:// URL", quoted_url(e)));
+        } else if redact::has_userinfo(e) {
+            keys.err("s3_endpoint", aws_userinfo(e));
+        }
+    }
+    (region, endpoint)
+}
+
+/// The message for credentials written into an S3 URL.
+pub fn aws_userinfo(url: &str) -> String {
+    format!(
+        "{:?} holds credentials (before the `@`); remove them: S3 credentials come from the AWS environment \
+         (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a profile, or an instance role), never from the URL",
+        redact::userinfo(url)
+    )
+}
 
 /// The bucket and the key prefix (no slashes at either end) of `s3://bucket/prefix`; the
 /// problem, for a config error, otherwise.

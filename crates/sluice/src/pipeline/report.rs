@@ -1,8 +1,9 @@
 //! What `sluice status` and `sluice history` show, read from the control tables.
 
+use chrono::Utc;
 use serde::Serialize;
 
-use crate::config::Deletes;
+use crate::config::{Config, Deletes};
 use crate::consolidate::{self, LayoutState, TableRef};
 use crate::destination::{Destination, Value};
 use crate::model::Timestamp;
@@ -154,4 +155,65 @@ pub async fn live_rows<D: Destination>(dest: &D, table: TableRef, soft: bool) ->
         .and_then(Value::as_i64)
         .map(|n| Some(n as u64))
         .ok_or_else(|| Error::internal("COUNT(*) returned no row"))
+}
+
+/// One flow's state as `sluice status` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StatusRow {
+    /// The control-table state.
+    #[serde(flatten)]
+    pub state: FlowState,
+    /// Live rows in the flow's table.
+    pub live_rows: Option<u64>,
+    /// How far the committed window end is behind now, in seconds; 0 when it is ahead (the
+    /// org's clock runs ahead of this machine's).
+    pub lag_seconds: Option<i64>,
+    /// For a flow no longer in the config: what it left behind and the statements that drop
+    /// it (sluice drops nothing by itself).
+    pub removed: Option<Removed>,
+}
+
+/// What a flow removed from the config left in the warehouse.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Removed {
+    /// The tables it wrote that still exist (the target, its history).
+    pub tables: Vec<String>,
+    /// The SQL that drops them and forgets the flow's window.
+    pub drop_sql: Vec<String>,
+}
+
+/// `sluice status` of a warehouse: every flow's committed window end, last run, live rows
+/// and lag, and what flows no longer in `config` left behind.
+pub async fn status_rows<D: Destination>(dest: &D, config: &Config, schema: &str) -> Result<Vec<StatusRow>> {
+    let naming = config.destination.naming();
+    let mut rows = Vec::new();
+    for state in status(dest, schema).await? {
+        let flow = config.flows.iter().find(|f| naming.apply(&f.object) == state.table);
+        let soft = flow.is_none_or(|f| f.settings.deletes == Deletes::Soft);
+        let table = TableRef::new(schema, &state.table);
+        let live_rows = live_rows(dest, table.clone(), soft).await?;
+        let lag_seconds = state.window_end.map(|e| (Utc::now() - e).num_seconds().max(0));
+        let removed = match flow {
+            Some(_) => None,
+            None => Some(left_behind(dest, &table).await?),
+        };
+        rows.push(StatusRow { state, live_rows, lag_seconds, removed });
+    }
+    Ok(rows)
+}
+
+/// What the flow writing `table`, no longer configured, left behind, and how to drop it.
+async fn left_behind<D: Destination>(dest: &D, table: &TableRef) -> Result<Removed> {
+    let d = dest.dialect();
+    let history = TableRef::new(&table.schema, format!("{}_history", table.name));
+    let mut tables = Vec::new();
+    let mut drop_sql = Vec::new();
+    for t in [table, &history] {
+        if dest.columns(t.clone()).await?.is_some() {
+            tables.push(d.table(t));
+            drop_sql.push(format!("DROP TABLE {}", d.table(t)));
+        }
+    }
+    drop_sql.push(consolidate::forget_flow(d, table));
+    Ok(Removed { tables, drop_sql })
 }

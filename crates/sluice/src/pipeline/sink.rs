@@ -9,7 +9,7 @@
 //! timings, progress); a sink owns only its effects. A warehouse stages and consolidates
 //! in one transaction with the window end ([`super::warehouse_flow::WarehouseFlow`]); the
 //! files destination writes parts, then a manifest, then its state
-//! ([`super::files_run::FilesFlow`]).
+//! (`FilesFlow`, in `destination/files/sink.rs`).
 
 use std::future::Future;
 

@@ -16,10 +16,10 @@
 
 use std::path::PathBuf;
 
-use sluice::config::{Config, FileFormat};
+use sluice::config::Config;
 use sluice::consolidate::{Dialect, ExistingColumn, TableRef};
 use sluice::destination::duckdb::DuckDb;
-use sluice::destination::files::{FilesDestination, FilesRoot, LeaseRecord, S3Root};
+use sluice::destination::files::{FileFormat, FilesDestination, FilesRoot, LeaseRecord, S3Root};
 use sluice::destination::postgres::Postgres;
 use sluice::destination::postgres::SessionSettings;
 use sluice::destination::{Destination, Value};

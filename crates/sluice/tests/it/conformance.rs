@@ -17,7 +17,7 @@ use common::{advance, mutate, post};
 use sandbox::server;
 use sandbox::{Running, SandboxConfig};
 use serde_json::json;
-use sluice::config::{self, Config};
+use sluice::config::Config;
 use sluice::model::{Naming, TableSchema};
 use sluice::pipeline::{FlowStatus, RunSummary, SyncOptions};
 use sluice::source::salesforce::SalesforceSource;
@@ -60,7 +60,7 @@ pub(crate) async fn setup_with(kind: Kind, sb: &Running, flows: &[&str], default
             text.push('\n');
         }
     }
-    let config = config::load(&text, "test.toml", &|_| None).expect("valid config");
+    let config = sluice::load_config(&text, "test.toml", &|_| None).expect("valid config");
     Setup { wh, config }
 }
 
@@ -319,7 +319,7 @@ async fn what_a_destination_cannot_do_is_refused_by_its_config(kind: Kind) {
             common::source_toml(&sb.login_url, ""),
             wh.toml
         );
-        let loaded = config::load(&text, "test.toml", &|_| None);
+        let loaded = sluice::load_config(&text, "test.toml", &|_| None);
         let key = format!("flows[0].{}", setting.split(' ').next().unwrap());
         match (kind.is_files(), loaded) {
             (true, Err(errors)) => {

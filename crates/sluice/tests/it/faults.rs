@@ -40,7 +40,7 @@ use sandbox::knobs::{BulkKnobs, Churn, Knobs, LateCommits};
 use sandbox::server;
 use sandbox::{Running, SandboxConfig};
 use serde_json::{Value as Json, json};
-use sluice::config::{self, Config};
+use sluice::config::Config;
 use sluice::consolidate::TableRef;
 use sluice::model::{Naming, SluiceType, TableSchema};
 use sluice::pipeline::{self, FlowStatus, RunStatus, SyncOptions};
@@ -189,7 +189,7 @@ impl Suite {
             deletes(account_soft),
             deletes(!account_soft),
         );
-        let mut config = config::load(&text, "faults.toml", &|_| None).expect("valid config");
+        let mut config = sluice::load_config(&text, "faults.toml", &|_| None).expect("valid config");
         // Reconciliation is due at every run (`reconcile_due` goes by the local clock), the
         // verification run included, so purges are found.
         for flow in &mut config.flows {

@@ -10,7 +10,8 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use sandbox::server;
 use sandbox::{Running, SandboxConfig};
-use sluice::config::{self, Api, DestinationConfig, FileFormat};
+use sluice::config::Api;
+use sluice::destination::files::{FileFormat, FilesConfig};
 use sluice::destination::files::{FilesDestination, LeaseRecord};
 use sluice::model::Window;
 use sluice::pipeline::{self, FlowStatus, SyncOptions};
@@ -124,8 +125,8 @@ async fn files_on_s3_hold_every_row_one_run_at_a_time() {
         common::source_toml(&sb.login_url, ""),
         crate::s3::endpoint()
     );
-    let config = config::load(&text, "test.toml", &|_| None).expect("valid config");
-    let DestinationConfig::Files { root, .. } = &config.destination else { panic!("files") };
+    let config = sluice::load_config(&text, "test.toml", &|_| None).expect("valid config");
+    let root = &config.destination.settings::<FilesConfig>().expect("files").root;
     let dest = FilesDestination::open(root, FileFormat::Parquet).unwrap();
     assert_eq!(dest.root_shown(), format!("s3://{name}/landing/"));
     // A run that died before its manifest left objects behind.

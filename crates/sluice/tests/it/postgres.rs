@@ -272,7 +272,7 @@ async fn postgres_tls_verifies_the_server_against_sslrootcert() {
 /// statement fails saying so, instead of hanging.
 #[tokio::test]
 async fn postgres_sessions_bound_statements_and_lock_waits() {
-    use sluice::config::PgTimeouts;
+    use sluice::destination::postgres::PgTimeouts;
     use sluice::destination::postgres::SessionSettings;
     use std::time::{Duration, Instant};
     let test_db = fresh_database().await;

@@ -498,7 +498,7 @@ async fn first_setups_racing_on_one_database_both_succeed() {
                 \"client_credentials\"\nclient_id = \"id\"\nclient_secret = \"s\"\n[destination]\ntype = \
                 \"redshift\"\nurl = \"postgres://u:p@h:5439/dev\"\ns3_staging = \"s3://b/p\"\niam_role = \
                 \"arn:aws:iam::1:role/r\"\n[[flows]]\nobject = \"Account\"\n";
-    let config = sluice::config::load(text, "test.toml", &|_| None).expect("valid config");
+    let config = sluice::load_config(text, "test.toml", &|_| None).expect("valid config");
     for round in 0..8 {
         let db = fresh_database().await;
         let a = AsRedshift(Postgres::connect_unlocked(&db.pg()).await.unwrap());

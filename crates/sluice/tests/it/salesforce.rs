@@ -670,7 +670,7 @@ async fn a_short_read_fails_the_flow_and_commits_nothing() {
         common::source_toml(&f.login_url(), ""),
         db.display()
     );
-    let config = sluice::config::load(&text, "test.toml", &|_| None).expect("valid config");
+    let config = sluice::load_config(&text, "test.toml", &|_| None).expect("valid config");
     let opts = sluice::pipeline::SyncOptions { source: fast(), ..Default::default() };
     let summary = sluice::pipeline::sync(&config, &opts, &sluice::pipeline::Quiet).await.expect("the run starts");
     assert_eq!(summary.flows[0].status, sluice::pipeline::FlowStatus::Failed, "{:#?}", summary.flows[0]);

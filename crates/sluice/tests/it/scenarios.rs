@@ -12,7 +12,7 @@ use crate::conformance::{Setup, check, run, schema_of, setup_with as setup, some
 use common::{advance, mutate};
 use sandbox::Running;
 use serde_json::json;
-use sluice::config::{self, Config, Deletes};
+use sluice::config::{Config, Deletes};
 use sluice::consolidate::{MergeSpec, procedure};
 use sluice::model::Naming;
 use sluice::pipeline::{self, FlowStatus, SyncOptions};
@@ -186,7 +186,7 @@ fn setup_in(wh_toml: &str, sb: &Running, schema: &str, flows: &str) -> Config {
         "{}\n{wh_toml}schema = \"{schema}\"\n[defaults]\nreconcile_every = \"never\"\n\n[[flows]]\nobject = \"{flows}\"\n",
         common::source_toml(&sb.login_url, ""),
     );
-    config::load(&text, "test.toml", &|_| None).expect("valid config")
+    sluice::load_config(&text, "test.toml", &|_| None).expect("valid config")
 }
 
 /// Two configs writing one object into two schemas of one database keep a window each: the
@@ -571,7 +571,7 @@ async fn append_keeps_every_version_read_once(kind: Kind) {
 
     // The same table cannot start merging.
     let text = common::source_toml(&sb.login_url, "") + "\n" + &s.wh.toml + "\n[[flows]]\nobject = \"Account\"\n";
-    let merge = config::load(&text, "test.toml", &|_| None).expect("valid config");
+    let merge = sluice::load_config(&text, "test.toml", &|_| None).expect("valid config");
     let summary = pipeline::sync(&merge, &SyncOptions::default(), &pipeline::Quiet).await.expect("the run starts");
     let f = &summary.flows[0];
     assert_eq!(f.status, FlowStatus::Failed, "{f:#?}");
@@ -611,7 +611,7 @@ async fn postgres_procedure_consolidates_when_called_and_only_once() {
         common::source_toml(&sb.login_url, ""),
         wh.toml
     );
-    let s = Setup { config: config::load(&text, "test.toml", &|_| None).expect("valid config"), wh };
+    let s = Setup { config: sluice::load_config(&text, "test.toml", &|_| None).expect("valid config"), wh };
     let call = "CALL \"salesforce\".\"sluice_consolidate_account\"()";
     let hand_off = |s: &Setup| {
         let config = s.config.clone();
@@ -685,7 +685,7 @@ async fn postgres_procedure_consolidates_when_called_and_only_once() {
 
     // Back to consolidation = "run": the first sync drops the procedure before staging.
     let text = text.replace("consolidation = \"procedure\"\n", "");
-    let config = config::load(&text, "test.toml", &|_| None).expect("valid config");
+    let config = sluice::load_config(&text, "test.toml", &|_| None).expect("valid config");
     let summary = pipeline::sync(&config, &SyncOptions::default(), &pipeline::Quiet).await.expect("the run starts");
     assert_eq!(summary.flows[0].status, FlowStatus::Ok, "{:#?}", summary.flows[0]);
     let procs = "SELECT COUNT(*) FROM pg_proc WHERE proname = 'sluice_consolidate_account'";

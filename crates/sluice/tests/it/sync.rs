@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use sandbox::server;
 use sandbox::{Running, SandboxConfig};
-use sluice::config::{self, Config};
-use sluice::destination::files::FilesDestination;
+use sluice::config::Config;
+use sluice::destination::files::{FileFormat, FilesDestination};
 use sluice::model::Window;
 use sluice::pipeline::{self, FlowStatus, FlowSummary, Observer, RunStatus, SyncOptions};
 use sluice::source::salesforce::Options;
@@ -59,7 +59,7 @@ format = "parquet"
         let (object, extra) = flow.split_once("; ").unwrap_or((flow, ""));
         text.push_str(&format!("\n[[flows]]\nobject = \"{object}\"\n{extra}\n"));
     }
-    config::load(&text, "test.toml", &|_| None).expect("valid config")
+    sluice::load_config(&text, "test.toml", &|_| None).expect("valid config")
 }
 
 fn fast() -> SyncOptions {
@@ -98,7 +98,7 @@ async fn quota_stops_at_a_flow_boundary_and_the_next_run_resumes() {
     let sb = start().await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = sequential(&sb, dir.path(), &["Account", "Contact", "Lead"]);
-    let dest = FilesDestination::new(dir.path(), config::FileFormat::Parquet);
+    let dest = FilesDestination::new(dir.path(), FileFormat::Parquet);
     // The org runs out of API requests right after the first flow.
     let state = sb.state.clone();
     let observer = Recorder {
@@ -156,7 +156,7 @@ async fn a_failing_extraction_leaves_no_manifest_and_no_state() {
     let sb = start().await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = sequential(&sb, dir.path(), &["Account", "Contact"]);
-    let dest = FilesDestination::new(dir.path(), config::FileFormat::Parquet);
+    let dest = FilesDestination::new(dir.path(), FileFormat::Parquet);
     // Every request fails once Account's extraction starts; Contact is fine again.
     let state = sb.state.clone();
     let observer = Recorder {
@@ -191,7 +191,7 @@ async fn slices_are_committed_as_runs_of_their_own() {
     let sb = start().await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(&sb, dir.path(), &["Account; slice = \"400d\"", "Contact"]);
-    let dest = FilesDestination::new(dir.path(), config::FileFormat::Parquet);
+    let dest = FilesDestination::new(dir.path(), FileFormat::Parquet);
     let summary = pipeline::sync(&cfg, &fast(), &pipeline::Quiet).await.unwrap();
     assert_eq!(summary.status, RunStatus::Ok, "{summary:#?}");
     assert_eq!(summary.flows[0].rows, 120);
@@ -220,7 +220,7 @@ async fn empty_slices_merge_and_a_plan_over_the_api_budget_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     // Six years of data in one-day slices: over 2,000 planned, at most 12 hold rows.
     let cfg = config(&sb, dir.path(), &["Account; slice = \"1d\""]);
-    let dest = FilesDestination::new(dir.path(), config::FileFormat::Parquet);
+    let dest = FilesDestination::new(dir.path(), FileFormat::Parquet);
     let summary = pipeline::sync(&cfg, &fast(), &pipeline::Quiet).await.unwrap();
     assert_eq!(summary.status, RunStatus::Ok, "{summary:#?}");
     let runs = dest.runs("account").await.unwrap();
@@ -244,7 +244,7 @@ async fn empty_slices_merge_and_a_plan_over_the_api_budget_is_refused() {
     let error = f.error.as_deref().unwrap_or_default();
     assert!(error.contains("estimated") && error.contains("API calls") && error.contains("slice"), "{error}");
     assert!(f.api_calls.unwrap() < 400, "{f:#?}");
-    let dest = FilesDestination::new(dir.path(), config::FileFormat::Parquet);
+    let dest = FilesDestination::new(dir.path(), FileFormat::Parquet);
     assert!(
         dest.runs("account").await.unwrap().is_empty() && dest.state().await.unwrap().is_empty(),
         "nothing committed"
@@ -258,7 +258,7 @@ async fn empty_slices_merge_and_a_plan_over_the_api_budget_is_refused() {
 /// (Id, IsDeleted) of every row a run wrote for `table`.
 async fn run_rows(dir: &std::path::Path, table: &str, run_id: &str) -> Vec<(String, bool)> {
     use arrow::array::{Array, BooleanArray, StringArray};
-    let dest = FilesDestination::new(dir, config::FileFormat::Parquet);
+    let dest = FilesDestination::new(dir, FileFormat::Parquet);
     let manifest = dest.runs(table).await.unwrap().into_iter().find(|m| m.run_id == run_id);
     let Some(manifest) = manifest else { return Vec::new() };
     let mut rows = Vec::new();
@@ -370,7 +370,7 @@ async fn masked_fields_are_stored_as_salted_hashes() {
     let run = pipeline::sync(&cfg, &fast(), &pipeline::Quiet).await.unwrap();
     let truth: std::collections::HashMap<String, _> =
         truth(&sb, "Contact").await.into_iter().map(|r| (r["Id"].as_str().unwrap().to_owned(), r)).collect();
-    let dest = FilesDestination::new(dir.path(), config::FileFormat::Parquet);
+    let dest = FilesDestination::new(dir.path(), FileFormat::Parquet);
     let manifest = dest.runs("contact").await.unwrap().into_iter().find(|m| m.run_id == run.run_id).unwrap();
     let file = std::fs::File::open(
         dir.path().join("contact").join(format!("run={}", run.run_id)).join(&manifest.parts[0].file),
@@ -399,7 +399,7 @@ async fn masked_fields_are_stored_as_salted_hashes() {
 
     // Masking without a salt is refused before anything runs.
     let text = "[source]\ntype = \"salesforce\"\nlogin_url = \"http://x\"\nauth = \"password\"\nclient_id = \"a\"\nclient_secret = \"b\"\nusername = \"c\"\npassword = \"d\"\n[destination]\ntype = \"files\"\npath = \"p\"\n[[flows]]\nobject = \"Contact\"\nmask = [\"Phone\"]\n";
-    let errors = config::load(text, "t.toml", &|_| None).unwrap_err();
+    let errors = sluice::load_config(text, "t.toml", &|_| None).unwrap_err();
     assert!(
         errors.iter().any(|e| e.to_string().contains("destination.mask_salt") && e.to_string().contains("flows[0]")),
         "{errors:?}"
@@ -415,7 +415,7 @@ async fn a_second_run_on_a_files_root_is_refused_and_told_who_holds_it() {
     let sb = start().await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(&sb, dir.path(), &["Account"]);
-    let dest = FilesDestination::new(dir.path(), config::FileFormat::Parquet);
+    let dest = FilesDestination::new(dir.path(), FileFormat::Parquet);
     let held = dest.lock("sync").await.unwrap();
     let err = pipeline::sync(&cfg, &fast(), &pipeline::Quiet).await.unwrap_err();
     assert_eq!(err.kind, sluice::Kind::User);
@@ -437,7 +437,7 @@ async fn a_flow_is_retried_after_a_transient_failure() {
     let sb = start().await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(&sb, dir.path(), &["Account"]);
-    let dest = FilesDestination::new(dir.path(), config::FileFormat::Parquet);
+    let dest = FilesDestination::new(dir.path(), FileFormat::Parquet);
     // The first attempt's extraction meets 500s; they stop 300 ms later, before the retry
     // (at least 500 ms on).
     let state = sb.state.clone();
@@ -488,7 +488,7 @@ async fn files_flows_run_in_parallel() {
     let events = observer.events.lock().unwrap().clone();
     let at = |wanted: &str| events.iter().position(|e| e == wanted).unwrap_or_else(|| panic!("{wanted}: {events:?}"));
     assert!(at("start Contact") < at("end Account ok"), "Contact started before Account ended: {events:?}");
-    let dest = FilesDestination::new(dir.path(), config::FileFormat::Parquet);
+    let dest = FilesDestination::new(dir.path(), FileFormat::Parquet);
     assert_eq!(
         dest.state().await.unwrap().len(),
         2,
@@ -507,7 +507,7 @@ async fn a_changed_selection_reads_the_files_flow_in_full() {
     let sb = start().await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(&sb, dir.path(), &["Account"]);
-    let dest = FilesDestination::new(dir.path(), config::FileFormat::Parquet);
+    let dest = FilesDestination::new(dir.path(), FileFormat::Parquet);
     pipeline::sync(&cfg, &fast(), &pipeline::Quiet).await.unwrap();
     assert!(dest.state().await.unwrap()["Account"].selection.is_some(), "the selection is recorded");
     tokio::time::sleep(Duration::from_millis(1100)).await;

@@ -1,36 +1,59 @@
-//! `[destination]`: each type's keys, checked purely (every problem recorded, see
-//! [`super`]), into a [`DestinationConfig`]. Split from [`super`] to keep each file
-//! readable; each destination's own pure parts (an S3 URL, a PostgreSQL URL) live in its
-//! folder under `destination/` and are called from here.
+//! `[destination]`: the keys every type shares (`type`, `naming`; `mask_salt` is checked
+//! with the flows that need it), then the type's own keys, checked by the
+//! [`DestinationKind`] that `type` names, through [`DestinationKeys`]. Keys the type does
+//! not take are errors, naming the type that takes them if one does. Every problem is
+//! recorded (see [`super`]).
 
-use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
-use super::problems::{Bounds, Ctx, DAY, HOUR};
-use crate::config::raw::RawDestination;
-use crate::config::types::{
-    Consolidation, DEFAULT_DUCKDB_MEMORY_MIB, DestinationConfig, FileFormat, PgTimeouts, Secret,
-};
-use crate::destination::files::config::{FilesRoot, S3Root};
+use super::problems::{Bounds, Ctx, not_text};
+use crate::config::destination::{DestinationConfig, DestinationSettings};
+use crate::config::raw::{RawDestination, RawSecret, SECRET_KEYS, toml_type};
 use crate::model::Naming;
 use crate::redact;
 use crate::source::salesforce::soql::is_api_name;
-use crate::sql::Dialect;
 
-const STATEMENT_TIMEOUT: Bounds = Bounds { min: 1, max: DAY };
-const LOCK_TIMEOUT: Bounds = Bounds { min: 1, max: HOUR };
+/// One `[destination] type`: its name, its keys, and the pure check of them.
+pub trait DestinationKind: Sync {
+    /// The value of `type` (`"duckdb"`).
+    fn name(&self) -> &'static str;
 
-/// DuckDB's `memory_limit`: 32 MB to 1 TB, in MiB.
-const MEMORY_MIB: std::ops::RangeInclusive<u64> = 32..=1024 * 1024;
+    /// The keys this type takes besides `type`, `naming` and `mask_salt`, which every
+    /// type takes. A key set that this type does not take is an error naming the type
+    /// that does, if any.
+    fn keys(&self) -> &'static [&'static str];
+
+    /// What messages say this type uses (`"path and schema"`).
+    fn uses(&self) -> &'static str;
+
+    /// Checks the keys (every problem recorded through `keys`) and returns the settings,
+    /// or `None` when they cannot be used.
+    fn settings(&self, keys: &mut DestinationKeys<'_, '_>) -> Option<Box<dyn DestinationSettings>>;
+}
+
+/// Types that are planned but not in this version: named as such, not as unknown.
+const PLANNED: [&str; 1] = ["lake"];
 
 /// `[destination]`, or `None` (with the problems recorded) when it cannot be used.
-pub(super) fn destination(cx: &mut Ctx<'_>, raw: Option<&RawDestination>) -> Option<DestinationConfig> {
+pub(super) fn destination(
+    cx: &mut Ctx<'_>,
+    raw: Option<&RawDestination>,
+    kinds: &[&dyn DestinationKind],
+) -> Option<DestinationConfig> {
     let Some(raw) = raw else {
         cx.err("destination", "missing [destination] table; e.g. type = \"files\", path = \"data\"");
         return None;
     };
-    cx.remember(raw.url.as_ref());
+    for (key, value) in &raw.keys.0 {
+        if is_secret(key) {
+            cx.remember(Some(&as_secret(value)));
+        }
+    }
     cx.remember(raw.mask_salt.as_ref());
-    let kind = cx.text("destination.type", raw.kind.as_ref());
+    let types: Vec<String> = kinds.iter().map(|k| format!("{:?}", k.name())).collect();
+    let types = types.join(", ");
+    let written = cx.text("destination.type", raw.kind.as_ref());
     let naming = cx
         .choice(
             "destination.naming",
@@ -38,341 +61,154 @@ pub(super) fn destination(cx: &mut Ctx<'_>, raw: Option<&RawDestination>) -> Opt
             &[("snake_case", Naming::SnakeCase), ("original", Naming::Original)],
         )
         .unwrap_or_default();
-    match kind.as_deref() {
-        Some("files") => {
-            unused(cx, raw, "files", "path, format, s3_region and s3_endpoint", &FILES_KEYS);
-            let path = cx.required(
-                "destination.path",
-                raw.path.as_ref(),
-                "the directory files are written under, or \"s3://bucket/prefix\"",
-            );
-            let formats = [("parquet", FileFormat::Parquet), ("csv", FileFormat::Csv), ("jsonl", FileFormat::Jsonl)];
-            let format = cx.choice("destination.format", raw.format.as_ref(), &formats).unwrap_or(FileFormat::Parquet);
-            let (region, endpoint) = s3_keys(cx, raw);
-            let root = if path.starts_with("s3://") {
-                match crate::destination::s3::parse_url(&path) {
-                    Err(m) => {
-                        cx.err("destination.path", format!("{}: {m}", quoted_url(&path)));
-                        None
-                    }
-                    Ok(_) if redact::has_userinfo(&path) => {
-                        cx.err("destination.path", aws_userinfo(&path));
-                        None
-                    }
-                    Ok((bucket, prefix)) => Some(FilesRoot::S3(S3Root { bucket, prefix, region, endpoint })),
-                }
-            } else {
-                for (key, set) in [("s3_region", raw.s3_region.is_some()), ("s3_endpoint", raw.s3_endpoint.is_some())] {
-                    if set {
-                        cx.err(
-                            &format!("destination.{key}"),
-                            "is used only with an S3 root (path = \"s3://bucket/prefix\"); remove it, or write to S3",
-                        );
-                    }
-                }
-                Some(FilesRoot::Local(PathBuf::from(path)))
-            };
-            root.map(|root| DestinationConfig::Files { root, format, naming })
+    let Some(written) = written else {
+        if raw.kind.is_none() {
+            cx.err("destination.type", format!("missing; valid: {types}"));
         }
-        Some("duckdb") => {
-            unused(cx, raw, "duckdb", "path and schema", &["path", "schema", "memory_limit"]);
-            let path = cx.required(
-                "destination.path",
-                raw.path.as_ref(),
-                "the DuckDB database file, e.g. \"warehouse.duckdb\"",
-            );
-            let schema = warehouse_schema(cx, raw);
-            let written = cx.text("destination.memory_limit", raw.memory_limit.as_ref());
-            let memory_limit_mib = match written.as_deref().map(|w| (w, parse_mib(w))) {
-                None => DEFAULT_DUCKDB_MEMORY_MIB,
-                Some((_, Some(mib))) if MEMORY_MIB.contains(&mib) => mib,
-                Some((w, Some(_))) => {
-                    cx.err("destination.memory_limit", format!("{w:?} is out of range; expected 32MB to 1TB"));
-                    DEFAULT_DUCKDB_MEMORY_MIB
-                }
-                Some((w, None)) => {
-                    cx.err(
-                        "destination.memory_limit",
-                        format!("{w:?} is not a memory size; write e.g. \"160MB\" or \"2GB\" (32MB to 1TB)"),
-                    );
-                    DEFAULT_DUCKDB_MEMORY_MIB
-                }
-            };
-            Some(DestinationConfig::DuckDb { path: PathBuf::from(path), schema, naming, memory_limit_mib })
-        }
-        Some("postgres") => {
-            unused(
-                cx,
-                raw,
-                "postgres",
-                "url and schema",
-                &["url", "schema", "consolidation", "statement_timeout", "lock_timeout"],
-            );
-            let url =
-                pg_url(cx, raw, "the database, e.g. \"postgres://sluice:${PGPASSWORD}@db.example.com:5432/warehouse\"");
-            let schema = warehouse_schema(cx, raw);
-            postgres_schema(cx, &schema, Dialect::Postgres);
-            let consolidation = consolidation(cx, raw);
-            let timeouts = pg_timeouts(cx, raw);
-            Some(DestinationConfig::Postgres { url, schema, naming, consolidation, timeouts })
-        }
-        Some("redshift") => {
-            unused(
-                cx,
-                raw,
-                "redshift",
-                "url, schema, s3_staging and iam_role",
-                &[
-                    "url",
-                    "schema",
-                    "s3_staging",
-                    "iam_role",
-                    "s3_region",
-                    "s3_endpoint",
-                    "consolidation",
-                    "statement_timeout",
-                    "lock_timeout",
-                ],
-            );
-            let url = pg_url(
-                cx,
-                raw,
-                "the cluster, e.g. \"postgres://sluice:${REDSHIFT_PASSWORD}@example.abc123.us-east-1.redshift.amazonaws.com:5439/dev\"",
-            );
-            let schema = warehouse_schema(cx, raw);
-            postgres_schema(cx, &schema, Dialect::Redshift);
-            redshift_case(cx, &schema, naming);
-            let consolidation = consolidation(cx, raw);
-            let staging_url = cx.required(
-                "destination.s3_staging",
-                raw.s3_staging.as_ref(),
-                "where loads are staged, e.g. \"s3://bucket/sluice\"",
-            );
-            if !staging_url.is_empty()
-                && let Err(m) = crate::destination::redshift::config::S3Staging::parse(&staging_url)
-            {
-                cx.err("destination.s3_staging", format!("{}: {m}", quoted_url(&staging_url)));
-            } else if redact::has_userinfo(&staging_url) {
-                cx.err("destination.s3_staging", aws_userinfo(&staging_url));
-            }
-            let iam_role = cx.required(
-                "destination.iam_role",
-                raw.iam_role.as_ref(),
-                "the role Redshift reads s3_staging with, e.g. \"arn:aws:iam::123456789012:role/RedshiftLoad\"",
-            );
-            if !iam_role.is_empty() && !iam_role.starts_with("arn:aws") {
-                cx.err(
-                    "destination.iam_role",
-                    format!("{iam_role:?} is not an IAM role ARN; expected \"arn:aws:iam::<account>:role/<name>\""),
-                );
-            }
-            let (region, endpoint) = s3_keys(cx, raw);
-            let timeouts = pg_timeouts(cx, raw);
-            let staging =
-                crate::destination::redshift::config::S3Staging { url: staging_url, iam_role, region, endpoint };
-            Some(DestinationConfig::Redshift { url, schema, naming, staging, consolidation, timeouts })
-        }
-        Some(t @ "lake") => {
-            cx.err(
-                "destination.type",
-                format!("{t:?} is not available in this version yet; valid: {DESTINATION_TYPES}"),
-            );
-            None
-        }
-        Some(t) => {
-            cx.err("destination.type", format!("{t:?} is not a destination type; valid: {DESTINATION_TYPES}"));
-            None
-        }
-        None => {
-            if raw.kind.is_none() {
-                cx.err("destination.type", format!("missing; valid: {DESTINATION_TYPES}"));
-            }
-            None
-        }
-    }
-}
-
-/// The keys of `type = "files"`.
-const FILES_KEYS: [&str; 4] = ["path", "format", "s3_region", "s3_endpoint"];
-
-/// `destination.s3_region` and `destination.s3_endpoint` (an http:// or https:// URL
-/// without credentials in it).
-fn s3_keys(cx: &mut Ctx<'_>, raw: &RawDestination) -> (Option<String>, Option<String>) {
-    let region = cx.text("destination.s3_region", raw.s3_region.as_ref());
-    let endpoint = cx.text("destination.s3_endpoint", raw.s3_endpoint.as_ref());
-    if let Some(e) = &endpoint {
-        if !(e.starts_with("http://") || e.starts_with("https://")) {
-            cx.err("destination.s3_endpoint", format!("{} is not an http:// or https:// URL", quoted_url(e)));
-        } else if redact::has_userinfo(e) {
-            cx.err("destination.s3_endpoint", aws_userinfo(e));
-        }
-    }
-    (region, endpoint)
-}
-
-const DESTINATION_TYPES: &str = "\"duckdb\", \"postgres\", \"redshift\", \"files\"";
-
-/// The type-specific keys of `[destination]` (`type`, `naming` and `mask_salt` apply to all).
-const DESTINATION_KEYS: [&str; 12] = [
-    "path",
-    "format",
-    "schema",
-    "url",
-    "memory_limit",
-    "s3_staging",
-    "iam_role",
-    "s3_region",
-    "s3_endpoint",
-    "consolidation",
-    "statement_timeout",
-    "lock_timeout",
-];
-
-/// Records every key set that `kind` does not use (it uses `used`, described as `uses`).
-fn unused(cx: &mut Ctx<'_>, raw: &RawDestination, kind: &str, uses: &str, used: &[&str]) {
-    for key in DESTINATION_KEYS.iter().filter(|k| !used.contains(k)) {
-        let set = match *key {
-            "path" => raw.path.is_some(),
-            "format" => raw.format.is_some(),
-            "url" => raw.url.is_some(),
-            "schema" => raw.schema.is_some(),
-            "memory_limit" => raw.memory_limit.is_some(),
-            "s3_staging" => raw.s3_staging.is_some(),
-            "iam_role" => raw.iam_role.is_some(),
-            "s3_region" => raw.s3_region.is_some(),
-            "s3_endpoint" => raw.s3_endpoint.is_some(),
-            "consolidation" => raw.consolidation.is_some(),
-            "statement_timeout" => raw.statement_timeout.is_some(),
-            "lock_timeout" => raw.lock_timeout.is_some(),
-            _ => false,
+        return None;
+    };
+    let Some(kind) = kinds.iter().find(|k| k.name() == written) else {
+        let why = if PLANNED.contains(&written.as_str()) {
+            "is not available in this version yet"
+        } else {
+            "is not a destination type"
         };
-        if set {
-            cx.err(&format!("destination.{key}"), format!("is not used by type = \"{kind}\" (it uses {uses})"));
+        cx.err("destination.type", format!("{written:?} {why}; valid: {types}"));
+        return None;
+    };
+    unused(cx, raw, *kind, kinds);
+    let mut keys = DestinationKeys { cx, raw, naming };
+    let settings = kind.settings(&mut keys)?;
+    Some(DestinationConfig { naming, settings: Arc::from(settings) })
+}
+
+/// Records every key set that `kind` does not take.
+fn unused(cx: &mut Ctx<'_>, raw: &RawDestination, kind: &dyn DestinationKind, kinds: &[&dyn DestinationKind]) {
+    for key in raw.keys.0.keys().filter(|k| !kind.keys().contains(&k.as_str())) {
+        let known = kinds.iter().any(|k| k.keys().contains(&key.as_str()));
+        let message = if known {
+            format!("is not used by type = {:?} (it uses {})", kind.name(), kind.uses())
+        } else {
+            format!(
+                "is not a [destination] key; type = {:?} takes {}, naming and mask_salt",
+                kind.name(),
+                kind.keys().join(", ")
+            )
+        };
+        cx.err(&format!("destination.{key}"), message);
+    }
+}
+
+/// Whether `destination.<key>` is secret.
+fn is_secret(key: &str) -> bool {
+    SECRET_KEYS.iter().any(|k| k.strip_prefix("destination.") == Some(key))
+}
+
+/// A value as a secret key holds it: its text, or only its type.
+fn as_secret(value: &toml::Value) -> RawSecret {
+    match value {
+        toml::Value::String(s) => RawSecret::Text(s.clone()),
+        other => RawSecret::NotText(toml_type(other)),
+    }
+}
+
+/// What a [`DestinationKind`] reads its keys through: each key's value, interpolated and
+/// checked, with problems recorded under `destination.<key>` and secrets never quoted.
+pub struct DestinationKeys<'c, 'a> {
+    cx: &'c mut Ctx<'a>,
+    raw: &'c RawDestination,
+    naming: Naming,
+}
+
+impl DestinationKeys<'_, '_> {
+    /// `destination.naming`, checked already.
+    pub fn naming(&self) -> Naming {
+        self.naming
+    }
+
+    /// Records a problem with `destination.<key>`.
+    pub fn err(&mut self, key: &str, message: impl Into<String>) {
+        self.cx.err(&format!("destination.{key}"), message);
+    }
+
+    /// Whether `key` is written.
+    pub fn is_set(&self, key: &str) -> bool {
+        self.raw.keys.0.contains_key(key)
+    }
+
+    /// The key's value as written, when it is a string; a problem recorded when it is not.
+    fn written(&mut self, key: &str) -> Option<String> {
+        match self.raw.keys.0.get(key)? {
+            toml::Value::String(s) => Some(s.clone()),
+            other if is_secret(key) => {
+                self.err(key, not_text(toml_type(other)));
+                None
+            }
+            other => {
+                self.err(key, format!("must be a string (got {})", toml_type(other)));
+                None
+            }
         }
+    }
+
+    /// The key's interpolated value, if written.
+    pub fn text(&mut self, key: &str) -> Option<String> {
+        let written = self.written(key)?;
+        self.cx.text(&format!("destination.{key}"), Some(&written))
+    }
+
+    /// A value that must be written and not empty; `why` says what it is for.
+    pub fn required(&mut self, key: &str, why: &str) -> String {
+        let value = self.raw.keys.0.get(key);
+        if value.is_some_and(|v| !v.is_str()) {
+            self.written(key);
+            return String::new();
+        }
+        let written = self.written(key);
+        self.cx.required(&format!("destination.{key}"), written.as_ref(), why)
+    }
+
+    /// [`Self::required`] for a secret key: no message quotes its value.
+    pub fn required_secret(&mut self, key: &str, why: &str) -> String {
+        let value = self.raw.keys.0.get(key).map(as_secret);
+        self.cx.required_secret(&format!("destination.{key}"), value.as_ref(), why)
+    }
+
+    /// One of `options`, or `None` if absent or wrong (recorded).
+    pub fn choice<T: Copy>(&mut self, key: &str, options: &[(&str, T)]) -> Option<T> {
+        let written = self.written(key)?;
+        self.cx.choice(&format!("destination.{key}"), Some(&written), options)
+    }
+
+    /// A duration from `min` to `max`, if written; `note` follows the range in messages.
+    pub fn duration_in(&mut self, key: &str, min: Duration, max: Duration, note: &str) -> Option<Duration> {
+        let written = self.written(key)?;
+        let bounds = Bounds { min: min.as_secs(), max: max.as_secs() };
+        self.cx.duration_in(&format!("destination.{key}"), Some(&written), bounds, note)
+    }
+
+    /// `schema` of a warehouse: `salesforce` unless set.
+    pub fn warehouse_schema(&mut self) -> String {
+        let schema = self.text("schema").unwrap_or_else(|| "salesforce".into());
+        if !is_api_name(&schema) {
+            self.err(
+                "schema",
+                format!(
+                    "{schema:?} is not a usable schema name; use letters, digits and `_`, not starting with a digit \
+                     or `_sluice`"
+                ),
+            );
+        }
+        schema
     }
 }
 
 /// A URL as an error quotes it: redacted ([`redact::userinfo`]); not at all when it holds
 /// an `@` but no `://`, so that its user-info, if that is what it is, cannot be told apart.
-pub(super) fn quoted_url(url: &str) -> String {
+pub fn quoted_url(url: &str) -> String {
     if url.contains('@') && !url.contains("://") {
         "the value (not shown: it holds an `@`, perhaps credentials)".to_owned()
     } else {
         format!("{:?}", redact::userinfo(url))
     }
-}
-
-/// The message for credentials written into an S3 URL.
-fn aws_userinfo(url: &str) -> String {
-    format!(
-        "{:?} holds credentials (before the `@`); remove them: S3 credentials come from the AWS environment \
-         (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a profile, or an instance role), never from the URL",
-        redact::userinfo(url)
-    )
-}
-
-/// `destination.statement_timeout` and `lock_timeout` of PostgreSQL and Redshift.
-fn pg_timeouts(cx: &mut Ctx<'_>, raw: &RawDestination) -> PgTimeouts {
-    let default = PgTimeouts::default();
-    let note = " (every statement but the load and the consolidation transaction)";
-    PgTimeouts {
-        statement: cx
-            .duration_in("destination.statement_timeout", raw.statement_timeout.as_ref(), STATEMENT_TIMEOUT, note)
-            .unwrap_or(default.statement),
-        lock: cx
-            .duration_in("destination.lock_timeout", raw.lock_timeout.as_ref(), LOCK_TIMEOUT, "")
-            .unwrap_or(default.lock),
-    }
-}
-
-/// `destination.url` of a PostgreSQL-protocol warehouse, checked without connecting.
-fn pg_url(cx: &mut Ctx<'_>, raw: &RawDestination, example: &str) -> Secret {
-    let url = cx.required_secret("destination.url", raw.url.as_ref(), example);
-    if !url.is_empty()
-        && let Err(m) = crate::destination::postgres::config::PgUrl::parse(&url)
-    {
-        cx.err("destination.url", m);
-    }
-    Secret::new(url)
-}
-
-/// `destination.schema` of a warehouse: `salesforce` unless set.
-fn warehouse_schema(cx: &mut Ctx<'_>, raw: &RawDestination) -> String {
-    let schema = cx.text("destination.schema", raw.schema.as_ref()).unwrap_or_else(|| "salesforce".into());
-    if !is_api_name(&schema) {
-        cx.err(
-            "destination.schema",
-            format!("{schema:?} is not a usable schema name; use letters, digits and `_`, not starting with a digit or `_sluice`"),
-        );
-    }
-    schema
-}
-
-/// `destination.consolidation` of PostgreSQL and Redshift: `"run"` unless set.
-fn consolidation(cx: &mut Ctx<'_>, raw: &RawDestination) -> Consolidation {
-    cx.choice(
-        "destination.consolidation",
-        raw.consolidation.as_ref(),
-        &[("run", Consolidation::Run), ("procedure", Consolidation::Procedure)],
-    )
-    .unwrap_or_default()
-}
-
-/// What PostgreSQL and Redshift refuse of a schema name that [`warehouse_schema`] allows:
-/// the reserved `pg_` prefix, and a name whose staging schema (`<schema>_staging`) would
-/// exceed the server's identifier length, which PostgreSQL would silently truncate.
-fn postgres_schema(cx: &mut Ctx<'_>, schema: &str, dialect: Dialect) {
-    let server = dialect.server();
-    let max_bytes = dialect.max_identifier_bytes();
-    if schema.starts_with("pg_") {
-        cx.err(
-            "destination.schema",
-            format!("{schema:?}: {server} reserves names starting with `pg_`; choose another"),
-        );
-    }
-    let staging = format!("{schema}_staging");
-    if staging.len() > max_bytes {
-        cx.err(
-            "destination.schema",
-            format!(
-                "{schema:?} is too long: its staging schema {staging:?} would exceed {server}'s {max_bytes}-byte \
-                 names; use at most {} bytes",
-                max_bytes - "_staging".len()
-            ),
-        );
-    }
-}
-
-/// Redshift folds every identifier to lower case, quoted or not (unless the cluster sets
-/// `enable_case_sensitive_identifier`), so a schema or column name with capitals would not
-/// be found again under the name sluice wrote: the next run would try to create it anew.
-fn redshift_case(cx: &mut Ctx<'_>, schema: &str, naming: Naming) {
-    if schema != schema.to_ascii_lowercase() {
-        cx.err(
-            "destination.schema",
-            format!("{schema:?}: Redshift folds names to lower case; write it as {:?}", schema.to_ascii_lowercase()),
-        );
-    }
-    if naming == Naming::Original {
-        cx.err(
-            "destination.naming",
-            "\"original\" keeps capitals, which Redshift folds to lower case; use \"snake_case\" (the default)",
-        );
-    }
-}
-
-/// A memory size (`"160MB"`, `"2 GB"`, `"512MiB"`, `"1TB"`; MB and MiB both count as 2^20
-/// bytes) in MiB, or `None` when it is not one (or too large to count).
-fn parse_mib(text: &str) -> Option<u64> {
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: u64 = number.parse().ok()?;
-    let factor = match unit.trim().to_ascii_lowercase().as_str() {
-        "mb" | "mib" | "m" => 1,
-        "gb" | "gib" | "g" => 1024,
-        "tb" | "tib" | "t" => 1024 * 1024,
-        _ => return None,
-    };
-    number.checked_mul(factor)
 }

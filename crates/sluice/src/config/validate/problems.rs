@@ -71,7 +71,13 @@ impl Ctx<'_> {
     /// The interpolated value, if given; `None` (with the problem recorded) if it fails.
     /// The problem quotes no part of a secret key's value.
     pub(super) fn text(&mut self, key: &str, value: Option<&String>) -> Option<String> {
-        match interpolate_as(value?, self.env, !SECRET_KEYS.contains(&key)) {
+        self.text_as(key, value, !SECRET_KEYS.contains(&key))
+    }
+
+    /// [`Ctx::text`], quoting an invalid variable reference only when `quote` (never for a
+    /// secret).
+    fn text_as(&mut self, key: &str, value: Option<&String>, quote: bool) -> Option<String> {
+        match interpolate_as(value?, self.env, quote) {
             Ok(v) => Some(v),
             Err(m) => {
                 self.err(key, m);
@@ -94,7 +100,7 @@ impl Ctx<'_> {
     pub(super) fn secret(&mut self, key: &str, value: Option<&RawSecret>) -> Option<String> {
         self.remember(value);
         match value? {
-            RawSecret::Text(text) => self.text(key, Some(text)),
+            RawSecret::Text(text) => self.text_as(key, Some(text), false),
             RawSecret::NotText(ty) => {
                 self.err(key, not_text(ty));
                 None
@@ -110,8 +116,8 @@ impl Ctx<'_> {
                 self.err(key, not_text(ty));
                 String::new()
             }
-            Some(RawSecret::Text(text)) => self.required(key, Some(text), why),
-            None => self.required(key, None, why),
+            Some(RawSecret::Text(text)) => self.required_as(key, Some(text), why, false),
+            None => self.required_as(key, None, why, false),
         }
     }
 
@@ -162,10 +168,15 @@ impl Ctx<'_> {
 
     /// A value that must be given and not empty; `why` says what it is for.
     pub(super) fn required(&mut self, key: &str, value: Option<&String>, why: &str) -> String {
+        self.required_as(key, value, why, !SECRET_KEYS.contains(&key))
+    }
+
+    /// [`Ctx::required`], quoting an invalid variable reference only when `quote`.
+    fn required_as(&mut self, key: &str, value: Option<&String>, why: &str, quote: bool) -> String {
         if value.is_none() {
             self.err(key, format!("missing; {why}"));
         }
-        match self.text(key, value) {
+        match self.text_as(key, value, quote) {
             Some(v) if v.trim().is_empty() => {
                 self.err(key, format!("is empty; {why}"));
                 String::new()

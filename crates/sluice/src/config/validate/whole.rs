@@ -7,8 +7,9 @@ use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 
 use super::problems::Ctx;
+use crate::config::destination::{Consolidation, DestinationConfig};
 use crate::config::raw::{RawConfig, RawFlow};
-use crate::config::types::{Consolidation, DestinationConfig, FlowConfig, Mode, WriteMode};
+use crate::config::types::{FlowConfig, Mode, WriteMode};
 use crate::model::Naming;
 
 /// A settings key: its name, whether `[defaults]` sets it, whether a flow sets it.
@@ -18,7 +19,7 @@ type SettingKey = (&'static str, bool, fn(&RawFlow) -> bool);
 /// docs of [`super`]): on the files destination, the merge settings; on a flow whose mode
 /// is `full`, `lookback` and `reconcile_every`; in `[defaults]`, a key no flow inherits.
 pub(super) fn no_effect(cx: &mut Ctx<'_>, raw: &RawConfig, flows: &[FlowConfig], destination: &DestinationConfig) {
-    let files = matches!(destination, DestinationConfig::Files { .. });
+    let files = destination.settings.append_only();
     // (key, written in [defaults], written on each flow)
     let keys: [SettingKey; 9] = [
         ("mode", raw.defaults.mode.is_some(), |f| f.mode.is_some()),
@@ -33,22 +34,25 @@ pub(super) fn no_effect(cx: &mut Ctx<'_>, raw: &RawConfig, flows: &[FlowConfig],
     ];
     let merge_only = ["deletes", "history", "reconcile_every", "max_delete_ratio"];
     let windowed = ["lookback", "reconcile_every"];
-    const FILES: &str = "has no effect with destination type = \"files\", which is append-only: it keeps every \
-                         version read, so there are no deletes, no history table and no reconciliation; remove it";
+    let append_only = format!(
+        "has no effect with destination type = {:?}, which is append-only: it keeps every version read, so there \
+         are no deletes, no history table and no reconciliation; remove it",
+        destination.kind()
+    );
     let full_mode = raw.defaults.mode.as_deref() == Some("full");
     let append_default = raw.defaults.write.as_deref() == Some("append");
     if files {
-        write_on_files(cx, raw);
+        write_on_append_only(cx, raw, destination.kind());
     }
     procedure_appends(cx, raw, flows, destination);
     for (key, in_defaults, on_flow) in keys {
         if files && merge_only.contains(&key) {
             if in_defaults {
-                cx.err(&format!("defaults.{key}"), FILES);
+                cx.err(&format!("defaults.{key}"), &append_only);
             }
             for (i, f) in raw.flows.iter().enumerate() {
                 if on_flow(f) {
-                    cx.err(&format!("flows[{i}].{key}"), FILES);
+                    cx.err(&format!("flows[{i}].{key}"), &append_only);
                 }
             }
             continue;
@@ -110,17 +114,18 @@ pub(super) fn no_effect(cx: &mut Ctx<'_>, raw: &RawConfig, flows: &[FlowConfig],
     }
 }
 
-/// The files destination is append-only: `write = "merge"` there asks for what it cannot do.
-fn write_on_files(cx: &mut Ctx<'_>, raw: &RawConfig) {
-    const MERGE: &str = "destination type = \"files\" is append-only: every run adds the versions it read as new \
-                         files, and nothing is merged; remove it, or write to a warehouse for one current row per \
-                         record";
+/// An append-only destination (files): `write = "merge"` there asks for what it cannot do.
+fn write_on_append_only(cx: &mut Ctx<'_>, raw: &RawConfig, kind: &str) {
+    let merge = format!(
+        "destination type = {kind:?} is append-only: every run adds the versions it read as new files, and nothing \
+         is merged; remove it, or write to a warehouse for one current row per record"
+    );
     if raw.defaults.write.as_deref() == Some("merge") {
-        cx.err("defaults.write", MERGE);
+        cx.err("defaults.write", &merge);
     }
     for (i, f) in raw.flows.iter().enumerate() {
         if f.write.as_deref() == Some("merge") {
-            cx.err(&format!("flows[{i}].write"), MERGE);
+            cx.err(&format!("flows[{i}].write"), &merge);
         }
     }
 }
@@ -167,13 +172,9 @@ fn flow_list(indexes: &[usize]) -> String {
 /// an object of their own (the others are reported already).
 pub(super) fn collisions(cx: &mut Ctx<'_>, flows: &[FlowConfig], named: &[bool], destination: &DestinationConfig) {
     let naming = destination.naming();
-    let (fold, server) = match destination {
-        DestinationConfig::Postgres { .. } => (false, "PostgreSQL"),
-        DestinationConfig::DuckDb { .. } => (true, "DuckDB"),
-        DestinationConfig::Redshift { .. } => (true, "Redshift"),
-        DestinationConfig::Files { .. } => (true, "a case-insensitive file system"),
-    };
-    let files = matches!(destination, DestinationConfig::Files { .. });
+    let rules = destination.settings.names();
+    let (fold, server) = (rules.case_insensitive, rules.server);
+    let files = destination.settings.append_only();
     let folded = |name: &str| if fold { name.to_lowercase() } else { name.to_owned() };
     // What each flow writes: (table name, written under `naming = "original"`, is history).
     let writes = |f: &FlowConfig| -> Vec<(String, String, bool)> {
@@ -198,10 +199,7 @@ pub(super) fn collisions(cx: &mut Ctx<'_>, flows: &[FlowConfig], named: &[bool],
             let theirs = if other_history { ", as its history table" } else { "" };
             let case = if other == name { String::new() } else { format!(" (as {other:?}: one name to {server})") };
             let mut fixes = Vec::new();
-            if naming != Naming::Original
-                && !matches!(destination, DestinationConfig::Redshift { .. })
-                && folded(&original) != folded(&other_original)
-            {
+            if naming != Naming::Original && !rules.folds_case && folded(&original) != folded(&other_original) {
                 fixes.push("set destination.naming = \"original\"".to_owned());
             }
             for (k, h) in [(j, other_history), (i, history)] {

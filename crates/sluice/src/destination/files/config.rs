@@ -1,7 +1,99 @@
-//! The files destination's configuration, pure: where its root lives ([`FilesRoot`]), a
-//! local directory or a prefix in an S3 bucket, parsed without touching either.
+//! The files destination's configuration, pure: `type = "files"` ([`FilesKind`]) and its
+//! checked settings ([`FilesConfig`]): where its root lives ([`FilesRoot`]), a local
+//! directory or a prefix in an S3 bucket, parsed without touching either, and the format.
 
 use std::path::PathBuf;
+
+use crate::config::{DestinationKeys, DestinationKind, DestinationSettings, NameRules, quoted_url, same_settings};
+use crate::destination::s3::{aws_userinfo, parse_url, s3_keys};
+use crate::redact;
+
+/// `type = "files"`: plain files, one directory per object and run, append-only.
+pub struct FilesKind;
+
+/// `type = "files"`, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FilesConfig {
+    /// The root: a local directory or an S3 prefix.
+    pub root: FilesRoot,
+    /// File format.
+    pub format: FileFormat,
+}
+
+/// Format of the files destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FileFormat {
+    /// Apache Parquet.
+    Parquet,
+    /// Comma-separated values with a header row.
+    Csv,
+    /// One JSON object per line.
+    Jsonl,
+}
+
+impl DestinationKind for FilesKind {
+    fn name(&self) -> &'static str {
+        "files"
+    }
+
+    fn keys(&self) -> &'static [&'static str] {
+        &["path", "format", "s3_region", "s3_endpoint"]
+    }
+
+    fn uses(&self) -> &'static str {
+        "path, format, s3_region and s3_endpoint"
+    }
+
+    fn settings(&self, keys: &mut DestinationKeys<'_, '_>) -> Option<Box<dyn DestinationSettings>> {
+        let path = keys.required("path", "the directory files are written under, or \"s3://bucket/prefix\"");
+        let formats = [("parquet", FileFormat::Parquet), ("csv", FileFormat::Csv), ("jsonl", FileFormat::Jsonl)];
+        let format = keys.choice("format", &formats).unwrap_or(FileFormat::Parquet);
+        let (region, endpoint) = s3_keys(keys);
+        let root = if path.starts_with("s3://") {
+            match parse_url(&path) {
+                Err(m) => {
+                    keys.err("path", format!("{}: {m}", quoted_url(&path)));
+                    None
+                }
+                Ok(_) if redact::has_userinfo(&path) => {
+                    keys.err("path", aws_userinfo(&path));
+                    None
+                }
+                Ok((bucket, prefix)) => Some(FilesRoot::S3(S3Root { bucket, prefix, region, endpoint })),
+            }
+        } else {
+            for key in ["s3_region", "s3_endpoint"] {
+                if keys.is_set(key) {
+                    keys.err(
+                        key,
+                        "is used only with an S3 root (path = \"s3://bucket/prefix\"); remove it, or write to S3",
+                    );
+                }
+            }
+            Some(FilesRoot::Local(PathBuf::from(path)))
+        };
+        Some(Box::new(FilesConfig { root: root?, format }))
+    }
+}
+
+impl DestinationSettings for FilesConfig {
+    fn kind(&self) -> &'static str {
+        "files"
+    }
+
+    /// Directory names that differ only in case are one on a case-insensitive file system.
+    fn names(&self) -> NameRules {
+        NameRules { case_insensitive: true, server: "a case-insensitive file system", folds_case: false }
+    }
+
+    fn append_only(&self) -> bool {
+        true
+    }
+
+    fn same(&self, other: &dyn DestinationSettings) -> bool {
+        same_settings(self, other)
+    }
+}
 
 /// Where a files root lives.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,9 +1,143 @@
-//! The PostgreSQL destination's configuration, pure: a `destination.url` parsed and
-//! checked without connecting ([`PgUrl`]), so `sluice check` and config validation can
-//! call it.
+//! The PostgreSQL destination's configuration, pure: `type = "postgres"`
+//! ([`PostgresKind`]) and its checked settings ([`PostgresConfig`]), with what Redshift,
+//! which speaks the same protocol, shares: a `destination.url` parsed and checked without
+//! connecting ([`PgUrl`]), the time bounds ([`PgTimeouts`]) and their keys.
 
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::time::Duration;
+
+use crate::config::{
+    Consolidation, DestinationKeys, DestinationKind, DestinationSettings, NameRules, Secret, same_settings,
+};
+use crate::sql::Dialect;
+
+/// `type = "postgres"`: a PostgreSQL database, consolidated exactly once.
+pub struct PostgresKind;
+
+/// `type = "postgres"`, checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PostgresConfig {
+    /// `postgres://user:password@host:port/database[?sslmode=…&sslrootcert=…]`: holds the
+    /// password, so it is printed as `***`.
+    pub url: Secret,
+    /// Schema of the replicated tables; staging goes to `<schema>_staging`.
+    pub schema: String,
+    /// Who runs the consolidation.
+    pub consolidation: Consolidation,
+    /// Bounds on statements and lock waits.
+    pub timeouts: PgTimeouts,
+}
+
+impl DestinationKind for PostgresKind {
+    fn name(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn keys(&self) -> &'static [&'static str] {
+        &["url", "schema", "consolidation", "statement_timeout", "lock_timeout"]
+    }
+
+    fn uses(&self) -> &'static str {
+        "url and schema"
+    }
+
+    fn settings(&self, keys: &mut DestinationKeys<'_, '_>) -> Option<Box<dyn DestinationSettings>> {
+        let url = pg_url(keys, "the database, e.g. \"postgres://sluice:${PGPASSWORD}@db.example.com:5432/warehouse\"");
+        let schema = keys.warehouse_schema();
+        postgres_schema(keys, &schema, Dialect::Postgres);
+        let consolidation = consolidation(keys);
+        let timeouts = pg_timeouts(keys);
+        Some(Box::new(PostgresConfig { url, schema, consolidation, timeouts }))
+    }
+}
+
+impl DestinationSettings for PostgresConfig {
+    fn kind(&self) -> &'static str {
+        "postgres"
+    }
+
+    /// sluice quotes every name, and PostgreSQL compares quoted names exactly.
+    fn names(&self) -> NameRules {
+        NameRules { case_insensitive: false, server: "PostgreSQL", folds_case: false }
+    }
+
+    fn consolidation(&self) -> Consolidation {
+        self.consolidation
+    }
+
+    fn same(&self, other: &dyn DestinationSettings) -> bool {
+        same_settings(self, other)
+    }
+}
+
+/// Time bounds of a PostgreSQL or Redshift destination (`destination.statement_timeout`,
+/// `destination.lock_timeout`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PgTimeouts {
+    /// Bound on every statement except the load (`COPY`) and the consolidation
+    /// transaction (1 s to 24 h; default 5 min).
+    pub statement: Duration,
+    /// The longest wait for a table lock (1 s to 1 h; default 1 min).
+    pub lock: Duration,
+}
+
+impl Default for PgTimeouts {
+    fn default() -> Self {
+        Self { statement: Duration::from_secs(5 * 60), lock: Duration::from_secs(60) }
+    }
+}
+
+/// `statement_timeout` and `lock_timeout` of PostgreSQL and Redshift.
+pub(crate) fn pg_timeouts(keys: &mut DestinationKeys<'_, '_>) -> PgTimeouts {
+    let default = PgTimeouts::default();
+    let (second, hour, day) = (Duration::from_secs(1), Duration::from_secs(3_600), Duration::from_secs(86_400));
+    let note = " (every statement but the load and the consolidation transaction)";
+    PgTimeouts {
+        statement: keys.duration_in("statement_timeout", second, day, note).unwrap_or(default.statement),
+        lock: keys.duration_in("lock_timeout", second, hour, "").unwrap_or(default.lock),
+    }
+}
+
+/// `url` of a PostgreSQL-protocol warehouse, checked without connecting.
+pub(crate) fn pg_url(keys: &mut DestinationKeys<'_, '_>, example: &str) -> Secret {
+    let url = keys.required_secret("url", example);
+    if !url.is_empty()
+        && let Err(m) = PgUrl::parse(&url)
+    {
+        keys.err("url", m);
+    }
+    Secret::new(url)
+}
+
+/// `consolidation` of PostgreSQL and Redshift: `"run"` unless set.
+pub(crate) fn consolidation(keys: &mut DestinationKeys<'_, '_>) -> Consolidation {
+    keys.choice("consolidation", &[("run", Consolidation::Run), ("procedure", Consolidation::Procedure)])
+        .unwrap_or_default()
+}
+
+/// What PostgreSQL and Redshift refuse of a schema name that
+/// [`DestinationKeys::warehouse_schema`] allows: the reserved `pg_` prefix, and a name
+/// whose staging schema (`<schema>_staging`) would exceed the server's identifier length,
+/// which PostgreSQL would silently truncate.
+pub(crate) fn postgres_schema(keys: &mut DestinationKeys<'_, '_>, schema: &str, dialect: Dialect) {
+    let server = dialect.server();
+    let max_bytes = dialect.max_identifier_bytes();
+    if schema.starts_with("pg_") {
+        keys.err("schema", format!("{schema:?}: {server} reserves names starting with `pg_`; choose another"));
+    }
+    let staging = format!("{schema}_staging");
+    if staging.len() > max_bytes {
+        keys.err(
+            "schema",
+            format!(
+                "{schema:?} is too long: its staging schema {staging:?} would exceed {server}'s {max_bytes}-byte \
+                 names; use at most {} bytes",
+                max_bytes - "_staging".len()
+            ),
+        );
+    }
+}
 
 /// A validated `destination.url`: the driver's settings plus the TLS settings the driver
 /// does not parse.

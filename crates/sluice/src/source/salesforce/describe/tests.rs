@@ -248,7 +248,7 @@ fn selection_from_a_configured_flow() {
     let text = "[source]\ntype = \"salesforce\"\nlogin_url = \"https://x\"\nauth = \"client_credentials\"\n\
                 client_id = \"i\"\nclient_secret = \"s\"\n[destination]\ntype = \"files\"\npath = \"o\"\nmask_salt = \"s\"\n\
                 [[flows]]\nobject = \"Account\"\nfields = [\"Name\", \"Industry\"]\nmask = [\"Industry\"]\n";
-    let config = crate::config::load(text, "x.toml", &|_: &str| None).unwrap();
+    let config = crate::pipeline::load_config(text, "x.toml", &|_: &str| None).unwrap();
     let sel = Selection::for_flow(&config.flows[0], config.destination.naming());
     let d = table_schema(&account(), &sel).unwrap();
     assert_eq!(d.schema.source_names(), owned(&["Id", "IsDeleted", "Name", "Industry", "SystemModstamp"]));

@@ -7,19 +7,19 @@
 //! (`<run id>-001`, ...), committed before the next, so a failure loses at most one slice.
 //!
 //! A failing attempt aborts its own files run (its files are removed); the shared loop
-//! ([`super::flows`]) retries it from the saved state or records the flow as `failed`,
+//! ([`crate::pipeline::flows`]) retries it from the saved state or records the flow as `failed`,
 //! and runs flows side by side as for every destination.
 
 use arrow::record_batch::RecordBatch;
 
-use super::context::selection_fingerprint;
-use super::plan::Planned;
-use super::sink::{Commit, FlowSink, RunCx, Sink, Slice, Start};
-use super::summary::{FlowSummary, RunStatus};
+use super::{FilesDestination, FlowState, RunLock, RunWriter};
 use crate::config::FlowConfig;
-use crate::destination::files::{FilesDestination, FlowState, RunLock, RunWriter};
 use crate::error::{Error, Result};
 use crate::model::{TableSchema, Window};
+use crate::pipeline::context::selection_fingerprint;
+use crate::pipeline::plan::Planned;
+use crate::pipeline::sink::{Commit, FlowSink, RunCx, Sink, Slice, Start};
+use crate::pipeline::summary::{FlowSummary, RunStatus};
 use crate::source::salesforce::describe::Described;
 
 /// Gives `lock` back; a failure only makes the next run wait for the lease to lapse.

@@ -1,0 +1,101 @@
+//! A validated `[destination]` ([`DestinationConfig`]): the keys every type shares and the
+//! type's own settings, behind [`DestinationSettings`] (what the rest of validation and
+//! the pipeline ask of them). Each destination folder implements it in its `config.rs`,
+//! beside its [`super::DestinationKind`], so configuration names no destination.
+
+use std::any::Any;
+use std::fmt;
+use std::sync::Arc;
+
+use crate::model::Naming;
+
+/// How a destination compares table names, for the check that two flows do not write one
+/// table ([`super::validate`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NameRules {
+    /// Whether two names differing only in case are one table.
+    pub case_insensitive: bool,
+    /// Who treats them so, for messages (`"DuckDB"`).
+    pub server: &'static str,
+    /// Whether `naming = "original"` cannot keep capitals either (the server folds them),
+    /// so it is no fix for a collision.
+    pub folds_case: bool,
+}
+
+/// A validated `[destination]`'s type-specific settings. The destination's own code
+/// reads its concrete type back with [`DestinationConfig::settings`].
+pub trait DestinationSettings: Any + fmt::Debug + Send + Sync {
+    /// The [`super::DestinationKind::name`] these settings are of.
+    fn kind(&self) -> &'static str;
+
+    /// How it compares table names.
+    fn names(&self) -> NameRules;
+
+    /// Whether it only appends (keeps every version read: no deletes, no history, no
+    /// reconciliation, no `write = "merge"`).
+    fn append_only(&self) -> bool {
+        false
+    }
+
+    /// Who runs the consolidation.
+    fn consolidation(&self) -> Consolidation {
+        Consolidation::Run
+    }
+
+    /// Whether `other` holds the same settings (see [`same_settings`]).
+    fn same(&self, other: &dyn DestinationSettings) -> bool;
+}
+
+/// [`DestinationSettings::same`] for a type that is `PartialEq`.
+pub fn same_settings<T: DestinationSettings + PartialEq>(this: &T, other: &dyn DestinationSettings) -> bool {
+    (other as &dyn Any).downcast_ref::<T>() == Some(this)
+}
+
+/// `[destination]`, validated: the keys every type shares and the type's own settings.
+#[derive(Debug, Clone)]
+pub struct DestinationConfig {
+    /// How table and column names are derived.
+    pub naming: Naming,
+    /// The type's own settings.
+    pub settings: Arc<dyn DestinationSettings>,
+}
+
+impl PartialEq for DestinationConfig {
+    fn eq(&self, other: &Self) -> bool {
+        self.naming == other.naming && self.settings.same(other.settings.as_ref())
+    }
+}
+
+impl DestinationConfig {
+    /// How table and column names are derived.
+    pub fn naming(&self) -> Naming {
+        self.naming
+    }
+
+    /// The type (`"duckdb"`).
+    pub fn kind(&self) -> &'static str {
+        self.settings.kind()
+    }
+
+    /// Who runs the consolidation.
+    pub fn consolidation(&self) -> Consolidation {
+        self.settings.consolidation()
+    }
+
+    /// The settings as the type `T` they are, if they are.
+    pub fn settings<T: DestinationSettings>(&self) -> Option<&T> {
+        (self.settings.as_ref() as &dyn Any).downcast_ref::<T>()
+    }
+}
+
+/// Who runs a PostgreSQL or Redshift consolidation (`destination.consolidation`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Consolidation {
+    /// The sync consolidates each load itself (the default).
+    #[default]
+    Run,
+    /// The sync stages each load and installs its consolidation as the stored procedure
+    /// `<schema>.sluice_consolidate_<table>()`, which the warehouse's scheduler calls (see
+    /// [`crate::consolidate::procedure`]).
+    Procedure,
+}

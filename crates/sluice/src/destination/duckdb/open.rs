@@ -1,0 +1,31 @@
+//! Opening a DuckDB file for the pipeline's commands ([`Connector`]): for a run, read-write
+//! (the file lock is the run lock); for `status` and `history`, read-only.
+
+use super::{DuckDb, DuckDbConfig, DuckDbKind};
+use crate::config::Config;
+use crate::pipeline::target::{Boxed, Connector, Reader, Target, Warehouse, settings_of};
+
+impl Connector for DuckDbKind {
+    fn check<'a>(&'a self, config: &'a Config) -> Boxed<'a, String> {
+        Box::pin(async move {
+            let c = settings_of::<DuckDbConfig>(config)?;
+            Warehouse { dest: DuckDb::open_with(&c.path, c.memory_limit_mib)?, schema: c.schema.clone() }.check().await
+        })
+    }
+
+    fn open<'a>(&'a self, config: &'a Config, _command: &'a str) -> Boxed<'a, Box<dyn Target>> {
+        Box::pin(async move {
+            let c = settings_of::<DuckDbConfig>(config)?;
+            let dest = DuckDb::open_with(&c.path, c.memory_limit_mib)?;
+            Ok(Box::new(Warehouse { dest, schema: c.schema.clone() }) as Box<dyn Target>)
+        })
+    }
+
+    fn open_read<'a>(&'a self, config: &'a Config, _command: &'a str) -> Boxed<'a, Box<dyn Reader>> {
+        Box::pin(async move {
+            let c = settings_of::<DuckDbConfig>(config)?;
+            let dest = DuckDb::open_read_only(&c.path)?;
+            Ok(Box::new(Warehouse { dest, schema: c.schema.clone() }) as Box<dyn Reader>)
+        })
+    }
+}

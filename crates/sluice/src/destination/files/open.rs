@@ -1,0 +1,88 @@
+//! Opening a files root for the pipeline's commands ([`Connector`]): a run holds the root's
+//! lock and writes through [`FilesSink`]. `verify`, `status` and `history` read a
+//! warehouse's control tables, which a files root does not have: each is a user error
+//! naming where its state is kept instead.
+
+use futures_util::future::BoxFuture;
+
+use super::sink::FilesSink;
+use super::{FilesConfig, FilesDestination, FilesKind};
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::pipeline::flows;
+use crate::pipeline::plan::select_flows;
+use crate::pipeline::sink::RunCx;
+use crate::pipeline::summary::{Observer, RunSummary, SyncOptions, new_run_id};
+use crate::pipeline::target::{Boxed, Connector, LocalBoxed, Reader, Target, settings_of};
+use crate::pipeline::warehouse::FlowVerify;
+use crate::source::salesforce::SalesforceSource;
+
+/// The configured root, not yet locked.
+fn root(config: &Config) -> Result<FilesDestination> {
+    let c = settings_of::<FilesConfig>(config)?;
+    FilesDestination::open(&c.root, c.format)
+}
+
+/// What `sluice <command>` says of a files root, which has no control tables.
+fn no_control_tables(command: &str, dest: &FilesDestination) -> Error {
+    Error::user(format!(
+        "`sluice {command}` reads a warehouse's control tables; destination.type = \"files\" keeps its state in {}",
+        dest.state_shown()
+    ))
+}
+
+/// A files root open for runs: its lock held by the sink.
+struct FilesTarget {
+    sink: FilesSink,
+    /// Where the root keeps its state, for messages.
+    state: FilesDestination,
+}
+
+impl Connector for FilesKind {
+    fn check<'a>(&'a self, config: &'a Config) -> Boxed<'a, String> {
+        Box::pin(async move {
+            let dest = root(config)?;
+            dest.check().await?;
+            Ok(format!("destination {} is writable", dest.root_shown()))
+        })
+    }
+
+    fn open<'a>(&'a self, config: &'a Config, command: &'a str) -> Boxed<'a, Box<dyn Target>> {
+        Box::pin(async move {
+            let state = root(config)?;
+            if command != "sync" {
+                return Err(no_control_tables(command, &state));
+            }
+            let sink = FilesSink::open(root(config)?, command).await?;
+            Ok(Box::new(FilesTarget { sink, state }) as Box<dyn Target>)
+        })
+    }
+
+    fn open_read<'a>(&'a self, config: &'a Config, command: &'a str) -> Boxed<'a, Box<dyn Reader>> {
+        Box::pin(async move { Err(no_control_tables(command, &root(config)?)) })
+    }
+}
+
+impl Target for FilesTarget {
+    fn sync<'a>(
+        &'a self,
+        config: &'a Config,
+        opts: &'a SyncOptions,
+        observer: &'a dyn Observer,
+    ) -> LocalBoxed<'a, RunSummary> {
+        Box::pin(async move {
+            let flows = select_flows(config, opts.objects.as_deref())?;
+            let source = SalesforceSource::connect_with(&config.source, opts.source).await?;
+            let run = RunCx { source: &source, config, opts, observer, run_id: new_run_id() };
+            flows::run(&self.sink, &run, flows).await
+        })
+    }
+
+    fn verify<'a>(&'a self, _config: &'a Config, _opts: &'a SyncOptions, _repair: bool) -> Boxed<'a, Vec<FlowVerify>> {
+        Box::pin(async move { Err(no_control_tables("verify", &self.state)) })
+    }
+
+    fn release(self: Box<Self>) -> BoxFuture<'static, ()> {
+        Box::pin(self.sink.release())
+    }
+}

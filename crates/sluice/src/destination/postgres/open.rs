@@ -1,0 +1,39 @@
+//! Opening a PostgreSQL database for the pipeline's commands ([`Connector`]): for a run, a
+//! session holding the schema's advisory lock; for `status` and `history`, a plain
+//! session that reads beside a running sync.
+
+use super::{PgUrl, Postgres, PostgresConfig, PostgresKind, SessionSettings};
+use crate::config::{Config, Secret};
+use crate::error::{Error, Result};
+use crate::pipeline::target::{Boxed, Connector, Reader, Target, Warehouse, settings_of};
+
+/// `destination.url`, parsed (validation already checked it).
+pub(crate) fn parsed(url: &Secret) -> Result<PgUrl> {
+    PgUrl::parse(url.expose()).map_err(|m| Error::user(format!("destination.url: {m}")))
+}
+
+/// The database of `config`, its schema's advisory lock held.
+async fn locked(config: &Config) -> Result<Warehouse<Postgres>> {
+    let c = settings_of::<PostgresConfig>(config)?;
+    let session = SessionSettings { timeouts: c.timeouts, redshift: false };
+    let dest = Postgres::connect_with(&parsed(&c.url)?, &c.schema, session).await?;
+    Ok(Warehouse { dest, schema: c.schema.clone() })
+}
+
+impl Connector for PostgresKind {
+    fn check<'a>(&'a self, config: &'a Config) -> Boxed<'a, String> {
+        Box::pin(async move { locked(config).await?.check().await })
+    }
+
+    fn open<'a>(&'a self, config: &'a Config, _command: &'a str) -> Boxed<'a, Box<dyn Target>> {
+        Box::pin(async move { Ok(Box::new(locked(config).await?) as Box<dyn Target>) })
+    }
+
+    fn open_read<'a>(&'a self, config: &'a Config, _command: &'a str) -> Boxed<'a, Box<dyn Reader>> {
+        Box::pin(async move {
+            let c = settings_of::<PostgresConfig>(config)?;
+            let dest = Postgres::connect_unlocked(&parsed(&c.url)?).await?;
+            Ok(Box::new(Warehouse { dest, schema: c.schema.clone() }) as Box<dyn Reader>)
+        })
+    }
+}

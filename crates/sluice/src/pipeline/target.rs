@@ -1,0 +1,156 @@
+//! What a destination type implements so that every command can run on it: a
+//! [`Connector`] opens it (for a run: a [`Target`], holding its run lock; to read what
+//! runs recorded: a [`Reader`]). The one list of connectors is
+//! [`super::connect::DESTINATIONS`].
+//!
+//! A SQL warehouse only opens its [`Destination`]: [`Warehouse`] does the rest for every
+//! one of them, through the warehouses' sink ([`super::warehouse`]). A destination that is
+//! not a SQL warehouse (files) implements [`Target`] with a sink of its own.
+
+use futures_util::future::{BoxFuture, LocalBoxFuture};
+
+use super::flows;
+use super::plan::select_flows;
+use super::report::{self, RunRecord, StatusRow};
+use super::sink::RunCx;
+use super::summary::{Observer, RunSummary, SyncOptions, new_run_id};
+use super::warehouse::{self, FlowVerify, WarehouseSink};
+use crate::config::{Config, DestinationKind, DestinationSettings};
+use crate::destination::Destination;
+use crate::error::{Error, Result};
+use crate::source::salesforce::SalesforceSource;
+
+/// A command's future, boxed so that [`Connector`] can be a trait object.
+pub type Boxed<'a, T> = BoxFuture<'a, Result<T>>;
+
+/// A run's future. It is not `Send`: rustc cannot yet prove a warehouse run's future
+/// `Send` through the sink's generic associated type (`Sink::Flow<'s>`, see
+/// rust-lang/rust#100013), so a run is awaited where it was started, not spawned.
+pub type LocalBoxed<'a, T> = LocalBoxFuture<'a, Result<T>>;
+
+/// A destination type, beyond its configuration ([`DestinationKind`]): how to open it.
+pub trait Connector: DestinationKind {
+    /// `sluice check`: opens the destination as a run would, says in a sentence what was
+    /// checked, and lets it go.
+    fn check<'a>(&'a self, config: &'a Config) -> Boxed<'a, String>;
+
+    /// Opens the destination for a run of `command` (`"sync"`, `"verify"`), taking its run
+    /// lock, which is held until [`Target::release`]: a second run fails here, naming the
+    /// holder, before the source is called.
+    fn open<'a>(&'a self, config: &'a Config, command: &'a str) -> Boxed<'a, Box<dyn Target>>;
+
+    /// Opens the destination to read what runs recorded (`status`, `history`), beside a
+    /// running sync where the destination allows it.
+    fn open_read<'a>(&'a self, config: &'a Config, command: &'a str) -> Boxed<'a, Box<dyn Reader>>;
+}
+
+/// A destination open for runs, its run lock held.
+pub trait Target: Send + Sync {
+    /// Runs the selected flows once (see [`super::connect::sync`]).
+    fn sync<'a>(
+        &'a self,
+        config: &'a Config,
+        opts: &'a SyncOptions,
+        observer: &'a dyn Observer,
+    ) -> LocalBoxed<'a, RunSummary>;
+
+    /// `sluice verify [--repair]` (see [`super::warehouse::verify`]).
+    fn verify<'a>(&'a self, config: &'a Config, opts: &'a SyncOptions, repair: bool) -> Boxed<'a, Vec<FlowVerify>>;
+
+    /// Gives the run lock back. A failure only delays the next run until the lock lapses
+    /// or the server notices, so it is logged, not raised.
+    fn release(self: Box<Self>) -> BoxFuture<'static, ()>;
+}
+
+/// A destination open to read what runs recorded.
+pub trait Reader: Send + Sync {
+    /// `sluice status` (see [`report::status_rows`]).
+    fn status<'a>(&'a self, config: &'a Config) -> Boxed<'a, Vec<StatusRow>>;
+
+    /// `sluice history`: the newest `limit` runs with their flows.
+    fn history(&self, limit: usize) -> Boxed<'_, Vec<RunRecord>>;
+}
+
+/// The settings of `config`'s destination as the type `T` its connector expects.
+pub fn settings_of<T: DestinationSettings>(config: &Config) -> Result<&T> {
+    config.destination.settings::<T>().ok_or_else(|| {
+        Error::internal(format!("the destination's settings are not those of type = {:?}", config.destination.kind()))
+    })
+}
+
+/// A SQL warehouse, open: the destination and the schema its flows write.
+pub struct Warehouse<D> {
+    /// The open destination.
+    pub dest: D,
+    /// The schema of the replicated tables.
+    pub schema: String,
+}
+
+impl<D: Destination> Warehouse<D> {
+    /// `sluice check` of a warehouse opened for writing: it answers a query, then its lock
+    /// is given back.
+    pub async fn check(self) -> Result<String> {
+        let answered = self.dest.query("SELECT 1".into()).await;
+        let shown = format!(
+            "destination {} opens for writing and schema {} is free to write",
+            self.dest.location(),
+            self.schema
+        );
+        Box::new(self).release().await;
+        answered.map(|_| shown)
+    }
+}
+
+impl<D: Destination> Target for Warehouse<D> {
+    fn sync<'a>(
+        &'a self,
+        config: &'a Config,
+        opts: &'a SyncOptions,
+        observer: &'a dyn Observer,
+    ) -> LocalBoxed<'a, RunSummary> {
+        Box::pin(sync_into(&self.dest, &self.schema, config, opts, observer))
+    }
+
+    fn verify<'a>(&'a self, config: &'a Config, opts: &'a SyncOptions, repair: bool) -> Boxed<'a, Vec<FlowVerify>> {
+        Box::pin(async move {
+            let flows = select_flows(config, opts.objects.as_deref())?;
+            let source = SalesforceSource::connect_with(&config.source, opts.source).await?;
+            warehouse::verify(&self.dest, &source, config, flows, opts, &self.schema, repair).await
+        })
+    }
+
+    fn release(self: Box<Self>) -> BoxFuture<'static, ()> {
+        Box::pin(async move {
+            if let Err(e) = self.dest.release().await {
+                tracing::warn!(error = %e, "could not release the run lock; the next run waits until the server frees it");
+            }
+        })
+    }
+}
+
+impl<D: Destination> Reader for Warehouse<D> {
+    fn status<'a>(&'a self, config: &'a Config) -> Boxed<'a, Vec<StatusRow>> {
+        Box::pin(report::status_rows(&self.dest, config, &self.schema))
+    }
+
+    fn history(&self, limit: usize) -> Boxed<'_, Vec<RunRecord>> {
+        Box::pin(report::history(&self.dest, &self.schema, limit))
+    }
+}
+
+/// Runs the selected flows of `config` once into `schema` of `dest`, a warehouse already
+/// open (its run lock held by whoever opened it): what [`super::connect::sync`] does once
+/// it has opened the configured one. The config's `[destination]` is not looked at beyond
+/// its naming and consolidation, so a caller may bring any [`Destination`].
+pub async fn sync_into<D: Destination>(
+    dest: &D,
+    schema: &str,
+    config: &Config,
+    opts: &SyncOptions,
+    observer: &dyn Observer,
+) -> Result<RunSummary> {
+    let flows = select_flows(config, opts.objects.as_deref())?;
+    let source = SalesforceSource::connect_with(&config.source, opts.source).await?;
+    let run = RunCx { source: &source, config, opts, observer, run_id: new_run_id() };
+    flows::run(&WarehouseSink::new(dest, schema, &run), &run, flows).await
+}
