@@ -23,9 +23,6 @@ use crate::Result;
 use crate::config::FlowConfig;
 use crate::source::salesforce::client::{Meter, metered};
 
-/// Attempts per flow for retryable errors.
-const MAX_ATTEMPTS: u32 = 3;
-
 /// Runs `flows` into `sink` (see the module docs). An `Err` means the run could not start;
 /// single flows' failures are in the summary.
 pub(crate) async fn run<S: Sink>(sink: &S, run: &RunCx<'_>, flows: Vec<&FlowConfig>) -> Result<RunSummary> {
@@ -73,11 +70,12 @@ async fn run_flow<S: Sink>(sink: &S, run: &RunCx<'_>, flow: &FlowConfig, stopped
     let meter = std::sync::Arc::new(Meter::default());
     // The client's backoff crate, as delays only: each attempt restarts the flow from its
     // committed state with a fresh summary, which backon's closure-based retry cannot hand back.
+    let retry = run.opts.flow_retry;
     let mut delays = backon::ExponentialBuilder::default()
-        .with_min_delay(std::time::Duration::from_millis(500))
-        .with_max_delay(std::time::Duration::from_secs(30))
+        .with_min_delay(retry.min_delay)
+        .with_max_delay(retry.max_delay)
         .with_jitter()
-        .with_max_times(MAX_ATTEMPTS as usize - 1)
+        .with_max_times(retry.attempts.max(1) as usize - 1)
         .build();
     let mut attempt = 1;
     let result = loop {

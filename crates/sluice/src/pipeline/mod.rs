@@ -35,8 +35,8 @@ pub use connect::{DESTINATIONS, check_destination, destination_kinds, history, l
 pub use plan::select_flows;
 pub use report::{FlowState, Removed, RunRecord, StatusRow};
 pub use summary::{
-    FlowStatus, FlowSummary, MergeCounts, Observer, Quiet, RunStatus, RunSummary, SyncOptions, Timings, VerifyCounts,
-    new_run_id,
+    FlowRetry, FlowStatus, FlowSummary, MergeCounts, Observer, Quiet, RunStatus, RunSummary, SyncOptions, Timings,
+    VerifyCounts, new_run_id,
 };
 pub use target::sync_into;
 pub use warehouse::FlowVerify;

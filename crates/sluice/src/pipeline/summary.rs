@@ -26,6 +26,29 @@ pub struct SyncOptions {
     pub source: Options,
     /// What started the run (`manual`, `demo`, `schedule`), recorded in `_sluice.runs`.
     pub trigger: String,
+    /// How a flow that failed for a retryable reason is tried again.
+    pub flow_retry: FlowRetry,
+}
+
+/// How a flow that failed for a retryable reason (the destination or the API hiccuped)
+/// is tried again from its committed state: exponential backoff with jitter between
+/// `min_delay` and `max_delay`, `attempts` in all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowRetry {
+    /// Attempts per flow, the first included (at least 1).
+    pub attempts: u32,
+    /// The first delay.
+    pub min_delay: Duration,
+    /// The longest delay.
+    pub max_delay: Duration,
+}
+
+impl Default for FlowRetry {
+    /// 3 attempts, waiting about 0.5 s then 1 s: long enough for a transient fault to
+    /// clear, short enough not to hold the run.
+    fn default() -> Self {
+        Self { attempts: 3, min_delay: Duration::from_millis(500), max_delay: Duration::from_secs(30) }
+    }
 }
 
 /// Progress of a run, for progress bars and logs. Every method has an empty default.

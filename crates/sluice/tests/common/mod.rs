@@ -84,6 +84,17 @@ pub async fn truth_over(sb: &Running, object: &str, ca: Option<std::path::PathBu
     text.lines().filter(|l| !l.is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
+/// Flow retries as the run loop does them, but milliseconds apart: tests that fail flows
+/// on purpose (the fault suite) would otherwise spend seconds waiting between attempts.
+pub fn quick_flow_retry() -> sluice::pipeline::FlowRetry {
+    use std::time::Duration;
+    sluice::pipeline::FlowRetry {
+        min_delay: Duration::from_millis(5),
+        max_delay: Duration::from_millis(100),
+        ..Default::default()
+    }
+}
+
 /// Source options for quick tests: short backoff (`max_retries` retries), short Bulk polls,
 /// small pages (so REST listings have several pages and Bulk results several), Bulk from
 /// 100 rows in a window.

@@ -392,7 +392,11 @@ impl Suite {
 
     /// The faulty run, with the side events played while it runs; returns its outcome.
     async fn faulty_run(&self, max_retries: usize, events: &[SideEvent]) -> String {
-        let opts = SyncOptions { source: common::quick_source(max_retries), ..SyncOptions::default() };
+        let opts = SyncOptions {
+            source: common::quick_source(max_retries),
+            flow_retry: common::quick_flow_retry(),
+            ..SyncOptions::default()
+        };
         let run = pipeline::sync(&self.config, &opts, &pipeline::Quiet);
         let base = self.sb.instance_url.clone();
         let side = async move {
@@ -440,7 +444,11 @@ impl Suite {
         let status = common::admin(&self.sb, reqwest::Method::GET, "/sandbox/v1/status", None).await;
         let status: Json = serde_json::from_str(&status).unwrap();
         assert_eq!(status["pending_late_writes"], 0, "late writes still pending: {status}; {replay}");
-        let opts = SyncOptions { source: common::quick_source(10), ..SyncOptions::default() };
+        let opts = SyncOptions {
+            source: common::quick_source(10),
+            flow_retry: common::quick_flow_retry(),
+            ..SyncOptions::default()
+        };
         let summary = pipeline::sync(&self.config, &opts, &pipeline::Quiet)
             .await
             .unwrap_or_else(|e| panic!("the clean run does not start: {}; {replay}", e.message));

@@ -70,7 +70,11 @@ fn fast() -> SyncOptions {
         max_retry_after: Duration::from_millis(50),
         timeout: Duration::from_secs(30),
     };
-    SyncOptions { source: Options { retry, ..Options::default() }, ..SyncOptions::default() }
+    SyncOptions {
+        source: Options { retry, ..Options::default() },
+        flow_retry: common::quick_flow_retry(),
+        ..SyncOptions::default()
+    }
 }
 
 /// Records every callback, and runs `hook` when a flow starts or finishes.
@@ -439,7 +443,7 @@ async fn a_flow_is_retried_after_a_transient_failure() {
     let cfg = config(&sb, dir.path(), &["Account"]);
     let dest = FilesDestination::new(dir.path(), FileFormat::Parquet);
     // The first attempt's extraction meets 500s; they stop 300 ms later, before the retry
-    // (at least 500 ms on).
+    // (at least 500 ms on, with the default backoff this test runs with).
     let state = sb.state.clone();
     let starts = std::sync::atomic::AtomicU32::new(0);
     let observer = Recorder {
@@ -455,7 +459,8 @@ async fn a_flow_is_retried_after_a_transient_failure() {
             }
         }),
     };
-    let summary = pipeline::sync(&cfg, &fast(), &observer).await.expect("the run starts");
+    let opts = SyncOptions { flow_retry: pipeline::FlowRetry::default(), ..fast() };
+    let summary = pipeline::sync(&cfg, &opts, &observer).await.expect("the run starts");
     assert_eq!(summary.status, RunStatus::Ok, "{summary:#?}");
     let events = observer.events.lock().unwrap().clone();
     assert_eq!(events.iter().filter(|e| *e == "start Account").count(), 2, "two attempts: {events:?}");
@@ -483,7 +488,8 @@ async fn files_flows_run_in_parallel() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(&sb, dir.path(), &["Account", "Contact"]);
     let observer = Recorder { events: Mutex::default(), hook: Box::new(|_| {}) };
-    let summary = pipeline::sync(&cfg, &fast(), &observer).await.expect("the run starts");
+    let opts = SyncOptions { flow_retry: pipeline::FlowRetry::default(), ..fast() };
+    let summary = pipeline::sync(&cfg, &opts, &observer).await.expect("the run starts");
     assert_eq!(summary.status, RunStatus::Ok, "{summary:#?}");
     let events = observer.events.lock().unwrap().clone();
     let at = |wanted: &str| events.iter().position(|e| e == wanted).unwrap_or_else(|| panic!("{wanted}: {events:?}"));
