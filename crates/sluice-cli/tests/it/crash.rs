@@ -1,5 +1,7 @@
 //! Crash tests, run once per destination (DuckDB, PostgreSQL, files on local disk and on
-//! S3; see `every_configurable!` at the end): `sluice sync` is killed with SIGKILL at random
+//! S3, Redshift's SQL on PostgreSQL; see `every_configurable!` at the end): `sluice sync`
+//! (for Redshift's SQL, which no config can name, a child process of this test binary
+//! running the same pipeline: [`redshift_on_postgres_child`]) is killed with SIGKILL at random
 //! instants over all its phases, and aborted at failpoints on every phase boundary, while
 //! the org keeps changing. After one more run the table (for a files root: the newest
 //! version per Id of its committed runs) must equal the sandbox's ground truth row by row
@@ -18,6 +20,40 @@ use serde_json::{Value as Json, json};
 use target::{Kind, Warehouse, bool_text};
 
 const BIN: &str = env!("CARGO_BIN_EXE_sluice");
+/// Set in the child process that runs a sync into Redshift's SQL on PostgreSQL: its config.
+const CHILD_CONFIG: &str = "SLUICE_CRASH_CHILD_CONFIG";
+
+/// `sluice --config <config> sync --json`, or for Redshift's SQL on PostgreSQL the same
+/// run in a child process of this test binary ([`redshift_on_postgres_child`]).
+fn sync_command(config: &Path, kind: Kind) -> std::process::Command {
+    if kind != Kind::RedshiftOnPostgres {
+        let mut command = std::process::Command::new(BIN);
+        command.arg("--config").arg(config).args(["sync", "--json"]);
+        return command;
+    }
+    let mut command = std::process::Command::new(std::env::current_exe().unwrap());
+    command.args(["crash::redshift_on_postgres_child", "--exact", "--nocapture", "--test-threads", "1"]);
+    command.env(CHILD_CONFIG, config);
+    command
+}
+
+/// Not a test by itself: the process [`sync_command`] starts for Redshift's SQL on
+/// PostgreSQL (when [`CHILD_CONFIG`] is set; otherwise it does nothing). It runs the
+/// config's flows once through the pipeline on `target::AsRedshift`, as `sluice sync` would
+/// (failpoints included), and fails unless the run is `ok`.
+#[test]
+fn redshift_on_postgres_child() {
+    let Ok(path) = std::env::var(CHILD_CONFIG) else { return };
+    let text = std::fs::read_to_string(&path).unwrap();
+    let config = sluice::load_config(&text, &path, &|k| std::env::var(k).ok()).expect("valid config");
+    let url = &config.destination.settings::<sluice::destination::postgres::PostgresConfig>().expect("postgres").url;
+    let url = sluice::destination::postgres::PgUrl::parse(url.expose()).unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let summary = runtime
+        .block_on(target::sync_redshift_on_postgres(&url, &config, &sluice::pipeline::SyncOptions::default()))
+        .expect("the run starts");
+    assert_eq!(summary.status, sluice::pipeline::RunStatus::Ok, "{summary:#?}");
+}
 const OBJECTS: [(&str, &str); 2] = [("Account", "account"), ("Contact", "contact")];
 
 async fn start() -> Running {
@@ -65,13 +101,9 @@ async fn churn(sb: &Running) {
 }
 
 /// A run to completion: must succeed.
-async fn sync_ok(config: &Path) {
-    let config = config.to_owned();
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(BIN).arg("--config").arg(&config).args(["sync", "--json"]).output().unwrap()
-    })
-    .await
-    .unwrap();
+async fn sync_ok(config: &Path, kind: Kind) {
+    let mut command = sync_command(config, kind);
+    let out = tokio::task::spawn_blocking(move || command.output().unwrap()).await.unwrap();
     assert!(
         out.status.success(),
         "the run after the crash failed:\n{}\n{}",
@@ -82,19 +114,17 @@ async fn sync_ok(config: &Path) {
 
 /// Spawns a run and SIGKILLs it after `delay` if it is still running; returns how it
 /// ended by itself, or `None` when it was killed.
-async fn sync_killed_after(config: &Path, delay: Duration, env: &[(&str, &str)]) -> Option<std::process::ExitStatus> {
-    let config = config.to_owned();
-    let env: Vec<(String, String)> = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+async fn sync_killed_after(
+    config: &Path,
+    kind: Kind,
+    delay: Duration,
+    env: &[(&str, &str)],
+) -> Option<std::process::ExitStatus> {
+    let mut command = sync_command(config, kind);
+    command.envs(env.iter().copied());
     tokio::task::spawn_blocking(move || {
-        let mut child = std::process::Command::new(BIN)
-            .arg("--config")
-            .arg(&config)
-            .args(["sync", "--json"])
-            .envs(env)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child =
+            command.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
         let deadline = Instant::now() + delay;
         while Instant::now() < deadline {
             if let Some(status) = child.try_wait().unwrap() {
@@ -190,12 +220,12 @@ async fn sigkill_at_random_instants_then_one_more_run_equals_the_truth(kind: Kin
     // How long an uncrashed run takes here, to spread the kills over all its phases: a
     // first (full) run, then an incremental one after churn.
     let started = Instant::now();
-    let status = sync_killed_after(&config, Duration::from_secs(600), &[]).await;
+    let status = sync_killed_after(&config, kind, Duration::from_secs(600), &[]).await;
     assert!(status.is_some_and(|s| s.success()), "the first run fails: {status:?}");
     let full = started.elapsed();
     churn(&sb).await;
     let started = Instant::now();
-    sync_ok(&config).await;
+    sync_ok(&config, kind).await;
     let incremental = started.elapsed();
 
     // A deterministic spread of instants (printed, so a failure can be replayed).
@@ -223,7 +253,7 @@ async fn sigkill_at_random_instants_then_one_more_run_equals_the_truth(kind: Kin
             ends.clear();
         }
         let delay = Duration::from_micros(next() % (span.as_micros() as u64 * 6 / 5).max(1));
-        let was_killed = sync_killed_after(&config, delay, &[]).await.is_none();
+        let was_killed = sync_killed_after(&config, kind, delay, &[]).await.is_none();
         if was_killed {
             wh.lapse_lease().await;
         }
@@ -234,7 +264,7 @@ async fn sigkill_at_random_instants_then_one_more_run_equals_the_truth(kind: Kin
         ends = after;
     }
     assert!(killed >= 20, "most rounds must really kill a running sync: {log:#?}");
-    sync_ok(&config).await;
+    sync_ok(&config, kind).await;
     assert_monotonic(&ends, &window_ends(&wh).await);
     assert_equals_truth(&sb, &wh).await;
     sb.shutdown().await;
@@ -273,7 +303,7 @@ async fn abort_at_every_phase_boundary_then_one_more_run_equals_the_truth(kind: 
             wh.reset().await;
         }
         let before = window_ends(&wh).await;
-        let status = sync_killed_after(&config, Duration::from_secs(600), &[("SLUICE_FAILPOINT", point)]).await;
+        let status = sync_killed_after(&config, kind, Duration::from_secs(600), &[("SLUICE_FAILPOINT", point)]).await;
         let signal = status.and_then(|s| std::os::unix::process::ExitStatusExt::signal(&s));
         assert_eq!(signal, Some(6), "{point}: the run must abort there (SIGABRT), got {status:?}");
         wh.lapse_lease().await;
@@ -282,7 +312,7 @@ async fn abort_at_every_phase_boundary_then_one_more_run_equals_the_truth(kind: 
         if point.starts_with("after-stage") || point.starts_with("consolidate-statement") || *point == "before-commit" {
             assert_eq!(before.get("Account"), after.get("Account"), "{point}: nothing committed before the abort");
         }
-        sync_ok(&config).await;
+        sync_ok(&config, kind).await;
         assert_equals_truth(&sb, &wh).await;
     }
     sb.shutdown().await;
@@ -319,7 +349,7 @@ async fn committed_flows_are_reported_when_the_run_row_cannot_be_written(kind: K
     assert_equals_truth(&sb, &wh).await;
     let running = "SELECT COUNT(*) FROM _sluice.runs WHERE status = 'running'";
     assert_eq!(wh.query_i64(running).await, 1);
-    sync_ok(&config).await;
+    sync_ok(&config, kind).await;
     assert_eq!(wh.query_i64(running).await, 0);
     assert_eq!(wh.query_i64("SELECT COUNT(*) FROM _sluice.runs WHERE status = 'abandoned'").await, 1);
     sb.shutdown().await;

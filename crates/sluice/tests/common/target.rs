@@ -20,8 +20,8 @@ use sluice::config::Config;
 use sluice::consolidate::{Dialect, ExistingColumn, TableRef};
 use sluice::destination::duckdb::DuckDb;
 use sluice::destination::files::{FileFormat, FilesDestination, FilesRoot, LeaseRecord, S3Root};
-use sluice::destination::postgres::Postgres;
 use sluice::destination::postgres::SessionSettings;
+use sluice::destination::postgres::{PgUrl, Postgres};
 use sluice::destination::{Destination, Value};
 use sluice::pipeline::{Quiet, RunSummary, SyncOptions};
 
@@ -47,8 +47,10 @@ macro_rules! suite {
 }
 pub(crate) use suite;
 
-/// Runs each named test once per destination the `sluice` binary can be pointed at by its
-/// config: both warehouses and both kinds of files root (the crash suite).
+/// Runs each named test once per destination: both warehouses, both kinds of files root
+/// and Redshift's SQL on PostgreSQL (the conformance and crash suites). The crash suite
+/// runs the `sluice` binary for the first four and, for the last, which no config can name,
+/// a child process of its own test binary ([`sync_redshift_on_postgres`]).
 macro_rules! every_configurable {
     ($($name:ident),* $(,)?) => {
         $crate::target::suite!($($name),*);
@@ -64,23 +66,21 @@ macro_rules! every_configurable {
                 super::$name(super::Kind::FilesS3).await
             })*
         }
-    };
-}
-pub(crate) use every_configurable;
-
-/// Runs each named test once per [`Kind`] (the conformance suite): [`every_configurable`]
-/// and Redshift's SQL on PostgreSQL, which the pipeline reaches through
-/// [`Warehouse::sync`]. (The binary's suites cannot use it: they run the binary.)
-#[allow(unused_macros)]
-macro_rules! conformance {
-    ($($name:ident),* $(,)?) => {
-        $crate::target::every_configurable!($($name),*);
         mod redshift_on_postgres {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
                 super::$name(super::Kind::RedshiftOnPostgres).await
             })*
         }
+    };
+}
+pub(crate) use every_configurable;
+
+/// Runs each named test once per [`Kind`] (the conformance suite): [`every_configurable`].
+#[allow(unused_macros)]
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        $crate::target::every_configurable!($($name),*);
     };
 }
 #[allow(unused_imports)]
@@ -208,11 +208,7 @@ impl Warehouse {
             return sluice::pipeline::sync(config, opts, &Quiet).await;
         }
         let db = self.postgres.as_ref().expect("a PostgreSQL database");
-        let session = SessionSettings { timeouts: Default::default(), redshift: true };
-        let dest = AsRedshift(Postgres::connect_with(&db.pg(), "salesforce", session).await?);
-        let summary = sluice::pipeline::sync_into(&dest, "salesforce", config, opts, &Quiet).await;
-        dest.0.release().await?;
-        summary
+        sync_redshift_on_postgres(&db.pg(), config, opts).await
     }
 
     /// Its SQL dialect, as tests read it back.
@@ -326,6 +322,16 @@ impl Warehouse {
         let rows = self.query(sql).await;
         rows[0][0].as_deref().unwrap_or_else(|| panic!("{sql}: NULL")).parse().unwrap()
     }
+}
+
+/// Runs `config`'s flows once into schema `salesforce` of the PostgreSQL database at `url`
+/// as if it were Redshift ([`AsRedshift`]), holding the schema's lock as a run does.
+pub async fn sync_redshift_on_postgres(url: &PgUrl, config: &Config, opts: &SyncOptions) -> sluice::Result<RunSummary> {
+    let session = SessionSettings { timeouts: Default::default(), redshift: true };
+    let dest = AsRedshift(Postgres::connect_with(url, "salesforce", session).await?);
+    let summary = sluice::pipeline::sync_into(&dest, "salesforce", config, opts, &Quiet).await;
+    dest.0.release().await?;
+    summary
 }
 
 /// PostgreSQL told to be Redshift: the pipeline generates Redshift's SQL (and asks
