@@ -1,6 +1,9 @@
 //! Config tests: the sample parses and validates; every rule reports its problem with the
 //! file, the key and what would be valid; secrets never show; durations and sizes are
 //! bounded; keys without effect and colliding tables are refused.
+//!
+//! One file, over 600 lines: every test goes through the same few helpers (`load`,
+//! `errors`, `has`, `exactly`) and the same minimal configs, which a split would repeat.
 
 use std::collections::HashMap;
 use std::path::PathBuf;

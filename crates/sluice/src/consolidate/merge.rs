@@ -29,6 +29,9 @@
 //! A direct first load (see [`super::FirstLoad`]) has no changes table to build: a temp
 //! view over staging stands in for it, DuckDB copies staging into the new target
 //! ([`Rows::Staged`]), and PostgreSQL turns staging into the target (`promote_*`).
+//!
+//! Just over 600 lines: the changes table, the upsert and history are one sequence whose
+//! statements must agree on names and order, so they are kept in one file.
 
 use super::spec::{CURRENT, DELETED, MergeSpec, RUN_ID, STAGE_SEQ, SYNCED_AT, VALID_FROM, VALID_TO};
 use crate::config::Deletes;

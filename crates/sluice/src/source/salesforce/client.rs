@@ -16,6 +16,9 @@
 //! instead of Bulk, a restarted query) come back as a [`CallError`] whose [`Action`]
 //! says so. Secrets never appear in errors: tokens travel in headers, and transport
 //! errors are described without the request.
+//!
+//! The file is over 600 lines on purpose: it is the one request path, and splitting the
+//! retry, re-login and limit bookkeeping apart would make a second path easy to write.
 
 use std::sync::Arc;
 use std::sync::Mutex;
