@@ -1,7 +1,8 @@
 //! What only warehouses do, scenario by scenario, against an in-process sandbox over HTTP:
 //! hard deletes, reconciliation, history, append, control-table layouts, flow lifecycle,
-//! procedures; run once per warehouse (DuckDB, PostgreSQL; see `suite!` at the end). What
-//! every destination must do is in `conformance.rs`. After every run the table is compared
+//! procedures; run once per warehouse (DuckDB, PostgreSQL; see `suite!` at the end), and
+//! the deletes, purges, history and full-refresh scenarios on Redshift's SQL on PostgreSQL
+//! too. What every destination must do is in `conformance.rs`. After every run the table is compared
 //! with the sandbox's ground truth row by row and value by value (`common/warehouse.rs`).
 
 use crate::{common, target, warehouse};
@@ -91,7 +92,7 @@ async fn soft_and_hard_deletes_undelete_and_purge_found_by_reconciliation(kind: 
     for s in [&soft, &hard] {
         let mut config = s.config.clone();
         config.flows[0].settings.reconcile_every = Some(Duration::ZERO);
-        let summary = pipeline::sync(&config, &SyncOptions::default(), &pipeline::Quiet).await.unwrap();
+        let summary = s.wh.sync(&config, &SyncOptions::default()).await.unwrap();
         assert_eq!(summary.flows[0].status, FlowStatus::Ok, "{:#?}", summary.flows[0]);
         assert_eq!(summary.flows[0].reconciled, Some(1), "{:#?}", summary.flows[0]);
     }
@@ -119,7 +120,7 @@ async fn reconciliation_refuses_to_delete_most_of_a_table(kind: Kind) {
     mutate(&sb, json!(purges)).await;
     advance(&sb, 5.0).await;
     let before = s.wh.query_i64("SELECT COUNT(*) FROM salesforce.lead WHERE NOT _sluice_deleted").await;
-    let summary = pipeline::sync(&s.config, &SyncOptions::default(), &pipeline::Quiet).await.unwrap();
+    let summary = s.wh.sync(&s.config, &SyncOptions::default()).await.unwrap();
     let f = &summary.flows[0];
     assert_eq!(f.status, FlowStatus::Failed, "{f:#?}");
     assert!(f.error.as_deref().unwrap().contains("max_delete_ratio"), "{f:#?}");
@@ -398,7 +399,7 @@ async fn a_full_refresh_removes_what_the_source_lost_and_repairs_wrong_rows(kind
         assert_eq!(s.wh.query_i64(&gone).await, 1, "no incremental query sees a purge");
 
         let opts = SyncOptions { full_refresh: true, ..SyncOptions::default() };
-        let summary = pipeline::sync(&s.config, &opts, &pipeline::Quiet).await.expect("the run starts");
+        let summary = s.wh.sync(&s.config, &opts).await.expect("the run starts");
         let f = &summary.flows[0];
         assert_eq!(f.status, FlowStatus::Ok, "{f:#?}");
         assert_eq!(f.merged.map(|m| m.deleted), Some(1), "{f:#?}");
@@ -429,7 +430,7 @@ async fn a_full_refresh_removes_what_the_source_lost_and_repairs_wrong_rows(kind
             .collect();
         mutate(&sb, json!(ops)).await;
         advance(&sb, 3.0).await;
-        let summary = pipeline::sync(&s.config, &opts, &pipeline::Quiet).await.expect("the run starts");
+        let summary = s.wh.sync(&s.config, &opts).await.expect("the run starts");
         let f = &summary.flows[0];
         assert_eq!(f.status, FlowStatus::Failed, "{f:#?}");
         assert!(f.error.as_deref().is_some_and(|e| e.contains("max_delete_ratio")), "{f:#?}");
@@ -596,6 +597,28 @@ target::suite!(
     reconciliation_refuses_to_delete_most_of_a_table,
     history_mode_keeps_versions_with_validity_ranges,
 );
+
+/// The scenarios of deletes, purges, history and full refresh, which the conformance suite
+/// does not hold (a files root refuses them), on Redshift's SQL too (run by the pipeline on
+/// PostgreSQL, see `target::AsRedshift`).
+mod redshift_on_postgres {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn soft_and_hard_deletes_undelete_and_purge_found_by_reconciliation() {
+        super::soft_and_hard_deletes_undelete_and_purge_found_by_reconciliation(super::Kind::RedshiftOnPostgres).await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reconciliation_refuses_to_delete_most_of_a_table() {
+        super::reconciliation_refuses_to_delete_most_of_a_table(super::Kind::RedshiftOnPostgres).await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn history_mode_keeps_versions_with_validity_ranges() {
+        super::history_mode_keeps_versions_with_validity_ranges(super::Kind::RedshiftOnPostgres).await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_refresh_removes_what_the_source_lost_and_repairs_wrong_rows() {
+        super::a_full_refresh_removes_what_the_source_lost_and_repairs_wrong_rows(super::Kind::RedshiftOnPostgres).await
+    }
+}
 
 /// `consolidation = "procedure"` (PostgreSQL only): a sync stages and hands the load off
 /// whole (the flow's `slice` is not used: a full load is one hand-off); the warehouse's
