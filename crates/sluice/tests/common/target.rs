@@ -304,10 +304,23 @@ impl Warehouse {
 
     /// What the passing of a lease's lifetime would do after a run was killed: an S3 root's
     /// lease (which a killed run cannot give back) is made to have lapsed, so the next run
-    /// takes it over rather than waiting ten minutes. Nothing for the other kinds, whose
-    /// locks die with their process.
+    /// takes it over rather than waiting ten minutes. On PostgreSQL, the advisory lock dies
+    /// with the killed run's session, but only once the server notices the client is gone
+    /// (a backend busy with a statement notices when it ends): this waits for that, up to
+    /// 30 s, so that the next run is not refused as "in use by another sluice run". Nothing
+    /// for the other kinds, whose locks die with their process.
     pub async fn lapse_lease(&self) {
         use object_store::{ObjectStoreExt, PutPayload};
+        if self.postgres.is_some() {
+            let held = "SELECT COUNT(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database \
+                        WHERE l.locktype = 'advisory' AND l.granted AND d.datname = current_database()";
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            while self.query_i64(held).await > 0 {
+                assert!(std::time::Instant::now() < deadline, "the killed run's session still holds its lock");
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            return;
+        }
         let Some(FilesRoot::S3(root)) = &self.files else { return };
         let store = crate::s3::client(&root.bucket);
         let path = object_store::path::Path::from(format!("{}/.sluice.lock", root.prefix));
