@@ -37,6 +37,18 @@ pub struct RunCx<'a> {
     pub run_id: String,
 }
 
+impl<'a> RunCx<'a> {
+    /// A new run, with a new id ([`super::summary::new_run_id`]).
+    pub fn new(
+        source: &'a SalesforceSource,
+        config: &'a Config,
+        opts: &'a SyncOptions,
+        observer: &'a dyn Observer,
+    ) -> Self {
+        Self { source, config, opts, observer, run_id: super::summary::new_run_id() }
+    }
+}
+
 /// A destination as the run loop drives it. The destination's run lock is held by the
 /// value for its whole life (taken when it was opened).
 pub trait Sink: Sync {

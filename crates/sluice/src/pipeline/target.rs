@@ -13,9 +13,9 @@ use super::flows;
 use super::plan::select_flows;
 use super::report::{self, RunRecord, StatusRow};
 use super::sink::RunCx;
-use super::summary::{Observer, RunSummary, SyncOptions, new_run_id};
+use super::summary::{Observer, RunSummary, SyncOptions};
 use super::warehouse::{self, FlowVerify, WarehouseSink};
-use crate::config::{Config, DestinationKind, DestinationSettings};
+use crate::config::{Config, DestinationKind, DestinationSettings, FlowConfig};
 use crate::destination::Destination;
 use crate::error::{Error, Result};
 use crate::source::salesforce::SalesforceSource;
@@ -96,8 +96,15 @@ impl<D: Destination> Warehouse<D> {
             self.dest.location(),
             self.schema
         );
-        Box::new(self).release().await;
+        self.give_back().await;
         answered.map(|_| shown)
+    }
+
+    /// Gives the run lock back (see [`Target::release`]).
+    async fn give_back(&self) {
+        if let Err(e) = self.dest.release().await {
+            tracing::warn!(error = %e, "could not release the run lock; the next run waits until the server frees it");
+        }
     }
 }
 
@@ -113,18 +120,13 @@ impl<D: Destination> Target for Warehouse<D> {
 
     fn verify<'a>(&'a self, config: &'a Config, opts: &'a SyncOptions, repair: bool) -> Boxed<'a, Vec<FlowVerify>> {
         Box::pin(async move {
-            let flows = select_flows(config, opts.objects.as_deref())?;
-            let source = SalesforceSource::connect_with(&config.source, opts.source).await?;
+            let (flows, source) = selected_source(config, opts).await?;
             warehouse::verify(&self.dest, &source, config, flows, opts, &self.schema, repair).await
         })
     }
 
     fn release(self: Box<Self>) -> BoxFuture<'static, ()> {
-        Box::pin(async move {
-            if let Err(e) = self.dest.release().await {
-                tracing::warn!(error = %e, "could not release the run lock; the next run waits until the server frees it");
-            }
-        })
+        Box::pin(async move { self.give_back().await })
     }
 }
 
@@ -149,8 +151,18 @@ pub async fn sync_into<D: Destination>(
     opts: &SyncOptions,
     observer: &dyn Observer,
 ) -> Result<RunSummary> {
+    let (flows, source) = selected_source(config, opts).await?;
+    let run = RunCx::new(&source, config, opts, observer);
+    flows::run(&WarehouseSink::new(dest, schema, &run), &run, flows).await
+}
+
+/// What every run and `verify` start from: the flows `opts` selects and the source,
+/// connected.
+pub async fn selected_source<'c>(
+    config: &'c Config,
+    opts: &SyncOptions,
+) -> Result<(Vec<&'c FlowConfig>, SalesforceSource)> {
     let flows = select_flows(config, opts.objects.as_deref())?;
     let source = SalesforceSource::connect_with(&config.source, opts.source).await?;
-    let run = RunCx { source: &source, config, opts, observer, run_id: new_run_id() };
-    flows::run(&WarehouseSink::new(dest, schema, &run), &run, flows).await
+    Ok((flows, source))
 }

@@ -3,22 +3,22 @@
 
 use super::{DuckDb, DuckDbConfig, DuckDbKind};
 use crate::config::Config;
+use crate::error::Result;
 use crate::pipeline::target::{Boxed, Connector, Reader, Target, Warehouse, settings_of};
+
+/// The file of `config`, open read-write: its lock held.
+fn writable(config: &Config) -> Result<Warehouse<DuckDb>> {
+    let c = settings_of::<DuckDbConfig>(config)?;
+    Ok(Warehouse { dest: DuckDb::open_with(&c.path, c.memory_limit_mib)?, schema: c.schema.clone() })
+}
 
 impl Connector for DuckDbKind {
     fn check<'a>(&'a self, config: &'a Config) -> Boxed<'a, String> {
-        Box::pin(async move {
-            let c = settings_of::<DuckDbConfig>(config)?;
-            Warehouse { dest: DuckDb::open_with(&c.path, c.memory_limit_mib)?, schema: c.schema.clone() }.check().await
-        })
+        Box::pin(async move { writable(config)?.check().await })
     }
 
     fn open<'a>(&'a self, config: &'a Config, _command: &'a str) -> Boxed<'a, Box<dyn Target>> {
-        Box::pin(async move {
-            let c = settings_of::<DuckDbConfig>(config)?;
-            let dest = DuckDb::open_with(&c.path, c.memory_limit_mib)?;
-            Ok(Box::new(Warehouse { dest, schema: c.schema.clone() }) as Box<dyn Target>)
-        })
+        Box::pin(async move { Ok(Box::new(writable(config)?) as Box<dyn Target>) })
     }
 
     fn open_read<'a>(&'a self, config: &'a Config, _command: &'a str) -> Boxed<'a, Box<dyn Reader>> {

@@ -10,12 +10,10 @@ use super::{FilesConfig, FilesDestination, FilesKind};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::pipeline::flows;
-use crate::pipeline::plan::select_flows;
 use crate::pipeline::sink::RunCx;
-use crate::pipeline::summary::{Observer, RunSummary, SyncOptions, new_run_id};
-use crate::pipeline::target::{Boxed, Connector, LocalBoxed, Reader, Target, settings_of};
+use crate::pipeline::summary::{Observer, RunSummary, SyncOptions};
+use crate::pipeline::target::{Boxed, Connector, LocalBoxed, Reader, Target, selected_source, settings_of};
 use crate::pipeline::warehouse::FlowVerify;
-use crate::source::salesforce::SalesforceSource;
 
 /// The configured root, not yet locked.
 fn root(config: &Config) -> Result<FilesDestination> {
@@ -34,8 +32,6 @@ fn no_control_tables(command: &str, dest: &FilesDestination) -> Error {
 /// A files root open for runs: its lock held by the sink.
 struct FilesTarget {
     sink: FilesSink,
-    /// Where the root keeps its state, for messages.
-    state: FilesDestination,
 }
 
 impl Connector for FilesKind {
@@ -49,12 +45,12 @@ impl Connector for FilesKind {
 
     fn open<'a>(&'a self, config: &'a Config, command: &'a str) -> Boxed<'a, Box<dyn Target>> {
         Box::pin(async move {
-            let state = root(config)?;
+            let dest = root(config)?;
+            // Refused before the lock is taken: there is nothing but `sync` to run here.
             if command != "sync" {
-                return Err(no_control_tables(command, &state));
+                return Err(no_control_tables(command, &dest));
             }
-            let sink = FilesSink::open(root(config)?, command).await?;
-            Ok(Box::new(FilesTarget { sink, state }) as Box<dyn Target>)
+            Ok(Box::new(FilesTarget { sink: FilesSink::open(dest, command).await? }) as Box<dyn Target>)
         })
     }
 
@@ -71,15 +67,13 @@ impl Target for FilesTarget {
         observer: &'a dyn Observer,
     ) -> LocalBoxed<'a, RunSummary> {
         Box::pin(async move {
-            let flows = select_flows(config, opts.objects.as_deref())?;
-            let source = SalesforceSource::connect_with(&config.source, opts.source).await?;
-            let run = RunCx { source: &source, config, opts, observer, run_id: new_run_id() };
-            flows::run(&self.sink, &run, flows).await
+            let (flows, source) = selected_source(config, opts).await?;
+            flows::run(&self.sink, &RunCx::new(&source, config, opts, observer), flows).await
         })
     }
 
-    fn verify<'a>(&'a self, _config: &'a Config, _opts: &'a SyncOptions, _repair: bool) -> Boxed<'a, Vec<FlowVerify>> {
-        Box::pin(async move { Err(no_control_tables("verify", &self.state)) })
+    fn verify<'a>(&'a self, config: &'a Config, _opts: &'a SyncOptions, _repair: bool) -> Boxed<'a, Vec<FlowVerify>> {
+        Box::pin(async move { Err(no_control_tables("verify", &root(config)?)) })
     }
 
     fn release(self: Box<Self>) -> BoxFuture<'static, ()> {

@@ -32,8 +32,14 @@ impl Connector for PostgresKind {
     fn open_read<'a>(&'a self, config: &'a Config, _command: &'a str) -> Boxed<'a, Box<dyn Reader>> {
         Box::pin(async move {
             let c = settings_of::<PostgresConfig>(config)?;
-            let dest = Postgres::connect_unlocked(&parsed(&c.url)?).await?;
-            Ok(Box::new(Warehouse { dest, schema: c.schema.clone() }) as Box<dyn Reader>)
+            reader(&c.url, &c.schema).await
         })
     }
+}
+
+/// A plain session on the database at `url` that reads `schema`'s control tables beside a
+/// running sync (PostgreSQL's, and Redshift's, whose control-table SQL is PostgreSQL's).
+pub(crate) async fn reader(url: &Secret, schema: &str) -> Result<Box<dyn Reader>> {
+    let dest = Postgres::connect_unlocked(&parsed(url)?).await?;
+    Ok(Box::new(Warehouse { dest, schema: schema.to_owned() }))
 }

@@ -4,8 +4,7 @@
 
 use super::{Redshift, RedshiftConfig, RedshiftKind};
 use crate::config::Config;
-use crate::destination::postgres::Postgres;
-use crate::destination::postgres::open::parsed;
+use crate::destination::postgres::open::{parsed, reader};
 use crate::error::Result;
 use crate::pipeline::target::{Boxed, Connector, Reader, Target, Warehouse, settings_of};
 
@@ -28,8 +27,7 @@ impl Connector for RedshiftKind {
     fn open_read<'a>(&'a self, config: &'a Config, _command: &'a str) -> Boxed<'a, Box<dyn Reader>> {
         Box::pin(async move {
             let c = settings_of::<RedshiftConfig>(config)?;
-            let dest = Postgres::connect_unlocked(&parsed(&c.url)?).await?;
-            Ok(Box::new(Warehouse { dest, schema: c.schema.clone() }) as Box<dyn Reader>)
+            reader(&c.url, &c.schema).await
         })
     }
 }
