@@ -32,7 +32,7 @@ mod text;
 mod types;
 mod validate;
 
-pub use destination::{Consolidation, DestinationConfig, DestinationSettings, NameRules, same_settings};
+pub use destination::{Consolidation, DestinationConfig, DestinationSettings, NameRules, SameAs};
 pub use raw::{RawConfig, RawDestination, RawFlow, RawKeys, RawSecret, RawSettings, RawSource, SECRET_KEYS};
 pub use text::{MAX_DURATION, check_where, format_duration, interpolate, is_valid_api_name, parse_duration};
 pub use types::{

@@ -24,10 +24,7 @@ pub struct NameRules {
 
 /// A validated `[destination]`'s type-specific settings. The destination's own code
 /// reads its concrete type back with [`DestinationConfig::settings`].
-pub trait DestinationSettings: Any + fmt::Debug + Send + Sync {
-    /// The [`super::DestinationKind::name`] these settings are of.
-    fn kind(&self) -> &'static str;
-
+pub trait DestinationSettings: SameAs + fmt::Debug + Send + Sync {
     /// How it compares table names.
     fn names(&self) -> NameRules;
 
@@ -41,19 +38,26 @@ pub trait DestinationSettings: Any + fmt::Debug + Send + Sync {
     fn consolidation(&self) -> Consolidation {
         Consolidation::Run
     }
-
-    /// Whether `other` holds the same settings (see [`same_settings`]).
-    fn same(&self, other: &dyn DestinationSettings) -> bool;
 }
 
-/// [`DestinationSettings::same`] for a type that is `PartialEq`.
-pub fn same_settings<T: DestinationSettings + PartialEq>(this: &T, other: &dyn DestinationSettings) -> bool {
-    (other as &dyn Any).downcast_ref::<T>() == Some(this)
+/// Equality behind `dyn` (for [`DestinationConfig`]'s `PartialEq`): every `PartialEq`
+/// type has it.
+pub trait SameAs: Any {
+    /// Whether `other` is a `Self` equal to this one.
+    fn same_as(&self, other: &dyn Any) -> bool;
+}
+
+impl<T: PartialEq + Any> SameAs for T {
+    fn same_as(&self, other: &dyn Any) -> bool {
+        other.downcast_ref::<T>() == Some(self)
+    }
 }
 
 /// `[destination]`, validated: the keys every type shares and the type's own settings.
 #[derive(Debug, Clone)]
 pub struct DestinationConfig {
+    /// The type (`"duckdb"`): the [`super::DestinationKind::name`] that checked it.
+    pub kind: &'static str,
     /// How table and column names are derived.
     pub naming: Naming,
     /// The type's own settings.
@@ -62,7 +66,8 @@ pub struct DestinationConfig {
 
 impl PartialEq for DestinationConfig {
     fn eq(&self, other: &Self) -> bool {
-        self.naming == other.naming && self.settings.same(other.settings.as_ref())
+        let theirs: &dyn Any = other.settings.as_ref();
+        self.kind == other.kind && self.naming == other.naming && (*self.settings).same_as(theirs)
     }
 }
 
@@ -74,7 +79,7 @@ impl DestinationConfig {
 
     /// The type (`"duckdb"`).
     pub fn kind(&self) -> &'static str {
-        self.settings.kind()
+        self.kind
     }
 
     /// Who runs the consolidation.

@@ -1214,14 +1214,8 @@ fn a_new_destination_type_needs_no_change_to_the_parser() {
         token: String,
     }
     impl DestinationSettings for Acme {
-        fn kind(&self) -> &'static str {
-            "acme"
-        }
         fn names(&self) -> NameRules {
             NameRules { case_insensitive: false, server: "Acme", folds_case: false }
-        }
-        fn same(&self, other: &dyn DestinationSettings) -> bool {
-            same_settings(self, other)
         }
     }
     struct AcmeKind;

@@ -79,7 +79,7 @@ pub(super) fn destination(
     unused(cx, raw, *kind, kinds);
     let mut keys = DestinationKeys { cx, raw, naming };
     let settings = kind.settings(&mut keys)?;
-    Some(DestinationConfig { naming, settings: Arc::from(settings) })
+    Some(DestinationConfig { kind: kind.name(), naming, settings: Arc::from(settings) })
 }
 
 /// Records every key set that `kind` does not take.
@@ -159,12 +159,10 @@ impl DestinationKeys<'_, '_> {
 
     /// A value that must be written and not empty; `why` says what it is for.
     pub fn required(&mut self, key: &str, why: &str) -> String {
-        let value = self.raw.keys.0.get(key);
-        if value.is_some_and(|v| !v.is_str()) {
-            self.written(key);
-            return String::new();
-        }
         let written = self.written(key);
+        if written.is_none() && self.is_set(key) {
+            return String::new(); // not a string: recorded by `written`
+        }
         self.cx.required(&format!("destination.{key}"), written.as_ref(), why)
     }
 

@@ -4,7 +4,7 @@
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
 
-use crate::config::{DestinationKeys, DestinationKind, DestinationSettings, NameRules, same_settings};
+use crate::config::{DestinationKeys, DestinationKind, DestinationSettings, NameRules};
 
 /// DuckDB's default memory limit: with sluice's own buffers and code the process stays
 /// under 256 MB whatever the table size (1 M Accounts: ~215 MiB at peak, against ~230 at
@@ -67,17 +67,9 @@ impl DestinationKind for DuckDbKind {
 }
 
 impl DestinationSettings for DuckDbConfig {
-    fn kind(&self) -> &'static str {
-        "duckdb"
-    }
-
     /// DuckDB resolves even quoted names ignoring case.
     fn names(&self) -> NameRules {
         NameRules { case_insensitive: true, server: "DuckDB", folds_case: false }
-    }
-
-    fn same(&self, other: &dyn DestinationSettings) -> bool {
-        same_settings(self, other)
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use crate::config::{DestinationKeys, DestinationKind, DestinationSettings, NameRules, quoted_url, same_settings};
+use crate::config::{DestinationKeys, DestinationKind, DestinationSettings, NameRules, quoted_url};
 use crate::destination::s3::{aws_userinfo, parse_url, s3_keys};
 use crate::redact;
 
@@ -77,10 +77,6 @@ impl DestinationKind for FilesKind {
 }
 
 impl DestinationSettings for FilesConfig {
-    fn kind(&self) -> &'static str {
-        "files"
-    }
-
     /// Directory names that differ only in case are one on a case-insensitive file system.
     fn names(&self) -> NameRules {
         NameRules { case_insensitive: true, server: "a case-insensitive file system", folds_case: false }
@@ -88,10 +84,6 @@ impl DestinationSettings for FilesConfig {
 
     fn append_only(&self) -> bool {
         true
-    }
-
-    fn same(&self, other: &dyn DestinationSettings) -> bool {
-        same_settings(self, other)
     }
 }
 

@@ -7,9 +7,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::config::{
-    Consolidation, DestinationKeys, DestinationKind, DestinationSettings, NameRules, Secret, same_settings,
-};
+use crate::config::{Consolidation, DestinationKeys, DestinationKind, DestinationSettings, NameRules, Secret};
 use crate::sql::Dialect;
 
 /// `type = "postgres"`: a PostgreSQL database, consolidated exactly once.
@@ -53,10 +51,6 @@ impl DestinationKind for PostgresKind {
 }
 
 impl DestinationSettings for PostgresConfig {
-    fn kind(&self) -> &'static str {
-        "postgres"
-    }
-
     /// sluice quotes every name, and PostgreSQL compares quoted names exactly.
     fn names(&self) -> NameRules {
         NameRules { case_insensitive: false, server: "PostgreSQL", folds_case: false }
@@ -64,10 +58,6 @@ impl DestinationSettings for PostgresConfig {
 
     fn consolidation(&self) -> Consolidation {
         self.consolidation
-    }
-
-    fn same(&self, other: &dyn DestinationSettings) -> bool {
-        same_settings(self, other)
     }
 }
 

@@ -4,7 +4,7 @@
 //! the timeouts, `consolidation`) are checked by [`crate::destination::postgres::config`].
 
 use crate::config::{
-    Consolidation, DestinationKeys, DestinationKind, DestinationSettings, NameRules, Secret, quoted_url, same_settings,
+    Consolidation, DestinationKeys, DestinationKind, DestinationSettings, NameRules, Secret, quoted_url,
 };
 use crate::destination::postgres::config::{PgTimeouts, consolidation, pg_timeouts, pg_url, postgres_schema};
 use crate::destination::s3::{aws_userinfo, s3_keys};
@@ -88,10 +88,6 @@ impl DestinationKind for RedshiftKind {
 }
 
 impl DestinationSettings for RedshiftConfig {
-    fn kind(&self) -> &'static str {
-        "redshift"
-    }
-
     /// Redshift folds every name to lower case, quoted or not.
     fn names(&self) -> NameRules {
         NameRules { case_insensitive: true, server: "Redshift", folds_case: true }
@@ -99,10 +95,6 @@ impl DestinationSettings for RedshiftConfig {
 
     fn consolidation(&self) -> Consolidation {
         self.consolidation
-    }
-
-    fn same(&self, other: &dyn DestinationSettings) -> bool {
-        same_settings(self, other)
     }
 }
 
