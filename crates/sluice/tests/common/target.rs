@@ -27,22 +27,26 @@ use sluice::pipeline::{Quiet, RunSummary, SyncOptions};
 
 use crate::pg::{TestDb, fresh_database};
 
-/// Runs each named test once per [`Kind`], as `duckdb::<name>` and `postgres::<name>`: each
-/// name is an `async fn(Kind)` in the calling file, which must have `Kind` in scope.
+/// Runs each named test on one [`Kind`], as `<module>::<name>`: each name is an
+/// `async fn(Kind)` in the calling file, which must have `Kind` in scope.
+macro_rules! on_kind {
+    ($module:ident, $kind:ident, $($name:ident),* $(,)?) => {
+        mod $module {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                super::$name(super::Kind::$kind).await
+            })*
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use on_kind;
+
+/// Runs each named test once per warehouse, as `duckdb::<name>` and `postgres::<name>`.
 macro_rules! suite {
     ($($name:ident),* $(,)?) => {
-        mod duckdb {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                super::$name(super::Kind::DuckDb).await
-            })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                super::$name(super::Kind::Postgres).await
-            })*
-        }
+        $crate::target::on_kind!(duckdb, DuckDb, $($name),*);
+        $crate::target::on_kind!(postgres, Postgres, $($name),*);
     };
 }
 pub(crate) use suite;
@@ -54,24 +58,9 @@ pub(crate) use suite;
 macro_rules! every_configurable {
     ($($name:ident),* $(,)?) => {
         $crate::target::suite!($($name),*);
-        mod files {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                super::$name(super::Kind::Files).await
-            })*
-        }
-        mod files_s3 {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                super::$name(super::Kind::FilesS3).await
-            })*
-        }
-        mod redshift_on_postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                super::$name(super::Kind::RedshiftOnPostgres).await
-            })*
-        }
+        $crate::target::on_kind!(files, Files, $($name),*);
+        $crate::target::on_kind!(files_s3, FilesS3, $($name),*);
+        $crate::target::on_kind!(redshift_on_postgres, RedshiftOnPostgres, $($name),*);
     };
 }
 pub(crate) use every_configurable;

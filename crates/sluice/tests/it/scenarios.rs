@@ -598,27 +598,17 @@ target::suite!(
     history_mode_keeps_versions_with_validity_ranges,
 );
 
-/// The scenarios of deletes, purges, history and full refresh, which the conformance suite
-/// does not hold (a files root refuses them), on Redshift's SQL too (run by the pipeline on
-/// PostgreSQL, see `target::AsRedshift`).
-mod redshift_on_postgres {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn soft_and_hard_deletes_undelete_and_purge_found_by_reconciliation() {
-        super::soft_and_hard_deletes_undelete_and_purge_found_by_reconciliation(super::Kind::RedshiftOnPostgres).await
-    }
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn reconciliation_refuses_to_delete_most_of_a_table() {
-        super::reconciliation_refuses_to_delete_most_of_a_table(super::Kind::RedshiftOnPostgres).await
-    }
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn history_mode_keeps_versions_with_validity_ranges() {
-        super::history_mode_keeps_versions_with_validity_ranges(super::Kind::RedshiftOnPostgres).await
-    }
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_full_refresh_removes_what_the_source_lost_and_repairs_wrong_rows() {
-        super::a_full_refresh_removes_what_the_source_lost_and_repairs_wrong_rows(super::Kind::RedshiftOnPostgres).await
-    }
-}
+// The scenarios of deletes, purges, history and full refresh, which the conformance suite
+// does not hold (a files root refuses them), on Redshift's SQL too (run by the pipeline on
+// PostgreSQL, see `target::AsRedshift`).
+target::on_kind!(
+    redshift_on_postgres,
+    RedshiftOnPostgres,
+    soft_and_hard_deletes_undelete_and_purge_found_by_reconciliation,
+    reconciliation_refuses_to_delete_most_of_a_table,
+    history_mode_keeps_versions_with_validity_ranges,
+    a_full_refresh_removes_what_the_source_lost_and_repairs_wrong_rows,
+);
 
 /// `consolidation = "procedure"` (PostgreSQL only): a sync stages and hands the load off
 /// whole (the flow's `slice` is not used: a full load is one hand-off); the warehouse's
