@@ -326,18 +326,9 @@ async fn committed_flows_are_reported_when_the_run_row_cannot_be_written(kind: K
     let dir = tempfile::tempdir().unwrap();
     let wh = Warehouse::new(kind).await;
     let config = write_config(dir.path(), &sb.login_url, &wh);
-    let config_arg = config.clone();
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(BIN)
-            .arg("--config")
-            .arg(&config_arg)
-            .args(["sync", "--json"])
-            .env("SLUICE_FAILPOINT", "error:run-finished")
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    let mut command = sync_command(&config, kind);
+    command.env("SLUICE_FAILPOINT", "error:run-finished");
+    let out = tokio::task::spawn_blocking(move || command.output().unwrap()).await.unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let summary: Json = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
     assert_eq!(summary["status"], "ok", "{stdout}");
