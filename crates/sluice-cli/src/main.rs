@@ -37,6 +37,7 @@ mod demo;
 mod failure;
 mod inspect;
 mod sandbox_cmd;
+mod serve_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -102,6 +103,8 @@ enum Command {
     Verify(inspect::VerifyArgs),
     /// Run a Salesforce-compatible org locally (OAuth, REST, Bulk API 2.0, admin API).
     Sandbox(sandbox_cmd::Args),
+    /// Run every flow on its schedule (`every` / `cron`), with an HTTP API, until stopped.
+    Serve,
     /// Sandbox org + DuckDB file + two syncs with changes between them + verify, in one go.
     Demo(demo::DemoArgs),
 }
@@ -124,10 +127,12 @@ impl std::io::Write for RedactingStderr {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // A service says what it does (each run's start); a command only what goes wrong.
+    let default_filter = if matches!(cli.command, Command::Serve) { "warn,sluice=info" } else { "warn" };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
         .with_writer(|| RedactingStderr)
         // Escape codes only for a terminal: logs piped to a file or a collector stay plain.
@@ -153,6 +158,7 @@ fn main() -> ExitCode {
             Command::Verify(args) => inspect::verify(&config, &args).await,
             Command::Sandbox(args) => sandbox_cmd::run(args).await,
             Command::Demo(args) => demo::run(&args).await,
+            Command::Serve => serve_cmd::run(&config).await,
         }
     });
     match result {

@@ -33,11 +33,13 @@ mod types;
 mod validate;
 
 pub use destination::{Consolidation, DestinationConfig, DestinationSettings, NameRules, SameAs};
-pub use raw::{RawConfig, RawDestination, RawFlow, RawKeys, RawSecret, RawSettings, RawSource, SECRET_KEYS};
+pub use raw::{RawConfig, RawDestination, RawFlow, RawKeys, RawSecret, RawServe, RawSettings, RawSource, SECRET_KEYS};
 pub use text::{MAX_DURATION, check_where, format_duration, interpolate, is_valid_api_name, parse_duration};
 pub use types::{
-    Api, Auth, Config, ConfigError, DEFAULT_API_VERSION, DEFAULT_BULK_TIMEOUT, DEFAULT_CONNECT_TIMEOUT,
-    DEFAULT_READ_TIMEOUT, Deletes, FlowConfig, FlowSettings, Mode, SalesforceConfig, Secret, WriteMode,
+    Api, Auth, Cadence, Config, ConfigError, DEFAULT_API_VERSION, DEFAULT_BULK_TIMEOUT, DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_EVERY, DEFAULT_FULL_REFRESH_EVERY, DEFAULT_LISTEN, DEFAULT_PAUSE_AFTER_FAILURES, DEFAULT_READ_TIMEOUT,
+    DEFAULT_SHUTDOWN_GRACE, Deletes, FlowConfig, FlowSettings, Mode, SalesforceConfig, Schedule, Secret, ServeConfig,
+    WriteMode,
 };
 pub use validate::{DestinationKeys, DestinationKind, quoted_url, validate};
 
@@ -81,5 +83,7 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
+#[cfg(test)]
+mod serve_tests;
 #[cfg(test)]
 mod tests;

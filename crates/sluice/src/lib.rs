@@ -24,6 +24,7 @@
 //! - [`pipeline`]: one run of the configured flows, source to destination: planning,
 //!   parallel flows with retries, reconciliation and verification, status and history,
 //!   with a [`pipeline::RunSummary`] and progress reported to a [`pipeline::Observer`].
+//! - [`serve`]: `sluice serve`, the pipeline on schedules, with an HTTP API.
 //!
 //! ```
 //! use sluice::config;
@@ -44,6 +45,7 @@ pub mod mask;
 pub mod model;
 pub mod pipeline;
 pub mod redact;
+pub mod serve;
 pub mod source;
 pub mod sql;
 

@@ -56,7 +56,7 @@ fn redshift_on_postgres_child() {
 }
 const OBJECTS: [(&str, &str); 2] = [("Account", "account"), ("Contact", "contact")];
 
-async fn start() -> Running {
+pub(crate) async fn start() -> Running {
     common::start(21, &[("Account", 4000), ("Contact", 3000)]).await
 }
 
@@ -91,7 +91,7 @@ async fn admin(sb: &Running, path: &str, body: Json) {
 }
 
 /// Some of everything, then the clock moves on so the next window sees it.
-async fn churn(sb: &Running) {
+pub(crate) async fn churn(sb: &Running) {
     let ops: Vec<Json> = OBJECTS
         .iter()
         .map(|(o, _)| json!({"op": "churn", "object": o, "inserts": 15, "updates": 40, "deletes": 5, "undeletes": 1}))
@@ -150,7 +150,7 @@ fn truth_ms(v: &Json) -> i64 {
 }
 
 /// Asserts the destination equals the truth for both objects.
-async fn assert_equals_truth(sb: &Running, wh: &Warehouse) {
+pub(crate) async fn assert_equals_truth(sb: &Running, wh: &Warehouse) {
     let d = wh.dialect();
     for (object, table) in OBJECTS {
         let text =

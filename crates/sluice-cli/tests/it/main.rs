@@ -15,3 +15,4 @@ mod bad_input;
 mod cli;
 mod crash;
 mod demo;
+mod serve;

@@ -10,8 +10,14 @@ use serde::Deserialize;
 
 /// The keys whose values are secret: read as [`RawSecret`], held as [`Secret`], never
 /// quoted in a message.
-pub const SECRET_KEYS: [&str; 5] =
-    ["source.client_secret", "source.password", "source.refresh_token", "destination.url", "destination.mask_salt"];
+pub const SECRET_KEYS: [&str; 6] = [
+    "source.client_secret",
+    "source.password",
+    "source.refresh_token",
+    "destination.url",
+    "destination.mask_salt",
+    "serve.token",
+];
 
 /// The file as written: the shape of DESIGN "Config". Unknown keys are errors.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -21,6 +27,8 @@ pub struct RawConfig {
     pub source: Option<RawSource>,
     /// `[destination]`.
     pub destination: Option<RawDestination>,
+    /// `[serve]`: the always-on service (`sluice serve`).
+    pub serve: Option<RawServe>,
     /// `[defaults]`: settings every flow inherits.
     #[serde(default)]
     pub defaults: RawSettings,
@@ -52,6 +60,16 @@ pub struct RawSource {
     pub connect_timeout: Option<String>,
     pub read_timeout: Option<String>,
     pub bulk_timeout: Option<String>,
+}
+
+/// `[serve]` as written.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)] // the keys are documented in DESIGN "Config" and sample.toml
+pub struct RawServe {
+    pub listen: Option<String>,
+    pub token: Option<RawSecret>,
+    pub shutdown_grace: Option<String>,
 }
 
 /// `[destination]` as written: the keys every type takes, typed, and the rest as
@@ -202,6 +220,11 @@ pub struct RawSettings {
     pub slice: Option<String>,
     pub max_delete_ratio: Option<f64>,
     pub write: Option<String>,
+    pub every: Option<String>,
+    pub cron: Option<String>,
+    pub timezone: Option<String>,
+    pub full_refresh_every: Option<String>,
+    pub pause_after_failures: Option<i64>,
 }
 
 /// One `[[flows]]` entry as written. The settings keys repeat [`RawSettings`] because
@@ -227,6 +250,11 @@ pub struct RawFlow {
     pub slice: Option<String>,
     pub max_delete_ratio: Option<f64>,
     pub write: Option<String>,
+    pub every: Option<String>,
+    pub cron: Option<String>,
+    pub timezone: Option<String>,
+    pub full_refresh_every: Option<String>,
+    pub pause_after_failures: Option<i64>,
 }
 
 impl RawFlow {
@@ -242,6 +270,11 @@ impl RawFlow {
             slice: self.slice.clone(),
             max_delete_ratio: self.max_delete_ratio,
             write: self.write.clone(),
+            every: self.every.clone(),
+            cron: self.cron.clone(),
+            timezone: self.timezone.clone(),
+            full_refresh_every: self.full_refresh_every.clone(),
+            pause_after_failures: self.pause_after_failures,
         }
     }
 }

@@ -2,6 +2,7 @@
 //! left unset. Everything here has passed [`super::validate`].
 
 use std::fmt;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -33,6 +34,8 @@ pub struct Config {
     /// Salt of the SHA-256 that masked fields are stored as (`destination.mask_salt`);
     /// required when a flow masks a field, so hashes are stable across runs and tables.
     pub mask_salt: Option<Secret>,
+    /// `[serve]` (its defaults when the section is absent).
+    pub serve: ServeConfig,
 }
 
 /// `[source]` with `type = "salesforce"`.
@@ -133,6 +136,8 @@ pub struct FlowConfig {
     pub api: Api,
     /// Window and consolidation settings.
     pub settings: FlowSettings,
+    /// When `sluice serve` runs it.
+    pub schedule: Schedule,
 }
 
 /// The settings `[defaults]` gives and a flow may override.
@@ -242,4 +247,73 @@ pub struct ConfigError {
     pub key: String,
     /// What is wrong, and what would be valid.
     pub message: String,
+}
+
+// What `sluice serve` reads: `[serve]` and each flow's schedule (validated in
+// `validate/serve.rs`).
+
+/// `serve.listen` when not set: loopback only.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7870";
+/// `serve.shutdown_grace` when not set.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(60);
+/// `every` when neither `every` nor `cron` is set.
+pub const DEFAULT_EVERY: Duration = Duration::from_secs(15 * 60);
+/// `full_refresh_every` when not set.
+pub const DEFAULT_FULL_REFRESH_EVERY: Duration = Duration::from_secs(7 * 86_400);
+/// `pause_after_failures` when not set.
+pub const DEFAULT_PAUSE_AFTER_FAILURES: u32 = 5;
+
+/// `[serve]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServeConfig {
+    /// The HTTP API's address (loopback unless a token is set).
+    pub listen: SocketAddr,
+    /// The bearer token the API requires (on every address, once set).
+    pub token: Option<Secret>,
+    /// How long running flows may finish after SIGTERM/SIGINT before they are aborted.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        Self {
+            listen: DEFAULT_LISTEN.parse().expect("the default listen address parses"),
+            token: None,
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+        }
+    }
+}
+
+/// When a flow runs under `sluice serve`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cadence {
+    /// `every = "15m"`: this long after the previous run started.
+    Every(Duration),
+    /// `cron = "*/15 * * * *"`, in the schedule's time zone: 5 or 6 fields (seconds first
+    /// when 6), or an alias like `@hourly`. Validation parsed it once; it is kept as written.
+    Cron(String),
+}
+
+/// A flow's schedule under `sluice serve`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Schedule {
+    /// When it runs.
+    pub cadence: Cadence,
+    /// Where a cron pattern's hours and days are counted (`timezone`, default UTC).
+    pub timezone: chrono_tz::Tz,
+    /// How often a run reads everything (removing what the source lost); `None` never.
+    pub full_refresh_every: Option<Duration>,
+    /// Consecutive failed runs after which the flow is paused until resumed.
+    pub pause_after_failures: u32,
+}
+
+impl Default for Schedule {
+    fn default() -> Self {
+        Self {
+            cadence: Cadence::Every(DEFAULT_EVERY),
+            timezone: chrono_tz::UTC,
+            full_refresh_every: Some(DEFAULT_FULL_REFRESH_EVERY),
+            pause_after_failures: DEFAULT_PAUSE_AFTER_FAILURES,
+        }
+    }
 }

@@ -23,11 +23,14 @@ use crate::redact;
 
 mod destination;
 mod problems;
+mod serve;
 mod whole;
 use destination::destination;
 pub use destination::{DestinationKeys, DestinationKind, quoted_url};
 use problems::{Bounds, Ctx, DAY, HOUR, MINUTE, NOT_API_NAME, names};
 use whole::{collisions, no_effect};
+
+use super::types::Schedule;
 
 const LAG: Bounds = Bounds { min: 0, max: DAY };
 const LOOKBACK: Bounds = Bounds { min: 0, max: 7 * DAY };
@@ -50,7 +53,9 @@ pub fn validate(
     let mut cx = Ctx { file: origin, env, errors: Vec::new(), secrets: Vec::new() };
     let source = source(&mut cx, raw.source.as_ref());
     let destination = destination(&mut cx, raw.destination.as_ref(), kinds);
+    let serve = serve::serve(&mut cx, raw.serve.as_ref());
     let base = settings(&mut cx, "defaults", &raw.defaults, &FlowSettings::default());
+    let base_schedule = serve::schedule(&mut cx, "defaults", &raw.defaults, &Schedule::default());
     let default_api = source.as_ref().map_or(Api::Auto, |s| s.api);
     if raw.flows.is_empty() {
         cx.err("flows", "no [[flows]]: add one per object, e.g. [[flows]] object = \"Account\"");
@@ -104,8 +109,10 @@ pub fn validate(
             }
         }
         let api = cx.choice(&format!("{key}.api"), f.api.as_ref(), APIS).unwrap_or(default_api);
-        let settings = settings(&mut cx, &key, &f.settings(), &base);
-        flows.push(FlowConfig { object, fields, exclude, filter, mask, rename, api, settings });
+        let own_settings = f.settings();
+        let settings = settings(&mut cx, &key, &own_settings, &base);
+        let schedule = serve::schedule(&mut cx, &key, &own_settings, &base_schedule);
+        flows.push(FlowConfig { object, fields, exclude, filter, mask, rename, api, settings, schedule });
     }
     let written_salt = raw.destination.as_ref().and_then(|d| d.mask_salt.as_ref());
     let mask_salt = cx.secret("destination.mask_salt", written_salt);
@@ -130,10 +137,16 @@ pub fn validate(
         no_effect(&mut cx, &raw, &flows, destination);
         collisions(&mut cx, &flows, &named, destination);
     }
+    serve::schedule_no_effect(&mut cx, &raw, &flows);
     match (source, destination) {
-        (Some(source), Some(destination)) if cx.errors.is_empty() => {
-            Ok(Config { origin: origin.to_owned(), source, destination, flows, mask_salt: mask_salt.map(Secret::new) })
-        }
+        (Some(source), Some(destination)) if cx.errors.is_empty() => Ok(Config {
+            origin: origin.to_owned(),
+            source,
+            destination,
+            flows,
+            mask_salt: mask_salt.map(Secret::new),
+            serve,
+        }),
         _ => Err(cx.finish()),
     }
 }

@@ -1,5 +1,5 @@
-//! The control tables (`_sluice.flows`, `_sluice.runs`, `_sluice.flow_runs`, and
-//! `_sluice.layout`; DESIGN "Control tables"), their migration from older layouts, and the
+//! The control tables (`_sluice.flows`, `_sluice.runs`, `_sluice.flow_runs`,
+//! `_sluice.schedule` and `_sluice.layout`; DESIGN "Control tables"), their migration from older layouts, and the
 //! writes that commit a flow's new window end and its flow-run row in the same transaction
 //! as the data.
 //!
@@ -12,8 +12,14 @@
 //! `ON CONFLICT`. A run holds its schema's lock, so nothing interleaves between the two.
 //!
 //! Layouts: version 1 (before `_sluice.layout` existed) keyed flows by object; version 2
-//! keys them by target; 3 adds each flow's `selection_fingerprint`, 4 its `write_mode`
-//! ([`LAYOUT_VERSION`]). [`layout_of`] reads which one a destination holds, [`migrate_v1`]
+//! keys them by target; 3 adds each flow's `selection_fingerprint`, 4 its `write_mode`, 5
+//! the `schedule` table ([`LAYOUT_VERSION`]).
+//!
+//! `sluice serve`'s schedule state (next due, paused, failures in a row, last error) is a
+//! table of its own, `_sluice.schedule`, keyed by target like `flows`, rather than columns of
+//! `flows` (as DESIGN first sketched): a flow that has never committed has no `flows` row
+//! yet its failures must persist, and `sluice reset` deletes the `flows` row but must not
+//! unpause a flow. [`layout_of`] reads which one a destination holds, [`migrate_v1`]
 //! and [`migrate_added`] upgrade an older one in one transaction on first use, and a layout
 //! newer than this binary knows is refused ([`check_layout`]).
 //!
@@ -26,6 +32,7 @@ use super::merge::{changes_name, count_exprs};
 use super::spec::{FlowRun, MergeSpec, ident_list};
 use crate::config::WriteMode;
 use crate::model::{SluiceType, Timestamp};
+use crate::serve::schedule::Clock;
 use crate::sql::{Dialect, RunLock, TableRef};
 use crate::{Error, Result};
 
@@ -53,7 +60,7 @@ pub fn locks_table() -> TableRef {
 pub const LEASE: Duration = Duration::from_secs(600);
 
 /// The control-table layout this binary writes (see the module docs).
-pub const LAYOUT_VERSION: i64 = 4;
+pub const LAYOUT_VERSION: i64 = 5;
 
 /// A flow-run row's phase, as `_sluice.flow_runs.phase` spells it. Earlier steps of a flow
 /// (planning, staging) leave no row: they changed nothing.
@@ -202,6 +209,23 @@ const FLOW_RUNS: Layout = Layout {
     key: &["run_id", "target_schema", "target_table"],
 };
 
+const SCHEDULE: Layout = Layout {
+    name: "schedule",
+    columns: &[
+        ("target_schema", Text),
+        ("target_table", Text),
+        ("flow", Text),
+        ("next_due", Ts),
+        ("paused", Boolean),
+        ("failures", Int),
+        ("last_error", Text),
+        ("last_started", Ts),
+        ("last_finished", Ts),
+        ("updated_at", Ts),
+    ],
+    key: &["target_schema", "target_table"],
+};
+
 fn create_table(d: Dialect, layout: &Layout, if_not_exists: bool) -> String {
     let mut defs: Vec<String> =
         layout.columns.iter().map(|(n, ty)| format!("{} {}", d.quote_ident(n), d.sql_type(*ty))).collect();
@@ -225,7 +249,7 @@ fn layout_row(d: Dialect, at: Timestamp) -> String {
 /// where they exist). Run only after [`check_layout`] said the layout is current or absent.
 pub fn control_ddl(dialect: Dialect, at: Timestamp) -> Vec<String> {
     let mut out = vec![format!("CREATE SCHEMA IF NOT EXISTS {}", dialect.quote_ident(CONTROL_SCHEMA))];
-    out.extend([&LAYOUT, &FLOWS, &RUNS, &FLOW_RUNS].map(|l| create_table(dialect, l, true)));
+    out.extend([&LAYOUT, &FLOWS, &RUNS, &FLOW_RUNS, &SCHEDULE].map(|l| create_table(dialect, l, true)));
     out.push(layout_row(dialect, at));
     out
 }
@@ -309,7 +333,8 @@ pub fn v1_flows_query(dialect: Dialect) -> String {
 const FLOWS_ADDED: &[(i64, &str, SluiceType)] = &[(3, "selection_fingerprint", Text), (4, "write_mode", Text)];
 
 /// One transaction upgrading layout `from` (2 or later) to the current one: the columns
-/// added since ([`FLOWS_ADDED`]), and the layout row saying the new version.
+/// added since ([`FLOWS_ADDED`]), and the layout row saying the new version. Tables added
+/// since (`schedule`, in 5) are created by [`control_ddl`], which follows.
 pub fn migrate_added(dialect: Dialect, from: i64, at: Timestamp) -> Vec<String> {
     let d = dialect;
     let mut out: Vec<String> = FLOWS_ADDED
@@ -889,4 +914,77 @@ mod tests {
         assert!(status_query(d, "sales").contains("WHERE \"f\".\"target_schema\" = 'sales'"));
         assert!(runs_query(d, "sales", 5).contains("WHERE \"target_schema\" = 'sales'"));
     }
+}
+
+/// A flow's schedule state as `_sluice.schedule` holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduleRow {
+    /// The flow's table (in the schema asked for).
+    pub table: String,
+    /// The flow (object) name.
+    pub flow: String,
+    /// Its state.
+    pub clock: Clock,
+}
+
+/// Every schedule row of `schema`. Columns: table, flow, next due (ms), paused (1 or 0),
+/// failures, last error, last started (ms), last finished (ms).
+pub fn schedule_query(dialect: Dialect, schema: &str) -> String {
+    let d = dialect;
+    let ms = |c: &str| d.epoch_ms(&d.quote_ident(c));
+    let paused = d.quote_ident("paused");
+    format!(
+        "SELECT {}, {}, {}, CASE WHEN {paused} THEN 1 ELSE 0 END, {}, {}, {}, {} FROM {} WHERE {} = {} ORDER BY 1",
+        d.quote_ident("target_table"),
+        d.quote_ident("flow"),
+        ms("next_due"),
+        d.quote_ident("failures"),
+        d.quote_ident("last_error"),
+        ms("last_started"),
+        ms("last_finished"),
+        d.table(&table(SCHEDULE.name)),
+        d.quote_ident("target_schema"),
+        d.quote_literal(schema),
+    )
+}
+
+/// Per flow of `schema`, its table and its last full read (ms): when a periodic full
+/// refresh is due.
+pub fn full_refresh_query(dialect: Dialect, schema: &str) -> String {
+    let d = dialect;
+    format!(
+        "SELECT {}, {} FROM {} WHERE {} = {}",
+        d.quote_ident("target_table"),
+        d.epoch_ms(&d.quote_ident("last_full_refresh")),
+        d.table(&table(FLOWS.name)),
+        d.quote_ident("target_schema"),
+        d.quote_literal(schema),
+    )
+}
+
+/// One transaction's statements replacing the schedule rows of `rows` in `schema`.
+pub fn schedule_writes(dialect: Dialect, schema: &str, rows: &[ScheduleRow], at: Timestamp) -> Vec<String> {
+    let d = dialect;
+    let schedule = d.table(&table(SCHEDULE.name));
+    let columns = ident_list(d, &SCHEDULE.columns.iter().map(|(n, _)| *n).collect::<Vec<_>>());
+    let mut out = Vec::with_capacity(rows.len() * 2);
+    for row in rows {
+        let target = TableRef::new(schema, &row.table);
+        let c = &row.clock;
+        out.push(format!("DELETE FROM {schedule} WHERE {}", target_key(d, &target, None)));
+        let values = [
+            d.quote_literal(schema),
+            d.quote_literal(&row.table),
+            d.quote_literal(&row.flow),
+            d.timestamp_or_null(c.next_due),
+            if c.paused { "TRUE".into() } else { "FALSE".into() },
+            c.failures.to_string(),
+            c.last_error.as_deref().map_or_else(|| "NULL".into(), |e| d.quote_literal(e)),
+            d.timestamp_or_null(c.last_started),
+            d.timestamp_or_null(c.last_finished),
+            d.timestamp_literal(at),
+        ];
+        out.push(format!("INSERT INTO {schedule} ({columns}) VALUES ({})", values.join(", ")));
+    }
+    out
 }

@@ -210,6 +210,7 @@ fn consolidate_mentions_only_known_names() {
         "flows",
         "runs",
         "flow_runs",
+        "schedule",
         "layout",
         "probe",
         "one",
@@ -232,7 +233,8 @@ fn consolidate_mentions_only_known_names() {
                    selection_fingerprint write_mode updated_at \
                    run_id trigger started_at finished_at status config_fingerprint phase attempts window_start \
                    rows_extracted rows_inserted rows_updated rows_deleted api_calls bytes error target_schema \
-                   target_table rows_present api_remaining version migrated_at";
+                   target_table rows_present api_remaining version migrated_at \
+                   next_due paused failures last_error last_started last_finished";
     known.extend(control.split_whitespace().map(String::from));
     for (d, sql) in all_sql() {
         let (idents, _) = tokens(d, &sql);

@@ -12,7 +12,7 @@
 use super::plan::select_flows;
 use super::report::{RunRecord, StatusRow};
 use super::summary::{Observer, RunSummary, SyncOptions};
-use super::target::Connector;
+use super::target::{Connector, Reader, Target};
 use super::warehouse::FlowVerify;
 use crate::config::{self, Config, ConfigError, DestinationKind};
 use crate::destination::duckdb::DuckDbKind;
@@ -73,6 +73,17 @@ pub async fn verify(config: &Config, opts: &SyncOptions, repair: bool) -> Result
     let result = target.verify(config, opts, repair).await;
     target.release().await;
     result
+}
+
+/// Opens the configured destination for runs of `command` (`sluice serve` keeps one open
+/// only while it writes), its run lock taken: a second holder fails here, naming the first.
+pub async fn open_target(config: &Config, command: &str) -> Result<Box<dyn Target>> {
+    connector(config)?.open(config, command).await
+}
+
+/// Opens the configured destination to read what runs recorded.
+pub async fn open_reader(config: &Config, command: &str) -> Result<Box<dyn Reader>> {
+    connector(config)?.open_read(config, command).await
 }
 
 /// `sluice status`: every flow's committed window end, last run, live rows and lag. Reads

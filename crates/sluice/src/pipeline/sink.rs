@@ -38,14 +38,14 @@ pub struct RunCx<'a> {
 }
 
 impl<'a> RunCx<'a> {
-    /// A new run, with a new id ([`super::summary::new_run_id`]).
+    /// A new run, with the id `opts` chose or a new one ([`super::summary::new_run_id`]).
     pub fn new(
         source: &'a SalesforceSource,
         config: &'a Config,
         opts: &'a SyncOptions,
         observer: &'a dyn Observer,
     ) -> Self {
-        Self { source, config, opts, observer, run_id: super::summary::new_run_id() }
+        Self { source, config, opts, observer, run_id: opts.run_id.clone().unwrap_or_else(super::summary::new_run_id) }
     }
 }
 

@@ -28,6 +28,9 @@ pub struct SyncOptions {
     pub trigger: String,
     /// How a flow that failed for a retryable reason is tried again.
     pub flow_retry: FlowRetry,
+    /// The run's id, when the caller chose it before starting the run (`sluice serve` answers
+    /// a request with it); a new one ([`new_run_id`]) when `None`.
+    pub run_id: Option<String>,
 }
 
 /// How a flow that failed for a retryable reason (the destination or the API hiccuped)

@@ -15,9 +15,13 @@ use super::report::{self, RunRecord, StatusRow};
 use super::sink::RunCx;
 use super::summary::{Observer, RunSummary, SyncOptions};
 use super::warehouse::{self, FlowVerify, WarehouseSink};
+use std::collections::HashMap;
+
 use crate::config::{Config, DestinationKind, DestinationSettings, FlowConfig};
-use crate::destination::Destination;
+use crate::consolidate::{self, ScheduleRow};
+use crate::destination::{Destination, Value};
 use crate::error::{Error, Result};
+use crate::model::Timestamp;
 use crate::source::salesforce::SalesforceSource;
 
 /// A command's future, boxed so that [`Connector`] can be a trait object.
@@ -57,9 +61,26 @@ pub trait Target: Send + Sync {
     /// `sluice verify [--repair]` (see [`super::warehouse::verify`]).
     fn verify<'a>(&'a self, config: &'a Config, opts: &'a SyncOptions, repair: bool) -> Boxed<'a, Vec<FlowVerify>>;
 
+    /// `sluice serve`'s schedule state of the flows this destination holds, the control
+    /// tables made ready first (created or migrated, as a run would).
+    fn load_schedule<'a>(&'a self, config: &'a Config) -> Boxed<'a, ScheduleState>;
+
+    /// Replaces the schedule state of `rows`' flows, in one transaction.
+    fn save_schedule<'a>(&'a self, config: &'a Config, rows: &'a [ScheduleRow]) -> Boxed<'a, ()>;
+
     /// Gives the run lock back. A failure only delays the next run until the lock lapses
     /// or the server notices, so it is logged, not raised.
     fn release(self: Box<Self>) -> BoxFuture<'static, ()>;
+}
+
+/// What [`Target::load_schedule`] reads: every flow's schedule row, and when each flow
+/// last read its object in full (by table).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ScheduleState {
+    /// The persisted schedule rows.
+    pub rows: Vec<ScheduleRow>,
+    /// Table → the last full read it committed.
+    pub last_full_refresh: HashMap<String, Timestamp>,
 }
 
 /// A destination open to read what runs recorded.
@@ -122,6 +143,46 @@ impl<D: Destination> Target for Warehouse<D> {
         Box::pin(async move {
             let (flows, source) = selected_source(config, opts).await?;
             warehouse::verify(&self.dest, &source, config, flows, opts, &self.schema, repair).await
+        })
+    }
+
+    fn load_schedule<'a>(&'a self, config: &'a Config) -> Boxed<'a, ScheduleState> {
+        Box::pin(async move {
+            let (dest, schema, d) = (&self.dest, self.schema.as_str(), self.dest.dialect());
+            warehouse::prepare_control(dest, config, schema).await?;
+            let text = |v: &Value| v.as_str().map(str::to_owned);
+            let rows = dest
+                .query(consolidate::schedule_query(d, schema))
+                .await?
+                .iter()
+                .map(|r| ScheduleRow {
+                    table: text(&r[0]).unwrap_or_default(),
+                    flow: text(&r[1]).unwrap_or_default(),
+                    clock: crate::serve::schedule::Clock {
+                        next_due: r[2].as_timestamp(),
+                        paused: r[3].as_i64() == Some(1),
+                        failures: r[4].as_i64().and_then(|n| u32::try_from(n).ok()).unwrap_or(0),
+                        last_error: text(&r[5]),
+                        last_started: r[6].as_timestamp(),
+                        last_finished: r[7].as_timestamp(),
+                    },
+                })
+                .collect();
+            let last_full_refresh = dest
+                .query(consolidate::full_refresh_query(d, schema))
+                .await?
+                .iter()
+                .filter_map(|r| Some((text(&r[0])?, r[1].as_timestamp()?)))
+                .collect();
+            Ok(ScheduleState { rows, last_full_refresh })
+        })
+    }
+
+    fn save_schedule<'a>(&'a self, config: &'a Config, rows: &'a [ScheduleRow]) -> Boxed<'a, ()> {
+        Box::pin(async move {
+            warehouse::prepare_control(&self.dest, config, &self.schema).await?;
+            let d = self.dest.dialect();
+            self.dest.transaction(consolidate::schedule_writes(d, &self.schema, rows, chrono::Utc::now())).await
         })
     }
 

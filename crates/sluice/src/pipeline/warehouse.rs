@@ -150,11 +150,7 @@ async fn prepare_locked<D: Destination>(dest: &D, config: &Config, schema: &str)
         && from < consolidate::LAYOUT_VERSION
     {
         dest.transaction(consolidate::migrate_added(d, from, Utc::now())).await?;
-        tracing::warn!(
-            "upgraded the control tables from layout {from} to {}: flows now record what their config selects and \
-             how they write",
-            consolidate::LAYOUT_VERSION
-        );
+        tracing::warn!("upgraded the control tables from layout {from} to {}", consolidate::LAYOUT_VERSION);
     }
     // One transaction: a session racing this one (see [`prepare_control`]) sees all of the
     // control tables or none, never some, which would look like an older layout.

@@ -1,5 +1,5 @@
 //! Opening a files root for the pipeline's commands ([`Connector`]): a run holds the root's
-//! lock and writes through [`FilesSink`]. `verify`, `status` and `history` read a
+//! lock and writes through [`FilesSink`]. `verify`, `status`, `history` and `serve` read a
 //! warehouse's control tables, which a files root does not have: each is a user error
 //! naming where its state is kept instead.
 
@@ -8,11 +8,14 @@ use futures_util::future::BoxFuture;
 use super::sink::FilesSink;
 use super::{FilesConfig, FilesDestination, FilesKind};
 use crate::config::Config;
+use crate::consolidate::ScheduleRow;
 use crate::error::{Error, Result};
 use crate::pipeline::flows;
 use crate::pipeline::sink::RunCx;
 use crate::pipeline::summary::{Observer, RunSummary, SyncOptions};
-use crate::pipeline::target::{Boxed, Connector, LocalBoxed, Reader, Target, selected_source, settings_of};
+use crate::pipeline::target::{
+    Boxed, Connector, LocalBoxed, Reader, ScheduleState, Target, selected_source, settings_of,
+};
 use crate::pipeline::warehouse::FlowVerify;
 
 /// The configured root, not yet locked.
@@ -74,6 +77,14 @@ impl Target for FilesTarget {
 
     fn verify<'a>(&'a self, config: &'a Config, _opts: &'a SyncOptions, _repair: bool) -> Boxed<'a, Vec<FlowVerify>> {
         Box::pin(async move { Err(no_control_tables("verify", &root(config)?)) })
+    }
+
+    fn load_schedule<'a>(&'a self, config: &'a Config) -> Boxed<'a, ScheduleState> {
+        Box::pin(async move { Err(no_control_tables("serve", &root(config)?)) })
+    }
+
+    fn save_schedule<'a>(&'a self, config: &'a Config, _rows: &'a [ScheduleRow]) -> Boxed<'a, ()> {
+        Box::pin(async move { Err(no_control_tables("serve", &root(config)?)) })
     }
 
     fn release(self: Box<Self>) -> BoxFuture<'static, ()> {

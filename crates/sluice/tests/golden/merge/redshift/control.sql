@@ -54,4 +54,18 @@ CREATE TABLE IF NOT EXISTS "_sluice"."flow_runs" (
   PRIMARY KEY ("run_id", "target_schema", "target_table")
 );
 
-INSERT INTO "_sluice"."layout" ("version", "migrated_at") SELECT 4, CAST('1970-01-01 00:00:00.000000+00' AS TIMESTAMPTZ) WHERE NOT EXISTS (SELECT 1 FROM "_sluice"."layout");
+CREATE TABLE IF NOT EXISTS "_sluice"."schedule" (
+  "target_schema" VARCHAR(65535),
+  "target_table" VARCHAR(65535),
+  "flow" VARCHAR(65535),
+  "next_due" TIMESTAMPTZ,
+  "paused" BOOLEAN,
+  "failures" INTEGER,
+  "last_error" VARCHAR(65535),
+  "last_started" TIMESTAMPTZ,
+  "last_finished" TIMESTAMPTZ,
+  "updated_at" TIMESTAMPTZ,
+  PRIMARY KEY ("target_schema", "target_table")
+);
+
+INSERT INTO "_sluice"."layout" ("version", "migrated_at") SELECT 5, CAST('1970-01-01 00:00:00.000000+00' AS TIMESTAMPTZ) WHERE NOT EXISTS (SELECT 1 FROM "_sluice"."layout");

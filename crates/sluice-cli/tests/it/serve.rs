@@ -1,0 +1,328 @@
+//! `sluice serve` end to end, on DuckDB and PostgreSQL: the built binary runs every flow
+//! every 2 s against the sandbox while the org keeps changing, answers its API, and stops on
+//! SIGTERM with exit 0; the tables then equal the sandbox's ground truth row by row, and
+//! `_sluice.runs` shows runs that never overlapped. Killed with SIGKILL at several instants
+//! and restarted, it resumes and still ends equal to the truth, with no duplicate row. A
+//! flow that keeps failing is paused after `pause_after_failures` while the others go on.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use reqwest::StatusCode;
+use sandbox::server::DEFAULT_PASSWORD;
+use serde_json::{Value as Json, json};
+
+use crate::common;
+use crate::crash::{assert_equals_truth, churn, start};
+use crate::target::{self, Kind, Warehouse};
+
+const BIN: &str = env!("CARGO_BIN_EXE_sluice");
+const TOKEN: &str = "serve-test-token-0123456789";
+
+fn write_config(dir: &Path, login_url: &str, wh: &Warehouse) -> PathBuf {
+    let text = format!(
+        r#"{}
+{}
+[serve]
+listen = "127.0.0.1:0"
+token = "{TOKEN}"
+shutdown_grace = "30s"
+
+[defaults]
+every = "2s"
+lookback = "10m"
+reconcile_every = "never"
+
+[[flows]]
+object = "Account"
+
+[[flows]]
+object = "Contact"
+slice = "400d"
+
+[[flows]]
+object = "Lead"
+fields = ["Id", "Name", "NoSuchField__c"]
+pause_after_failures = 2
+"#,
+        common::source_toml(login_url, DEFAULT_PASSWORD),
+        wh.toml
+    );
+    let path = dir.join("sluice.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A running `sluice serve` and its API's base URL; its log goes to a file beside the config.
+struct Serve {
+    child: Child,
+    api: String,
+    log: PathBuf,
+    client: reqwest::Client,
+}
+
+impl Serve {
+    async fn start(config: &Path) -> Serve {
+        let log = config.with_extension(format!("{}.log", Utc::now().timestamp_micros()));
+        let mut child = Command::new(BIN)
+            .arg("--config")
+            .arg(config)
+            .arg("serve")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        // The first line names the API's address; the rest is drained so the pipe never fills.
+        let api = tokio::task::spawn_blocking(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            let first = lines.next().and_then(Result::ok).unwrap_or_default();
+            std::thread::spawn(move || lines.for_each(drop));
+            first
+        })
+        .await
+        .unwrap();
+        let api = api
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("http://"))
+            .and_then(|w| w.strip_suffix("/api/v1"))
+            .map(|a| format!("http://{a}"))
+            .unwrap_or_else(|| panic!("serve did not say where it listens: {api:?}\n{}", read(&log)));
+        Serve { child, api, log, client: reqwest::Client::new() }
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, Json) {
+        let response = self.client.get(format!("{}{path}", self.api)).bearer_auth(TOKEN).send().await.unwrap();
+        (response.status(), response.json().await.unwrap_or(Json::Null))
+    }
+
+    async fn flows(&self) -> Vec<Json> {
+        let (status, body) = self.get("/api/v1/flows").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body.as_array().unwrap().clone()
+    }
+
+    /// Waits until `object`'s newest run started after `after` and ended `ok`.
+    async fn wait_for_run_after(&self, object: &str, after: DateTime<Utc>) {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let flows = self.flows().await;
+            let flow = flows.iter().find(|f| f["object"] == object).unwrap();
+            let started = flow["last_run"]["started_at"].as_str().and_then(|s| s.parse::<DateTime<Utc>>().ok());
+            if started.is_some_and(|s| s > after) && flow["last_run"]["phase"] == "done" {
+                return;
+            }
+            assert!(Instant::now() < deadline, "no run of {object} after {after}: {flow:#}\n{}", read(&self.log));
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Waits until the log holds `count` lines with `text`.
+    async fn wait_for_log(&self, text: &str, count: usize) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while read(&self.log).matches(text).count() < count {
+            assert!(Instant::now() < deadline, "no {text:?} in the log:\n{}", read(&self.log));
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    /// SIGTERM, then the exit status (within the grace and a margin).
+    async fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        tokio::task::spawn_blocking(move || {
+            let deadline = Instant::now() + Duration::from_secs(40);
+            loop {
+                if let Some(status) = self.child.try_wait().unwrap() {
+                    return status;
+                }
+                assert!(Instant::now() < deadline, "serve did not stop within its grace\n{}", read(&self.log));
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+        .await
+        .unwrap()
+    }
+
+    /// SIGKILL.
+    fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+fn read(log: &Path) -> String {
+    std::fs::read_to_string(log).unwrap_or_default()
+}
+
+/// The runs `_sluice.runs` recorded, oldest first: (id, started ms, finished ms, status,
+/// trigger). Asserts none started before the previous one finished.
+async fn assert_runs_never_overlapped(wh: &Warehouse) -> Vec<(String, i64, Option<i64>, String, String)> {
+    let d = wh.dialect();
+    let rows = wh
+        .query(&format!(
+            "SELECT run_id, {}, {}, status, {} FROM _sluice.runs ORDER BY 2",
+            d.epoch_ms("started_at"),
+            d.epoch_ms("finished_at"),
+            d.quote_ident("trigger")
+        ))
+        .await;
+    let runs: Vec<_> = rows
+        .into_iter()
+        .map(|r| {
+            let ms = |v: &Option<String>| v.as_deref().map(|t| t.parse::<i64>().unwrap());
+            (r[0].clone().unwrap(), ms(&r[1]).unwrap(), ms(&r[2]), r[3].clone().unwrap(), r[4].clone().unwrap())
+        })
+        .collect();
+    for pair in runs.windows(2) {
+        if let Some(finished) = pair[0].2 {
+            assert!(pair[1].1 >= finished, "run {} started before {} finished: {runs:#?}", pair[1].0, pair[0].0);
+        }
+    }
+    runs
+}
+
+async fn serve_keeps_the_tables_equal_to_the_truth(kind: Kind) {
+    let sb = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let wh = Warehouse::new(kind).await;
+    let config = write_config(dir.path(), &sb.login_url, &wh);
+    let serve = Serve::start(&config).await;
+    let began = Utc::now();
+    serve.wait_for_run_after("Account", began - chrono::TimeDelta::seconds(60)).await;
+
+    // The API wants the token.
+    let unauthorized = serve.client.get(format!("{}/api/v1/flows", serve.api)).send().await.unwrap();
+    assert_eq!(unauthorized.status(), StatusCode::UNAUTHORIZED);
+    let healthz = reqwest::get(format!("{}/healthz", serve.api)).await.unwrap();
+    assert_eq!(healthz.status(), StatusCode::OK);
+
+    for _ in 0..4 {
+        churn(&sb).await;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+    }
+    let changed = Utc::now();
+    serve.wait_for_run_after("Account", changed).await;
+    serve.wait_for_run_after("Contact", changed).await;
+
+    // A run asked through the API.
+    let asked = serve
+        .client
+        .post(format!("{}/api/v1/runs", serve.api))
+        .bearer_auth(TOKEN)
+        .json(&json!({"objects": ["Contact"], "full_refresh": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(asked.status(), StatusCode::ACCEPTED);
+    let run_id = asked.json::<Json>().await.unwrap()["run_id"].as_str().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, run) = serve.get(&format!("/api/v1/runs/{run_id}")).await;
+        if status == StatusCode::OK && run["status"] == "ok" {
+            assert_eq!(run["flows"][0]["flow"], "Contact");
+            break;
+        }
+        assert!(Instant::now() < deadline, "run {run_id} never ended ok: {run}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // The failing flow was paused after 2 failures, naming its problem; the others went on.
+    let flows = serve.flows().await;
+    let lead = flows.iter().find(|f| f["object"] == "Lead").unwrap();
+    assert_eq!(
+        (&lead["state"], &lead["freshness"], &lead["consecutive_failures"]),
+        (&json!("paused"), &json!("error"), &json!(2)),
+        "{lead:#}"
+    );
+    assert!(lead["last_error"].as_str().unwrap().contains("NoSuchField__c"), "{lead:#}");
+    for flow in flows.iter().filter(|f| f["object"] != "Lead") {
+        assert_eq!((&flow["state"], &flow["freshness"]), (&json!("idle"), &json!("on_time")), "{flow:#}");
+    }
+
+    let status = serve.terminate().await;
+    assert!(status.success(), "serve exits 0 on SIGTERM: {status:?}");
+    assert_equals_truth(&sb, &wh).await;
+    let runs = assert_runs_never_overlapped(&wh).await;
+    assert!(runs.len() >= 6, "{runs:#?}");
+    assert!(runs.iter().all(|r| r.4 == "schedule" || r.4 == "api"), "{runs:#?}");
+    assert!(runs.iter().any(|r| r.0 == run_id && r.4 == "api"), "{runs:#?}");
+    // Runs with Lead were partial, or failed when Lead ran alone (its back-off apart from
+    // the others' schedule); none was left running or abandoned.
+    assert!(runs.iter().all(|r| ["ok", "partial", "failed"].contains(&r.3.as_str())), "{runs:#?}");
+    assert!(runs.iter().filter(|r| r.3 == "ok").count() >= 4, "{runs:#?}");
+    // The schedule persisted: Lead paused with its 2 failures, the others clean.
+    let schedule = wh
+        .query(&format!(
+            "SELECT target_table, {}, failures FROM _sluice.schedule ORDER BY 1",
+            target::bool_text("paused")
+        ))
+        .await;
+    let schedule: Vec<Vec<String>> =
+        schedule.into_iter().map(|r| r.into_iter().map(Option::unwrap).collect()).collect();
+    assert_eq!(schedule, [["account", "false", "0"], ["contact", "false", "0"], ["lead", "true", "2"]]);
+    sb.shutdown().await;
+}
+
+async fn killed_and_restarted_it_resumes_without_duplicates(kind: Kind) {
+    let sb = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let wh = Warehouse::new(kind).await;
+    let config = write_config(dir.path(), &sb.login_url, &wh);
+    // Each process is killed a few milliseconds after a run starts (its log says so), the
+    // first during the first loads (fixed instants, so a failure replays).
+    for (round, delay_ms) in [0u64, 10, 25, 40, 5].into_iter().enumerate() {
+        let serve = Serve::start(&config).await;
+        if round > 0 {
+            churn(&sb).await;
+        }
+        serve.wait_for_log("run starts", 1).await;
+        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+        serve.kill();
+        wh.lapse_lease().await;
+    }
+    let serve = Serve::start(&config).await;
+    churn(&sb).await;
+    let changed = Utc::now();
+    serve.wait_for_run_after("Account", changed).await;
+    serve.wait_for_run_after("Contact", changed).await;
+    let status = serve.terminate().await;
+    assert!(status.success(), "{status:?}");
+    assert_equals_truth(&sb, &wh).await;
+    let runs = assert_runs_never_overlapped(&wh).await;
+    assert!(runs.iter().any(|r| r.3 == "abandoned"), "some kill must have hit a run: {runs:#?}");
+    sb.shutdown().await;
+}
+
+target::suite!(serve_keeps_the_tables_equal_to_the_truth, killed_and_restarted_it_resumes_without_duplicates);
+
+/// Refused before anything starts, exit 2: a non-loopback address without a token, and a
+/// destination with no control tables to keep the schedule in.
+#[test]
+fn serve_refuses_what_it_cannot_run_safely() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = common::source_toml("http://127.0.0.1:9", DEFAULT_PASSWORD);
+    let cases = [
+        (
+            format!(
+                "{source}\n[destination]\ntype = \"duckdb\"\npath = \"w.duckdb\"\n[serve]\nlisten = \"0.0.0.0:0\"\n"
+            ),
+            "serve.token: is required because serve.listen (0.0.0.0:0) is not a loopback address",
+        ),
+        (
+            format!("{source}\n[destination]\ntype = \"files\"\npath = \"out\"\n[serve]\nlisten = \"127.0.0.1:0\"\n"),
+            "`sluice serve` reads a warehouse's control tables; destination.type = \"files\"",
+        ),
+    ];
+    for (text, needle) in cases {
+        let path = dir.path().join("sluice.toml");
+        std::fs::write(&path, format!("{text}\n[[flows]]\nobject = \"Account\"\n")).unwrap();
+        let out = Command::new(BIN).current_dir(dir.path()).args(["serve"]).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(needle), "{stderr}");
+    }
+}

@@ -1,0 +1,56 @@
+//! `sluice serve`: the always-on form of the pipeline (DESIGN "Orchestration"). Each flow
+//! runs on its schedule ([`schedule`], pure) through the same runs as `sluice sync`, driven
+//! by the [`scheduler`] loop, which keeps a [`view`] the HTTP [`api`] serves.
+//!
+//! [`serve`] binds the API's address, loads the persisted schedule state from the
+//! destination, serves the API on other tasks and runs the scheduler on this one until the
+//! shutdown channel turns `true`.
+
+pub mod api;
+pub mod schedule;
+pub mod scheduler;
+pub mod view;
+
+#[cfg(test)]
+mod tests;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use tokio::sync::{mpsc, watch};
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+
+/// Runs `sluice serve` until `shutdown` turns `true`, then returns once the run in
+/// progress has finished or its grace is over. `listening` is told the API's address
+/// once the schedule state is loaded and the API answers. An `Err` means it could not
+/// start: the address is taken, or the destination cannot be opened or keeps no control
+/// tables.
+pub async fn serve(config: Config, shutdown: watch::Receiver<bool>, listening: impl FnOnce(SocketAddr)) -> Result<()> {
+    let address = config.serve.listen;
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|e| Error::user(format!("serve.listen: cannot listen on {address}: {e}")))?;
+    let bound = listener.local_addr().map_err(|e| Error::internal(format!("the listening address: {e}")))?;
+    let config = Arc::new(config);
+    let view = Arc::new(Mutex::new(view::View::default()));
+    let (commands, received) = mpsc::unbounded_channel();
+    let mut scheduler = scheduler::Scheduler::new(Arc::clone(&config), Arc::clone(&view), received, shutdown.clone());
+    scheduler.load().await?;
+    let app = api::router(api::ApiState { view, commands, config });
+    let mut stop = shutdown;
+    let server = tokio::spawn(async move {
+        let stopped = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stopped).await {
+            tracing::error!(error = %e, "the HTTP API stopped");
+        }
+    });
+    listening(bound);
+    let result = scheduler.run().await;
+    server.abort();
+    result
+}

@@ -1,0 +1,413 @@
+//! The scheduler loop of `sluice serve`: runs each flow when its [`schedule`] says so,
+//! through the same pipeline as `sluice sync` (one run at a time, the due flows together),
+//! keeps the [`View`] the API serves, persists every flow's [`Clock`] in the destination,
+//! and stops gracefully.
+//!
+//! - The destination is open (its run lock held) only while a run writes or the schedule is
+//!   saved: between runs `sluice status` and `history` read it, on DuckDB too, and a
+//!   `sluice sync` started by hand runs (a scheduled run meanwhile finds it held and tries
+//!   again after a back-off, without counting a failure).
+//! - Durable: the clocks are saved after every run and every pause or resume. A kill -9
+//!   at any instant loses at most the clock update of the run in progress, so that run's
+//!   flows are due again on restart; what they had committed is committed once (the
+//!   window moves with the data), so nothing is duplicated and nothing skipped.
+//! - Shutdown (the `shutdown` channel turning `true`, on SIGTERM/SIGINT in the binary):
+//!   no new run starts; a run in progress gets `shutdown_grace` to finish, then it is
+//!   dropped, which aborts it safely (its flows keep their committed windows).
+//!
+//! Runs are awaited on this task, never spawned: a run's future is not `Send` (see
+//! [`crate::pipeline::target::LocalBoxed`]). The HTTP API runs on other tasks and talks to
+//! this loop through the [`View`] and a channel of [`Command`]s.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use parking_lot::Mutex;
+use tokio::sync::{mpsc, watch};
+
+use super::schedule::{self, Clock, Outcome, Ts};
+use super::view::{FlowEntry, View};
+use crate::config::Config;
+use crate::consolidate::ScheduleRow;
+use crate::error::{Error, Result};
+use crate::pipeline::target::{ScheduleState, Target};
+use crate::pipeline::{self, FlowStatus, Quiet, RunSummary, SyncOptions};
+
+/// The longest the loop sleeps: it wakes at least this often to beat its heart (see
+/// [`super::view::HEARTBEAT_STALE`]) and retry saving a schedule the destination refused.
+pub const TICK: Duration = Duration::from_secs(5);
+
+/// Runs kept in the view for `GET /api/v1/runs`.
+pub const RUNS_KEPT: usize = 200;
+
+/// What the API asks of the scheduler.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Run these flows (object names as configured) now, as run `run_id`.
+    Run {
+        /// The id the API already answered with.
+        run_id: String,
+        /// The flows.
+        objects: Vec<String>,
+        /// Read them in full.
+        full_refresh: bool,
+    },
+    /// A flow was paused or resumed in the view: save the clocks.
+    Save,
+}
+
+/// One run the loop is about to make.
+struct Batch {
+    run_id: Option<String>,
+    objects: Vec<String>,
+    full_refresh: bool,
+    trigger: &'static str,
+}
+
+/// The scheduler, between runs.
+pub struct Scheduler {
+    config: Arc<Config>,
+    view: Arc<Mutex<View>>,
+    commands: mpsc::UnboundedReceiver<Command>,
+    shutdown: watch::Receiver<bool>,
+    queued: VecDeque<Batch>,
+    /// The clocks changed since they were last saved.
+    unsaved: bool,
+}
+
+impl Scheduler {
+    /// A scheduler of `config`'s flows, serving `view`, taking `commands`, stopping when
+    /// `shutdown` turns `true`. Reads nothing yet: [`Scheduler::run`] does.
+    pub fn new(
+        config: Arc<Config>,
+        view: Arc<Mutex<View>>,
+        commands: mpsc::UnboundedReceiver<Command>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
+        Self { config, view, commands, shutdown, queued: VecDeque::new(), unsaved: false }
+    }
+
+    fn stopping(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+
+    /// Runs flows as they fall due until shutdown, once [`Scheduler::load`] has read the
+    /// persisted clocks. Failures are the flows', recorded in their clocks; it returns
+    /// `Ok` once shut down.
+    pub async fn run(mut self) -> Result<()> {
+        self.refresh_view().await;
+        while !self.stopping() {
+            self.beat();
+            self.drain_commands();
+            if self.unsaved && self.queued.is_empty() {
+                self.save_alone().await;
+            }
+            if let Some(batch) = self.next_batch() {
+                self.run_batch(batch).await;
+                continue;
+            }
+            let wait = self.until_next_due();
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                command = self.commands.recv() => if let Some(c) = command { self.take(c) },
+                _ = self.shutdown.changed() => {}
+            }
+        }
+        if self.unsaved {
+            self.save_alone().await;
+        }
+        Ok(())
+    }
+
+    /// Reads the flows' persisted clocks and last full reads, through the destination
+    /// opened as a run would (migrating its control tables if they are older). An `Err`
+    /// means serve cannot start: the destination cannot be opened, or keeps no control
+    /// tables.
+    pub async fn load(&mut self) -> Result<()> {
+        let target = pipeline::open_target(&self.config, "serve").await?;
+        let state = target.load_schedule(&self.config).await;
+        target.release().await;
+        let state = state?;
+        let naming = self.config.destination.naming();
+        let flows = self
+            .config
+            .flows
+            .iter()
+            .map(|flow| {
+                let table = naming.apply(&flow.object);
+                let clock = state.rows.iter().find(|r| r.table == table).map(|r| r.clock.clone()).unwrap_or_default();
+                let last_full_refresh = state.last_full_refresh.get(&table).copied();
+                FlowEntry { config: flow.clone(), table, clock, last_full_refresh, status: None }
+            })
+            .collect();
+        let mut view = self.view.lock();
+        view.flows = flows;
+        view.store_ok = true;
+        Ok(())
+    }
+
+    fn beat(&self) {
+        self.view.lock().heartbeat = Some(Instant::now());
+    }
+
+    fn drain_commands(&mut self) {
+        while let Ok(command) = self.commands.try_recv() {
+            self.take(command);
+        }
+    }
+
+    fn take(&mut self, command: Command) {
+        match command {
+            Command::Run { run_id, objects, full_refresh } => {
+                self.queued.push_back(Batch { run_id: Some(run_id), objects, full_refresh, trigger: "api" })
+            }
+            Command::Save => self.unsaved = true,
+        }
+    }
+
+    /// A run asked through the API first, else the flows due now: those whose full
+    /// refresh is due in one run, the others in another.
+    fn next_batch(&mut self) -> Option<Batch> {
+        if let Some(batch) = self.queued.pop_front() {
+            return Some(batch);
+        }
+        let now = Utc::now();
+        let view = self.view.lock();
+        let due: Vec<&FlowEntry> = view.flows.iter().filter(|f| f.clock.is_due(now)).collect();
+        let (full, incremental): (Vec<&FlowEntry>, Vec<&FlowEntry>) =
+            due.into_iter().partition(|f| schedule::wants_full_refresh(&f.config.schedule, f.last_full_refresh, now));
+        let objects = |flows: &[&FlowEntry]| flows.iter().map(|f| f.config.object.clone()).collect::<Vec<_>>();
+        if !incremental.is_empty() {
+            return Some(Batch {
+                run_id: None,
+                objects: objects(&incremental),
+                full_refresh: false,
+                trigger: "schedule",
+            });
+        }
+        (!full.is_empty()).then(|| Batch {
+            run_id: None,
+            objects: objects(&full),
+            full_refresh: true,
+            trigger: "schedule",
+        })
+    }
+
+    /// How long to sleep: until the first unpaused flow falls due, at most [`TICK`].
+    fn until_next_due(&self) -> Duration {
+        let now = Utc::now();
+        let view = self.view.lock();
+        let first = view.flows.iter().filter(|f| !f.clock.paused).filter_map(|f| f.clock.next_due).min();
+        first.map_or(TICK, |due| (due - now).to_std().unwrap_or(Duration::ZERO).min(TICK))
+    }
+
+    /// One run of `batch`, then its flows' clocks, saved, and the view refreshed.
+    async fn run_batch(&mut self, batch: Batch) {
+        let run_id = batch.run_id.clone().unwrap_or_else(pipeline::new_run_id);
+        let flows: BTreeSet<String> = batch.objects.iter().map(|o| o.to_ascii_lowercase()).collect();
+        self.view.lock().running = Some((run_id.clone(), flows));
+        let started = Utc::now();
+        tracing::info!(run = %run_id, flows = ?batch.objects, full_refresh = batch.full_refresh, trigger = batch.trigger, "run starts");
+        let opts = SyncOptions {
+            objects: Some(batch.objects.clone()),
+            full_refresh: batch.full_refresh,
+            trigger: batch.trigger.to_owned(),
+            run_id: Some(run_id.clone()),
+            ..SyncOptions::default()
+        };
+        let config = Arc::clone(&self.config);
+        let (outcomes, target) = match pipeline::open_target(&config, "serve").await {
+            Ok(target) => {
+                let result = self.await_run(target.as_ref(), &config, &opts).await;
+                (outcomes_of(&batch.objects, result), Some(target))
+            }
+            Err(e) => (outcomes_of(&batch.objects, Some(Err(e))), None),
+        };
+        let finished = Utc::now();
+        let mut ended: Vec<String> = outcomes
+            .iter()
+            .map(|(flow, outcome)| match outcome {
+                Outcome::Succeeded => format!("{flow} ok"),
+                Outcome::Failed(_) => format!("{flow} failed"),
+                Outcome::Deferred => format!("{flow} deferred"),
+            })
+            .collect();
+        ended.sort();
+        tracing::info!(run = %run_id, flows = %ended.join(", "), "run ends");
+        self.record(&outcomes, started, finished);
+        if let Some(target) = target {
+            self.save(target.as_ref()).await;
+            target.release().await;
+        }
+        self.view.lock().running = None;
+        self.refresh_view().await;
+    }
+
+    /// Awaits the run, answering the API meanwhile; on shutdown gives it
+    /// `shutdown_grace`, then drops it. `None`: it was dropped.
+    async fn await_run(
+        &mut self,
+        target: &dyn Target,
+        config: &Config,
+        opts: &SyncOptions,
+    ) -> Option<Result<RunSummary>> {
+        let mut run = pin!(target.sync(config, opts, &Quiet));
+        let mut deadline: Option<tokio::time::Instant> = None;
+        loop {
+            let grace_over = async {
+                match deadline {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                result = &mut run => return Some(result),
+                () = tokio::time::sleep(TICK) => self.beat(),
+                command = self.commands.recv() => if let Some(c) = command { self.take(c) },
+                _ = self.shutdown.changed(), if deadline.is_none() => {
+                    if self.stopping() {
+                        tracing::warn!(grace = ?config.serve.shutdown_grace, "shutting down: the run in progress may finish within the grace");
+                        deadline = Some(tokio::time::Instant::now() + config.serve.shutdown_grace);
+                    }
+                }
+                () = grace_over => {
+                    tracing::warn!("the shutdown grace is over: the run in progress is aborted; its flows keep their committed windows");
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// The clocks after a run, in the view.
+    fn record(&mut self, outcomes: &HashMap<String, Outcome>, started: Ts, finished: Ts) {
+        let mut view = self.view.lock();
+        for flow in &mut view.flows {
+            let Some(outcome) = outcomes.get(&flow.config.object.to_ascii_lowercase()) else { continue };
+            match schedule::after_run(&flow.config.schedule, &flow.clock, started, finished, outcome) {
+                Ok(clock) => {
+                    if clock.paused && !flow.clock.paused {
+                        tracing::error!(flow = %flow.config.object, failures = clock.failures, "paused after too many failed runs in a row; resume it through the API");
+                    }
+                    flow.clock = clock;
+                }
+                Err(e) => tracing::error!(flow = %flow.config.object, error = %e, "cannot compute the next run"),
+            }
+        }
+        self.unsaved = true;
+    }
+
+    /// The clocks of every flow, as rows.
+    fn rows(&self) -> Vec<ScheduleRow> {
+        let view = self.view.lock();
+        view.flows
+            .iter()
+            .map(|f| ScheduleRow { table: f.table.clone(), flow: f.config.object.clone(), clock: f.clock.clone() })
+            .collect()
+    }
+
+    /// Saves the clocks through an open target, and reads back each flow's last full read.
+    async fn save(&mut self, target: &dyn Target) {
+        let rows = self.rows();
+        let saved = target.save_schedule(&self.config, &rows).await;
+        let state = match saved {
+            Ok(()) => target.load_schedule(&self.config).await,
+            Err(e) => Err(e),
+        };
+        let mut view = self.view.lock();
+        match state {
+            Ok(ScheduleState { last_full_refresh, .. }) => {
+                self.unsaved = false;
+                view.store_ok = true;
+                for flow in &mut view.flows {
+                    flow.last_full_refresh = last_full_refresh.get(&flow.table).copied();
+                }
+            }
+            Err(e) => {
+                view.store_ok = false;
+                tracing::warn!(error = %e, "could not save the schedule state; trying again shortly");
+            }
+        }
+    }
+
+    /// Opens the destination just to save the clocks (after a pause or resume).
+    async fn save_alone(&mut self) {
+        match pipeline::open_target(&self.config, "serve").await {
+            Ok(target) => {
+                self.save(target.as_ref()).await;
+                target.release().await;
+            }
+            Err(e) if e.is_busy() => tracing::info!(error = %e, "the destination is busy; the schedule is saved later"),
+            Err(e) => {
+                self.view.lock().store_ok = false;
+                tracing::warn!(error = %e, "could not open the destination to save the schedule state");
+            }
+        }
+    }
+
+    /// Reads status and history for the view (the API's answers between runs).
+    async fn refresh_view(&mut self) {
+        let read = async {
+            let reader = pipeline::open_reader(&self.config, "serve").await?;
+            let status = reader.status(&self.config).await?;
+            let runs = reader.history(RUNS_KEPT).await?;
+            Ok::<_, Error>((status, runs))
+        };
+        match read.await {
+            Ok((status, runs)) => {
+                let mut view = self.view.lock();
+                for flow in &mut view.flows {
+                    flow.status = status.iter().find(|s| s.state.table == flow.table).cloned();
+                }
+                view.runs = runs;
+            }
+            Err(e) if e.is_busy() => tracing::info!(error = %e, "the destination is busy; status is read later"),
+            Err(e) => tracing::warn!(error = %e, "could not read status and history"),
+        }
+    }
+}
+
+/// Each flow's outcome (by lower-case object name) from a run's result: `None` when the
+/// run was aborted at shutdown (the flows are due again, no failure counted).
+fn outcomes_of(objects: &[String], result: Option<Result<RunSummary>>) -> HashMap<String, Outcome> {
+    let all = |outcome: Outcome| objects.iter().map(|o| (o.to_ascii_lowercase(), outcome.clone())).collect();
+    match result {
+        None => all(Outcome::Deferred),
+        // Another holder of the destination (a `sluice sync` by hand), or the API budget:
+        // no fault of the flows.
+        Some(Err(e)) if e.is_busy() || e.is_quota() => all(Outcome::Deferred),
+        Some(Err(e)) => all(Outcome::Failed(e.message)),
+        Some(Ok(summary)) => summary
+            .flows
+            .iter()
+            .map(|f| {
+                let outcome = match f.status {
+                    s if s.succeeded() => Outcome::Succeeded,
+                    FlowStatus::Stopped | FlowStatus::Skipped => Outcome::Deferred,
+                    _ => Outcome::Failed(f.error.clone().unwrap_or_else(|| "failed".into())),
+                };
+                (f.object.to_ascii_lowercase(), outcome)
+            })
+            .collect(),
+    }
+}
+
+/// A flow that is not in `view` by `object`: the API's 404.
+pub fn unknown_flow(object: &str, config: &Config) -> Error {
+    let names: Vec<&str> = config.flows.iter().map(|f| f.object.as_str()).collect();
+    Error::user(format!("no flow for object {object:?}; the flows are: {}", names.join(", ")))
+}
+
+/// Marks `clock` for the API: the view's clock of `object` replaced by `change(clock)`.
+pub fn change_clock(view: &Mutex<View>, object: &str, change: impl FnOnce(&Clock) -> Clock) -> bool {
+    let mut view = view.lock();
+    match view.flow_mut(object) {
+        Some(flow) => {
+            flow.clock = change(&flow.clock);
+            true
+        }
+        None => false,
+    }
+}

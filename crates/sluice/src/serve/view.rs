@@ -1,0 +1,178 @@
+//! What `sluice serve` shows of itself: the [`View`] the scheduler keeps up to date (each
+//! flow's schedule state, what the destination last said of it, the recent runs) and the
+//! JSON shapes the HTTP API answers with ([`FlowView`]). The scheduler writes it, the API
+//! only reads it, so no request ever waits on the destination or on a run.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::schedule::{self, Clock, Freshness, Ts};
+use crate::config::FlowConfig;
+use crate::pipeline::{RunRecord, StatusRow};
+
+/// One flow as the scheduler tracks it.
+#[derive(Debug, Clone)]
+pub struct FlowEntry {
+    /// Its config.
+    pub config: FlowConfig,
+    /// Its table.
+    pub table: String,
+    /// Its schedule state (persisted in `_sluice.schedule`).
+    pub clock: Clock,
+    /// Its last full read, for `full_refresh_every`.
+    pub last_full_refresh: Option<Ts>,
+    /// What `sluice status` says of it, as last read.
+    pub status: Option<StatusRow>,
+}
+
+/// Everything the API serves, kept by the scheduler.
+#[derive(Debug, Default)]
+pub struct View {
+    /// Every configured flow, in config order.
+    pub flows: Vec<FlowEntry>,
+    /// The newest runs, newest first (the same records as `sluice history`).
+    pub runs: Vec<RunRecord>,
+    /// The run in progress: its id and its flows (lower-case object names).
+    pub running: Option<(String, BTreeSet<String>)>,
+    /// When the scheduler loop last went round.
+    pub heartbeat: Option<Instant>,
+    /// Whether the last access to the destination's state (schedule, status, history) worked.
+    pub store_ok: bool,
+}
+
+/// How long the scheduler loop may go without a heartbeat before `/healthz` says 503: it
+/// wakes at least every [`super::scheduler::TICK`], and during a run every tick too.
+pub const HEARTBEAT_STALE: Duration = Duration::from_secs(30);
+
+impl View {
+    /// Whether the scheduler loop and the state store are alive (`/healthz`).
+    pub fn healthy(&self) -> bool {
+        self.store_ok && self.heartbeat.is_some_and(|at| at.elapsed() <= HEARTBEAT_STALE)
+    }
+
+    /// The flow whose object is `object` (case-insensitive).
+    pub fn flow_mut(&mut self, object: &str) -> Option<&mut FlowEntry> {
+        self.flows.iter_mut().find(|f| f.config.object.eq_ignore_ascii_case(object))
+    }
+
+    /// Whether `object`'s flow is in the run in progress.
+    pub fn is_running(&self, object: &str) -> bool {
+        self.running.as_ref().is_some_and(|(_, flows)| flows.contains(&object.to_ascii_lowercase()))
+    }
+
+    /// `GET /api/v1/flows`.
+    pub fn flow_views(&self, now: Ts) -> Vec<FlowView> {
+        self.flows.iter().map(|f| self.flow_view(f, now)).collect()
+    }
+
+    fn flow_view(&self, f: &FlowEntry, now: Ts) -> FlowView {
+        let running = self.is_running(&f.config.object);
+        let failing = f.clock.failures > 0;
+        let state = match () {
+            _ if running => FlowRunState::Running,
+            _ if f.clock.paused => FlowRunState::Paused,
+            _ if failing => FlowRunState::Failing,
+            _ => FlowRunState::Idle,
+        };
+        let window_end = f.status.as_ref().and_then(|s| s.state.window_end);
+        let lag = window_end.map(|end| (now - end).to_std().unwrap_or(Duration::ZERO));
+        let interval = schedule::interval(&f.config.schedule, now).unwrap_or(Duration::ZERO);
+        let last_run = self.runs.iter().find_map(|run| {
+            let flow = run.flows.iter().find(|r| r.flow.eq_ignore_ascii_case(&f.config.object))?;
+            let duration = match (run.started_at, run.finished_at) {
+                (Some(a), Some(b)) => Some((b - a).num_milliseconds() as f64 / 1000.0),
+                _ => None,
+            };
+            Some(LastRun {
+                run_id: run.run_id.clone(),
+                run_status: run.status.clone(),
+                phase: flow.phase.clone(),
+                rows_inserted: flow.inserted,
+                rows_updated: flow.updated,
+                rows_deleted: flow.deleted,
+                started_at: run.started_at,
+                duration_seconds: duration,
+            })
+        });
+        FlowView {
+            object: f.config.object.clone(),
+            table: f.table.clone(),
+            state,
+            freshness: schedule::freshness(lag, interval, failing),
+            window_end,
+            lag_seconds: lag.map(|l| l.as_secs()),
+            interval_seconds: interval.as_secs(),
+            live_rows: f.status.as_ref().and_then(|s| s.live_rows),
+            last_run,
+            next_run: if f.clock.paused { None } else { Some(f.clock.next_due.unwrap_or(now)) },
+            consecutive_failures: f.clock.failures,
+            last_error: f.clock.last_error.clone(),
+        }
+    }
+}
+
+/// A flow's state word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FlowRunState {
+    /// Waiting for its next run.
+    Idle,
+    /// In the run in progress.
+    Running,
+    /// Paused (after too many failures, or by hand); runs again once resumed.
+    Paused,
+    /// Its last run failed; it is backing off.
+    Failing,
+}
+
+/// One flow as `GET /api/v1/flows` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FlowView {
+    /// Source object.
+    pub object: String,
+    /// Destination table.
+    pub table: String,
+    /// What it is doing.
+    pub state: FlowRunState,
+    /// How fresh its table is.
+    pub freshness: Freshness,
+    /// The committed window end.
+    pub window_end: Option<Ts>,
+    /// Now minus the committed window end.
+    pub lag_seconds: Option<u64>,
+    /// Its schedule's interval (for a cron pattern, the gap between its next two times).
+    pub interval_seconds: u64,
+    /// Live rows in its table, as last read.
+    pub live_rows: Option<u64>,
+    /// Its newest run.
+    pub last_run: Option<LastRun>,
+    /// When it runs next (`None` while paused).
+    pub next_run: Option<Ts>,
+    /// Failed runs in a row.
+    pub consecutive_failures: u32,
+    /// The last failure's message, until a run succeeds.
+    pub last_error: Option<String>,
+}
+
+/// A flow's newest run, for [`FlowView`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LastRun {
+    /// Run id.
+    pub run_id: String,
+    /// The run's status (`ok`, `partial`, `failed`, ...).
+    pub run_status: String,
+    /// The phase this flow reached in it.
+    pub phase: String,
+    /// Rows inserted.
+    pub rows_inserted: i64,
+    /// Rows updated.
+    pub rows_updated: i64,
+    /// Rows deleted.
+    pub rows_deleted: i64,
+    /// When the run started.
+    pub started_at: Option<Ts>,
+    /// How long the run took, in seconds.
+    pub duration_seconds: Option<f64>,
+}
