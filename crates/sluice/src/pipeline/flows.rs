@@ -52,7 +52,8 @@ pub(crate) async fn run<S: Sink>(sink: &S, run: &RunCx<'_>, flows: Vec<&FlowConf
         tracing::warn!(run = %run.run_id, error = %e, "could not record the end of the run; the flows' results stand");
     }
     let stopped = summaries.iter().any(|s| s.status == FlowStatus::Stopped).then(|| "quota".to_owned());
-    Ok(RunSummary { run_id: run.run_id.clone(), flows: summaries, status, stopped })
+    let api_usage = run.source.client().api_usage();
+    Ok(RunSummary { run_id: run.run_id.clone(), flows: summaries, status, stopped, api_usage })
 }
 
 /// One flow with its retries, turned into a summary whatever happens.

@@ -326,6 +326,9 @@ pub struct RunSummary {
     pub status: RunStatus,
     /// Why the run stopped early (`"quota"`), if it did.
     pub stopped: Option<String>,
+    /// The org's API calls used and allowed in its rolling 24 hours, as the run's last
+    /// response said (`Sforce-Limit-Info`).
+    pub api_usage: Option<(u64, u64)>,
 }
 
 impl RunSummary {

@@ -1,16 +1,19 @@
 //! The HTTP API of `sluice serve` (`/api/v1`, JSON) and `/healthz`, as an axum
 //! [`Router`] built by [`router`], so that tests can serve it in process.
 //!
+//! - `GET /` (no token): the dashboard, one embedded page reading the endpoints below.
 //! - `GET /healthz` (no token): 200 while the scheduler loop beats and the destination's
 //!   state was last read or written without error, 503 otherwise.
+//! - `GET /api/v1/status`: healthy or not, the run in progress, the org's API calls.
 //! - `GET /api/v1/flows`: every flow's state, freshness, lag, last and next run, failures.
 //! - `GET /api/v1/runs?limit=N`, `GET /api/v1/runs/{id}`: the records `sluice history
 //!   --json` prints (the same serializer).
 //! - `POST /api/v1/runs` `{"objects": [...], "full_refresh": false}`: 202 with the run id,
 //!   409 when one of those flows is running.
 //! - `POST /api/v1/flows/{object}/pause` and `/resume`.
+//! - `GET /metrics`: Prometheus text ([`super::metrics`]).
 //!
-//! With `serve.token` set, every `/api/v1` request needs `Authorization: Bearer <token>`,
+//! With `serve.token` set, every `/api/v1` and `/metrics` request needs `Authorization: Bearer <token>`,
 //! compared in constant time; without one (allowed on loopback only) the API is open to
 //! local callers. Request bodies are limited to [`MAX_BODY`]. No answer holds a secret: the
 //! view holds none.
@@ -31,6 +34,7 @@ use serde_json::json;
 use subtle::ConstantTimeEq as _;
 use tokio::sync::mpsc;
 
+use super::metrics::Metrics;
 use super::scheduler::{Command, change_clock, unknown_flow};
 use super::view::View;
 use crate::config::Config;
@@ -48,19 +52,27 @@ pub struct ApiState {
     pub commands: mpsc::UnboundedSender<Command>,
     /// The config being served.
     pub config: Arc<Config>,
+    /// What `/metrics` renders.
+    pub metrics: Arc<Metrics>,
 }
 
 /// The API's routes.
 pub fn router(state: ApiState) -> Router {
     let api = Router::new()
+        .route("/status", get(status))
         .route("/flows", get(flows))
         .route("/runs", get(runs).post(start_run))
         .route("/runs/{id}", get(run))
         .route("/flows/{object}/pause", post(pause))
         .route("/flows/{object}/resume", post(resume))
         .layer(middleware::from_fn_with_state(state.clone(), authorize));
+    let metrics = Router::new()
+        .route("/metrics", get(metrics))
+        .layer(middleware::from_fn_with_state(state.clone(), authorize));
     Router::new()
+        .route("/", get(dashboard))
         .route("/healthz", get(healthz))
+        .merge(metrics)
         .nest("/api/v1", api)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
@@ -94,6 +106,39 @@ async fn healthz(State(state): State<ApiState>) -> Response {
     } else {
         error(StatusCode::SERVICE_UNAVAILABLE, "the scheduler loop or the destination's state is not answering")
     }
+}
+
+/// The dashboard: one embedded page that reads the API (no secret in it; the API asks for
+/// the token). Scripts and styles are its own inline ones only.
+const DASHBOARD: &str = include_str!("dashboard.html");
+
+async fn dashboard() -> Response {
+    let policy = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; \
+                  img-src 'self'; form-action 'none'; frame-ancestors 'none'";
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CONTENT_SECURITY_POLICY, policy)], DASHBOARD)
+        .into_response()
+}
+
+async fn status(State(state): State<ApiState>) -> Response {
+    let view = state.view.lock();
+    let api_calls = view.api_usage.map(|(used, limit)| {
+        json!({ "used": used, "limit": limit, "remaining": limit.saturating_sub(used) })
+    });
+    Json(json!({
+        "healthy": view.healthy(),
+        "running": view.running.as_ref().map(|(id, _)| id.clone()),
+        "api_calls": api_calls,
+        "flows": view.flows.len(),
+    }))
+    .into_response()
+}
+
+async fn metrics(State(state): State<ApiState>) -> Response {
+    let text = {
+        let view = state.view.lock();
+        state.metrics.render(&view, Utc::now())
+    };
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
 }
 
 async fn flows(State(state): State<ApiState>) -> Response {

@@ -7,6 +7,7 @@
 //! shutdown channel turns `true`.
 
 pub mod api;
+pub mod metrics;
 pub mod schedule;
 pub mod scheduler;
 pub mod view;
@@ -37,9 +38,16 @@ pub async fn serve(config: Config, shutdown: watch::Receiver<bool>, listening: i
     let config = Arc::new(config);
     let view = Arc::new(Mutex::new(view::View::default()));
     let (commands, received) = mpsc::unbounded_channel();
-    let mut scheduler = scheduler::Scheduler::new(Arc::clone(&config), Arc::clone(&view), received, shutdown.clone());
+    let metrics = Arc::new(metrics::Metrics::new());
+    let mut scheduler = scheduler::Scheduler::new(
+        Arc::clone(&config),
+        Arc::clone(&view),
+        received,
+        shutdown.clone(),
+        Arc::clone(&metrics),
+    );
     scheduler.load().await?;
-    let app = api::router(api::ApiState { view, commands, config });
+    let app = api::router(api::ApiState { view, commands, config, metrics });
     let mut stop = shutdown;
     let server = tokio::spawn(async move {
         let stopped = async move {

@@ -28,6 +28,7 @@ use chrono::Utc;
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, watch};
 
+use super::metrics::Metrics;
 use super::schedule::{self, Clock, Outcome, Ts};
 use super::view::{FlowEntry, View};
 use crate::config::Config;
@@ -76,18 +77,21 @@ pub struct Scheduler {
     queued: VecDeque<Batch>,
     /// The clocks changed since they were last saved.
     unsaved: bool,
+    metrics: Arc<Metrics>,
 }
 
 impl Scheduler {
     /// A scheduler of `config`'s flows, serving `view`, taking `commands`, stopping when
-    /// `shutdown` turns `true`. Reads nothing yet: [`Scheduler::run`] does.
+    /// `shutdown` turns `true`, counting into `metrics`. Reads nothing yet:
+    /// [`Scheduler::load`] does.
     pub fn new(
         config: Arc<Config>,
         view: Arc<Mutex<View>>,
         commands: mpsc::UnboundedReceiver<Command>,
         shutdown: watch::Receiver<bool>,
+        metrics: Arc<Metrics>,
     ) -> Self {
-        Self { config, view, commands, shutdown, queued: VecDeque::new(), unsaved: false }
+        Self { config, view, commands, shutdown, queued: VecDeque::new(), unsaved: false, metrics }
     }
 
     fn stopping(&self) -> bool {
@@ -140,7 +144,7 @@ impl Scheduler {
                 let table = naming.apply(&flow.object);
                 let clock = state.rows.iter().find(|r| r.table == table).map(|r| r.clock.clone()).unwrap_or_default();
                 let last_full_refresh = state.last_full_refresh.get(&table).copied();
-                FlowEntry { config: flow.clone(), table, clock, last_full_refresh, status: None }
+                FlowEntry { config: flow.clone(), table, clock, last_full_refresh, status: None, last_success: None }
             })
             .collect();
         let mut view = self.view.lock();
@@ -219,14 +223,21 @@ impl Scheduler {
             ..SyncOptions::default()
         };
         let config = Arc::clone(&self.config);
-        let (outcomes, target) = match pipeline::open_target(&config, "serve").await {
-            Ok(target) => {
-                let result = self.await_run(target.as_ref(), &config, &opts).await;
-                (outcomes_of(&batch.objects, result), Some(target))
-            }
-            Err(e) => (outcomes_of(&batch.objects, Some(Err(e))), None),
+        let (result, target) = match pipeline::open_target(&config, "serve").await {
+            Ok(target) => (self.await_run(target.as_ref(), &config, &opts).await, Some(target)),
+            Err(e) => (Some(Err(e)), None),
         };
         let finished = Utc::now();
+        let summary = match &result {
+            Some(Ok(summary)) => Some(summary.clone()),
+            _ => None,
+        };
+        let outcomes = outcomes_of(&batch.objects, result);
+        let took = (finished - started).to_std().unwrap_or_default();
+        self.metrics.run_ended(summary.as_ref(), &outcomes, took);
+        if let Some(usage) = summary.as_ref().and_then(|s| s.api_usage) {
+            self.view.lock().api_usage = Some(usage);
+        }
         let mut ended: Vec<String> = outcomes
             .iter()
             .map(|(flow, outcome)| match outcome {
@@ -285,9 +296,12 @@ impl Scheduler {
     fn record(&mut self, outcomes: &HashMap<String, Outcome>, started: Ts, finished: Ts) {
         let mut view = self.view.lock();
         for flow in &mut view.flows {
-            let Some(outcome) = outcomes.get(&flow.config.object.to_ascii_lowercase()) else { continue };
+            let Some(outcome) = outcomes.get(&flow.config.object) else { continue };
             match schedule::after_run(&flow.config.schedule, &flow.clock, started, finished, outcome) {
                 Ok(clock) => {
+                    if *outcome == Outcome::Succeeded {
+                        flow.last_success = Some(finished);
+                    }
                     if clock.paused && !flow.clock.paused {
                         tracing::error!(flow = %flow.config.object, failures = clock.failures, "paused after too many failed runs in a row; resume it through the API");
                     }
@@ -360,6 +374,13 @@ impl Scheduler {
                 let mut view = self.view.lock();
                 for flow in &mut view.flows {
                     flow.status = status.iter().find(|s| s.state.table == flow.table).cloned();
+                    // Before this process's first success: the last commit the destination recorded.
+                    if flow.last_success.is_none()
+                        && let Some(state) = flow.status.as_ref().map(|s| &s.state)
+                        && state.last_phase.as_deref().is_some_and(|p| p != "failed")
+                    {
+                        flow.last_success = state.last_finished;
+                    }
                 }
                 view.runs = runs;
             }
@@ -369,10 +390,11 @@ impl Scheduler {
     }
 }
 
-/// Each flow's outcome (by lower-case object name) from a run's result: `None` when the
-/// run was aborted at shutdown (the flows are due again, no failure counted).
+/// Each flow's outcome (by object name, as configured: `objects` and the summary's flows
+/// are the config's flows) from a run's result: `None` when the run was aborted at
+/// shutdown (the flows are due again, no failure counted).
 fn outcomes_of(objects: &[String], result: Option<Result<RunSummary>>) -> HashMap<String, Outcome> {
-    let all = |outcome: Outcome| objects.iter().map(|o| (o.to_ascii_lowercase(), outcome.clone())).collect();
+    let all = |outcome: Outcome| objects.iter().map(|o| (o.clone(), outcome.clone())).collect();
     match result {
         None => all(Outcome::Deferred),
         // Another holder of the destination (a `sluice sync` by hand), or the API budget:
@@ -388,7 +410,7 @@ fn outcomes_of(objects: &[String], result: Option<Result<RunSummary>>) -> HashMa
                     FlowStatus::Stopped | FlowStatus::Skipped => Outcome::Deferred,
                     _ => Outcome::Failed(f.error.clone().unwrap_or_else(|| "failed".into())),
                 };
-                (f.object.to_ascii_lowercase(), outcome)
+                (f.object.clone(), outcome)
             })
             .collect(),
     }

@@ -10,6 +10,7 @@ use serde_json::{Value as Json, json};
 use tokio::sync::mpsc;
 
 use super::api::{ApiState, router};
+use super::metrics::Metrics;
 use super::scheduler::Command;
 use super::view::{FlowEntry, View};
 use crate::config::Config;
@@ -45,11 +46,13 @@ impl Api {
                 clock: Default::default(),
                 last_full_refresh: None,
                 status: None,
+                last_success: None,
             })
             .collect();
         let view = Arc::new(Mutex::new(View { flows, ..View::default() }));
         let (tx, commands) = mpsc::unbounded_channel();
-        let app = router(ApiState { view: Arc::clone(&view), commands: tx, config });
+        let metrics = Arc::new(Metrics::new());
+        let app = router(ApiState { view: Arc::clone(&view), commands: tx, config, metrics });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });

@@ -25,6 +25,8 @@ pub struct FlowEntry {
     pub last_full_refresh: Option<Ts>,
     /// What `sluice status` says of it, as last read.
     pub status: Option<StatusRow>,
+    /// When it last committed.
+    pub last_success: Option<Ts>,
 }
 
 /// Everything the API serves, kept by the scheduler.
@@ -40,6 +42,8 @@ pub struct View {
     pub heartbeat: Option<Instant>,
     /// Whether the last access to the destination's state (schedule, status, history) worked.
     pub store_ok: bool,
+    /// The org's API calls used and allowed, as the last run saw them.
+    pub api_usage: Option<(u64, u64)>,
 }
 
 /// How long the scheduler loop may go without a heartbeat before `/healthz` says 503: it

@@ -1,0 +1,77 @@
+"""The dashboard in a real browser: Debian's chromium, driven by Playwright for Python.
+It asks for the token once, its badges match the API, "Run now" starts a run that shows up
+in the list, and "Resume" resumes a paused flow. The screenshot goes to the test's temporary
+directory, and to $SLUICE_SCREENSHOT_DIR when set (`SLUICE_SCREENSHOT_DIR=docs scripts/compat`
+refreshes docs/dashboard.png, which the README shows)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from conftest import TOKEN, Serve, churn
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# As root, and on a machine with no outside network: no sandbox, no background calls home.
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def page(serve: Serve):
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.goto(serve.base + "/")
+        yield page
+        browser.close()
+
+
+def test_it_asks_for_the_token_then_shows_every_flow(serve: Serve, page):
+    expect(page.locator("#login")).to_be_visible()
+    page.fill("#token", TOKEN)
+    page.click("#login-form button")
+    expect(page.locator("#login")).to_be_hidden()
+    expect(page.locator("#flows tbody tr")).to_have_count(3)
+    flows = serve.flows()
+    for name, flow in flows.items():
+        badge = page.locator(f'#flows tr[data-flow="{name}"] .badge')
+        expect(badge).to_have_attribute("data-freshness", flow["freshness"])
+    expect(page.locator('#flows tr[data-flow="Lead"] .badge')).to_have_attribute("data-freshness", "error")
+    expect(page.locator('#flows tr[data-flow="Lead"] .err')).to_contain_text("NoSuchField__c")
+    expect(page.locator('#flows tr[data-flow="Account"] .badge')).to_have_attribute("data-freshness", "on_time")
+    expect(page.locator("#budget")).to_contain_text("API calls")
+    expect(page.locator("#chart rect").first).to_be_attached()
+
+
+def test_run_now_starts_a_run_that_appears_in_the_list(serve: Serve, page, tmp_path):
+    page.click('#flows tr[data-flow="Contact"] button.run')
+    expect(page.locator("#message")).to_contain_text("started run ")
+    run_id = page.locator("#message").inner_text().split("started run ")[1].strip()
+    row = page.locator(f'#runs tr[data-run="{run_id}"]')
+    expect(row).to_be_visible(timeout=60_000)
+    expect(row.locator(".status")).to_have_text("ok", timeout=60_000)
+    assert serve.get(f"/api/v1/runs/{run_id}").json()["flows"][0]["flow"] == "Contact"
+    # With a few changes and runs behind it, the page as a user sees it.
+    churn(serve)
+    serve.wait("the churn's run", lambda: (serve.flows()["Account"]["last_run"] or {}).get("rows_inserted", 0) > 0)
+    page.wait_for_timeout(2500)
+    shot = tmp_path / "dashboard.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000
+    if os.environ.get("SLUICE_SCREENSHOT_DIR"):
+        shutil.copy(shot, Path(os.environ["SLUICE_SCREENSHOT_DIR"]) / "dashboard.png")
+
+
+def test_resume_from_the_page(serve: Serve, page):
+    page.click('#flows tr[data-flow="Lead"] button.resume')
+    # Resumed, it runs again, fails again, and is counted from zero.
+    serve.wait("Lead to run after resuming", lambda: serve.flows()["Lead"]["consecutive_failures"] == 1
+               or serve.flows()["Lead"]["state"] in ("failing", "running"))
+    page.click('#flows tr[data-flow="Lead"] button.pause')
+    serve.wait("Lead paused again", lambda: serve.flows()["Lead"]["state"] == "paused")
+    expect(page.locator('#flows tr[data-flow="Lead"] .state')).to_have_text("paused", timeout=10_000)
