@@ -326,3 +326,129 @@ fn serve_refuses_what_it_cannot_run_safely() {
         assert!(stderr.contains(needle), "{stderr}");
     }
 }
+
+/// A key in the notify URL's path, as webhook URLs carry one: it must never be printed.
+const HOOK_KEY: &str = "hook-key-4f1c9e";
+
+/// A local receiver of `serve.notify_url`'s POSTs: its URL and the JSON bodies, in order.
+async fn receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Json>>>) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook/{HOOK_KEY}", listener.local_addr().unwrap());
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let bodies = std::sync::Arc::clone(&got);
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut conn, _)) = listener.accept().await else { return };
+            let bodies = std::sync::Arc::clone(&bodies);
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let n = conn.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else { continue };
+                    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .map_or(0, |v| v.trim().parse().unwrap());
+                    if buf.len() >= end + 4 + len {
+                        assert!(head.starts_with(&format!("post /hook/{HOOK_KEY} ")), "{head}");
+                        bodies.lock().unwrap().push(serde_json::from_slice(&buf[end + 4..end + 4 + len]).unwrap());
+                        let reply = b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+                        let _ = conn.write_all(reply).await;
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (url, got)
+}
+
+/// Waits until `events` holds a `kind` event about `flow`.
+async fn wait_for_event(events: &std::sync::Mutex<Vec<Json>>, kind: &str, flow: &str, log: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !events.lock().unwrap().iter().any(|e| e["event"] == kind && e["flow"] == flow) {
+        assert!(Instant::now() < deadline, "no {kind} event for {flow}: {:#?}\n{}", events.lock().unwrap(), read(log));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `serve.notify_url` hears a flow's first failure, its pause, and a recovery: Lead asks
+/// for a field the org gains later (it fails, then recovers); Case for one it never has (it
+/// fails and is paused after 2 runs). The URL, a secret, is never printed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notify_url_hears_failures_pauses_and_recoveries() {
+    let sb = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let wh = Warehouse::new(Kind::DuckDb).await;
+    let (url, events) = receiver().await;
+    let text = format!(
+        r#"{}
+{}
+[serve]
+listen = "127.0.0.1:0"
+token = "{TOKEN}"
+notify_url = "{url}"
+
+[defaults]
+every = "2s"
+reconcile_every = "never"
+
+[[flows]]
+object = "Account"
+
+[[flows]]
+object = "Lead"
+fields = ["Id", "Name", "Tier__c"]
+
+[[flows]]
+object = "Case"
+fields = ["Id", "NoSuchField__c"]
+pause_after_failures = 2
+"#,
+        common::source_toml(&sb.login_url, DEFAULT_PASSWORD),
+        wh.toml
+    );
+    let config = dir.path().join("sluice.toml");
+    std::fs::write(&config, text).unwrap();
+    let serve = Serve::start(&config).await;
+    wait_for_event(&events, "failure", "Lead", &serve.log).await;
+    wait_for_event(&events, "failure", "Case", &serve.log).await;
+    wait_for_event(&events, "paused", "Case", &serve.log).await;
+    let added = json!({"mutations": [{"op": "add_field", "object": "Lead", "field": {"name": "Tier__c", "type": "picklist", "values": ["Gold", "Silver"]}}]});
+    let resp = reqwest::Client::new()
+        .post(format!("{}/sandbox/v1/mutations", sb.instance_url))
+        .json(&added)
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success());
+    wait_for_event(&events, "recovered", "Lead", &serve.log).await;
+    let status = serve.terminate().await;
+    assert!(status.success());
+
+    let events = events.lock().unwrap().clone();
+    // One failure event per streak, however many runs failed; nothing about Account.
+    let count = |kind: &str, flow: &str| events.iter().filter(|e| e["event"] == kind && e["flow"] == flow).count();
+    assert_eq!((count("failure", "Lead"), count("failure", "Case"), count("paused", "Case")), (1, 1, 1), "{events:#?}");
+    assert!(!events.iter().any(|e| e["flow"] == "Account"), "{events:#?}");
+    let paused = events.iter().find(|e| e["event"] == "paused").unwrap();
+    assert_eq!((&paused["table"], &paused["consecutive_failures"]), (&json!("case"), &json!(2)), "{paused:#}");
+    assert!(paused["error"].as_str().unwrap().contains("NoSuchField__c"), "{paused:#}");
+    assert!(paused["run_id"].as_str().is_some_and(|id| !id.is_empty()), "{paused:#}");
+    let recovered = events.iter().find(|e| e["event"] == "recovered").unwrap();
+    assert_eq!(recovered["consecutive_failures"], 0, "{recovered:#}");
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "log") {
+            assert!(!read(&path).contains(HOOK_KEY), "the notify URL was printed:\n{}", read(&path));
+        }
+    }
+    sb.shutdown().await;
+}

@@ -10,13 +10,14 @@ use serde::Deserialize;
 
 /// The keys whose values are secret: read as [`RawSecret`], held as [`Secret`], never
 /// quoted in a message.
-pub const SECRET_KEYS: [&str; 6] = [
+pub const SECRET_KEYS: [&str; 7] = [
     "source.client_secret",
     "source.password",
     "source.refresh_token",
     "destination.url",
     "destination.mask_salt",
     "serve.token",
+    "serve.notify_url",
 ];
 
 /// The file as written: the shape of DESIGN "Config". Unknown keys are errors.
@@ -70,6 +71,7 @@ pub struct RawServe {
     pub listen: Option<String>,
     pub token: Option<RawSecret>,
     pub shutdown_grace: Option<String>,
+    pub notify_url: Option<RawSecret>,
 }
 
 /// `[destination]` as written: the keys every type takes, typed, and the rest as

@@ -139,6 +139,7 @@ fn listen_and_token_problems() {
         ("listen = \"localhost\"", "serve.listen", "is not an address and port"),
         ("token = \"tiny-tkn\"", "serve.token", "shorter than 16 characters"),
         ("token = 42", "serve.token", "must be a string (got an integer)"),
+        ("notify_url = \"ftp://tiny-tkn.example\"", "serve.notify_url", "is not an http:// or https:// URL"),
         ("tls = true", "line 11, column 1", "unknown field `tls`"),
     ];
     for (line, key, needle) in cases {

@@ -272,6 +272,9 @@ pub struct ServeConfig {
     pub token: Option<Secret>,
     /// How long running flows may finish after SIGTERM/SIGINT before they are aborted.
     pub shutdown_grace: Duration,
+    /// Where a JSON POST goes when a flow fails, is paused, recovers or falls late (a
+    /// secret: webhook URLs carry their key).
+    pub notify_url: Option<Secret>,
 }
 
 impl Default for ServeConfig {
@@ -280,6 +283,7 @@ impl Default for ServeConfig {
             listen: DEFAULT_LISTEN.parse().expect("the default listen address parses"),
             token: None,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            notify_url: None,
         }
     }
 }

@@ -66,9 +66,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/flows/{object}/pause", post(pause))
         .route("/flows/{object}/resume", post(resume))
         .layer(middleware::from_fn_with_state(state.clone(), authorize));
-    let metrics = Router::new()
-        .route("/metrics", get(metrics))
-        .layer(middleware::from_fn_with_state(state.clone(), authorize));
+    let metrics =
+        Router::new().route("/metrics", get(metrics)).layer(middleware::from_fn_with_state(state.clone(), authorize));
     Router::new()
         .route("/", get(dashboard))
         .route("/healthz", get(healthz))
@@ -121,9 +120,9 @@ async fn dashboard() -> Response {
 
 async fn status(State(state): State<ApiState>) -> Response {
     let view = state.view.lock();
-    let api_calls = view.api_usage.map(|(used, limit)| {
-        json!({ "used": used, "limit": limit, "remaining": limit.saturating_sub(used) })
-    });
+    let api_calls = view
+        .api_usage
+        .map(|(used, limit)| json!({ "used": used, "limit": limit, "remaining": limit.saturating_sub(used) }));
     Json(json!({
         "healthy": view.healthy(),
         "running": view.running.as_ref().map(|(id, _)| id.clone()),

@@ -43,7 +43,10 @@ impl Metrics {
             .build_recorder();
         let handle = recorder.handle();
         metrics::with_local_recorder(&recorder, || {
-            describe_counter!("sluice_rows_total", "Rows per flow and operation (extracted, inserted, updated, deleted).");
+            describe_counter!(
+                "sluice_rows_total",
+                "Rows per flow and operation (extracted, inserted, updated, deleted)."
+            );
             describe_counter!("sluice_runs_total", "Runs per flow and outcome (ok, failed, deferred).");
             describe_counter!("sluice_api_calls_total", "Salesforce API calls per flow.");
             describe_histogram!("sluice_run_duration_seconds", Unit::Seconds, "How long each run took.");

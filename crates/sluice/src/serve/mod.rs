@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod metrics;
+pub mod notify;
 pub mod schedule;
 pub mod scheduler;
 pub mod view;

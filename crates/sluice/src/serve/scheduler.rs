@@ -29,6 +29,7 @@ use parking_lot::Mutex;
 use tokio::sync::{mpsc, watch};
 
 use super::metrics::Metrics;
+use super::notify::{self, EventKind, Notifier};
 use super::schedule::{self, Clock, Outcome, Ts};
 use super::view::{FlowEntry, View};
 use crate::config::Config;
@@ -78,6 +79,7 @@ pub struct Scheduler {
     /// The clocks changed since they were last saved.
     unsaved: bool,
     metrics: Arc<Metrics>,
+    notifier: Notifier,
 }
 
 impl Scheduler {
@@ -91,7 +93,8 @@ impl Scheduler {
         shutdown: watch::Receiver<bool>,
         metrics: Arc<Metrics>,
     ) -> Self {
-        Self { config, view, commands, shutdown, queued: VecDeque::new(), unsaved: false, metrics }
+        let notifier = Notifier::new(config.serve.notify_url.clone());
+        Self { config, view, commands, shutdown, queued: VecDeque::new(), unsaved: false, metrics, notifier }
     }
 
     fn stopping(&self) -> bool {
@@ -144,7 +147,15 @@ impl Scheduler {
                 let table = naming.apply(&flow.object);
                 let clock = state.rows.iter().find(|r| r.table == table).map(|r| r.clock.clone()).unwrap_or_default();
                 let last_full_refresh = state.last_full_refresh.get(&table).copied();
-                FlowEntry { config: flow.clone(), table, clock, last_full_refresh, status: None, last_success: None }
+                FlowEntry {
+                    config: flow.clone(),
+                    table,
+                    clock,
+                    last_full_refresh,
+                    status: None,
+                    last_success: None,
+                    late_notified: false,
+                }
             })
             .collect();
         let mut view = self.view.lock();
@@ -153,8 +164,19 @@ impl Scheduler {
         Ok(())
     }
 
+    /// Says the loop is alive, and sends a `late` event for each flow that just fell late.
     fn beat(&self) {
-        self.view.lock().heartbeat = Some(Instant::now());
+        let now = Utc::now();
+        let mut view = self.view.lock();
+        view.heartbeat = Some(Instant::now());
+        let freshness: Vec<_> = view.flow_views(now).into_iter().map(|f| (f.freshness, f.lag_seconds)).collect();
+        for (flow, (freshness, lag)) in view.flows.iter_mut().zip(freshness) {
+            let (send, sent) = notify::late_event(freshness, lag.is_some(), flow.late_notified);
+            flow.late_notified = sent;
+            if send {
+                self.notifier.send(Notifier::event(EventKind::Late, flow, None, lag));
+            }
+        }
     }
 
     fn drain_commands(&mut self) {
@@ -248,7 +270,7 @@ impl Scheduler {
             .collect();
         ended.sort();
         tracing::info!(run = %run_id, flows = %ended.join(", "), "run ends");
-        self.record(&outcomes, started, finished);
+        self.record(&run_id, &outcomes, started, finished);
         if let Some(target) = target {
             self.save(target.as_ref()).await;
             target.release().await;
@@ -293,7 +315,7 @@ impl Scheduler {
     }
 
     /// The clocks after a run, in the view.
-    fn record(&mut self, outcomes: &HashMap<String, Outcome>, started: Ts, finished: Ts) {
+    fn record(&mut self, run_id: &str, outcomes: &HashMap<String, Outcome>, started: Ts, finished: Ts) {
         let mut view = self.view.lock();
         for flow in &mut view.flows {
             let Some(outcome) = outcomes.get(&flow.config.object) else { continue };
@@ -305,7 +327,11 @@ impl Scheduler {
                     if clock.paused && !flow.clock.paused {
                         tracing::error!(flow = %flow.config.object, failures = clock.failures, "paused after too many failed runs in a row; resume it through the API");
                     }
+                    let happened = notify::events(&flow.clock, &clock, outcome);
                     flow.clock = clock;
+                    for kind in happened {
+                        self.notifier.send(Notifier::event(kind, flow, Some(run_id), None));
+                    }
                 }
                 Err(e) => tracing::error!(flow = %flow.config.object, error = %e, "cannot compute the next run"),
             }

@@ -47,6 +47,7 @@ impl Api {
                 last_full_refresh: None,
                 status: None,
                 last_success: None,
+                late_notified: false,
             })
             .collect();
         let view = Arc::new(Mutex::new(View { flows, ..View::default() }));

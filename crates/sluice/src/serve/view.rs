@@ -27,6 +27,8 @@ pub struct FlowEntry {
     pub status: Option<StatusRow>,
     /// When it last committed.
     pub last_success: Option<Ts>,
+    /// A `late` notification was sent since it was last on time.
+    pub late_notified: bool,
 }
 
 /// Everything the API serves, kept by the scheduler.

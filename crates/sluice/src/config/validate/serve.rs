@@ -45,7 +45,16 @@ pub(super) fn serve(cx: &mut Ctx<'_>, raw: Option<&RawServe>) -> ServeConfig {
         );
     }
     let grace = cx.duration_in("serve.shutdown_grace", raw.shutdown_grace.as_ref(), SHUTDOWN_GRACE, "");
-    ServeConfig { listen, token: token.map(Secret::new), shutdown_grace: grace.unwrap_or(defaults.shutdown_grace) }
+    let notify_url = cx.secret("serve.notify_url", raw.notify_url.as_ref());
+    if notify_url.as_deref().is_some_and(|url| !super::is_http_url(url.trim())) {
+        cx.err("serve.notify_url", "is not an http:// or https:// URL (its value is not shown: it may hold a key)");
+    }
+    ServeConfig {
+        listen,
+        token: token.map(Secret::new),
+        shutdown_grace: grace.unwrap_or(defaults.shutdown_grace),
+        notify_url: notify_url.map(|url| Secret::new(url.trim())),
+    }
 }
 
 /// `[defaults]`' or a flow's schedule keys on top of `base`. A table that writes `every`
