@@ -79,8 +79,18 @@ struct Cli {
     /// The config file.
     #[arg(long, global = true, value_name = "FILE", default_value = "sluice.toml")]
     config: PathBuf,
+    /// Log lines on stderr: for people, or one JSON object per line for log shippers.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+/// `--log-format`.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -129,15 +139,16 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // A service says what it does (each run's start); a command only what goes wrong.
     let default_filter = if matches!(cli.command, Command::Serve) { "warn,sluice=info" } else { "warn" };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
-        )
-        .with_writer(|| RedactingStderr)
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(|| RedactingStderr);
+    match cli.log_format {
         // Escape codes only for a terminal: logs piped to a file or a collector stay plain.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        LogFormat::Human => logs.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init(),
+        // One object per line: time, level, target, and the event's fields (run, object, ...)
+        // at the top level.
+        LogFormat::Json => logs.json().flatten_event(true).with_current_span(false).init(),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -146,7 +157,7 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        let Cli { config, command } = cli;
+        let Cli { config, command, .. } = cli;
         match command {
             Command::Init(args) => commands::init(&config, &args),
             Command::Check => commands::check(&config).await,

@@ -66,10 +66,15 @@ struct Serve {
 
 impl Serve {
     async fn start(config: &Path) -> Serve {
+        Serve::start_with(config, &[]).await
+    }
+
+    async fn start_with(config: &Path, args: &[&str]) -> Serve {
         let log = config.with_extension(format!("{}.log", Utc::now().timestamp_micros()));
         let mut child = Command::new(BIN)
             .arg("--config")
             .arg(config)
+            .args(args)
             .arg("serve")
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).unwrap())
@@ -284,13 +289,19 @@ async fn killed_and_restarted_it_resumes_without_duplicates(kind: Kind) {
         serve.kill();
         wh.lapse_lease().await;
     }
-    let serve = Serve::start(&config).await;
+    // The last one logs JSON lines, for log shippers.
+    let serve = Serve::start_with(&config, &["--log-format", "json"]).await;
     churn(&sb).await;
     let changed = Utc::now();
     serve.wait_for_run_after("Account", changed).await;
     serve.wait_for_run_after("Contact", changed).await;
+    let log = serve.log.clone();
     let status = serve.terminate().await;
     assert!(status.success(), "{status:?}");
+    let lines: Vec<Json> = read(&log).lines().map(|l| serde_json::from_str(l).expect("a JSON log line")).collect();
+    let starts = lines.iter().filter(|l| l["message"] == "run starts").count();
+    assert!(starts > 0 && lines.iter().all(|l| l["level"].is_string() && l["timestamp"].is_string()), "{lines:#?}");
+    assert!(lines.iter().any(|l| l["message"] == "run starts" && l["run"].is_string()), "{lines:#?}");
     assert_equals_truth(&sb, &wh).await;
     let runs = assert_runs_never_overlapped(&wh).await;
     assert!(runs.iter().any(|r| r.3 == "abandoned"), "some kill must have hit a run: {runs:#?}");
