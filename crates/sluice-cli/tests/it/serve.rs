@@ -463,3 +463,58 @@ pause_after_failures = 2
     }
     sb.shutdown().await;
 }
+
+/// Three `sluice serve` processes on one PostgreSQL database share its flows: runs never
+/// overlap (the schema's lock), there is about one run per interval in all, not one per
+/// process (each takes the others' clocks from `_sluice.schedule` before it runs, and one
+/// that finds the schema held waits an interval without counting a failure), and when one
+/// is killed the others carry on. The tables then equal the truth.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_serves_share_one_postgres_database() {
+    const EVERY_SECS: i64 = 3;
+    let sb = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let wh = Warehouse::new(Kind::Postgres).await;
+    let text = format!(
+        "{}\n{}\n[serve]\nlisten = \"127.0.0.1:0\"\ntoken = \"{TOKEN}\"\n\n[defaults]\nevery = \"{EVERY_SECS}s\"\n\
+         reconcile_every = \"never\"\n\n[[flows]]\nobject = \"Account\"\n\n[[flows]]\nobject = \"Contact\"\n",
+        common::source_toml(&sb.login_url, DEFAULT_PASSWORD),
+        wh.toml
+    );
+    let config = dir.path().join("sluice.toml");
+    std::fs::write(&config, text).unwrap();
+    let mut serves = Vec::new();
+    for _ in 0..3 {
+        serves.push(Serve::start(&config).await);
+    }
+    for _ in 0..4 {
+        churn(&sb).await;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+    }
+    serves.remove(0).kill();
+    wh.lapse_lease().await;
+    let killed = Utc::now().timestamp_millis();
+    for _ in 0..3 {
+        churn(&sb).await;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+    }
+    // Two intervals and some: every flow has run since the last change.
+    tokio::time::sleep(Duration::from_secs(2 * EVERY_SECS as u64 + 2)).await;
+    for serve in serves {
+        assert!(serve.terminate().await.success());
+    }
+    assert_equals_truth(&sb, &wh).await;
+    let runs = assert_runs_never_overlapped(&wh).await;
+    let first = runs.first().unwrap().1;
+    let last = runs.iter().filter_map(|r| r.2).max().unwrap();
+    assert!(runs.iter().any(|r| r.1 > killed && r.3 == "ok"), "the others carried on: {runs:#?}");
+    for table in ["account", "contact"] {
+        let count =
+            wh.query_i64(&format!("SELECT COUNT(*) FROM _sluice.flow_runs WHERE target_table = '{table}'")).await;
+        // One run per interval and a few more (the processes' first runs, a run as one
+        // dies): not one per interval per process.
+        let most = (last - first) / 1000 / EVERY_SECS + 4;
+        assert!(count <= most, "{table}: {count} runs in {} ms, at most {most} expected: {runs:#?}", last - first);
+    }
+    sb.shutdown().await;
+}

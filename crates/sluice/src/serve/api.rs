@@ -206,10 +206,10 @@ fn set_paused(state: &ApiState, object: &str, paused: bool) -> Response {
     let now = Utc::now();
     let changed =
         change_clock(&state.view, object, |clock| if paused { clock.paused_by_hand() } else { clock.resumed(now) });
-    if !changed {
+    let Some(flow) = changed else {
         return error(StatusCode::NOT_FOUND, unknown_flow(object, &state.config).message);
-    }
-    let _ = state.commands.send(Command::Save);
+    };
+    let _ = state.commands.send(Command::Changed(flow));
     let view = state.view.lock();
     let flow = view.flow_views(now).into_iter().find(|f| f.object.eq_ignore_ascii_case(object));
     Json(flow).into_response()

@@ -57,8 +57,8 @@ pub enum Command {
         /// Read them in full.
         full_refresh: bool,
     },
-    /// A flow was paused or resumed in the view: save the clocks.
-    Save,
+    /// This flow (object, as configured) was paused or resumed in the view: save its clock.
+    Changed(String),
 }
 
 /// One run the loop is about to make.
@@ -76,8 +76,10 @@ pub struct Scheduler {
     commands: mpsc::UnboundedReceiver<Command>,
     shutdown: watch::Receiver<bool>,
     queued: VecDeque<Batch>,
-    /// The clocks changed since they were last saved.
-    unsaved: bool,
+    /// The flows (objects, as configured) whose clocks changed here since they were last
+    /// saved. Only these are written; every other flow's clock is taken from the
+    /// destination whenever it is opened, as another `sluice serve` may have run it.
+    dirty: BTreeSet<String>,
     metrics: Arc<Metrics>,
     notifier: Notifier,
 }
@@ -94,7 +96,7 @@ impl Scheduler {
         metrics: Arc<Metrics>,
     ) -> Self {
         let notifier = Notifier::new(config.serve.notify_url.clone());
-        Self { config, view, commands, shutdown, queued: VecDeque::new(), unsaved: false, metrics, notifier }
+        Self { config, view, commands, shutdown, queued: VecDeque::new(), dirty: BTreeSet::new(), metrics, notifier }
     }
 
     fn stopping(&self) -> bool {
@@ -109,7 +111,7 @@ impl Scheduler {
         while !self.stopping() {
             self.beat();
             self.drain_commands();
-            if self.unsaved && self.queued.is_empty() {
+            if !self.dirty.is_empty() && self.queued.is_empty() {
                 self.save_alone().await;
             }
             if let Some(batch) = self.next_batch() {
@@ -123,7 +125,7 @@ impl Scheduler {
                 _ = self.shutdown.changed() => {}
             }
         }
-        if self.unsaved {
+        if !self.dirty.is_empty() {
             self.save_alone().await;
         }
         Ok(())
@@ -132,12 +134,22 @@ impl Scheduler {
     /// Reads the flows' persisted clocks and last full reads, through the destination
     /// opened as a run would (migrating its control tables if they are older). An `Err`
     /// means serve cannot start: the destination cannot be opened, or keeps no control
-    /// tables.
+    /// tables. A destination another run holds is read at the first run instead.
     pub async fn load(&mut self) -> Result<()> {
-        let target = pipeline::open_target(&self.config, "serve").await?;
-        let state = target.load_schedule(&self.config).await;
-        target.release().await;
-        let state = state?;
+        let state = match pipeline::open_target(&self.config, "serve").await {
+            Ok(target) => {
+                let state = target.load_schedule(&self.config).await;
+                target.release().await;
+                state?
+            }
+            // Another run holds it (another serve, a sync by hand): start with every flow
+            // due; each run takes the persisted clocks before it runs anything.
+            Err(e) if e.is_busy() => {
+                tracing::info!(error = %e, "the destination is busy; its schedule state is read at the first run");
+                ScheduleState::default()
+            }
+            Err(e) => return Err(e),
+        };
         let naming = self.config.destination.naming();
         let flows = self
             .config
@@ -190,7 +202,9 @@ impl Scheduler {
             Command::Run { run_id, objects, full_refresh } => {
                 self.queued.push_back(Batch { run_id: Some(run_id), objects, full_refresh, trigger: "api" })
             }
-            Command::Save => self.unsaved = true,
+            Command::Changed(flow) => {
+                self.dirty.insert(flow);
+            }
         }
     }
 
@@ -233,19 +247,37 @@ impl Scheduler {
     /// One run of `batch`, then its flows' clocks, saved, and the view refreshed.
     async fn run_batch(&mut self, batch: Batch) {
         let run_id = batch.run_id.clone().unwrap_or_else(pipeline::new_run_id);
-        let flows: BTreeSet<String> = batch.objects.iter().map(|o| o.to_ascii_lowercase()).collect();
+        let config = Arc::clone(&self.config);
+        let opened = pipeline::open_target(&config, "serve").await;
+        let mut objects = batch.objects.clone();
+        if let Ok(target) = &opened
+            && batch.trigger == "schedule"
+        {
+            // Another serve sharing this destination may have run some of them meanwhile.
+            self.adopt(target.as_ref()).await;
+            let now = Utc::now();
+            let view = self.view.lock();
+            objects.retain(|o| view.flows.iter().any(|f| f.config.object == *o && f.clock.is_due(now)));
+        }
+        if objects.is_empty() {
+            tracing::debug!(flows = ?batch.objects, "another sluice serve ran these flows; nothing is due");
+            if let Ok(target) = opened {
+                target.release().await;
+            }
+            return;
+        }
+        let flows: BTreeSet<String> = objects.iter().map(|o| o.to_ascii_lowercase()).collect();
         self.view.lock().running = Some((run_id.clone(), flows));
         let started = Utc::now();
-        tracing::info!(run = %run_id, flows = ?batch.objects, full_refresh = batch.full_refresh, trigger = batch.trigger, "run starts");
+        tracing::info!(run = %run_id, flows = ?objects, full_refresh = batch.full_refresh, trigger = batch.trigger, "run starts");
         let opts = SyncOptions {
-            objects: Some(batch.objects.clone()),
+            objects: Some(objects.clone()),
             full_refresh: batch.full_refresh,
             trigger: batch.trigger.to_owned(),
             run_id: Some(run_id.clone()),
             ..SyncOptions::default()
         };
-        let config = Arc::clone(&self.config);
-        let (result, target) = match pipeline::open_target(&config, "serve").await {
+        let (result, target) = match opened {
             Ok(target) => (self.await_run(target.as_ref(), &config, &opts).await, Some(target)),
             Err(e) => (Some(Err(e)), None),
         };
@@ -254,7 +286,7 @@ impl Scheduler {
             Some(Ok(summary)) => Some(summary.clone()),
             _ => None,
         };
-        let outcomes = outcomes_of(&batch.objects, result);
+        let outcomes = outcomes_of(&objects, result);
         let took = (finished - started).to_std().unwrap_or_default();
         self.metrics.run_ended(summary.as_ref(), &outcomes, took);
         if let Some(usage) = summary.as_ref().and_then(|s| s.api_usage) {
@@ -319,6 +351,7 @@ impl Scheduler {
         let mut view = self.view.lock();
         for flow in &mut view.flows {
             let Some(outcome) = outcomes.get(&flow.config.object) else { continue };
+            self.dirty.insert(flow.config.object.clone());
             match schedule::after_run(&flow.config.schedule, &flow.clock, started, finished, outcome) {
                 Ok(clock) => {
                     if *outcome == Outcome::Succeeded {
@@ -336,37 +369,55 @@ impl Scheduler {
                 Err(e) => tracing::error!(flow = %flow.config.object, error = %e, "cannot compute the next run"),
             }
         }
-        self.unsaved = true;
     }
 
-    /// The clocks of every flow, as rows.
-    fn rows(&self) -> Vec<ScheduleRow> {
+    /// The clocks of the flows changed here, as rows.
+    fn dirty_rows(&self) -> Vec<ScheduleRow> {
         let view = self.view.lock();
         view.flows
             .iter()
+            .filter(|f| self.dirty.contains(&f.config.object))
             .map(|f| ScheduleRow { table: f.table.clone(), flow: f.config.object.clone(), clock: f.clock.clone() })
             .collect()
     }
 
-    /// Saves the clocks through an open target, and reads back each flow's last full read.
-    async fn save(&mut self, target: &dyn Target) {
-        let rows = self.rows();
-        let saved = target.save_schedule(&self.config, &rows).await;
-        let state = match saved {
-            Ok(()) => target.load_schedule(&self.config).await,
-            Err(e) => Err(e),
-        };
+    /// Takes from the destination (open as `target`) every clock not changed here since the
+    /// last save, and each flow's last full read. `false` when it could not be read.
+    async fn adopt(&mut self, target: &dyn Target) -> bool {
+        let state = target.load_schedule(&self.config).await;
         let mut view = self.view.lock();
         match state {
-            Ok(ScheduleState { last_full_refresh, .. }) => {
-                self.unsaved = false;
+            Ok(ScheduleState { rows, last_full_refresh }) => {
                 view.store_ok = true;
                 for flow in &mut view.flows {
                     flow.last_full_refresh = last_full_refresh.get(&flow.table).copied();
+                    if self.dirty.contains(&flow.config.object) {
+                        continue;
+                    }
+                    if let Some(row) = rows.iter().find(|r| r.table == flow.table) {
+                        flow.clock = row.clock.clone();
+                    }
                 }
+                true
             }
             Err(e) => {
                 view.store_ok = false;
+                tracing::warn!(error = %e, "could not read the schedule state; trying again shortly");
+                false
+            }
+        }
+    }
+
+    /// Saves the clocks changed here through an open target, after taking the others'.
+    async fn save(&mut self, target: &dyn Target) {
+        if !self.adopt(target).await {
+            return;
+        }
+        let rows = self.dirty_rows();
+        match target.save_schedule(&self.config, &rows).await {
+            Ok(()) => self.dirty.clear(),
+            Err(e) => {
+                self.view.lock().store_ok = false;
                 tracing::warn!(error = %e, "could not save the schedule state; trying again shortly");
             }
         }
@@ -448,14 +499,11 @@ pub fn unknown_flow(object: &str, config: &Config) -> Error {
     Error::user(format!("no flow for object {object:?}; the flows are: {}", names.join(", ")))
 }
 
-/// Marks `clock` for the API: the view's clock of `object` replaced by `change(clock)`.
-pub fn change_clock(view: &Mutex<View>, object: &str, change: impl FnOnce(&Clock) -> Clock) -> bool {
+/// For the API: the view's clock of `object` (case-insensitive) replaced by
+/// `change(clock)`; the flow's name as configured, or `None` when there is no such flow.
+pub fn change_clock(view: &Mutex<View>, object: &str, change: impl FnOnce(&Clock) -> Clock) -> Option<String> {
     let mut view = view.lock();
-    match view.flow_mut(object) {
-        Some(flow) => {
-            flow.clock = change(&flow.clock);
-            true
-        }
-        None => false,
-    }
+    let flow = view.flow_mut(object)?;
+    flow.clock = change(&flow.clock);
+    Some(flow.config.object.clone())
 }

@@ -147,12 +147,12 @@ async fn pause_and_resume_change_the_clock_and_ask_for_a_save() {
     let mut api = Api::start("").await;
     let (status, body) = api.call(Method::POST, "/api/v1/flows/ACCOUNT/pause", None, None).await;
     assert_eq!((status, &body["state"], &body["next_run"]), (StatusCode::OK, &json!("paused"), &Json::Null));
-    assert_eq!(api.commands.try_recv().unwrap(), Command::Save);
+    assert_eq!(api.commands.try_recv().unwrap(), Command::Changed("Account".into()));
     assert!(api.view.lock().flows[0].clock.paused);
     api.view.lock().flows[0].clock.failures = 5;
     let (status, body) = api.call(Method::POST, "/api/v1/flows/Account/resume", None, None).await;
     assert_eq!((status, &body["state"], &body["consecutive_failures"]), (StatusCode::OK, &json!("idle"), &json!(0)));
-    assert_eq!(api.commands.try_recv().unwrap(), Command::Save);
+    assert_eq!(api.commands.try_recv().unwrap(), Command::Changed("Account".into()));
     let (status, body) = api.call(Method::POST, "/api/v1/flows/Nope/pause", None, None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(body["error"].as_str().unwrap().contains("no flow for object \"Nope\""), "{body}");
