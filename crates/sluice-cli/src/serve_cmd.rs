@@ -19,8 +19,9 @@ pub async fn run(path: &Path) -> Result<(), Failure> {
     });
     let flows = config.flows.len();
     let token = if config.serve.token.is_some() { "a bearer token required" } else { "no token: loopback only" };
+    let scheme = if config.serve.tls.is_some() { "https" } else { "http" };
     sluice::serve::serve(config, shutdown, |address| {
-        say!("sluice serve: {flows} flows; API on http://{address}/api/v1 ({token}); SIGTERM or Ctrl-C stops");
+        say!("sluice serve: {flows} flows; API on {scheme}://{address}/api/v1 ({token}); SIGTERM or Ctrl-C stops");
     })
     .await
     .map_err(failed)?;

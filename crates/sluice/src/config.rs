@@ -39,7 +39,7 @@ pub use types::{
     Api, Auth, Cadence, Config, ConfigError, DEFAULT_API_VERSION, DEFAULT_BULK_TIMEOUT, DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_EVERY, DEFAULT_FULL_REFRESH_EVERY, DEFAULT_LISTEN, DEFAULT_PAUSE_AFTER_FAILURES, DEFAULT_READ_TIMEOUT,
     DEFAULT_SHUTDOWN_GRACE, Deletes, FlowConfig, FlowSettings, Mode, SalesforceConfig, Schedule, Secret, ServeConfig,
-    WriteMode,
+    ServeTls, WriteMode,
 };
 pub use validate::{DestinationKeys, DestinationKind, quoted_url, validate};
 

@@ -92,9 +92,9 @@ impl Serve {
         .unwrap();
         let api = api
             .split_whitespace()
-            .find_map(|w| w.strip_prefix("http://"))
+            .find(|w| w.starts_with("http://") || w.starts_with("https://"))
             .and_then(|w| w.strip_suffix("/api/v1"))
-            .map(|a| format!("http://{a}"))
+            .map(str::to_owned)
             .unwrap_or_else(|| panic!("serve did not say where it listens: {api:?}\n{}", read(&log)));
         Serve { child, api, log, client: reqwest::Client::new() }
     }
@@ -516,5 +516,59 @@ async fn three_serves_share_one_postgres_database() {
         let most = (last - first) / 1000 / EVERY_SECS + 4;
         assert!(count <= most, "{table}: {count} runs in {} ms, at most {most} expected: {runs:#?}", last - first);
     }
+    sb.shutdown().await;
+}
+
+/// With `tls_cert` and `tls_key`, the API speaks HTTPS only: a client trusting the
+/// certificate gets answers, plain HTTP gets none. A key that does not parse stops serve
+/// before it starts, naming both keys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_serves_https_with_the_configured_certificate() {
+    let sb = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = (dir.path().join("ca.pem"), dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    // A CA, and a certificate for 127.0.0.1 that it signs (rustls refuses a CA as a server's).
+    let script = "set -e
+        openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=sluice-test-ca -keyout ca.key -out ca.pem
+        openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout key.pem -out leaf.csr
+        printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\nbasicConstraints=CA:FALSE\\n' > leaf.ext
+        openssl x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile leaf.ext -out cert.pem";
+    let made = Command::new("bash").arg("-c").arg(script).current_dir(dir.path()).output().unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let wh = Warehouse::new(Kind::DuckDb).await;
+    let text = |key: &Path| {
+        format!(
+            "{}\n{}\n[serve]\nlisten = \"127.0.0.1:0\"\ntoken = \"{TOKEN}\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n\n\
+             [[flows]]\nobject = \"Account\"\n",
+            common::source_toml(&sb.login_url, DEFAULT_PASSWORD),
+            wh.toml,
+            cert.display(),
+            key.display()
+        )
+    };
+    let config = dir.path().join("sluice.toml");
+    std::fs::write(&config, text(&key)).unwrap();
+    let serve = Serve::start(&config).await;
+    assert!(serve.api.starts_with("https://127.0.0.1:"), "{}", serve.api);
+    let trusted = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(&ca).unwrap()).unwrap())
+        .build()
+        .unwrap();
+    let health = trusted.get(format!("{}/healthz", serve.api)).send().await.unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+    let flows = trusted.get(format!("{}/api/v1/flows", serve.api)).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(flows.status(), StatusCode::OK);
+    let plain = serve.api.replacen("https://", "http://", 1);
+    let answer = reqwest::get(format!("{plain}/healthz")).await;
+    assert!(answer.is_err() || !answer.unwrap().status().is_success(), "plain HTTP must not be answered");
+    assert!(serve.terminate().await.success());
+
+    // A key file that is not a key: exit 2 before serving.
+    std::fs::write(dir.path().join("bad.pem"), "not a key").unwrap();
+    std::fs::write(&config, text(&dir.path().join("bad.pem"))).unwrap();
+    let out = Command::new(BIN).arg("--config").arg(&config).arg("serve").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("serve.tls_cert / serve.tls_key"), "{stderr}");
     sb.shutdown().await;
 }

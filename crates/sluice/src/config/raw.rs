@@ -72,6 +72,8 @@ pub struct RawServe {
     pub token: Option<RawSecret>,
     pub shutdown_grace: Option<String>,
     pub notify_url: Option<RawSecret>,
+    pub tls_cert: Option<String>,
+    pub tls_key: Option<String>,
 }
 
 /// `[destination]` as written: the keys every type takes, typed, and the rest as

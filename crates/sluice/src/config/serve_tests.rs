@@ -141,6 +141,8 @@ fn listen_and_token_problems() {
         ("token = 42", "serve.token", "must be a string (got an integer)"),
         ("notify_url = \"ftp://tiny-tkn.example\"", "serve.notify_url", "is not an http:// or https:// URL"),
         ("tls = true", "line 11, column 1", "unknown field `tls`"),
+        ("tls_cert = \"c.pem\"", "serve.tls_key", "is required with serve.tls_cert"),
+        ("tls_key = \"k.pem\"", "serve.tls_cert", "is required with serve.tls_key"),
     ];
     for (line, key, needle) in cases {
         let found = problems(&format!("[serve]\n{line}\n[[flows]]\nobject = \"Account\"\n"));

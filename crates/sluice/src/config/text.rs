@@ -147,3 +147,12 @@ pub fn check_where(filter: &str) -> Result<(), String> {
 pub fn is_valid_api_name(name: &str) -> bool {
     is_api_name(name) && name.len() <= 255
 }
+
+/// Whether `url` is an `http://` or `https://` URL with a host and no whitespace.
+pub(crate) fn is_http_url(url: &str) -> bool {
+    let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"));
+    rest.is_some_and(|r| {
+        let host = r.split('/').next().unwrap_or_default();
+        !host.is_empty() && !r.chars().any(char::is_whitespace)
+    })
+}

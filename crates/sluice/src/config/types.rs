@@ -275,6 +275,17 @@ pub struct ServeConfig {
     /// Where a JSON POST goes when a flow fails, is paused, recovers or falls late (a
     /// secret: webhook URLs carry their key).
     pub notify_url: Option<Secret>,
+    /// HTTPS instead of HTTP: the certificate chain and its private key (PEM files).
+    pub tls: Option<ServeTls>,
+}
+
+/// `serve.tls_cert` and `serve.tls_key`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServeTls {
+    /// The certificate chain (PEM).
+    pub cert: PathBuf,
+    /// Its private key (PEM).
+    pub key: PathBuf,
 }
 
 impl Default for ServeConfig {
@@ -284,6 +295,7 @@ impl Default for ServeConfig {
             token: None,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             notify_url: None,
+            tls: None,
         }
     }
 }

@@ -14,7 +14,7 @@ use std::collections::hash_map::Entry;
 use std::path::PathBuf;
 
 use super::raw::{RawConfig, RawSecret, RawSettings, RawSource};
-use super::text::{check_where, is_valid_api_name};
+use super::text::{check_where, is_http_url, is_valid_api_name};
 use super::types::{
     Api, Auth, Config, ConfigError, DEFAULT_API_VERSION, DEFAULT_BULK_TIMEOUT, DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_READ_TIMEOUT, Deletes, FlowConfig, FlowSettings, Mode, SalesforceConfig, Secret, WriteMode,
@@ -353,14 +353,6 @@ fn settings(cx: &mut Ctx<'_>, prefix: &str, raw: &RawSettings, base: &FlowSettin
         max_delete_ratio,
         write: write.unwrap_or(base.write),
     }
-}
-
-fn is_http_url(url: &str) -> bool {
-    let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"));
-    rest.is_some_and(|r| {
-        let host = r.split('/').next().unwrap_or_default();
-        !host.is_empty() && !r.chars().any(char::is_whitespace)
-    })
 }
 
 fn is_api_version(v: &str) -> bool {

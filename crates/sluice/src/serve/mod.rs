@@ -32,10 +32,22 @@ use crate::error::{Error, Result};
 /// tables.
 pub async fn serve(config: Config, shutdown: watch::Receiver<bool>, listening: impl FnOnce(SocketAddr)) -> Result<()> {
     let address = config.serve.listen;
-    let listener = tokio::net::TcpListener::bind(address)
-        .await
+    let listener = std::net::TcpListener::bind(address)
+        .and_then(|l| l.set_nonblocking(true).map(|()| l))
         .map_err(|e| Error::user(format!("serve.listen: cannot listen on {address}: {e}")))?;
     let bound = listener.local_addr().map_err(|e| Error::internal(format!("the listening address: {e}")))?;
+    let tls = match &config.serve.tls {
+        Some(tls) => {
+            Some(axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key).await.map_err(|e| {
+                Error::user(format!(
+                    "serve.tls_cert / serve.tls_key: cannot use {} and {} as a PEM certificate chain and its key: {e}",
+                    tls.cert.display(),
+                    tls.key.display()
+                ))
+            })?)
+        }
+        None => None,
+    };
     let config = Arc::new(config);
     let view = Arc::new(Mutex::new(view::View::default()));
     let (commands, received) = mpsc::unbounded_channel();
@@ -49,14 +61,27 @@ pub async fn serve(config: Config, shutdown: watch::Receiver<bool>, listening: i
     );
     scheduler.load().await?;
     let app = api::router(api::ApiState { view, commands, config, metrics });
+    let handle = axum_server::Handle::new();
+    let service = app.into_make_service();
+    let server = match tls {
+        Some(tls) => tokio::spawn(
+            axum_server::from_tcp_rustls(listener, tls)
+                .map_err(|e| Error::internal(format!("serving on {bound}: {e}")))?
+                .handle(handle.clone())
+                .serve(service),
+        ),
+        None => tokio::spawn(
+            axum_server::from_tcp(listener)
+                .map_err(|e| Error::internal(format!("serving on {bound}: {e}")))?
+                .handle(handle.clone())
+                .serve(service),
+        ),
+    };
     let mut stop = shutdown;
-    let server = tokio::spawn(async move {
-        let stopped = async move {
-            let _ = stop.wait_for(|s| *s).await;
-        };
-        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stopped).await {
-            tracing::error!(error = %e, "the HTTP API stopped");
-        }
+    let stopper = handle.clone();
+    tokio::spawn(async move {
+        let _ = stop.wait_for(|s| *s).await;
+        stopper.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
     });
     listening(bound);
     let result = scheduler.run().await;

@@ -7,7 +7,8 @@ use std::str::FromStr as _;
 
 use super::problems::{Bounds, Ctx, DAY, HOUR};
 use crate::config::raw::{RawConfig, RawServe, RawSettings};
-use crate::config::types::{Cadence, FlowConfig, Mode, Schedule, Secret, ServeConfig};
+use crate::config::text::is_http_url;
+use crate::config::types::{Cadence, FlowConfig, Mode, Schedule, Secret, ServeConfig, ServeTls};
 
 const EVERY: Bounds = Bounds { min: 1, max: 365 * DAY };
 const FULL_REFRESH_EVERY: Bounds = Bounds { min: HOUR, max: 3650 * DAY };
@@ -46,7 +47,7 @@ pub(super) fn serve(cx: &mut Ctx<'_>, raw: Option<&RawServe>) -> ServeConfig {
     }
     let grace = cx.duration_in("serve.shutdown_grace", raw.shutdown_grace.as_ref(), SHUTDOWN_GRACE, "");
     let notify_url = cx.secret("serve.notify_url", raw.notify_url.as_ref());
-    if notify_url.as_deref().is_some_and(|url| !super::is_http_url(url.trim())) {
+    if notify_url.as_deref().is_some_and(|url| !is_http_url(url.trim())) {
         cx.err("serve.notify_url", "is not an http:// or https:// URL (its value is not shown: it may hold a key)");
     }
     ServeConfig {
@@ -54,6 +55,26 @@ pub(super) fn serve(cx: &mut Ctx<'_>, raw: Option<&RawServe>) -> ServeConfig {
         token: token.map(Secret::new),
         shutdown_grace: grace.unwrap_or(defaults.shutdown_grace),
         notify_url: notify_url.map(|url| Secret::new(url.trim())),
+        tls: tls(cx, raw),
+    }
+}
+
+/// `serve.tls_cert` and `serve.tls_key`: both, or neither. The files are read when serve
+/// starts.
+fn tls(cx: &mut Ctx<'_>, raw: &RawServe) -> Option<ServeTls> {
+    let cert = cx.text("serve.tls_cert", raw.tls_cert.as_ref()).filter(|c| !c.trim().is_empty());
+    let key = cx.text("serve.tls_key", raw.tls_key.as_ref()).filter(|k| !k.trim().is_empty());
+    match (cert, key) {
+        (Some(cert), Some(key)) => Some(ServeTls { cert: cert.trim().into(), key: key.trim().into() }),
+        (Some(_), None) => {
+            cx.err("serve.tls_key", "is required with serve.tls_cert: the PEM file of the certificate's private key");
+            None
+        }
+        (None, Some(_)) => {
+            cx.err("serve.tls_cert", "is required with serve.tls_key: the PEM file of the certificate chain");
+            None
+        }
+        (None, None) => None,
     }
 }
 
