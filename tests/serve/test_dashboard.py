@@ -43,6 +43,7 @@ def test_it_asks_for_the_token_then_shows_every_flow(serve: Serve, page):
         expect(badge).to_have_attribute("data-freshness", flow["freshness"])
     expect(page.locator('#flows tr[data-flow="Lead"] .badge')).to_have_attribute("data-freshness", "error")
     expect(page.locator('#flows tr[data-flow="Lead"] .err')).to_contain_text("NoSuchField__c")
+    expect(page.locator('#flows tr[data-flow="Lead"] .hint')).to_contain_text("sluice discover --object")
     expect(page.locator('#flows tr[data-flow="Account"] .badge')).to_have_attribute("data-freshness", "on_time")
     expect(page.locator("#budget")).to_contain_text("API calls")
     expect(page.locator("#chart rect").first).to_be_attached()

@@ -244,6 +244,7 @@ async fn serve_keeps_the_tables_equal_to_the_truth(kind: Kind) {
         "{lead:#}"
     );
     assert!(lead["last_error"].as_str().unwrap().contains("NoSuchField__c"), "{lead:#}");
+    assert!(lead["hint"].as_str().unwrap().contains("sluice discover --object"), "{lead:#}");
     for flow in flows.iter().filter(|f| f["object"] != "Lead") {
         assert_eq!((&flow["state"], &flow["freshness"]), (&json!("idle"), &json!("on_time")), "{flow:#}");
     }
@@ -570,5 +571,44 @@ async fn the_api_serves_https_with_the_configured_certificate() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("serve.tls_cert / serve.tls_key"), "{stderr}");
+    sb.shutdown().await;
+}
+
+/// SIGTERM while a run is in progress: serve lets it go on for `shutdown_grace`, then
+/// aborts it and exits 0 in time; the aborted flows stay due, so the next start runs them
+/// at once, and the tables then equal the truth.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_mid_run_exits_0_within_the_grace() {
+    let sb = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let wh = Warehouse::new(Kind::DuckDb).await;
+    let text = format!(
+        "{}\n{}\n[serve]\nlisten = \"127.0.0.1:0\"\ntoken = \"{TOKEN}\"\nshutdown_grace = \"1s\"\n\n[defaults]\n\
+         every = \"1h\"\nreconcile_every = \"never\"\n\n[[flows]]\nobject = \"Account\"\n\n[[flows]]\nobject = \"Contact\"\n",
+        common::source_toml(&sb.login_url, DEFAULT_PASSWORD),
+        wh.toml
+    );
+    let config = dir.path().join("sluice.toml");
+    std::fs::write(&config, text).unwrap();
+    // Every API call takes 400 ms: the first load lasts well beyond the grace.
+    sb.state.knobs.write().latency_ms = 400;
+    let serve = Serve::start(&config).await;
+    serve.wait_for_log("run starts", 1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let asked = Instant::now();
+    let log = serve.log.clone();
+    let status = serve.terminate().await;
+    let took = asked.elapsed();
+    assert!(status.success(), "{status:?}\n{}", read(&log));
+    assert!(took < Duration::from_secs(4), "stopped {took:?} after SIGTERM, with a 1 s grace\n{}", read(&log));
+    assert!(read(&log).contains("the shutdown grace is over"), "{}", read(&log));
+
+    sb.state.knobs.write().latency_ms = 0;
+    let began = Utc::now();
+    let serve = Serve::start(&config).await;
+    serve.wait_for_run_after("Account", began).await;
+    serve.wait_for_run_after("Contact", began).await;
+    assert!(serve.terminate().await.success());
+    assert_equals_truth(&sb, &wh).await;
     sb.shutdown().await;
 }

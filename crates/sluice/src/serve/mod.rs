@@ -7,6 +7,7 @@
 //! shutdown channel turns `true`.
 
 pub mod api;
+pub mod hints;
 pub mod metrics;
 pub mod notify;
 pub mod schedule;

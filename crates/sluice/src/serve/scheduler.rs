@@ -281,6 +281,15 @@ impl Scheduler {
             Ok(target) => (self.await_run(target.as_ref(), &config, &opts).await, Some(target)),
             Err(e) => (Some(Err(e)), None),
         };
+        if result.is_none() {
+            // Aborted at shutdown: its flows keep their committed windows, and their clocks
+            // stay as they were (due), so the next start runs them at once.
+            if let Some(target) = target {
+                target.release().await;
+            }
+            self.view.lock().running = None;
+            return;
+        }
         let finished = Utc::now();
         let summary = match &result {
             Some(Ok(summary)) => Some(summary.clone()),
@@ -468,8 +477,8 @@ impl Scheduler {
 }
 
 /// Each flow's outcome (by object name, as configured: `objects` and the summary's flows
-/// are the config's flows) from a run's result: `None` when the run was aborted at
-/// shutdown (the flows are due again, no failure counted).
+/// are the config's flows) from a run's result (`None`: aborted at shutdown, nothing
+/// counted against the flows).
 fn outcomes_of(objects: &[String], result: Option<Result<RunSummary>>) -> HashMap<String, Outcome> {
     let all = |outcome: Outcome| objects.iter().map(|o| (o.clone(), outcome.clone())).collect();
     match result {

@@ -115,6 +115,7 @@ impl View {
             next_run: if f.clock.paused { None } else { Some(f.clock.next_due.unwrap_or(now)) },
             consecutive_failures: f.clock.failures,
             last_error: f.clock.last_error.clone(),
+            hint: f.clock.last_error.as_deref().and_then(super::hints::hint),
         }
     }
 }
@@ -160,6 +161,8 @@ pub struct FlowView {
     pub consecutive_failures: u32,
     /// The last failure's message, until a run succeeds.
     pub last_error: Option<String>,
+    /// What to do about it, when known ([`super::hints`]).
+    pub hint: Option<&'static str>,
 }
 
 /// A flow's newest run, for [`FlowView`].
