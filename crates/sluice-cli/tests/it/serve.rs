@@ -574,8 +574,9 @@ async fn the_api_serves_https_with_the_configured_certificate() {
     sb.shutdown().await;
 }
 
-/// SIGTERM while a run is in progress: serve lets it go on for `shutdown_grace`, then
-/// aborts it and exits 0 in time; the aborted flows stay due, so the next start runs them
+/// While serve runs a flow, `sluice sync` by hand is told the destination is held. SIGTERM
+/// while a run is in progress: serve lets it go on for `shutdown_grace`, then aborts it and
+/// exits 0 in time; the aborted flows stay due, so the next start runs them
 /// at once, and the tables then equal the truth.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_mid_run_exits_0_within_the_grace() {
@@ -594,7 +595,11 @@ async fn sigterm_mid_run_exits_0_within_the_grace() {
     sb.state.knobs.write().latency_ms = 400;
     let serve = Serve::start(&config).await;
     serve.wait_for_log("run starts", 1).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // A sync by hand meanwhile is told the destination is held, and changes nothing.
+    let by_hand = Command::new(BIN).arg("--config").arg(&config).arg("sync").output().unwrap();
+    let said = String::from_utf8_lossy(&by_hand.stderr);
+    assert_eq!(by_hand.status.code(), Some(1), "{said}");
+    assert!(said.contains("is in use by another"), "{said}");
     let asked = Instant::now();
     let log = serve.log.clone();
     let status = serve.terminate().await;

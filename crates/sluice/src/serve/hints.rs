@@ -10,7 +10,7 @@ const HINTS: &[(&[&str], &str)] = &[
          `sluice discover --object <object>`; then resume the flow.",
     ),
     (
-        &["is in use by another sluice run"],
+        &["is in use by another sluice run", "is in use by another process"],
         "Another run holds the destination (a `sluice sync` by hand, or another `sluice serve`); the flow runs again \
          after a back-off.",
     ),
@@ -57,6 +57,7 @@ mod tests {
                 "destination: schema salesforce in postgres://h/db is in use by another sluice run (pid 1)",
                 Some("Another run holds"),
             ),
+            ("destination.path: w.duckdb is in use by another process (IO Error)", Some("Another run holds")),
             ("login: INVALID_LOGIN: Invalid username, password, security token", Some("sluice check")),
             ("XYZZY: INVALID_TYPE: sObject type 'XYZZY' is not supported.", Some("permissions")),
             ("the request to https://x/services timed out after 60s", Some("did not answer in time")),
