@@ -64,6 +64,19 @@ impl Clock {
     }
 }
 
+/// The most a flow may run early to join a run of flows that are due (see [`joins_run`]).
+pub const MAX_EARLY: Duration = Duration::from_secs(30);
+
+/// Whether a flow should be in a run starting at `now`, when some flow is due: it is due,
+/// or will be within a tenth of its interval (at most [`MAX_EARLY`]). Flows falling due
+/// moments apart then share one run (one login, one hold of the destination) instead of
+/// following each other.
+pub fn joins_run(schedule: &Schedule, clock: &Clock, now: Ts) -> bool {
+    let Some(due) = clock.next_due else { return !clock.paused };
+    let early = interval(schedule, now).map_or(Duration::ZERO, |i| (i / 10).min(MAX_EARLY));
+    !clock.paused && due <= now + delta(early)
+}
+
 /// How a flow's run ended, as far as its schedule cares.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -241,6 +254,25 @@ mod tests {
         ];
         for (clock, want) in cases {
             assert_eq!(clock.is_due(now), want, "{clock:?}");
+        }
+    }
+
+    #[test]
+    fn flows_due_soon_join_a_run() {
+        let now = at("2026-12-06T10:00:00Z");
+        let due_in = |secs: i64| Clock { next_due: Some(now + TimeDelta::seconds(secs)), ..Clock::default() };
+        let cases = [
+            (every(60), due_in(-5), true),
+            (every(60), due_in(6), true),
+            (every(60), due_in(7), false),
+            (every(3600), due_in(30), true),
+            (every(3600), due_in(31), false),
+            (every(60), Clock { paused: true, ..due_in(-5) }, false),
+            (every(60), Clock::default(), true),
+            (every(60), Clock { paused: true, ..Clock::default() }, false),
+        ];
+        for (schedule, clock, want) in cases {
+            assert_eq!(joins_run(&schedule, &clock, now), want, "{schedule:?} {clock:?}");
         }
     }
 

@@ -1,12 +1,17 @@
 //! The scheduler loop of `sluice serve`: runs each flow when its [`schedule`] says so,
-//! through the same pipeline as `sluice sync` (one run at a time, the due flows together),
-//! keeps the [`View`] the API serves, persists every flow's [`Clock`] in the destination,
-//! and stops gracefully.
+//! through the same pipeline as `sluice sync` (one run at a time: the flows due, with those
+//! due within a tenth of their interval, [`schedule::joins_run`]; full refreshes in a run
+//! of their own), keeps the [`View`] the API serves, persists every flow's [`Clock`] in the
+//! destination, and stops gracefully.
 //!
 //! - The destination is open (its run lock held) only while a run writes or the schedule is
 //!   saved: between runs `sluice status` and `history` read it, on DuckDB too, and a
 //!   `sluice sync` started by hand runs (a scheduled run meanwhile finds it held and tries
 //!   again after a back-off, without counting a failure).
+//! - Shared: several serves on one destination take turns through its run lock. Each run
+//!   first takes the clocks this process has not changed from `_sluice.schedule` (another
+//!   serve may have run those flows) and runs only what is still due; each save writes only
+//!   the clocks changed here.
 //! - Durable: the clocks are saved after every run and every pause or resume. A kill -9
 //!   at any instant loses at most the clock update of the run in progress, so that run's
 //!   flows are due again on restart; what they had committed is committed once (the
@@ -216,7 +221,11 @@ impl Scheduler {
         }
         let now = Utc::now();
         let view = self.view.lock();
-        let due: Vec<&FlowEntry> = view.flows.iter().filter(|f| f.clock.is_due(now)).collect();
+        if !view.flows.iter().any(|f| f.clock.is_due(now)) {
+            return None;
+        }
+        let due: Vec<&FlowEntry> =
+            view.flows.iter().filter(|f| schedule::joins_run(&f.config.schedule, &f.clock, now)).collect();
         let (full, incremental): (Vec<&FlowEntry>, Vec<&FlowEntry>) =
             due.into_iter().partition(|f| schedule::wants_full_refresh(&f.config.schedule, f.last_full_refresh, now));
         let objects = |flows: &[&FlowEntry]| flows.iter().map(|f| f.config.object.clone()).collect::<Vec<_>>();
@@ -257,7 +266,11 @@ impl Scheduler {
             self.adopt(target.as_ref()).await;
             let now = Utc::now();
             let view = self.view.lock();
-            objects.retain(|o| view.flows.iter().any(|f| f.config.object == *o && f.clock.is_due(now)));
+            objects.retain(|o| {
+                view.flows
+                    .iter()
+                    .any(|f| f.config.object == *o && schedule::joins_run(&f.config.schedule, &f.clock, now))
+            });
         }
         if objects.is_empty() {
             tracing::debug!(flows = ?batch.objects, "another sluice serve ran these flows; nothing is due");
