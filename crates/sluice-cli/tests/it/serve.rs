@@ -4,6 +4,10 @@
 //! `_sluice.runs` shows runs that never overlapped. Killed with SIGKILL at several instants
 //! and restarted, it resumes and still ends equal to the truth, with no duplicate row. A
 //! flow that keeps failing is paused after `pause_after_failures` while the others go on.
+//!
+//! Longer than most files because each test is a whole scenario against real processes
+//! (the binary, the sandbox, PostgreSQL, a webhook receiver), sharing the helpers above;
+//! one file keeps `sluice serve`'s end-to-end behaviour in one place.
 
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};

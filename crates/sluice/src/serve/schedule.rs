@@ -3,9 +3,9 @@
 //!
 //! - A flow that has never run is due at once; one whose due time passed while serve was
 //!   down runs once on start, not once per missed tick ([`Clock::is_due`]).
-//! - After a run ([`after_run`]): a success is due again one tick after it *started*
-//!   (`every` after the start, or the pattern's next time after it), so a run's own length
-//!   does not drift the schedule; a run longer than its interval is followed by one run at
+//! - After a run ([`after_run`]): a success is due again at the first tick after it
+//!   *started* (`every` ticks on a grid from the Unix epoch, a pattern at its times), so
+//!   neither a run's own length nor a run by hand drifts the schedule; a run longer than its interval is followed by one run at
 //!   once, never a backlog. A failure backs off from 1 minute, doubling, up to the flow's
 //!   interval, and pauses the flow after `pause_after_failures` in a row. A run the API
 //!   budget stopped is neither: it is tried again after the first back-off step.
@@ -100,10 +100,18 @@ fn cron_of(pattern: &str) -> Result<croner::Cron> {
     croner::Cron::from_str(pattern).map_err(|e| Error::internal(format!("cron pattern {pattern:?}: {e}")))
 }
 
-/// The first tick of `schedule` strictly after `after`.
+/// The first tick of `schedule` strictly after `after`. `every` ticks on a grid counted
+/// from the Unix epoch (`every = "15m"`: :00, :15, :30, :45 UTC), so flows on one interval
+/// run together, and a run by hand or a back-off does not shift a flow's schedule.
 pub fn next_tick(schedule: &Schedule, after: Ts) -> Result<Ts> {
     match &schedule.cadence {
-        Cadence::Every(d) => Ok(after + delta(*d)),
+        Cadence::Every(d) => {
+            let step = i64::try_from(d.as_millis()).unwrap_or(i64::MAX).max(1);
+            let at = after.timestamp_millis();
+            let next = (at.div_euclid(step) + 1).saturating_mul(step);
+            DateTime::from_timestamp_millis(next)
+                .ok_or_else(|| Error::internal(format!("no time {} after {after}", crate::config::format_duration(*d))))
+        }
         Cadence::Cron(pattern) => {
             let local = after.with_timezone(&schedule.timezone);
             let next = cron_of(pattern)?
@@ -210,6 +218,10 @@ mod tests {
         let paris = chrono_tz::Europe::Paris;
         let cases: &[(Schedule, &str, &str)] = &[
             (every(900), "2026-12-06T10:00:00Z", "2026-12-06T10:15:00Z"),
+            // On the grid, wherever the last run started.
+            (every(900), "2026-12-06T10:07:31Z", "2026-12-06T10:15:00Z"),
+            (every(2), "2026-12-06T10:00:00.400Z", "2026-12-06T10:00:02Z"),
+            (every(86_400), "2026-12-06T10:00:00Z", "2026-12-07T00:00:00Z"),
             (every(2), "2026-12-06T10:00:00Z", "2026-12-06T10:00:02Z"),
             (cron("*/15 * * * *", chrono_tz::UTC), "2026-12-06T10:00:00Z", "2026-12-06T10:15:00Z"),
             (cron("*/15 * * * *", chrono_tz::UTC), "2026-12-06T10:07:31Z", "2026-12-06T10:15:00Z"),

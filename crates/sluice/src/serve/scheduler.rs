@@ -62,7 +62,8 @@ pub enum Command {
         /// Read them in full.
         full_refresh: bool,
     },
-    /// This flow (object, as configured) was paused or resumed in the view: save its clock.
+    /// This flow (object, as configured) was paused or resumed in the view (and marked
+    /// unsaved there): wake up and save it.
     Changed(String),
 }
 
@@ -81,10 +82,6 @@ pub struct Scheduler {
     commands: mpsc::UnboundedReceiver<Command>,
     shutdown: watch::Receiver<bool>,
     queued: VecDeque<Batch>,
-    /// The flows (objects, as configured) whose clocks changed here since they were last
-    /// saved. Only these are written; every other flow's clock is taken from the
-    /// destination whenever it is opened, as another `sluice serve` may have run it.
-    dirty: BTreeSet<String>,
     metrics: Arc<Metrics>,
     notifier: Notifier,
 }
@@ -101,7 +98,7 @@ impl Scheduler {
         metrics: Arc<Metrics>,
     ) -> Self {
         let notifier = Notifier::new(config.serve.notify_url.clone());
-        Self { config, view, commands, shutdown, queued: VecDeque::new(), dirty: BTreeSet::new(), metrics, notifier }
+        Self { config, view, commands, shutdown, queued: VecDeque::new(), metrics, notifier }
     }
 
     fn stopping(&self) -> bool {
@@ -116,7 +113,7 @@ impl Scheduler {
         while !self.stopping() {
             self.beat();
             self.drain_commands();
-            if !self.dirty.is_empty() && self.queued.is_empty() {
+            if self.unsaved() && self.queued.is_empty() {
                 self.save_alone().await;
             }
             if let Some(batch) = self.next_batch() {
@@ -130,7 +127,7 @@ impl Scheduler {
                 _ = self.shutdown.changed() => {}
             }
         }
-        if !self.dirty.is_empty() {
+        if self.unsaved() {
             self.save_alone().await;
         }
         Ok(())
@@ -172,6 +169,7 @@ impl Scheduler {
                     status: None,
                     last_success: None,
                     late_notified: false,
+                    unsaved: false,
                 }
             })
             .collect();
@@ -207,9 +205,9 @@ impl Scheduler {
             Command::Run { run_id, objects, full_refresh } => {
                 self.queued.push_back(Batch { run_id: Some(run_id), objects, full_refresh, trigger: "api" })
             }
-            Command::Changed(flow) => {
-                self.dirty.insert(flow);
-            }
+            // The API marked the flow unsaved itself (see `change_clock`); this only wakes
+            // the loop to save it.
+            Command::Changed(_) => {}
         }
     }
 
@@ -373,7 +371,7 @@ impl Scheduler {
         let mut view = self.view.lock();
         for flow in &mut view.flows {
             let Some(outcome) = outcomes.get(&flow.config.object) else { continue };
-            self.dirty.insert(flow.config.object.clone());
+            flow.unsaved = true;
             match schedule::after_run(&flow.config.schedule, &flow.clock, started, finished, outcome) {
                 Ok(clock) => {
                     if *outcome == Outcome::Succeeded {
@@ -393,12 +391,17 @@ impl Scheduler {
         }
     }
 
+    /// Whether some clock changed here since it was last saved.
+    fn unsaved(&self) -> bool {
+        self.view.lock().flows.iter().any(|f| f.unsaved)
+    }
+
     /// The clocks of the flows changed here, as rows.
-    fn dirty_rows(&self) -> Vec<ScheduleRow> {
+    fn unsaved_rows(&self) -> Vec<ScheduleRow> {
         let view = self.view.lock();
         view.flows
             .iter()
-            .filter(|f| self.dirty.contains(&f.config.object))
+            .filter(|f| f.unsaved)
             .map(|f| ScheduleRow { table: f.table.clone(), flow: f.config.object.clone(), clock: f.clock.clone() })
             .collect()
     }
@@ -413,7 +416,7 @@ impl Scheduler {
                 view.store_ok = true;
                 for flow in &mut view.flows {
                     flow.last_full_refresh = last_full_refresh.get(&flow.table).copied();
-                    if self.dirty.contains(&flow.config.object) {
+                    if flow.unsaved {
                         continue;
                     }
                     if let Some(row) = rows.iter().find(|r| r.table == flow.table) {
@@ -435,9 +438,17 @@ impl Scheduler {
         if !self.adopt(target).await {
             return;
         }
-        let rows = self.dirty_rows();
+        let rows = self.unsaved_rows();
         match target.save_schedule(&self.config, &rows).await {
-            Ok(()) => self.dirty.clear(),
+            Ok(()) => {
+                // Saved, unless the API changed a clock meanwhile (then it is saved next time).
+                let mut view = self.view.lock();
+                for flow in &mut view.flows {
+                    if rows.iter().any(|r| r.table == flow.table && r.clock == flow.clock) {
+                        flow.unsaved = false;
+                    }
+                }
+            }
             Err(e) => {
                 self.view.lock().store_ok = false;
                 tracing::warn!(error = %e, "could not save the schedule state; trying again shortly");
@@ -522,10 +533,13 @@ pub fn unknown_flow(object: &str, config: &Config) -> Error {
 }
 
 /// For the API: the view's clock of `object` (case-insensitive) replaced by
-/// `change(clock)`; the flow's name as configured, or `None` when there is no such flow.
+/// `change(clock)` and marked unsaved, under one lock, so that the scheduler never takes
+/// the destination's older clock over it; the flow's name as configured, or `None` when
+/// there is no such flow.
 pub fn change_clock(view: &Mutex<View>, object: &str, change: impl FnOnce(&Clock) -> Clock) -> Option<String> {
     let mut view = view.lock();
     let flow = view.flow_mut(object)?;
     flow.clock = change(&flow.clock);
+    flow.unsaved = true;
     Some(flow.config.object.clone())
 }

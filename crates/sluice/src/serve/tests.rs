@@ -48,6 +48,7 @@ impl Api {
                 status: None,
                 last_success: None,
                 late_notified: false,
+                unsaved: false,
             })
             .collect();
         let view = Arc::new(Mutex::new(View { flows, ..View::default() }));

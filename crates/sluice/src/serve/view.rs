@@ -29,6 +29,10 @@ pub struct FlowEntry {
     pub last_success: Option<Ts>,
     /// A `late` notification was sent since it was last on time.
     pub late_notified: bool,
+    /// Its clock changed in this process (a run, a pause or resume) since it was last
+    /// saved: saved next, and never replaced by the destination's copy meanwhile (the
+    /// clocks of other flows are, as another `sluice serve` may have run them).
+    pub unsaved: bool,
 }
 
 /// Everything the API serves, kept by the scheduler.
