@@ -234,7 +234,7 @@ pub async fn run(args: &DemoArgs) -> Result<(), Failure> {
     let config = sluice::load_config(&text, &toml_path.display().to_string(), &|_| None)
         .map_err(|e| Failure::failed(anyhow!("the demo config is invalid: {e:?}")))?;
 
-    let opts = SyncOptions { trigger: "demo".into(), ..SyncOptions::default() };
+    let opts = SyncOptions { trigger: sluice::consolidate::Trigger::Demo, ..SyncOptions::default() };
     let result = async {
         let late_id = start_late_commit(&sb).await.map_err(Failure::failed)?;
         let (first, t1) = one_sync(&config, &opts, "1. full sync into DuckDB").await?;

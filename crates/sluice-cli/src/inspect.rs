@@ -148,7 +148,11 @@ pub async fn history(path: &Path, args: &HistoryArgs) -> Result<(), Failure> {
 /// `sluice verify [--repair]`: exit 1 when any flow's counts differ or could not be checked.
 pub async fn verify(path: &Path, args: &VerifyArgs) -> Result<(), Failure> {
     let config = load(path)?;
-    let opts = SyncOptions { objects: args.objects.clone(), trigger: "verify".into(), ..SyncOptions::default() };
+    let opts = SyncOptions {
+        objects: args.objects.clone(),
+        trigger: sluice::consolidate::Trigger::Verify,
+        ..SyncOptions::default()
+    };
     let results = pipeline::verify(&config, &opts, args.repair).await.map_err(failed)?;
     let bad = results.iter().filter(|r| r.error.is_some() || r.counts.is_none_or(|c| !c.matches())).count();
     if args.json {

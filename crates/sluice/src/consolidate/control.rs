@@ -119,6 +119,35 @@ impl RunState {
     }
 }
 
+/// What started a run, as `_sluice.runs.trigger` spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Trigger {
+    /// `sluice sync` (or `reset`) by hand.
+    #[default]
+    Manual,
+    /// `sluice demo`.
+    Demo,
+    /// `sluice verify`.
+    Verify,
+    /// `sluice serve`, on a flow's schedule.
+    Schedule,
+    /// `sluice serve`, asked through its API (`POST /api/v1/runs`).
+    Api,
+}
+
+impl Trigger {
+    /// The persisted word.
+    pub fn word(self) -> &'static str {
+        match self {
+            Trigger::Manual => "manual",
+            Trigger::Demo => "demo",
+            Trigger::Verify => "verify",
+            Trigger::Schedule => "schedule",
+            Trigger::Api => "api",
+        }
+    }
+}
+
 /// How `_sluice.flows.write_mode` spells a flow's write mode.
 pub fn write_word(write: WriteMode) -> &'static str {
     match write {
@@ -588,7 +617,7 @@ pub fn run_started(
     dialect: Dialect,
     run_id: &str,
     schema: &str,
-    trigger: &str,
+    trigger: Trigger,
     started_at: Timestamp,
     config_fp: &str,
 ) -> Vec<String> {
@@ -604,7 +633,7 @@ pub fn run_started(
             ),
             d.quote_literal(run_id),
             d.quote_literal(schema),
-            d.quote_literal(trigger),
+            d.quote_literal(trigger.word()),
             d.timestamp_literal(started_at),
             d.null_of(SluiceType::Timestamp),
             d.quote_literal(RunState::Running.word()),

@@ -8,6 +8,7 @@ use chrono::Utc;
 use serde::{Serialize, Serializer};
 
 use crate::config::FlowConfig;
+use crate::consolidate::Trigger;
 use crate::error::Result;
 use crate::model::{Timestamp, Window};
 use crate::source::salesforce::Options;
@@ -24,8 +25,8 @@ pub struct SyncOptions {
     pub reset: bool,
     /// Tuning of the Salesforce source.
     pub source: Options,
-    /// What started the run (`manual`, `demo`, `schedule`), recorded in `_sluice.runs`.
-    pub trigger: String,
+    /// What started the run, recorded in `_sluice.runs`.
+    pub trigger: Trigger,
     /// How a flow that failed for a retryable reason is tried again.
     pub flow_retry: FlowRetry,
     /// The run's id, when the caller chose it before starting the run (`sluice serve` answers

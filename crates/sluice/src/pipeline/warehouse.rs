@@ -46,7 +46,7 @@ impl<D: Destination> Sink for WarehouseSink<'_, D> {
             d,
             &run.run_id,
             schema,
-            if run.opts.trigger.is_empty() { "manual" } else { &run.opts.trigger },
+            run.opts.trigger,
             Utc::now(),
             &config_fingerprint(config),
         ));

@@ -38,7 +38,7 @@ use super::notify::{self, EventKind, Notifier};
 use super::schedule::{self, Clock, Outcome, Ts};
 use super::view::{FlowEntry, View};
 use crate::config::Config;
-use crate::consolidate::ScheduleRow;
+use crate::consolidate::{ScheduleRow, Trigger};
 use crate::error::{Error, Result};
 use crate::pipeline::target::{ScheduleState, Target};
 use crate::pipeline::{self, FlowStatus, Quiet, RunSummary, SyncOptions};
@@ -72,7 +72,7 @@ struct Batch {
     run_id: Option<String>,
     objects: Vec<String>,
     full_refresh: bool,
-    trigger: &'static str,
+    trigger: Trigger,
 }
 
 /// The scheduler, between runs.
@@ -203,7 +203,7 @@ impl Scheduler {
     fn take(&mut self, command: Command) {
         match command {
             Command::Run { run_id, objects, full_refresh } => {
-                self.queued.push_back(Batch { run_id: Some(run_id), objects, full_refresh, trigger: "api" })
+                self.queued.push_back(Batch { run_id: Some(run_id), objects, full_refresh, trigger: Trigger::Api })
             }
             // The API marked the flow unsaved itself (see `change_clock`); this only wakes
             // the loop to save it.
@@ -232,14 +232,14 @@ impl Scheduler {
                 run_id: None,
                 objects: objects(&incremental),
                 full_refresh: false,
-                trigger: "schedule",
+                trigger: Trigger::Schedule,
             });
         }
         (!full.is_empty()).then(|| Batch {
             run_id: None,
             objects: objects(&full),
             full_refresh: true,
-            trigger: "schedule",
+            trigger: Trigger::Schedule,
         })
     }
 
@@ -258,7 +258,7 @@ impl Scheduler {
         let opened = pipeline::open_target(&config, "serve").await;
         let mut objects = batch.objects.clone();
         if let Ok(target) = &opened
-            && batch.trigger == "schedule"
+            && batch.trigger == Trigger::Schedule
         {
             // Another serve sharing this destination may have run some of them meanwhile.
             self.adopt(target.as_ref()).await;
@@ -280,11 +280,11 @@ impl Scheduler {
         let flows: BTreeSet<String> = objects.iter().map(|o| o.to_ascii_lowercase()).collect();
         self.view.lock().running = Some((run_id.clone(), flows));
         let started = Utc::now();
-        tracing::info!(run = %run_id, flows = ?objects, full_refresh = batch.full_refresh, trigger = batch.trigger, "run starts");
+        tracing::info!(run = %run_id, flows = ?objects, full_refresh = batch.full_refresh, trigger = batch.trigger.word(), "run starts");
         let opts = SyncOptions {
             objects: Some(objects.clone()),
             full_refresh: batch.full_refresh,
-            trigger: batch.trigger.to_owned(),
+            trigger: batch.trigger,
             run_id: Some(run_id.clone()),
             ..SyncOptions::default()
         };
