@@ -1,12 +1,14 @@
-//! What `sluice status` and `sluice history` show, read from the control tables.
+//! What `sluice status` and `sluice history` show, and `sluice serve`'s schedule state, read
+//! from the control tables.
 
 use chrono::Utc;
 use serde::Serialize;
 
 use crate::config::{Config, Deletes};
-use crate::consolidate::{self, LayoutState, TableRef};
+use crate::consolidate::{self, LayoutState, ScheduleRow, TableRef};
 use crate::destination::{Destination, Value};
 use crate::model::Timestamp;
+use crate::serve::schedule::Clock;
 use crate::{Error, Result};
 
 /// One flow's state.
@@ -64,6 +66,45 @@ pub struct FlowRecord {
     pub deleted: i64,
     /// The error, if it failed.
     pub error: Option<String>,
+}
+
+/// What [`Target::load_schedule`] reads: every flow's schedule row, and when each flow
+/// last read its object in full (by table).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ScheduleState {
+    /// The persisted schedule rows.
+    pub rows: Vec<ScheduleRow>,
+    /// Table → the last full read it committed.
+    pub last_full_refresh: std::collections::HashMap<String, Timestamp>,
+}
+
+/// `sluice serve`'s schedule state of `schema` (the control tables must be ready).
+pub async fn schedule_state<D: Destination>(dest: &D, schema: &str) -> Result<ScheduleState> {
+    let d = dest.dialect();
+    let rows = dest
+        .query(consolidate::schedule_query(d, schema))
+        .await?
+        .iter()
+        .map(|r| ScheduleRow {
+            table: text(&r[0]).unwrap_or_default(),
+            flow: text(&r[1]).unwrap_or_default(),
+            clock: Clock {
+                next_due: r[2].as_timestamp(),
+                paused: r[3].as_i64() == Some(1),
+                failures: r[4].as_i64().and_then(|n| u32::try_from(n).ok()).unwrap_or(0),
+                last_error: text(&r[5]),
+                last_started: r[6].as_timestamp(),
+                last_finished: r[7].as_timestamp(),
+            },
+        })
+        .collect();
+    let last_full_refresh = dest
+        .query(consolidate::full_refresh_query(d, schema))
+        .await?
+        .iter()
+        .filter_map(|r| Some((text(&r[0])?, r[1].as_timestamp()?)))
+        .collect();
+    Ok(ScheduleState { rows, last_full_refresh })
 }
 
 fn text(v: &Value) -> Option<String> {

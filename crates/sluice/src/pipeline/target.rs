@@ -11,17 +11,14 @@ use futures_util::future::{BoxFuture, LocalBoxFuture};
 
 use super::flows;
 use super::plan::select_flows;
-use super::report::{self, RunRecord, StatusRow};
+use super::report::{self, RunRecord, ScheduleState, StatusRow};
 use super::sink::RunCx;
 use super::summary::{Observer, RunSummary, SyncOptions};
 use super::warehouse::{self, FlowVerify, WarehouseSink};
-use std::collections::HashMap;
-
 use crate::config::{Config, DestinationKind, DestinationSettings, FlowConfig};
 use crate::consolidate::{self, ScheduleRow};
-use crate::destination::{Destination, Value};
+use crate::destination::Destination;
 use crate::error::{Error, Result};
-use crate::model::Timestamp;
 use crate::source::salesforce::SalesforceSource;
 
 /// A command's future, boxed so that [`Connector`] can be a trait object.
@@ -73,16 +70,6 @@ pub trait Target: Send + Sync {
     fn release(self: Box<Self>) -> BoxFuture<'static, ()>;
 }
 
-/// What [`Target::load_schedule`] reads: every flow's schedule row, and when each flow
-/// last read its object in full (by table).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ScheduleState {
-    /// The persisted schedule rows.
-    pub rows: Vec<ScheduleRow>,
-    /// Table → the last full read it committed.
-    pub last_full_refresh: HashMap<String, Timestamp>,
-}
-
 /// A destination open to read what runs recorded.
 pub trait Reader: Send + Sync {
     /// `sluice status` (see [`report::status_rows`]).
@@ -105,9 +92,28 @@ pub struct Warehouse<D> {
     pub dest: D,
     /// The schema of the replicated tables.
     pub schema: String,
+    /// Set once the control tables were made ready through this opening (see
+    /// [`Warehouse::control_ready`]).
+    control: tokio::sync::OnceCell<()>,
+}
+
+impl<D> Warehouse<D> {
+    /// `dest`, open, writing `schema`.
+    pub fn new(dest: D, schema: impl Into<String>) -> Self {
+        Self { dest, schema: schema.into(), control: tokio::sync::OnceCell::new() }
+    }
 }
 
 impl<D: Destination> Warehouse<D> {
+    /// Makes the control tables ready ([`warehouse::prepare_control`]) once per opening:
+    /// `sluice serve` reads and writes its schedule several times while it holds the
+    /// destination, and the layout cannot change under its lock.
+    async fn control_ready(&self, config: &Config) -> Result<()> {
+        let prepare = || warehouse::prepare_control(&self.dest, config, &self.schema);
+        self.control.get_or_try_init(prepare).await?;
+        Ok(())
+    }
+
     /// `sluice check` of a warehouse opened for writing: it answers a query, then its lock
     /// is given back.
     pub async fn check(self) -> Result<String> {
@@ -148,39 +154,14 @@ impl<D: Destination> Target for Warehouse<D> {
 
     fn load_schedule<'a>(&'a self, config: &'a Config) -> Boxed<'a, ScheduleState> {
         Box::pin(async move {
-            let (dest, schema, d) = (&self.dest, self.schema.as_str(), self.dest.dialect());
-            warehouse::prepare_control(dest, config, schema).await?;
-            let text = |v: &Value| v.as_str().map(str::to_owned);
-            let rows = dest
-                .query(consolidate::schedule_query(d, schema))
-                .await?
-                .iter()
-                .map(|r| ScheduleRow {
-                    table: text(&r[0]).unwrap_or_default(),
-                    flow: text(&r[1]).unwrap_or_default(),
-                    clock: crate::serve::schedule::Clock {
-                        next_due: r[2].as_timestamp(),
-                        paused: r[3].as_i64() == Some(1),
-                        failures: r[4].as_i64().and_then(|n| u32::try_from(n).ok()).unwrap_or(0),
-                        last_error: text(&r[5]),
-                        last_started: r[6].as_timestamp(),
-                        last_finished: r[7].as_timestamp(),
-                    },
-                })
-                .collect();
-            let last_full_refresh = dest
-                .query(consolidate::full_refresh_query(d, schema))
-                .await?
-                .iter()
-                .filter_map(|r| Some((text(&r[0])?, r[1].as_timestamp()?)))
-                .collect();
-            Ok(ScheduleState { rows, last_full_refresh })
+            self.control_ready(config).await?;
+            report::schedule_state(&self.dest, &self.schema).await
         })
     }
 
     fn save_schedule<'a>(&'a self, config: &'a Config, rows: &'a [ScheduleRow]) -> Boxed<'a, ()> {
         Box::pin(async move {
-            warehouse::prepare_control(&self.dest, config, &self.schema).await?;
+            self.control_ready(config).await?;
             let d = self.dest.dialect();
             self.dest.transaction(consolidate::schedule_writes(d, &self.schema, rows, chrono::Utc::now())).await
         })

@@ -209,8 +209,8 @@ fn set_paused(state: &ApiState, object: &str, paused: bool) -> Response {
     let Some(flow) = changed else {
         return error(StatusCode::NOT_FOUND, unknown_flow(object, &state.config).message);
     };
-    let _ = state.commands.send(Command::Changed(flow));
+    let _ = state.commands.send(Command::Changed(flow.clone()));
     let view = state.view.lock();
-    let flow = view.flow_views(now).into_iter().find(|f| f.object.eq_ignore_ascii_case(object));
-    Json(flow).into_response()
+    let shown = view.flows.iter().find(|f| f.config.object == flow).map(|f| view.flow_view(f, now));
+    Json(shown).into_response()
 }

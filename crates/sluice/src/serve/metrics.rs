@@ -67,12 +67,7 @@ impl Metrics {
         metrics::with_local_recorder(&self.recorder, || {
             histogram!("sluice_run_duration_seconds").record(took.as_secs_f64());
             for (flow, outcome) in outcomes {
-                let word = match outcome {
-                    Outcome::Succeeded => "ok",
-                    Outcome::Failed(_) => "failed",
-                    Outcome::Deferred => "deferred",
-                };
-                counter!("sluice_runs_total", "flow" => flow.clone(), "status" => word).increment(1);
+                counter!("sluice_runs_total", "flow" => flow.clone(), "status" => outcome.word()).increment(1);
             }
             for f in summary.iter().flat_map(|s| &s.flows) {
                 let flow = f.object.clone();

@@ -88,6 +88,17 @@ pub enum Outcome {
     Deferred,
 }
 
+impl Outcome {
+    /// How logs and `/metrics` name it: `ok`, `failed`, `deferred`.
+    pub fn word(&self) -> &'static str {
+        match self {
+            Outcome::Succeeded => "ok",
+            Outcome::Failed(_) => "failed",
+            Outcome::Deferred => "deferred",
+        }
+    }
+}
+
 fn delta(d: Duration) -> TimeDelta {
     TimeDelta::from_std(d).unwrap_or(TimeDelta::MAX)
 }

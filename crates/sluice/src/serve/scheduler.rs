@@ -40,7 +40,8 @@ use super::view::{FlowEntry, View};
 use crate::config::Config;
 use crate::consolidate::{ScheduleRow, Trigger};
 use crate::error::{Error, Result};
-use crate::pipeline::target::{ScheduleState, Target};
+use crate::pipeline::report::ScheduleState;
+use crate::pipeline::target::Target;
 use crate::pipeline::{self, FlowStatus, Quiet, RunSummary, SyncOptions};
 
 /// The longest the loop sleeps: it wakes at least this often to beat its heart (see
@@ -158,19 +159,12 @@ impl Scheduler {
             .flows
             .iter()
             .map(|flow| {
-                let table = naming.apply(&flow.object);
-                let clock = state.rows.iter().find(|r| r.table == table).map(|r| r.clock.clone()).unwrap_or_default();
-                let last_full_refresh = state.last_full_refresh.get(&table).copied();
-                FlowEntry {
-                    config: flow.clone(),
-                    table,
-                    clock,
-                    last_full_refresh,
-                    status: None,
-                    last_success: None,
-                    late_notified: false,
-                    unsaved: false,
+                let mut entry = FlowEntry::new(flow.clone(), naming.apply(&flow.object));
+                if let Some(row) = state.rows.iter().find(|r| r.table == entry.table) {
+                    entry.clock = row.clock.clone();
                 }
+                entry.last_full_refresh = state.last_full_refresh.get(&entry.table).copied();
+                entry
             })
             .collect();
         let mut view = self.view.lock();
@@ -184,9 +178,9 @@ impl Scheduler {
         let now = Utc::now();
         let mut view = self.view.lock();
         view.heartbeat = Some(Instant::now());
-        let freshness: Vec<_> = view.flow_views(now).into_iter().map(|f| (f.freshness, f.lag_seconds)).collect();
-        for (flow, (freshness, lag)) in view.flows.iter_mut().zip(freshness) {
-            let (send, sent) = notify::late_event(freshness, lag.is_some(), flow.late_notified);
+        for flow in &mut view.flows {
+            let lag = flow.lag(now).map(|l| l.as_secs());
+            let (send, sent) = notify::late_event(flow.freshness(now), lag.is_some(), flow.late_notified);
             flow.late_notified = sent;
             if send {
                 self.notifier.send(Notifier::event(EventKind::Late, flow, None, lag));
@@ -312,14 +306,8 @@ impl Scheduler {
         if let Some(usage) = summary.as_ref().and_then(|s| s.api_usage) {
             self.view.lock().api_usage = Some(usage);
         }
-        let mut ended: Vec<String> = outcomes
-            .iter()
-            .map(|(flow, outcome)| match outcome {
-                Outcome::Succeeded => format!("{flow} ok"),
-                Outcome::Failed(_) => format!("{flow} failed"),
-                Outcome::Deferred => format!("{flow} deferred"),
-            })
-            .collect();
+        let mut ended: Vec<String> =
+            outcomes.iter().map(|(flow, outcome)| format!("{flow} {}", outcome.word())).collect();
         ended.sort();
         tracing::info!(run = %run_id, flows = %ended.join(", "), "run ends");
         self.record(&run_id, &outcomes, started, finished);

@@ -37,20 +37,7 @@ struct Api {
 impl Api {
     async fn start(serve: &str) -> Api {
         let config = Arc::new(config(serve));
-        let flows = config
-            .flows
-            .iter()
-            .map(|f| FlowEntry {
-                config: f.clone(),
-                table: f.object.to_ascii_lowercase(),
-                clock: Default::default(),
-                last_full_refresh: None,
-                status: None,
-                last_success: None,
-                late_notified: false,
-                unsaved: false,
-            })
-            .collect();
+        let flows = config.flows.iter().map(|f| FlowEntry::new(f.clone(), f.object.to_ascii_lowercase())).collect();
         let view = Arc::new(Mutex::new(View { flows, ..View::default() }));
         let (tx, commands) = mpsc::unbounded_channel();
         let metrics = Arc::new(Metrics::new());

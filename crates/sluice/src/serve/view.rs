@@ -35,6 +35,38 @@ pub struct FlowEntry {
     pub unsaved: bool,
 }
 
+impl FlowEntry {
+    /// `config`'s flow writing `table`, never run (due now), nothing read back yet.
+    pub fn new(config: FlowConfig, table: String) -> Self {
+        Self {
+            config,
+            table,
+            clock: Clock::default(),
+            last_full_refresh: None,
+            status: None,
+            last_success: None,
+            late_notified: false,
+            unsaved: false,
+        }
+    }
+
+    /// How far its committed window end is behind `now`, when it has one.
+    pub fn lag(&self, now: Ts) -> Option<Duration> {
+        let end = self.status.as_ref().and_then(|s| s.state.window_end)?;
+        Some((now - end).to_std().unwrap_or(Duration::ZERO))
+    }
+
+    /// Its interval around `now` (zero for a pattern with no next time).
+    pub fn interval(&self, now: Ts) -> Duration {
+        schedule::interval(&self.config.schedule, now).unwrap_or(Duration::ZERO)
+    }
+
+    /// How fresh its table is at `now`.
+    pub fn freshness(&self, now: Ts) -> Freshness {
+        schedule::freshness(self.lag(now), self.interval(now), self.clock.failures > 0)
+    }
+}
+
 /// Everything the API serves, kept by the scheduler.
 #[derive(Debug, Default)]
 pub struct View {
@@ -77,7 +109,8 @@ impl View {
         self.flows.iter().map(|f| self.flow_view(f, now)).collect()
     }
 
-    fn flow_view(&self, f: &FlowEntry, now: Ts) -> FlowView {
+    /// One flow as `GET /api/v1/flows` shows it.
+    pub fn flow_view(&self, f: &FlowEntry, now: Ts) -> FlowView {
         let running = self.is_running(&f.config.object);
         let failing = f.clock.failures > 0;
         let state = match () {
@@ -86,9 +119,8 @@ impl View {
             _ if failing => FlowRunState::Failing,
             _ => FlowRunState::Idle,
         };
-        let window_end = f.status.as_ref().and_then(|s| s.state.window_end);
-        let lag = window_end.map(|end| (now - end).to_std().unwrap_or(Duration::ZERO));
-        let interval = schedule::interval(&f.config.schedule, now).unwrap_or(Duration::ZERO);
+        let lag = f.lag(now);
+        let interval = f.interval(now);
         let last_run = self.runs.iter().find_map(|run| {
             let flow = run.flows.iter().find(|r| r.flow.eq_ignore_ascii_case(&f.config.object))?;
             let duration = match (run.started_at, run.finished_at) {
@@ -111,7 +143,7 @@ impl View {
             table: f.table.clone(),
             state,
             freshness: schedule::freshness(lag, interval, failing),
-            window_end,
+            window_end: f.status.as_ref().and_then(|s| s.state.window_end),
             lag_seconds: lag.map(|l| l.as_secs()),
             interval_seconds: interval.as_secs(),
             live_rows: f.status.as_ref().and_then(|s| s.live_rows),

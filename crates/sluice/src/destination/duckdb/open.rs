@@ -9,7 +9,7 @@ use crate::pipeline::target::{Boxed, Connector, Reader, Target, Warehouse, setti
 /// The file of `config`, open read-write: its lock held.
 fn writable(config: &Config) -> Result<Warehouse<DuckDb>> {
     let c = settings_of::<DuckDbConfig>(config)?;
-    Ok(Warehouse { dest: DuckDb::open_with(&c.path, c.memory_limit_mib)?, schema: c.schema.clone() })
+    Ok(Warehouse::new(DuckDb::open_with(&c.path, c.memory_limit_mib)?, c.schema.clone()))
 }
 
 impl Connector for DuckDbKind {
@@ -25,7 +25,7 @@ impl Connector for DuckDbKind {
         Box::pin(async move {
             let c = settings_of::<DuckDbConfig>(config)?;
             let dest = DuckDb::open_read_only(&c.path)?;
-            Ok(Box::new(Warehouse { dest, schema: c.schema.clone() }) as Box<dyn Reader>)
+            Ok(Box::new(Warehouse::new(dest, c.schema.clone())) as Box<dyn Reader>)
         })
     }
 }

@@ -11,11 +11,10 @@ use crate::config::Config;
 use crate::consolidate::ScheduleRow;
 use crate::error::{Error, Result};
 use crate::pipeline::flows;
+use crate::pipeline::report::ScheduleState;
 use crate::pipeline::sink::RunCx;
 use crate::pipeline::summary::{Observer, RunSummary, SyncOptions};
-use crate::pipeline::target::{
-    Boxed, Connector, LocalBoxed, Reader, ScheduleState, Target, selected_source, settings_of,
-};
+use crate::pipeline::target::{Boxed, Connector, LocalBoxed, Reader, Target, selected_source, settings_of};
 use crate::pipeline::warehouse::FlowVerify;
 
 /// The configured root, not yet locked.

@@ -17,7 +17,7 @@ async fn locked(config: &Config) -> Result<Warehouse<Postgres>> {
     let c = settings_of::<PostgresConfig>(config)?;
     let session = SessionSettings { timeouts: c.timeouts, redshift: false };
     let dest = Postgres::connect_with(&parsed(&c.url)?, &c.schema, session).await?;
-    Ok(Warehouse { dest, schema: c.schema.clone() })
+    Ok(Warehouse::new(dest, c.schema.clone()))
 }
 
 impl Connector for PostgresKind {
@@ -41,5 +41,5 @@ impl Connector for PostgresKind {
 /// running sync (PostgreSQL's, and Redshift's, whose control-table SQL is PostgreSQL's).
 pub(crate) async fn reader(url: &Secret, schema: &str) -> Result<Box<dyn Reader>> {
     let dest = Postgres::connect_unlocked(&parsed(url)?).await?;
-    Ok(Box::new(Warehouse { dest, schema: schema.to_owned() }))
+    Ok(Box::new(Warehouse::new(dest, schema)))
 }

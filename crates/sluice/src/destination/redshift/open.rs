@@ -12,7 +12,7 @@ use crate::pipeline::target::{Boxed, Connector, Reader, Target, Warehouse, setti
 async fn leased(config: &Config) -> Result<Warehouse<Redshift>> {
     let c = settings_of::<RedshiftConfig>(config)?;
     let dest = Redshift::connect(&parsed(&c.url)?, &c.schema, &c.staging, c.timeouts).await?;
-    Ok(Warehouse { dest, schema: c.schema.clone() })
+    Ok(Warehouse::new(dest, c.schema.clone()))
 }
 
 impl Connector for RedshiftKind {
