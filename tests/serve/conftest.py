@@ -8,71 +8,25 @@ release build in the target directory cargo reports.
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import re
-import signal
-import subprocess
-import threading
+import sys
 import time
 from pathlib import Path
 
 import pytest
 import requests
 
-REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
+from sluice_process import cargo_target_dir, start, stop  # noqa: E402
 TOKEN = "dashboard-test-token-0123456789"
 
 
 def sluice_bin() -> Path:
     if os.environ.get("SLUICE_BIN"):
         return Path(os.environ["SLUICE_BIN"])
-    meta = subprocess.run(
-        ["cargo", "metadata", "--format-version", "1", "--no-deps"],
-        cwd=REPO, check=True, capture_output=True, text=True,
-    )
-    return Path(json.loads(meta.stdout)["target_directory"]) / "release" / "sluice"
-
-
-def die_with_parent():
-    """In the child before exec: SIGTERM it if pytest dies without cleaning up (Linux)."""
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
-
-
-def start(args: list[str], cwd: Path, log: Path) -> tuple[subprocess.Popen, str]:
-    """Starts the binary with `args`; returns it and its first stdout line."""
-    handle = open(log, "wb")
-    proc = subprocess.Popen(
-        [str(sluice_bin()), *args], stdout=subprocess.PIPE, stderr=handle, cwd=cwd, preexec_fn=die_with_parent
-    )
-    first: list[bytes] = []
-    ready = threading.Event()
-
-    def drain():
-        for line in proc.stdout:
-            if not ready.is_set():
-                first.append(line)
-                ready.set()
-        ready.set()
-
-    threading.Thread(target=drain, daemon=True).start()
-    if not ready.wait(120) or not first:
-        proc.kill()
-        pytest.fail(f"{args[0]} did not start; log:\n{log.read_text(errors='replace')}")
-    return proc, first[0].decode()
-
-
-def stop(proc: subprocess.Popen) -> int:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        return proc.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        return proc.wait()
+    return cargo_target_dir() / "release" / "sluice"
 
 
 class Serve:
@@ -108,8 +62,9 @@ class Serve:
 def serve(tmp_path_factory) -> Serve:
     work = tmp_path_factory.mktemp("serve")
     sb_proc, line = start(
+        sluice_bin(),
         ["sandbox", "--port", "0", "--json", "--records", "Account=3000,Contact=2000,Lead=100", "--seed", "11"],
-        work, work / "sandbox.log",
+        work, work / "sandbox.log", "sandbox",
     )
     sandbox = json.loads(line)
     (work / "sluice.toml").write_text(f"""
@@ -145,7 +100,9 @@ object = "Lead"
 fields = ["Id", "Name", "NoSuchField__c"]
 pause_after_failures = 2
 """)
-    serve_proc, line = start(["--config", str(work / "sluice.toml"), "serve"], work, work / "serve.log")
+    serve_proc, line = start(
+        sluice_bin(), ["--config", str(work / "sluice.toml"), "serve"], work, work / "serve.log", "sluice serve"
+    )
     match = re.search(r"http://(\S+)/api/v1", line)
     assert match, line
     running = Serve(f"http://{match.group(1)}", sandbox, work / "serve.log")
@@ -156,8 +113,8 @@ pause_after_failures = 2
         ) and running.flows()["Lead"]["state"] == "paused")
         yield running
     finally:
-        code = stop(serve_proc)
-        stop(sb_proc)
+        code = stop(serve_proc, 60)
+        stop(sb_proc, 60)
         assert code == 0, f"serve exited {code} on SIGTERM; log:\n{running.log.read_text(errors='replace')[-4000:]}"
 
 

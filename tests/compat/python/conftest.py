@@ -8,19 +8,17 @@ under the repo root, else the target directory cargo itself reports.
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
-import signal
-import subprocess
-import threading
+import sys
 from pathlib import Path
 
 import pytest
 import requests
 from simple_salesforce import Salesforce
 
-REPO = Path(__file__).resolve().parents[3]
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "support"))
+from sluice_process import REPO, cargo_target_dir, start, stop  # noqa: E402
 API_VERSION = "62.0"
 
 # Enough rows that REST (2,000 a page, or 200 with Sforce-Query-Options) and Bulk
@@ -36,11 +34,7 @@ def sluice_bin() -> Path:
     candidate = (REPO / target / "debug" / "sluice") if not target.is_absolute() else target / "debug" / "sluice"
     if candidate.exists():
         return candidate
-    meta = subprocess.run(
-        ["cargo", "metadata", "--format-version", "1", "--no-deps"],
-        cwd=REPO, check=True, capture_output=True, text=True,
-    )
-    return Path(json.loads(meta.stdout)["target_directory"]) / "debug" / "sluice"
+    return cargo_target_dir() / "debug" / "sluice"
 
 
 class Sandbox:
@@ -87,52 +81,23 @@ def https_session(ca_file: str) -> requests.Session:
     return s
 
 
-def die_with_parent():
-    """In the child before exec: SIGTERM it if pytest dies without cleaning up (Linux)."""
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
-
-
 @pytest.fixture(scope="session")
 def sandbox(tmp_path_factory) -> Sandbox:
     binary = sluice_bin()
     if not binary.exists():
         pytest.fail(f"sluice binary not found at {binary}: run `cargo build -p sluice-cli` or set SLUICE_BIN")
     work = tmp_path_factory.mktemp("sandbox")
-    log = open(work / "sandbox.log", "wb")
-    proc = subprocess.Popen(
-        [str(binary), "sandbox", "--tls", "--ca-file", str(work / "ca.pem"), "--port", "0", "--json",
+    proc, line = start(
+        binary,
+        ["sandbox", "--tls", "--ca-file", str(work / "ca.pem"), "--port", "0", "--json",
          "--records", RECORDS, "--seed", SEED],
-        stdout=subprocess.PIPE, stderr=log, cwd=work, preexec_fn=die_with_parent,
+        work, work / "sandbox.log", "sandbox",
     )
-    first: list[bytes] = []
-    ready = threading.Event()
-
-    def drain():
-        for line in proc.stdout:
-            if not ready.is_set():
-                first.append(line)
-                ready.set()
-        ready.set()
-
-    threading.Thread(target=drain, daemon=True).start()
-    if not ready.wait(120) or not first:
-        proc.kill()
-        log.close()
-        pytest.fail(f"sandbox did not start; log:\n{(work / 'sandbox.log').read_text(errors='replace')}")
-    info = json.loads(first[0])
+    info = json.loads(line)
     try:
         yield Sandbox(info, https_session(info["ca_file"]))
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+        stop(proc, 15)
 
 
 @pytest.fixture(scope="session")
