@@ -383,6 +383,12 @@ fn print_table(summary: &pipeline::RunSummary) {
             });
             let reconciled =
                 f.reconciled.filter(|n| *n > 0).map(|n| format!("{}: reconciliation removed {n} rows", f.object));
+            let formulas = f.formulas.map(|r| {
+                format!(
+                    "{}: formula refresh read {} rows, rewrote {} whose formula values changed",
+                    f.object, r.read, r.changed
+                )
+            });
             let handed_off =
                 f.handed_off.as_ref().map(|call| format!("{}: staged; `{call}` consolidates it", f.object));
             f.error
@@ -391,6 +397,7 @@ fn print_table(summary: &pipeline::RunSummary) {
                 .chain(f.warnings.iter().map(|w| format!("{}: {w}", f.object)))
                 .chain(verify)
                 .chain(reconciled)
+                .chain(formulas)
                 .chain(handed_off)
         })
         .collect();

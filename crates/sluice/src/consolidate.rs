@@ -40,6 +40,7 @@
 mod append;
 mod control;
 mod ddl;
+mod formulas;
 mod merge;
 pub mod procedure;
 mod reconcile;
@@ -59,6 +60,7 @@ pub use control::{
     schedule_writes, setup_lock, status_query, v1_flows_query, write_of, write_word,
 };
 pub use ddl::{SchemaChanges, schema_changes, staging_ddl, widens};
+pub use formulas::{formula_counts, formulas_apply, formulas_ddl, formulas_table};
 use merge::Rows;
 pub use merge::{absent_counts, changes_table, stats_query};
 pub use reconcile::{

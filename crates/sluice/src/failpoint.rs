@@ -12,7 +12,8 @@
 //! window that advanced without its data, or data without its window. The flow driver
 //! ([`crate::pipeline::flow`]) hits the same ones for every destination: `after-stage`
 //! (a slice written, not committed), `after-commit` (a slice and its window end
-//! committed), `after-verify`, `after-cleanup`. Inside a commit, each destination names its
+//! committed), `after-formulas` (a formula refresh committed), `after-verify`,
+//! `after-cleanup`. Inside a commit, each destination names its
 //! own steps: `before-commit` everywhere (a warehouse's transaction about to commit, a files
 //! run's parts written without their manifest), `consolidate-statement` between a
 //! warehouse's consolidation statements, `after-manifest` (a files run's manifest written,

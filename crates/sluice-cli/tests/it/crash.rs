@@ -85,7 +85,7 @@ slice = "400d"
     path
 }
 
-async fn admin(sb: &Running, path: &str, body: Json) {
+pub(crate) async fn admin(sb: &Running, path: &str, body: Json) {
     let resp = reqwest::Client::new().post(format!("{}{path}", sb.instance_url)).json(&body).send().await.unwrap();
     assert!(resp.status().is_success(), "{path}: {}", resp.status());
 }

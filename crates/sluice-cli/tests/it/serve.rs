@@ -20,13 +20,18 @@ use sandbox::server::DEFAULT_PASSWORD;
 use serde_json::{Value as Json, json};
 
 use crate::common;
-use crate::crash::{assert_equals_truth, churn, start};
+use crate::crash::{admin, assert_equals_truth, churn, start};
 use crate::target::{self, Kind, Warehouse};
 
 const BIN: &str = env!("CARGO_BIN_EXE_sluice");
 const TOKEN: &str = "serve-test-token-0123456789";
 
 fn write_config(dir: &Path, login_url: &str, wh: &Warehouse) -> PathBuf {
+    write_config_with(dir, login_url, wh, "")
+}
+
+/// [`write_config`] with `more` flows after the others.
+fn write_config_with(dir: &Path, login_url: &str, wh: &Warehouse, more: &str) -> PathBuf {
     let text = format!(
         r#"{}
 {}
@@ -51,7 +56,7 @@ slice = "400d"
 object = "Lead"
 fields = ["Id", "Name", "NoSuchField__c"]
 pause_after_failures = 2
-"#,
+{more}"#,
         common::source_toml(login_url, DEFAULT_PASSWORD),
         wh.toml
     );
@@ -195,10 +200,13 @@ async fn assert_runs_never_overlapped(wh: &Warehouse) -> Vec<(String, i64, Optio
 }
 
 async fn serve_keeps_the_tables_equal_to_the_truth(kind: Kind) {
-    let sb = start().await;
+    let sb = common::start(21, &[("Account", 4000), ("Contact", 3000), ("Invoice__c", 300)]).await;
     let dir = tempfile::tempdir().unwrap();
     let wh = Warehouse::new(kind).await;
-    let config = write_config(dir.path(), &sb.login_url, &wh);
+    // Invoices' `Account_Name__c` is a formula over their Account's name: the churn renames
+    // accounts without touching an invoice, which only the formula refresh sees.
+    let invoices = "\n[[flows]]\nobject = \"Invoice__c\"\nformula_refresh_every = \"3s\"\n";
+    let config = write_config_with(dir.path(), &sb.login_url, &wh, invoices);
     let serve = Serve::start(&config).await;
     let began = Utc::now();
     serve.wait_for_run_after("Account", began - chrono::TimeDelta::seconds(60)).await;
@@ -209,13 +217,20 @@ async fn serve_keeps_the_tables_equal_to_the_truth(kind: Kind) {
     let healthz = reqwest::get(format!("{}/healthz", serve.api)).await.unwrap();
     assert_eq!(healthz.status(), StatusCode::OK);
 
-    for _ in 0..4 {
+    let parent = invoice_parent(&sb).await;
+    for round in 0..4 {
         churn(&sb).await;
+        let renamed =
+            json!({"op": "update", "object": "Account", "id": parent, "fields": {"Name": format!("Renamed {round}")}});
+        admin(&sb, "/sandbox/v1/mutations", json!({ "mutations": [renamed] })).await;
         tokio::time::sleep(Duration::from_millis(1500)).await;
     }
     let changed = Utc::now();
     serve.wait_for_run_after("Account", changed).await;
     serve.wait_for_run_after("Contact", changed).await;
+    // A run starting more than `formula_refresh_every` after the last rename refreshes, if no
+    // refresh began after the rename already.
+    serve.wait_for_run_after("Invoice__c", changed + chrono::TimeDelta::seconds(4)).await;
 
     // A run asked through the API.
     let asked = serve
@@ -256,6 +271,7 @@ async fn serve_keeps_the_tables_equal_to_the_truth(kind: Kind) {
     let status = serve.terminate().await;
     assert!(status.success(), "serve exits 0 on SIGTERM: {status:?}");
     assert_equals_truth(&sb, &wh).await;
+    assert_formulas_equal_the_truth(&sb, &wh).await;
     let runs = assert_runs_never_overlapped(&wh).await;
     assert!(runs.len() >= 6, "{runs:#?}");
     assert!(runs.iter().all(|r| r.4 == "schedule" || r.4 == "api"), "{runs:#?}");
@@ -273,8 +289,45 @@ async fn serve_keeps_the_tables_equal_to_the_truth(kind: Kind) {
         .await;
     let schedule: Vec<Vec<String>> =
         schedule.into_iter().map(|r| r.into_iter().map(Option::unwrap).collect()).collect();
-    assert_eq!(schedule, [["account", "false", "0"], ["contact", "false", "0"], ["lead", "true", "2"]]);
+    assert_eq!(
+        schedule,
+        [["account", "false", "0"], ["contact", "false", "0"], ["invoice__c", "false", "0"], ["lead", "true", "2"]]
+    );
     sb.shutdown().await;
+}
+
+/// The org's rows of `object`.
+async fn truth(sb: &sandbox::Running, object: &str) -> Vec<Json> {
+    let url = format!("{}/sandbox/v1/truth/{object}", sb.instance_url);
+    let text = reqwest::get(url).await.unwrap().text().await.unwrap();
+    text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+/// The Account that the first invoice (by Id) belongs to.
+async fn invoice_parent(sb: &sandbox::Running) -> String {
+    let truth = truth(sb, "Invoice__c").await;
+    let first = truth.iter().min_by_key(|r| r["Id"].as_str().unwrap().to_owned()).unwrap();
+    first["Account__c"].as_str().unwrap().to_owned()
+}
+
+/// Every invoice's `Account_Name__c` (a formula over its Account's name) equals the org's,
+/// and the renamed parent's invoices carry its last name.
+async fn assert_formulas_equal_the_truth(sb: &sandbox::Running, wh: &Warehouse) {
+    let truth: std::collections::HashMap<String, Option<String>> = truth(sb, "Invoice__c")
+        .await
+        .into_iter()
+        .map(|r| (r["Id"].as_str().unwrap().to_owned(), r["Account_Name__c"].as_str().map(str::to_owned)))
+        .collect();
+    let rows = wh.query("SELECT id, account_name__c FROM salesforce.invoice__c").await;
+    assert_eq!(rows.len(), truth.len());
+    let wrong: Vec<_> = rows
+        .iter()
+        .filter(|r| truth.get(r[0].as_deref().unwrap()) != Some(&r[1]))
+        .map(|r| format!("{:?}: {:?}, org {:?}", r[0], r[1], truth.get(r[0].as_deref().unwrap())))
+        .collect();
+    assert!(wrong.is_empty(), "{} stale formula values: {wrong:#?}", wrong.len());
+    let renamed = truth.values().filter(|v| v.as_deref() == Some("Renamed 3")).count();
+    assert!(renamed > 0, "the renamed parent has invoices");
 }
 
 async fn killed_and_restarted_it_resumes_without_duplicates(kind: Kind) {

@@ -168,6 +168,7 @@ reconcile_every = "never"
 object = "Account"
 fields = ["Id", "Name"]
 where = "Name LIKE 'A(%' AND (Type = 'x' OR Type = 'y')"
+formula_refresh_every = "2h"
 [[flows]]
 object = "Invoice__c"
 exclude = ["Blob__c"]
@@ -191,6 +192,8 @@ max_delete_ratio = 0.9
     assert_eq!(a.settings.deletes, Deletes::Hard);
     assert_eq!(a.settings.slice, Some(Duration::from_secs(86_400)));
     assert_eq!(a.settings.reconcile_every, None);
+    assert_eq!(a.settings.formula_refresh_every, Some(Duration::from_secs(2 * 3600)));
+    assert_eq!(i.settings.formula_refresh_every, Some(Duration::from_secs(86_400)), "a day unless set");
     assert_eq!((i.api, i.settings.mode, i.settings.history), (Api::Rest, Mode::Full, true));
     assert_eq!(i.settings.lookback, Duration::from_secs(5400), "inherited from [defaults]");
     assert_eq!(i.settings.lag, Duration::ZERO);
@@ -778,6 +781,14 @@ fn durations_are_bounded() {
         ),
         ("defaults", "reconcile_every", "366d", Some("expected 1m to 365d")),
         ("defaults", "reconcile_every", "nevermore", Some("\"nevermore\": expected a duration like")),
+        ("defaults", "formula_refresh_every", "1s", None),
+        ("flows[0]", "formula_refresh_every", "never", None),
+        (
+            "defaults",
+            "formula_refresh_every",
+            "0s",
+            Some("\"0s\" is out of range; expected 1s to 365d, or \"never\" to turn formula refresh off"),
+        ),
         ("flows[0]", "slice", "1m", None),
         ("flows[0]", "slice", "3650d", None),
         ("flows[0]", "slice", "30s", Some("\"30s\" is out of range; expected 1m to 3650d")),
@@ -887,7 +898,8 @@ type Case = (&'static str, &'static str, &'static [(&'static str, &'static str)]
 #[test]
 fn keys_without_effect_are_refused() {
     const FILES_MSG: &str = "has no effect with destination type = \"files\", which is append-only: it keeps every \
-                             version read, so there are no deletes, no history table and no reconciliation";
+                             version read, so there are no deletes, no history table, no reconciliation and no \
+                             formula refresh";
     const FULL_MSG: &str = "has no effect with mode = \"full\": every run reads the whole object";
     // (destination, the rest of the file, expected problems)
     let rows: &[Case] = &[
@@ -916,6 +928,16 @@ fn keys_without_effect_are_refused() {
             DUCKDB,
             "[[flows]]\nobject = \"Account\"\nmode = \"full\"\nlookback = \"1h\"\nreconcile_every = \"1d\"\n",
             &[("flows[0].lookback", FULL_MSG), ("flows[0].reconcile_every", FULL_MSG)],
+        ),
+        (
+            DUCKDB,
+            "[[flows]]\nobject = \"Invoice__c\"\nmode = \"full\"\nformula_refresh_every = \"1h\"\n",
+            &[("flows[0].formula_refresh_every", FULL_MSG)],
+        ),
+        (
+            FILES,
+            "[defaults]\nformula_refresh_every = \"1d\"\n[[flows]]\nobject = \"Invoice__c\"\n",
+            &[("defaults.formula_refresh_every", FILES_MSG)],
         ),
         (
             DUCKDB,
@@ -1104,8 +1126,8 @@ fn write_mode_and_what_it_rules_out() {
         &[("flows[0].write", "\"merge\", \"append\"")],
     );
     let merge_keys = "[[flows]]\nobject = \"Account\"\nwrite = \"append\"\ndeletes = \"hard\"\nhistory = true\n\
-                      reconcile_every = \"1d\"\nmax_delete_ratio = 0.2\n";
-    let keys = ["deletes", "history", "reconcile_every", "max_delete_ratio"];
+                      reconcile_every = \"1d\"\nformula_refresh_every = \"1d\"\nmax_delete_ratio = 0.2\n";
+    let keys = ["deletes", "history", "reconcile_every", "formula_refresh_every", "max_delete_ratio"];
     let want: Vec<(String, &str)> =
         keys.iter().map(|k| (format!("flows[0].{k}"), "has no effect with write = \"append\":")).collect();
     let want: Vec<(&str, &str)> = want.iter().map(|(k, m)| (k.as_str(), *m)).collect();

@@ -155,6 +155,9 @@ pub struct FlowSettings {
     pub lag: Duration,
     /// How often to reconcile Ids; `None` never.
     pub reconcile_every: Option<Duration>,
+    /// How often to re-read the flow's formula fields (whose values change without the
+    /// cursor moving); `None` never.
+    pub formula_refresh_every: Option<Duration>,
     /// Cut windows into slices of this length.
     pub slice: Option<Duration>,
     /// Largest share of a table reconciliation may delete.
@@ -172,6 +175,7 @@ impl Default for FlowSettings {
             lookback: Duration::from_secs(600),
             lag: Duration::ZERO,
             reconcile_every: Some(Duration::from_secs(86_400)),
+            formula_refresh_every: Some(Duration::from_secs(86_400)),
             slice: None,
             max_delete_ratio: 0.5,
             write: WriteMode::Merge,

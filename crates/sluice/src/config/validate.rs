@@ -12,6 +12,7 @@
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use super::raw::{RawConfig, RawSecret, RawSettings, RawSource};
 use super::text::{check_where, is_http_url, is_valid_api_name};
@@ -35,6 +36,7 @@ use super::types::Schedule;
 const LAG: Bounds = Bounds { min: 0, max: DAY };
 const LOOKBACK: Bounds = Bounds { min: 0, max: 7 * DAY };
 const RECONCILE_EVERY: Bounds = Bounds { min: MINUTE, max: 365 * DAY };
+const FORMULA_REFRESH_EVERY: Bounds = Bounds { min: 1, max: 365 * DAY };
 const SLICE: Bounds = Bounds { min: MINUTE, max: 3650 * DAY };
 const CONNECT_TIMEOUT: Bounds = Bounds { min: 1, max: 5 * MINUTE };
 const READ_TIMEOUT: Bounds = Bounds { min: 1, max: HOUR };
@@ -315,19 +317,22 @@ fn settings(cx: &mut Ctx<'_>, prefix: &str, raw: &RawSettings, base: &FlowSettin
         cx.choice(&key("write"), raw.write.as_ref(), &[("merge", WriteMode::Merge), ("append", WriteMode::Append)]);
     let lookback = cx.duration_in(&key("lookback"), raw.lookback.as_ref(), LOOKBACK, "");
     let lag = cx.duration_in(&key("lag"), raw.lag.as_ref(), LAG, "");
-    let reconcile_every = match raw.reconcile_every.as_ref() {
-        None => base.reconcile_every,
-        Some(written) => match cx.text(&key("reconcile_every"), Some(written)).as_deref() {
-            Some("never") => None,
-            Some(_) => cx.duration_in(
-                &key("reconcile_every"),
-                Some(written),
-                RECONCILE_EVERY,
-                ", or \"never\" to turn reconciliation off",
-            ),
-            None => None,
-        },
-    };
+    let reconcile_every = every_or_never(
+        cx,
+        &key("reconcile_every"),
+        raw.reconcile_every.as_ref(),
+        base.reconcile_every,
+        RECONCILE_EVERY,
+        "reconciliation",
+    );
+    let formula_refresh_every = every_or_never(
+        cx,
+        &key("formula_refresh_every"),
+        raw.formula_refresh_every.as_ref(),
+        base.formula_refresh_every,
+        FORMULA_REFRESH_EVERY,
+        "formula refresh",
+    );
     let slice = match raw.slice.as_ref() {
         None => base.slice,
         Some(written) => {
@@ -349,9 +354,27 @@ fn settings(cx: &mut Ctx<'_>, prefix: &str, raw: &RawSettings, base: &FlowSettin
         lookback: lookback.unwrap_or(base.lookback),
         lag: lag.unwrap_or(base.lag),
         reconcile_every,
+        formula_refresh_every,
         slice,
         max_delete_ratio,
         write: write.unwrap_or(base.write),
+    }
+}
+
+/// A period key that also takes `"never"` (`None`): `base` where it is not written.
+fn every_or_never(
+    cx: &mut Ctx<'_>,
+    key: &str,
+    written: Option<&String>,
+    base: Option<Duration>,
+    bounds: Bounds,
+    what: &str,
+) -> Option<Duration> {
+    let Some(written) = written else { return base };
+    match cx.text(key, Some(written)).as_deref() {
+        Some("never") => None,
+        Some(_) => cx.duration_in(key, Some(written), bounds, &format!(", or \"never\" to turn {what} off")),
+        None => None,
     }
 }
 

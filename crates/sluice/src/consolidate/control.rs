@@ -13,7 +13,7 @@
 //!
 //! Layouts: version 1 (before `_sluice.layout` existed) keyed flows by object; version 2
 //! keys them by target; 3 adds each flow's `selection_fingerprint`, 4 its `write_mode`, 5
-//! the `schedule` table ([`LAYOUT_VERSION`]).
+//! the `schedule` table, 6 each flow's `last_formula_refresh` ([`LAYOUT_VERSION`]).
 //!
 //! `sluice serve`'s schedule state (next due, paused, failures in a row, last error) is a
 //! table of its own, `_sluice.schedule`, keyed by target like `flows`, rather than columns of
@@ -60,7 +60,7 @@ pub fn locks_table() -> TableRef {
 pub const LEASE: Duration = Duration::from_secs(600);
 
 /// The control-table layout this binary writes (see the module docs).
-pub const LAYOUT_VERSION: i64 = 5;
+pub const LAYOUT_VERSION: i64 = 6;
 
 /// A flow-run row's phase, as `_sluice.flow_runs.phase` spells it. Earlier steps of a flow
 /// (planning, staging) leave no row: they changed nothing.
@@ -191,6 +191,7 @@ const FLOWS: Layout = Layout {
         ("window_end", Ts),
         ("last_full_refresh", Ts),
         ("last_reconciliation", Ts),
+        ("last_formula_refresh", Ts),
         ("schema_fingerprint", Text),
         ("selection_fingerprint", Text),
         ("write_mode", Text),
@@ -358,8 +359,10 @@ pub fn v1_flows_query(dialect: Dialect) -> String {
 
 /// The `_sluice.flows` columns each layout after 2 added, with the layout that added them.
 /// Existing rows get NULL: for `selection_fingerprint` "unknown" (a flow's next run records
-/// it and reloads nothing), for `write_mode` "merge", all those layouts could write.
-const FLOWS_ADDED: &[(i64, &str, SluiceType)] = &[(3, "selection_fingerprint", Text), (4, "write_mode", Text)];
+/// it and reloads nothing), for `write_mode` "merge", all those layouts could write, for
+/// `last_formula_refresh` "never" (the last full refresh stands for one).
+const FLOWS_ADDED: &[(i64, &str, SluiceType)] =
+    &[(3, "selection_fingerprint", Text), (4, "write_mode", Text), (6, "last_formula_refresh", Ts)];
 
 /// One transaction upgrading layout `from` (2 or later) to the current one: the columns
 /// added since ([`FLOWS_ADDED`]), and the layout row saying the new version. Tables added
@@ -411,7 +414,9 @@ pub fn migrate_v1(dialect: Dialect, schema: &str, tables: &[(String, String)], a
             .map(|(name, ty)| match *name {
                 "target_schema" => lit(schema),
                 "target_table" => table_of.clone(),
-                "rows_present" | "api_remaining" | "selection_fingerprint" | "write_mode" => null(*ty),
+                "rows_present" | "api_remaining" | "selection_fingerprint" | "write_mode" | "last_formula_refresh" => {
+                    null(*ty)
+                }
                 other => q(other),
             })
             .collect()
@@ -514,9 +519,15 @@ pub fn control_writes(dialect: Dialect, spec: &MergeSpec, run: &FlowRun, rows_at
     if run.full_refresh {
         set.push(format!("{} = {now}", q("last_full_refresh")));
     }
+    // A read from the beginning (a first load, a reload, a full read) read every formula
+    // value just now: it stands for a formula refresh.
+    let formulas_read = run.full_refresh || run.window.start.is_none();
+    if formulas_read {
+        set.push(format!("{} = {now}", q("last_formula_refresh")));
+    }
     let update_flow = format!("UPDATE {flows} SET {}\nFROM {rows}\nWHERE {key}", set.join(", "));
     let insert_flow = format!(
-        "INSERT INTO {flows} ({})\nSELECT {}, {}, {flow}, {}, {window_end}, {}, {}, {}, {}, {present}, {now}\nFROM \
+        "INSERT INTO {flows} ({})\nSELECT {}, {}, {flow}, {}, {window_end}, {}, {}, {}, {}, {}, {present}, {now}\nFROM \
          {rows}\nWHERE NOT EXISTS (SELECT 1 FROM {flows} WHERE {key})",
         ident_list(
             d,
@@ -527,6 +538,7 @@ pub fn control_writes(dialect: Dialect, spec: &MergeSpec, run: &FlowRun, rows_at
                 "object",
                 "window_end",
                 "last_full_refresh",
+                "last_formula_refresh",
                 "schema_fingerprint",
                 "selection_fingerprint",
                 "write_mode",
@@ -538,6 +550,7 @@ pub fn control_writes(dialect: Dialect, spec: &MergeSpec, run: &FlowRun, rows_at
         lit(&spec.target.name),
         lit(&run.object),
         if run.full_refresh { now.clone() } else { d.null_of(SluiceType::Timestamp) },
+        if formulas_read { now.clone() } else { d.null_of(SluiceType::Timestamp) },
         lit(&run.schema_fingerprint),
         lit(&run.selection_fingerprint),
         lit(write_word(spec.write)),
@@ -775,19 +788,20 @@ pub fn forget_flow(dialect: Dialect, target: &TableRef) -> String {
 
 /// One row or none: the flow's window end, last reconciliation and last full refresh, as
 /// epoch milliseconds, whether its table held rows at the last commit (1, 0 or NULL), and
-/// the fingerprint of its selection at the last commit (NULL: not recorded), and its write
-/// mode ([`write_of`]).
+/// the fingerprint of its selection at the last commit (NULL: not recorded), its write
+/// mode ([`write_of`]) and its last formula refresh (epoch milliseconds).
 pub fn read_flow(dialect: Dialect, target: &TableRef) -> String {
     let d = dialect;
     let ms = |c: &str| d.epoch_ms(&d.quote_ident(c));
     let present = d.quote_ident("rows_present");
     format!(
-        "SELECT {}, {}, {}, CASE WHEN {present} THEN 1 WHEN NOT {present} THEN 0 END, {}, {} FROM {} WHERE {}",
+        "SELECT {}, {}, {}, CASE WHEN {present} THEN 1 WHEN NOT {present} THEN 0 END, {}, {}, {} FROM {} WHERE {}",
         ms("window_end"),
         ms("last_reconciliation"),
         ms("last_full_refresh"),
         d.quote_ident("selection_fingerprint"),
         d.quote_ident("write_mode"),
+        ms("last_formula_refresh"),
         d.table(&table(FLOWS.name)),
         target_key(d, target, None),
     )
@@ -830,6 +844,13 @@ pub fn flow_totals(
 pub fn reconciled(dialect: Dialect, target: &TableRef, at: Timestamp) -> String {
     let d = dialect;
     update(d, FLOWS.name, &[("last_reconciliation", d.timestamp_literal(at))], &target_key(d, target, None))
+}
+
+/// The statement stamping the flow's `last_formula_refresh` (inside the formula refresh's
+/// transaction).
+pub fn formulas_refreshed(dialect: Dialect, target: &TableRef, at: Timestamp) -> String {
+    let d = dialect;
+    update(d, FLOWS.name, &[("last_formula_refresh", d.timestamp_literal(at))], &target_key(d, target, None))
 }
 
 /// What `sluice status` reads: per flow of `schema`, its state and its latest flow-run row.

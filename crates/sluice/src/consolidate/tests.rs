@@ -80,6 +80,11 @@ fn all_sql() -> Vec<(Dialect, String)> {
                 let refresh = consolidate(d, &full, &partial, &last, FirstLoad::Merge).unwrap();
                 out.extend(refresh.statements.into_iter().map(|q| (d, q)));
                 out.push((d, super::absent_counts(d, &full)));
+                // A formula refresh of two of its columns.
+                let formulas = &s.columns[1..3];
+                out.extend(super::formulas_ddl(d, &s, formulas).into_iter().map(|q| (d, q)));
+                out.push((d, super::formula_counts(d, &s, formulas)));
+                out.extend(super::formulas_apply(d, &s, formulas).into_iter().map(|q| (d, q)));
             }
         }
         let epoch = chrono::DateTime::UNIX_EPOCH;
@@ -90,7 +95,7 @@ fn all_sql() -> Vec<(Dialect, String)> {
             out.extend(appended.statements.into_iter().map(|q| (d, q)));
         }
         out.push((d, super::append_live_count(d, &append, Some(epoch))));
-        for from in [2, 3] {
+        for from in [2, 3, 5] {
             out.extend(super::migrate_added(d, from, epoch).into_iter().map(|q| (d, q)));
         }
         out.extend(control_ddl(d, epoch).into_iter().map(|q| (d, q)));
@@ -227,9 +232,11 @@ fn consolidate_mentions_only_known_names() {
         "deleted",
         "live",
         "absent",
+        "order__formulas",
     ];
     known.extend(sluice.iter().map(|n| n.to_string()));
-    let control = "flow object window_end last_full_refresh last_reconciliation schema_fingerprint \
+    let control = "flow object window_end last_full_refresh last_reconciliation last_formula_refresh \
+                   schema_fingerprint \
                    selection_fingerprint write_mode updated_at \
                    run_id trigger started_at finished_at status config_fingerprint phase attempts window_start \
                    rows_extracted rows_inserted rows_updated rows_deleted api_calls bytes error target_schema \

@@ -1,18 +1,19 @@
 //! The checks after consolidation: reconciliation (deletes no incremental query can see,
-//! guarded by `max_delete_ratio`) and verification (source `COUNT()` against destination
-//! live rows at the window end). DESIGN "One flow, one run", steps 5 and the reconciliation
-//! paragraph.
+//! guarded by `max_delete_ratio`), the formula refresh (formula values that changed without
+//! the cursor moving) and verification (source `COUNT()` against destination live rows at
+//! the window end). DESIGN "One flow, one run", steps 5 and the reconciliation paragraph.
 
 use chrono::Utc;
 use futures_util::StreamExt;
 
 use super::context::Ctx;
-use super::summary::VerifyCounts;
-use crate::config::WriteMode;
+use super::summary::{FormulaRefresh, VerifyCounts};
 use crate::config::{Api, FlowConfig};
+use crate::config::{Deletes, WriteMode};
 use crate::consolidate::{self, MergeSpec};
 use crate::destination::{Destination, Stage, Value, first_value};
-use crate::model::{Cursor, TableSchema, Timestamp, Window};
+use crate::mask::Masker;
+use crate::model::{Column, Cursor, TableSchema, Timestamp, Window};
 use crate::source::salesforce::describe::Described;
 use crate::{Error, Result};
 
@@ -27,6 +28,82 @@ fn live_filter(flow: &FlowConfig, schema: &TableSchema) -> Option<String> {
     }
 }
 
+/// `described`'s schema cut down to its Id and `more` columns: what a check reads.
+fn id_and(flow: &FlowConfig, described: &Described, more: &[Column]) -> Result<Described> {
+    let schema = &described.schema;
+    let id = schema
+        .column_by_source("Id")
+        .cloned()
+        .ok_or_else(|| Error::internal(format!("{}: no Id column", flow.object)))?;
+    Ok(Described {
+        schema: TableSchema {
+            object: schema.object.clone(),
+            table: schema.table.clone(),
+            columns: std::iter::once(id).chain(more.iter().cloned()).collect(),
+            cursor: Cursor::None,
+            deleted_flag: None,
+        },
+        skipped: Vec::new(),
+        warnings: Vec::new(),
+    })
+}
+
+/// Bulk reads millions of rows in a few calls; REST where the flow insists.
+fn check_api(flow: &FlowConfig) -> Api {
+    if flow.api == Api::Rest { Api::Rest } else { Api::Auto }
+}
+
+/// The formula fields `described` selects: what a formula refresh reads.
+pub fn formula_columns(described: &Described) -> Vec<Column> {
+    described.schema.columns.iter().filter(|c| c.formula).cloned().collect()
+}
+
+/// Refreshes one flow's formula fields (see `consolidate::formulas`): reads `Id` and the
+/// formula fields of every source row the table keeps into the formula table, then rewrites the
+/// values that changed in one transaction with `last_formula_refresh`. Masked formula
+/// fields are hashed as in a sync, so an unchanged value compares equal.
+pub async fn refresh_formulas<D: Destination>(
+    cx: &Ctx<'_, D>,
+    flow: &FlowConfig,
+    described: &Described,
+    spec: &MergeSpec,
+) -> Result<FormulaRefresh> {
+    let d = cx.dest.dialect();
+    let formulas = formula_columns(described);
+    let read = id_and(flow, described, &formulas)?;
+    let masker = Masker::new(&read.schema, cx.config.mask_salt.as_ref());
+    let table = consolidate::formulas_table(spec);
+    cx.dest.discard(table.clone()).await?;
+    cx.dest.execute(consolidate::formulas_ddl(d, spec, &formulas)).await?;
+    let mut stage = cx.dest.stage(table.clone()).await?;
+    // The rows the table keeps: recycle-bin rows too where deletes are soft (their
+    // formulas are computed as well; the query reads them as incremental runs do).
+    let filter = match spec.deletes {
+        Deletes::Soft => flow.filter.clone(),
+        Deletes::Hard => live_filter(flow, &described.schema),
+    };
+    let mut stream = cx.source.extract(&read, None, filter.as_deref(), check_api(flow));
+    let mut rows = 0u64;
+    while let Some(batch) = stream.next().await {
+        let mut batch = batch?;
+        if let Some(m) = &masker {
+            batch = m.apply(&batch)?;
+        }
+        rows += batch.num_rows() as u64;
+        stage.write(batch).await?;
+    }
+    drop(stream);
+    stage.finish().await?;
+
+    let _turn = cx.merge_lock.lock().await;
+    let counted = cx.dest.query(consolidate::formula_counts(d, spec, &formulas)).await?;
+    let changed = first_value(&counted).and_then(Value::as_i64).unwrap_or(0) as u64;
+    cx.dest.transaction(consolidate::formulas_apply(d, spec, &formulas)).await?;
+    cx.dest.discard(table).await?;
+    tracing::info!(object = %flow.object, read = rows, changed, "formula refresh");
+    Ok(FormulaRefresh { read: rows, changed })
+}
+
 /// Reconciles one flow: snapshot the source's live Ids into the Id table, count what would
 /// go, refuse above `max_delete_ratio`, else remove it in one transaction. Returns the rows
 /// removed (or flagged, in soft mode).
@@ -38,21 +115,7 @@ pub async fn reconcile<D: Destination>(
 ) -> Result<u64> {
     let d = cx.dest.dialect();
     let schema = &described.schema;
-    let id = schema
-        .column_by_source("Id")
-        .cloned()
-        .ok_or_else(|| Error::internal(format!("{}: no Id column", flow.object)))?;
-    let ids = Described {
-        schema: TableSchema {
-            object: schema.object.clone(),
-            table: schema.table.clone(),
-            columns: vec![id],
-            cursor: Cursor::None,
-            deleted_flag: None,
-        },
-        skipped: Vec::new(),
-        warnings: Vec::new(),
-    };
+    let ids = id_and(flow, described, &[])?;
     // The snapshot starts now (by the source's clock, as cursors are): rows changed after
     // this instant may be missing from it and are never touched.
     let snapshot_start = cx.source.source_now().unwrap_or_else(Utc::now);
@@ -60,9 +123,7 @@ pub async fn reconcile<D: Destination>(
     cx.dest.execute(consolidate::ids_ddl(d, spec)).await?;
     let mut stage = cx.dest.stage(consolidate::ids_table(spec)).await?;
     let filter = live_filter(flow, schema);
-    // Bulk reads millions of Ids in a few calls; REST where the flow insists.
-    let api = if flow.api == Api::Rest { Api::Rest } else { Api::Auto };
-    let mut stream = cx.source.extract(&ids, None, filter.as_deref(), api);
+    let mut stream = cx.source.extract(&ids, None, filter.as_deref(), check_api(flow));
     while let Some(batch) = stream.next().await {
         stage.write(batch?).await?;
     }

@@ -52,6 +52,7 @@ pub(crate) async fn drive<F: FlowSink>(
             Phase::Stage => driver.stage().await,
             Phase::Consolidate => driver.commit().await,
             Phase::Reconcile => driver.reconcile().await,
+            Phase::Formulas => driver.formulas().await,
             Phase::Verify => driver.verify().await,
             Phase::Cleanup => driver.cleanup().await,
             Phase::Done => Ok(Outcome::Completed),
@@ -96,6 +97,7 @@ impl<F: FlowSink> Driver<'_, '_, F> {
             }
             Phase::Consolidate => t.consolidate += elapsed,
             Phase::Reconcile => t.reconcile += elapsed,
+            Phase::Formulas => t.formulas += elapsed,
             Phase::Verify => t.verify += elapsed,
             Phase::Cleanup | Phase::Done => t.cleanup += elapsed,
         }
@@ -194,13 +196,25 @@ impl<F: FlowSink> Driver<'_, '_, F> {
         } else if self.sink.reconcile_due() {
             Outcome::ReconcileDue
         } else {
-            Outcome::Completed
+            self.after_checks()
         })
+    }
+
+    /// What follows the commits and the reconciliation: a formula refresh when one is due.
+    fn after_checks(&self) -> Outcome {
+        if self.sink.formulas_due() { Outcome::FormulasDue } else { Outcome::Completed }
     }
 
     async fn reconcile(&mut self) -> Result<Outcome> {
         let described = self.described.as_ref().ok_or_else(|| Error::internal("phase order: no schema"))?;
         self.sink.reconcile(described, self.summary).await?;
+        Ok(self.after_checks())
+    }
+
+    async fn formulas(&mut self) -> Result<Outcome> {
+        let described = self.described.as_ref().ok_or_else(|| Error::internal("phase order: no schema"))?;
+        self.sink.refresh_formulas(described, self.summary).await?;
+        crate::failpoint::hit("after-formulas");
         Ok(Outcome::Completed)
     }
 

@@ -38,8 +38,8 @@ pub use connect::{
 pub use plan::select_flows;
 pub use report::{FlowState, Removed, RunRecord, StatusRow};
 pub use summary::{
-    FlowRetry, FlowStatus, FlowSummary, MergeCounts, Observer, Quiet, RunStatus, RunSummary, SyncOptions, Timings,
-    VerifyCounts, new_run_id,
+    FlowRetry, FlowStatus, FlowSummary, FormulaRefresh, MergeCounts, Observer, Quiet, RunStatus, RunSummary,
+    SyncOptions, Timings, VerifyCounts, new_run_id,
 };
 pub use target::sync_into;
 pub use warehouse::FlowVerify;

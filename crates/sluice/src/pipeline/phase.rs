@@ -17,6 +17,8 @@ pub enum Phase {
     Consolidate,
     /// Remove rows the source no longer has (when due).
     Reconcile,
+    /// Re-read the formula fields and rewrite the values that changed (when due).
+    Formulas,
     /// Compare source and destination counts at the window end.
     Verify,
     /// Drop staging.
@@ -36,6 +38,8 @@ pub enum Outcome {
     MoreSlices,
     /// Consolidation is done and reconciliation is due.
     ReconcileDue,
+    /// Consolidation (and reconciliation, when it was due) is done and a formula refresh is due.
+    FormulasDue,
     /// The load was handed to its stored procedure; the warehouse consolidates it.
     HandedOff,
 }
@@ -53,7 +57,8 @@ pub fn next(phase: Phase, outcome: Outcome) -> Option<Phase> {
         (Consolidate, ReconcileDue) => Reconcile,
         // Staging stays for the procedure; checks need the consolidated table.
         (Consolidate, HandedOff) => Done,
-        (Consolidate, Completed) | (Reconcile, Completed) => Verify,
+        (Consolidate, FormulasDue) | (Reconcile, FormulasDue) => Formulas,
+        (Consolidate, Completed) | (Reconcile, Completed) | (Formulas, Completed) => Verify,
         (Verify, Completed) => Cleanup,
         (Cleanup, Completed) => Done,
         _ => return None,
@@ -77,6 +82,10 @@ mod tests {
             (Consolidate, Completed, Some(Verify)),
             (Consolidate, HandedOff, Some(Done)),
             (Reconcile, Completed, Some(Verify)),
+            (Consolidate, FormulasDue, Some(Formulas)),
+            (Reconcile, FormulasDue, Some(Formulas)),
+            (Formulas, Completed, Some(Verify)),
+            (Formulas, FormulasDue, None),
             (Verify, Completed, Some(Cleanup)),
             (Cleanup, Completed, Some(Done)),
             // Nothing skips consolidation or goes back past it.
@@ -109,7 +118,7 @@ mod tests {
             if depth == 0 {
                 return;
             }
-            for outcome in [Completed, NothingToRead, MoreSlices, ReconcileDue, HandedOff] {
+            for outcome in [Completed, NothingToRead, MoreSlices, ReconcileDue, FormulasDue, HandedOff] {
                 if let Some(n) = next(phase, outcome) {
                     let mut p = path.clone();
                     p.push(phase);

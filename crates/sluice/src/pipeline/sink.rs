@@ -3,7 +3,8 @@
 //!
 //! A run: [`Sink::begin_run`], then per flow and attempt [`Sink::open_flow`], which hands
 //! back a [`FlowSink`] driven through
-//! `start → prepare → (begin → write… → staged → commit)… → reconcile → verify → cleanup`,
+//! `start → prepare → (begin → write… → staged → commit)… → reconcile → refresh_formulas →
+//! verify → cleanup` (the two after the commits when due),
 //! then [`Sink::end_run`]. The driver owns everything that is the same for every
 //! destination (planning the read, extracting, masking, the read window of a full read,
 //! timings, progress); a sink owns only its effects. A warehouse stages and consolidates
@@ -166,6 +167,18 @@ pub trait FlowSink: Send {
 
     /// Reconciles the committed table with the source.
     fn reconcile(
+        &mut self,
+        described: &Described,
+        summary: &mut FlowSummary,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Whether a formula refresh (re-reading the formula fields, whose values change
+    /// without the cursor moving) is due now that every slice is committed.
+    fn formulas_due(&self) -> bool;
+
+    /// Re-reads the formula fields of every live source row and rewrites the values that
+    /// changed, in one transaction, leaving the window alone.
+    fn refresh_formulas(
         &mut self,
         described: &Described,
         summary: &mut FlowSummary,

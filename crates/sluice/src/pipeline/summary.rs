@@ -157,6 +157,9 @@ pub struct Timings {
     /// Reconciliation, when it was due.
     #[serde(serialize_with = "millis")]
     pub reconcile: Duration,
+    /// Re-reading the formula fields, when it was due.
+    #[serde(serialize_with = "millis")]
+    pub formulas: Duration,
     /// Comparing source and destination counts.
     #[serde(serialize_with = "millis")]
     pub verify: Duration,
@@ -167,13 +170,14 @@ pub struct Timings {
 
 impl Timings {
     /// Each phase with its time, in order, by the names the JSON uses.
-    pub fn phases(&self) -> [(&'static str, Duration); 7] {
+    pub fn phases(&self) -> [(&'static str, Duration); 8] {
         [
             ("plan", self.plan),
             ("extract", self.extract),
             ("load", self.load),
             ("consolidate", self.consolidate),
             ("reconcile", self.reconcile),
+            ("formulas", self.formulas),
             ("verify", self.verify),
             ("cleanup", self.cleanup),
         ]
@@ -186,9 +190,20 @@ impl Timings {
         self.load += other.load;
         self.consolidate += other.consolidate;
         self.reconcile += other.reconcile;
+        self.formulas += other.formulas;
         self.verify += other.verify;
         self.cleanup += other.cleanup;
     }
+}
+
+/// What a formula refresh did: the source rows it read (Id and formula fields), and the
+/// rows of the table whose formula values had changed and were rewritten.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct FormulaRefresh {
+    /// Source rows read.
+    pub read: u64,
+    /// Rows rewritten.
+    pub changed: u64,
 }
 
 /// The outcome of one flow.
@@ -215,6 +230,8 @@ pub struct FlowSummary {
     pub merged: Option<MergeCounts>,
     /// Rows reconciliation removed, when it ran.
     pub reconciled: Option<u64>,
+    /// The formula refresh, when it ran.
+    pub formulas: Option<FormulaRefresh>,
     /// Source and destination live rows at the window end (warehouses).
     pub verify: Option<VerifyCounts>,
     /// Things the user should know that did not stop the flow.
@@ -239,6 +256,7 @@ impl FlowSummary {
             error: None,
             merged: None,
             reconciled: None,
+            formulas: None,
             verify: None,
             warnings: Vec::new(),
             handed_off: None,

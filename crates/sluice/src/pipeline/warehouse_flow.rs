@@ -34,6 +34,8 @@ pub struct Committed {
     pub last_reconciliation: Option<Timestamp>,
     /// When the last full refresh committed.
     pub last_full_refresh: Option<Timestamp>,
+    /// When the formula fields were last refreshed.
+    pub last_formula_refresh: Option<Timestamp>,
     /// Whether the table held rows when the last consolidation committed (`None`: not
     /// recorded, as for state migrated from an older layout).
     pub rows_present: Option<bool>,
@@ -49,6 +51,7 @@ impl Default for Committed {
             window_end: None,
             last_reconciliation: None,
             last_full_refresh: None,
+            last_formula_refresh: None,
             rows_present: None,
             selection: None,
             write: WriteMode::Merge,
@@ -73,6 +76,7 @@ pub async fn committed<D: Destination>(dest: &D, target: &TableRef) -> Result<Co
         window_end: r[0].as_timestamp(),
         last_reconciliation: r[1].as_timestamp(),
         last_full_refresh: r[2].as_timestamp(),
+        last_formula_refresh: r.get(6).and_then(Value::as_timestamp),
         rows_present: r[3].as_i64().map(|n| n != 0),
         selection: r.get(4).and_then(Value::as_str).map(str::to_owned),
         write,
@@ -158,6 +162,9 @@ pub struct WarehouseFlow<'a, D: Destination> {
     committed: Committed,
     /// Whether the whole object is read.
     full: bool,
+    /// Whether the read starts from the beginning (a full read, a first load, a reload):
+    /// every row and formula value is read now.
+    from_start: bool,
     slice: Option<Slice>,
     /// The open staging load of the current slice.
     stage: Option<D::Stage>,
@@ -184,6 +191,7 @@ impl<'a, D: Destination> WarehouseFlow<'a, D> {
             spec: None,
             committed: Committed::default(),
             full: false,
+            from_start: false,
             slice: None,
             stage: None,
             staged: 0,
@@ -234,6 +242,21 @@ impl<'a, D: Destination> WarehouseFlow<'a, D> {
         Ok(Some(absent))
     }
 
+    /// Whether a check run every `every` (`None`: never) is due, `last` done then: not in a
+    /// run that reads from the beginning (which did what the check does), nor on an append
+    /// table; the last full refresh counts as the check.
+    fn check_due(&self, every: Option<std::time::Duration>, last: Option<Timestamp>) -> bool {
+        let Some(every) = every else { return false };
+        if self.from_start || self.flow.settings.write == WriteMode::Append {
+            return false;
+        }
+        let last = match (last, self.committed.last_full_refresh) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        last.is_none_or(|t| Utc::now() - t >= chrono::Duration::from_std(every).unwrap_or(chrono::Duration::MAX))
+    }
+
     /// [`FirstLoad::Direct`] where staging was made for it (the target was absent, and a
     /// hand-off always merges, since the warehouse's procedure reads staging later), the
     /// target is still absent and the dialect can show that staging holds each Id once
@@ -279,6 +302,7 @@ impl<D: Destination> FlowSink for WarehouseFlow<'_, D> {
         spec.full = planned.full;
         spec.write = s.write;
         self.full = planned.full;
+        self.from_start = planned.full || planned.windows.first().is_some_and(|w| w.start.is_none());
         self.schema_fingerprint = fingerprint(&planned.described.schema);
         let mut windows = planned.windows.clone();
         if cx.hands_off() {
@@ -297,6 +321,13 @@ impl<D: Destination> FlowSink for WarehouseFlow<'_, D> {
             }
         }
         self.spec = Some(spec);
+        if cx.hands_off() && self.formulas_due() {
+            let warning = "a formula refresh is due but needs the consolidated table, which the CALL writes later \
+                           (consolidation = \"procedure\"): formula values are refreshed by `sluice sync \
+                           --full-refresh`";
+            tracing::warn!(object = %flow.object, "{warning}");
+            summary.warnings.push(warning.to_owned());
+        }
         Ok(windows)
     }
 
@@ -450,15 +481,21 @@ impl<D: Destination> FlowSink for WarehouseFlow<'_, D> {
     /// Due when `reconcile_every` has passed since the last reconciliation or full
     /// refresh (a full refresh just read every row, so it counts as one).
     fn reconcile_due(&self) -> bool {
-        let Some(every) = self.flow.settings.reconcile_every else { return false };
-        if self.full || self.flow.settings.write == WriteMode::Append {
-            return false;
-        }
-        let last = match (self.committed.last_reconciliation, self.committed.last_full_refresh) {
-            (Some(a), Some(b)) => Some(a.max(b)),
-            (a, b) => a.or(b),
-        };
-        last.is_none_or(|t| Utc::now() - t >= chrono::Duration::from_std(every).unwrap_or(chrono::Duration::MAX))
+        let c = &self.committed;
+        self.check_due(self.flow.settings.reconcile_every, c.last_reconciliation)
+    }
+
+    /// Due when `formula_refresh_every` has passed since the last formula refresh or full
+    /// refresh (which read every formula value), for a flow that selects formula fields.
+    fn formulas_due(&self) -> bool {
+        let has_formulas = self.spec.as_ref().is_some_and(|s| s.columns.iter().any(|c| c.formula));
+        has_formulas && self.check_due(self.flow.settings.formula_refresh_every, self.committed.last_formula_refresh)
+    }
+
+    async fn refresh_formulas(&mut self, described: &Described, summary: &mut FlowSummary) -> Result<()> {
+        let spec = self.spec_now()?.clone();
+        summary.formulas = Some(checks::refresh_formulas(self.cx, self.flow, described, &spec).await?);
+        Ok(())
     }
 
     async fn reconcile(&mut self, described: &Described, summary: &mut FlowSummary) -> Result<()> {

@@ -45,7 +45,7 @@ impl Metrics {
         metrics::with_local_recorder(&recorder, || {
             describe_counter!(
                 "sluice_rows_total",
-                "Rows per flow and operation (extracted, inserted, updated, deleted)."
+                "Rows per flow and operation (extracted, inserted, updated, deleted, formula_refreshed)."
             );
             describe_counter!("sluice_runs_total", "Runs per flow and outcome (ok, failed, deferred).");
             describe_counter!("sluice_api_calls_total", "Salesforce API calls per flow.");
@@ -77,6 +77,7 @@ impl Metrics {
                     ("inserted", merged.inserted),
                     ("updated", merged.updated),
                     ("deleted", merged.deleted),
+                    ("formula_refreshed", f.formulas.map_or(0, |r| r.changed)),
                 ];
                 for (operation, n) in rows {
                     counter!("sluice_rows_total", "flow" => flow.clone(), "operation" => operation).increment(n);

@@ -49,6 +49,12 @@ async fn setup(kind: Kind, sb: &Running, flows: &[&str]) -> Setup {
 /// have none), so that every kind does the same work.
 pub(crate) async fn setup_with(kind: Kind, sb: &Running, flows: &[&str], defaults: &str) -> Setup {
     let wh = Warehouse::new(kind).await;
+    let config = config_for(&wh, sb, flows, defaults);
+    Setup { wh, config }
+}
+
+/// The config of [`setup_with`] for a destination already there.
+pub(crate) fn config_for(wh: &Warehouse, sb: &Running, flows: &[&str], defaults: &str) -> Config {
     let reconcile = if wh.kind.is_files() { "" } else { "reconcile_every = \"never\"\n" };
     let mut text =
         format!("{}\n{}\n[defaults]\n{reconcile}{defaults}\n", common::source_toml(&sb.login_url, ""), wh.toml);
@@ -60,8 +66,7 @@ pub(crate) async fn setup_with(kind: Kind, sb: &Running, flows: &[&str], default
             text.push('\n');
         }
     }
-    let config = sluice::load_config(&text, "test.toml", &|_| None).expect("valid config");
-    Setup { wh, config }
+    sluice::load_config(&text, "test.toml", &|_| None).expect("valid config")
 }
 
 /// One sync, every flow of which must succeed.
@@ -134,7 +139,7 @@ async fn first_load_matches_the_source_for_every_type(kind: Kind) {
         // phases add up to no more than the flow's own wall time.
         let t = f.timings.expect("a warehouse flow records its phases");
         for (phase, d) in t.phases() {
-            let ran = phase != "reconcile"; // not due on a first load
+            let ran = !["reconcile", "formulas"].contains(&phase); // not due on a first load
             assert_eq!(!d.is_zero(), ran, "{phase}: {t:#?}");
         }
         let sum: std::time::Duration = t.phases().iter().map(|(_, d)| *d).sum();
@@ -300,6 +305,80 @@ async fn sliced_full_load_and_parallel_flows_commit_everything(kind: Kind) {
     sb.shutdown().await;
 }
 
+/// A formula's value changes without its record's cursor moving: here the parent Account
+/// is renamed (each of its invoices' `Account_Name__c` follows) and a day passes (every
+/// unpaid invoice's `Days_Overdue__c` grows). No incremental run can see that; the formula
+/// refresh does, rewriting exactly the rows whose values changed, and only their formula
+/// columns. A files root refuses `formula_refresh_every` by its config (below).
+async fn formula_changes_arrive_on_the_formula_refresh(kind: Kind) {
+    if kind.is_files() {
+        return;
+    }
+    let sb = start(&[("Account", 30), ("Invoice__c", 200)]).await;
+    let flows = ["Invoice__c"];
+    // No look-back: the incremental run reads exactly what changed after the first one.
+    let s = setup_with(kind, &sb, &flows, "lookback = \"0s\"\nformula_refresh_every = \"never\"\n").await;
+    run(&s).await;
+    assert_eq!(check(&sb, &s, "Invoice__c", Expect::Soft).await, 200);
+    let before = truth(&sb, "Invoice__c").await;
+    let parent = before
+        .values()
+        .filter_map(|r| r["Account__c"].as_str())
+        .min()
+        .expect("an invoice with a parent account")
+        .to_owned();
+    advance(&sb, 5.0).await;
+    mutate(&sb, json!([{"op": "update", "object": "Account", "id": parent, "fields": {"Name": "Renamed Parent"}}]))
+        .await;
+    advance(&sb, 86_400.0).await;
+    let after = truth(&sb, "Invoice__c").await;
+    let formulas = ["Account_Name__c", "Days_Overdue__c"];
+    let changed: Vec<&String> =
+        after.iter().filter(|(id, r)| formulas.iter().any(|f| r[*f] != before[*id][*f])).map(|(id, _)| id).collect();
+    let children = after.values().filter(|r| r["Account__c"].as_str() == Some(parent.as_str())).count();
+    assert!(changed.len() > children && children > 0, "the test changes both formulas: {} rows", changed.len());
+    for id in &changed {
+        assert_eq!(after[*id]["SystemModstamp"], before[*id]["SystemModstamp"], "{id}: a formula moves no stamp");
+    }
+
+    // An incremental run reads nothing of it.
+    let summary = run(&s).await;
+    assert_eq!(summary.flows[0].formulas, None, "not asked for");
+    assert_eq!(summary.flows[0].rows, 0, "no record changed: {:#?}", summary.flows[0]);
+    let stale =
+        s.wh.query_i64(&format!(
+            "SELECT COUNT(*) FROM salesforce.invoice__c WHERE account__c = '{parent}' AND account_name__c = 'Renamed \
+             Parent'"
+        ))
+        .await;
+    assert_eq!(stale, 0, "the rename is invisible to an incremental read");
+
+    // The refresh, due a second after the last full read: exactly the changed rows are
+    // rewritten, and the table equals the source row by row.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let s = Setup {
+        config: config_for(&s.wh, &sb, &flows, "lookback = \"0s\"\nformula_refresh_every = \"1s\"\n"),
+        wh: s.wh,
+    };
+    let summary = run(&s).await;
+    let refresh = summary.flows[0].formulas.expect("the formula refresh was due");
+    assert_eq!((refresh.read, refresh.changed), (200, changed.len() as u64), "{:#?}", summary.flows[0]);
+    assert!(summary.flows[0].timings.unwrap().formulas > Duration::ZERO);
+    assert_eq!(check(&sb, &s, "Invoice__c", Expect::Soft).await, 200);
+    let refreshed_by_run = s
+        .wh
+        .query_i64(&format!("SELECT COUNT(*) FROM salesforce.invoice__c WHERE _sluice_run_id = '{}'", summary.run_id))
+        .await;
+    assert_eq!(refreshed_by_run, changed.len() as i64, "only the rows whose formulas changed are rewritten");
+    let stamped = s.wh.query_i64("SELECT COUNT(*) FROM _sluice.flows WHERE last_formula_refresh IS NOT NULL").await;
+    assert_eq!(stamped, 1);
+
+    // Not due again within the second: the next run reads no formulas.
+    let summary = run(&s).await;
+    assert_eq!(summary.flows[0].formulas, None);
+    sb.shutdown().await;
+}
+
 /// What a destination cannot do is refused by its configuration, naming the key and why,
 /// before anything runs; what it can do is accepted.
 async fn what_a_destination_cannot_do_is_refused_by_its_config(kind: Kind) {
@@ -310,6 +389,7 @@ async fn what_a_destination_cannot_do_is_refused_by_its_config(kind: Kind) {
         "deletes = \"hard\"",
         "history = true",
         "reconcile_every = \"1d\"",
+        "formula_refresh_every = \"1d\"",
         "max_delete_ratio = 0.2",
         "write = \"merge\"",
     ];
@@ -343,4 +423,5 @@ target::conformance!(
     a_rerun_of_the_same_window_changes_nothing,
     sliced_full_load_and_parallel_flows_commit_everything,
     what_a_destination_cannot_do_is_refused_by_its_config,
+    formula_changes_arrive_on_the_formula_refresh,
 );

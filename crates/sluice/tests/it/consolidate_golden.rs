@@ -9,7 +9,7 @@ use sluice::config::{Deletes, WriteMode};
 use sluice::consolidate::procedure::hand_off;
 use sluice::consolidate::{
     Dialect, DirectCheck, Existing, ExistingColumn, FirstLoad, FlowRun, MergeSpec, absent_counts, append_live_count,
-    consolidate, control_ddl, direct_check, staging_ddl, stats_query,
+    consolidate, control_ddl, direct_check, formula_counts, formulas_apply, formulas_ddl, staging_ddl, stats_query,
 };
 use sluice::model::{Column, Cursor, SluiceType, TableSchema, Window};
 
@@ -197,6 +197,27 @@ fn cases(dialect: Dialect) -> Vec<(&'static str, String)> {
             "{}\n-- verify: Ids whose newest version before the window end is live\n{};\n",
             render(dialect, &append, &existing),
             append_live_count(dialect, &append, Some(flow_run().window.end))
+        ),
+    ));
+
+    // A formula refresh, with history: the formula table, the count of rows that change,
+    // then the transaction rewriting only those values (target and current versions).
+    let mut with_formulas = acc.clone();
+    for (name, source, ty) in [
+        ("parent_name__c", "Parent_Name__c", SluiceType::Text),
+        ("days_open__c", "Days_Open__c", SluiceType::Decimal { precision: 18, scale: 0 }),
+    ] {
+        with_formulas.columns.push(Column { formula: true, ..column(name, source, ty) });
+    }
+    let formulas: Vec<Column> = with_formulas.columns.iter().filter(|c| c.formula).cloned().collect();
+    let refresh = spec(&with_formulas, Deletes::Soft, true);
+    out.push((
+        "formulas",
+        format!(
+            "{};\n\n-- rows whose formula values change\n{};\n\n-- one transaction\n{};\n",
+            formulas_ddl(dialect, &refresh, &formulas).join(";\n\n"),
+            formula_counts(dialect, &refresh, &formulas),
+            formulas_apply(dialect, &refresh, &formulas).join(";\n\n")
         ),
     ));
 

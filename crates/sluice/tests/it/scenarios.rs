@@ -330,15 +330,22 @@ async fn a_changed_selection_reloads_the_flow(kind: Kind) {
     sb.shutdown().await;
 }
 
-/// Control tables of layout 2 (before flows recorded their selection) are upgraded in
-/// place on the next run: the column is added, the layout says 3, and the windows stay (the
-/// run is incremental, nothing is reloaded for want of a recorded selection).
-async fn control_tables_of_layouts_2_and_3_are_upgraded_keeping_the_windows(kind: Kind) {
+/// Control tables of older layouts (2: before flows recorded their selection; 3: their
+/// write mode; 5: their last formula refresh) are upgraded in place on the next run: the
+/// columns are added, the layout says the current one, and the windows stay (the run is
+/// incremental, nothing is reloaded for want of a recorded selection).
+async fn control_tables_of_older_layouts_are_upgraded_keeping_the_windows(kind: Kind) {
     let sb = start(&[("Account", 50)]).await;
     let s = setup(kind, &sb, &["Account"], "").await;
     run(&s).await;
-    // Layout 3 had no write_mode; layout 2 had no selection_fingerprint either.
-    for (from, dropped) in [(3, &["write_mode"][..]), (2, &["write_mode", "selection_fingerprint"][..])] {
+    // Layout 5 had no last_formula_refresh; 3 had no write_mode either; 2 no
+    // selection_fingerprint either.
+    let layouts = [
+        (5, &["last_formula_refresh"][..]),
+        (3, &["last_formula_refresh", "write_mode"][..]),
+        (2, &["last_formula_refresh", "write_mode", "selection_fingerprint"][..]),
+    ];
+    for (from, dropped) in layouts {
         let mut statements: Vec<String> =
             dropped.iter().map(|c| format!("ALTER TABLE _sluice.flows DROP COLUMN {c}")).collect();
         statements.push(format!("UPDATE _sluice.layout SET version = {from}"));
@@ -585,7 +592,7 @@ async fn append_keeps_every_version_read_once(kind: Kind) {
 target::suite!(
     append_keeps_every_version_read_once,
     a_changed_selection_reloads_the_flow,
-    control_tables_of_layouts_2_and_3_are_upgraded_keeping_the_windows,
+    control_tables_of_older_layouts_are_upgraded_keeping_the_windows,
     status_reports_what_a_removed_flow_left_behind,
     reset_forgets_a_flow_and_reloads_it_in_full,
     rename_and_where_shape_the_table,

@@ -17,26 +17,27 @@ type SettingKey = (&'static str, bool, fn(&RawFlow) -> bool);
 
 /// The settings keys that would have no effect where they are written (see the module
 /// docs of [`super`]): on the files destination, the merge settings; on a flow whose mode
-/// is `full`, `lookback` and `reconcile_every`; in `[defaults]`, a key no flow inherits.
+/// is `full`, `lookback`, `reconcile_every` and `formula_refresh_every`; in `[defaults]`, a key no flow inherits.
 pub(super) fn no_effect(cx: &mut Ctx<'_>, raw: &RawConfig, flows: &[FlowConfig], destination: &DestinationConfig) {
     let files = destination.settings.append_only();
     // (key, written in [defaults], written on each flow)
-    let keys: [SettingKey; 9] = [
+    let keys: [SettingKey; 10] = [
         ("mode", raw.defaults.mode.is_some(), |f| f.mode.is_some()),
         ("deletes", raw.defaults.deletes.is_some(), |f| f.deletes.is_some()),
         ("history", raw.defaults.history.is_some(), |f| f.history.is_some()),
         ("lookback", raw.defaults.lookback.is_some(), |f| f.lookback.is_some()),
         ("lag", raw.defaults.lag.is_some(), |f| f.lag.is_some()),
         ("reconcile_every", raw.defaults.reconcile_every.is_some(), |f| f.reconcile_every.is_some()),
+        ("formula_refresh_every", raw.defaults.formula_refresh_every.is_some(), |f| f.formula_refresh_every.is_some()),
         ("slice", raw.defaults.slice.is_some(), |f| f.slice.is_some()),
         ("max_delete_ratio", raw.defaults.max_delete_ratio.is_some(), |f| f.max_delete_ratio.is_some()),
         ("write", raw.defaults.write.is_some(), |f| f.write.is_some()),
     ];
-    let merge_only = ["deletes", "history", "reconcile_every", "max_delete_ratio"];
-    let windowed = ["lookback", "reconcile_every"];
+    let merge_only = ["deletes", "history", "reconcile_every", "formula_refresh_every", "max_delete_ratio"];
+    let windowed = ["lookback", "reconcile_every", "formula_refresh_every"];
     let append_only = format!(
         "has no effect with destination type = {:?}, which is append-only: it keeps every version read, so there \
-         are no deletes, no history table and no reconciliation; remove it",
+         are no deletes, no history table, no reconciliation and no formula refresh; remove it",
         destination.kind()
     );
     let full_mode = raw.defaults.mode.as_deref() == Some("full");
@@ -73,8 +74,8 @@ pub(super) fn no_effect(cx: &mut Ctx<'_>, raw: &RawConfig, flows: &[FlowConfig],
                     &format!("flows[{i}].{key}"),
                     format!(
                         "has no effect with write = \"append\"{from}: an append table keeps every version read, \
-                         deleted ones included, so nothing is deleted, reconciled or kept as history; remove it or \
-                         set write = \"merge\""
+                         deleted ones included, so nothing is deleted, reconciled, refreshed or kept as history; \
+                         remove it or set write = \"merge\""
                     ),
                 );
             }
@@ -84,8 +85,8 @@ pub(super) fn no_effect(cx: &mut Ctx<'_>, raw: &RawConfig, flows: &[FlowConfig],
                     &format!("flows[{i}].{key}"),
                     format!(
                         "has no effect with mode = \"full\"{from}: every run reads the whole object and removes what \
-                         the source lost, so there is no window to look back from and nothing to reconcile; remove it \
-                         or set mode = \"incremental\""
+                         the source lost with fresh formula values, so there is no window to look back from and nothing \
+                         to reconcile or refresh; remove it or set mode = \"incremental\""
                     ),
                 );
             }

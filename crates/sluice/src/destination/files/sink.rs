@@ -201,6 +201,16 @@ impl FlowSink for FilesFlow<'_> {
         Ok(())
     }
 
+    fn formulas_due(&self) -> bool {
+        // A files root keeps the versions it read, formula values as they were then; the
+        // config refuses `formula_refresh_every` for it.
+        false
+    }
+
+    async fn refresh_formulas(&mut self, _described: &Described, _summary: &mut FlowSummary) -> Result<()> {
+        Ok(())
+    }
+
     /// A root's rows are versions, not current rows: no count to compare with the source's.
     async fn verify(&mut self, _described: &Described, _summary: &mut FlowSummary) -> Result<()> {
         Ok(())

@@ -14,6 +14,7 @@ CREATE TABLE IF NOT EXISTS "_sluice"."flows" (
   "window_end" TIMESTAMPTZ,
   "last_full_refresh" TIMESTAMPTZ,
   "last_reconciliation" TIMESTAMPTZ,
+  "last_formula_refresh" TIMESTAMPTZ,
   "schema_fingerprint" VARCHAR,
   "selection_fingerprint" VARCHAR,
   "write_mode" VARCHAR,
@@ -68,4 +69,4 @@ CREATE TABLE IF NOT EXISTS "_sluice"."schedule" (
   PRIMARY KEY ("target_schema", "target_table")
 );
 
-INSERT INTO "_sluice"."layout" ("version", "migrated_at") SELECT 5, CAST('1970-01-01 00:00:00.000000+00' AS TIMESTAMPTZ) WHERE NOT EXISTS (SELECT 1 FROM "_sluice"."layout");
+INSERT INTO "_sluice"."layout" ("version", "migrated_at") SELECT 6, CAST('1970-01-01 00:00:00.000000+00' AS TIMESTAMPTZ) WHERE NOT EXISTS (SELECT 1 FROM "_sluice"."layout");

@@ -59,8 +59,8 @@ UPDATE "_sluice"."flows" SET "flow" = 'Account', "object" = 'Account', "window_e
 FROM (SELECT COUNT(*) > 0 AS "present" FROM (SELECT 1 AS "one" FROM "salesforce"."account" LIMIT 1) AS "probe") AS "x"
 WHERE "target_schema" = 'salesforce' AND "target_table" = 'account';
 
-INSERT INTO "_sluice"."flows" ("target_schema", "target_table", "flow", "object", "window_end", "last_full_refresh", "schema_fingerprint", "selection_fingerprint", "write_mode", "rows_present", "updated_at")
-SELECT 'salesforce', 'account', 'Account', 'Account', CAST('2026-11-23 21:59:30.000000+00' AS TIMESTAMPTZ), CAST(NULL AS TIMESTAMPTZ), 'fp-1', 'sel-1', 'merge', "x"."present", CAST('2026-11-23 22:00:00.000000+00' AS TIMESTAMPTZ)
+INSERT INTO "_sluice"."flows" ("target_schema", "target_table", "flow", "object", "window_end", "last_full_refresh", "last_formula_refresh", "schema_fingerprint", "selection_fingerprint", "write_mode", "rows_present", "updated_at")
+SELECT 'salesforce', 'account', 'Account', 'Account', CAST('2026-11-23 21:59:30.000000+00' AS TIMESTAMPTZ), CAST(NULL AS TIMESTAMPTZ), CAST(NULL AS TIMESTAMPTZ), 'fp-1', 'sel-1', 'merge', "x"."present", CAST('2026-11-23 22:00:00.000000+00' AS TIMESTAMPTZ)
 FROM (SELECT COUNT(*) > 0 AS "present" FROM (SELECT 1 AS "one" FROM "salesforce"."account" LIMIT 1) AS "probe") AS "x"
 WHERE NOT EXISTS (SELECT 1 FROM "_sluice"."flows" WHERE "target_schema" = 'salesforce' AND "target_table" = 'account');
 
