@@ -242,12 +242,11 @@ impl<'a, D: Destination> WarehouseFlow<'a, D> {
         Ok(Some(absent))
     }
 
-    /// Whether a check run every `every` (`None`: never) is due, `last` done then: not in a
-    /// run that reads from the beginning (which did what the check does), nor on an append
-    /// table; the last full refresh counts as the check.
+    /// Whether a check run every `every` (`None`: never) is due, `last` done then: never on
+    /// an append table; the last full refresh counts as the check.
     fn check_due(&self, every: Option<std::time::Duration>, last: Option<Timestamp>) -> bool {
         let Some(every) = every else { return false };
-        if self.from_start || self.flow.settings.write == WriteMode::Append {
+        if self.flow.settings.write == WriteMode::Append {
             return false;
         }
         let last = match (last, self.committed.last_full_refresh) {
@@ -478,18 +477,21 @@ impl<D: Destination> FlowSink for WarehouseFlow<'_, D> {
         }
     }
 
-    /// Due when `reconcile_every` has passed since the last reconciliation or full
-    /// refresh (a full refresh just read every row, so it counts as one).
+    /// Due when `reconcile_every` has passed since the last reconciliation or full refresh
+    /// (which counts as one); not in a full read, which removed what the source lost. A
+    /// first load reconciles when due: a record hard-deleted while it was read may have been
+    /// read before it went.
     fn reconcile_due(&self) -> bool {
-        let c = &self.committed;
-        self.check_due(self.flow.settings.reconcile_every, c.last_reconciliation)
+        !self.full && self.check_due(self.flow.settings.reconcile_every, self.committed.last_reconciliation)
     }
 
     /// Due when `formula_refresh_every` has passed since the last formula refresh or full
-    /// refresh (which read every formula value), for a flow that selects formula fields.
+    /// refresh, for a flow that selects formula fields; not in a run that read from the
+    /// beginning, which read every formula value just now.
     fn formulas_due(&self) -> bool {
         let has_formulas = self.spec.as_ref().is_some_and(|s| s.columns.iter().any(|c| c.formula));
-        has_formulas && self.check_due(self.flow.settings.formula_refresh_every, self.committed.last_formula_refresh)
+        let every = self.flow.settings.formula_refresh_every;
+        has_formulas && !self.from_start && self.check_due(every, self.committed.last_formula_refresh)
     }
 
     async fn refresh_formulas(&mut self, described: &Described, summary: &mut FlowSummary) -> Result<()> {
