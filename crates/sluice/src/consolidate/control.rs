@@ -855,14 +855,14 @@ pub fn formulas_refreshed(dialect: Dialect, target: &TableRef, at: Timestamp) ->
 
 /// What `sluice status` reads: per flow of `schema`, its state and its latest flow-run row.
 /// Columns: flow, table, window end (ms), run id, phase, error, finished (ms), rows
-/// extracted, last reconciliation (ms).
+/// extracted, last reconciliation (ms), last formula refresh (ms).
 pub fn status_query(dialect: Dialect, schema: &str) -> String {
     let d = dialect;
     let q = |n: &str| d.quote_ident(n);
     let fl = |n: &str| format!("{}.{}", q("f"), q(n));
     let fr = |n: &str| format!("{}.{}", q("r"), q(n));
     format!(
-        "SELECT {}, {}, {}, {}, {}, {}, {}, {}, {}\nFROM {} AS {}\nLEFT JOIN (SELECT *, ROW_NUMBER() OVER (PARTITION BY \
+        "SELECT {}, {}, {}, {}, {}, {}, {}, {}, {}, {}\nFROM {} AS {}\nLEFT JOIN (SELECT *, ROW_NUMBER() OVER (PARTITION BY \
          {}, {} ORDER BY {} DESC) AS {} FROM {}) AS {} ON {} = {} AND {} = {} AND {} = 1\nWHERE {} = {}\nORDER BY {}",
         fl("flow"),
         fl("target_table"),
@@ -873,6 +873,7 @@ pub fn status_query(dialect: Dialect, schema: &str) -> String {
         d.epoch_ms(&fr("finished_at")),
         fr("rows_extracted"),
         d.epoch_ms(&fl("last_reconciliation")),
+        d.epoch_ms(&fl("last_formula_refresh")),
         d.table(&table(FLOWS.name)),
         q("f"),
         q("target_schema"),

@@ -32,6 +32,9 @@ pub struct FlowState {
     pub rows_extracted: Option<i64>,
     /// When reconciliation last ran.
     pub last_reconciliation: Option<Timestamp>,
+    /// When the formula fields were last read (a formula refresh, or a read from the
+    /// beginning).
+    pub last_formula_refresh: Option<Timestamp>,
 }
 
 /// One run.
@@ -145,6 +148,7 @@ pub async fn status<D: Destination>(dest: &D, schema: &str) -> Result<Vec<FlowSt
             last_finished: r[6].as_timestamp(),
             rows_extracted: r[7].as_i64(),
             last_reconciliation: r[8].as_timestamp(),
+            last_formula_refresh: r[9].as_timestamp(),
         })
         .collect())
 }

@@ -13,6 +13,8 @@ use crate::{common, target, warehouse};
 
 use std::time::Duration;
 
+use chrono::SubsecRound;
+
 use common::{advance, mutate, post};
 use sandbox::server;
 use sandbox::{Running, SandboxConfig};
@@ -356,6 +358,7 @@ async fn formula_changes_arrive_on_the_formula_refresh(kind: Kind) {
     // The refresh, due a second after the last full read: exactly the changed rows are
     // rewritten, and the table equals the source row by row.
     tokio::time::sleep(Duration::from_millis(1100)).await;
+    let refresh_began = chrono::Utc::now();
     let s = Setup {
         config: config_for(&s.wh, &sb, &flows, "lookback = \"0s\"\nformula_refresh_every = \"1s\"\n"),
         wh: s.wh,
@@ -372,6 +375,12 @@ async fn formula_changes_arrive_on_the_formula_refresh(kind: Kind) {
     assert_eq!(refreshed_by_run, changed.len() as i64, "only the rows whose formulas changed are rewritten");
     let stamped = s.wh.query_i64("SELECT COUNT(*) FROM _sluice.flows WHERE last_formula_refresh IS NOT NULL").await;
     assert_eq!(stamped, 1);
+    if kind != Kind::RedshiftOnPostgres {
+        // `sluice status` says when (Redshift's SQL runs on a PostgreSQL the config does not name).
+        let status = sluice::pipeline::status(&s.config).await.unwrap();
+        let at = status[0].state.last_formula_refresh.expect("status shows the refresh");
+        assert!(at >= refresh_began.trunc_subsecs(0), "{at} before {refresh_began}");
+    }
 
     // Not due again within the second: the next run reads no formulas.
     let summary = run(&s).await;
