@@ -84,11 +84,6 @@ async fn admin(sb: &Running, method: reqwest::Method, path: &str, body: Option<J
     resp.text().await.unwrap()
 }
 
-async fn truth(sb: &Running, object: &str) -> Vec<Json> {
-    let text = admin(sb, reqwest::Method::GET, &format!("/sandbox/v1/truth/{object}"), None).await;
-    text.lines().filter(|l| !l.is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect()
-}
-
 fn stamp(row: &Json) -> DateTime<Utc> {
     let s = row["SystemModstamp"].as_str().expect("SystemModstamp");
     DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.3f%z").unwrap().with_timezone(&Utc)
@@ -146,11 +141,11 @@ async fn sync_full_then_incremental_after_churn() {
     for (object, table) in [("Account", "account"), ("Contact", "contact")] {
         let runs = manifests(&data, table);
         assert_eq!(runs.len(), 1, "{table}: one run");
-        let truth = truth(&sb, object).await;
+        let truth = common::truth(&sb, object).await;
         assert_eq!(runs[0]["rows"].as_u64().unwrap(), truth.len() as u64, "{object}: every row, deleted ones too");
         assert!(runs[0]["window_start"].is_null(), "{object}: first run is a full window");
     }
-    assert!(truth(&sb, "Account").await.iter().any(|r| r["IsDeleted"] == json!(true)));
+    assert!(common::truth(&sb, "Account").await.iter().any(|r| r["IsDeleted"] == json!(true)));
     let first_end = ts(&manifests(&data, "account")[0]["window_end"]);
 
     // Churn, then let the source clock pass the second the changes were stamped in.
@@ -181,7 +176,7 @@ async fn sync_full_then_incremental_after_churn() {
     for id in &changed {
         assert!(got.contains(id.as_str()), "changed row {id} is in the incremental run");
     }
-    let truth = truth(&sb, "Account").await;
+    let truth = common::truth(&sb, "Account").await;
     let expected: BTreeSet<&str> =
         truth.iter().filter(|r| (start..end).contains(&stamp(r))).map(|r| r["Id"].as_str().unwrap()).collect();
     assert_eq!(got, expected, "exactly the rows stamped in [E - lookback, U)");
@@ -556,7 +551,7 @@ async fn reset_reloads_the_named_flows_in_full() {
     assert_eq!(runs.len(), 2);
     let ids: BTreeSet<String> = run_ids(&data, "account", summary["run_id"].as_str().unwrap()).into_iter().collect();
     let truth: BTreeSet<String> =
-        truth(&sb, "Account").await.iter().map(|r| r["Id"].as_str().unwrap().to_owned()).collect();
+        common::truth(&sb, "Account").await.iter().map(|r| r["Id"].as_str().unwrap().to_owned()).collect();
     assert_eq!(ids, truth, "the reload holds every Account");
     assert_eq!(state("Contact"), contact_before, "Contact's state is untouched");
     assert_eq!(state("Account")["run_id"], summary["run_id"]);

@@ -153,11 +153,9 @@ fn truth_ms(v: &Json) -> i64 {
 pub(crate) async fn assert_equals_truth(sb: &Running, wh: &Warehouse) {
     let d = wh.dialect();
     for (object, table) in OBJECTS {
-        let text =
-            reqwest::get(format!("{}/sandbox/v1/truth/{object}", sb.instance_url)).await.unwrap().text().await.unwrap();
-        let truth: HashMap<String, (i64, bool, Option<String>)> = text
-            .lines()
-            .map(|l| serde_json::from_str::<Json>(l).unwrap())
+        let truth: HashMap<String, (i64, bool, Option<String>)> = common::truth(sb, object)
+            .await
+            .into_iter()
             .map(|r| {
                 let name = r["Name"].as_str().map(str::to_owned);
                 (r["Id"].as_str().unwrap().to_owned(), (truth_ms(&r["SystemModstamp"]), r["IsDeleted"] == true, name))

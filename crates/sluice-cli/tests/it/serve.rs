@@ -296,16 +296,9 @@ async fn serve_keeps_the_tables_equal_to_the_truth(kind: Kind) {
     sb.shutdown().await;
 }
 
-/// The org's rows of `object`.
-async fn truth(sb: &sandbox::Running, object: &str) -> Vec<Json> {
-    let url = format!("{}/sandbox/v1/truth/{object}", sb.instance_url);
-    let text = reqwest::get(url).await.unwrap().text().await.unwrap();
-    text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
-}
-
 /// The Account that the first invoice (by Id) belongs to.
 async fn invoice_parent(sb: &sandbox::Running) -> String {
-    let truth = truth(sb, "Invoice__c").await;
+    let truth = common::truth(sb, "Invoice__c").await;
     let first = truth.iter().min_by_key(|r| r["Id"].as_str().unwrap().to_owned()).unwrap();
     first["Account__c"].as_str().unwrap().to_owned()
 }
@@ -313,7 +306,7 @@ async fn invoice_parent(sb: &sandbox::Running) -> String {
 /// Every invoice's `Account_Name__c` (a formula over its Account's name) equals the org's,
 /// and the renamed parent's invoices carry its last name.
 async fn assert_formulas_equal_the_truth(sb: &sandbox::Running, wh: &Warehouse) {
-    let truth: std::collections::HashMap<String, Option<String>> = truth(sb, "Invoice__c")
+    let truth: std::collections::HashMap<String, Option<String>> = common::truth(sb, "Invoice__c")
         .await
         .into_iter()
         .map(|r| (r["Id"].as_str().unwrap().to_owned(), r["Account_Name__c"].as_str().map(str::to_owned)))

@@ -8,9 +8,8 @@ use futures_util::StreamExt;
 
 use super::context::Ctx;
 use super::summary::{FormulaRefresh, VerifyCounts};
-use crate::config::{Api, FlowConfig};
-use crate::config::{Deletes, WriteMode};
-use crate::consolidate::{self, MergeSpec};
+use crate::config::{Api, Deletes, FlowConfig, WriteMode};
+use crate::consolidate::{self, MergeSpec, TableRef};
 use crate::destination::{Destination, Stage, Value, first_value};
 use crate::mask::Masker;
 use crate::model::{Column, Cursor, TableSchema, Timestamp, Window};
@@ -53,6 +52,37 @@ fn check_api(flow: &FlowConfig) -> Api {
     if flow.api == Api::Rest { Api::Rest } else { Api::Auto }
 }
 
+/// Loads `read`'s columns of the source rows `filter` selects into `table`, beside staging
+/// (any leftover discarded, then created by `ddl`), masked fields hashed as a sync hashes
+/// them: what reconciliation and the formula refresh compare the target with. Returns the
+/// rows read.
+async fn load_beside<D: Destination>(
+    cx: &Ctx<'_, D>,
+    flow: &FlowConfig,
+    read: &Described,
+    filter: Option<&str>,
+    table: TableRef,
+    ddl: Vec<String>,
+) -> Result<u64> {
+    let masker = Masker::new(&read.schema, cx.config.mask_salt.as_ref());
+    cx.dest.discard(table.clone()).await?;
+    cx.dest.execute(ddl).await?;
+    let mut stage = cx.dest.stage(table).await?;
+    let mut stream = cx.source.extract(read, None, filter, check_api(flow));
+    let mut rows = 0u64;
+    while let Some(batch) = stream.next().await {
+        let mut batch = batch?;
+        if let Some(m) = &masker {
+            batch = m.apply(&batch)?;
+        }
+        rows += batch.num_rows() as u64;
+        stage.write(batch).await?;
+    }
+    drop(stream);
+    stage.finish().await?;
+    Ok(rows)
+}
+
 /// The formula fields `described` selects: what a formula refresh reads.
 pub fn formula_columns(described: &Described) -> Vec<Column> {
     described.schema.columns.iter().filter(|c| c.formula).cloned().collect()
@@ -71,29 +101,15 @@ pub async fn refresh_formulas<D: Destination>(
     let d = cx.dest.dialect();
     let formulas = formula_columns(described);
     let read = id_and(flow, described, &formulas)?;
-    let masker = Masker::new(&read.schema, cx.config.mask_salt.as_ref());
     let table = consolidate::formulas_table(spec);
-    cx.dest.discard(table.clone()).await?;
-    cx.dest.execute(consolidate::formulas_ddl(d, spec, &formulas)).await?;
-    let mut stage = cx.dest.stage(table.clone()).await?;
     // The rows the table keeps: recycle-bin rows too where deletes are soft (their
     // formulas are computed as well; the query reads them as incremental runs do).
     let filter = match spec.deletes {
         Deletes::Soft => flow.filter.clone(),
         Deletes::Hard => live_filter(flow, &described.schema),
     };
-    let mut stream = cx.source.extract(&read, None, filter.as_deref(), check_api(flow));
-    let mut rows = 0u64;
-    while let Some(batch) = stream.next().await {
-        let mut batch = batch?;
-        if let Some(m) = &masker {
-            batch = m.apply(&batch)?;
-        }
-        rows += batch.num_rows() as u64;
-        stage.write(batch).await?;
-    }
-    drop(stream);
-    stage.finish().await?;
+    let ddl = consolidate::formulas_ddl(d, spec, &formulas);
+    let rows = load_beside(cx, flow, &read, filter.as_deref(), table.clone(), ddl).await?;
 
     let _turn = cx.merge_lock.lock().await;
     let counted = cx.dest.query(consolidate::formula_counts(d, spec, &formulas)).await?;
@@ -119,16 +135,9 @@ pub async fn reconcile<D: Destination>(
     // The snapshot starts now (by the source's clock, as cursors are): rows changed after
     // this instant may be missing from it and are never touched.
     let snapshot_start = cx.source.source_now().unwrap_or_else(Utc::now);
-    cx.dest.discard(consolidate::ids_table(spec)).await?;
-    cx.dest.execute(consolidate::ids_ddl(d, spec)).await?;
-    let mut stage = cx.dest.stage(consolidate::ids_table(spec)).await?;
     let filter = live_filter(flow, schema);
-    let mut stream = cx.source.extract(&ids, None, filter.as_deref(), check_api(flow));
-    while let Some(batch) = stream.next().await {
-        stage.write(batch?).await?;
-    }
-    drop(stream);
-    stage.finish().await?;
+    let ddl = consolidate::ids_ddl(d, spec);
+    load_beside(cx, flow, &ids, filter.as_deref(), consolidate::ids_table(spec), ddl).await?;
 
     let _turn = cx.merge_lock.lock().await;
     let rows = cx.dest.query(consolidate::reconcile_counts(d, spec, snapshot_start)).await?;

@@ -286,7 +286,7 @@ impl Scheduler {
             Ok(target) => (self.await_run(target.as_ref(), &config, &opts).await, Some(target)),
             Err(e) => (Some(Err(e)), None),
         };
-        if result.is_none() {
+        let Some(result) = result else {
             // Aborted at shutdown: its flows keep their committed windows, and their clocks
             // stay as they were (due), so the next start runs them at once.
             if let Some(target) = target {
@@ -294,16 +294,13 @@ impl Scheduler {
             }
             self.view.lock().running = None;
             return;
-        }
-        let finished = Utc::now();
-        let summary = match &result {
-            Some(Ok(summary)) => Some(summary.clone()),
-            _ => None,
         };
-        let outcomes = outcomes_of(&objects, result);
+        let finished = Utc::now();
+        let outcomes = outcomes_of(&objects, &result);
+        let summary = result.as_ref().ok();
         let took = (finished - started).to_std().unwrap_or_default();
-        self.metrics.run_ended(summary.as_ref(), &outcomes, took);
-        if let Some(usage) = summary.as_ref().and_then(|s| s.api_usage) {
+        self.metrics.run_ended(summary, &outcomes, took);
+        if let Some(usage) = summary.and_then(|s| s.api_usage) {
             self.view.lock().api_usage = Some(usage);
         }
         let mut ended: Vec<String> =
@@ -489,17 +486,15 @@ impl Scheduler {
 }
 
 /// Each flow's outcome (by object name, as configured: `objects` and the summary's flows
-/// are the config's flows) from a run's result (`None`: aborted at shutdown, nothing
-/// counted against the flows).
-fn outcomes_of(objects: &[String], result: Option<Result<RunSummary>>) -> HashMap<String, Outcome> {
+/// are the config's flows) from a run's result.
+fn outcomes_of(objects: &[String], result: &Result<RunSummary>) -> HashMap<String, Outcome> {
     let all = |outcome: Outcome| objects.iter().map(|o| (o.clone(), outcome.clone())).collect();
     match result {
-        None => all(Outcome::Deferred),
         // Another holder of the destination (a `sluice sync` by hand), or the API budget:
         // no fault of the flows.
-        Some(Err(e)) if e.is_busy() || e.is_quota() => all(Outcome::Deferred),
-        Some(Err(e)) => all(Outcome::Failed(e.message)),
-        Some(Ok(summary)) => summary
+        Err(e) if e.is_busy() || e.is_quota() => all(Outcome::Deferred),
+        Err(e) => all(Outcome::Failed(e.message.clone())),
+        Ok(summary) => summary
             .flows
             .iter()
             .map(|f| {
