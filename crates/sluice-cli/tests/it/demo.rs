@@ -1,6 +1,7 @@
 //! `sluice demo`, the README's first command, end to end: it must finish with every flow
 //! verified, and the DuckDB file it leaves must hold what it says it did (the late commit,
-//! the new field, one row per Id, two `demo` runs), readable by `status` from anywhere.
+//! the new field, one row per Id, two `demo` runs), readable by `status` from anywhere,
+//! on a machine whose time zone is not UTC.
 
 use sluice::destination::Destination;
 use sluice::destination::duckdb::DuckDb;
@@ -20,6 +21,9 @@ async fn the_demo_replicates_verifies_and_leaves_a_readable_file() {
         .args(["demo", "--accounts", "400", "--dir"])
         .arg(dir.path())
         .current_dir("/")
+        // East of UTC: had DuckDB read a window end back in the machine's zone, the second
+        // sync would start 13 hours late and miss every change the demo makes.
+        .env("TZ", "Pacific/Auckland")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();

@@ -24,10 +24,14 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
-use arrow::array::{Array, ArrayRef, Int64Array, StringArray};
-use arrow::datatypes::DataType;
-use arrow::record_batch::RecordBatch;
 use duckdb::Connection;
+// Query results arrive in DuckDB's own Arrow, which need not be the version the rest of
+// sluice writes Parquet with: they are turned into [`Value`]s here and never cross over.
+use arrow::record_batch::RecordBatch;
+use duck_arrow::array::{Array, ArrayRef, Int64Array, StringArray};
+use duck_arrow::datatypes::DataType;
+use duck_arrow::record_batch::RecordBatch as ResultBatch;
+use duckdb::arrow as duck_arrow;
 
 pub use self::config::{DEFAULT_DUCKDB_MEMORY_MIB, DuckDbConfig, DuckDbKind};
 use super::{Destination, Stage, Value};
@@ -46,6 +50,23 @@ impl std::fmt::Debug for DuckDb {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DuckDb").field("path", &self.path).finish()
     }
+}
+
+/// Makes the session's time zone UTC. DuckDB with ICU (the prebuilt library has it) takes
+/// the machine's zone otherwise, and casts between `TIMESTAMPTZ` and `TIMESTAMP` (how a
+/// window end is read back, [`crate::sql::Dialect::epoch_ms`]) would shift by its offset:
+/// east of UTC the next window would start hours late and miss every change. Without ICU
+/// (DuckDB built from source) there are no zones and the casts are UTC already.
+fn in_utc(conn: &Connection) -> Result<()> {
+    let icu: bool = conn
+        .query_row("SELECT count(*) > 0 FROM duckdb_extensions() WHERE extension_name = 'icu' AND loaded", [], |r| {
+            r.get(0)
+        })
+        .map_err(|e| Error::internal(format!("DuckDB extensions: {e}")))?;
+    if icu {
+        conn.execute_batch("SET TimeZone = 'UTC'").map_err(|e| Error::internal(format!("DuckDB time zone: {e}")))?;
+    }
+    Ok(())
 }
 
 impl DuckDb {
@@ -69,6 +90,7 @@ impl DuckDb {
             )));
         }
         let conn = Connection::open(path).map_err(|e| open_error(path, &e))?;
+        in_utc(&conn)?;
         // Row order in a table means nothing to sluice (staging carries its own order
         // column), and keeping it makes DuckDB buffer whole inserts. A commit's checkpoint
         // compacts row groups that have deleted rows ("vacuum"), holding each task's rows in
@@ -97,6 +119,7 @@ impl DuckDb {
             .access_mode(duckdb::AccessMode::ReadOnly)
             .map_err(|e| Error::internal(format!("DuckDB config: {e}")))?;
         let conn = Connection::open_with_flags(path, config).map_err(|e| open_error(path, &e))?;
+        in_utc(&conn)?;
         Ok(Self { path: path.to_owned(), conn: Arc::new(Mutex::new(conn)) })
     }
 
@@ -207,7 +230,7 @@ pub fn parse_type(name: &str) -> Option<SluiceType> {
 }
 
 /// Query results (Arrow) → rows of [`Value`]s.
-fn rows_of(batches: &[RecordBatch]) -> Result<Vec<Vec<Value>>> {
+fn rows_of(batches: &[ResultBatch]) -> Result<Vec<Vec<Value>>> {
     let mut rows = Vec::new();
     for batch in batches {
         let columns: Vec<ArrayRef> = batch
@@ -215,8 +238,8 @@ fn rows_of(batches: &[RecordBatch]) -> Result<Vec<Vec<Value>>> {
             .iter()
             .map(|c| match c.data_type() {
                 DataType::Int64 | DataType::Utf8 => Ok(c.clone()),
-                d if d.is_integer() => arrow::compute::cast(c, &DataType::Int64),
-                _ => arrow::compute::cast(c, &DataType::Utf8),
+                d if d.is_integer() => duck_arrow::compute::cast(c, &DataType::Int64),
+                _ => duck_arrow::compute::cast(c, &DataType::Utf8),
             })
             .collect::<std::result::Result<_, _>>()
             .map_err(|e| Error::internal(format!("DuckDB result: {e}")))?;
@@ -280,7 +303,7 @@ impl Destination for DuckDb {
     async fn query(&self, sql: String) -> Result<Vec<Vec<Value>>> {
         self.with_conn(move |conn| {
             let mut stmt = conn.prepare(&sql).map_err(|e| sql_error(e, &sql))?;
-            let batches: Vec<RecordBatch> = stmt.query_arrow([]).map_err(|e| sql_error(e, &sql))?.collect();
+            let batches: Vec<ResultBatch> = stmt.query_arrow([]).map_err(|e| sql_error(e, &sql))?.collect();
             rows_of(&batches)
         })
         .await

@@ -222,7 +222,7 @@ impl Dialect {
     /// how control-table instants are read back, the same in every dialect's result.
     pub fn epoch_ms(self, expr: &str) -> String {
         match self {
-            // The bundled DuckDB has no ICU; its TIMESTAMPTZ → TIMESTAMP cast is the UTC instant.
+            // DuckDB sessions are UTC (`destination::duckdb`): the TIMESTAMPTZ → TIMESTAMP cast is the UTC instant.
             Dialect::DuckDb => format!("epoch_ms(CAST({expr} AS TIMESTAMP))"),
             Dialect::Postgres | Dialect::Redshift => format!("CAST(EXTRACT(EPOCH FROM {expr}) * 1000 AS BIGINT)"),
         }
