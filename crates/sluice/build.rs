@@ -104,6 +104,8 @@ fn fetch() -> Result<PathBuf, String> {
     let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").ok_or("OUT_DIR is not set")?);
     let dir = cache_dir(&out_dir).join(format!("duckdb-{NPM_VERSION}-{target}"));
     let library = dir.join(prebuilt.library);
+    // Run again should the library go (a cleaned directory) or change.
+    println!("cargo::rerun-if-changed={}", library.display());
     if library.is_file() {
         return Ok(dir);
     }

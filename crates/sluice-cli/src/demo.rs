@@ -16,6 +16,7 @@ use sluice::pipeline::{self, RunSummary, SyncOptions};
 
 use crate::commands::failed;
 use crate::failure::Failure;
+use crate::query;
 
 /// Flags of `sluice demo`.
 #[derive(clap::Args, Debug)]
@@ -276,11 +277,16 @@ pub async fn run(args: &DemoArgs) -> Result<(), Failure> {
     let all_match = result?;
     say!();
     say!("Replicated into {} (schema `salesforce`, control tables in `_sluice`).", db.display());
-    say!("Try, with the DuckDB CLI or any DuckDB client:");
-    say!(
-        "  SELECT stage_name, count(*) AS deals, sum(amount) AS amount FROM salesforce.opportunity\n    WHERE NOT \
-         _sluice_deleted GROUP BY stage_name ORDER BY amount DESC;"
-    );
-    say!("and: sluice --config {} history", toml_path.display());
+    // A real query through `sluice query`'s own path: the data can be looked at with
+    // nothing else installed.
+    let sql = "SELECT stage_name, count(*) AS deals, sum(amount) AS amount FROM salesforce.opportunity \
+               WHERE NOT _sluice_deleted GROUP BY stage_name ORDER BY amount DESC";
+    say!("5. sluice --config {} query \"{sql}\"", toml_path.display());
+    let answer = pipeline::query(&config, sql.to_owned()).await.map_err(failed)?;
+    for line in query::aligned(&answer).lines() {
+        say!("  {line}");
+    }
+    say!();
+    say!("More: sluice --config {} status | history | query \"SELECT ...\"", toml_path.display());
     if all_match { Ok(()) } else { Err(Failure::failed(anyhow!("verification found differences"))) }
 }

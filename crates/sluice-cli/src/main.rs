@@ -36,6 +36,7 @@ mod commands;
 mod demo;
 mod failure;
 mod inspect;
+mod query;
 mod sandbox_cmd;
 mod serve_cmd;
 
@@ -111,6 +112,8 @@ enum Command {
     History(inspect::HistoryArgs),
     /// Compare source counts with destination live rows; --repair reconciles first.
     Verify(inspect::VerifyArgs),
+    /// Run SQL against the destination, read-only, and print the result (table, --json, --csv).
+    Query(query::QueryArgs),
     /// Run a Salesforce-compatible org locally (OAuth, REST, Bulk API 2.0, admin API).
     Sandbox(sandbox_cmd::Args),
     /// Run every flow on its schedule (`every` / `cron`), with an HTTP API, until stopped.
@@ -167,6 +170,7 @@ fn main() -> ExitCode {
             Command::Status(args) => inspect::status(&config, &args).await,
             Command::History(args) => inspect::history(&config, &args).await,
             Command::Verify(args) => inspect::verify(&config, &args).await,
+            Command::Query(args) => query::run(&config, &args).await,
             Command::Sandbox(args) => sandbox_cmd::run(args).await,
             Command::Demo(args) => demo::run(&args).await,
             Command::Serve => serve_cmd::run(&config).await,

@@ -2,7 +2,8 @@
 //! at the end): a destination another run holds, one sluice may not write (a read-only
 //! path, a missing directory; a role without rights, a missing database), and a full disk.
 //! Each gets a clear error, and nothing is half-written: the committed window end and the
-//! rows stay as they were, and a later run with the problem gone completes.
+//! rows stay as they were, and a later run with the problem gone completes. `sluice query`
+//! with SQL that fails or would write is a clear error too, and changes nothing.
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -271,7 +272,61 @@ async fn a_full_disk_fails_the_run_and_loses_nothing(kind: Kind) {
     sb.shutdown().await;
 }
 
+/// Runs `sluice --config <config> query <args...>`.
+async fn query(config: &Path, args: &[&str]) -> Output {
+    let mut cmd = std::process::Command::new(BIN);
+    cmd.arg("--config").arg(config).arg("query").args(args);
+    tokio::task::spawn_blocking(move || cmd.output().unwrap()).await.unwrap()
+}
+
+async fn query_shows_the_data_and_what_it_cannot_do_changes_nothing(kind: Kind) {
+    let sb = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let wh = Warehouse::new(kind).await;
+    let config = write_config(dir.path(), &sb.login_url, &wh.toml);
+    assert!(sync_with(&config, "").await.status.success());
+    let live = wh.query_i64("SELECT count(*) FROM salesforce.account").await;
+    let first = wh.query("SELECT id, name FROM salesforce.account ORDER BY id LIMIT 1").await.remove(0);
+    let (first, name) = (first[0].clone().unwrap(), first[1].clone().unwrap());
+    let count = "SELECT count(*) AS n FROM salesforce.account";
+    let by_id = format!("SELECT id, name, NULL AS nothing FROM salesforce.account WHERE id = '{first}'");
+
+    let out = query(&config, &[count]).await;
+    let table = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{table}{}", stderr(&out));
+    let n = live.to_string();
+    assert_eq!(table.lines().collect::<Vec<_>>(), ["n", &"-".repeat(n.len()), &n, "(1 row)"], "{table}");
+
+    let out = query(&config, &["--csv", &by_id]).await;
+    let mut csv = csv::Reader::from_reader(&out.stdout[..]);
+    assert_eq!(csv.headers().unwrap(), vec!["id", "name", "nothing"], "{}", stderr(&out));
+    let records: Vec<csv::StringRecord> = csv.records().map(Result::unwrap).collect();
+    assert_eq!(records, [csv::StringRecord::from(vec![first.as_str(), &name, ""])]);
+    let out = query(&config, &["--json", &by_id]).await;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", stderr(&out)));
+    assert_eq!(v, json!({"columns": ["id", "name", "nothing"], "rows": [[first, name, null]]}));
+
+    // SQL that fails, and SQL that would write: exit 2, the destination's reason, no change.
+    let out = query(&config, &["SELEC 1"]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("the query failed") && stderr(&out).to_lowercase().contains("syntax"),
+        "{}",
+        stderr(&out)
+    );
+    for write in ["DELETE FROM salesforce.account", "DROP TABLE _sluice.flows", "CREATE TABLE salesforce.x (i INT)"] {
+        let out = query(&config, &[write]).await;
+        assert_eq!(out.status.code(), Some(2), "{write}: {}", stderr(&out));
+        let err = stderr(&out).to_lowercase();
+        assert!(err.contains("the query failed") && err.contains("read-only"), "{write}: {err}");
+    }
+    assert_eq!(wh.query_i64("SELECT count(*) FROM salesforce.account").await, live);
+    assert_eq!(wh.query_i64("SELECT count(*) FROM _sluice.flows").await, 1);
+    sb.shutdown().await;
+}
+
 target::suite!(
+    query_shows_the_data_and_what_it_cannot_do_changes_nothing,
     a_destination_held_by_another_run_is_named_and_untouched,
     a_destination_sluice_may_not_write_is_a_clear_error,
     a_full_disk_fails_the_run_and_loses_nothing,

@@ -56,6 +56,27 @@ async fn the_demo_replicates_verifies_and_leaves_a_readable_file() {
         let dup = one(format!("SELECT COUNT(*) - COUNT(DISTINCT id) FROM salesforce.{table}")).await;
         assert_eq!(dup[0][0].as_i64(), Some(0), "{table}: one row per Id");
     }
+    // It ends with a real query's answer, printed by `sluice query`'s code: one line per
+    // stage, each with the deals and amount the file holds.
+    let stages =
+        one("SELECT stage_name, count(*), CAST(sum(amount) AS VARCHAR) FROM salesforce.opportunity WHERE NOT \
+         _sluice_deleted GROUP BY stage_name ORDER BY 1"
+            .into())
+        .await;
+    let printed = &stdout[stdout.find("query \"SELECT stage_name").expect("the demo's query")..];
+    let header = printed.lines().nth(1).unwrap_or_default();
+    assert_eq!(header.split_whitespace().collect::<Vec<_>>(), ["stage_name", "deals", "amount"], "{printed}");
+    assert!(printed.contains(&format!("({} rows)", stages.len())), "{printed}");
+    for stage in &stages {
+        let (name, deals, amount) =
+            (stage[0].as_str().unwrap(), stage[1].as_i64().unwrap(), stage[2].as_str().unwrap());
+        let line = printed
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("{name}  ")))
+            .unwrap_or_else(|| panic!("no line for stage {name}:\n{printed}"));
+        let words: Vec<&str> = line[line.find(name).unwrap() + name.len()..].split_whitespace().collect();
+        assert_eq!(words, [deals.to_string().as_str(), amount], "{printed}");
+    }
     let runs = one("SELECT status, trigger FROM _sluice.runs ORDER BY started_at".into()).await;
     let runs: Vec<(Option<&str>, Option<&str>)> = runs.iter().map(|r| (r[0].as_str(), r[1].as_str())).collect();
     assert_eq!(runs, vec![(Some("ok"), Some("demo")); 2]);

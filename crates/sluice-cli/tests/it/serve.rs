@@ -376,7 +376,7 @@ fn serve_refuses_what_it_cannot_run_safely() {
         ),
         (
             format!("{source}\n[destination]\ntype = \"files\"\npath = \"out\"\n[serve]\nlisten = \"127.0.0.1:0\"\n"),
-            "`sluice serve` reads a warehouse's control tables; destination.type = \"files\"",
+            "`sluice serve` works on a warehouse's tables and control tables; destination.type = \"files\"",
         ),
     ];
     for (text, needle) in cases {

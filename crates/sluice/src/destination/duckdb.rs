@@ -34,7 +34,7 @@ use duck_arrow::record_batch::RecordBatch as ResultBatch;
 use duckdb::arrow as duck_arrow;
 
 pub use self::config::{DEFAULT_DUCKDB_MEMORY_MIB, DuckDbConfig, DuckDbKind};
-use super::{Destination, Stage, Value};
+use super::{Destination, QueryResult, Stage, Value};
 use crate::consolidate::{Dialect, ExistingColumn, TableRef};
 use crate::model::SluiceType;
 use crate::{Error, Result};
@@ -265,6 +265,29 @@ fn rows_of(batches: &[ResultBatch]) -> Result<Vec<Vec<Value>>> {
     Ok(rows)
 }
 
+/// A result batch's rows as text, each value as Arrow displays it (no thousands separators,
+/// nothing cut short), appended to `rows`.
+fn text_rows(batch: &ResultBatch, rows: &mut Vec<Vec<Option<String>>>) -> Result<()> {
+    let options = duck_arrow::util::display::FormatOptions::default();
+    let formatters = batch
+        .columns()
+        .iter()
+        .map(|c| duck_arrow::util::display::ArrayFormatter::try_new(c.as_ref(), &options))
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| Error::internal(format!("DuckDB result: {e}")))?;
+    for row in 0..batch.num_rows() {
+        rows.push(
+            batch
+                .columns()
+                .iter()
+                .zip(&formatters)
+                .map(|(c, f)| (!c.is_null(row)).then(|| f.value(row).to_string()))
+                .collect(),
+        );
+    }
+    Ok(())
+}
+
 impl Destination for DuckDb {
     type Stage = DuckStage;
 
@@ -305,6 +328,25 @@ impl Destination for DuckDb {
             let mut stmt = conn.prepare(&sql).map_err(|e| sql_error(e, &sql))?;
             let batches: Vec<ResultBatch> = stmt.query_arrow([]).map_err(|e| sql_error(e, &sql))?.collect();
             rows_of(&batches)
+        })
+        .await
+    }
+
+    async fn read_only(&self, sql: String) -> Result<QueryResult> {
+        self.with_conn(move |conn| {
+            let failed = |e: duckdb::Error| Error::user(format!("the query failed: DuckDB: {e}"));
+            // Opened read-only by `sluice query`; rolled back whatever opened it.
+            let tx = conn.transaction().map_err(|e| sql_error(e, "BEGIN"))?;
+            let mut stmt = tx.prepare(&sql).map_err(failed)?;
+            let arrow = stmt.query_arrow([]).map_err(failed)?;
+            let columns = arrow.get_schema().fields().iter().map(|f| f.name().clone()).collect();
+            let mut rows = Vec::new();
+            for batch in arrow {
+                text_rows(&batch, &mut rows)?;
+            }
+            drop(stmt);
+            tx.rollback().map_err(|e| sql_error(e, "ROLLBACK"))?;
+            Ok(QueryResult { columns, rows })
         })
         .await
     }

@@ -36,6 +36,16 @@ pub enum Value {
     Text(String),
 }
 
+/// The answer to a user's query (`sluice query`): its column names, and each value as the
+/// destination renders it in text, unformatted (`None` for NULL).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct QueryResult {
+    /// The result's column names, in order.
+    pub columns: Vec<String>,
+    /// Its rows, each with one value per column.
+    pub rows: Vec<Vec<Option<String>>>,
+}
+
 /// The first column of a query result's first row: the answer of a one-value query.
 pub fn first_value(rows: &[Vec<Value>]) -> Option<&Value> {
     rows.first().and_then(|row| row.first())
@@ -89,6 +99,11 @@ pub trait Destination: Send + Sync + 'static {
 
     /// Runs a query and returns its rows; every column must be an integer or text.
     fn query(&self, sql: String) -> impl Future<Output = Result<Vec<Vec<Value>>>> + Send;
+
+    /// Runs a user's SQL (`sluice query`) in a transaction that is rolled back, and where the
+    /// destination can, read-only: nothing it does stays. Of several statements, the last
+    /// one's rows. An error of the SQL itself is the user's ([`crate::Kind::User`]).
+    fn read_only(&self, sql: String) -> impl Future<Output = Result<QueryResult>> + Send;
 
     /// The columns of `table`, or `None` when it does not exist.
     fn columns(&self, table: TableRef) -> impl Future<Output = Result<Option<Vec<ExistingColumn>>>> + Send;

@@ -27,7 +27,7 @@ use tokio_postgres::config::SslMode;
 use tokio_postgres::{Client, SimpleQueryMessage};
 
 pub use self::config::{PgTimeouts, PgUrl, PostgresConfig, PostgresKind};
-use super::{Destination, Stage, Value};
+use super::{Destination, QueryResult, Stage, Value};
 use crate::consolidate::{Dialect, ExistingColumn, LOCK_CLASS, TableRef, lock_key};
 use crate::model::SluiceType;
 use crate::{Error, Result};
@@ -336,6 +336,24 @@ impl Postgres {
     }
 }
 
+/// The last result set among a simple query's messages, with its column names.
+fn result_of(messages: Vec<SimpleQueryMessage>) -> QueryResult {
+    let mut result = QueryResult::default();
+    for message in messages {
+        match message {
+            SimpleQueryMessage::RowDescription(columns) => {
+                result =
+                    QueryResult { columns: columns.iter().map(|c| c.name().to_owned()).collect(), rows: Vec::new() };
+            }
+            SimpleQueryMessage::Row(row) => {
+                result.rows.push((0..row.len()).map(|i| row.get(i).map(str::to_owned)).collect());
+            }
+            _ => {}
+        }
+    }
+    result
+}
+
 impl Destination for Postgres {
     type Stage = PgStage;
 
@@ -385,6 +403,21 @@ impl Destination for Postgres {
     async fn query(&self, sql: String) -> Result<Vec<Vec<Value>>> {
         let client = self.inner.client.lock().await;
         Self::simple(&client, &sql).await
+    }
+
+    async fn read_only(&self, sql: String) -> Result<QueryResult> {
+        let client = self.inner.client.lock().await;
+        client.batch_execute("BEGIN READ ONLY").await.map_err(|e| sql_error(&e, "BEGIN READ ONLY"))?;
+        let result = client.simple_query(&sql).await;
+        // Nothing can have been written; the rollback only ends the transaction (an error
+        // above already aborted it).
+        let ended = client.batch_execute("ROLLBACK").await;
+        let messages = result.map_err(|e| match e.as_db_error() {
+            Some(_) => Error::user(format!("the query failed: {}", sql_error(&e, &sql).message)),
+            None => sql_error(&e, &sql),
+        })?;
+        ended.map_err(|e| sql_error(&e, "ROLLBACK"))?;
+        Ok(result_of(messages))
     }
 
     async fn columns(&self, table: TableRef) -> Result<Option<Vec<ExistingColumn>>> {

@@ -27,7 +27,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
 pub use self::config::{RedshiftConfig, RedshiftKind, S3Staging};
 use super::postgres::{PgUrl, Postgres, SessionSettings};
-use super::{Destination, Stage, Value};
+use super::{Destination, QueryResult, Stage, Value};
 use crate::consolidate::{Dialect, ExistingColumn, LEASE, TableRef, locks_table};
 use crate::destination::postgres::config::PgTimeouts;
 use crate::{Error, Result};
@@ -203,6 +203,10 @@ impl Destination for Redshift {
 
     async fn query(&self, sql: String) -> Result<Vec<Vec<Value>>> {
         self.sql.query(sql).await
+    }
+
+    async fn read_only(&self, sql: String) -> Result<QueryResult> {
+        self.sql.read_only(sql).await
     }
 
     async fn columns(&self, table: TableRef) -> Result<Option<Vec<ExistingColumn>>> {

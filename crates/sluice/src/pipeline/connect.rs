@@ -15,6 +15,7 @@ use super::summary::{Observer, RunSummary, SyncOptions};
 use super::target::{Connector, Reader, Target};
 use super::warehouse::FlowVerify;
 use crate::config::{self, Config, ConfigError, DestinationKind};
+use crate::destination::QueryResult;
 use crate::destination::duckdb::DuckDbKind;
 use crate::destination::files::FilesKind;
 use crate::destination::postgres::PostgresKind;
@@ -90,6 +91,11 @@ pub async fn open_reader(config: &Config, command: &str) -> Result<Box<dyn Reade
 /// beside a running sync where the destination allows it (PostgreSQL; not DuckDB).
 pub async fn status(config: &Config) -> Result<Vec<StatusRow>> {
     connector(config)?.open_read(config, "status").await?.status(config).await
+}
+
+/// `sluice query`: runs `sql` in the configured destination, keeping nothing it does.
+pub async fn query(config: &Config, sql: String) -> Result<QueryResult> {
+    connector(config)?.open_read(config, "query").await?.query(sql).await
 }
 
 /// `sluice history`: the newest `limit` runs with their flows.

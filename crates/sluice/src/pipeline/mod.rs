@@ -32,8 +32,8 @@ pub mod warehouse;
 pub mod warehouse_flow;
 
 pub use connect::{
-    DESTINATIONS, check_destination, destination_kinds, history, load_config, open_reader, open_target, status, sync,
-    verify,
+    DESTINATIONS, check_destination, destination_kinds, history, load_config, open_reader, open_target, query, status,
+    sync, verify,
 };
 pub use plan::select_flows;
 pub use report::{FlowState, Removed, RunRecord, StatusRow};

@@ -17,7 +17,7 @@ use super::summary::{Observer, RunSummary, SyncOptions};
 use super::warehouse::{self, FlowVerify, WarehouseSink};
 use crate::config::{Config, DestinationKind, DestinationSettings, FlowConfig};
 use crate::consolidate::{self, ScheduleRow};
-use crate::destination::Destination;
+use crate::destination::{Destination, QueryResult};
 use crate::error::{Error, Result};
 use crate::source::salesforce::SalesforceSource;
 
@@ -77,6 +77,9 @@ pub trait Reader: Send + Sync {
 
     /// `sluice history`: the newest `limit` runs with their flows.
     fn history(&self, limit: usize) -> Boxed<'_, Vec<RunRecord>>;
+
+    /// `sluice query`: a user's SQL, nothing of it kept (see [`Destination::read_only`]).
+    fn query(&self, sql: String) -> Boxed<'_, QueryResult>;
 }
 
 /// The settings of `config`'s destination as the type `T` its connector expects.
@@ -179,6 +182,10 @@ impl<D: Destination> Reader for Warehouse<D> {
 
     fn history(&self, limit: usize) -> Boxed<'_, Vec<RunRecord>> {
         Box::pin(report::history(&self.dest, &self.schema, limit))
+    }
+
+    fn query(&self, sql: String) -> Boxed<'_, QueryResult> {
+        Box::pin(self.dest.read_only(sql))
     }
 }
 

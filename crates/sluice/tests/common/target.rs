@@ -22,7 +22,7 @@ use sluice::destination::duckdb::DuckDb;
 use sluice::destination::files::{FileFormat, FilesDestination, FilesRoot, LeaseRecord, S3Root};
 use sluice::destination::postgres::SessionSettings;
 use sluice::destination::postgres::{PgUrl, Postgres};
-use sluice::destination::{Destination, Value};
+use sluice::destination::{Destination, QueryResult, Value};
 use sluice::pipeline::{Quiet, RunSummary, SyncOptions};
 
 use crate::pg::{TestDb, fresh_database};
@@ -357,6 +357,9 @@ impl Destination for AsRedshift {
     }
     async fn query(&self, sql: String) -> sluice::Result<Vec<Vec<Value>>> {
         self.0.query(sql).await
+    }
+    async fn read_only(&self, sql: String) -> sluice::Result<QueryResult> {
+        self.0.read_only(sql).await
     }
     async fn columns(&self, table: TableRef) -> sluice::Result<Option<Vec<ExistingColumn>>> {
         self.0.columns(table).await

@@ -23,10 +23,11 @@ fn root(config: &Config) -> Result<FilesDestination> {
     FilesDestination::open(&c.root, c.format)
 }
 
-/// What `sluice <command>` says of a files root, which has no control tables.
+/// What `sluice <command>` says of a files root, which has no control tables and no SQL.
 fn no_control_tables(command: &str, dest: &FilesDestination) -> Error {
     Error::user(format!(
-        "`sluice {command}` reads a warehouse's control tables; destination.type = \"files\" keeps its state in {}",
+        "`sluice {command}` works on a warehouse's tables and control tables; destination.type = \"files\" writes files under {} and keeps its state in {}",
+        dest.root_shown(),
         dest.state_shown()
     ))
 }
