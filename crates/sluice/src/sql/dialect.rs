@@ -8,7 +8,7 @@ use crate::model::{SluiceType, Timestamp};
 /// The SQL dialects consolidation is generated for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Dialect {
-    /// DuckDB 2.0 (has `MERGE INTO`).
+    /// DuckDB 1.5 (has `MERGE INTO`, since 1.4).
     DuckDb,
     /// PostgreSQL 15 or newer (has `MERGE`).
     Postgres,
