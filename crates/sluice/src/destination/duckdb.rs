@@ -26,7 +26,7 @@ use std::thread::JoinHandle;
 
 use duckdb::Connection;
 // Query results arrive in DuckDB's own Arrow, which need not be the version the rest of
-// sluice writes Parquet with: they are turned into [`Value`]s here and never cross over.
+// sluice writes Parquet with: they become [`Value`]s or text here and never cross over.
 use arrow::record_batch::RecordBatch;
 use duck_arrow::array::{Array, ArrayRef, Int64Array, StringArray};
 use duck_arrow::datatypes::DataType;
