@@ -37,9 +37,9 @@ pub use raw::{RawConfig, RawDestination, RawFlow, RawKeys, RawSecret, RawServe, 
 pub use text::{MAX_DURATION, check_where, format_duration, interpolate, is_valid_api_name, parse_duration};
 pub use types::{
     Api, Auth, Cadence, Config, ConfigError, DEFAULT_API_VERSION, DEFAULT_BULK_TIMEOUT, DEFAULT_CONNECT_TIMEOUT,
-    DEFAULT_EVERY, DEFAULT_FULL_REFRESH_EVERY, DEFAULT_LISTEN, DEFAULT_PAUSE_AFTER_FAILURES, DEFAULT_READ_TIMEOUT,
-    DEFAULT_SHUTDOWN_GRACE, Deletes, FlowConfig, FlowSettings, Mode, SalesforceConfig, Schedule, Secret, ServeConfig,
-    ServeTls, WriteMode,
+    DEFAULT_EVERY, DEFAULT_FULL_REFRESH_EVERY, DEFAULT_LEASE_TIMEOUT, DEFAULT_LISTEN, DEFAULT_PAUSE_AFTER_FAILURES,
+    DEFAULT_READ_TIMEOUT, DEFAULT_SHUTDOWN_GRACE, Deletes, FlowConfig, FlowSettings, Mode, SalesforceConfig, Schedule,
+    Secret, ServeConfig, ServeTls, WriteMode,
 };
 pub use validate::{DestinationKeys, DestinationKind, quoted_url, validate};
 

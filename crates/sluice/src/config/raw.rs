@@ -71,6 +71,7 @@ pub struct RawServe {
     pub listen: Option<String>,
     pub token: Option<RawSecret>,
     pub shutdown_grace: Option<String>,
+    pub lease_timeout: Option<String>,
     pub notify_url: Option<RawSecret>,
     pub tls_cert: Option<String>,
     pub tls_key: Option<String>,

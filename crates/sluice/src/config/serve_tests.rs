@@ -33,6 +33,7 @@ fn defaults_when_nothing_is_written() {
     assert_eq!(config.serve, ServeConfig::default());
     assert_eq!(config.serve.listen.to_string(), DEFAULT_LISTEN);
     assert_eq!(config.serve.shutdown_grace, Duration::from_secs(60));
+    assert_eq!(config.serve.lease_timeout, Duration::from_secs(60));
     assert!(config.serve.token.is_none());
     let schedule = &config.flows[0].schedule;
     assert_eq!(schedule.cadence, Cadence::Every(Duration::from_secs(900)));
@@ -47,6 +48,7 @@ fn flows_inherit_and_override() {
 listen = "0.0.0.0:9000"
 token = "${SLUICE_TOKEN}"
 shutdown_grace = "10s"
+lease_timeout = "15s"
 
 [defaults]
 cron = "*/5 * * * *"
@@ -69,6 +71,7 @@ timezone = "America/New_York"
     assert_eq!(config.serve.listen.to_string(), "0.0.0.0:9000");
     assert_eq!(config.serve.token.as_ref().map(Secret::expose), Some(TOKEN));
     assert_eq!(config.serve.shutdown_grace, Duration::from_secs(10));
+    assert_eq!(config.serve.lease_timeout, Duration::from_secs(15));
     let [account, contact, lead] = [0, 1, 2].map(|i| config.flows[i].schedule.clone());
     assert_eq!(account.cadence, Cadence::Cron("*/5 * * * *".into()));
     assert_eq!(account.timezone, chrono_tz::Europe::Paris);
@@ -89,6 +92,7 @@ fn every_problem_at_once() {
 [serve]
 listen = "0.0.0.0:7870"
 shutdown_grace = "2h"
+lease_timeout = "1h"
 
 [defaults]
 every = "0s"
@@ -118,6 +122,7 @@ timezone = "UTC"
     let want = [
         ("serve.token", "is required because serve.listen (0.0.0.0:7870) is not a loopback address"),
         ("serve.shutdown_grace", "out of range"),
+        ("serve.lease_timeout", "out of range; expected 10s to 10m"),
         ("defaults.every", "out of range; expected 1s to 365d"),
         ("defaults.timezone", "not an IANA time zone"),
         ("defaults.pause_after_failures", "0 is out of range; expected 1 to 1000"),

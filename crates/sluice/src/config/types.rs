@@ -260,6 +260,11 @@ pub struct ConfigError {
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7870";
 /// `serve.shutdown_grace` when not set.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(60);
+/// `serve.lease_timeout` when not set.
+pub const DEFAULT_LEASE_TIMEOUT: Duration = Duration::from_secs(60);
+/// The longest `serve.lease_timeout`: a stored procedure handed off on Redshift treats a
+/// lease this old as dead ([`crate::consolidate::LEASE`]), so no live lease may be older.
+pub const MAX_LEASE_TIMEOUT: Duration = Duration::from_secs(600);
 /// `every` when neither `every` nor `cron` is set.
 pub const DEFAULT_EVERY: Duration = Duration::from_secs(15 * 60);
 /// `full_refresh_every` when not set.
@@ -276,6 +281,10 @@ pub struct ServeConfig {
     pub token: Option<Secret>,
     /// How long running flows may finish after SIGTERM/SIGINT before they are aborted.
     pub shutdown_grace: Duration,
+    /// How soon the flows of a process that died (kill -9, a lost machine) can be taken
+    /// by another: a PostgreSQL server drops a silent holder's session, and its flow locks,
+    /// within it; a Redshift lease lapses after it.
+    pub lease_timeout: Duration,
     /// Where a JSON POST goes when a flow fails, is paused, recovers or falls late (a
     /// secret: webhook URLs carry their key).
     pub notify_url: Option<Secret>,
@@ -298,6 +307,7 @@ impl Default for ServeConfig {
             listen: DEFAULT_LISTEN.parse().expect("the default listen address parses"),
             token: None,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            lease_timeout: DEFAULT_LEASE_TIMEOUT,
             notify_url: None,
             tls: None,
         }

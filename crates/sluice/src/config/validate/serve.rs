@@ -8,11 +8,12 @@ use std::str::FromStr as _;
 use super::problems::{Bounds, Ctx, DAY, HOUR};
 use crate::config::raw::{RawConfig, RawServe, RawSettings};
 use crate::config::text::is_http_url;
-use crate::config::types::{Cadence, FlowConfig, Mode, Schedule, Secret, ServeConfig, ServeTls};
+use crate::config::types::{Cadence, FlowConfig, MAX_LEASE_TIMEOUT, Mode, Schedule, Secret, ServeConfig, ServeTls};
 
 const EVERY: Bounds = Bounds { min: 1, max: 365 * DAY };
 const FULL_REFRESH_EVERY: Bounds = Bounds { min: HOUR, max: 3650 * DAY };
 const SHUTDOWN_GRACE: Bounds = Bounds { min: 0, max: HOUR };
+const LEASE_TIMEOUT: Bounds = Bounds { min: 10, max: MAX_LEASE_TIMEOUT.as_secs() };
 
 /// `[serve]`, its defaults for what is not written. A listen address other than loopback
 /// needs a token: the API can start runs and pause flows.
@@ -46,6 +47,7 @@ pub(super) fn serve(cx: &mut Ctx<'_>, raw: Option<&RawServe>) -> ServeConfig {
         );
     }
     let grace = cx.duration_in("serve.shutdown_grace", raw.shutdown_grace.as_ref(), SHUTDOWN_GRACE, "");
+    let lease = cx.duration_in("serve.lease_timeout", raw.lease_timeout.as_ref(), LEASE_TIMEOUT, "");
     let notify_url = cx.secret("serve.notify_url", raw.notify_url.as_ref());
     if notify_url.as_deref().is_some_and(|url| !is_http_url(url.trim())) {
         cx.err("serve.notify_url", "is not an http:// or https:// URL (its value is not shown: it may hold a key)");
@@ -54,6 +56,7 @@ pub(super) fn serve(cx: &mut Ctx<'_>, raw: Option<&RawServe>) -> ServeConfig {
         listen,
         token: token.map(Secret::new),
         shutdown_grace: grace.unwrap_or(defaults.shutdown_grace),
+        lease_timeout: lease.unwrap_or(defaults.lease_timeout),
         notify_url: notify_url.map(|url| Secret::new(url.trim())),
         tls: tls(cx, raw),
     }
