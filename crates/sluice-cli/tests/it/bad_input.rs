@@ -91,11 +91,15 @@ async fn a_destination_held_by_another_run_is_named_and_untouched(kind: Kind) {
             (err, holder.query(SLUICE_TABLES.into()).await.unwrap())
         }
         (_, Some(db)) => {
-            let holder = Postgres::connect(&db.pg(), "salesforce").await.unwrap();
+            // A run of the flow (another serve, a sync by hand) holds it.
+            let holder = Postgres::connect(&db.pg()).await.unwrap();
+            let account = sluice::consolidate::TableRef::new("salesforce", "account");
+            assert_eq!(holder.claim(vec![account]).await.unwrap(), vec![None]);
             let out = sync_with(&config, "").await;
             assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
             let err = stderr(&out);
-            assert!(err.contains("schema salesforce") && err.contains("in use by another sluice run"), "{err}");
+            assert!(err.contains("table account of schema salesforce"), "{err}");
+            assert!(err.contains("in use by another sluice run"), "{err}");
             assert!(err.contains(&db.pg().shown()), "the database is named: {err}");
             assert!(err.contains("pid "), "the holder is named: {err}");
             (err, holder.query(SLUICE_TABLES.into()).await.unwrap())
@@ -123,7 +127,7 @@ async fn a_destination_sluice_may_not_write_is_a_clear_error(kind: Kind) {
         .collect(),
         Some(db) => {
             // A role that may connect but not create anything, and a database that is not there.
-            let admin = Postgres::connect_unlocked(&db.pg()).await.unwrap();
+            let admin = Postgres::connect(&db.pg()).await.unwrap();
             let reader = format!("{}_reader", db.name);
             admin
                 .execute(vec![

@@ -9,7 +9,9 @@
 //!
 //! Upserts are written as `UPDATE` then `INSERT ... WHERE NOT EXISTS` (flows) and `DELETE`
 //! then `INSERT` (flow-run rows): the one form all three dialects share, Redshift having no
-//! `ON CONFLICT`. A run holds its schema's lock, so nothing interleaves between the two.
+//! `ON CONFLICT`. A flow's rows are written by the run holding the flow's lock, so nothing
+//! interleaves between the two; `schedule` rows are saved by whichever serve changed them,
+//! and two saving one row at once collide on its key, the loser saving again later.
 //!
 //! Layouts: version 1 (before `_sluice.layout` existed) keyed flows by object; version 2
 //! keys them by target; 3 adds each flow's `selection_fingerprint`, 4 its `write_mode`, 5
@@ -43,10 +45,31 @@ pub const CONTROL_SCHEMA: &str = "_sluice";
 /// application's own advisory locks on other keys).
 pub const LOCK_CLASS: i32 = 0x51_1CE;
 
-/// The advisory-lock key of `schema`, as an SQL expression: the sync's session lock and
-/// the consolidation procedure's transaction lock must be the same lock.
+/// Advisory-lock class of the locks by which live runs show they live (see [`run_alive`]).
+pub const RUN_LOCK_CLASS: i32 = LOCK_CLASS + 1;
+
+/// The advisory-lock key of `schema` as a whole, as an SQL expression: taken only around
+/// the set-up of the control schema ([`setup_lock`]).
 pub fn lock_key(schema: &str) -> String {
     format!("hashtext({})", Dialect::Postgres.quote_literal(schema))
+}
+
+/// The advisory-lock key of the flow writing `target`, as an SQL expression: a run's
+/// session lock on the flow and the consolidation procedure's transaction lock must be the
+/// same lock. Keyed by the quoted qualified name, so no two tables share a key but by a
+/// hash collision (which only makes two flows take turns).
+pub fn flow_lock_key(target: &TableRef) -> String {
+    let d = Dialect::Postgres;
+    format!("hashtext({})", d.quote_literal(&d.table(target)))
+}
+
+/// The statement by which a run shows it lives, where runs of one schema may write side by
+/// side (PostgreSQL, whose run lock is one advisory lock per flow): a session advisory lock
+/// on the run id, held until the run's session ends, which [`abandon_runs`] looks for.
+/// `None` where a run holds the whole schema (DuckDB's file, Redshift's lease).
+pub fn run_alive(dialect: Dialect, run_id: &str) -> Option<String> {
+    (dialect.caps().run_lock == RunLock::Advisory)
+        .then(|| format!("SELECT pg_try_advisory_lock({RUN_LOCK_CLASS}, hashtext({}))", dialect.quote_literal(run_id)))
 }
 
 /// The lease table, `_sluice.locks`: one row per schema: Redshift has no advisory locks, so a run's
@@ -55,8 +78,8 @@ pub fn locks_table() -> TableRef {
     TableRef::new(CONTROL_SCHEMA, "locks")
 }
 
-/// How long a lease outlives its last refresh: a crashed run blocks the next for at most
-/// this long.
+/// The longest a Redshift lease outlives its last refresh (`serve.lease_timeout` chooses
+/// how long, up to this): a handed-off procedure treats a lease this old as dead.
 pub const LEASE: Duration = Duration::from_secs(600);
 
 /// The control-table layout this binary writes (see the module docs).
@@ -624,8 +647,7 @@ pub fn rows_present_update(dialect: Dialect, target: &TableRef) -> String {
 }
 
 /// A run's row in `_sluice.runs` as it starts: status `running`. A run that dies keeps this
-/// status; the next run of the same schema, holding its lock, marks it `abandoned`
-/// ([`abandon_runs`]).
+/// status; a later run of the same schema marks it `abandoned` ([`abandon_runs`]).
 pub fn run_started(
     dialect: Dialect,
     run_id: &str,
@@ -655,17 +677,26 @@ pub fn run_started(
     ]
 }
 
-/// Runs of `schema` still `running` when a new run takes its lock died without finishing.
-/// Runs of other schemas hold other locks and may well be alive.
+/// Runs of `schema` still `running` that died without finishing: where a run holds the
+/// whole schema (DuckDB's file, Redshift's lease), every one a new run finds; where runs
+/// lock flow by flow (PostgreSQL), those whose [`run_alive`] lock is gone with their
+/// session. Runs of other schemas are left alone.
 pub fn abandon_runs(dialect: Dialect, schema: &str) -> String {
     let d = dialect;
-    let cond = format!(
+    let mut cond = format!(
         "{} = {} AND {} = {}",
         d.quote_ident("status"),
         d.quote_literal(RunState::Running.word()),
         d.quote_ident("target_schema"),
         d.quote_literal(schema)
     );
+    if d.caps().run_lock == RunLock::Advisory {
+        cond.push_str(&format!(
+            " AND NOT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = {RUN_LOCK_CLASS}::oid \
+             AND objid = hashtext({})::oid AND objsubid = 2)",
+            d.quote_ident("run_id")
+        ));
+    }
     update(d, RUNS.name, &[("status", d.quote_literal(RunState::Abandoned.word()))], &cond)
 }
 
@@ -961,7 +992,10 @@ mod tests {
         assert!(read_flow(d, &t).ends_with(key));
         assert!(flow_phase(d, "r1", &t, FlowPhase::Done).ends_with(&format!("\"run_id\" = 'r1' AND {key}")));
         assert!(read_merge_counts(d, "r1", &t).ends_with(key));
-        assert!(abandon_runs(d, "sales").ends_with("\"target_schema\" = 'sales'"));
+        assert!(abandon_runs(Dialect::DuckDb, "sales").ends_with("\"target_schema\" = 'sales'"));
+        assert!(
+            abandon_runs(d, "sales").contains("\"target_schema\" = 'sales' AND NOT EXISTS (SELECT 1 FROM pg_locks")
+        );
         assert!(status_query(d, "sales").contains("WHERE \"f\".\"target_schema\" = 'sales'"));
         assert!(runs_query(d, "sales", 5).contains("WHERE \"target_schema\" = 'sales'"));
     }

@@ -10,9 +10,9 @@
 //! the new window end, and it drops the staging table.
 //!
 //! Exactly once still holds because the procedure refuses everything but its own load:
-//! - it takes the schema's run lock (PostgreSQL: the advisory lock a sync holds, as a
-//!   transaction lock; Redshift: `LOCK` on the lease table, and no live lease), so it never
-//!   runs beside a sync;
+//! - it takes its flow's run lock (PostgreSQL: the advisory lock a sync holds on the flow,
+//!   as a transaction lock; Redshift: `LOCK` on the lease table, and no live lease of the
+//!   schema), so it never runs beside a sync of its flow;
 //! - every sync replaces it with an idle body ([`idle`]) before it touches the flow's
 //!   staging table (with `consolidation = "run"`, drops every such procedure of the schema
 //!   before it stages anything: [`drop_leftovers`]), so a run that dies mid-load never
@@ -58,7 +58,7 @@ pub fn hand_off(dialect: Dialect, spec: &MergeSpec, run: &FlowRun, consolidation
     let name = procedure_name(spec);
     let waiting = control::handed_off_query(d, &spec.run_id, &spec.target);
     let mut body = vec![
-        lock_guard(d, &spec.target.schema),
+        lock_guard(d, &spec.target),
         format!(
             "IF NOT EXISTS ({waiting}) THEN\n    RAISE INFO 'sluice: nothing to consolidate for {}: run {} is \
              consolidated or a later sync replaced it';\n    RETURN;\n  END IF;",
@@ -150,30 +150,38 @@ fn create(dialect: Dialect, name: &TableRef, body: &[String]) -> Result<String> 
     ))
 }
 
-/// The run lock of `schema`, taken by the procedure for its transaction, or an error
-/// naming what holds it.
-fn lock_guard(dialect: Dialect, schema: &str) -> String {
+/// The run lock of the flow writing `target`, taken by the procedure for its transaction,
+/// or an error naming what holds it: PostgreSQL's advisory lock on the flow (a sync holds it
+/// while it writes the flow), Redshift's lease on the schema.
+fn lock_guard(dialect: Dialect, target: &TableRef) -> String {
     let d = dialect;
-    let refuse = format!(
-        "RAISE EXCEPTION 'sluice: a sync (or another sluice procedure) holds schema {}; call this again when it ends';",
-        message_text(schema)
-    );
+    let schema = &target.schema;
     match d.caps().run_lock {
         RunLock::Lease => format!(
             "LOCK {locks};\n  IF EXISTS (SELECT 1 FROM {locks} WHERE {} = {} AND {} >= GETDATE() - INTERVAL '{} \
-             seconds') THEN\n    {refuse}\n  END IF;",
+             seconds') THEN\n    {}\n  END IF;",
             d.quote_ident("schema_name"),
             d.quote_literal(schema),
             d.quote_ident("heartbeat"),
             control::LEASE.as_secs(),
+            refuse(&format!("schema {schema}")),
             locks = d.table(&control::locks_table()),
         ),
         RunLock::Advisory | RunLock::File => format!(
-            "IF NOT pg_try_advisory_xact_lock({}, {}) THEN\n    {refuse}\n  END IF;",
+            "IF NOT pg_try_advisory_xact_lock({}, {}) THEN\n    {}\n  END IF;",
             control::LOCK_CLASS,
-            control::lock_key(schema)
+            control::flow_lock_key(target),
+            refuse(&format!("table {}", d.table(target))),
         ),
     }
+}
+
+/// The error a procedure raises when a sync holds `what`.
+fn refuse(what: &str) -> String {
+    format!(
+        "RAISE EXCEPTION 'sluice: a sync (or another sluice procedure) holds {}; call this again when it ends';",
+        message_text(what)
+    )
 }
 
 /// `text` inside a RAISE format string: quotes doubled, `%` (a placeholder there) doubled,

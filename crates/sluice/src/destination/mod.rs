@@ -79,7 +79,8 @@ impl Value {
 ///
 /// Methods are async because network warehouses are; an embedded one runs its blocking
 /// calls off the async threads. A destination value holds the destination's write lock for
-/// its whole life (DESIGN "One run at a time per flow").
+/// its whole life, or the locks of the flows it claimed ([`Destination::claim`]) (DESIGN
+/// "One run at a time per flow").
 pub trait Destination: Send + Sync + 'static {
     /// Where staged batches go.
     type Stage: Stage;
@@ -117,6 +118,16 @@ pub trait Destination: Send + Sync + 'static {
     /// not exist. Staging tables are dropped only through this: a destination may have
     /// replaced one with something else (DuckDB: a view over a file).
     fn discard(&self, table: TableRef) -> impl Future<Output = Result<()>> + Send;
+
+    /// Takes the run lock of each flow writing `targets` where the destination locks flow
+    /// by flow (PostgreSQL: runs of one schema then write different flows side by side, one
+    /// run per flow); per target, in order, `None` when this value holds it now, or a
+    /// message naming who holds it. Nothing to take where the lock taken at opening covers
+    /// every flow (DuckDB's file, Redshift's schema lease). Held until
+    /// [`Destination::release`] or the value is dropped.
+    fn claim(&self, targets: Vec<TableRef>) -> impl Future<Output = Result<Vec<Option<String>>>> + Send {
+        async move { Ok(vec![None; targets.len()]) }
+    }
 
     /// Gives the run's lock back, at the end of a command. Dropping the value releases it
     /// too, but where the lock lives on a server that can be a while later (PostgreSQL

@@ -1,9 +1,12 @@
 //! The PostgreSQL destination: replicated tables, their staging schema and the `_sluice`
 //! control tables in one database (DESIGN "Destinations").
 //!
-//! One session holds a PostgreSQL advisory lock on the destination schema for the value's
-//! whole life, so two runs never interleave (a second one fails at connect, naming the
-//! holder), and runs the DDL and the consolidation transactions. Each load opens a
+//! One session runs the DDL and the consolidation transactions, and holds a PostgreSQL
+//! advisory lock on each flow the run claimed ([`Destination::claim`]) for the value's
+//! whole life: two runs never write one flow at once (the second is told who holds it),
+//! while runs of different flows of one schema, from several processes or machines, go
+//! side by side. Should a holder die, the server drops its session, and its locks, within
+//! `serve.lease_timeout` ([`SessionSettings::statements`]). Each load opens a
 //! session of its own and streams binary `COPY` (see [`copy`]) from a task of its own, so
 //! extraction, loading and another flow's consolidation overlap.
 //!
@@ -28,7 +31,8 @@ use tokio_postgres::{Client, SimpleQueryMessage};
 
 pub use self::config::{PgTimeouts, PgUrl, PostgresConfig, PostgresKind};
 use super::{Destination, QueryResult, Stage, Value};
-use crate::consolidate::{Dialect, ExistingColumn, LOCK_CLASS, TableRef, lock_key};
+use crate::config::DEFAULT_LEASE_TIMEOUT;
+use crate::consolidate::{Dialect, ExistingColumn, LOCK_CLASS, TableRef, flow_lock_key};
 use crate::model::SluiceType;
 use crate::{Error, Result};
 
@@ -88,8 +92,8 @@ struct Inner {
     session: SessionSettings,
     /// The locking session: DDL and consolidation.
     client: tokio::sync::Mutex<Client>,
-    /// The advisory-lock key expression this session holds, if any.
-    lock: std::sync::Mutex<Option<String>>,
+    /// The advisory-lock keys (SQL expressions) of the flows this session claimed.
+    claimed: std::sync::Mutex<Vec<String>>,
 }
 
 impl std::fmt::Debug for Postgres {
@@ -99,12 +103,20 @@ impl std::fmt::Debug for Postgres {
 }
 
 /// How sluice's sessions are bounded (the module docs of [`SessionSettings::statements`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SessionSettings {
     /// `destination.statement_timeout` and `destination.lock_timeout`.
     pub timeouts: PgTimeouts,
     /// Redshift knows `statement_timeout` only.
     pub redshift: bool,
+    /// `serve.lease_timeout`: how soon the server must notice that a session's client died.
+    pub lease_timeout: Duration,
+}
+
+impl Default for SessionSettings {
+    fn default() -> Self {
+        Self { timeouts: PgTimeouts::default(), redshift: false, lease_timeout: DEFAULT_LEASE_TIMEOUT }
+    }
 }
 
 /// A transaction left open by a stuck client is ended by the server after this long (a
@@ -124,6 +136,12 @@ impl SessionSettings {
     /// consolidation transactions, which scale with the data), every lock wait by
     /// `lock_timeout`, a transaction left idle by [`IDLE_IN_TRANSACTION`]. Redshift has only
     /// the first.
+    ///
+    /// And the server is told to notice a dead client within `lease_timeout`, so that the
+    /// flow locks of a process killed or lost go with it that soon: TCP keepalives from the
+    /// server's side (a machine gone silent), and, from PostgreSQL 14 on,
+    /// `client_connection_check_interval` (a client killed while its statement runs: the
+    /// server would otherwise notice only when the statement ends).
     pub fn statements(&self, unbounded: bool) -> Vec<String> {
         let ms = |d: Duration| d.as_millis().min(i32::MAX as u128);
         let statement = if unbounded { 0 } else { ms(self.timeouts.statement) };
@@ -131,51 +149,31 @@ impl SessionSettings {
         if !self.redshift {
             out.push(format!("SET lock_timeout = {}", ms(self.timeouts.lock)));
             out.push(format!("SET idle_in_transaction_session_timeout = {}", ms(IDLE_IN_TRANSACTION)));
+            // Probes after a quarter of the lease, then 3 more an eighth apart: dead
+            // within five eighths of it.
+            let lease = self.lease_timeout.as_secs().max(8);
+            out.push(format!("SET tcp_keepalives_idle = {}", lease / 4));
+            out.push(format!("SET tcp_keepalives_interval = {}", lease / 8));
+            out.push("SET tcp_keepalives_count = 3".into());
+            out.push(format!(
+                "SELECT set_config('client_connection_check_interval', '{}', false) WHERE \
+                 current_setting('server_version_num')::int >= 140000",
+                ms(self.lease_timeout / 4)
+            ));
         }
         out
     }
 }
 
 impl Postgres {
-    /// Connects and takes the advisory lock of `schema`: the run's lock.
-    pub async fn connect(url: &PgUrl, schema: &str) -> Result<Self> {
-        Self::connect_with(url, schema, SessionSettings::default()).await
+    /// Connects (one session; loads open more). Nothing is locked until a run claims its
+    /// flows ([`Destination::claim`]).
+    pub async fn connect(url: &PgUrl) -> Result<Self> {
+        Self::connect_with(url, SessionSettings::default()).await
     }
 
     /// [`Postgres::connect`] with sessions bounded by `session`.
-    pub async fn connect_with(url: &PgUrl, schema: &str, session: SessionSettings) -> Result<Self> {
-        let dest = Self::connect_unlocked_with(url, session).await?;
-        let key = lock_key(schema);
-        let sql = format!("SELECT pg_try_advisory_lock({LOCK_CLASS}, {key})");
-        let got = dest.query(sql).await?;
-        if super::first_value(&got).and_then(Value::as_str) != Some("t") {
-            let holder = format!(
-                "SELECT a.pid::text, COALESCE(a.application_name, ''), COALESCE(a.client_addr::text, 'local'), \
-                 a.backend_start::text FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = \
-                 'advisory' AND l.classid = {LOCK_CLASS}::oid AND l.objid = {key}::oid AND l.granted"
-            );
-            let who = dest.query(holder).await.ok().and_then(|rows| rows.into_iter().next()).map(|r| {
-                let t = |i: usize| r.get(i).and_then(Value::as_str).unwrap_or("?").to_owned();
-                format!("pid {} ({}, from {}, since {})", t(0), t(1), t(2), t(3))
-            });
-            return Err(Error::busy(format!(
-                "destination: schema {schema} in {} is in use by another sluice run ({}); one run at a time \
-                 writes a schema, so wait for it to finish or stop it",
-                url.shown(),
-                who.unwrap_or_else(|| "holder unknown".into())
-            )));
-        }
-        *dest.inner.lock.lock().unwrap_or_else(|p| p.into_inner()) = Some(key);
-        Ok(dest)
-    }
-
-    /// Connects without the lock: `status` and `history` read beside a running sync.
-    pub async fn connect_unlocked(url: &PgUrl) -> Result<Self> {
-        Self::connect_unlocked_with(url, SessionSettings::default()).await
-    }
-
-    /// [`Postgres::connect_unlocked`] with sessions bounded by `session`.
-    pub async fn connect_unlocked_with(url: &PgUrl, session: SessionSettings) -> Result<Self> {
+    pub async fn connect_with(url: &PgUrl, session: SessionSettings) -> Result<Self> {
         let tls = tls_of(url)?;
         let client = open(url, &tls, &session, false).await?;
         Ok(Self {
@@ -184,9 +182,28 @@ impl Postgres {
                 tls,
                 session,
                 client: tokio::sync::Mutex::new(client),
-                lock: std::sync::Mutex::new(None),
+                claimed: std::sync::Mutex::new(Vec::new()),
             }),
         })
+    }
+
+    /// Who holds the advisory lock `key` of `what`, for the message that refuses a run.
+    async fn held_by(&self, key: &str, what: &str) -> String {
+        let holder = format!(
+            "SELECT a.pid::text, COALESCE(a.application_name, ''), COALESCE(a.client_addr::text, 'local'), \
+             a.backend_start::text FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = \
+             'advisory' AND l.classid = {LOCK_CLASS}::oid AND l.objid = {key}::oid AND l.objsubid = 2 AND l.granted"
+        );
+        let who = self.query(holder).await.ok().and_then(|rows| rows.into_iter().next()).map(|r| {
+            let t = |i: usize| r.get(i).and_then(Value::as_str).unwrap_or("?").to_owned();
+            format!("pid {} ({}, from {}, since {})", t(0), t(1), t(2), t(3))
+        });
+        format!(
+            "destination: {what} in {} is in use by another sluice run ({}); one run at a time writes a flow, so \
+             wait for it to finish or stop it",
+            self.inner.url.shown(),
+            who.unwrap_or_else(|| "holder unknown".into())
+        )
     }
 }
 
@@ -285,6 +302,11 @@ fn sql_error(e: &tokio_postgres::Error, sql: &str) -> Error {
         "40001" | "40P01" => Error::external(text),
         // Insufficient privilege, read-only transaction.
         "42501" | "25006" => Error::user(format!("destination: {text}; grant sluice's user the right to do this")),
+        // Unique violation in the catalog: another session (a run of another flow of the
+        // schema) created the same schema at the same moment; trying again finds it.
+        "23505" if first.contains(" IF NOT EXISTS ") => {
+            Error::external(format!("{text}; another session created it at the same moment"))
+        }
         // Unique violation: a direct first load's key found an Id staged twice.
         "23505" => Error::internal(text).with_source(crate::error::DuplicateKey),
         _ => Error::internal(text),
@@ -455,12 +477,31 @@ impl Destination for Postgres {
         self.execute(vec![Dialect::Postgres.drop_table(&table)]).await
     }
 
-    async fn release(&self) -> Result<()> {
-        let key = self.inner.lock.lock().unwrap_or_else(|p| p.into_inner()).take();
-        match key {
-            Some(key) => self.execute(vec![format!("SELECT pg_advisory_unlock({LOCK_CLASS}, {key})")]).await,
-            None => Ok(()),
+    async fn claim(&self, targets: Vec<TableRef>) -> Result<Vec<Option<String>>> {
+        let mut out = Vec::with_capacity(targets.len());
+        for target in &targets {
+            let key = flow_lock_key(target);
+            if self.inner.claimed.lock().unwrap_or_else(|p| p.into_inner()).contains(&key) {
+                out.push(None);
+                continue;
+            }
+            let got = self.query(format!("SELECT pg_try_advisory_lock({LOCK_CLASS}, {key})")).await?;
+            if super::first_value(&got).and_then(Value::as_str) == Some("t") {
+                self.inner.claimed.lock().unwrap_or_else(|p| p.into_inner()).push(key);
+                out.push(None);
+            } else {
+                let what = format!("table {} of schema {}", target.name, target.schema);
+                out.push(Some(self.held_by(&key, &what).await));
+            }
         }
+        Ok(out)
+    }
+
+    async fn release(&self) -> Result<()> {
+        // The flows' locks, the run's own (see `consolidate::run_alive`): every session
+        // lock this session holds.
+        self.inner.claimed.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.execute(vec!["SELECT pg_advisory_unlock_all()".into()]).await
     }
 }
 

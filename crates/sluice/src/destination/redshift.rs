@@ -11,7 +11,8 @@
 //! Redshift has no advisory locks, so the run's lock is a lease: a row per schema in
 //! `_sluice.locks`, taken under `LOCK` in a transaction, refreshed every minute while the
 //! run lives and deleted when it ends. A crashed run's lease expires after
-//! [`LEASE`]; until then the next run is told who holds it and since when.
+//! `serve.lease_timeout` (at most [`LEASE`]); until then the next run is told who holds it
+//! and since when.
 
 pub mod config;
 mod open;
@@ -36,9 +37,11 @@ use crate::{Error, Result};
 /// slice, and each part is held in memory until it is uploaded.
 const ROWS_PER_PART: u64 = 200_000;
 
-/// How often a live run refreshes its lease (on a session of its own, whatever the run's
-/// main session is busy with).
-pub const HEARTBEAT: Duration = Duration::from_secs(60);
+/// How often a live run refreshes a lease that lapses after `lifetime` (on a session of its
+/// own, whatever the run's main session is busy with): four times in its life.
+pub fn heartbeat(lifetime: Duration) -> Duration {
+    lifetime / 4
+}
 
 /// The object store holding `staging`'s `bucket`.
 fn store(staging: &S3Staging, bucket: &str) -> Result<AmazonS3> {
@@ -146,16 +149,23 @@ pub struct Redshift {
 }
 
 impl Redshift {
-    /// Connects, checks the staging bucket's settings and takes the lease of `schema`.
-    pub async fn connect(url: &PgUrl, schema: &str, staging: &S3Staging, timeouts: PgTimeouts) -> Result<Self> {
+    /// Connects, checks the staging bucket's settings and takes the lease of `schema`, which
+    /// lapses `lease_timeout` after its last refresh.
+    pub async fn connect(
+        url: &PgUrl,
+        schema: &str,
+        staging: &S3Staging,
+        timeouts: PgTimeouts,
+        lease_timeout: Duration,
+    ) -> Result<Self> {
         let (bucket, prefix) =
             S3Staging::parse(&staging.url).map_err(|m| Error::user(format!("destination.s3_staging: {m}")))?;
         let store: Arc<dyn ObjectStore> = Arc::new(store(staging, &bucket)?);
-        let session = SessionSettings { timeouts, redshift: true };
-        let sql = Postgres::connect_unlocked_with(url, session).await?;
+        let session = SessionSettings { timeouts, redshift: true, lease_timeout };
+        let sql = Postgres::connect_with(url, session).await?;
         // The lease lives on a session of its own, so its heartbeat goes on while a long
         // consolidation holds the main one.
-        let lease = Lease::take(Postgres::connect_unlocked_with(url, session).await?, schema, HEARTBEAT).await?;
+        let lease = Lease::take(Postgres::connect_with(url, session).await?, schema, lease_timeout).await?;
         Ok(Self { sql, store, bucket, prefix, staging: staging.clone(), lease: Arc::new(lease) })
     }
 
@@ -269,11 +279,14 @@ impl std::fmt::Debug for Lease {
 
 impl Lease {
     /// Takes the lease of `schema` on `sql`, a session the lease keeps for itself (to refresh
-    /// it every `heartbeat`), or says who holds it.
-    pub async fn take(sql: Postgres, schema: &str, heartbeat: Duration) -> Result<Self> {
+    /// it every [`heartbeat`]), lapsing `lifetime` after its last refresh (at most
+    /// [`LEASE`], which a handed-off procedure waits out), or says who holds it.
+    pub async fn take(sql: Postgres, schema: &str, lifetime: Duration) -> Result<Self> {
         let d = Dialect::Redshift;
+        let lifetime = lifetime.min(LEASE);
+        let heartbeat = heartbeat(lifetime);
         let now = chrono::Utc::now();
-        let expired = now - chrono::Duration::from_std(LEASE).unwrap_or_default();
+        let expired = now - chrono::Duration::from_std(lifetime).unwrap_or_default();
         // Unique per lease, and says where to look for the run that holds it.
         let holder = format!(
             "{}:{} since {} ({:08x})",
@@ -316,9 +329,9 @@ impl Lease {
             return Err(Error::busy(format!(
                 "destination: schema {schema} in {} is in use by another sluice run ({current}, last seen {beat}); \
                  one run at a time writes a schema, so wait for it to finish. A run that crashed holds it for {} \
-                 minutes after it was last seen",
+                 after it was last seen (serve.lease_timeout)",
                 sql.location(),
-                LEASE.as_secs() / 60
+                crate::config::format_duration(lifetime)
             )));
         }
         let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));

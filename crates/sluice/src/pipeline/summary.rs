@@ -32,6 +32,10 @@ pub struct SyncOptions {
     /// The run's id, when the caller chose it before starting the run (`sluice serve` answers
     /// a request with it); a new one ([`new_run_id`]) when `None`.
     pub run_id: Option<String>,
+    /// Run the selected flows no other run holds, reporting the others as
+    /// [`FlowStatus::Held`] (`sluice serve`, sharing flows with other processes); otherwise a
+    /// flow another run holds fails the run before it starts, naming the holder.
+    pub skip_held: bool,
 }
 
 /// How a flow that failed for a retryable reason (the destination or the API hiccuped)
@@ -83,6 +87,9 @@ pub enum FlowStatus {
     Stopped,
     /// Not run because an earlier flow hit the API quota.
     Skipped,
+    /// Not run because another run writes it now (another `sluice serve` sharing the
+    /// destination); its error names the holder.
+    Held,
     /// Staged and handed to its stored procedure (`consolidation = "procedure"`); the
     /// window end moves when the warehouse calls it.
     HandedOff,
@@ -102,6 +109,7 @@ impl std::fmt::Display for FlowStatus {
             FlowStatus::Failed => "failed",
             FlowStatus::Stopped => "stopped: quota",
             FlowStatus::Skipped => "skipped",
+            FlowStatus::Held => "held by another run",
             FlowStatus::HandedOff => "handed off",
         })
     }

@@ -13,10 +13,10 @@ use super::flows;
 use super::plan::select_flows;
 use super::report::{self, RunRecord, ScheduleState, StatusRow};
 use super::sink::RunCx;
-use super::summary::{Observer, RunSummary, SyncOptions};
+use super::summary::{FlowStatus, FlowSummary, Observer, RunStatus, RunSummary, SyncOptions};
 use super::warehouse::{self, FlowVerify, WarehouseSink};
 use crate::config::{Config, DestinationKind, DestinationSettings, FlowConfig};
-use crate::consolidate::{self, ScheduleRow};
+use crate::consolidate::{self, ScheduleRow, TableRef};
 use crate::destination::{Destination, QueryResult};
 use crate::error::{Error, Result};
 use crate::source::salesforce::SalesforceSource;
@@ -117,12 +117,16 @@ impl<D: Destination> Warehouse<D> {
         Ok(())
     }
 
-    /// `sluice check` of a warehouse opened for writing: it answers a query, then its lock
-    /// is given back.
-    pub async fn check(self) -> Result<String> {
-        let answered = self.dest.query("SELECT 1".into()).await;
+    /// `sluice check` of a warehouse opened for writing: it answers a query and no other run
+    /// holds a flow of `config` ([`claim`]), then its locks are given back.
+    pub async fn check(self, config: &Config) -> Result<String> {
+        let checked = async {
+            self.dest.query("SELECT 1".into()).await?;
+            claim(&self.dest, &self.schema, config, config.flows.iter().collect(), false).await
+        };
+        let answered = checked.await;
         let shown = format!(
-            "destination {} opens for writing and schema {} is free to write",
+            "destination {} opens for writing and the flows' tables in schema {} are free to write",
             self.dest.location(),
             self.schema
         );
@@ -150,6 +154,8 @@ impl<D: Destination> Target for Warehouse<D> {
 
     fn verify<'a>(&'a self, config: &'a Config, opts: &'a SyncOptions, repair: bool) -> Boxed<'a, Vec<FlowVerify>> {
         Box::pin(async move {
+            // A repair writes: the flows' locks first, as a run takes them.
+            claim(&self.dest, &self.schema, config, select_flows(config, opts.objects.as_deref())?, false).await?;
             let (flows, source) = selected_source(config, opts).await?;
             warehouse::verify(&self.dest, &source, config, flows, opts, &self.schema, repair).await
         })
@@ -193,6 +199,8 @@ impl<D: Destination> Reader for Warehouse<D> {
 /// open (its run lock held by whoever opened it): what [`super::connect::sync`] does once
 /// it has opened the configured one. The config's `[destination]` is not looked at beyond
 /// its naming and consolidation, so a caller may bring any [`Destination`].
+///
+/// The selected flows' run locks are claimed first ([`claim`]), before the source is called.
 pub async fn sync_into<D: Destination>(
     dest: &D,
     schema: &str,
@@ -200,9 +208,54 @@ pub async fn sync_into<D: Destination>(
     opts: &SyncOptions,
     observer: &dyn Observer,
 ) -> Result<RunSummary> {
-    let (flows, source) = selected_source(config, opts).await?;
-    let run = RunCx::new(&source, config, opts, observer);
-    flows::run(&WarehouseSink::new(dest, schema, &run), &run, flows).await
+    let selected = select_flows(config, opts.objects.as_deref())?;
+    let order: Vec<String> = selected.iter().map(|f| f.object.clone()).collect();
+    let (free, held) = claim(dest, schema, config, selected, opts.skip_held).await?;
+    let mut summary = if free.is_empty() {
+        // Every one is held elsewhere: nothing to run, nothing to record.
+        let run_id = opts.run_id.clone().unwrap_or_else(super::summary::new_run_id);
+        RunSummary { run_id, flows: Vec::new(), status: RunStatus::Failed, stopped: None, api_usage: None }
+    } else {
+        let source = SalesforceSource::connect_with(&config.source, opts.source).await?;
+        let run = RunCx::new(&source, config, opts, observer);
+        flows::run(&WarehouseSink::new(dest, schema, &run), &run, free).await?
+    };
+    for flow in &held {
+        observer.flow_finished(flow);
+    }
+    summary.flows.extend(held);
+    summary.flows.sort_by_key(|f| order.iter().position(|o| *o == f.object));
+    Ok(summary)
+}
+
+/// Claims the run lock of each of `flows` in `schema` of `dest` ([`Destination::claim`]).
+/// The ones free are returned to run; one held by another run fails the whole run with a
+/// [`Error::busy`] naming the holder, or with `skip_held` (`sluice serve`) comes back as a
+/// [`FlowStatus::Held`] summary carrying that message.
+async fn claim<'c, D: Destination>(
+    dest: &D,
+    schema: &str,
+    config: &Config,
+    flows: Vec<&'c FlowConfig>,
+    skip_held: bool,
+) -> Result<(Vec<&'c FlowConfig>, Vec<FlowSummary>)> {
+    let naming = config.destination.naming();
+    let targets = flows.iter().map(|f| TableRef::new(schema, naming.apply(&f.object))).collect();
+    let answers = dest.claim(targets).await?;
+    let (mut free, mut held) = (Vec::new(), Vec::new());
+    for (flow, answer) in flows.into_iter().zip(answers) {
+        match answer {
+            None => free.push(flow),
+            Some(message) if !skip_held => return Err(Error::busy(message)),
+            Some(message) => {
+                let mut summary = FlowSummary::new(flow, naming);
+                summary.status = FlowStatus::Held;
+                summary.error = Some(message);
+                held.push(summary);
+            }
+        }
+    }
+    Ok((free, held))
 }
 
 /// What every run and `verify` start from: the flows `opts` selects and the source,

@@ -17,8 +17,8 @@ use crate::destination::{Destination, Value};
 use crate::source::salesforce::SalesforceSource;
 use crate::{Error, Result};
 
-/// A warehouse as the run loop drives it: the open destination (its run lock held) and
-/// what the run's flows share.
+/// A warehouse as the run loop drives it: the open destination (the run locks of its flows
+/// held) and what the run's flows share.
 pub(crate) struct WarehouseSink<'a, D: Destination> {
     cx: Ctx<'a, D>,
 }
@@ -40,8 +40,10 @@ impl<D: Destination> Sink for WarehouseSink<'_, D> {
         let cx = &self.cx;
         let (dest, config, schema, d) = (cx.dest, cx.config, cx.schema.as_str(), cx.dest.dialect());
         prepare_control(dest, config, schema).await?;
-        // Holding the schema (its lock), any run of it still marked running is dead.
-        let mut setup = vec![consolidate::abandon_runs(d, schema)];
+        // This run shows it lives (where runs of one schema go side by side), then marks
+        // those of the schema that died as such.
+        let mut setup: Vec<String> = consolidate::run_alive(d, &run.run_id).into_iter().collect();
+        setup.push(consolidate::abandon_runs(d, schema));
         setup.extend(consolidate::run_started(
             d,
             &run.run_id,
@@ -84,7 +86,7 @@ impl<D: Destination> Sink for WarehouseSink<'_, D> {
     }
 
     async fn end_run(&self, run: &RunCx<'_>, status: RunStatus) -> Result<()> {
-        // A run whose row is never finished stays `running`; the next run of the schema
+        // A run whose row is never finished stays `running`; a later run of the schema
         // marks it abandoned.
         let record = consolidate::run_finished(self.cx.dest.dialect(), &run.run_id, status.persisted(), Utc::now());
         self.cx.dest.execute(vec![record]).await

@@ -47,7 +47,10 @@ impl Metrics {
                 "sluice_rows_total",
                 "Rows per flow and operation (extracted, inserted, updated, deleted, formula_refreshed)."
             );
-            describe_counter!("sluice_runs_total", "Runs per flow and outcome (ok, failed, deferred).");
+            describe_counter!(
+                "sluice_runs_total",
+                "Runs per flow and outcome (ok, failed, deferred, held: another process ran it)."
+            );
             describe_counter!("sluice_api_calls_total", "Salesforce API calls per flow.");
             describe_histogram!("sluice_run_duration_seconds", Unit::Seconds, "How long each run took.");
             describe_gauge!("sluice_lag_seconds", Unit::Seconds, "Now minus the flow's committed window end.");

@@ -86,6 +86,9 @@ pub enum Outcome {
     Failed(String),
     /// The API budget stopped it before it ran; no fault of the flow.
     Deferred,
+    /// Another run held it (another serve sharing the destination runs it): not run here,
+    /// so its clock is that run's, and this process only looks again shortly.
+    Held,
 }
 
 impl Outcome {
@@ -95,6 +98,7 @@ impl Outcome {
             Outcome::Succeeded => "ok",
             Outcome::Failed(_) => "failed",
             Outcome::Deferred => "deferred",
+            Outcome::Held => "held",
         }
     }
 }
@@ -154,7 +158,11 @@ pub fn backoff(failures: u32, interval: Duration) -> Duration {
 
 /// The clock after a run that started at `started` and ended at `finished`.
 pub fn after_run(schedule: &Schedule, clock: &Clock, started: Ts, finished: Ts, outcome: &Outcome) -> Result<Clock> {
-    let mut next = Clock { last_started: Some(started), last_finished: Some(finished), ..clock.clone() };
+    let mut next = match outcome {
+        // Not run here: the clock stays the holder's, but for when to look again.
+        Outcome::Held => clock.clone(),
+        _ => Clock { last_started: Some(started), last_finished: Some(finished), ..clock.clone() },
+    };
     match outcome {
         Outcome::Succeeded => {
             next.failures = 0;
@@ -170,7 +178,7 @@ pub fn after_run(schedule: &Schedule, clock: &Clock, started: Ts, finished: Ts, 
                 next.paused = true;
             }
         }
-        Outcome::Deferred => {
+        Outcome::Deferred | Outcome::Held => {
             next.next_due = Some(finished + delta(backoff(1, interval(schedule, finished)?)));
         }
     }
@@ -313,7 +321,7 @@ mod tests {
             (Clock::default(), boom.clone(), "2026-12-06T10:02:00Z", 1, false, Some("boom")),
             (Clock { failures: 1, ..Clock::default() }, boom.clone(), "2026-12-06T10:03:00Z", 2, false, Some("boom")),
             (failing.clone(), boom.clone(), "2026-12-06T10:05:00Z", 3, true, Some("boom")),
-            (failing, Outcome::Deferred, "2026-12-06T10:02:00Z", 2, false, Some("old")),
+            (failing.clone(), Outcome::Deferred, "2026-12-06T10:02:00Z", 2, false, Some("old")),
         ];
         for (before, outcome, due, failures, paused, error) in cases {
             let after = after_run(&s, &before, start, end, &outcome).unwrap();
@@ -321,6 +329,9 @@ mod tests {
             assert_eq!((after.failures, after.paused, after.last_error.as_deref()), (failures, paused, error));
             assert_eq!((after.last_started, after.last_finished), (Some(start), Some(end)));
         }
+        // Held by another serve: looked at again in a minute, the rest of the clock untouched.
+        let after = after_run(&s, &failing, start, end, &Outcome::Held).unwrap();
+        assert_eq!(after, Clock { next_due: Some(at("2026-12-06T10:02:00Z")), ..failing });
     }
 
     #[test]

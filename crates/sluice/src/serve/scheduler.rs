@@ -8,10 +8,15 @@
 //!   saved: between runs `sluice status` and `history` read it, on DuckDB too, and a
 //!   `sluice sync` started by hand runs (a scheduled run meanwhile finds it held and tries
 //!   again after a back-off, without counting a failure).
-//! - Shared: several serves on one destination take turns through its run lock. Each run
-//!   first takes the clocks this process has not changed from `_sluice.schedule` (another
-//!   serve may have run those flows) and runs only what is still due; each save writes only
-//!   the clocks changed here.
+//! - Shared: several serves on one destination share its flows through the flows' run
+//!   locks (PostgreSQL: one per flow, so different flows run side by side in different
+//!   processes; DuckDB's file and Redshift's schema lease: one at a time). A run takes the
+//!   locks of the flows it can and reports the others held ([`Outcome::Held`]: looked at
+//!   again shortly, no failure counted). Each run first takes the clocks this process has
+//!   not changed from `_sluice.schedule` (another serve may have run those flows) and runs
+//!   only what is still due; each save writes only the clocks changed here. A process that
+//!   dies gives its flows up with its sessions, which the server drops within
+//!   `serve.lease_timeout` (a Redshift lease lapses after it).
 //! - Durable: the clocks are saved after every run and every pause or resume. A kill -9
 //!   at any instant loses at most the clock update of the run in progress, so that run's
 //!   flows are due again on restart; what they had committed is committed once (the
@@ -280,6 +285,7 @@ impl Scheduler {
             full_refresh: batch.full_refresh,
             trigger: batch.trigger,
             run_id: Some(run_id.clone()),
+            skip_held: true,
             ..SyncOptions::default()
         };
         let (result, target) = match opened {
@@ -356,7 +362,8 @@ impl Scheduler {
         let mut view = self.view.lock();
         for flow in &mut view.flows {
             let Some(outcome) = outcomes.get(&flow.config.object) else { continue };
-            flow.unsaved = true;
+            // A held flow's clock is its holder's to save; this one only waits a little.
+            flow.unsaved |= *outcome != Outcome::Held;
             match schedule::after_run(&flow.config.schedule, &flow.clock, started, finished, outcome) {
                 Ok(clock) => {
                     if *outcome == Outcome::Succeeded {
@@ -500,6 +507,7 @@ fn outcomes_of(objects: &[String], result: &Result<RunSummary>) -> HashMap<Strin
             .map(|f| {
                 let outcome = match f.status {
                     s if s.succeeded() => Outcome::Succeeded,
+                    FlowStatus::Held => Outcome::Held,
                     FlowStatus::Stopped | FlowStatus::Skipped => Outcome::Deferred,
                     _ => Outcome::Failed(f.error.clone().unwrap_or_else(|| "failed".into())),
                 };

@@ -44,7 +44,7 @@ pub async fn fresh_database() -> TestDb {
     // The start time too: process ids are reused, and a killed run leaves its databases.
     let started = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
     let name = format!("sluice_t{started}_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
-    let admin = Postgres::connect_unlocked(&PgUrl::parse(&server).expect("SLUICE_TEST_POSTGRES_URL")).await.unwrap();
+    let admin = Postgres::connect(&PgUrl::parse(&server).expect("SLUICE_TEST_POSTGRES_URL")).await.unwrap();
     admin.execute(vec![format!("CREATE DATABASE \"{name}\"")]).await.expect("create a test database");
     let (base, query) = server.split_once('?').unwrap_or((&server, ""));
     let base = &base[..base.rfind('/').expect("a database in the server URL")];

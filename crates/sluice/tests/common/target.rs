@@ -235,7 +235,7 @@ impl Warehouse {
             let _ = std::fs::remove_file(wal);
         }
         if let Some(db) = &self.postgres {
-            let dest = Postgres::connect_unlocked(&db.pg()).await.unwrap();
+            let dest = Postgres::connect(&db.pg()).await.unwrap();
             let drop =
                 ["salesforce", "salesforce_staging", "_sluice"].map(|s| format!("DROP SCHEMA IF EXISTS {s} CASCADE"));
             dest.execute(drop.to_vec()).await.unwrap();
@@ -248,7 +248,7 @@ impl Warehouse {
         let statements: Vec<String> = statements.iter().map(|s| (*s).to_owned()).collect();
         let done = match (&self.duckdb, &self.postgres) {
             (Some(path), _) => DuckDb::open_with(path, 256).unwrap().execute(statements.clone()).await,
-            (_, Some(db)) => Postgres::connect_unlocked(&db.pg()).await.unwrap().execute(statements.clone()).await,
+            (_, Some(db)) => Postgres::connect(&db.pg()).await.unwrap().execute(statements.clone()).await,
             _ => panic!("{statements:?}: a files root takes no SQL"),
         };
         done.unwrap_or_else(|e| panic!("{statements:?}: {e}"));
@@ -258,7 +258,7 @@ impl Warehouse {
     pub async fn query(&self, sql: &str) -> Vec<Vec<Option<String>>> {
         let rows = match (&self.duckdb, &self.postgres, &self.files) {
             (Some(path), _, _) => DuckDb::open_read_only(path).unwrap().query(sql.into()).await,
-            (_, Some(db), _) => Postgres::connect_unlocked(&db.pg()).await.unwrap().query(sql.into()).await,
+            (_, Some(db), _) => Postgres::connect(&db.pg()).await.unwrap().query(sql.into()).await,
             (_, _, Some(root)) => DuckDb::open_read_only(&self.files_view(root).await).unwrap().query(sql.into()).await,
             _ => unreachable!("a destination is one of the three"),
         };
@@ -327,10 +327,11 @@ impl Warehouse {
 }
 
 /// Runs `config`'s flows once into schema `salesforce` of the PostgreSQL database at `url`
-/// as if it were Redshift ([`AsRedshift`]), holding the schema's lock as a run does.
+/// as if it were Redshift ([`AsRedshift`]), which holds no lock (Redshift's lease is checked
+/// on its own).
 pub async fn sync_redshift_on_postgres(url: &PgUrl, config: &Config, opts: &SyncOptions) -> sluice::Result<RunSummary> {
-    let session = SessionSettings { timeouts: Default::default(), redshift: true };
-    let dest = AsRedshift(Postgres::connect_with(url, "salesforce", session).await?);
+    let session = SessionSettings { redshift: true, ..Default::default() };
+    let dest = AsRedshift(Postgres::connect_with(url, session).await?);
     let summary = sluice::pipeline::sync_into(&dest, "salesforce", config, opts, &Quiet).await;
     dest.0.release().await?;
     summary

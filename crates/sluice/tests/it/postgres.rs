@@ -54,7 +54,7 @@ const TABLE: &str = "CREATE TABLE s.t (id VARCHAR(18), flag BOOLEAN, n INTEGER, 
 #[tokio::test]
 async fn postgres_binary_copy_round_trips_every_type() {
     let url = fresh_database().await.pg();
-    let db = Postgres::connect(&url, "s").await.unwrap();
+    let db = Postgres::connect(&url).await.unwrap();
     db.execute(vec!["CREATE SCHEMA s".into(), TABLE.into()]).await.unwrap();
     let mut stage = db.stage(TableRef::new("s", "t")).await.unwrap();
     stage.write(batch()).await.unwrap();
@@ -133,7 +133,7 @@ async fn postgres_binary_copy_round_trips_every_type() {
 #[tokio::test]
 async fn postgres_numeric_values_survive_every_scale() {
     let url = fresh_database().await.pg();
-    let db = Postgres::connect(&url, "s").await.unwrap();
+    let db = Postgres::connect(&url).await.unwrap();
     db.execute(vec![
         "CREATE SCHEMA s".into(),
         "CREATE TABLE s.n (a NUMERIC(38,0), b NUMERIC(18,5), c NUMERIC(9,4))".into(),
@@ -179,7 +179,7 @@ async fn postgres_numeric_values_survive_every_scale() {
 #[tokio::test]
 async fn postgres_transaction_is_all_or_nothing() {
     let url = fresh_database().await.pg();
-    let db = Postgres::connect(&url, "public").await.unwrap();
+    let db = Postgres::connect(&url).await.unwrap();
     db.execute(vec!["CREATE TABLE t (x INTEGER)".into(), "INSERT INTO t VALUES (1)".into()]).await.unwrap();
     let err = db
         .transaction(vec![
@@ -199,28 +199,43 @@ async fn postgres_transaction_is_all_or_nothing() {
     assert_eq!(rows, vec![vec![Value::Text("1".into()), Value::Text("1".into())]], "all rolled back");
 }
 
+/// A flow's run lock: a second session claiming it is told who holds it; another flow of
+/// the same schema, or a flow of another schema, is free; claiming again is idempotent;
+/// `release` and the end of the session give the locks back.
 #[tokio::test]
-async fn postgres_second_run_on_a_schema_is_told_who_holds_the_lock() {
+async fn postgres_a_flow_held_by_one_session_is_refused_to_another_told_who_holds_it() {
     let url = fresh_database().await.pg();
-    let held = Postgres::connect(&url, "salesforce").await.unwrap();
-    let err = Postgres::connect(&url, "salesforce").await.unwrap_err();
-    assert_eq!(err.kind, Kind::User, "{err}");
-    assert!(err.message.contains("in use by another sluice run"), "{}", err.message);
-    assert!(err.message.contains("(sluice, from "), "the holder is named: {}", err.message);
-    // Another schema is another lock; a reader takes none.
-    Postgres::connect(&url, "other").await.unwrap();
-    Postgres::connect_unlocked(&url).await.unwrap();
-    drop(held);
-    // The lock goes with the session.
-    let mut again = None;
+    let account = || vec![TableRef::new("salesforce", "account")];
+    let held = Postgres::connect(&url).await.unwrap();
+    assert_eq!(held.claim(account()).await.unwrap(), vec![None]);
+    assert_eq!(held.claim(account()).await.unwrap(), vec![None], "a second claim by the holder");
+    let other = Postgres::connect(&url).await.unwrap();
+    let answers = other
+        .claim(vec![
+            TableRef::new("salesforce", "contact"),
+            TableRef::new("salesforce", "account"),
+            TableRef::new("other", "account"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!((&answers[0], &answers[2]), (&None, &None), "{answers:?}");
+    let said = answers[1].clone().expect("account is held");
+    assert!(said.contains("table account of schema salesforce"), "{said}");
+    assert!(said.contains("in use by another sluice run"), "{said}");
+    assert!(said.contains("(sluice, from "), "the holder is named: {said}");
+    held.release().await.unwrap();
+    assert_eq!(other.claim(account()).await.unwrap(), vec![None], "released");
+    // The locks go with the session.
+    drop(other);
+    let mut again = false;
     for _ in 0..50 {
-        if let Ok(db) = Postgres::connect(&url, "salesforce").await {
-            again = Some(db);
+        if held.claim(account()).await.unwrap() == vec![None] {
+            again = true;
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    assert!(again.is_some(), "the lock was released with its session");
+    assert!(again, "the lock was released with its session");
 }
 
 #[tokio::test]
@@ -230,14 +245,14 @@ async fn postgres_connection_errors_are_clear_and_keep_the_password() {
     let wrong =
         PgUrl::parse(&format!("postgres://nobody_here:not-the-password-xyz@127.0.0.1:{port}/{db}?sslmode=disable"))
             .unwrap();
-    let err: Error = Postgres::connect(&wrong, "s").await.unwrap_err();
+    let err: Error = Postgres::connect(&wrong).await.unwrap_err();
     assert_eq!(err.kind, Kind::User, "{err}");
     let shown = format!("destination.url: postgres://127.0.0.1:{port}/{db} (user nobody_here)");
     assert!(err.message.starts_with(&shown), "{}", err.message);
     assert!(!err.message.contains("not-the-password-xyz"), "{}", err.message);
 
     let closed = PgUrl::parse("postgres://u:secret-pw@127.0.0.1:1/db?sslmode=disable").unwrap();
-    let err = Postgres::connect(&closed, "s").await.unwrap_err();
+    let err = Postgres::connect(&closed).await.unwrap_err();
     assert!(err.message.contains("cannot connect to postgres://127.0.0.1:1/db (user u)"), "{}", err.message);
     assert!(!err.message.contains("secret-pw"), "{}", err.message);
 }
@@ -250,19 +265,19 @@ async fn postgres_tls_verifies_the_server_against_sslrootcert() {
     let base = test.url.split_once('?').map_or(test.url.as_str(), |(b, _)| b);
     for mode in ["verify-full", "require", "prefer"] {
         let url = PgUrl::parse(&format!("{base}?sslmode={mode}&sslrootcert={ca}")).unwrap();
-        let db = Postgres::connect_unlocked(&url).await.unwrap();
+        let db = Postgres::connect(&url).await.unwrap();
         let ssl = db.query("SELECT ssl::text FROM pg_stat_ssl WHERE pid = pg_backend_pid()".into()).await.unwrap();
         assert_eq!(ssl, vec![vec![Value::Text("true".into())]], "{mode}: the session is encrypted");
     }
     // Without the certificate, the system's roots do not know this server: refused, clearly.
     let url = PgUrl::parse(&format!("{base}?sslmode=require")).unwrap();
-    let err = Postgres::connect_unlocked(&url).await.expect_err("an unverifiable server is refused");
+    let err = Postgres::connect(&url).await.expect_err("an unverifiable server is refused");
     assert!(err.message.starts_with("destination.url: cannot connect to"), "{}", err.message);
     assert!(err.message.to_lowercase().contains("certificate"), "{}", err.message);
     assert!(err.message.contains("sslrootcert=<PEM file>") && err.kind == Kind::User, "{err}");
     // A certificate file that is not one.
     let url = PgUrl::parse(&format!("{base}?sslmode=require&sslrootcert=/etc/hostname")).unwrap();
-    let err = Postgres::connect_unlocked(&url).await.expect_err("a bad sslrootcert is an error");
+    let err = Postgres::connect(&url).await.expect_err("a bad sslrootcert is an error");
     assert!(err.message.contains("sslrootcert /etc/hostname"), "{}", err.message);
 }
 
@@ -278,7 +293,7 @@ async fn postgres_sessions_bound_statements_and_lock_waits() {
     let test_db = fresh_database().await;
     let url = test_db.pg();
     let timeouts = PgTimeouts { statement: Duration::from_secs(1), lock: Duration::from_millis(500) };
-    let db = Postgres::connect_with(&url, "s", SessionSettings { timeouts, redshift: false }).await.unwrap();
+    let db = Postgres::connect_with(&url, SessionSettings { timeouts, ..Default::default() }).await.unwrap();
     let err = db.query("SELECT pg_sleep(3)".into()).await.expect_err("cancelled");
     assert!(err.message.contains("statement_timeout"), "{}", err.message);
     db.transaction(vec!["SELECT pg_sleep(1.5)".into()]).await.expect("a transaction is exempt");

@@ -26,10 +26,10 @@ use pg::fresh_database;
 use sluice::config::Deletes;
 use sluice::consolidate::procedure::hand_off;
 use sluice::consolidate::{
-    Dialect, Existing, FirstLoad, FlowRun, MergeSpec, TableRef, consolidate, control_ddl, staging_ddl,
+    Dialect, Existing, FirstLoad, FlowRun, LEASE, MergeSpec, TableRef, consolidate, control_ddl, staging_ddl,
 };
 use sluice::destination::postgres::Postgres;
-use sluice::destination::redshift::{HEARTBEAT, Lease, S3Stager, copy_sql};
+use sluice::destination::redshift::{Lease, S3Stager, copy_sql};
 use sluice::destination::{Destination, Stage, Value};
 use sluice::error::Kind;
 use sluice::model::{Column, Cursor, SluiceType, TableSchema, Window};
@@ -238,7 +238,7 @@ async fn stage_and_plan(
 #[tokio::test]
 async fn a_target_the_catalog_missed_fails_the_consolidation_instead_of_doubling_it() {
     let url = fresh_database().await.pg();
-    let db = Postgres::connect_unlocked(&url).await.unwrap();
+    let db = Postgres::connect(&url).await.unwrap();
     let rows: &[(i64, &str, i64, bool)] = &[(1, "a", 10, false), (2, "b", 11, false)];
     for (dialect, schema) in [(Dialect::Redshift, "missed_rs"), (Dialect::Postgres, "missed_pg")] {
         round(&db, dialect, schema, Deletes::Soft, false, 0, rows).await;
@@ -259,7 +259,7 @@ async fn table_text(db: &Postgres, table: &str) -> Vec<Vec<Value>> {
 #[tokio::test]
 async fn redshift_consolidation_runs_on_postgres_and_matches_the_postgres_dialect() {
     let url = fresh_database().await.pg();
-    let db = Postgres::connect_unlocked(&url).await.unwrap();
+    let db = Postgres::connect(&url).await.unwrap();
     let rounds: [&[(i64, &str, i64, bool)]; 4] = [
         // A first load.
         &[(1, "a", 10, false), (2, "b", 10, false), (3, "c", 11, false), (4, "d", 12, true)],
@@ -319,7 +319,7 @@ async fn redshift_consolidation_runs_on_postgres_and_matches_the_postgres_dialec
 #[tokio::test]
 async fn a_direct_first_load_with_an_id_staged_twice_fails_whole_and_the_merge_takes_over() {
     let url = fresh_database().await.pg();
-    let db = Postgres::connect_unlocked(&url).await.unwrap();
+    let db = Postgres::connect(&url).await.unwrap();
     let rows: &[(i64, &str, i64, bool)] = &[(1, "a", 10, false), (2, "b", 10, false), (1, "a-gone", 11, true)];
     let (spec, run, direct) =
         stage_and_plan(&db, Dialect::Postgres, "twice", Deletes::Hard, false, 0, rows, None, true).await;
@@ -343,7 +343,7 @@ async fn a_direct_first_load_with_an_id_staged_twice_fails_whole_and_the_merge_t
 #[tokio::test]
 async fn a_promoted_first_load_gets_the_target_schemas_default_privileges() {
     let test_db = fresh_database().await;
-    let db = Postgres::connect_unlocked(&test_db.pg()).await.unwrap();
+    let db = Postgres::connect(&test_db.pg()).await.unwrap();
     let reader = format!("reader_{}", test_db.name);
     db.execute(vec![format!("CREATE ROLE \"{reader}\"")]).await.unwrap();
     for schema in ["granted", "g$grants$"] {
@@ -369,21 +369,21 @@ async fn a_promoted_first_load_gets_the_target_schemas_default_privileges() {
 #[tokio::test]
 async fn the_schema_lease_is_exclusive_named_released_and_expires() {
     let url = fresh_database().await.pg();
-    let a = Postgres::connect_unlocked(&url).await.unwrap();
-    let lease = Lease::take(a.clone(), "salesforce", HEARTBEAT).await.unwrap();
-    let err = Lease::take(a.clone(), "salesforce", HEARTBEAT).await.expect_err("a second lease on the schema");
+    let a = Postgres::connect(&url).await.unwrap();
+    let lease = Lease::take(a.clone(), "salesforce", LEASE).await.unwrap();
+    let err = Lease::take(a.clone(), "salesforce", LEASE).await.expect_err("a second lease on the schema");
     assert_eq!(err.kind, Kind::User);
     assert!(
         err.message.contains("in use by another sluice run") && err.message.contains("last seen"),
         "{}",
         err.message
     );
-    Lease::take(a.clone(), "other", HEARTBEAT).await.unwrap().release().await.unwrap();
+    Lease::take(a.clone(), "other", LEASE).await.unwrap().release().await.unwrap();
     lease.release().await.unwrap();
-    let again = Lease::take(a.clone(), "salesforce", HEARTBEAT).await.unwrap();
+    let again = Lease::take(a.clone(), "salesforce", LEASE).await.unwrap();
     // A holder that stopped refreshing long ago (a crashed run) loses the lease.
     a.execute(vec!["UPDATE _sluice.locks SET heartbeat = heartbeat - INTERVAL '11 minutes'".into()]).await.unwrap();
-    let taken = Lease::take(a.clone(), "salesforce", HEARTBEAT).await.unwrap();
+    let taken = Lease::take(a.clone(), "salesforce", LEASE).await.unwrap();
     drop(again);
     taken.release().await.unwrap();
     let left = a.query("SELECT COUNT(*) FROM _sluice.locks".into()).await.unwrap();
@@ -396,11 +396,12 @@ async fn the_schema_lease_is_exclusive_named_released_and_expires() {
 #[tokio::test]
 async fn the_lease_stays_alive_through_a_long_transaction_and_notices_a_takeover() {
     let url = fresh_database().await.pg();
-    let main = Postgres::connect_unlocked(&url).await.unwrap();
+    let main = Postgres::connect(&url).await.unwrap();
     let every = std::time::Duration::from_millis(200);
-    let lease = Lease::take(Postgres::connect_unlocked(&url).await.unwrap(), "salesforce", every).await.unwrap();
+    // A lease lapsing after four heartbeats.
+    let lease = Lease::take(Postgres::connect(&url).await.unwrap(), "salesforce", every * 4).await.unwrap();
     let beat = "SELECT CAST(EXTRACT(EPOCH FROM heartbeat) * 1000 AS BIGINT) FROM _sluice.locks";
-    let watcher = Postgres::connect_unlocked(&url).await.unwrap();
+    let watcher = Postgres::connect(&url).await.unwrap();
     let first = watcher.query(beat.into()).await.unwrap()[0][0].as_i64().unwrap();
     main.transaction(vec!["SELECT pg_sleep(1.5)".into()]).await.unwrap();
     let later = watcher.query(beat.into()).await.unwrap()[0][0].as_i64().unwrap();
@@ -418,7 +419,7 @@ async fn the_lease_stays_alive_through_a_long_transaction_and_notices_a_takeover
 #[tokio::test]
 async fn the_consolidation_procedure_matches_consolidating_directly() {
     let url = fresh_database().await.pg();
-    let db = Postgres::connect_unlocked(&url).await.unwrap();
+    let db = Postgres::connect(&url).await.unwrap();
     db.execute(vec![
         "CREATE FUNCTION getdate() RETURNS timestamp LANGUAGE sql AS $$ SELECT now() AT TIME ZONE 'UTC' $$".into(),
         "CREATE SCHEMA IF NOT EXISTS \"_sluice\"".into(),
@@ -452,13 +453,18 @@ async fn the_consolidation_procedure_matches_consolidating_directly() {
                         err
                     }
                     _ => {
-                        let holder = Postgres::connect(&url, schema).await.unwrap();
+                        let holder = Postgres::connect(&url).await.unwrap();
+                        assert_eq!(holder.claim(vec![TableRef::new(schema, "account")]).await.unwrap(), vec![None]);
                         let err = db.execute(vec![call.clone()]).await.expect_err("the advisory lock refuses the CALL");
                         holder.release().await.unwrap();
                         err
                     }
                 };
-                assert!(err.to_string().contains("holds schema proc_"), "{dialect:?}: {err}");
+                let held = match dialect {
+                    Dialect::Redshift => format!("holds schema {schema}"),
+                    _ => format!("holds table \"{schema}\".\"account\""),
+                };
+                assert!(err.to_string().contains(&held), "{dialect:?}: {err}");
                 let tables = db
                     .query(format!("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = '{schema}'"))
                     .await
@@ -501,8 +507,8 @@ async fn first_setups_racing_on_one_database_both_succeed() {
     let config = sluice::load_config(text, "test.toml", &|_| None).expect("valid config");
     for round in 0..8 {
         let db = fresh_database().await;
-        let a = AsRedshift(Postgres::connect_unlocked(&db.pg()).await.unwrap());
-        let b = AsRedshift(Postgres::connect_unlocked(&db.pg()).await.unwrap());
+        let a = AsRedshift(Postgres::connect(&db.pg()).await.unwrap());
+        let b = AsRedshift(Postgres::connect(&db.pg()).await.unwrap());
         let (ra, rb) = tokio::join!(
             sluice::pipeline::warehouse::prepare_control(&a, &config, "one"),
             sluice::pipeline::warehouse::prepare_control(&b, &config, "two")

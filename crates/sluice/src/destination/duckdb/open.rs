@@ -14,7 +14,7 @@ fn writable(config: &Config) -> Result<Warehouse<DuckDb>> {
 
 impl Connector for DuckDbKind {
     fn check<'a>(&'a self, config: &'a Config) -> Boxed<'a, String> {
-        Box::pin(async move { writable(config)?.check().await })
+        Box::pin(async move { writable(config)?.check(config).await })
     }
 
     fn open<'a>(&'a self, config: &'a Config, _command: &'a str) -> Boxed<'a, Box<dyn Target>> {

@@ -11,13 +11,14 @@ use crate::pipeline::target::{Boxed, Connector, Reader, Target, Warehouse, setti
 /// The cluster of `config`, its schema's lease held.
 async fn leased(config: &Config) -> Result<Warehouse<Redshift>> {
     let c = settings_of::<RedshiftConfig>(config)?;
-    let dest = Redshift::connect(&parsed(&c.url)?, &c.schema, &c.staging, c.timeouts).await?;
+    let dest =
+        Redshift::connect(&parsed(&c.url)?, &c.schema, &c.staging, c.timeouts, config.serve.lease_timeout).await?;
     Ok(Warehouse::new(dest, c.schema.clone()))
 }
 
 impl Connector for RedshiftKind {
     fn check<'a>(&'a self, config: &'a Config) -> Boxed<'a, String> {
-        Box::pin(async move { leased(config).await?.check().await })
+        Box::pin(async move { leased(config).await?.check(config).await })
     }
 
     fn open<'a>(&'a self, config: &'a Config, _command: &'a str) -> Boxed<'a, Box<dyn Target>> {

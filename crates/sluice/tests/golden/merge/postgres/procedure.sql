@@ -3,8 +3,8 @@ CREATE SCHEMA IF NOT EXISTS "salesforce";
 CREATE OR REPLACE PROCEDURE "salesforce"."sluice_consolidate_account"()
 AS $sluice$
 BEGIN
-  IF NOT pg_try_advisory_xact_lock(332238, hashtext('salesforce')) THEN
-    RAISE EXCEPTION 'sluice: a sync (or another sluice procedure) holds schema salesforce; call this again when it ends';
+  IF NOT pg_try_advisory_xact_lock(332238, hashtext('"salesforce"."account"')) THEN
+    RAISE EXCEPTION 'sluice: a sync (or another sluice procedure) holds table "salesforce"."account"; call this again when it ends';
   END IF;
   IF NOT EXISTS (SELECT 1 FROM "_sluice"."flow_runs" WHERE "run_id" = 'run-2026-11-23T22:00:00Z' AND "target_schema" = 'salesforce' AND "target_table" = 'account' AND "phase" = 'handed_off') THEN
     RAISE INFO 'sluice: nothing to consolidate for Account: run run-2026-11-23T22:00:00Z is consolidated or a later sync replaced it';
