@@ -18,6 +18,32 @@ use sluice::source::salesforce::describe::{Selection, SkipReason};
 
 use crate::failure::Failure;
 
+/// How long `status`, `history` and `query` wait for a run that holds the destination (a
+/// DuckDB file, which one process at a time may open, while `sluice serve` writes it).
+pub const READ_WAIT: Duration = Duration::from_secs(30);
+
+/// Reads the destination through `read`, waiting while a run holds it: a run of `sluice
+/// serve` holds a DuckDB file only while it writes, so a read beside serve goes through
+/// once that run ends. Gives up after [`READ_WAIT`] with the holder's message.
+pub async fn beside_runs<T, F: std::future::Future<Output = sluice::Result<T>>>(
+    read: impl Fn() -> F,
+) -> sluice::Result<T> {
+    let deadline = Instant::now() + READ_WAIT;
+    let mut said = false;
+    loop {
+        match read().await {
+            Err(e) if e.is_busy() && Instant::now() < deadline => {
+                if !said {
+                    tracing::info!(error = %e, "waiting for the run that holds the destination to end");
+                    said = true;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Flags of `sluice init`.
 #[derive(clap::Args, Debug)]
 pub struct InitArgs {

@@ -8,7 +8,7 @@ use chrono::SecondsFormat;
 use sluice::model::Timestamp;
 use sluice::pipeline::{self, SyncOptions};
 
-use crate::commands::{failed, json_out, load};
+use crate::commands::{beside_runs, failed, json_out, load};
 use crate::failure::Failure;
 
 /// Flags of `sluice status`.
@@ -69,7 +69,7 @@ fn lag(secs: Option<i64>) -> String {
 /// `sluice status`.
 pub async fn status(path: &Path, args: &StatusArgs) -> Result<(), Failure> {
     let config = load(path)?;
-    let rows = pipeline::status(&config).await.map_err(failed)?;
+    let rows = beside_runs(|| pipeline::status(&config)).await.map_err(failed)?;
     if args.json {
         return json_out(&rows);
     }
@@ -113,7 +113,7 @@ pub async fn status(path: &Path, args: &StatusArgs) -> Result<(), Failure> {
 /// `sluice history`.
 pub async fn history(path: &Path, args: &HistoryArgs) -> Result<(), Failure> {
     let config = load(path)?;
-    let runs = pipeline::history(&config, args.limit as usize).await.map_err(failed)?;
+    let runs = beside_runs(|| pipeline::history(&config, args.limit as usize)).await.map_err(failed)?;
     if args.json {
         return json_out(&runs);
     }

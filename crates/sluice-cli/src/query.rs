@@ -8,7 +8,7 @@ use std::path::Path;
 use anyhow::anyhow;
 use sluice::destination::QueryResult;
 
-use crate::commands::{failed, load};
+use crate::commands::{beside_runs, failed, load};
 use crate::failure::Failure;
 
 /// Flags of `sluice query`.
@@ -27,7 +27,7 @@ pub struct QueryArgs {
 /// `sluice query`: exit code 2 when the SQL fails, 1 when the destination cannot be reached.
 pub async fn run(path: &Path, args: &QueryArgs) -> Result<(), Failure> {
     let config = load(path)?;
-    let result = sluice::pipeline::query(&config, args.sql.clone()).await.map_err(failed)?;
+    let result = beside_runs(|| sluice::pipeline::query(&config, args.sql.clone())).await.map_err(failed)?;
     let text = if args.json {
         serde_json::to_string_pretty(&result).map_err(|e| Failure::failed(anyhow!(e)))?
     } else if args.csv {
