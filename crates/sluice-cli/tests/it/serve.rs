@@ -217,12 +217,29 @@ async fn serve_keeps_the_tables_equal_to_the_truth(kind: Kind) {
     let healthz = reqwest::get(format!("{}/healthz", serve.api)).await.unwrap();
     assert_eq!(healthz.status(), StatusCode::OK);
 
+    // The soak: churn every second and a half for `SLUICE_SOAK_SECS` (90 by default), while
+    // every flow runs every 2 s and the invoices' formulas are refreshed every 3 s.
+    let soak = Duration::from_secs(std::env::var("SLUICE_SOAK_SECS").map_or(90, |s| s.parse().unwrap()));
     let parent = invoice_parent(&sb).await;
-    for round in 0..4 {
+    let mut round = 0;
+    while round < 4 || (Utc::now() - began).to_std().unwrap_or_default() < soak {
+        round += 1;
         churn(&sb).await;
         let renamed =
             json!({"op": "update", "object": "Account", "id": parent, "fields": {"Name": format!("Renamed {round}")}});
         admin(&sb, "/sandbox/v1/mutations", json!({ "mutations": [renamed] })).await;
+        if round % 5 == 0 {
+            // The CLI reads beside the running serve (on DuckDB, once its run lets go).
+            let read = |args: &[&str]| {
+                let out = Command::new(BIN).arg("--config").arg(&config).args(args).output().unwrap();
+                let text = String::from_utf8_lossy(&out.stdout).into_owned();
+                assert!(out.status.success(), "{args:?}: {}\n{text}", String::from_utf8_lossy(&out.stderr));
+                text
+            };
+            let counted = read(&["query", "--csv", "SELECT COUNT(*) AS n FROM salesforce.account"]);
+            assert!(counted.lines().nth(1).is_some_and(|n| n.parse::<u64>().is_ok_and(|n| n > 0)), "{counted}");
+            assert!(read(&["status"]).contains("Account"));
+        }
         tokio::time::sleep(Duration::from_millis(1500)).await;
     }
     let changed = Utc::now();
@@ -271,9 +288,9 @@ async fn serve_keeps_the_tables_equal_to_the_truth(kind: Kind) {
     let status = serve.terminate().await;
     assert!(status.success(), "serve exits 0 on SIGTERM: {status:?}");
     assert_equals_truth(&sb, &wh).await;
-    assert_formulas_equal_the_truth(&sb, &wh).await;
+    assert_formulas_equal_the_truth(&sb, &wh, &format!("Renamed {round}")).await;
     let runs = assert_runs_never_overlapped(&wh).await;
-    assert!(runs.len() >= 6, "{runs:#?}");
+    assert!(runs.len() as u64 >= soak.as_secs() / 4, "{} runs in {soak:?}: {runs:#?}", runs.len());
     assert!(runs.iter().all(|r| r.4 == "schedule" || r.4 == "api"), "{runs:#?}");
     assert!(runs.iter().any(|r| r.0 == run_id && r.4 == "api"), "{runs:#?}");
     // Runs with Lead were partial, or failed when Lead ran alone (its back-off apart from
@@ -305,7 +322,7 @@ async fn invoice_parent(sb: &sandbox::Running) -> String {
 
 /// Every invoice's `Account_Name__c` (a formula over its Account's name) equals the org's,
 /// and the renamed parent's invoices carry its last name.
-async fn assert_formulas_equal_the_truth(sb: &sandbox::Running, wh: &Warehouse) {
+async fn assert_formulas_equal_the_truth(sb: &sandbox::Running, wh: &Warehouse, last_name: &str) {
     let truth: std::collections::HashMap<String, Option<String>> = common::truth(sb, "Invoice__c")
         .await
         .into_iter()
@@ -319,24 +336,43 @@ async fn assert_formulas_equal_the_truth(sb: &sandbox::Running, wh: &Warehouse) 
         .map(|r| format!("{:?}: {:?}, org {:?}", r[0], r[1], truth.get(r[0].as_deref().unwrap())))
         .collect();
     assert!(wrong.is_empty(), "{} stale formula values: {wrong:#?}", wrong.len());
-    let renamed = truth.values().filter(|v| v.as_deref() == Some("Renamed 3")).count();
+    let renamed = truth.values().filter(|v| v.as_deref() == Some(last_name)).count();
     assert!(renamed > 0, "the renamed parent has invoices");
 }
 
+/// The seed of the instants the kill tests choose: `SLUICE_FAULT_SEED` if set, else a fresh
+/// one. Printed, so a failure replays.
+fn kill_seed(test: &str) -> u64 {
+    let seed = match std::env::var("SLUICE_FAULT_SEED") {
+        Ok(s) => s.trim().parse().unwrap_or_else(|_| panic!("SLUICE_FAULT_SEED={s} is not a number")),
+        Err(_) => rand::random(),
+    };
+    eprintln!("{test}: kill instants from SLUICE_FAULT_SEED={seed}");
+    seed
+}
+
 async fn killed_and_restarted_it_resumes_without_duplicates(kind: Kind) {
+    use rand::{Rng, SeedableRng};
     let sb = start().await;
     let dir = tempfile::tempdir().unwrap();
     let wh = Warehouse::new(kind).await;
     let config = write_config(dir.path(), &sb.login_url, &wh);
-    // Each process is killed a few milliseconds after a run starts (its log says so), the
-    // first during the first loads (fixed instants, so a failure replays).
-    for (round, delay_ms) in [0u64, 10, 25, 40, 5].into_iter().enumerate() {
+    let seed = kill_seed(&format!("killed_and_restarted_it_resumes_without_duplicates({kind:?})"));
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    // Each process is killed at a random instant: the first during the first loads, the
+    // others some milliseconds after a run starts (its log says so) or anywhere in its
+    // first seconds, between runs, while saving its schedule, or before it ran anything.
+    for round in 0..6 {
         let serve = Serve::start(&config).await;
         if round > 0 {
             churn(&sb).await;
         }
-        serve.wait_for_log("run starts", 1).await;
-        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+        if round == 0 || rng.random_bool(0.6) {
+            serve.wait_for_log("run starts", 1).await;
+            tokio::time::sleep(Duration::from_millis(rng.random_range(0..60))).await;
+        } else {
+            tokio::time::sleep(Duration::from_millis(rng.random_range(0..3000))).await;
+        }
         serve.kill();
         wh.lapse_lease().await;
     }
@@ -355,7 +391,7 @@ async fn killed_and_restarted_it_resumes_without_duplicates(kind: Kind) {
     assert!(lines.iter().any(|l| l["message"] == "run starts" && l["run"].is_string()), "{lines:#?}");
     assert_equals_truth(&sb, &wh).await;
     let runs = assert_runs_never_overlapped(&wh).await;
-    assert!(runs.iter().any(|r| r.3 == "abandoned"), "some kill must have hit a run: {runs:#?}");
+    assert!(runs.iter().any(|r| r.3 == "abandoned"), "some kill must have hit a run: {runs:#?}\nseed {seed}");
     sb.shutdown().await;
 }
 
@@ -515,20 +551,57 @@ pause_after_failures = 2
     sb.shutdown().await;
 }
 
-/// Three `sluice serve` processes on one PostgreSQL database share its flows: runs never
-/// overlap (the schema's lock), there is about one run per interval in all, not one per
-/// process (each takes the others' clocks from `_sluice.schedule` before it runs, and one
-/// that finds the schema held waits an interval without counting a failure), and when one
-/// is killed the others carry on. The tables then equal the truth.
+/// The runs that wrote `table` (a flow-run row of it), oldest first: (id, started ms,
+/// finished ms). Asserts none started before the previous one finished: one run at a time
+/// per flow, whichever process made it.
+async fn assert_flow_runs_never_overlapped(wh: &Warehouse, table: &str) -> Vec<(String, i64, Option<i64>)> {
+    let d = wh.dialect();
+    let rows = wh
+        .query(&format!(
+            "SELECT r.run_id, {}, {} FROM _sluice.runs r WHERE EXISTS (SELECT 1 FROM _sluice.flow_runs f WHERE \
+             f.run_id = r.run_id AND f.target_table = '{table}') ORDER BY 2",
+            d.epoch_ms("r.started_at"),
+            d.epoch_ms("r.finished_at"),
+        ))
+        .await;
+    let runs: Vec<_> = rows
+        .into_iter()
+        .map(|r| {
+            let ms = |v: &Option<String>| v.as_deref().map(|t| t.parse::<i64>().unwrap());
+            (r[0].clone().unwrap(), ms(&r[1]).unwrap(), ms(&r[2]))
+        })
+        .collect();
+    for pair in runs.windows(2) {
+        if let Some(finished) = pair[0].2 {
+            assert!(
+                pair[1].1 >= finished,
+                "{table}: run {} started before {} finished: {runs:#?}",
+                pair[1].0,
+                pair[0].0
+            );
+        }
+    }
+    runs
+}
+
+/// Three `sluice serve` processes on one PostgreSQL database share its flows through the
+/// flows' locks: no flow is ever written by two runs at once, whichever processes made them;
+/// there is about one run per interval in all, not one per process (a process finding a
+/// flow held leaves it to the holder, and each takes the others' clocks from
+/// `_sluice.schedule` before it runs). One is killed while it starts a run, with nothing
+/// done to help: its flows run again in the others within `lease_timeout` and an interval.
+/// The tables then equal the truth.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_serves_share_one_postgres_database() {
     const EVERY_SECS: i64 = 3;
+    const LEASE_SECS: i64 = 10;
     let sb = start().await;
     let dir = tempfile::tempdir().unwrap();
     let wh = Warehouse::new(Kind::Postgres).await;
     let text = format!(
-        "{}\n{}\n[serve]\nlisten = \"127.0.0.1:0\"\ntoken = \"{TOKEN}\"\n\n[defaults]\nevery = \"{EVERY_SECS}s\"\n\
-         reconcile_every = \"never\"\n\n[[flows]]\nobject = \"Account\"\n\n[[flows]]\nobject = \"Contact\"\n",
+        "{}\n{}\n[serve]\nlisten = \"127.0.0.1:0\"\ntoken = \"{TOKEN}\"\nlease_timeout = \"{LEASE_SECS}s\"\n\n\
+         [defaults]\nevery = \"{EVERY_SECS}s\"\nreconcile_every = \"never\"\n\n[[flows]]\nobject = \"Account\"\n\n\
+         [[flows]]\nobject = \"Contact\"\n",
         common::source_toml(&sb.login_url, DEFAULT_PASSWORD),
         wh.toml
     );
@@ -542,8 +615,11 @@ async fn three_serves_share_one_postgres_database() {
         churn(&sb).await;
         tokio::time::sleep(Duration::from_millis(1500)).await;
     }
-    serves.remove(0).kill();
-    wh.lapse_lease().await;
+    // Killed as it starts a run: it may hold a flow.
+    let victim = serves.remove(0);
+    let starts = read(&victim.log).matches("run starts").count();
+    victim.wait_for_log("run starts", starts + 1).await;
+    victim.kill();
     let killed = Utc::now().timestamp_millis();
     for _ in 0..3 {
         churn(&sb).await;
@@ -555,11 +631,15 @@ async fn three_serves_share_one_postgres_database() {
         assert!(serve.terminate().await.success());
     }
     assert_equals_truth(&sb, &wh).await;
-    let runs = assert_runs_never_overlapped(&wh).await;
-    let first = runs.first().unwrap().1;
-    let last = runs.iter().filter_map(|r| r.2).max().unwrap();
-    assert!(runs.iter().any(|r| r.1 > killed && r.3 == "ok"), "the others carried on: {runs:#?}");
     for table in ["account", "contact"] {
+        let runs = assert_flow_runs_never_overlapped(&wh, table).await;
+        let (first, last) = (runs.first().unwrap().1, runs.iter().filter_map(|r| r.2).max().unwrap());
+        let moved = runs.iter().map(|r| r.1).find(|started| *started > killed);
+        let within = (LEASE_SECS + EVERY_SECS + 2) * 1000;
+        assert!(
+            moved.is_some_and(|at| at - killed <= within),
+            "{table}: no run within {within} ms of the kill at {killed}: {runs:#?}"
+        );
         let count =
             wh.query_i64(&format!("SELECT COUNT(*) FROM _sluice.flow_runs WHERE target_table = '{table}'")).await;
         // One run per interval and a few more (the processes' first runs, a run as one
