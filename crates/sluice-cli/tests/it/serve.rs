@@ -217,9 +217,9 @@ async fn serve_keeps_the_tables_equal_to_the_truth(kind: Kind) {
     let healthz = reqwest::get(format!("{}/healthz", serve.api)).await.unwrap();
     assert_eq!(healthz.status(), StatusCode::OK);
 
-    // The soak: churn every second and a half for `SLUICE_SOAK_SECS` (90 by default), while
+    // The soak: churn every second and a half for `SLUICE_SOAK_SECS` (150 by default), while
     // every flow runs every 2 s and the invoices' formulas are refreshed every 3 s.
-    let soak = Duration::from_secs(std::env::var("SLUICE_SOAK_SECS").map_or(90, |s| s.parse().unwrap()));
+    let soak = Duration::from_secs(std::env::var("SLUICE_SOAK_SECS").map_or(150, |s| s.parse().unwrap()));
     let parent = invoice_parent(&sb).await;
     let mut round = 0;
     while round < 4 || (Utc::now() - began).to_std().unwrap_or_default() < soak {
