@@ -63,6 +63,16 @@ pub fn flow_lock_key(target: &TableRef) -> String {
     format!("hashtext({})", d.quote_literal(&d.table(target)))
 }
 
+/// The domain of a lake table's Delta metadata that holds its flow's mark (window end,
+/// run id), committed in the same Delta version as the data.
+pub const LAKE_MARK_DOMAIN: &str = "sluice";
+
+/// The Delta application id (`txn` action) of the flow writing `target` in a lake: its
+/// transaction number counts the flow's commits there.
+pub fn lake_app_id(target: &TableRef) -> String {
+    format!("sluice:{}.{}", target.schema, target.name)
+}
+
 /// The statement by which a run shows it lives, where runs of one schema may write side by
 /// side (PostgreSQL, whose run lock is one advisory lock per flow): a session advisory lock
 /// on the run id, held until the run's session ends, which [`abandon_runs`] looks for.

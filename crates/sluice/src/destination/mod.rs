@@ -4,6 +4,8 @@
 //!   run; its committed windows live in a state file.
 //! - [`duckdb`]: an embedded DuckDB file, the default warehouse.
 //! - [`postgres`]: a PostgreSQL database, staged by binary `COPY`.
+//! - [`lake`]: Delta Lake tables (the storage of the lakehouse destination, not yet
+//!   selectable in the config).
 //!
 //! Warehouses implement [`Destination`]: they stage Arrow batches and execute the SQL the
 //! pure generators of [`crate::consolidate`] produce, in one transaction where it must be.
@@ -12,6 +14,7 @@
 
 pub mod duckdb;
 pub mod files;
+pub mod lake;
 mod parquet;
 pub mod postgres;
 pub mod redshift;

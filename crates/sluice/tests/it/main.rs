@@ -16,6 +16,7 @@ mod conformance;
 mod consolidate_golden;
 mod faults;
 mod files;
+mod lake;
 mod postgres;
 mod redshift;
 mod salesforce;

@@ -1,0 +1,442 @@
+//! One Delta Lake table, as the lake destination keeps it: its versions read
+//! ([`DeltaTable::version`]: the data files of the snapshot, never a glob; the flow's mark;
+//! the flow's transaction number) and its changes committed ([`DeltaTable::commit`]).
+//!
+//! A commit is one Delta version holding, together: the files it adds and the files it
+//! removes (copy-on-write: a file is replaced whole, no deletion vectors), the flow's
+//! application transaction (`txn`: app id and the next number, so a commit that landed
+//! before a crash is recognised and not applied twice), and the flow's mark, a JSON
+//! document in the table's domain metadata ([`LAKE_MARK_DOMAIN`]) (window end, run id): what the flow
+//! committed is in the same atomic step as the data. Two writers that commit on the same
+//! version are told apart by the store's put-if-absent; the loser gets [`Error::busy`]
+//! and changes nothing.
+//!
+//! The protocol written is what delta_kernel writes for a new table plus the
+//! `domainMetadata` writer feature: readers need no table feature (reader version 3 with
+//! none listed), so the Python `deltalake` package, Polars, DuckDB, Spark and Trino read it.
+//!
+//! delta_kernel's API is blocking; each call here runs on a blocking thread, and its I/O
+//! on one multi-thread runtime the process keeps for Delta ([`executor`]), so it works
+//! from any async caller.
+
+use std::collections::HashSet;
+use std::sync::{Arc, OnceLock};
+
+use arrow::array::{Array, ArrayRef, Int64Array, MapBuilder, StringArray, StringBuilder, StructArray};
+use arrow::datatypes::{DataType as ArrowType, Field, Fields, Schema};
+use arrow::record_batch::RecordBatch;
+use delta_kernel::committer::FileSystemCommitter;
+use delta_kernel::engine::arrow_data::ArrowEngineData;
+use delta_kernel::schema::{DataType, StructField, StructType};
+use delta_kernel::transaction::create_table::create_table;
+use delta_kernel::transaction::{CommitResult, UpdateTableOperation};
+use delta_kernel::{FilteredEngineData, Snapshot, SnapshotRef};
+use delta_kernel_default_engine::DefaultEngine;
+use delta_kernel_default_engine::DefaultEngineBuilder;
+use delta_kernel_default_engine::executor::tokio::TokioMultiThreadExecutor;
+use futures_util::StreamExt;
+use object_store::ObjectStore;
+use object_store::path::Path as ObjectPath;
+use url::Url;
+
+use crate::consolidate::{LAKE_MARK_DOMAIN, TableRef, lake_app_id};
+use crate::model::SluiceType;
+use crate::{Error, Result};
+
+/// What delta_kernel writes into `commitInfo.engineInfo`.
+const ENGINE_INFO: &str = concat!("sluice/", env!("CARGO_PKG_VERSION"));
+
+/// Where Delta's I/O runs: one multi-thread runtime for the whole process, made on first
+/// use and never dropped (a runtime may not be dropped inside an async context).
+fn executor() -> Result<Arc<TokioMultiThreadExecutor>> {
+    // `get_or_init` runs one initializer: no second runtime is made and dropped.
+    static EXECUTOR: OnceLock<std::result::Result<Arc<TokioMultiThreadExecutor>, String>> = OnceLock::new();
+    EXECUTOR
+        .get_or_init(|| {
+            TokioMultiThreadExecutor::new_owned_runtime(Some(2), None).map(Arc::new).map_err(|e| e.to_string())
+        })
+        .clone()
+        .map_err(|e| Error::internal(format!("starting the runtime for Delta I/O: {e}")))
+}
+
+/// The Delta type of a column of `ty`. Delta has no time of day: a time is its text
+/// (`HH:MM:SS.mmm`), which sorts as the time does.
+pub fn delta_type(ty: SluiceType) -> Result<DataType> {
+    Ok(match ty {
+        SluiceType::Id | SluiceType::Text | SluiceType::Time => DataType::STRING,
+        SluiceType::Boolean => DataType::BOOLEAN,
+        SluiceType::Int => DataType::INTEGER,
+        SluiceType::Long => DataType::LONG,
+        SluiceType::Decimal { precision, scale } => DataType::decimal(precision, scale)
+            .map_err(|e| Error::internal(format!("decimal({precision},{scale}) as a Delta type: {e}")))?,
+        SluiceType::Double => DataType::DOUBLE,
+        SluiceType::Date => DataType::DATE,
+        SluiceType::Timestamp => DataType::TIMESTAMP,
+        SluiceType::Binary => DataType::BINARY,
+    })
+}
+
+/// A column of a Delta table: its name and type (every column may hold null).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeltaColumn {
+    /// The column's name.
+    pub name: String,
+    /// Its type.
+    pub ty: DataType,
+}
+
+/// A data file of a version: its path relative to the table's root, and its size.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DataFile {
+    /// Relative to the table's root (`part-….parquet`).
+    pub path: String,
+    /// Bytes.
+    pub size: i64,
+}
+
+/// A file written for a commit to add.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewFile {
+    /// Relative to the table's root; written already.
+    pub path: String,
+    /// Bytes.
+    pub size: i64,
+    /// Rows it holds (the add action's `stats.numRecords`).
+    pub rows: i64,
+}
+
+/// One version of the table, as read.
+#[derive(Clone)]
+pub struct TableVersion {
+    snapshot: SnapshotRef,
+    /// The Delta version number.
+    pub number: u64,
+    /// The data files of the version, by path.
+    pub files: Vec<DataFile>,
+    /// The table's columns.
+    pub columns: Vec<DeltaColumn>,
+    /// The flow's mark at this version ([`LAKE_MARK_DOMAIN`]), if one was committed.
+    pub mark: Option<String>,
+    /// The flow's last transaction number (its `txn` version), if any.
+    pub txn: Option<i64>,
+}
+
+impl std::fmt::Debug for TableVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TableVersion")
+            .field("number", &self.number)
+            .field("files", &self.files)
+            .field("mark", &self.mark)
+            .field("txn", &self.txn)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What one commit changes.
+#[derive(Debug, Clone, Default)]
+pub struct Change {
+    /// The table's columns when it is created; on an existing table, columns to add
+    /// (schema evolution: a new source field is a new nullable column).
+    pub columns: Vec<DeltaColumn>,
+    /// Files of the base version to remove (relative paths).
+    pub remove: Vec<String>,
+    /// Files to add, written already.
+    pub add: Vec<NewFile>,
+    /// The flow's new mark ([`LAKE_MARK_DOMAIN`]).
+    pub mark: String,
+    /// Whether the commit changes data (`dataChange`): false for a compaction, which
+    /// rewrites rows without changing them.
+    pub data_change: bool,
+}
+
+/// A Delta table at a URL (`file:///…/` or `s3://bucket/prefix/`), written by the flow of
+/// one target (its application id: [`lake_app_id`]).
+pub struct DeltaTable {
+    root: Url,
+    store: Arc<dyn ObjectStore>,
+    engine: Arc<DefaultEngine<TokioMultiThreadExecutor>>,
+    app_id: String,
+}
+
+impl DeltaTable {
+    /// The table at `root` (a directory URL: it ends with `/`), read and written through
+    /// `store`, which must resolve `root`'s path (a local file system, or the bucket's
+    /// client), holding `target`.
+    pub fn new(root: Url, store: Arc<dyn ObjectStore>, target: &TableRef) -> Result<Self> {
+        if !root.path().ends_with('/') {
+            return Err(Error::internal(format!("a Delta table's root must end with '/': {root}")));
+        }
+        let engine = DefaultEngineBuilder::new(store.clone()).with_task_executor(executor()?).build();
+        Ok(Self { root, store, engine: Arc::new(engine), app_id: lake_app_id(target) })
+    }
+
+    /// The table's root URL.
+    pub fn root(&self) -> &Url {
+        &self.root
+    }
+
+    /// The object path of `relative` under the root, for writing a data file there.
+    pub fn object_path(&self, relative: &str) -> ObjectPath {
+        ObjectPath::from(format!("{}{relative}", self.root.path().trim_start_matches('/')))
+    }
+
+    /// Whether the table has a log at all (a first commit).
+    async fn exists(&self) -> Result<bool> {
+        let log = self.object_path("_delta_log/");
+        let mut listing = self.store.list(Some(&log));
+        while let Some(meta) = listing.next().await {
+            let meta = meta.map_err(|e| self.io_error("listing its log", e))?;
+            let name = meta.location.filename().unwrap_or_default();
+            if name.ends_with(".json") || name.contains(".checkpoint") {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Version `at` of the table (the newest when `None`); `None` when the table has no
+    /// commit yet.
+    pub async fn version(&self, at: Option<u64>) -> Result<Option<TableVersion>> {
+        if !self.exists().await? {
+            return Ok(None);
+        }
+        let (root, engine, app_id) = (self.root.clone(), self.engine.clone(), self.app_id.clone());
+        let shown = self.root.to_string();
+        blocking(move || {
+            let mut builder = Snapshot::builder_for(root.as_str());
+            if let Some(at) = at {
+                builder = builder.at_version(at);
+            }
+            let snapshot = builder.build(engine.as_ref()).map_err(|e| read_error(&shown, at, e))?;
+            read_version(snapshot, engine.as_ref(), &app_id).map(Some).map_err(|e| read_error(&shown, at, e))
+        })
+        .await
+    }
+
+    /// Commits `change` on `base` (`None`: creates the table). The flow's transaction
+    /// number becomes one more than `base`'s. Returns the version committed. Another
+    /// writer's commit on the same version makes it [`Error::busy`], with nothing changed.
+    pub async fn commit(&self, base: Option<&TableVersion>, change: Change) -> Result<TableVersion> {
+        let (root, engine, app_id) = (self.root.clone(), self.engine.clone(), self.app_id.clone());
+        let base = base.cloned();
+        let shown = self.root.to_string();
+        blocking(move || commit(&root, engine.as_ref(), &app_id, base, change, &shown)).await
+    }
+
+    /// Writes a checkpoint of `version` (so that readers replay no more than the commits
+    /// after it).
+    pub async fn checkpoint(&self, version: &TableVersion) -> Result<()> {
+        let (snapshot, engine) = (version.snapshot.clone(), self.engine.clone());
+        let shown = self.root.to_string();
+        blocking(move || {
+            snapshot
+                .checkpoint(engine.as_ref(), None)
+                .map(|_| ())
+                .map_err(|e| Error::external(format!("Delta table {shown}: writing a checkpoint: {e}")))
+        })
+        .await
+    }
+
+    fn io_error(&self, doing: &str, e: object_store::Error) -> Error {
+        Error::external(format!("Delta table {}: {doing}: {e}", self.root))
+    }
+}
+
+/// Runs `f` on a blocking thread.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| Error::internal(format!("a Delta task failed: {e}")))?
+}
+
+fn read_error(shown: &str, at: Option<u64>, e: delta_kernel::KernelError) -> Error {
+    match at {
+        Some(at) => Error::external(format!("Delta table {shown}: reading version {at}: {e}")),
+        None => Error::external(format!("Delta table {shown}: reading its newest version: {e}")),
+    }
+}
+
+/// Everything the lake needs of a snapshot, read once.
+fn read_version(
+    snapshot: SnapshotRef,
+    engine: &DefaultEngine<TokioMultiThreadExecutor>,
+    app_id: &str,
+) -> delta_kernel::KernelResult<TableVersion> {
+    let mut files = Vec::new();
+    for metadata in snapshot.clone().scan_builder().build()?.scan_metadata(engine)? {
+        files = metadata?.visit_scan_files(files, |files: &mut Vec<DataFile>, file| {
+            files.push(DataFile { path: file.path, size: file.size });
+        })?;
+    }
+    files.sort();
+    let columns =
+        snapshot.schema().fields().map(|f| DeltaColumn { name: f.name().clone(), ty: f.data_type().clone() }).collect();
+    Ok(TableVersion {
+        number: snapshot.version(),
+        files,
+        columns,
+        mark: snapshot.get_domain_metadata(LAKE_MARK_DOMAIN, engine)?,
+        txn: snapshot.get_app_id_version(app_id, engine)?,
+        snapshot,
+    })
+}
+
+fn commit(
+    root: &Url,
+    engine: &DefaultEngine<TokioMultiThreadExecutor>,
+    app_id: &str,
+    base: Option<TableVersion>,
+    change: Change,
+    shown: &str,
+) -> Result<TableVersion> {
+    let failed = |e: delta_kernel::KernelError| Error::external(format!("Delta table {shown}: committing: {e}"));
+    let txn_number = base.as_ref().and_then(|b| b.txn).unwrap_or(0) + 1;
+    let adds = add_actions(&change.add).map_err(|e| Error::internal(format!("Delta add actions: {e}")))?;
+    let result = match &base {
+        None => {
+            let fields = change.columns.iter().map(|c| StructField::nullable(c.name.clone(), c.ty.clone()));
+            let schema = Arc::new(StructType::try_new(fields).map_err(failed)?);
+            let mut txn = create_table(root.as_str(), schema, ENGINE_INFO, change.data_change)
+                .with_table_properties([("delta.feature.domainMetadata", "supported")])
+                .with_transaction_id(app_id, txn_number)
+                .with_domain_metadata(LAKE_MARK_DOMAIN, change.mark)
+                .build(engine, Box::new(FileSystemCommitter::new()))
+                .map_err(failed)?;
+            if let Some(adds) = adds {
+                txn.add_files(adds);
+            }
+            match txn.commit(engine).map_err(failed)? {
+                CommitResult::Committed(c) => Ok(c.commit_version()),
+                CommitResult::Conflicted(c) => Err(c.conflict_version()),
+                CommitResult::Retryable(r) => return Err(failed(r.error)),
+            }
+        }
+        Some(base) => {
+            let operation =
+                if change.data_change { UpdateTableOperation::Merge } else { UpdateTableOperation::Optimize };
+            let mut builder = base
+                .snapshot
+                .clone()
+                .update_table(operation, ENGINE_INFO, change.data_change)
+                .with_transaction_id(app_id, txn_number)
+                .with_domain_metadata(LAKE_MARK_DOMAIN, change.mark);
+            for column in &change.columns {
+                builder = builder.add_column(StructField::nullable(column.name.clone(), column.ty.clone()));
+            }
+            let mut txn = builder.build(engine, Box::new(FileSystemCommitter::new())).map_err(failed)?;
+            let mut remove: HashSet<&str> = change.remove.iter().map(String::as_str).collect();
+            for metadata in
+                base.snapshot.clone().scan_builder().build().map_err(failed)?.scan_metadata(engine).map_err(failed)?
+            {
+                let files = metadata.map_err(failed)?.scan_files;
+                if let Some(selected) = select(files, &mut remove).map_err(failed)? {
+                    txn.remove_files(selected);
+                }
+            }
+            if let Some(missing) = remove.iter().next() {
+                return Err(Error::internal(format!(
+                    "Delta table {shown}: file {missing} to remove is not in version {}",
+                    base.number
+                )));
+            }
+            if let Some(adds) = adds {
+                txn.add_files(adds);
+            }
+            match txn.commit(engine).map_err(failed)? {
+                CommitResult::Committed(c) => Ok(c.commit_version()),
+                CommitResult::Conflicted(c) => Err(c.conflict_version()),
+                CommitResult::Retryable(r) => return Err(failed(r.error)),
+            }
+        }
+    };
+    match result {
+        Ok(version) => {
+            let snapshot = Snapshot::builder_for(root.as_str()).at_version(version).build(engine).map_err(failed)?;
+            read_version(snapshot, engine, app_id).map_err(failed)
+        }
+        Err(version) => Err(Error::busy(format!(
+            "Delta table {shown}: another writer committed version {version} first; nothing of this commit \
+             was applied (one run at a time writes a flow)"
+        ))),
+    }
+}
+
+/// The rows of `files` (scan files) whose path is in `remove`, taken out of it; `None`
+/// when there are none.
+fn select(
+    files: FilteredEngineData,
+    remove: &mut HashSet<&str>,
+) -> delta_kernel::KernelResult<Option<FilteredEngineData>> {
+    let (data, selection) = files.into_parts();
+    let arrow = ArrowEngineData::try_from_engine_data(data)?;
+    let batch = arrow.record_batch();
+    let paths = batch
+        .column_by_name("path")
+        .and_then(|c| c.as_any().downcast_ref::<StringArray>())
+        .ok_or_else(|| delta_kernel::KernelError::generic("scan files carry no path column"))?;
+    let chosen: Vec<bool> = (0..batch.num_rows())
+        .map(|i| selection.get(i).copied().unwrap_or(true) && !paths.is_null(i) && remove.remove(paths.value(i)))
+        .collect();
+    if !chosen.contains(&true) {
+        return Ok(None);
+    }
+    FilteredEngineData::try_new(arrow, chosen).map(Some)
+}
+
+/// The add actions of `files` (without `dataChange`, which the transaction sets), with
+/// their row counts as stats; `None` when there are none.
+fn add_actions(files: &[NewFile]) -> std::result::Result<Option<Box<ArrowEngineData>>, arrow::error::ArrowError> {
+    if files.is_empty() {
+        return Ok(None);
+    }
+    let now = chrono::Utc::now().timestamp_millis();
+    let mut partitions = MapBuilder::new(None, StringBuilder::new(), StringBuilder::new());
+    for _ in files {
+        partitions.append(true)?;
+    }
+    let partitions = partitions.finish();
+    let stats_fields = Fields::from(vec![Field::new("numRecords", ArrowType::Int64, true)]);
+    let rows: ArrayRef = Arc::new(Int64Array::from_iter_values(files.iter().map(|f| f.rows)));
+    let stats = StructArray::try_new(stats_fields.clone(), vec![rows], None)?;
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("path", ArrowType::Utf8, false),
+        Field::new("partitionValues", partitions.data_type().clone(), false),
+        Field::new("size", ArrowType::Int64, false),
+        Field::new("modificationTime", ArrowType::Int64, false),
+        Field::new("stats", ArrowType::Struct(stats_fields), true),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(StringArray::from_iter_values(files.iter().map(|f| f.path.as_str()))),
+            Arc::new(partitions),
+            Arc::new(Int64Array::from_iter_values(files.iter().map(|f| f.size))),
+            Arc::new(Int64Array::from_iter_values(files.iter().map(|_| now))),
+            Arc::new(stats),
+        ],
+    )?;
+    Ok(Some(Box::new(ArrowEngineData::new(batch))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_sluice_type_has_a_delta_type() {
+        let cases = [
+            (SluiceType::Id, "string"),
+            (SluiceType::Text, "string"),
+            (SluiceType::Time, "string"),
+            (SluiceType::Boolean, "boolean"),
+            (SluiceType::Int, "integer"),
+            (SluiceType::Long, "long"),
+            (SluiceType::Decimal { precision: 18, scale: 2 }, "decimal(18,2)"),
+            (SluiceType::Double, "double"),
+            (SluiceType::Date, "date"),
+            (SluiceType::Timestamp, "timestamp"),
+            (SluiceType::Binary, "binary"),
+        ];
+        for (ty, want) in cases {
+            assert_eq!(delta_type(ty).unwrap().to_string(), want, "{ty:?}");
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! The lake's Delta tables ([`sluice::destination::lake::delta`]) on local disk and on the
+//! S3-compatible server: a copy-on-write history of commits, each read back by sluice at
+//! its version and by a reader we did not write (the Python `deltalake` package), a
+//! concurrent writer refused by put-if-absent, and a checkpoint that readers use.
+
+use std::process::Command;
+use std::sync::Arc;
+
+use arrow::array::{Int64Array, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
+use arrow::record_batch::RecordBatch;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use parquet::arrow::ArrowWriter;
+use serde_json::{Value as Json, json};
+use sluice::consolidate::TableRef;
+use sluice::destination::lake::delta::{Change, DeltaColumn, DeltaTable, NewFile, delta_type};
+use sluice::model::SluiceType;
+use url::Url;
+
+/// Writes rows of (id, amount[, stage]) as Parquet at `path` under the table's root.
+async fn write_file(
+    table: &DeltaTable,
+    store: &Arc<dyn ObjectStore>,
+    path: &str,
+    rows: &[(&str, i64, Option<&str>)],
+) -> NewFile {
+    let with_stage = rows.iter().any(|r| r.2.is_some());
+    let mut fields = vec![Field::new("id", DataType::Utf8, true), Field::new("amount", DataType::Int64, true)];
+    let mut columns: Vec<arrow::array::ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0))),
+        Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.1))),
+    ];
+    if with_stage {
+        fields.push(Field::new("stage", DataType::Utf8, true));
+        columns.push(Arc::new(StringArray::from_iter(rows.iter().map(|r| r.2))));
+    }
+    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap();
+    let mut bytes = Vec::new();
+    let mut writer = ArrowWriter::try_new(&mut bytes, batch.schema(), None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+    let size = bytes.len() as i64;
+    store.put(&table.object_path(path), PutPayload::from(bytes)).await.unwrap();
+    NewFile { path: path.into(), size, rows: rows.len() as i64 }
+}
+
+fn columns(names: &[(&str, SluiceType)]) -> Vec<DeltaColumn> {
+    names.iter().map(|(n, t)| DeltaColumn { name: (*n).into(), ty: delta_type(*t).unwrap() }).collect()
+}
+
+/// What the Python `deltalake` package reads of version `version` at `uri`: its files, its
+/// protocol and its rows sorted by id.
+fn read_with_deltalake(uri: &str, version: u64, s3: bool) -> Json {
+    let python = std::env::var("SLUICE_PYTHON").unwrap_or_else(|_| {
+        let venv = concat!(env!("CARGO_MANIFEST_DIR"), "/../../.venv/bin/python");
+        assert!(
+            std::path::Path::new(venv).exists(),
+            "no Python with the deltalake package: run ./scripts/test (it installs it into .venv), or set SLUICE_PYTHON"
+        );
+        venv.to_owned()
+    });
+    let options = if s3 {
+        json!({
+            "AWS_ENDPOINT_URL": crate::s3::endpoint(), "AWS_ALLOW_HTTP": "true", "AWS_REGION": "us-east-1",
+            "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+        })
+    } else {
+        json!({})
+    };
+    // deltalake 1.6 with pyarrow aborts at interpreter exit now and then ("terminate called
+    // without an active exception"), whatever table it read: the script leaves by os._exit
+    // once its answer is out.
+    let script = r#"
+import json, os, sys
+from deltalake import DeltaTable
+uri, version, options = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3])
+t = DeltaTable(uri, version=version, storage_options=options)
+rows = t.to_pyarrow_table().to_pylist()
+p = t.protocol()
+print(json.dumps({
+    "files": sorted(t.file_uris()), "reader": p.min_reader_version, "reader_features": p.reader_features or [],
+    "columns": [f.name for f in t.schema().fields], "rows": sorted(rows, key=lambda r: r["id"]),
+}))
+sys.stdout.flush()
+os._exit(0)
+"#;
+    let out = Command::new(&python)
+        .args(["-c", script, uri, &version.to_string(), &options.to_string()])
+        .output()
+        .unwrap_or_else(|e| panic!("{python}: {e}"));
+    assert!(out.status.success(), "deltalake could not read {uri}@{version}: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+async fn copy_on_write_history(root: Url, store: Arc<dyn ObjectStore>, s3: bool) {
+    let table = DeltaTable::new(root.clone(), store.clone(), &TableRef::new("salesforce", "account")).unwrap();
+    assert!(table.version(None).await.unwrap().is_none(), "no table before the first commit");
+
+    // Version 0: the table, its first file, the flow's mark and transaction 1.
+    let first = write_file(&table, &store, "part-0-a.parquet", &[("001A", 10, None), ("001B", 20, None)]).await;
+    let change = Change {
+        columns: columns(&[("id", SluiceType::Id), ("amount", SluiceType::Long)]),
+        add: vec![first.clone()],
+        mark: r#"{"window_end":"2026-01-01T00:00:00Z"}"#.into(),
+        data_change: true,
+        ..Change::default()
+    };
+    let v0 = table.commit(None, change).await.unwrap();
+    assert_eq!((v0.number, v0.txn, v0.mark.as_deref()), (0, Some(1), Some(r#"{"window_end":"2026-01-01T00:00:00Z"}"#)));
+    assert_eq!(v0.files.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(), ["part-0-a.parquet"]);
+
+    // Version 1: 001B changed and a column added: its file is replaced whole.
+    let second = write_file(
+        &table,
+        &store,
+        "part-0-b.parquet",
+        &[("001A", 10, None), ("001B", 25, Some("Won")), ("001C", 5, Some("New"))],
+    )
+    .await;
+    let change = Change {
+        columns: columns(&[("stage", SluiceType::Text)]),
+        remove: vec![first.path.clone()],
+        add: vec![second],
+        mark: r#"{"window_end":"2026-01-02T00:00:00Z"}"#.into(),
+        data_change: true,
+    };
+    let v1 = table.commit(Some(&v0), change.clone()).await.unwrap();
+    assert_eq!((v1.number, v1.txn), (1, Some(2)));
+    assert_eq!(v1.files.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(), ["part-0-b.parquet"]);
+    assert_eq!(v1.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["id", "amount", "stage"]);
+
+    // A second writer that read version 0 loses: nothing of it lands.
+    let late = table.commit(Some(&v0), change).await.unwrap_err();
+    assert!(late.is_busy() && late.to_string().contains("another writer committed version 1 first"), "{late}");
+    let newest = table.version(None).await.unwrap().unwrap();
+    assert_eq!((newest.number, newest.txn, &newest.files), (1, Some(2), &v1.files));
+
+    // A checkpoint, then the newest version is still what it was; version 0 still reads.
+    table.checkpoint(&newest).await.unwrap();
+    let checkpoint = table.object_path("_delta_log/_last_checkpoint");
+    assert!(store.head(&checkpoint).await.is_ok(), "no _last_checkpoint");
+    let again = table.version(None).await.unwrap().unwrap();
+    assert_eq!((again.number, again.txn, again.mark, &again.files), (1, Some(2), newest.mark, &v1.files));
+    let old = table.version(Some(0)).await.unwrap().unwrap();
+    assert_eq!((old.files, old.mark), (v0.files, v0.mark));
+
+    // The Python deltalake package reads each version as sluice wrote it.
+    let uri = root.as_str().trim_end_matches('/');
+    let read0 = read_with_deltalake(uri, 0, s3);
+    assert_eq!(read0["reader"], 3, "{read0}");
+    assert_eq!(read0["reader_features"], json!([]), "{read0}");
+    assert_eq!(read0["columns"], json!(["id", "amount"]));
+    assert_eq!(read0["rows"], json!([{"id": "001A", "amount": 10}, {"id": "001B", "amount": 20}]));
+    let read1 = read_with_deltalake(uri, 1, s3);
+    assert_eq!(read1["files"].as_array().unwrap().len(), 1, "{read1}");
+    assert!(read1["files"][0].as_str().unwrap().ends_with("part-0-b.parquet"), "{read1}");
+    assert_eq!(
+        read1["rows"],
+        json!([
+            {"id": "001A", "amount": 10, "stage": null},
+            {"id": "001B", "amount": 25, "stage": "Won"},
+            {"id": "001C", "amount": 5, "stage": "New"},
+        ])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_delta_tables_keep_a_copy_on_write_history_others_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Url::from_directory_path(dir.path().join("account")).unwrap();
+    std::fs::create_dir_all(dir.path().join("account")).unwrap();
+    let store: Arc<dyn ObjectStore> = Arc::new(object_store::local::LocalFileSystem::new());
+    copy_on_write_history(root, store, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_delta_tables_keep_a_copy_on_write_history_others_read() {
+    let (bucket, store) = crate::s3::fresh_bucket("lake").await;
+    let root = Url::parse(&format!("s3://{bucket}/lake/account/")).unwrap();
+    copy_on_write_history(root, store, true).await;
+}
