@@ -216,6 +216,8 @@ impl DeltaTable {
     /// Commits `change` on `base` (`None`: creates the table). The flow's transaction
     /// number becomes one more than `base`'s. Returns the version committed. Another
     /// writer's commit on the same version makes it [`Error::busy`], with nothing changed.
+    /// Any other error may come after the commit landed (a reply lost on the way back):
+    /// the newest version's [`TableVersion::txn`] tells whether it did.
     pub async fn commit(&self, base: Option<&TableVersion>, change: Change) -> Result<TableVersion> {
         let (root, engine, app_id) = (self.root.clone(), self.engine.clone(), self.app_id.clone());
         let base = base.cloned();
