@@ -607,10 +607,14 @@ async fn three_serves_share_one_postgres_database() {
     );
     let config = dir.path().join("sluice.toml");
     std::fs::write(&config, text).unwrap();
+    // Every API call a little slow, so that a run lasts a while and the others find its
+    // flows held more than once in a row if they could.
+    sb.state.knobs.write().latency_ms = 150;
     let mut serves = Vec::new();
     for _ in 0..3 {
         serves.push(Serve::start(&config).await);
     }
+    let began = Instant::now();
     for _ in 0..4 {
         churn(&sb).await;
         tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -628,6 +632,12 @@ async fn three_serves_share_one_postgres_database() {
     // Two intervals and some: every flow has run since the last change.
     tokio::time::sleep(Duration::from_secs(2 * EVERY_SECS as u64 + 2)).await;
     for serve in serves {
+        // A flow found held is asked for again after a back-off (here an interval), not at
+        // once and again until its holder's run ends.
+        let held: usize =
+            read(&serve.log).lines().filter(|l| l.contains("run ends")).map(|l| l.matches(" held").count()).sum();
+        let most = 2 * (began.elapsed().as_secs() as usize / EVERY_SECS as usize + 2);
+        assert!(held <= most, "{held} held outcomes, at most {most} expected: {}", read(&serve.log));
         assert!(serve.terminate().await.success());
     }
     assert_equals_truth(&sb, &wh).await;

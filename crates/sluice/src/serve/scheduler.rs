@@ -218,11 +218,14 @@ impl Scheduler {
         }
         let now = Utc::now();
         let view = self.view.lock();
-        if !view.flows.iter().any(|f| f.clock.is_due(now)) {
+        if !view.flows.iter().any(|f| f.clock.is_due(now) && f.askable(now)) {
             return None;
         }
-        let due: Vec<&FlowEntry> =
-            view.flows.iter().filter(|f| schedule::joins_run(&f.config.schedule, &f.clock, now)).collect();
+        let due: Vec<&FlowEntry> = view
+            .flows
+            .iter()
+            .filter(|f| f.askable(now) && schedule::joins_run(&f.config.schedule, &f.clock, now))
+            .collect();
         let (full, incremental): (Vec<&FlowEntry>, Vec<&FlowEntry>) =
             due.into_iter().partition(|f| schedule::wants_full_refresh(&f.config.schedule, f.last_full_refresh, now));
         let objects = |flows: &[&FlowEntry]| flows.iter().map(|f| f.config.object.clone()).collect::<Vec<_>>();
@@ -246,7 +249,7 @@ impl Scheduler {
     fn until_next_due(&self) -> Duration {
         let now = Utc::now();
         let view = self.view.lock();
-        let first = view.flows.iter().filter(|f| !f.clock.paused).filter_map(|f| f.clock.next_due).min();
+        let first = view.flows.iter().filter(|f| !f.clock.paused).filter_map(FlowEntry::next_due).min();
         first.map_or(TICK, |due| (due - now).to_std().unwrap_or(Duration::ZERO).min(TICK))
     }
 
@@ -264,9 +267,9 @@ impl Scheduler {
             let now = Utc::now();
             let view = self.view.lock();
             objects.retain(|o| {
-                view.flows
-                    .iter()
-                    .any(|f| f.config.object == *o && schedule::joins_run(&f.config.schedule, &f.clock, now))
+                view.flows.iter().any(|f| {
+                    f.config.object == *o && f.askable(now) && schedule::joins_run(&f.config.schedule, &f.clock, now)
+                })
             });
         }
         if objects.is_empty() {
@@ -362,10 +365,14 @@ impl Scheduler {
         let mut view = self.view.lock();
         for flow in &mut view.flows {
             let Some(outcome) = outcomes.get(&flow.config.object) else { continue };
-            // A held flow's clock is its holder's to save; this one only waits a little.
-            flow.unsaved |= *outcome != Outcome::Held;
+            flow.held_until = None;
             match schedule::after_run(&flow.config.schedule, &flow.clock, started, finished, outcome) {
+                // A held flow's clock is its holder's, taken from the destination until this
+                // one asks again, shortly (after a back-off, not at once: the holder saves
+                // its clock only when its run ends).
+                Ok(clock) if *outcome == Outcome::Held => flow.held_until = clock.next_due,
                 Ok(clock) => {
+                    flow.unsaved = true;
                     if *outcome == Outcome::Succeeded {
                         flow.last_success = Some(finished);
                     }

@@ -33,6 +33,10 @@ pub struct FlowEntry {
     /// saved: saved next, and never replaced by the destination's copy meanwhile (the
     /// clocks of other flows are, as another `sluice serve` may have run them).
     pub unsaved: bool,
+    /// Another run held it when it was last asked for (another `sluice serve` runs it): not
+    /// asked for again before then. Apart from the clock, which is the holder's and is
+    /// taken from the destination meanwhile.
+    pub held_until: Option<Ts>,
 }
 
 impl FlowEntry {
@@ -47,7 +51,19 @@ impl FlowEntry {
             last_success: None,
             late_notified: false,
             unsaved: false,
+            held_until: None,
         }
+    }
+
+    /// Whether it may be asked for at `now` (not left to another run's holder for a while).
+    pub fn askable(&self, now: Ts) -> bool {
+        self.held_until.is_none_or(|until| until <= now)
+    }
+
+    /// When it is next due here: its clock's due time, or later while it waits for a holder.
+    pub fn next_due(&self) -> Option<Ts> {
+        let due = self.clock.next_due?;
+        Some(self.held_until.map_or(due, |until| due.max(until)))
     }
 
     /// How far its committed window end is behind `now`, when it has one.
