@@ -154,8 +154,11 @@ impl<D: Destination> Target for Warehouse<D> {
 
     fn verify<'a>(&'a self, config: &'a Config, opts: &'a SyncOptions, repair: bool) -> Boxed<'a, Vec<FlowVerify>> {
         Box::pin(async move {
-            // A repair writes: the flows' locks first, as a run takes them.
-            claim(&self.dest, &self.schema, config, select_flows(config, opts.objects.as_deref())?, false).await?;
+            // A repair writes: the flows' locks first, as a run takes them. A check only
+            // reads, beside a run if need be.
+            if repair {
+                claim(&self.dest, &self.schema, config, select_flows(config, opts.objects.as_deref())?, false).await?;
+            }
             let (flows, source) = selected_source(config, opts).await?;
             warehouse::verify(&self.dest, &source, config, flows, opts, &self.schema, repair).await
         })
@@ -211,14 +214,39 @@ pub async fn sync_into<D: Destination>(
     let selected = select_flows(config, opts.objects.as_deref())?;
     let order: Vec<String> = selected.iter().map(|f| f.object.clone()).collect();
     let (free, held) = claim(dest, schema, config, selected, opts.skip_held).await?;
-    let mut summary = if free.is_empty() {
-        // Every one is held elsewhere: nothing to run, nothing to record.
-        let run_id = opts.run_id.clone().unwrap_or_else(super::summary::new_run_id);
-        RunSummary { run_id, flows: Vec::new(), status: RunStatus::Failed, stopped: None, api_usage: None }
-    } else {
+    let not_run = |flows: Vec<FlowSummary>| RunSummary {
+        run_id: opts.run_id.clone().unwrap_or_else(super::summary::new_run_id),
+        flows,
+        status: RunStatus::Failed,
+        stopped: None,
+        api_usage: None,
+    };
+    let ran = async {
         let source = SalesforceSource::connect_with(&config.source, opts.source).await?;
         let run = RunCx::new(&source, config, opts, observer);
-        flows::run(&WarehouseSink::new(dest, schema, &run), &run, free).await?
+        flows::run(&WarehouseSink::new(dest, schema, &run), &run, free.clone()).await
+    };
+    let mut summary = match free.is_empty() {
+        // Every one is held elsewhere: nothing to run, nothing to record.
+        true => not_run(Vec::new()),
+        false => match ran.await {
+            Ok(summary) => summary,
+            // The run could not start (the source, the destination): the flows it claimed
+            // failed, the held ones stay held, not failures of this run.
+            Err(e) if !held.is_empty() => {
+                let failed = Err(e);
+                not_run(
+                    free.iter()
+                        .map(|flow| {
+                            let mut summary = FlowSummary::new(flow, config.destination.naming());
+                            summary.finish(&failed);
+                            summary
+                        })
+                        .collect(),
+                )
+            }
+            Err(e) => return Err(e),
+        },
     };
     for flow in &held {
         observer.flow_finished(flow);
