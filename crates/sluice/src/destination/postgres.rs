@@ -139,9 +139,9 @@ impl SessionSettings {
     ///
     /// And the server is told to notice a dead client within `lease_timeout`, so that the
     /// flow locks of a process killed or lost go with it that soon: TCP keepalives from the
-    /// server's side (a machine gone silent), and, from PostgreSQL 14 on,
-    /// `client_connection_check_interval` (a client killed while its statement runs: the
-    /// server would otherwise notice only when the statement ends).
+    /// server's side (a machine gone silent while idle), `tcp_user_timeout` (gone silent
+    /// while the server sends), and `client_connection_check_interval` (a client killed
+    /// while its statement runs: the server would otherwise notice only when it ends).
     pub fn statements(&self, unbounded: bool) -> Vec<String> {
         let ms = |d: Duration| d.as_millis().min(i32::MAX as u128);
         let statement = if unbounded { 0 } else { ms(self.timeouts.statement) };
@@ -155,10 +155,16 @@ impl SessionSettings {
             out.push(format!("SET tcp_keepalives_idle = {}", lease / 4));
             out.push(format!("SET tcp_keepalives_interval = {}", lease / 8));
             out.push("SET tcp_keepalives_count = 3".into());
+            // Each where the server has it (`tcp_user_timeout` from 12 on, on systems with
+            // TCP_USER_TIMEOUT; the check interval from 14 on, where the system can tell a
+            // closed socket), left unset elsewhere rather than failing the connection.
+            let where_supported = |name: &str, value: u128| {
+                format!("BEGIN PERFORM set_config('{name}', '{value}', false); EXCEPTION WHEN OTHERS THEN NULL; END;")
+            };
             out.push(format!(
-                "SELECT set_config('client_connection_check_interval', '{}', false) WHERE \
-                 current_setting('server_version_num')::int >= 140000",
-                ms(self.lease_timeout / 4)
+                "DO $$ BEGIN {} {} END $$",
+                where_supported("tcp_user_timeout", ms(self.lease_timeout / 2)),
+                where_supported("client_connection_check_interval", ms(self.lease_timeout / 4)),
             ));
         }
         out

@@ -312,4 +312,18 @@ async fn postgres_sessions_bound_statements_and_lock_waits() {
     assert!(err.message.contains("lock_timeout") && err.message.contains("another session"), "{}", err.message);
     holder.batch_execute("ROLLBACK").await.unwrap();
     db.execute(vec!["DROP TABLE s_t".into()]).await.unwrap();
+
+    // The server notices a dead client within the lease time-out (a flow's lock goes with
+    // its session): keepalives, the user time-out and the connection check follow it.
+    let lease_timeout = Duration::from_secs(40);
+    let db = Postgres::connect_with(&url, SessionSettings { lease_timeout, ..Default::default() }).await.unwrap();
+    let settings = db
+        .query(
+            "SELECT current_setting('tcp_keepalives_idle') || ' ' || current_setting('tcp_keepalives_interval') || ' ' \
+             || current_setting('tcp_user_timeout') || ' ' || current_setting('client_connection_check_interval')"
+                .into(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(settings[0][0].as_str(), Some("10 5 20000 10s"), "{settings:?}");
 }
