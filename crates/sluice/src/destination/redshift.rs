@@ -277,6 +277,24 @@ impl std::fmt::Debug for Lease {
     }
 }
 
+/// Adds `expires_at` to a lease table made before it existed (two runs adding it at once:
+/// the one that finds it there already goes on).
+async fn add_expiry(sql: &Postgres, locks: &str) -> Result<()> {
+    let has = format!(
+        "SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = {} AND table_name = 'locks' \
+         AND column_name = 'expires_at'",
+        Dialect::Redshift.quote_literal(crate::consolidate::CONTROL_SCHEMA)
+    );
+    let answered = |rows: Vec<Vec<Value>>| super::first_value(&rows).and_then(Value::as_i64) == Some(1);
+    if answered(sql.query(has.clone()).await?) {
+        return Ok(());
+    }
+    match sql.execute(vec![format!("ALTER TABLE {locks} ADD COLUMN \"expires_at\" TIMESTAMPTZ")]).await {
+        Err(_) if answered(sql.query(has).await?) => Ok(()),
+        added => added,
+    }
+}
+
 impl Lease {
     /// Takes the lease of `schema` on `sql`, a session the lease keeps for itself (to refresh
     /// it every [`heartbeat`]), lapsing `lifetime` after its last refresh (at most
@@ -286,7 +304,6 @@ impl Lease {
         let lifetime = lifetime.min(LEASE);
         let heartbeat = heartbeat(lifetime);
         let now = chrono::Utc::now();
-        let expired = now - chrono::Duration::from_std(lifetime).unwrap_or_default();
         // Unique per lease, and says where to look for the run that holds it.
         let holder = format!(
             "{}:{} since {} ({:08x})",
@@ -301,37 +318,48 @@ impl Lease {
             format!("CREATE SCHEMA IF NOT EXISTS {}", d.quote_ident(crate::consolidate::CONTROL_SCHEMA)),
             format!(
                 "CREATE TABLE IF NOT EXISTS {locks} (\"schema_name\" VARCHAR(256), \"holder\" VARCHAR(256), \
-                 \"heartbeat\" TIMESTAMPTZ)"
+                 \"heartbeat\" TIMESTAMPTZ, \"expires_at\" TIMESTAMPTZ)"
             ),
         ])
         .await?;
+        add_expiry(&sql, &locks).await?;
+        let expires = move |at: chrono::DateTime<chrono::Utc>| {
+            d.timestamp_literal(at + chrono::Duration::from_std(lifetime).unwrap_or_default())
+        };
+        // Each lease lapses by its holder's own time-out; one written without it (by an
+        // older sluice) after the longest.
         sql.transaction(vec![
             format!("LOCK {locks}"),
             format!(
-                "DELETE FROM {locks} WHERE \"schema_name\" = {s} AND \"heartbeat\" < {}",
-                d.timestamp_literal(expired)
+                "DELETE FROM {locks} WHERE \"schema_name\" = {s} AND COALESCE(\"expires_at\", \"heartbeat\" + \
+                 INTERVAL '{} seconds') < {}",
+                LEASE.as_secs(),
+                d.timestamp_literal(now)
             ),
             format!(
-                "INSERT INTO {locks} SELECT {s}, {h}, {} WHERE NOT EXISTS (SELECT 1 FROM {locks} WHERE \
+                "INSERT INTO {locks} SELECT {s}, {h}, {}, {} WHERE NOT EXISTS (SELECT 1 FROM {locks} WHERE \
                  \"schema_name\" = {s})",
-                d.timestamp_literal(now)
+                d.timestamp_literal(now),
+                expires(now)
             ),
         ])
         .await?;
         let rows = sql
             .query(format!(
-                "SELECT \"holder\", CAST(\"heartbeat\" AS VARCHAR) FROM {locks} WHERE \"schema_name\" = {s}"
+                "SELECT \"holder\", CAST(\"heartbeat\" AS VARCHAR), CAST(\"expires_at\" AS VARCHAR) FROM {locks} \
+                 WHERE \"schema_name\" = {s}"
             ))
             .await?;
         let current = super::first_value(&rows).and_then(Value::as_str).unwrap_or_default();
         if current != holder {
-            let beat = rows.first().and_then(|r| r.get(1)).and_then(Value::as_str).unwrap_or("?");
+            let column = |i: usize| rows.first().and_then(|r| r.get(i)).and_then(Value::as_str).unwrap_or("?");
             return Err(Error::busy(format!(
-                "destination: schema {schema} in {} is in use by another sluice run ({current}, last seen {beat}); \
-                 one run at a time writes a schema, so wait for it to finish. A run that crashed holds it for {} \
-                 after it was last seen (serve.lease_timeout)",
+                "destination: schema {schema} in {} is in use by another sluice run ({current}, last seen {}); \
+                 one run at a time writes a schema, so wait for it to finish. Should that run have died, its \
+                 lease lapses at {} (its serve.lease_timeout after it was last seen)",
                 sql.location(),
-                crate::config::format_duration(lifetime)
+                column(1),
+                column(2)
             )));
         }
         let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -341,9 +369,12 @@ impl Lease {
             async move {
                 loop {
                     tokio::time::sleep(heartbeat).await;
+                    let now = chrono::Utc::now();
                     let beat = format!(
-                        "UPDATE {locks} SET \"heartbeat\" = {} WHERE \"schema_name\" = {s} AND \"holder\" = {h}",
-                        d.timestamp_literal(chrono::Utc::now())
+                        "UPDATE {locks} SET \"heartbeat\" = {}, \"expires_at\" = {} WHERE \"schema_name\" = {s} \
+                         AND \"holder\" = {h}",
+                        d.timestamp_literal(now),
+                        expires(now)
                     );
                     let ours = format!("SELECT COUNT(*) FROM {locks} WHERE \"schema_name\" = {s} AND \"holder\" = {h}");
                     let held = match sql.execute(vec![beat]).await {

@@ -370,6 +370,13 @@ async fn a_promoted_first_load_gets_the_target_schemas_default_privileges() {
 async fn the_schema_lease_is_exclusive_named_released_and_expires() {
     let url = fresh_database().await.pg();
     let a = Postgres::connect(&url).await.unwrap();
+    // The lease table as an older sluice made it, without `expires_at`: it is added.
+    a.execute(vec![
+        "CREATE SCHEMA _sluice".into(),
+        "CREATE TABLE _sluice.locks (schema_name VARCHAR(256), holder VARCHAR(256), heartbeat TIMESTAMPTZ)".into(),
+    ])
+    .await
+    .unwrap();
     let lease = Lease::take(a.clone(), "salesforce", LEASE).await.unwrap();
     let err = Lease::take(a.clone(), "salesforce", LEASE).await.expect_err("a second lease on the schema");
     assert_eq!(err.kind, Kind::User);
@@ -381,9 +388,20 @@ async fn the_schema_lease_is_exclusive_named_released_and_expires() {
     Lease::take(a.clone(), "other", LEASE).await.unwrap().release().await.unwrap();
     lease.release().await.unwrap();
     let again = Lease::take(a.clone(), "salesforce", LEASE).await.unwrap();
+    // A lease lapses by its holder's time-out, not by the one of the run asking: seen a
+    // minute ago, with ten to live, it is held still for a run whose own time-out is 10 s.
+    a.execute(vec!["UPDATE _sluice.locks SET heartbeat = heartbeat - INTERVAL '1 minute'".into()]).await.unwrap();
+    let short = std::time::Duration::from_secs(10);
+    let err = Lease::take(a.clone(), "salesforce", short).await.expect_err("held by its own time-out");
+    assert!(err.message.contains("lapses at"), "{}", err.message);
+    // A lease written by an older sluice (no expiry) lapses after the longest time-out.
+    a.execute(vec!["UPDATE _sluice.locks SET expires_at = NULL, heartbeat = now() - INTERVAL '9 minutes'".into()])
+        .await
+        .unwrap();
+    Lease::take(a.clone(), "salesforce", short).await.expect_err("an old lease within the longest time-out");
     // A holder that stopped refreshing long ago (a crashed run) loses the lease.
-    a.execute(vec!["UPDATE _sluice.locks SET heartbeat = heartbeat - INTERVAL '11 minutes'".into()]).await.unwrap();
-    let taken = Lease::take(a.clone(), "salesforce", LEASE).await.unwrap();
+    a.execute(vec!["UPDATE _sluice.locks SET heartbeat = now() - INTERVAL '11 minutes'".into()]).await.unwrap();
+    let taken = Lease::take(a.clone(), "salesforce", short).await.unwrap();
     drop(again);
     taken.release().await.unwrap();
     let left = a.query("SELECT COUNT(*) FROM _sluice.locks".into()).await.unwrap();
