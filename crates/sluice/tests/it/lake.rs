@@ -40,7 +40,7 @@ async fn write_file(
     writer.write(&batch).unwrap();
     writer.close().unwrap();
     let size = bytes.len() as i64;
-    store.put(&table.object_path(path), PutPayload::from(bytes)).await.unwrap();
+    store.put(&table.object_path(path).unwrap(), PutPayload::from(bytes)).await.unwrap();
     NewFile { path: path.into(), size, rows: rows.len() as i64 }
 }
 
@@ -48,9 +48,9 @@ fn columns(names: &[(&str, SluiceType)]) -> Vec<DeltaColumn> {
     names.iter().map(|(n, t)| DeltaColumn { name: (*n).into(), ty: delta_type(*t).unwrap() }).collect()
 }
 
-/// What the Python `deltalake` package reads of version `version` at `uri`: its files, its
+/// What the Python `deltalake` package reads of version `version` (the newest: `None`) at `uri`: its files, its
 /// protocol and its rows sorted by id.
-fn read_with_deltalake(uri: &str, version: u64, s3: bool) -> Json {
+fn read_with_deltalake(uri: &str, version: Option<u64>, s3: bool) -> Json {
     let python = std::env::var("SLUICE_PYTHON").unwrap_or_else(|_| {
         let venv = concat!(env!("CARGO_MANIFEST_DIR"), "/../../.venv/bin/python");
         assert!(
@@ -73,7 +73,7 @@ fn read_with_deltalake(uri: &str, version: u64, s3: bool) -> Json {
     let script = r#"
 import json, os, sys
 from deltalake import DeltaTable
-uri, version, options = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3])
+uri, version, options = sys.argv[1], (int(sys.argv[2]) if sys.argv[2] else None), json.loads(sys.argv[3])
 t = DeltaTable(uri, version=version, storage_options=options)
 rows = t.to_pyarrow_table().to_pylist()
 p = t.protocol()
@@ -85,10 +85,14 @@ sys.stdout.flush()
 os._exit(0)
 "#;
     let out = Command::new(&python)
-        .args(["-c", script, uri, &version.to_string(), &options.to_string()])
+        .args(["-c", script, uri, &version.map(|v| v.to_string()).unwrap_or_default(), &options.to_string()])
         .output()
         .unwrap_or_else(|e| panic!("{python}: {e}"));
-    assert!(out.status.success(), "deltalake could not read {uri}@{version}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "deltalake could not read {uri}@{version:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -126,42 +130,53 @@ async fn copy_on_write_history(root: Url, store: Arc<dyn ObjectStore>, s3: bool)
     };
     let v1 = table.commit(Some(&v0), change.clone()).await.unwrap();
     assert_eq!((v1.number, v1.txn), (1, Some(2)));
+    assert_eq!(v1.mark.as_deref(), Some(r#"{"window_end":"2026-01-02T00:00:00Z"}"#));
     assert_eq!(v1.files.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(), ["part-0-b.parquet"]);
     assert_eq!(v1.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["id", "amount", "stage"]);
 
-    // A second writer that read version 0 loses: nothing of it lands.
-    let late = table.commit(Some(&v0), change).await.unwrap_err();
+    // The same commit again (its answer lost on the way back): it is found landed, not
+    // applied twice.
+    let again = table.commit(Some(&v0), change.clone()).await.unwrap();
+    assert_eq!((again.number, again.txn, &again.files), (1, Some(2), &v1.files));
+    // Another writer that read version 0 loses: nothing of it lands.
+    let other = Change { mark: r#"{"window_end":"2026-01-03T00:00:00Z"}"#.into(), ..change };
+    let late = table.commit(Some(&v0), other).await.unwrap_err();
     assert!(late.is_busy() && late.to_string().contains("another writer committed version 1 first"), "{late}");
     let newest = table.version(None).await.unwrap().unwrap();
-    assert_eq!((newest.number, newest.txn, &newest.files), (1, Some(2), &v1.files));
-
-    // A checkpoint, then the newest version is still what it was; version 0 still reads.
-    table.checkpoint(&newest).await.unwrap();
-    let checkpoint = table.object_path("_delta_log/_last_checkpoint");
-    assert!(store.head(&checkpoint).await.is_ok(), "no _last_checkpoint");
-    let again = table.version(None).await.unwrap().unwrap();
-    assert_eq!((again.number, again.txn, again.mark, &again.files), (1, Some(2), newest.mark, &v1.files));
+    assert_eq!((newest.number, newest.txn, &newest.files, &newest.mark), (1, Some(2), &v1.files, &v1.mark));
     let old = table.version(Some(0)).await.unwrap().unwrap();
-    assert_eq!((old.files, old.mark), (v0.files, v0.mark));
+    assert_eq!((&old.files, &old.mark), (&v0.files, &v0.mark));
 
     // The Python deltalake package reads each version as sluice wrote it.
     let uri = root.as_str().trim_end_matches('/');
-    let read0 = read_with_deltalake(uri, 0, s3);
+    let read0 = read_with_deltalake(uri, Some(0), s3);
     assert_eq!(read0["reader"], 3, "{read0}");
     assert_eq!(read0["reader_features"], json!([]), "{read0}");
     assert_eq!(read0["columns"], json!(["id", "amount"]));
     assert_eq!(read0["rows"], json!([{"id": "001A", "amount": 10}, {"id": "001B", "amount": 20}]));
-    let read1 = read_with_deltalake(uri, 1, s3);
+    let rows1 = json!([
+        {"id": "001A", "amount": 10, "stage": null},
+        {"id": "001B", "amount": 25, "stage": "Won"},
+        {"id": "001C", "amount": 5, "stage": "New"},
+    ]);
+    let read1 = read_with_deltalake(uri, Some(1), s3);
     assert_eq!(read1["files"].as_array().unwrap().len(), 1, "{read1}");
     assert!(read1["files"][0].as_str().unwrap().ends_with("part-0-b.parquet"), "{read1}");
+    assert_eq!(read1["rows"], rows1);
+
+    // A checkpoint of the newest version: with the commits before it gone, sluice and
+    // deltalake still read it, from the checkpoint alone.
+    table.checkpoint(&newest).await.unwrap();
+    assert!(store.head(&table.object_path("_delta_log/_last_checkpoint").unwrap()).await.is_ok());
+    for commit in ["00000000000000000000.json", "00000000000000000001.json"] {
+        store.delete(&table.object_path(&format!("_delta_log/{commit}")).unwrap()).await.unwrap();
+    }
+    let checkpointed = table.version(None).await.unwrap().unwrap();
     assert_eq!(
-        read1["rows"],
-        json!([
-            {"id": "001A", "amount": 10, "stage": null},
-            {"id": "001B", "amount": 25, "stage": "Won"},
-            {"id": "001C", "amount": 5, "stage": "New"},
-        ])
+        (checkpointed.number, checkpointed.txn, &checkpointed.mark, &checkpointed.files),
+        (1, Some(2), &v1.mark, &v1.files)
     );
+    assert_eq!(read_with_deltalake(uri, None, s3)["rows"], rows1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

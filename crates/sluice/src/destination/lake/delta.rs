@@ -175,14 +175,17 @@ impl DeltaTable {
         &self.root
     }
 
-    /// The object path of `relative` under the root, for writing a data file there.
-    pub fn object_path(&self, relative: &str) -> ObjectPath {
-        ObjectPath::from(format!("{}{relative}", self.root.path().trim_start_matches('/')))
+    /// The object path of `relative` (plain text, not URL-encoded) under the root, for
+    /// writing a data file there.
+    pub fn object_path(&self, relative: &str) -> Result<ObjectPath> {
+        let root = ObjectPath::from_url_path(self.root.path())
+            .map_err(|e| Error::user(format!("Delta table {}: the path is not usable: {e}", self.root)))?;
+        Ok(relative.split('/').filter(|part| !part.is_empty()).fold(root, |path, part| path.join(part)))
     }
 
     /// Whether the table has a log at all (a first commit).
     async fn exists(&self) -> Result<bool> {
-        let log = self.object_path("_delta_log/");
+        let log = self.object_path("_delta_log")?;
         let mut listing = self.store.list(Some(&log));
         while let Some(meta) = listing.next().await {
             let meta = meta.map_err(|e| self.io_error("listing its log", e))?;
@@ -215,7 +218,10 @@ impl DeltaTable {
 
     /// Commits `change` on `base` (`None`: creates the table). The flow's transaction
     /// number becomes one more than `base`'s. Returns the version committed. Another
-    /// writer's commit on the same version makes it [`Error::busy`], with nothing changed.
+    /// writer's commit on the same version makes it [`Error::busy`], with nothing changed,
+    /// unless that version is this very commit (its transaction number and its mark, which
+    /// names the run), landed by an earlier attempt whose answer was lost: then it is
+    /// returned as committed.
     /// Any other error may come after the commit landed (a reply lost on the way back):
     /// the newest version's [`TableVersion::txn`] tells whether it did.
     pub async fn commit(&self, base: Option<&TableVersion>, change: Change) -> Result<TableVersion> {
@@ -291,6 +297,7 @@ fn commit(
 ) -> Result<TableVersion> {
     let failed = |e: delta_kernel::KernelError| Error::external(format!("Delta table {shown}: committing: {e}"));
     let txn_number = base.as_ref().and_then(|b| b.txn).unwrap_or(0) + 1;
+    let mark = change.mark.clone();
     let adds = add_actions(&change.add).map_err(|e| Error::internal(format!("Delta add actions: {e}")))?;
     let result = match &base {
         None => {
@@ -351,14 +358,39 @@ fn commit(
     };
     match result {
         Ok(version) => {
-            let snapshot = Snapshot::builder_for(root.as_str()).at_version(version).build(engine).map_err(failed)?;
-            read_version(snapshot, engine, app_id).map_err(failed)
+            let read_back = |e| {
+                Error::external(format!(
+                    "Delta table {shown}: committed version {version}, then could not read it: {e}"
+                ))
+            };
+            let snapshot = Snapshot::builder_for(root.as_str()).at_version(version).build(engine).map_err(read_back)?;
+            read_version(snapshot, engine, app_id).map_err(read_back)
         }
-        Err(version) => Err(Error::busy(format!(
-            "Delta table {shown}: another writer committed version {version} first; nothing of this commit \
-             was applied (one run at a time writes a flow)"
-        ))),
+        // This very commit, landed by an attempt whose answer was lost: the version holds
+        // its transaction number and its mark (which names its run).
+        Err(version) => match landed(root, engine, app_id, version, txn_number, &mark) {
+            Some(ours) => Ok(ours),
+            None => Err(Error::busy(format!(
+                "Delta table {shown}: another writer committed version {version} first; nothing of this commit \
+                 was applied (one run at a time writes a flow)"
+            ))),
+        },
     }
+}
+
+/// Version `version`, if it is the commit of transaction `txn` with `mark` (that is, this
+/// flow's commit, landed already).
+fn landed(
+    root: &Url,
+    engine: &DefaultEngine<TokioMultiThreadExecutor>,
+    app_id: &str,
+    version: u64,
+    txn: i64,
+    mark: &str,
+) -> Option<TableVersion> {
+    let snapshot = Snapshot::builder_for(root.as_str()).at_version(version).build(engine).ok()?;
+    let read = read_version(snapshot, engine, app_id).ok()?;
+    (read.txn == Some(txn) && read.mark.as_deref() == Some(mark)).then_some(read)
 }
 
 /// The rows of `files` (scan files) whose path is in `remove`, taken out of it; `None`
