@@ -29,7 +29,7 @@ use delta_kernel::committer::FileSystemCommitter;
 use delta_kernel::engine::arrow_data::ArrowEngineData;
 use delta_kernel::schema::{DataType, StructField, StructType};
 use delta_kernel::transaction::create_table::create_table;
-use delta_kernel::transaction::{CommitResult, UpdateTableOperation};
+use delta_kernel::transaction::{CommitResult, Transaction, UpdateTableOperation};
 use delta_kernel::{FilteredEngineData, Snapshot, SnapshotRef};
 use delta_kernel_default_engine::DefaultEngine;
 use delta_kernel_default_engine::DefaultEngineBuilder;
@@ -303,20 +303,13 @@ fn commit(
         None => {
             let fields = change.columns.iter().map(|c| StructField::nullable(c.name.clone(), c.ty.clone()));
             let schema = Arc::new(StructType::try_new(fields).map_err(failed)?);
-            let mut txn = create_table(root.as_str(), schema, ENGINE_INFO, change.data_change)
+            let txn = create_table(root.as_str(), schema, ENGINE_INFO, change.data_change)
                 .with_table_properties([("delta.feature.domainMetadata", "supported")])
                 .with_transaction_id(app_id, txn_number)
                 .with_domain_metadata(LAKE_MARK_DOMAIN, change.mark)
                 .build(engine, Box::new(FileSystemCommitter::new()))
                 .map_err(failed)?;
-            if let Some(adds) = adds {
-                txn.add_files(adds);
-            }
-            match txn.commit(engine).map_err(failed)? {
-                CommitResult::Committed(c) => Ok(c.commit_version()),
-                CommitResult::Conflicted(c) => Err(c.conflict_version()),
-                CommitResult::Retryable(r) => return Err(failed(r.error)),
-            }
+            add_and_commit(txn, adds, engine).map_err(failed)?
         }
         Some(base) => {
             let operation =
@@ -346,14 +339,7 @@ fn commit(
                     base.number
                 )));
             }
-            if let Some(adds) = adds {
-                txn.add_files(adds);
-            }
-            match txn.commit(engine).map_err(failed)? {
-                CommitResult::Committed(c) => Ok(c.commit_version()),
-                CommitResult::Conflicted(c) => Err(c.conflict_version()),
-                CommitResult::Retryable(r) => return Err(failed(r.error)),
-            }
+            add_and_commit(txn, adds, engine).map_err(failed)?
         }
     };
     match result {
@@ -376,6 +362,23 @@ fn commit(
             ))),
         },
     }
+}
+
+/// Adds `adds` to `txn` and commits it: `Ok` with the version committed, `Err` with the
+/// version another writer committed first.
+fn add_and_commit<S>(
+    mut txn: Transaction<S>,
+    adds: Option<Box<ArrowEngineData>>,
+    engine: &DefaultEngine<TokioMultiThreadExecutor>,
+) -> delta_kernel::KernelResult<std::result::Result<u64, u64>> {
+    if let Some(adds) = adds {
+        txn.add_files(adds);
+    }
+    Ok(match txn.commit(engine)? {
+        CommitResult::Committed(c) => Ok(c.commit_version()),
+        CommitResult::Conflicted(c) => Err(c.conflict_version()),
+        CommitResult::Retryable(r) => return Err(r.error),
+    })
 }
 
 /// Version `version`, if it is the commit of transaction `txn` with `mark` (that is, this
