@@ -226,10 +226,11 @@ pub async fn sync_into<D: Destination>(
         let run = RunCx::new(&source, config, opts, observer);
         flows::run(&WarehouseSink::new(dest, schema, &run), &run, free.clone()).await
     };
-    let mut summary = match free.is_empty() {
+    let mut summary = if free.is_empty() {
         // Every one is held elsewhere: nothing to run, nothing to record.
-        true => not_run(Vec::new()),
-        false => match ran.await {
+        not_run(Vec::new())
+    } else {
+        match ran.await {
             Ok(summary) => summary,
             // The run could not start (the source, the destination): the flows it claimed
             // failed, the held ones stay held, not failures of this run.
@@ -246,7 +247,7 @@ pub async fn sync_into<D: Destination>(
                 )
             }
             Err(e) => return Err(e),
-        },
+        }
     };
     for flow in &held {
         observer.flow_finished(flow);
