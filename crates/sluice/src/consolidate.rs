@@ -52,13 +52,13 @@ use crate::config::WriteMode;
 pub use crate::sql::{Dialect, TableRef};
 
 pub use crate::sql::DUCKDB_SLICE_ROWS;
+pub use control::lake::{self, LAKE_MARK_DOMAIN, lake_app_id};
 pub use control::{
-    CONTROL_SCHEMA, FlowPhase, LAKE_MARK_DOMAIN, LAYOUT_VERSION, LEASE, LOCK_CLASS, LayoutState, RunState, ScheduleRow,
-    Trigger, abandon_runs, check_layout, control_ddl, control_writes, flow_failed, flow_lock_key, flow_phase,
-    flow_runs_query, flow_totals, forget_flow, full_refresh_query, has_rows_query, lake_app_id, layout_of,
-    layout_query, layout_tables, lock_key, locks_table, migrate_added, migrate_v1, read_flow, read_merge_counts,
-    run_alive, run_finished, run_started, runs_query, schedule_query, schedule_writes, setup_lock, status_query,
-    v1_flows_query, write_of, write_word,
+    CONTROL_SCHEMA, FlowPhase, LAYOUT_VERSION, LEASE, LOCK_CLASS, LayoutState, RunState, ScheduleRow, Trigger,
+    abandon_runs, check_layout, control_ddl, control_writes, flow_failed, flow_lock_key, flow_phase, flow_runs_query,
+    flow_totals, forget_flow, full_refresh_query, has_rows_query, layout_of, layout_query, layout_tables, lock_key,
+    locks_table, migrate_added, migrate_v1, read_flow, read_merge_counts, run_alive, run_finished, run_started,
+    runs_query, schedule_query, schedule_writes, setup_lock, status_query, v1_flows_query, write_of, write_word,
 };
 pub use ddl::{SchemaChanges, schema_changes, staging_ddl, widens};
 pub use formulas::{formula_counts, formulas_apply, formulas_ddl, formulas_table};

@@ -34,6 +34,11 @@ pub trait DestinationSettings: SameAs + fmt::Debug + Send + Sync {
         false
     }
 
+    /// Whether it keeps `<table>_history` for flows with `history = true`.
+    fn keeps_history(&self) -> bool {
+        true
+    }
+
     /// Who runs the consolidation.
     fn consolidation(&self) -> Consolidation {
         Consolidation::Run

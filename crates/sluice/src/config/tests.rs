@@ -376,9 +376,30 @@ fn destination_rules() {
         (
             "[destination]\npath = \"o\"\n",
             "destination.type",
-            "missing; valid: \"duckdb\", \"postgres\", \"redshift\", \"files\"",
+            "missing; valid: \"duckdb\", \"postgres\", \"redshift\", \"files\", \"lake\"",
         ),
-        ("[destination]\ntype = \"lake\"\n", "destination.type", "not available in this version yet"),
+        ("[destination]\ntype = \"lake\"\n", "destination.path", "missing; the lake's directory"),
+        ("[destination]\ntype = \"lakehouse\"\n", "destination.type", "\"lakehouse\" is not a destination type"),
+        (
+            "[destination]\ntype = \"lake\"\npath = \"s3://b/p\"\n",
+            "destination.work_dir",
+            "is required with an S3 lake",
+        ),
+        (
+            "[destination]\ntype = \"lake\"\npath = \"lake\"\ns3_endpoint = \"http://127.0.0.1:9\"\n",
+            "destination.s3_endpoint",
+            "is used only with an S3 lake",
+        ),
+        (
+            "[destination]\ntype = \"lake\"\npath = \"s3://u:p@b/p\"\nwork_dir = \"w\"\n",
+            "destination.path",
+            "holds credentials",
+        ),
+        (
+            "[destination]\ntype = \"lake\"\npath = \"lake\"\n[defaults]\nhistory = true\n",
+            "defaults.history",
+            "does not keep history tables",
+        ),
         (
             "[destination]\ntype = \"redshift\"\nurl = \"postgres://u:hunter2@c:5439/dev\"\niam_role = \"arn:aws:iam::1:role/r\"\n",
             "destination.s3_staging",

@@ -30,6 +30,8 @@
 
 use std::time::Duration;
 
+pub mod lake;
+
 use super::merge::{changes_name, count_exprs};
 use super::spec::{FlowRun, MergeSpec, ident_list};
 use crate::config::WriteMode;
@@ -61,16 +63,6 @@ pub fn lock_key(schema: &str) -> String {
 pub fn flow_lock_key(target: &TableRef) -> String {
     let d = Dialect::Postgres;
     format!("hashtext({})", d.quote_literal(&d.table(target)))
-}
-
-/// The domain of a lake table's Delta metadata that holds its flow's mark (window end,
-/// run id), committed in the same Delta version as the data.
-pub const LAKE_MARK_DOMAIN: &str = "sluice";
-
-/// The Delta application id (`txn` action) of the flow writing `target` in a lake: its
-/// transaction number counts the flow's commits there.
-pub fn lake_app_id(target: &TableRef) -> String {
-    format!("sluice:{}.{}", target.schema, target.name)
 }
 
 /// The statement by which a run shows it lives, where runs of one schema may write side by

@@ -151,8 +151,31 @@ impl DuckDb {
         conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// [`Destination::transaction`], with `before_commit` run on the open transaction after
+    /// the statements, on the same blocking thread: its error rolls everything back (the lake
+    /// publishes the transaction's rows there, committing here only once they are published).
+    pub async fn transaction_then<T: Send + 'static>(
+        &self,
+        statements: Vec<String>,
+        before_commit: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        self.with_conn(move |conn| {
+            let tx = conn.transaction().map_err(|e| sql_error(e, "BEGIN"))?;
+            for sql in &statements {
+                crate::failpoint::hit("consolidate-statement");
+                tx.execute_batch(sql).map_err(|e| sql_error(e, sql))?;
+            }
+            let out = before_commit(&tx)?;
+            crate::failpoint::hit("before-commit");
+            // Dropping `tx` on an error above rolls everything back.
+            tx.commit().map_err(|e| sql_error(e, "COMMIT"))?;
+            Ok(out)
+        })
+        .await
+    }
+
     /// Runs `f` on the shared connection, off the async threads.
-    async fn with_conn<T: Send + 'static>(
+    pub(crate) async fn with_conn<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     ) -> Result<T> {
@@ -186,7 +209,7 @@ fn open_error(path: &Path, e: &duckdb::Error) -> Error {
 
 /// A failed statement: DuckDB's message, which names the table or column, plus the
 /// statement's first line so the user can find it in the SQL sluice generated.
-fn sql_error(e: duckdb::Error, sql: &str) -> Error {
+pub(crate) fn sql_error(e: duckdb::Error, sql: &str) -> Error {
     let text = e.to_string();
     let lower = text.to_ascii_lowercase();
     let first = sql.lines().next().unwrap_or_default();
@@ -310,17 +333,7 @@ impl Destination for DuckDb {
     }
 
     async fn transaction(&self, statements: Vec<String>) -> Result<()> {
-        self.with_conn(move |conn| {
-            let tx = conn.transaction().map_err(|e| sql_error(e, "BEGIN"))?;
-            for sql in &statements {
-                crate::failpoint::hit("consolidate-statement");
-                tx.execute_batch(sql).map_err(|e| sql_error(e, sql))?;
-            }
-            crate::failpoint::hit("before-commit");
-            // Dropping `tx` on an error above rolls everything back.
-            tx.commit().map_err(|e| sql_error(e, "COMMIT"))
-        })
-        .await
+        self.transaction_then(statements, |_| Ok(())).await
     }
 
     async fn query(&self, sql: String) -> Result<Vec<Vec<Value>>> {
@@ -544,7 +557,7 @@ impl Stage for DuckStage {
 }
 
 /// The columns of a table or view, in order, with DuckDB's names for their types.
-fn catalog_columns(conn: &Connection, table: &TableRef) -> Result<Vec<(String, String)>> {
+pub(crate) fn catalog_columns(conn: &Connection, table: &TableRef) -> Result<Vec<(String, String)>> {
     let sql = "SELECT column_name, data_type FROM information_schema.columns \
                WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position";
     let mut stmt = conn.prepare(sql).map_err(|e| sql_error(e, sql))?;

@@ -1,11 +1,20 @@
-//! The lakehouse destination's storage: Delta Lake tables on local disk or S3 that other
-//! engines read (docs/lake.md has the design and why it is built on delta_kernel).
+//! The lakehouse destination (`type = "lake"`): Delta Lake tables on local disk or S3 that
+//! other engines read, kept exactly once (docs/lake.md has the design and why it is built
+//! on delta_kernel).
 //!
+//! - [`config`]: `type = "lake"` and its keys, checked purely.
 //! - [`delta`]: one Delta table: its versions (data files, the flow's mark and
 //!   transaction number) and atomic commits of added and removed files with the flow's
 //!   mark.
-//!
-//! `type = "lake"` is still refused by the config: the flow sink (staging, the merge over
-//! the files holding changed Ids, cleanup) is not built yet.
+//! - `work`: the lake as a SQL destination: a DuckDB work database mirrors its tables,
+//!   runs the consolidation, and publishes each transaction's changed buckets as one Delta
+//!   version before committing.
+//! - `open`: the [`crate::pipeline::target::Connector`] every command opens it through.
 
+pub mod config;
 pub mod delta;
+mod open;
+mod work;
+
+pub use config::{LakeConfig, LakeKind};
+pub use work::LakeDb;

@@ -4,8 +4,8 @@
 //!   run; its committed windows live in a state file.
 //! - [`duckdb`]: an embedded DuckDB file, the default warehouse.
 //! - [`postgres`]: a PostgreSQL database, staged by binary `COPY`.
-//! - [`lake`]: Delta Lake tables (the storage of the lakehouse destination, not yet
-//!   selectable in the config).
+//! - [`lake`]: Delta Lake tables on local disk or S3, consolidated in a DuckDB work
+//!   database that mirrors them.
 //!
 //! Warehouses implement [`Destination`]: they stage Arrow batches and execute the SQL the
 //! pure generators of [`crate::consolidate`] produce, in one transaction where it must be.
@@ -101,6 +101,20 @@ pub trait Destination: Send + Sync + 'static {
     /// Executes statements in ONE transaction: all of them take effect, or none.
     fn transaction(&self, statements: Vec<String>) -> impl Future<Output = Result<()>> + Send;
 
+    /// Executes, in ONE transaction, statements that change the rows of `target` (a
+    /// consolidation, a reconciliation, a formula refresh). `changed` says which rows they
+    /// may change, so a destination that keeps the table elsewhere too (the lake publishes
+    /// it as Delta files) rewrites only those. Elsewhere, [`Destination::transaction`].
+    fn write_rows(
+        &self,
+        target: &TableRef,
+        changed: Changed,
+        statements: Vec<String>,
+    ) -> impl Future<Output = Result<()>> + Send {
+        let _ = (target, changed);
+        self.transaction(statements)
+    }
+
     /// Runs a query and returns its rows; every column must be an integer or text.
     fn query(&self, sql: String) -> impl Future<Output = Result<Vec<Vec<Value>>>> + Send;
 
@@ -139,6 +153,17 @@ pub trait Destination: Send + Sync + 'static {
     fn release(&self) -> impl Future<Output = Result<()>> + Send {
         async { Ok(()) }
     }
+}
+
+/// Which rows of a target a [`Destination::write_rows`] transaction may change: those whose
+/// Id (column `id` of the target) is listed in column `id` of `ids` (the staging table, the
+/// formula table), or any row (`ids = None`: a reconciliation, a full read's removals).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Changed {
+    /// The Id column's name, in the target and in `ids`.
+    pub id: String,
+    /// The table listing the Ids; `None`: any row may change.
+    pub ids: Option<TableRef>,
 }
 
 /// A load into one staging table.

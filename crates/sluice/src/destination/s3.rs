@@ -9,7 +9,7 @@ use std::sync::Arc;
 use futures_util::StreamExt;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, ObjectStoreExt};
+use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart};
 
 use crate::config::{DestinationKeys, quoted_url};
 use crate::redact;
@@ -73,5 +73,39 @@ pub async fn delete_prefix(store: &Arc<dyn ObjectStore>, prefix: &str, key: &str
             .await
             .map_err(|e| Error::external(format!("{key}: deleting {}: {e}", meta.location)))?;
     }
+    Ok(())
+}
+
+/// Why [`upload_file`] failed.
+#[derive(Debug)]
+pub enum UploadError {
+    /// Reading the local file.
+    Read(std::io::Error),
+    /// Writing the object.
+    Store(object_store::Error),
+}
+
+/// Sends the local file at `path` as the object `location`, in pieces of `chunk` bytes,
+/// at most two in flight: memory stays at a few pieces whatever the file's size.
+pub async fn upload_file(
+    store: &dyn ObjectStore,
+    location: &ObjectPath,
+    path: &std::path::Path,
+    chunk: usize,
+) -> std::result::Result<(), UploadError> {
+    use std::io::Read;
+    let upload = store.put_multipart(location).await.map_err(UploadError::Store)?;
+    let mut writer = WriteMultipart::new_with_chunk_size(upload, chunk);
+    let mut file = std::fs::File::open(path).map_err(UploadError::Read)?;
+    let mut buf = vec![0u8; chunk];
+    loop {
+        let n = file.read(&mut buf).map_err(UploadError::Read)?;
+        if n == 0 {
+            break;
+        }
+        writer.wait_for_capacity(2).await.map_err(UploadError::Store)?;
+        writer.write(&buf[..n]);
+    }
+    writer.finish().await.map_err(UploadError::Store)?;
     Ok(())
 }

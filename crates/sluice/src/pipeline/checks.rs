@@ -10,7 +10,7 @@ use super::context::Ctx;
 use super::summary::{FormulaRefresh, VerifyCounts};
 use crate::config::{Api, Deletes, FlowConfig, WriteMode};
 use crate::consolidate::{self, MergeSpec, TableRef};
-use crate::destination::{Destination, Stage, Value, first_value};
+use crate::destination::{Changed, Destination, Stage, Value, first_value};
 use crate::mask::Masker;
 use crate::model::{Column, Cursor, TableSchema, Timestamp, Window};
 use crate::source::salesforce::describe::Described;
@@ -114,7 +114,8 @@ pub async fn refresh_formulas<D: Destination>(
     let _turn = cx.merge_lock.lock().await;
     let counted = cx.dest.query(consolidate::formula_counts(d, spec, &formulas)).await?;
     let changed = first_value(&counted).and_then(Value::as_i64).unwrap_or(0) as u64;
-    cx.dest.transaction(consolidate::formulas_apply(d, spec, &formulas)).await?;
+    let touched = Changed { id: spec.id.clone(), ids: Some(table.clone()) };
+    cx.dest.write_rows(&spec.target, touched, consolidate::formulas_apply(d, spec, &formulas)).await?;
     cx.dest.discard(table).await?;
     tracing::info!(object = %flow.object, read = rows, changed, "formula refresh");
     Ok(FormulaRefresh { read: rows, changed })
@@ -154,7 +155,8 @@ pub async fn reconcile<D: Destination>(
             flow.object
         )));
     }
-    cx.dest.transaction(consolidate::reconcile_apply(d, spec, snapshot_start)).await?;
+    let touched = Changed { id: spec.id.clone(), ids: None };
+    cx.dest.write_rows(&spec.target, touched, consolidate::reconcile_apply(d, spec, snapshot_start)).await?;
     cx.dest.discard(consolidate::ids_table(spec)).await?;
     if gone > 0 {
         tracing::info!(object = %flow.object, removed = gone, "reconciliation removed rows the source no longer has");

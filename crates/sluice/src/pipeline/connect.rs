@@ -18,12 +18,13 @@ use crate::config::{self, Config, ConfigError, DestinationKind};
 use crate::destination::QueryResult;
 use crate::destination::duckdb::DuckDbKind;
 use crate::destination::files::FilesKind;
+use crate::destination::lake::LakeKind;
 use crate::destination::postgres::PostgresKind;
 use crate::destination::redshift::RedshiftKind;
 use crate::error::{Error, Result};
 
 /// Every destination type, in the order messages list them.
-pub const DESTINATIONS: &[&dyn Connector] = &[&DuckDbKind, &PostgresKind, &RedshiftKind, &FilesKind];
+pub const DESTINATIONS: &[&dyn Connector] = &[&DuckDbKind, &PostgresKind, &RedshiftKind, &FilesKind, &LakeKind];
 
 /// The destination types, as configuration checks them.
 pub fn destination_kinds() -> Vec<&'static dyn DestinationKind> {

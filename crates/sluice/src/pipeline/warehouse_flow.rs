@@ -20,7 +20,7 @@ use super::sink::{Commit, FlowSink, Slice, Start};
 use super::summary::{FlowSummary, MergeCounts};
 use crate::config::{FlowConfig, WriteMode};
 use crate::consolidate::{self, DirectCheck, Existing, FirstLoad, FlowRun, MergeSpec, STAGE_SEQ, TableRef, procedure};
-use crate::destination::{Destination, Stage, Value, first_value};
+use crate::destination::{Changed, Destination, Stage, Value, first_value};
 use crate::model::{Timestamp, Window};
 use crate::source::salesforce::describe::Described;
 use crate::{Error, Result};
@@ -438,12 +438,15 @@ impl<D: Destination> FlowSink for WarehouseFlow<'_, D> {
             return Ok(Commit::HandedOff);
         }
         let started = std::time::Instant::now();
-        match cx.dest.transaction(plan.statements).await {
+        // A full read's removals reach rows it did not stage.
+        let ids = (!run.remove_absent).then(|| spec.staging.clone());
+        let changed = Changed { id: spec.id.clone(), ids };
+        match cx.dest.write_rows(&spec.target, changed.clone(), plan.statements).await {
             // Rolled back whole: the ranked merge handles an Id staged twice.
             Err(e) if first_load == FirstLoad::Direct && e.is_duplicate_key() => {
                 tracing::info!(object = %flow.object, "staging holds an Id twice; merging the first load instead");
                 let plan = consolidate::consolidate(d, &spec, &existing, &run, FirstLoad::Merge)?;
-                cx.dest.transaction(plan.statements).await?;
+                cx.dest.write_rows(&spec.target, changed, plan.statements).await?;
             }
             done => done?,
         }

@@ -65,11 +65,14 @@ macro_rules! every_configurable {
 }
 pub(crate) use every_configurable;
 
-/// Runs each named test once per [`Kind`] (the conformance suite): [`every_configurable`].
+/// Runs each named test once per [`Kind`] (the conformance suite): [`every_configurable`]
+/// and the lake on local disk and on S3.
 #[allow(unused_macros)]
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         $crate::target::every_configurable!($($name),*);
+        $crate::target::on_kind!(lake, Lake, $($name),*);
+        $crate::target::on_kind!(lake_s3, LakeS3, $($name),*);
     };
 }
 #[allow(unused_imports)]
@@ -90,9 +93,19 @@ pub enum Kind {
     /// protocol) run by the pipeline on a fresh PostgreSQL database, staged by PostgreSQL's
     /// `COPY` in place of Redshift's from S3 ([`AsRedshift`]).
     RedshiftOnPostgres,
+    /// A lake (Delta tables) in a temporary directory, its work database inside it.
+    Lake,
+    /// A lake in a new bucket on the test S3 server, its work database in a temporary
+    /// directory.
+    LakeS3,
 }
 
 impl Kind {
+    /// Whether this is a lake: read back from its Delta tables' current versions.
+    pub fn is_lake(self) -> bool {
+        matches!(self, Kind::Lake | Kind::LakeS3)
+    }
+
     /// Whether this is a files root: append-only, every version read, so no merge counts,
     /// no control tables, and `deletes`, `history`, `reconcile_every` refused.
     pub fn is_files(self) -> bool {
@@ -112,6 +125,8 @@ pub struct Warehouse {
     pub postgres: Option<TestDb>,
     /// The files root.
     pub files: Option<FilesRoot>,
+    /// The lake's root and its work directory.
+    pub lake: Option<(FilesRoot, PathBuf)>,
     _dir: tempfile::TempDir,
 }
 
@@ -123,17 +138,25 @@ impl Warehouse {
             Kind::DuckDb => {
                 let path = dir.path().join("w.duckdb");
                 let toml = format!("[destination]\ntype = \"duckdb\"\npath = \"{}\"\n", path.display());
-                Self { kind, toml, duckdb: Some(path), postgres: None, files: None, _dir: dir }
+                Self { kind, toml, duckdb: Some(path), postgres: None, files: None, lake: None, _dir: dir }
             }
             Kind::Postgres | Kind::RedshiftOnPostgres => {
                 let db = fresh_database().await;
                 let toml = format!("[destination]\ntype = \"postgres\"\nurl = \"{}\"\n", db.url);
-                Self { kind, toml, duckdb: None, postgres: Some(db), files: None, _dir: dir }
+                Self { kind, toml, duckdb: None, postgres: Some(db), files: None, lake: None, _dir: dir }
             }
             Kind::Files => {
                 let root = dir.path().join("root");
                 let toml = format!("[destination]\ntype = \"files\"\npath = \"{}\"\n", root.display());
-                Self { kind, toml, duckdb: None, postgres: None, files: Some(FilesRoot::Local(root)), _dir: dir }
+                Self {
+                    kind,
+                    toml,
+                    duckdb: None,
+                    postgres: None,
+                    files: Some(FilesRoot::Local(root)),
+                    lake: None,
+                    _dir: dir,
+                }
             }
             Kind::FilesS3 => {
                 let endpoint = crate::s3::endpoint();
@@ -148,7 +171,39 @@ impl Warehouse {
                     region: Some("us-east-1".into()),
                     endpoint: Some(endpoint),
                 };
-                Self { kind, toml, duckdb: None, postgres: None, files: Some(FilesRoot::S3(root)), _dir: dir }
+                Self {
+                    kind,
+                    toml,
+                    duckdb: None,
+                    postgres: None,
+                    files: Some(FilesRoot::S3(root)),
+                    lake: None,
+                    _dir: dir,
+                }
+            }
+            Kind::Lake => {
+                let root = dir.path().join("lake");
+                let toml = format!("[destination]\ntype = \"lake\"\npath = \"{}\"\n", root.display());
+                let lake = Some((FilesRoot::Local(root.clone()), root.join("_sluice")));
+                Self { kind, toml, duckdb: None, postgres: None, files: None, lake, _dir: dir }
+            }
+            Kind::LakeS3 => {
+                let endpoint = crate::s3::endpoint();
+                let (bucket, _) = crate::s3::fresh_bucket("lake").await;
+                let work = dir.path().join("work");
+                let toml = format!(
+                    "[destination]\ntype = \"lake\"\npath = \"s3://{bucket}/lake\"\ns3_endpoint = \"{endpoint}\"\n\
+                     s3_region = \"us-east-1\"\nwork_dir = \"{}\"\n",
+                    work.display()
+                );
+                let root = S3Root {
+                    bucket,
+                    prefix: "lake".into(),
+                    region: Some("us-east-1".into()),
+                    endpoint: Some(endpoint),
+                };
+                let lake = Some((FilesRoot::S3(root), work));
+                Self { kind, toml, duckdb: None, postgres: None, files: None, lake, _dir: dir }
             }
         }
     }
@@ -189,6 +244,89 @@ impl Warehouse {
         path
     }
 
+    /// The lake as a scratch DuckDB file, built afresh: a table `salesforce.<table>` per
+    /// Delta table under the lake's `salesforce/`, holding the data files of its newest
+    /// version (listed by the Delta log, never a glob), typed as its mark records; the
+    /// control tables, each flow's row from its table's mark, the runs copied from the work
+    /// database when it exists.
+    async fn lake_view(&self, root: &FilesRoot, work: &std::path::Path) -> PathBuf {
+        use futures_util::StreamExt;
+        use object_store::{ObjectStore, ObjectStoreExt};
+        use sluice::consolidate::lake::LakeMark;
+        use sluice::destination::lake::delta::{DeltaTable, Url};
+        use std::sync::Arc;
+        let scratch = self._dir.path().join(format!("view-{}", chrono::Utc::now().timestamp_micros()));
+        std::fs::create_dir_all(&scratch).unwrap();
+        let (base, store, names): (Url, Arc<dyn ObjectStore>, Vec<String>) = match root {
+            FilesRoot::Local(path) => {
+                let dir = path.join("salesforce");
+                let names = match std::fs::read_dir(&dir) {
+                    Ok(entries) => entries.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect(),
+                    Err(_) => Vec::new(),
+                };
+                let url = Url::from_directory_path(std::fs::canonicalize(path).unwrap_or(path.clone())).unwrap();
+                (url, Arc::new(object_store::local::LocalFileSystem::new()), names)
+            }
+            FilesRoot::S3(s3) => {
+                let store: Arc<dyn ObjectStore> = Arc::new(crate::s3::client(&s3.bucket));
+                let prefix = object_store::path::Path::from(format!("{}/salesforce", s3.prefix));
+                let listed = store.list_with_delimiter(Some(&prefix)).await.unwrap();
+                let names = listed.common_prefixes.iter().filter_map(|p| p.filename().map(str::to_owned)).collect();
+                (Url::parse(&format!("s3://{}/{}/", s3.bucket, s3.prefix)).unwrap(), store, names)
+            }
+        };
+        let mut statements = vec!["CREATE SCHEMA salesforce".to_owned()];
+        // The control tables as the work database holds them, but each flow's row as the
+        // lake committed it (its mark): the truth, when the two differ after a crash.
+        statements.extend(sluice::consolidate::control_ddl(Dialect::DuckDb, chrono::Utc::now()));
+        let work = work.join("work.duckdb");
+        // A run killed as it created the work database leaves it without control tables.
+        let has_runs = "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = '_sluice' AND table_name = \
+                        'schedule'";
+        let copy_runs = work.exists()
+            && DuckDb::open_read_only(&work).unwrap().query(has_runs.into()).await.unwrap()[0][0].as_i64() == Some(1);
+        if copy_runs {
+            statements.push(format!("ATTACH '{}' AS work (READ_ONLY)", work.display()));
+            for t in ["runs", "flow_runs", "schedule"] {
+                statements.push(format!("INSERT INTO _sluice.{t} SELECT * FROM work._sluice.{t}"));
+            }
+            statements.push("DETACH work".into());
+        }
+        for name in names {
+            let url = base.join(&format!("salesforce/{name}/")).unwrap();
+            let table = DeltaTable::new(url.clone(), store.clone(), &TableRef::new("salesforce", &name)).unwrap();
+            let Some(version) = table.version(None).await.unwrap() else { continue };
+            let mark = LakeMark::parse(version.mark.as_deref().expect("a mark")).expect("sluice's mark");
+            statements.extend(sluice::consolidate::lake::flow_restore(
+                &TableRef::new("salesforce", &name),
+                mark.flow.as_deref(),
+            ));
+            let columns: Vec<String> = mark.columns.iter().map(|(n, t)| format!("\"{n}\" {t}")).collect();
+            statements.push(format!("CREATE TABLE salesforce.\"{name}\" ({})", columns.join(", ")));
+            let mut paths = Vec::new();
+            for (n, file) in version.files.iter().enumerate() {
+                let local = scratch.join(format!("{name}-{n}.parquet"));
+                let got = store.get(&table.object_path(&file.path).unwrap()).await.unwrap();
+                let bytes: Vec<u8> = got.into_stream().map(|b| b.unwrap().to_vec()).concat().await;
+                std::fs::write(&local, bytes).unwrap();
+                paths.push(format!("'{}'", local.display()));
+            }
+            if !paths.is_empty() {
+                statements.push(format!(
+                    "INSERT INTO salesforce.\"{name}\" BY NAME SELECT * FROM read_parquet([{}], union_by_name = true)",
+                    paths.join(", ")
+                ));
+            }
+        }
+        let path = scratch.join("view.duckdb");
+        DuckDb::open_with(&path, 256)
+            .unwrap()
+            .execute(statements)
+            .await
+            .unwrap_or_else(|e| panic!("the lake's view: {e}"));
+        path
+    }
+
     /// Runs `config`'s flows once into it, as `sluice sync` would: through the configured
     /// destination, or for [`Kind::RedshiftOnPostgres`] through the pipeline on
     /// [`AsRedshift`], holding the schema's lock as a run does.
@@ -203,7 +341,7 @@ impl Warehouse {
     /// Its SQL dialect, as tests read it back.
     pub fn dialect(&self) -> Dialect {
         match self.kind {
-            Kind::DuckDb | Kind::Files | Kind::FilesS3 => Dialect::DuckDb,
+            Kind::DuckDb | Kind::Files | Kind::FilesS3 | Kind::Lake | Kind::LakeS3 => Dialect::DuckDb,
             // Read back through PostgreSQL, whatever dialect wrote it.
             Kind::Postgres | Kind::RedshiftOnPostgres => Dialect::Postgres,
         }
@@ -212,7 +350,11 @@ impl Warehouse {
     /// Empties it, as a new warehouse would be: the DuckDB file is removed, PostgreSQL's
     /// schemas dropped, a files root's objects removed.
     pub async fn reset(&self) {
-        match &self.files {
+        if let Some((_, work)) = &self.lake {
+            let _ = std::fs::remove_dir_all(work);
+        }
+        let root = self.files.as_ref().or(self.lake.as_ref().map(|(root, _)| root));
+        match root {
             Some(FilesRoot::Local(root)) => {
                 let _ = std::fs::remove_dir_all(root);
             }
@@ -260,7 +402,12 @@ impl Warehouse {
             (Some(path), _, _) => DuckDb::open_read_only(path).unwrap().query(sql.into()).await,
             (_, Some(db), _) => Postgres::connect(&db.pg()).await.unwrap().query(sql.into()).await,
             (_, _, Some(root)) => DuckDb::open_read_only(&self.files_view(root).await).unwrap().query(sql.into()).await,
-            _ => unreachable!("a destination is one of the three"),
+            _ => match &self.lake {
+                Some((root, work)) => {
+                    DuckDb::open_read_only(&self.lake_view(root, work).await).unwrap().query(sql.into()).await
+                }
+                None => unreachable!("a destination is one of the four"),
+            },
         };
         let text = |v: Value| match v {
             Value::Null => None,

@@ -48,9 +48,9 @@ fn columns(names: &[(&str, SluiceType)]) -> Vec<DeltaColumn> {
     names.iter().map(|(n, t)| DeltaColumn { name: (*n).into(), ty: delta_type(*t).unwrap() }).collect()
 }
 
-/// What the Python `deltalake` package reads of version `version` (the newest: `None`) at `uri`: its files, its
-/// protocol and its rows sorted by id.
-fn read_with_deltalake(uri: &str, version: Option<u64>, s3: bool) -> Json {
+/// Runs `body` in Python with the `deltalake` package, `uri`, `version` (`None`: the newest)
+/// and `options` (the S3 server's, when `s3`) defined; returns what it prints, as JSON.
+fn run_deltalake(body: &str, uri: &str, version: Option<u64>, s3: bool) -> Json {
     let python = std::env::var("SLUICE_PYTHON").unwrap_or_else(|_| {
         let venv = concat!(env!("CARGO_MANIFEST_DIR"), "/../../.venv/bin/python");
         assert!(
@@ -70,22 +70,12 @@ fn read_with_deltalake(uri: &str, version: Option<u64>, s3: bool) -> Json {
     // deltalake 1.6 with pyarrow aborts at interpreter exit now and then ("terminate called
     // without an active exception"), whatever table it read: the script leaves by os._exit
     // once its answer is out.
-    let script = r#"
-import json, os, sys
-from deltalake import DeltaTable
-uri, version, options = sys.argv[1], (int(sys.argv[2]) if sys.argv[2] else None), json.loads(sys.argv[3])
-t = DeltaTable(uri, version=version, storage_options=options)
-rows = t.to_pyarrow_table().to_pylist()
-p = t.protocol()
-print(json.dumps({
-    "files": sorted(t.file_uris()), "reader": p.min_reader_version, "reader_features": p.reader_features or [],
-    "columns": [f.name for f in t.schema().fields], "rows": sorted(rows, key=lambda r: r["id"]),
-}))
-sys.stdout.flush()
-os._exit(0)
-"#;
+    let script = format!(
+        "import json, os, sys\nfrom deltalake import DeltaTable\nuri, version, options = sys.argv[1], (int(sys.argv[2]) \
+         if sys.argv[2] else None), json.loads(sys.argv[3])\n{body}\nsys.stdout.flush()\nos._exit(0)\n"
+    );
     let out = Command::new(&python)
-        .args(["-c", script, uri, &version.map(|v| v.to_string()).unwrap_or_default(), &options.to_string()])
+        .args(["-c", &script, uri, &version.map(|v| v.to_string()).unwrap_or_default(), &options.to_string()])
         .output()
         .unwrap_or_else(|e| panic!("{python}: {e}"));
     assert!(
@@ -94,6 +84,21 @@ os._exit(0)
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// What the Python `deltalake` package reads of version `version` (the newest: `None`) at
+/// `uri`: its files, its protocol and its rows sorted by id.
+fn read_with_deltalake(uri: &str, version: Option<u64>, s3: bool) -> Json {
+    let body = r#"
+t = DeltaTable(uri, version=version, storage_options=options)
+rows = t.to_pyarrow_table().to_pylist()
+p = t.protocol()
+print(json.dumps({
+    "files": sorted(t.file_uris()), "reader": p.min_reader_version, "reader_features": p.reader_features or [],
+    "columns": [f.name for f in t.schema().fields], "rows": sorted(rows, key=lambda r: r["id"]),
+}))
+"#;
+    run_deltalake(body, uri, version, s3)
 }
 
 async fn copy_on_write_history(root: Url, store: Arc<dyn ObjectStore>, s3: bool) {
@@ -193,4 +198,103 @@ async fn s3_delta_tables_keep_a_copy_on_write_history_others_read() {
     let (bucket, store) = crate::s3::fresh_bucket("lake").await;
     let root = Url::parse(&format!("s3://{bucket}/lake/account/")).unwrap();
     copy_on_write_history(root, store, true).await;
+}
+
+/// The rows of `uri`'s Delta table at `version` (the newest: `None`) as the Python
+/// `deltalake` package reads them: Id, `SystemModstamp` in epoch milliseconds, the delete
+/// flags and Name, by Id.
+fn synced_rows(uri: &str, version: Option<u64>, s3: bool) -> std::collections::HashMap<String, Json> {
+    let script = r#"
+import pyarrow as pa, pyarrow.compute as pc
+t = DeltaTable(uri, version=version, storage_options=options).to_pyarrow_table()
+ms = pc.divide(pc.cast(t["system_modstamp"], pa.int64()), 1000)
+t = t.select(["id", "is_deleted", "_sluice_deleted", "name"]).append_column("modstamp_ms", ms)
+print(json.dumps(t.to_pylist()))
+"#;
+    let rows = run_deltalake(script, uri, version, s3);
+    let mut by_id = std::collections::HashMap::new();
+    for row in rows.as_array().expect("rows") {
+        let id = row["id"].as_str().unwrap().to_owned();
+        assert!(by_id.insert(id.clone(), row.clone()).is_none(), "{id} twice in {uri}@{version:?}");
+    }
+    by_id
+}
+
+/// Checks rows read by deltalake against the sandbox's ground truth, row by row.
+fn assert_rows_equal_truth(rows: &std::collections::HashMap<String, Json>, truth: &[serde_json::Map<String, Json>]) {
+    let mut problems = Vec::new();
+    for want in truth {
+        let id = want["Id"].as_str().unwrap();
+        let Some(got) = rows.get(id) else {
+            problems.push(format!("{id}: missing"));
+            continue;
+        };
+        let stamp =
+            chrono::DateTime::parse_from_str(want["SystemModstamp"].as_str().unwrap(), "%Y-%m-%dT%H:%M:%S%.f%z")
+                .unwrap()
+                .timestamp_millis();
+        let deleted = want["IsDeleted"] == true;
+        let expected = (stamp, deleted, deleted, want["Name"].clone());
+        let actual = (
+            got["modstamp_ms"].as_i64().unwrap(),
+            got["is_deleted"] == true,
+            got["_sluice_deleted"] == true,
+            got["name"].clone(),
+        );
+        if expected != actual {
+            problems.push(format!("{id}: lake {actual:?}, source {expected:?}"));
+        }
+    }
+    if rows.len() != truth.len() {
+        problems.push(format!("{} rows in the lake, {} at the source", rows.len(), truth.len()));
+    }
+    assert!(problems.is_empty(), "{} differences:\n{}", problems.len(), problems[..problems.len().min(20)].join("\n"));
+}
+
+/// A lake sluice synced, twice with changes between, read by the Python `deltalake`
+/// package: each run's version equals the ground truth as it was after that run, and the
+/// newest one the truth now.
+async fn a_synced_lake_reads_back_in_deltalake(kind: crate::target::Kind) {
+    use crate::target::Warehouse;
+    let sb = crate::conformance::start(&[("Account", 300), ("Contact", 120)]).await;
+    let wh = Warehouse::new(kind).await;
+    let config = crate::conformance::config_for(&wh, &sb, &["Account", "Contact"], "");
+    let sync = || async {
+        let summary = wh.sync(&config, &sluice::pipeline::SyncOptions::default()).await.unwrap();
+        assert_eq!(summary.status, sluice::pipeline::RunStatus::Ok, "{summary:#?}");
+    };
+    sync().await;
+    let first = crate::common::truth(&sb, "Account").await;
+    let ops = json!({"mutations": [
+        {"op": "churn", "object": "Account", "inserts": 20, "updates": 40, "deletes": 6, "undeletes": 1},
+        {"op": "churn", "object": "Contact", "inserts": 5, "updates": 10, "deletes": 3, "undeletes": 0},
+    ]});
+    crate::common::admin(&sb, reqwest::Method::POST, "/sandbox/v1/mutations", Some(ops)).await;
+    crate::common::advance(&sb, 3.0).await;
+    sync().await;
+
+    let (root, s3) = match wh.lake.as_ref().map(|(root, _)| root) {
+        Some(sluice::destination::files::FilesRoot::Local(path)) => {
+            (format!("{}", std::fs::canonicalize(path).unwrap().display()), false)
+        }
+        Some(sluice::destination::files::FilesRoot::S3(s3)) => (format!("s3://{}/{}", s3.bucket, s3.prefix), true),
+        None => unreachable!("a lake"),
+    };
+    let account = format!("{root}/salesforce/account");
+    // Version 0 is the first run's commit; the newest, the second run's.
+    assert_rows_equal_truth(&synced_rows(&account, Some(0), s3), &first);
+    assert_rows_equal_truth(&synced_rows(&account, None, s3), &crate::common::truth(&sb, "Account").await);
+    let contact = format!("{root}/salesforce/contact");
+    assert_rows_equal_truth(&synced_rows(&contact, None, s3), &crate::common::truth(&sb, "Contact").await);
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_synced_local_lake_reads_back_in_deltalake() {
+    a_synced_lake_reads_back_in_deltalake(crate::target::Kind::Lake).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_synced_s3_lake_reads_back_in_deltalake() {
+    a_synced_lake_reads_back_in_deltalake(crate::target::Kind::LakeS3).await;
 }

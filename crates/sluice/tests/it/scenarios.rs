@@ -265,7 +265,9 @@ async fn purge_one_and_damage_another(kind: Kind, sb: &Running, s: &Setup) -> Ve
     let later = match kind {
         Kind::DuckDb => "CAST(CAST(system_modstamp AS TIMESTAMP) + INTERVAL 365 DAY AS TIMESTAMPTZ)",
         Kind::Postgres | Kind::RedshiftOnPostgres => "system_modstamp + INTERVAL '365 days'",
-        Kind::Files | Kind::FilesS3 => unreachable!("a files root is never edited in place"),
+        Kind::Files | Kind::FilesS3 | Kind::Lake | Kind::LakeS3 => {
+            unreachable!("a files root or a lake is never edited in place")
+        }
     };
     let wrong =
         format!("UPDATE salesforce.account SET name = 'WRONG', system_modstamp = {later} WHERE id = '{}'", ids[1]);

@@ -32,9 +32,6 @@ pub trait DestinationKind: Sync {
     fn settings(&self, keys: &mut DestinationKeys<'_, '_>) -> Option<Box<dyn DestinationSettings>>;
 }
 
-/// Types that are planned but not in this version: named as such, not as unknown.
-const PLANNED: [&str; 1] = ["lake"];
-
 /// `[destination]`, or `None` (with the problems recorded) when it cannot be used.
 pub(super) fn destination(
     cx: &mut Ctx<'_>,
@@ -68,12 +65,7 @@ pub(super) fn destination(
         return None;
     };
     let Some(kind) = kinds.iter().find(|k| k.name() == written) else {
-        let why = if PLANNED.contains(&written.as_str()) {
-            "is not available in this version yet"
-        } else {
-            "is not a destination type"
-        };
-        cx.err("destination.type", format!("{written:?} {why}; valid: {types}"));
+        cx.err("destination.type", format!("{written:?} is not a destination type; valid: {types}"));
         return None;
     };
     unused(cx, raw, *kind, kinds);

@@ -46,6 +46,7 @@ pub(super) fn no_effect(cx: &mut Ctx<'_>, raw: &RawConfig, flows: &[FlowConfig],
         write_on_append_only(cx, raw, destination.kind());
     }
     procedure_appends(cx, raw, flows, destination);
+    no_history(cx, raw, flows, destination);
     for (key, in_defaults, on_flow) in keys {
         if files && merge_only.contains(&key) {
             if in_defaults {
@@ -162,6 +163,34 @@ fn flow_list(indexes: &[usize]) -> String {
     match names.split_last() {
         Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
         _ => names.join(""),
+    }
+}
+
+/// `history = true` where the destination keeps no history table: an error at the key that
+/// set it (the flow's own, else `[defaults]`, reported once).
+fn no_history(cx: &mut Ctx<'_>, raw: &RawConfig, flows: &[FlowConfig], destination: &DestinationConfig) {
+    let settings = &destination.settings;
+    if settings.keeps_history() || settings.append_only() {
+        return;
+    }
+    let message = format!(
+        "destination type = {:?} does not keep history tables (<table>_history) yet; remove it, or write the \
+         flow to a warehouse",
+        destination.kind()
+    );
+    let mut from_defaults = false;
+    for (i, (flow, written)) in flows.iter().zip(&raw.flows).enumerate() {
+        if !flow.settings.history {
+            continue;
+        }
+        if written.history.is_some() {
+            cx.err(&format!("flows[{i}].history"), &message);
+        } else {
+            from_defaults = true;
+        }
+    }
+    if from_defaults {
+        cx.err("defaults.history", &message);
     }
 }
 

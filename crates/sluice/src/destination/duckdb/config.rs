@@ -46,22 +46,7 @@ impl DestinationKind for DuckDbKind {
     fn settings(&self, keys: &mut DestinationKeys<'_, '_>) -> Option<Box<dyn DestinationSettings>> {
         let path = keys.required("path", "the DuckDB database file, e.g. \"warehouse.duckdb\"");
         let schema = keys.warehouse_schema();
-        let written = keys.text("memory_limit");
-        let memory_limit_mib = match written.as_deref().map(|w| (w, parse_mib(w))) {
-            None => DEFAULT_DUCKDB_MEMORY_MIB,
-            Some((_, Some(mib))) if MEMORY_MIB.contains(&mib) => mib,
-            Some((w, Some(_))) => {
-                keys.err("memory_limit", format!("{w:?} is out of range; expected 32MB to 1TB"));
-                DEFAULT_DUCKDB_MEMORY_MIB
-            }
-            Some((w, None)) => {
-                keys.err(
-                    "memory_limit",
-                    format!("{w:?} is not a memory size; write e.g. \"160MB\" or \"2GB\" (32MB to 1TB)"),
-                );
-                DEFAULT_DUCKDB_MEMORY_MIB
-            }
-        };
+        let memory_limit_mib = memory_limit(keys);
         Some(Box::new(DuckDbConfig { path: PathBuf::from(path), schema, memory_limit_mib }))
     }
 }
@@ -70,6 +55,27 @@ impl DestinationSettings for DuckDbConfig {
     /// DuckDB resolves even quoted names ignoring case.
     fn names(&self) -> NameRules {
         NameRules { case_insensitive: true, server: "DuckDB", folds_case: false }
+    }
+}
+
+/// `memory_limit`: DuckDB's memory limit in MiB, [`DEFAULT_DUCKDB_MEMORY_MIB`] unless set
+/// (the lake's work database reads the same key).
+pub fn memory_limit(keys: &mut DestinationKeys<'_, '_>) -> u64 {
+    let written = keys.text("memory_limit");
+    match written.as_deref().map(|w| (w, parse_mib(w))) {
+        None => DEFAULT_DUCKDB_MEMORY_MIB,
+        Some((_, Some(mib))) if MEMORY_MIB.contains(&mib) => mib,
+        Some((w, Some(_))) => {
+            keys.err("memory_limit", format!("{w:?} is out of range; expected 32MB to 1TB"));
+            DEFAULT_DUCKDB_MEMORY_MIB
+        }
+        Some((w, None)) => {
+            keys.err(
+                "memory_limit",
+                format!("{w:?} is not a memory size; write e.g. \"160MB\" or \"2GB\" (32MB to 1TB)"),
+            );
+            DEFAULT_DUCKDB_MEMORY_MIB
+        }
     }
 }
 

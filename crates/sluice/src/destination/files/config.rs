@@ -48,30 +48,7 @@ impl DestinationKind for FilesKind {
         let path = keys.required("path", "the directory files are written under, or \"s3://bucket/prefix\"");
         let formats = [("parquet", FileFormat::Parquet), ("csv", FileFormat::Csv), ("jsonl", FileFormat::Jsonl)];
         let format = keys.choice("format", &formats).unwrap_or(FileFormat::Parquet);
-        let (region, endpoint) = s3_keys(keys);
-        let root = if path.starts_with("s3://") {
-            match parse_url(&path) {
-                Err(m) => {
-                    keys.err("path", format!("{}: {m}", quoted_url(&path)));
-                    None
-                }
-                Ok(_) if redact::has_userinfo(&path) => {
-                    keys.err("path", aws_userinfo(&path));
-                    None
-                }
-                Ok((bucket, prefix)) => Some(FilesRoot::S3(S3Root { bucket, prefix, region, endpoint })),
-            }
-        } else {
-            for key in ["s3_region", "s3_endpoint"] {
-                if keys.is_set(key) {
-                    keys.err(
-                        key,
-                        "is used only with an S3 root (path = \"s3://bucket/prefix\"); remove it, or write to S3",
-                    );
-                }
-            }
-            Some(FilesRoot::Local(PathBuf::from(path)))
-        };
+        let root = parse_root(keys, &path, "root");
         Some(Box::new(FilesConfig { root: root?, format }))
     }
 }
@@ -85,6 +62,35 @@ impl DestinationSettings for FilesConfig {
     fn append_only(&self) -> bool {
         true
     }
+}
+
+/// `path` (a local directory or `s3://bucket/prefix`) with `s3_region` and `s3_endpoint`,
+/// which only an S3 `path` takes; `what` names the place in messages (`"root"`, `"lake"`).
+/// `None`, with the problems recorded, when it cannot be used.
+pub fn parse_root(keys: &mut DestinationKeys<'_, '_>, path: &str, what: &str) -> Option<FilesRoot> {
+    let (region, endpoint) = s3_keys(keys);
+    if path.starts_with("s3://") {
+        return match parse_url(path) {
+            Err(m) => {
+                keys.err("path", format!("{}: {m}", quoted_url(path)));
+                None
+            }
+            Ok(_) if redact::has_userinfo(path) => {
+                keys.err("path", aws_userinfo(path));
+                None
+            }
+            Ok((bucket, prefix)) => Some(FilesRoot::S3(S3Root { bucket, prefix, region, endpoint })),
+        };
+    }
+    for key in ["s3_region", "s3_endpoint"] {
+        if keys.is_set(key) {
+            keys.err(
+                key,
+                format!("is used only with an S3 {what} (path = \"s3://bucket/prefix\"); remove it, or write to S3"),
+            );
+        }
+    }
+    Some(FilesRoot::Local(PathBuf::from(path)))
 }
 
 /// Where a files root lives.

@@ -10,14 +10,15 @@
 //!   stays bounded) and removes. On a local root the part is synced before it counts.
 
 use std::fs::{self, File};
-use std::io::{Read as _, Write as _};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
 use super::config::{FilesRoot, S3Root};
+use crate::destination::s3::{UploadError, upload_file};
 use crate::error::{Error, Result};
 
 /// The bytes an upload sends per request.
@@ -262,21 +263,11 @@ impl S3Store {
 
     /// Sends the file at `path` as the object `key`, in pieces of [`CHUNK`] bytes.
     async fn upload(&self, key: &str, path: &Path) -> Result<()> {
-        let upload = self.client.put_multipart(&self.path(key)).await.map_err(|e| self.error("write", key, &e))?;
-        let mut writer = WriteMultipart::new_with_chunk_size(upload, CHUNK);
-        let mut file = File::open(path).map_err(|e| io_error("read", path, e))?;
-        let mut buf = vec![0u8; CHUNK];
-        loop {
-            let n = file.read(&mut buf).map_err(|e| io_error("read", path, e))?;
-            if n == 0 {
-                break;
-            }
-            // At most two pieces in flight: memory stays at a few chunks.
-            writer.wait_for_capacity(2).await.map_err(|e| self.error("write", key, &e))?;
-            writer.write(&buf[..n]);
+        match upload_file(self.client.as_ref(), &self.path(key), path, CHUNK).await {
+            Ok(()) => Ok(()),
+            Err(UploadError::Read(e)) => Err(io_error("read", path, e)),
+            Err(UploadError::Store(e)) => Err(self.error("write", key, &e)),
         }
-        writer.finish().await.map_err(|e| self.error("write", key, &e))?;
-        Ok(())
     }
 }
 

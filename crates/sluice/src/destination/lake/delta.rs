@@ -37,7 +37,7 @@ use delta_kernel_default_engine::executor::tokio::TokioMultiThreadExecutor;
 use futures_util::StreamExt;
 use object_store::ObjectStore;
 use object_store::path::Path as ObjectPath;
-use url::Url;
+pub use url::Url;
 
 use crate::consolidate::{LAKE_MARK_DOMAIN, TableRef, lake_app_id};
 use crate::model::SluiceType;

@@ -1,0 +1,178 @@
+//! What the lake destination persists (part of [`super`], the one module that spells
+//! persisted words): the flow's mark in each Delta version, the names of its data files,
+//! the bucket of an Id, and the work database's mirror table, which says which Delta
+//! version of each target its tables hold.
+//!
+//! The mark ([`LakeMark`]) is the flow's `_sluice.flows` row as JSON, the bucket count and
+//! the work table's columns with their DuckDB types: from it alone, with the version's
+//! data files, a lost or stale work database is rebuilt ([`flow_restore`]).
+
+use serde::{Deserialize, Serialize};
+
+use super::{FLOWS, Layout, create_table, table, target_key};
+use crate::model::SluiceType::{Int, Long, Text};
+use crate::sql::{Dialect, TableRef};
+
+/// The domain of a lake table's Delta metadata that holds its flow's mark, committed in
+/// the same Delta version as the data.
+pub const LAKE_MARK_DOMAIN: &str = "sluice";
+
+/// The Delta application id (`txn` action) of the flow writing `target` in a lake: its
+/// transaction number counts the flow's commits there.
+pub fn lake_app_id(target: &TableRef) -> String {
+    format!("sluice:{}.{}", target.schema, target.name)
+}
+
+/// The mirror table of a lake's work database.
+const MIRROR: Layout = Layout {
+    name: "lake_mirror",
+    columns: &[("target_schema", Text), ("target_table", Text), ("version", Long), ("buckets", Int)],
+    key: &["target_schema", "target_table"],
+};
+
+const D: Dialect = Dialect::DuckDb;
+
+/// Creates the mirror table where it is missing.
+pub fn mirror_ddl() -> String {
+    create_table(D, &MIRROR, true)
+}
+
+/// One row or none: the Delta version the work table of `target` holds, and its bucket count.
+pub fn mirror_read(target: &TableRef) -> String {
+    format!("SELECT version, buckets FROM {} WHERE {}", D.table(&table(MIRROR.name)), target_key(D, target, None))
+}
+
+/// Records that the work table of `target` holds `version`, bucketed in `buckets`.
+pub fn mirror_write(target: &TableRef, version: u64, buckets: u32) -> Vec<String> {
+    vec![
+        mirror_forget(target),
+        format!(
+            "INSERT INTO {} VALUES ({}, {}, {version}, {buckets})",
+            D.table(&table(MIRROR.name)),
+            D.quote_literal(&target.schema),
+            D.quote_literal(&target.name)
+        ),
+    ]
+}
+
+/// Forgets what the work table of `target` mirrors.
+pub fn mirror_forget(target: &TableRef) -> String {
+    format!("DELETE FROM {} WHERE {}", D.table(&table(MIRROR.name)), target_key(D, target, None))
+}
+
+/// One row or none: the `_sluice.flows` row of `target` as JSON text.
+pub fn flow_json(target: &TableRef) -> String {
+    format!(
+        "SELECT CAST(to_json(f) AS VARCHAR) FROM {} AS f WHERE {}",
+        D.table(&table(FLOWS.name)),
+        target_key(D, target, Some("f"))
+    )
+}
+
+/// Replaces the `_sluice.flows` row of `target` by the one a mark carries (`json`, as
+/// [`flow_json`] read it); only deletes it when the mark has none.
+pub fn flow_restore(target: &TableRef, json: Option<&str>) -> Vec<String> {
+    let flows = D.table(&table(FLOWS.name));
+    let mut out = vec![format!("DELETE FROM {flows} WHERE {}", target_key(D, target, None))];
+    if let Some(json) = json {
+        let structure: serde_json::Map<String, serde_json::Value> =
+            FLOWS.columns.iter().map(|(name, ty)| ((*name).to_owned(), D.sql_type(*ty).into())).collect();
+        let structure = serde_json::Value::Object(structure).to_string();
+        out.push(format!(
+            "INSERT INTO {flows} BY NAME SELECT unnest(json_transform(j, {})) FROM (SELECT CAST({} AS JSON) AS j)",
+            D.quote_literal(&structure),
+            D.quote_literal(json)
+        ));
+    }
+    out
+}
+
+/// The flow's mark in a Delta version ([`LAKE_MARK_DOMAIN`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LakeMark {
+    /// The `_sluice.flows` row at this version, as [`flow_json`] reads it (`None`: the
+    /// flow was forgotten).
+    pub flow: Option<String>,
+    /// Files are bucketed by [`bucket_sql`] into this many buckets.
+    pub buckets: u32,
+    /// The work table's columns and their DuckDB types, in order (the data files hold
+    /// them so, a time of day as text).
+    pub columns: Vec<(String, String)>,
+}
+
+impl LakeMark {
+    /// The mark as committed.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// A mark read back; `None` when it is not one this sluice wrote.
+    pub fn parse(text: &str) -> Option<Self> {
+        serde_json::from_str(text).ok()
+    }
+}
+
+/// The bucket (0 to `buckets - 1`) of the Id in column `id`, as a DuckDB expression: from
+/// the MD5 of the Id, so it never changes with the engine's version.
+pub fn bucket_sql(id: &str, buckets: u32) -> String {
+    format!("CAST(md5_number(CAST({} AS VARCHAR)) % {buckets} AS INTEGER)", D.quote_ident(id))
+}
+
+/// The name of a data file of bucket `bucket`, written for Delta version `version`
+/// (`token` tells apart two writers preparing the same version; `n` the files of one bucket).
+pub fn file_name(bucket: u32, version: u64, token: &str, n: usize) -> String {
+    format!("b{bucket:04}-v{version}-{token}-{n}.parquet")
+}
+
+/// The bucket a data file's name says it holds; `None` for a name sluice did not write.
+pub fn file_bucket(path: &str) -> Option<u32> {
+    let name = path.rsplit('/').next()?;
+    let rest = name.strip_prefix('b')?;
+    let (bucket, tail) = rest.split_once('-')?;
+    (tail.ends_with(".parquet") && bucket.len() == 4).then(|| bucket.parse().ok()).flatten()
+}
+
+/// How many buckets a table of `rows` rows is written in: files of at most about
+/// [`ROWS_PER_BUCKET`] rows at first, a power of two up to 256. Fixed once the table exists.
+pub fn buckets_for(rows: u64) -> u32 {
+    let wanted = rows.div_ceil(ROWS_PER_BUCKET).max(1);
+    wanted.next_power_of_two().min(256) as u32
+}
+
+/// The rows a bucket's file holds at most when a table is first written.
+pub const ROWS_PER_BUCKET: u64 = 250_000;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_carry_their_bucket() {
+        let name = file_name(7, 12, "a1b2", 0);
+        assert_eq!(name, "b0007-v12-a1b2-0.parquet");
+        assert_eq!(file_bucket(&name), Some(7));
+        assert_eq!(file_bucket(&format!("sub/{name}")), Some(7));
+        for other in ["part-0001.parquet", "b7-v1-x-0.parquet", "b0007-v1-x-0.json", "bxxxx-v1.parquet"] {
+            assert_eq!(file_bucket(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn bucket_counts() {
+        for (rows, buckets) in [(0, 1), (1, 1), (250_000, 1), (250_001, 2), (1_000_000, 4), (10_000_000, 64)] {
+            assert_eq!(buckets_for(rows), buckets, "{rows}");
+        }
+        assert_eq!(buckets_for(u64::MAX / 2), 256);
+    }
+
+    #[test]
+    fn marks_read_back() {
+        let mark = LakeMark {
+            flow: Some("{\"window_end\":\"2026-12-07 10:00:00+00\"}".into()),
+            buckets: 4,
+            columns: vec![("id".into(), "VARCHAR".into())],
+        };
+        assert_eq!(LakeMark::parse(&mark.to_json()), Some(mark));
+        assert_eq!(LakeMark::parse("{\"window_end\": 1}"), None);
+    }
+}

@@ -1,0 +1,76 @@
+//! The lake destination's configuration, pure: `type = "lake"` ([`LakeKind`]) and its
+//! checked settings ([`LakeConfig`]): where the lake lives (a local directory or an S3
+//! prefix, parsed without touching either), the schema its tables go under, and where its
+//! work database is kept.
+
+use std::path::PathBuf;
+
+use crate::config::{DestinationKeys, DestinationKind, DestinationSettings, NameRules};
+use crate::destination::duckdb::config::memory_limit;
+use crate::destination::files::FilesRoot;
+use crate::destination::files::config::parse_root;
+
+/// `type = "lake"`: Delta Lake tables on local disk or S3, consolidated exactly once.
+pub struct LakeKind;
+
+/// `type = "lake"`, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LakeConfig {
+    /// The lake's root: a local directory or an S3 prefix.
+    pub root: FilesRoot,
+    /// Tables go under `<root>/<schema>/<table>/`.
+    pub schema: String,
+    /// The work database (`work_dir/work.duckdb`): a cache of the lake's tables that
+    /// consolidation runs in, rebuilt from the lake whenever it is missing or behind.
+    pub work_dir: PathBuf,
+    /// The work database's memory limit in MiB.
+    pub memory_limit_mib: u64,
+}
+
+impl DestinationKind for LakeKind {
+    fn name(&self) -> &'static str {
+        "lake"
+    }
+
+    fn keys(&self) -> &'static [&'static str] {
+        &["path", "schema", "s3_region", "s3_endpoint", "work_dir", "memory_limit"]
+    }
+
+    fn uses(&self) -> &'static str {
+        "path, schema, s3_region, s3_endpoint, work_dir and memory_limit"
+    }
+
+    fn settings(&self, keys: &mut DestinationKeys<'_, '_>) -> Option<Box<dyn DestinationSettings>> {
+        let path = keys.required("path", "the lake's directory, or \"s3://bucket/prefix\"");
+        let schema = keys.warehouse_schema();
+        let memory_limit_mib = memory_limit(keys);
+        let work_dir = keys.text("work_dir").map(PathBuf::from);
+        let root = parse_root(keys, &path, "lake");
+        let work_dir = match (&root, work_dir) {
+            (_, Some(dir)) => Some(dir),
+            (Some(FilesRoot::Local(local)), None) => Some(local.join("_sluice")),
+            (Some(FilesRoot::S3(_)), None) => {
+                keys.err(
+                    "work_dir",
+                    "is required with an S3 lake: a local directory for the work database, e.g. work_dir = \
+                     \"lake-work\" (a cache of the lake's tables; rebuilt from the lake when lost)",
+                );
+                None
+            }
+            (None, None) => None,
+        };
+        Some(Box::new(LakeConfig { root: root?, schema, work_dir: work_dir?, memory_limit_mib }))
+    }
+}
+
+impl DestinationSettings for LakeConfig {
+    /// Table names are directory names (a case-insensitive file system merges them) and
+    /// the work database's tables (DuckDB resolves names ignoring case).
+    fn names(&self) -> NameRules {
+        NameRules { case_insensitive: true, server: "a lake's directories and DuckDB", folds_case: false }
+    }
+
+    fn keeps_history(&self) -> bool {
+        false
+    }
+}

@@ -1,0 +1,546 @@
+//! The lake as a [`Destination`] ([`LakeDb`]): a DuckDB work database that mirrors the
+//! lake's tables runs sluice's consolidation SQL, as the DuckDB destination does, and each
+//! transaction that changes a target's rows is published as one Delta version before the
+//! work database commits it.
+//!
+//! Publishing ([`publish`]), inside the open work transaction, after its statements:
+//! the buckets holding the Ids the transaction may have changed (every bucket for a
+//! reconciliation, a full read's removals or a table's first version) are written as
+//! Parquet by DuckDB, uploaded, and committed in one Delta version that removes the files
+//! they replace, carrying the flow's mark (its `_sluice.flows` row: the window end) and its
+//! transaction number. Only then does the work database commit, recording the version it
+//! now mirrors. So the lake is the truth and the work database a cache of it:
+//!
+//! - a crash before the Delta commit leaves the lake as it was (and unreferenced files);
+//!   the work transaction never committed;
+//! - a crash after it leaves the work database a version behind: when the lake is next
+//!   opened ([`LakeDb::refresh`]) every table whose mirrored version is not the lake's
+//!   newest is rebuilt from that version's data files and mark. A lost work database is
+//!   rebuilt the same way, and a table removed from the lake is forgotten, so its flow
+//!   reads in full;
+//! - another writer's commit on the same version refuses this one (put-if-absent); the
+//!   work transaction rolls back, the table is rebuilt from the lake, and the flow's next
+//!   attempt starts from what the other writer committed.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use duckdb::Connection;
+use object_store::{ObjectStore, ObjectStoreExt};
+use url::Url;
+
+use super::config::LakeConfig;
+use super::delta::{Change, DeltaColumn, DeltaTable, NewFile, TableVersion, delta_type};
+use crate::consolidate::{self, Dialect, ExistingColumn, TableRef, lake};
+use crate::destination::duckdb::{DuckDb, DuckStage, catalog_columns, parse_type, sql_error};
+use crate::destination::files::FilesRoot;
+use crate::destination::s3::{UploadError, client, upload_file};
+use crate::destination::{Changed, Destination, QueryResult, Value};
+use crate::model::SluiceType;
+use crate::{Error, Result};
+
+/// Pieces in which data files are uploaded.
+const CHUNK: usize = 8 << 20;
+
+/// A checkpoint is written every this many versions, so readers replay few commits.
+const CHECKPOINT_EVERY: u64 = 10;
+
+/// The column a publication partitions its export by (never in the data files).
+const BUCKET_COLUMN: &str = "_sluice_bucket";
+
+/// Where the lake's tables live and how they are reached.
+struct Lake {
+    /// The root as the config writes it, for messages.
+    shown: String,
+    /// The root as a directory URL (ends with `/`).
+    root: Url,
+    store: Arc<dyn ObjectStore>,
+    /// Where exports and downloads are written before they are uploaded or read.
+    scratch: PathBuf,
+}
+
+impl Lake {
+    fn open(config: &LakeConfig) -> Result<Self> {
+        let scratch = config.work_dir.join("scratch");
+        let (root, store): (Url, Arc<dyn ObjectStore>) = match &config.root {
+            FilesRoot::Local(path) => {
+                std::fs::create_dir_all(path).map_err(|e| {
+                    Error::user(format!("destination.path: cannot create the lake's directory {}: {e}", path.display()))
+                })?;
+                let absolute = std::fs::canonicalize(path)
+                    .map_err(|e| Error::user(format!("destination.path: cannot resolve {}: {e}", path.display())))?;
+                let root = Url::from_directory_path(&absolute).map_err(|()| {
+                    Error::user(format!("destination.path: {} is not usable as a directory", path.display()))
+                })?;
+                (root, Arc::new(object_store::local::LocalFileSystem::new()))
+            }
+            FilesRoot::S3(s3) => {
+                let prefix = if s3.prefix.is_empty() { String::new() } else { format!("{}/", s3.prefix) };
+                let root = Url::parse(&format!("s3://{}/{prefix}", s3.bucket))
+                    .map_err(|e| Error::user(format!("destination.path: {e}")))?;
+                let store = client(&s3.bucket, s3.region.as_deref(), s3.endpoint.as_deref(), "destination.path")?;
+                (root, Arc::new(store))
+            }
+        };
+        Ok(Self { shown: config.root.shown(), root, store, scratch })
+    }
+
+    /// The Delta table of `target`: `<root>/<schema>/<table>/`.
+    fn table(&self, target: &TableRef) -> Result<DeltaTable> {
+        let url = self
+            .root
+            .join(&format!("{}/{}/", target.schema, target.name))
+            .map_err(|e| Error::internal(format!("the lake's URL for {}.{}: {e}", target.schema, target.name)))?;
+        DeltaTable::new(url, self.store.clone(), target)
+    }
+
+    /// A new scratch directory, empty.
+    fn scratch_dir(&self, what: &str) -> Result<PathBuf> {
+        let dir = self.scratch.join(format!("{what}-{:016x}", rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).map_err(|e| scratch_error(&dir, &e))?;
+        Ok(dir)
+    }
+}
+
+fn scratch_error(path: &Path, e: &dyn std::fmt::Display) -> Error {
+    Error::external_fatal(format!(
+        "destination.work_dir: cannot write {} ({e}); free space there or choose another work_dir",
+        path.display()
+    ))
+}
+
+/// The lake open for a command: its work database (whose file lock is the run lock of
+/// this machine's runs) and the lake it mirrors.
+pub struct LakeDb {
+    work: DuckDb,
+    lake: Arc<Lake>,
+}
+
+impl LakeDb {
+    /// Opens the work database under `config.work_dir` (creating it), with its control
+    /// and mirror tables.
+    pub fn open(config: &LakeConfig) -> Result<Self> {
+        let lake = Lake::open(config)?;
+        std::fs::create_dir_all(&config.work_dir).map_err(|e| scratch_error(&config.work_dir, &e))?;
+        let work = DuckDb::open_with(&config.work_dir.join("work.duckdb"), config.memory_limit_mib)?;
+        // What a crashed publication left is never read again; removed only once the work
+        // database's lock is held, so never under another run's feet.
+        if lake.scratch.exists() {
+            std::fs::remove_dir_all(&lake.scratch).map_err(|e| scratch_error(&lake.scratch, &e))?;
+        }
+        Ok(Self { work, lake: Arc::new(lake) })
+    }
+
+    /// Brings the work tables of `targets` to the lake's newest versions (see the module
+    /// docs): rebuilt where behind or missing, forgotten where the lake lost them.
+    pub async fn refresh(&self, targets: &[TableRef]) -> Result<()> {
+        let mut setup = consolidate::control_ddl(Dialect::DuckDb, chrono::Utc::now());
+        setup.push(lake::mirror_ddl());
+        self.work.transaction(setup).await?;
+        for target in targets {
+            self.refresh_one(target).await?;
+        }
+        Ok(())
+    }
+
+    async fn refresh_one(&self, target: &TableRef) -> Result<()> {
+        let table = self.lake.table(target)?;
+        let newest = table.version(None).await?;
+        let mirrored = self.mirrored(target).await?;
+        let d = Dialect::DuckDb;
+        match (newest, mirrored) {
+            (None, None) => Ok(()),
+            (None, Some(_)) => {
+                tracing::warn!(
+                    table = %table.root(),
+                    "the lake no longer holds this table although it was written: its flow reads in full"
+                );
+                let mut forget = vec![format!("DROP TABLE IF EXISTS {}", d.table(target))];
+                forget.extend(lake::flow_restore(target, None));
+                forget.push(lake::mirror_forget(target));
+                self.work.transaction(forget).await
+            }
+            (Some(v), Some((at, _))) if v.number == at => Ok(()),
+            (Some(v), _) => self.rebuild(target, &table, &v).await,
+        }
+    }
+
+    /// The Delta version the work table of `target` holds, and its bucket count.
+    async fn mirrored(&self, target: &TableRef) -> Result<Option<(u64, u32)>> {
+        let rows = self.work.query(lake::mirror_read(target)).await?;
+        Ok(rows.first().and_then(|r| Some((r.first()?.as_i64()? as u64, r.get(1)?.as_i64()? as u32))))
+    }
+
+    /// Replaces the work table of `target` and its flow's control row by version `v`.
+    async fn rebuild(&self, target: &TableRef, table: &DeltaTable, v: &TableVersion) -> Result<()> {
+        let mark = v.mark.as_deref().and_then(lake::LakeMark::parse).ok_or_else(|| {
+            Error::user(format!(
+                "Delta table {} (version {}) was not written by this sluice (it carries no sluice mark it can \
+                 read); choose another destination.path or schema",
+                table.root(),
+                v.number
+            ))
+        })?;
+        let d = Dialect::DuckDb;
+        let download = self.lake.scratch_dir("rebuild")?;
+        let mut paths = Vec::new();
+        for (n, file) in v.files.iter().enumerate() {
+            paths.push(self.local_copy(table, &file.path, &download, n).await?);
+        }
+        let columns: Vec<String> =
+            mark.columns.iter().map(|(name, ty)| format!("{} {ty}", d.quote_ident(name))).collect();
+        let mut statements = vec![
+            format!("CREATE SCHEMA IF NOT EXISTS {}", d.quote_ident(&target.schema)),
+            format!("DROP TABLE IF EXISTS {}", d.table(target)),
+            format!("CREATE TABLE {} ({})", d.table(target), columns.join(", ")),
+        ];
+        if !paths.is_empty() {
+            let list: Vec<String> = paths.iter().map(|p| d.quote_literal(&p.display().to_string())).collect();
+            statements.push(format!(
+                "INSERT INTO {} BY NAME SELECT * FROM read_parquet([{}], union_by_name = true)",
+                d.table(target),
+                list.join(", ")
+            ));
+        }
+        statements.extend(lake::flow_restore(target, mark.flow.as_deref()));
+        statements.extend(lake::mirror_write(target, v.number, mark.buckets));
+        let rebuilt = self.work.transaction(statements).await;
+        let _ = std::fs::remove_dir_all(&download);
+        rebuilt?;
+        tracing::info!(table = %table.root(), version = v.number, files = v.files.len(), "work table rebuilt from the lake");
+        Ok(())
+    }
+
+    /// A local path of the data file `relative` of `table`: the file itself on a local lake,
+    /// else a download into `dir`.
+    async fn local_copy(&self, table: &DeltaTable, relative: &str, dir: &Path, n: usize) -> Result<PathBuf> {
+        let url = table.root().join(relative).map_err(|e| Error::internal(format!("{relative}: {e}")))?;
+        if url.scheme() == "file" {
+            return url.to_file_path().map_err(|()| Error::internal(format!("{url} is not a local path")));
+        }
+        let location = table.object_path(relative)?;
+        let local = dir.join(format!("{n}.parquet"));
+        let got = self.lake.store.get(&location).await.map_err(|e| read_error(&url, &e))?;
+        let mut stream = got.into_stream();
+        let mut file = std::fs::File::create(&local).map_err(|e| scratch_error(&local, &e))?;
+        use futures_util::StreamExt;
+        use std::io::Write;
+        while let Some(bytes) = stream.next().await {
+            let bytes = bytes.map_err(|e| read_error(&url, &e))?;
+            file.write_all(&bytes).map_err(|e| scratch_error(&local, &e))?;
+        }
+        Ok(local)
+    }
+}
+
+fn read_error(url: &Url, e: &object_store::Error) -> Error {
+    Error::external(format!("reading {url}: {e}"))
+}
+
+impl Destination for LakeDb {
+    type Stage = DuckStage;
+
+    fn dialect(&self) -> Dialect {
+        Dialect::DuckDb
+    }
+
+    fn location(&self) -> String {
+        format!("lake {} (work database {})", self.lake.shown, self.work.path().display())
+    }
+
+    async fn execute(&self, statements: Vec<String>) -> Result<()> {
+        self.work.execute(statements).await
+    }
+
+    async fn transaction(&self, statements: Vec<String>) -> Result<()> {
+        self.work.transaction(statements).await
+    }
+
+    async fn write_rows(&self, target: &TableRef, changed: Changed, statements: Vec<String>) -> Result<()> {
+        let table = self.lake.table(target)?;
+        let base = match self.mirrored(target).await? {
+            Some((at, buckets)) => {
+                let v = table.version(Some(at)).await?.ok_or_else(|| {
+                    Error::busy(format!("Delta table {} lost version {at} while this run used it", table.root()))
+                })?;
+                Some((v, buckets))
+            }
+            None => None,
+        };
+        let job = Publish {
+            lake: self.lake.clone(),
+            table,
+            target: target.clone(),
+            changed,
+            base,
+            handle: tokio::runtime::Handle::current(),
+        };
+        let published = self.work.transaction_then(statements, move |conn| job.run(conn)).await;
+        if published.is_err() {
+            // The lake may have moved on (another writer, or this commit landed though its
+            // answer was lost): the next attempt starts from what it holds.
+            if let Err(e) = self.refresh_one(target).await {
+                tracing::warn!(error = %e, "could not rebuild the work table from the lake after a failed commit");
+            }
+        }
+        published
+    }
+
+    async fn query(&self, sql: String) -> Result<Vec<Vec<Value>>> {
+        self.work.query(sql).await
+    }
+
+    async fn read_only(&self, sql: String) -> Result<QueryResult> {
+        self.work.read_only(sql).await
+    }
+
+    async fn columns(&self, table: TableRef) -> Result<Option<Vec<ExistingColumn>>> {
+        self.work.columns(table).await
+    }
+
+    async fn stage(&self, table: TableRef) -> Result<DuckStage> {
+        self.work.stage(table).await
+    }
+
+    async fn discard(&self, table: TableRef) -> Result<()> {
+        self.work.discard(table).await
+    }
+}
+
+/// One publication of a work transaction's rows of `target` (see the module docs).
+struct Publish {
+    lake: Arc<Lake>,
+    table: DeltaTable,
+    target: TableRef,
+    changed: Changed,
+    /// The version the work table mirrors, and its bucket count; `None`: not in the lake yet.
+    base: Option<(TableVersion, u32)>,
+    handle: tokio::runtime::Handle,
+}
+
+impl Publish {
+    /// Runs on the work transaction's thread, before its commit.
+    fn run(self, conn: &Connection) -> Result<()> {
+        let d = Dialect::DuckDb;
+        let work_columns = catalog_columns(conn, &self.target)?;
+        if work_columns.is_empty() {
+            return Err(Error::internal(format!("{}: no work table to publish", d.table(&self.target))));
+        }
+        let typed = typed_columns(&self.target, &work_columns)?;
+        let buckets = match &self.base {
+            Some((_, n)) => *n,
+            None => lake::buckets_for(count(conn, &format!("SELECT count(*) FROM {}", d.table(&self.target)))?),
+        };
+        let id = &self.changed.id;
+        let rewrite: Vec<u32> = match (&self.base, &self.changed.ids) {
+            (Some(_), Some(ids)) => distinct_buckets(conn, id, buckets, ids)?,
+            _ => (0..buckets).collect(),
+        };
+        let export = self.lake.scratch_dir("publish")?;
+        let published = self.publish(conn, &typed, &work_columns, buckets, &rewrite, &export);
+        let _ = std::fs::remove_dir_all(&export);
+        let version = published?;
+        for sql in lake::mirror_write(&self.target, version, buckets) {
+            conn.execute_batch(&sql).map_err(|e| sql_error(e, &sql))?;
+        }
+        Ok(())
+    }
+
+    /// Exports, uploads and commits; returns the Delta version committed.
+    fn publish(
+        &self,
+        conn: &Connection,
+        typed: &[(String, SluiceType)],
+        work_columns: &[(String, String)],
+        buckets: u32,
+        rewrite: &[u32],
+        export: &Path,
+    ) -> Result<u64> {
+        let d = Dialect::DuckDb;
+        let next = self.base.as_ref().map_or(0, |(v, _)| v.number + 1);
+        let token = format!("{:08x}", rand::random::<u32>());
+        let mut add = Vec::new();
+        if !rewrite.is_empty() {
+            let bucket = lake::bucket_sql(&self.changed.id, buckets);
+            let select: Vec<String> = typed
+                .iter()
+                .map(|(name, ty)| match ty {
+                    // Delta has no time of day: its text (see `delta_type`).
+                    SluiceType::Time => format!("CAST({0} AS VARCHAR) AS {0}", d.quote_ident(name)),
+                    _ => d.quote_ident(name),
+                })
+                .collect();
+            let list: Vec<String> = rewrite.iter().map(u32::to_string).collect();
+            let sql = format!(
+                "COPY (SELECT {}, {bucket} AS {b} FROM {} WHERE {bucket} IN ({})) TO {} (FORMAT parquet, \
+                 PARTITION_BY ({b}))",
+                select.join(", "),
+                d.table(&self.target),
+                list.join(", "),
+                d.quote_literal(&export.display().to_string()),
+                b = d.quote_ident(BUCKET_COLUMN),
+            );
+            conn.execute_batch(&sql).map_err(|e| sql_error(e, &sql))?;
+            add = self.upload(export, next, &token)?;
+        }
+        let base = self.base.as_ref().map(|(v, _)| v);
+        let remove = match base {
+            None => Vec::new(),
+            Some(v) => {
+                let mut remove = Vec::new();
+                for file in &v.files {
+                    let bucket = lake::file_bucket(&file.path).ok_or_else(|| {
+                        Error::user(format!(
+                            "Delta table {}: data file {} was not written by sluice; sluice replaces a bucket's \
+                             files whole and cannot merge into it: write this flow to another path or schema",
+                            self.table.root(),
+                            file.path
+                        ))
+                    })?;
+                    if rewrite.contains(&bucket) {
+                        remove.push(file.path.clone());
+                    }
+                }
+                remove
+            }
+        };
+        let columns = new_columns(&self.table, base, typed)?;
+        let flow = first_text(conn, &lake::flow_json(&self.target))?;
+        let mark = lake::LakeMark { flow, buckets, columns: work_columns.to_vec() };
+        let change = Change { columns, remove, add: add.clone(), mark: mark.to_json(), data_change: true };
+        crate::failpoint::hit("before-publish");
+        let committed = match self.handle.block_on(self.table.commit(base, change)) {
+            Ok(v) => v,
+            Err(e) => {
+                // Files no version references; cleanup would find them too.
+                for file in &add {
+                    if let Ok(path) = self.table.object_path(&file.path) {
+                        let _ = self.handle.block_on(self.lake.store.delete(&path));
+                    }
+                }
+                return Err(e);
+            }
+        };
+        // The lake holds the commit, the work database not yet: the next opening rebuilds.
+        crate::failpoint::hit("after-publish");
+        if committed.number % CHECKPOINT_EVERY == 0
+            && let Err(e) = self.handle.block_on(self.table.checkpoint(&committed))
+        {
+            tracing::warn!(table = %self.table.root(), error = %e, "could not write a checkpoint; readers replay the log");
+        }
+        tracing::info!(
+            table = %self.table.root(),
+            version = committed.number,
+            added = add.len(),
+            buckets = rewrite.len(),
+            "published to the lake"
+        );
+        Ok(committed.number)
+    }
+
+    /// Uploads the export's files (`<export>/_sluice_bucket=<k>/*.parquet`) under the
+    /// table's root, named by bucket ([`lake::file_name`]).
+    fn upload(&self, export: &Path, version: u64, token: &str) -> Result<Vec<NewFile>> {
+        let mut out = Vec::new();
+        let read_dir = |dir: &Path| std::fs::read_dir(dir).map_err(|e| scratch_error(dir, &e));
+        let mut parts: Vec<PathBuf> = read_dir(export)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        parts.sort();
+        for part in parts {
+            let name = part.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            let Some(bucket) = name.strip_prefix(&format!("{BUCKET_COLUMN}=")).and_then(|b| b.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let mut files: Vec<PathBuf> = read_dir(&part)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+            files.sort();
+            for (n, file) in files.iter().enumerate() {
+                let rows = parquet_rows(file)?;
+                let size = std::fs::metadata(file).map_err(|e| scratch_error(file, &e))?.len() as i64;
+                let relative = lake::file_name(bucket, version, token, n);
+                let location = self.table.object_path(&relative)?;
+                let sent = self.handle.block_on(upload_file(self.lake.store.as_ref(), &location, file, CHUNK));
+                match sent {
+                    Ok(()) => {}
+                    Err(UploadError::Read(e)) => return Err(scratch_error(file, &e)),
+                    Err(UploadError::Store(e)) => {
+                        return Err(Error::external(format!("writing {}{relative}: {e}", self.table.root())));
+                    }
+                }
+                out.push(NewFile { path: relative, size, rows });
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The work table's columns with their types, which sluice created.
+fn typed_columns(target: &TableRef, columns: &[(String, String)]) -> Result<Vec<(String, SluiceType)>> {
+    columns
+        .iter()
+        .map(|(name, ty)| {
+            parse_type(ty).map(|t| (name.clone(), t)).ok_or_else(|| {
+                Error::internal(format!("{}.{}.{name}: type {ty} has no Delta type", target.schema, target.name))
+            })
+        })
+        .collect()
+}
+
+/// The Delta columns to add on `base` (all of them for a new table); a column whose type
+/// changed is refused: Delta tables cannot change a column's type in place.
+fn new_columns(
+    table: &DeltaTable,
+    base: Option<&TableVersion>,
+    typed: &[(String, SluiceType)],
+) -> Result<Vec<DeltaColumn>> {
+    let mut out = Vec::new();
+    for (name, ty) in typed {
+        let wanted = delta_type(*ty)?;
+        match base.and_then(|v| v.columns.iter().find(|c| &c.name == name)) {
+            None => out.push(DeltaColumn { name: name.clone(), ty: wanted }),
+            Some(have) if have.ty == wanted => {}
+            Some(have) => {
+                return Err(Error::user(format!(
+                    "Delta table {}: column {name} holds {:?} and the source now needs {:?}; a Delta column \
+                     cannot change its type: write the flow to another schema, or remove the table and run \
+                     `sluice sync --full-refresh`",
+                    table.root(),
+                    have.ty,
+                    wanted
+                )));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The buckets of the Ids listed in column `id` of `ids`.
+fn distinct_buckets(conn: &Connection, id: &str, buckets: u32, ids: &TableRef) -> Result<Vec<u32>> {
+    let sql =
+        format!("SELECT DISTINCT {} FROM {} ORDER BY 1", lake::bucket_sql(id, buckets), Dialect::DuckDb.table(ids));
+    let mut stmt = conn.prepare(&sql).map_err(|e| sql_error(e, &sql))?;
+    let rows = stmt.query_map([], |row| row.get::<_, i32>(0)).map_err(|e| sql_error(e, &sql))?;
+    rows.map(|r| r.map(|b| b as u32).map_err(|e| sql_error(e, &sql))).collect()
+}
+
+fn count(conn: &Connection, sql: &str) -> Result<u64> {
+    conn.query_row(sql, [], |row| row.get::<_, i64>(0)).map(|n| n as u64).map_err(|e| sql_error(e, sql))
+}
+
+/// The first column of the first row as text, if any.
+fn first_text(conn: &Connection, sql: &str) -> Result<Option<String>> {
+    let mut stmt = conn.prepare(sql).map_err(|e| sql_error(e, sql))?;
+    let mut rows = stmt.query([]).map_err(|e| sql_error(e, sql))?;
+    match rows.next().map_err(|e| sql_error(e, sql))? {
+        Some(row) => row.get::<_, Option<String>>(0).map_err(|e| sql_error(e, sql)),
+        None => Ok(None),
+    }
+}
+
+/// The rows a Parquet file holds, from its footer.
+fn parquet_rows(path: &Path) -> Result<i64> {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let file = std::fs::File::open(path).map_err(|e| scratch_error(path, &e))?;
+    let reader = SerializedFileReader::new(file)
+        .map_err(|e| Error::internal(format!("reading the footer of {}: {e}", path.display())))?;
+    Ok(reader.metadata().file_metadata().num_rows())
+}
