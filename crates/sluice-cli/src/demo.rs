@@ -1,7 +1,8 @@
 //! `sluice demo`: the whole product in one command, on a fresh machine, with nothing to
 //! configure. It starts the sandbox org in process (over real HTTP on loopback), writes
 //! `sluice-demo.toml`, syncs Account, Contact, Opportunity and Invoice__c into
-//! `sluice-demo.duckdb`, changes the org (inserts, updates, deletes, an undelete, a late
+//! `sluice-demo.duckdb` (or, with `--destination lake`, Delta tables under
+//! `sluice-demo-lake/`), changes the org (inserts, updates, deletes, an undelete, a late
 //! commit and a new field), syncs again incrementally, verifies, and says what happened.
 
 use std::path::{Path, PathBuf};
@@ -21,24 +22,59 @@ use crate::query;
 /// Flags of `sluice demo`.
 #[derive(clap::Args, Debug)]
 pub struct DemoArgs {
-    /// Directory for `sluice-demo.duckdb` and `sluice-demo.toml` (replaced if present).
+    /// Directory for `sluice-demo.duckdb` (or `sluice-demo-lake/`) and `sluice-demo.toml`
+    /// (replaced if present).
     #[arg(long, default_value = ".")]
     dir: PathBuf,
+    /// Where the demo replicates to: a DuckDB file, or a lake of Delta tables.
+    #[arg(long, value_enum, default_value_t = DemoDestination::Duckdb)]
+    destination: DemoDestination,
     /// Accounts in the org, 10 to 1000000 (the other objects scale with it).
     #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u32).range(10..=1_000_000))]
     accounts: u32,
 }
 
+/// `sluice demo --destination`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DemoDestination {
+    /// `sluice-demo.duckdb`.
+    Duckdb,
+    /// Delta tables under `sluice-demo-lake/`.
+    Lake,
+}
+
+impl DemoDestination {
+    /// What the demo writes, under `dir`.
+    fn path(self, dir: &Path) -> PathBuf {
+        match self {
+            DemoDestination::Duckdb => dir.join("sluice-demo.duckdb"),
+            DemoDestination::Lake => dir.join("sluice-demo-lake"),
+        }
+    }
+
+    /// How the demo's output names it.
+    fn shown(self) -> &'static str {
+        match self {
+            DemoDestination::Duckdb => "DuckDB",
+            DemoDestination::Lake => "the lake",
+        }
+    }
+}
+
 const OBJECTS: [&str; 4] = ["Account", "Contact", "Opportunity", "Invoice__c"];
 
-fn config_text(login_url: &str, db: &Path) -> String {
+fn config_text(login_url: &str, destination: DemoDestination, path: &Path) -> String {
+    let kind = match destination {
+        DemoDestination::Duckdb => "duckdb",
+        DemoDestination::Lake => "lake",
+    };
     let mut text = format!(
         r#"# Written by `sluice demo`. The org it points at lived only while the demo ran, but
-# `sluice --config sluice-demo.toml status` and `history` read the DuckDB file alone.
+# `sluice --config sluice-demo.toml status`, `history` and `query` read the destination alone.
 {}api = "auto"
 
 [destination]
-type = "duckdb"
+type = "{kind}"
 path = "{}"
 schema = "salesforce"
 
@@ -47,7 +83,7 @@ deletes = "soft"
 lookback = "10m"
 "#,
         server::source_toml(login_url, DEFAULT_PASSWORD),
-        db.display()
+        path.display()
     );
     for object in OBJECTS {
         text.push_str(&format!("\n[[flows]]\nobject = \"{object}\"\n"));
@@ -206,12 +242,16 @@ pub async fn run(args: &DemoArgs) -> Result<(), Failure> {
         .ok()
         .filter(|d| d.is_dir())
         .ok_or_else(|| Failure::usage(anyhow!("--dir {}: not an existing directory", args.dir.display())))?;
-    let db = dir.join("sluice-demo.duckdb");
+    let db = args.destination.path(&dir);
     for stale in [db.clone(), dir.join("sluice-demo.duckdb.wal")] {
-        if stale.exists() {
+        let removed = if stale.is_dir() {
+            std::fs::remove_dir_all(&stale)
+        } else if stale.exists() {
             std::fs::remove_file(&stale)
-                .map_err(|e| Failure::failed(anyhow!("cannot replace {}: {e}", stale.display())))?;
-        }
+        } else {
+            Ok(())
+        };
+        removed.map_err(|e| Failure::failed(anyhow!("cannot replace {}: {e}", stale.display())))?;
     }
     let n = args.accounts as usize;
     let counts = [("Account", n), ("Contact", n * 2), ("Opportunity", n), ("Invoice__c", n / 2)]
@@ -229,7 +269,7 @@ pub async fn run(args: &DemoArgs) -> Result<(), Failure> {
     );
 
     let toml_path = dir.join("sluice-demo.toml");
-    let text = config_text(&sb.login_url, &db);
+    let text = config_text(&sb.login_url, args.destination, &db);
     std::fs::write(&toml_path, &text)
         .map_err(|e| Failure::failed(anyhow!("cannot write {}: {e}", toml_path.display())))?;
     let config = sluice::load_config(&text, &toml_path.display().to_string(), &|_| None)
@@ -238,7 +278,8 @@ pub async fn run(args: &DemoArgs) -> Result<(), Failure> {
     let opts = SyncOptions { trigger: sluice::consolidate::Trigger::Demo, ..SyncOptions::default() };
     let result = async {
         let late_id = start_late_commit(&sb).await.map_err(Failure::failed)?;
-        let (first, t1) = one_sync(&config, &opts, "1. full sync into DuckDB").await?;
+        let label = format!("1. full sync into {}", args.destination.shown());
+        let (first, t1) = one_sync(&config, &opts, &label).await?;
         print_run(&first, t1);
         say!();
         say!("2. changing the org:");
@@ -276,7 +317,21 @@ pub async fn run(args: &DemoArgs) -> Result<(), Failure> {
     sb.shutdown().await;
     let all_match = result?;
     say!();
-    say!("Replicated into {} (schema `salesforce`, control tables in `_sluice`).", db.display());
+    match args.destination {
+        DemoDestination::Duckdb => {
+            say!("Replicated into {} (schema `salesforce`, control tables in `_sluice`).", db.display())
+        }
+        DemoDestination::Lake => {
+            let table = db.join("salesforce").join("opportunity");
+            say!(
+                "Replicated into Delta tables under {} (one per object, e.g. {}).",
+                db.join("salesforce").display(),
+                table.display()
+            );
+            say!("  Any Delta reader reads them, e.g. DuckDB: SELECT count(*) FROM delta_scan('{}')", table.display());
+            say!("  or Python: deltalake.DeltaTable('{}').to_pandas()", table.display());
+        }
+    }
     // A real query through `sluice query`'s own path: the data can be looked at with
     // nothing else installed.
     let sql = "SELECT stage_name, count(*) AS deals, sum(amount) AS amount FROM salesforce.opportunity \

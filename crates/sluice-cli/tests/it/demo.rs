@@ -89,3 +89,27 @@ async fn the_demo_replicates_verifies_and_leaves_a_readable_file() {
     assert!(status.status.success(), "{text}{}", String::from_utf8_lossy(&status.stderr));
     assert_eq!(text.lines().filter(|l| l.contains(" done")).count(), 4, "{text}");
 }
+
+/// `sluice demo --destination lake`: the same story into Delta tables, verified, the last
+/// query answered from the lake, and each object a Delta table another reader can open.
+#[test]
+fn the_demo_replicates_into_a_lake() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["demo", "--destination", "lake", "--accounts", "200", "--dir"])
+        .arg(dir.path())
+        .current_dir("/")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("1. full sync into the lake"), "{stdout}");
+    for object in ["Account", "Contact", "Opportunity", "Invoice__c"] {
+        let verified = stdout.lines().any(|l| l.trim_start().starts_with(object) && l.trim_end().ends_with("match"));
+        assert!(verified, "{object} not verified:\n{stdout}");
+        let log = dir.path().join("sluice-demo-lake/salesforce").join(object.to_lowercase()).join("_delta_log");
+        assert!(log.join(format!("{:020}.json", 0)).is_file(), "{} has no first commit", log.display());
+    }
+    assert!(stdout.contains("(10 rows)") || stdout.contains("rows)"), "the closing query's answer:\n{stdout}");
+    assert!(!dir.path().join("sluice-demo.duckdb").exists(), "nothing written beside the lake");
+}
