@@ -396,6 +396,11 @@ fn destination_rules() {
             "holds credentials",
         ),
         (
+            "[destination]\ntype = \"lake\"\npath = \"lake\"\nretention = \"11y\"\n",
+            "destination.retention",
+            "expected 0s to",
+        ),
+        (
             "[destination]\ntype = \"lake\"\npath = \"lake\"\n[defaults]\nhistory = true\n",
             "defaults.history",
             "does not keep history tables",

@@ -298,3 +298,66 @@ async fn a_synced_local_lake_reads_back_in_deltalake() {
 async fn a_synced_s3_lake_reads_back_in_deltalake() {
     a_synced_lake_reads_back_in_deltalake(crate::target::Kind::LakeS3).await;
 }
+
+/// Expiry: files only older versions reference, and files no commit took, are deleted once
+/// older than the retention, never before; the newest version's files stay and readers
+/// still read it.
+async fn expired_files_go_after_the_retention(root: Url, store: Arc<dyn ObjectStore>, s3: bool) {
+    use std::time::Duration;
+    let table = DeltaTable::new(root.clone(), store.clone(), &TableRef::new("salesforce", "account")).unwrap();
+    let first = write_file(&table, &store, "b0000-v0-a-0.parquet", &[("001A", 10, None)]).await;
+    let change = Change {
+        columns: columns(&[("id", SluiceType::Id), ("amount", SluiceType::Long)]),
+        add: vec![first.clone()],
+        mark: "{}".into(),
+        data_change: true,
+        ..Change::default()
+    };
+    let v0 = table.commit(None, change).await.unwrap();
+    let second = write_file(&table, &store, "b0000-v1-b-0.parquet", &[("001A", 11, None), ("001B", 5, None)]).await;
+    let change = Change {
+        remove: vec![first.path.clone()],
+        add: vec![second.clone()],
+        mark: "{}".into(),
+        data_change: true,
+        ..Change::default()
+    };
+    let v1 = table.commit(Some(&v0), change).await.unwrap();
+    // A failed commit's upload: no version references it.
+    write_file(&table, &store, "b0000-v2-c-0.parquet", &[("001A", 12, None)]).await;
+    let exists = |path: &str| {
+        let (store, location) = (store.clone(), table.object_path(path).unwrap());
+        async move { store.head(&location).await.is_ok() }
+    };
+
+    let kept = table.expire(Duration::from_secs(3600), &v1).await.unwrap();
+    assert_eq!(kept.files, 0, "everything is younger than an hour");
+    for path in ["b0000-v0-a-0.parquet", "b0000-v1-b-0.parquet", "b0000-v2-c-0.parquet"] {
+        assert!(exists(path).await, "{path} kept within the retention");
+    }
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let gone = table.expire(Duration::ZERO, &v1).await.unwrap();
+    assert_eq!(gone.files, 2, "version 0's file and the unreferenced one");
+    assert!(!exists("b0000-v0-a-0.parquet").await && !exists("b0000-v2-c-0.parquet").await);
+    assert!(exists("b0000-v1-b-0.parquet").await, "the newest version's file stays");
+    assert!(exists("_delta_log/00000000000000000001.json").await, "the log is never expired");
+    let uri = root.as_str().trim_end_matches('/');
+    let read = read_with_deltalake(uri, None, s3);
+    assert_eq!(read["rows"], json!([{"id": "001A", "amount": 11}, {"id": "001B", "amount": 5}]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_expired_files_go_after_the_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("account")).unwrap();
+    let root = Url::from_directory_path(dir.path().join("account")).unwrap();
+    let store: Arc<dyn ObjectStore> = Arc::new(object_store::local::LocalFileSystem::new());
+    expired_files_go_after_the_retention(root, store, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_expired_files_go_after_the_retention() {
+    let (bucket, store) = crate::s3::fresh_bucket("lake").await;
+    let root = Url::parse(&format!("s3://{bucket}/lake/account/")).unwrap();
+    expired_files_go_after_the_retention(root, store, true).await;
+}

@@ -4,6 +4,7 @@
 //! work database is kept.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::config::{DestinationKeys, DestinationKind, DestinationSettings, NameRules};
 use crate::destination::duckdb::config::memory_limit;
@@ -25,7 +26,13 @@ pub struct LakeConfig {
     pub work_dir: PathBuf,
     /// The work database's memory limit in MiB.
     pub memory_limit_mib: u64,
+    /// How long a version stays readable after a later one replaced it (time travel, and
+    /// readers still on it): data files only older versions reference are deleted after it.
+    pub retention: Duration,
 }
+
+/// `retention` unless set: a week, as Delta's own `VACUUM`.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 
 impl DestinationKind for LakeKind {
     fn name(&self) -> &'static str {
@@ -33,17 +40,20 @@ impl DestinationKind for LakeKind {
     }
 
     fn keys(&self) -> &'static [&'static str] {
-        &["path", "schema", "s3_region", "s3_endpoint", "work_dir", "memory_limit"]
+        &["path", "schema", "s3_region", "s3_endpoint", "work_dir", "memory_limit", "retention"]
     }
 
     fn uses(&self) -> &'static str {
-        "path, schema, s3_region, s3_endpoint, work_dir and memory_limit"
+        "path, schema, s3_region, s3_endpoint, work_dir, memory_limit and retention"
     }
 
     fn settings(&self, keys: &mut DestinationKeys<'_, '_>) -> Option<Box<dyn DestinationSettings>> {
         let path = keys.required("path", "the lake's directory, or \"s3://bucket/prefix\"");
         let schema = keys.warehouse_schema();
         let memory_limit_mib = memory_limit(keys);
+        let year = Duration::from_secs(365 * 24 * 3600);
+        let note = " (0s keeps no older version readable)";
+        let retention = keys.duration_in("retention", Duration::ZERO, 10 * year, note).unwrap_or(DEFAULT_RETENTION);
         let work_dir = keys.text("work_dir").map(PathBuf::from);
         let root = parse_root(keys, &path, "lake");
         let work_dir = match (&root, work_dir) {
@@ -59,7 +69,7 @@ impl DestinationKind for LakeKind {
             }
             (None, None) => None,
         };
-        Some(Box::new(LakeConfig { root: root?, schema, work_dir: work_dir?, memory_limit_mib }))
+        Some(Box::new(LakeConfig { root: root?, schema, work_dir: work_dir?, memory_limit_mib, retention }))
     }
 }
 

@@ -35,8 +35,8 @@ use delta_kernel_default_engine::DefaultEngine;
 use delta_kernel_default_engine::DefaultEngineBuilder;
 use delta_kernel_default_engine::executor::tokio::TokioMultiThreadExecutor;
 use futures_util::StreamExt;
-use object_store::ObjectStore;
 use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt};
 pub use url::Url;
 
 use crate::consolidate::{LAKE_MARK_DOMAIN, TableRef, lake_app_id};
@@ -149,6 +149,15 @@ pub struct Change {
     pub data_change: bool,
 }
 
+/// What [`DeltaTable::expire`] deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Expired {
+    /// Data files deleted.
+    pub files: usize,
+    /// Their bytes.
+    pub bytes: u64,
+}
+
 /// A Delta table at a URL (`file:///…/` or `s3://bucket/prefix/`), written by the flow of
 /// one target (its application id: [`lake_app_id`]).
 pub struct DeltaTable {
@@ -243,6 +252,70 @@ impl DeltaTable {
                 .map_err(|e| Error::external(format!("Delta table {shown}: writing a checkpoint: {e}")))
         })
         .await
+    }
+
+    /// Deletes the data files that no version a reader may still ask for references: the
+    /// versions committed within `retention` before now, and the one current when it began
+    /// (`newest` is the table's newest version). Files a failed or unfinished commit left
+    /// go too, once older than `retention` (younger ones may be an in-flight writer's).
+    /// Hidden paths (`_delta_log`, names starting with `_` or `.`) are never touched.
+    pub async fn expire(&self, retention: std::time::Duration, newest: &TableVersion) -> Result<Expired> {
+        let cutoff = chrono::Utc::now() - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
+        let log = self.object_path("_delta_log")?;
+        let mut commits = Vec::new();
+        let mut listing = self.store.list(Some(&log));
+        while let Some(meta) = listing.next().await {
+            let meta = meta.map_err(|e| self.io_error("listing its log", e))?;
+            let name = meta.location.filename().unwrap_or_default();
+            if let Some(number) =
+                name.strip_suffix(".json").filter(|n| n.len() == 20).and_then(|n| n.parse::<u64>().ok())
+                && number <= newest.number
+            {
+                commits.push((number, meta.last_modified, meta.location));
+            }
+        }
+        commits.sort_by_key(|c| c.0);
+        // The version current at the cutoff: readable for the whole retention.
+        let boundary = commits.iter().filter(|c| c.1 <= cutoff).map(|c| c.0).max();
+        let mut needed: HashSet<String> = newest.files.iter().map(|f| f.path.clone()).collect();
+        if let Some(at) = boundary {
+            let old = self.version(Some(at)).await?.ok_or_else(|| {
+                Error::external(format!("Delta table {}: version {at} is listed but cannot be read", self.root))
+            })?;
+            needed.extend(old.files.into_iter().map(|f| f.path));
+        }
+        for (number, _, location) in &commits {
+            if boundary.is_some_and(|at| *number <= at) {
+                continue;
+            }
+            let bytes = self.store.get(location).await.map_err(|e| self.io_error("reading a commit", e))?;
+            let bytes = bytes.bytes().await.map_err(|e| self.io_error("reading a commit", e))?;
+            for line in String::from_utf8_lossy(&bytes).lines() {
+                let action: serde_json::Value = serde_json::from_str(line).unwrap_or_default();
+                if let Some(path) = action["add"]["path"].as_str() {
+                    needed.insert(path.to_owned());
+                }
+            }
+        }
+        let root = self.object_path("")?;
+        let prefix = format!("{}/", root.as_ref());
+        let mut expired = Expired::default();
+        let mut listing = self.store.list(Some(&root));
+        let mut doomed = Vec::new();
+        while let Some(meta) = listing.next().await {
+            let meta = meta.map_err(|e| self.io_error("listing its files", e))?;
+            let relative = meta.location.as_ref().strip_prefix(&prefix).unwrap_or_default();
+            let hidden = relative.is_empty() || relative.split('/').any(|p| p.starts_with('_') || p.starts_with('.'));
+            if !hidden && !needed.contains(relative) && meta.last_modified < cutoff {
+                expired.files += 1;
+                expired.bytes += meta.size;
+                doomed.push(meta.location);
+            }
+        }
+        for location in doomed {
+            self.store.delete(&location).await.map_err(|e| self.io_error("deleting an expired file", e))?;
+        }
+        Ok(expired)
     }
 
     fn io_error(&self, doing: &str, e: object_store::Error) -> Error {

@@ -57,6 +57,8 @@ struct Lake {
     store: Arc<dyn ObjectStore>,
     /// Where exports and downloads are written before they are uploaded or read.
     scratch: PathBuf,
+    /// Files only versions older than this reference are deleted ([`DeltaTable::expire`]).
+    retention: std::time::Duration,
 }
 
 impl Lake {
@@ -82,7 +84,7 @@ impl Lake {
                 (root, Arc::new(store))
             }
         };
-        Ok(Self { shown: config.root.shown(), root, store, scratch })
+        Ok(Self { shown: config.root.shown(), root, store, scratch, retention: config.retention })
     }
 
     /// The Delta table of `target`: `<root>/<schema>/<table>/`.
@@ -423,10 +425,8 @@ impl Publish {
         };
         // The lake holds the commit, the work database not yet: the next opening rebuilds.
         crate::failpoint::hit("after-publish");
-        if committed.number % CHECKPOINT_EVERY == 0
-            && let Err(e) = self.handle.block_on(self.table.checkpoint(&committed))
-        {
-            tracing::warn!(table = %self.table.root(), error = %e, "could not write a checkpoint; readers replay the log");
+        if committed.number % CHECKPOINT_EVERY == 0 {
+            self.maintain(&committed);
         }
         tracing::info!(
             table = %self.table.root(),
@@ -436,6 +436,23 @@ impl Publish {
             "published to the lake"
         );
         Ok(committed.number)
+    }
+
+    /// Every [`CHECKPOINT_EVERY`] versions: a checkpoint, so readers replay few commits, and
+    /// the files no version within the retention references deleted. Best effort: the
+    /// commit stands either way, and the next round does what this one could not.
+    fn maintain(&self, committed: &TableVersion) {
+        let root = self.table.root();
+        if let Err(e) = self.handle.block_on(self.table.checkpoint(committed)) {
+            tracing::warn!(table = %root, error = %e, "could not write a checkpoint; readers replay the log");
+        }
+        match self.handle.block_on(self.table.expire(self.lake.retention, committed)) {
+            Ok(expired) if expired.files > 0 => {
+                tracing::info!(table = %root, files = expired.files, bytes = expired.bytes, "expired old data files");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(table = %root, error = %e, "could not delete expired data files"),
+        }
     }
 
     /// Uploads the export's files (`<export>/_sluice_bucket=<k>/*.parquet`) under the
