@@ -164,6 +164,8 @@ pub struct Changed {
     pub id: String,
     /// The table listing the Ids; `None`: any row may change.
     pub ids: Option<TableRef>,
+    /// The run writing them (the lake records it with the version it commits).
+    pub run_id: String,
 }
 
 /// A load into one staging table.

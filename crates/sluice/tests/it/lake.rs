@@ -252,8 +252,8 @@ fn assert_rows_equal_truth(rows: &std::collections::HashMap<String, Json>, truth
 }
 
 /// A lake sluice synced, twice with changes between, read by the Python `deltalake`
-/// package: each run's version equals the ground truth as it was after that run, and the
-/// newest one the truth now.
+/// package: each run's version (found by the run id its mark records) equals the ground
+/// truth as it was after that run.
 async fn a_synced_lake_reads_back_in_deltalake(kind: crate::target::Kind) {
     use crate::target::Warehouse;
     let sb = crate::conformance::start(&[("Account", 300), ("Contact", 120)]).await;
@@ -262,8 +262,9 @@ async fn a_synced_lake_reads_back_in_deltalake(kind: crate::target::Kind) {
     let sync = || async {
         let summary = wh.sync(&config, &sluice::pipeline::SyncOptions::default()).await.unwrap();
         assert_eq!(summary.status, sluice::pipeline::RunStatus::Ok, "{summary:#?}");
+        summary.run_id
     };
-    sync().await;
+    let first_run = sync().await;
     let first = crate::common::truth(&sb, "Account").await;
     let ops = json!({"mutations": [
         {"op": "churn", "object": "Account", "inserts": 20, "updates": 40, "deletes": 6, "undeletes": 1},
@@ -271,7 +272,7 @@ async fn a_synced_lake_reads_back_in_deltalake(kind: crate::target::Kind) {
     ]});
     crate::common::admin(&sb, reqwest::Method::POST, "/sandbox/v1/mutations", Some(ops)).await;
     crate::common::advance(&sb, 3.0).await;
-    sync().await;
+    let second_run = sync().await;
 
     let (root, s3) = match wh.lake.as_ref().map(|(root, _)| root) {
         Some(sluice::destination::files::FilesRoot::Local(path)) => {
@@ -281,9 +282,28 @@ async fn a_synced_lake_reads_back_in_deltalake(kind: crate::target::Kind) {
         None => unreachable!("a lake"),
     };
     let account = format!("{root}/salesforce/account");
-    // Version 0 is the first run's commit; the newest, the second run's.
-    assert_rows_equal_truth(&synced_rows(&account, Some(0), s3), &first);
-    assert_rows_equal_truth(&synced_rows(&account, None, s3), &crate::common::truth(&sb, "Account").await);
+    // Each run's version, found by the run id its mark records, as a reader asks for it.
+    let table = {
+        let (url, store): (Url, Arc<dyn ObjectStore>) = match wh.lake.as_ref().map(|(root, _)| root) {
+            Some(sluice::destination::files::FilesRoot::S3(r)) => {
+                (Url::parse(&format!("{account}/")).unwrap(), Arc::new(crate::s3::client(&r.bucket)))
+            }
+            _ => (Url::from_directory_path(&account).unwrap(), Arc::new(object_store::local::LocalFileSystem::new())),
+        };
+        DeltaTable::new(url, store, &TableRef::new("salesforce", "account")).unwrap()
+    };
+    let newest = table.version(None).await.unwrap().unwrap().number;
+    let mut last_of = std::collections::HashMap::new();
+    for v in 0..=newest {
+        let mark = table.version(Some(v)).await.unwrap().unwrap().mark.unwrap();
+        let run = sluice::consolidate::lake::LakeMark::parse(&mark).unwrap().run_id.expect("the run is recorded");
+        last_of.insert(run, v);
+    }
+    assert_eq!(last_of.len(), 2, "two runs: {last_of:?}");
+    assert_rows_equal_truth(&synced_rows(&account, Some(last_of[&first_run]), s3), &first);
+    let now = crate::common::truth(&sb, "Account").await;
+    assert_eq!(last_of[&second_run], newest);
+    assert_rows_equal_truth(&synced_rows(&account, Some(newest), s3), &now);
     let contact = format!("{root}/salesforce/contact");
     assert_rows_equal_truth(&synced_rows(&contact, None, s3), &crate::common::truth(&sb, "Contact").await);
     sb.shutdown().await;

@@ -98,6 +98,9 @@ pub struct LakeMark {
     /// The work table's columns and their DuckDB types, in order (the data files hold
     /// them so, a time of day as text).
     pub columns: Vec<(String, String)>,
+    /// The run that committed the version (absent in marks written before it was recorded).
+    #[serde(default)]
+    pub run_id: Option<String>,
 }
 
 impl LakeMark {
@@ -171,6 +174,7 @@ mod tests {
             flow: Some("{\"window_end\":\"2026-12-07 10:00:00+00\"}".into()),
             buckets: 4,
             columns: vec![("id".into(), "VARCHAR".into())],
+            run_id: Some("20261207T120000Z-ab12".into()),
         };
         assert_eq!(LakeMark::parse(&mark.to_json()), Some(mark));
         assert_eq!(LakeMark::parse("{\"window_end\": 1}"), None);

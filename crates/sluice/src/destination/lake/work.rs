@@ -408,7 +408,8 @@ impl Publish {
         };
         let columns = new_columns(&self.table, base, typed)?;
         let flow = first_text(conn, &lake::flow_json(&self.target))?;
-        let mark = lake::LakeMark { flow, buckets, columns: work_columns.to_vec() };
+        let mark =
+            lake::LakeMark { flow, buckets, columns: work_columns.to_vec(), run_id: Some(self.changed.run_id.clone()) };
         let change = Change { columns, remove, add: add.clone(), mark: mark.to_json(), data_change: true };
         crate::failpoint::hit("before-publish");
         let committed = match self.handle.block_on(self.table.commit(base, change)) {
