@@ -152,7 +152,8 @@ impl DuckDb {
     }
 
     /// [`Destination::transaction`], with `before_commit` run on the open transaction after
-    /// the statements, on the same blocking thread: its error rolls everything back (the lake
+    /// the statements (and after the `before-commit` failpoint, so that a crash there leaves
+    /// nothing done anywhere), on the same blocking thread: its error rolls everything back (the lake
     /// publishes the transaction's rows there, committing here only once they are published).
     pub async fn transaction_then<T: Send + 'static>(
         &self,
@@ -165,8 +166,8 @@ impl DuckDb {
                 crate::failpoint::hit("consolidate-statement");
                 tx.execute_batch(sql).map_err(|e| sql_error(e, sql))?;
             }
-            let out = before_commit(&tx)?;
             crate::failpoint::hit("before-commit");
+            let out = before_commit(&tx)?;
             // Dropping `tx` on an error above rolls everything back.
             tx.commit().map_err(|e| sql_error(e, "COMMIT"))?;
             Ok(out)

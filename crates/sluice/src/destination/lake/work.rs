@@ -388,23 +388,7 @@ impl Publish {
         let base = self.base.as_ref().map(|(v, _)| v);
         let remove = match base {
             None => Vec::new(),
-            Some(v) => {
-                let mut remove = Vec::new();
-                for file in &v.files {
-                    let bucket = lake::file_bucket(&file.path).ok_or_else(|| {
-                        Error::user(format!(
-                            "Delta table {}: data file {} was not written by sluice; sluice replaces a bucket's \
-                             files whole and cannot merge into it: write this flow to another path or schema",
-                            self.table.root(),
-                            file.path
-                        ))
-                    })?;
-                    if rewrite.contains(&bucket) {
-                        remove.push(file.path.clone());
-                    }
-                }
-                remove
-            }
+            Some(v) => self.files_of(v, rewrite)?,
         };
         let columns = new_columns(&self.table, base, typed)?;
         let flow = first_text(conn, &lake::flow_json(&self.target))?;
@@ -437,6 +421,27 @@ impl Publish {
             "published to the lake"
         );
         Ok(committed.number)
+    }
+
+    /// The data files of `v` holding the buckets `rewrite`. A file whose name is not one
+    /// sluice gives stops the flow: a bucket is replaced whole, which a foreign file would
+    /// survive.
+    fn files_of(&self, v: &TableVersion, rewrite: &[u32]) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for file in &v.files {
+            let bucket = lake::file_bucket(&file.path).ok_or_else(|| {
+                Error::user(format!(
+                    "Delta table {}: data file {} was not written by sluice; sluice replaces a bucket's files whole \
+                     and cannot merge into it: write this flow to another path or schema",
+                    self.table.root(),
+                    file.path
+                ))
+            })?;
+            if rewrite.contains(&bucket) {
+                out.push(file.path.clone());
+            }
+        }
+        Ok(out)
     }
 
     /// Every [`CHECKPOINT_EVERY`] versions: a checkpoint, so readers replay few commits, and
