@@ -191,6 +191,7 @@ pub(crate) async fn assert_equals_truth(sb: &Running, wh: &Warehouse) {
                 problems.push(format!("{object} {id}: missing"));
             }
         }
+        problems.extend(wh.raw_faults(table).await);
         problems.sort();
         assert!(
             problems.is_empty(),

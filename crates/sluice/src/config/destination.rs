@@ -39,6 +39,11 @@ pub trait DestinationSettings: SameAs + fmt::Debug + Send + Sync {
         true
     }
 
+    /// A table name it keeps for itself, which no flow may write.
+    fn reserved_table(&self) -> Option<&'static str> {
+        None
+    }
+
     /// Who runs the consolidation.
     fn consolidation(&self) -> Consolidation {
         Consolidation::Run

@@ -406,6 +406,16 @@ fn destination_rules() {
             "does not keep history tables",
         ),
         (
+            "[destination]\ntype = \"lake\"\npath = \"lake\"\nraw = \"yes\"\n",
+            "destination.raw",
+            "must be true or false (got a string)",
+        ),
+        (
+            "[destination]\ntype = \"lake\"\npath = \"lake\"\n[[flows]]\nobject = \"Raw\"\n",
+            "flows[0].object",
+            "Raw would be written to the table \"raw\", which destination type = \"lake\" keeps for itself",
+        ),
+        (
             "[destination]\ntype = \"redshift\"\nurl = \"postgres://u:hunter2@c:5439/dev\"\niam_role = \"arn:aws:iam::1:role/r\"\n",
             "destination.s3_staging",
             "missing; where loads are staged",

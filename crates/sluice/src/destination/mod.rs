@@ -166,6 +166,9 @@ pub struct Changed {
     pub ids: Option<TableRef>,
     /// The run writing them (the lake records it with the version it commits).
     pub run_id: String,
+    /// The staging table holding the rows the source returned for this transaction, as
+    /// read (the lake appends them to its raw layer); `None`: it applies no read rows.
+    pub read: Option<TableRef>,
 }
 
 /// A load into one staging table.

@@ -114,7 +114,7 @@ pub async fn refresh_formulas<D: Destination>(
     let _turn = cx.merge_lock.lock().await;
     let counted = cx.dest.query(consolidate::formula_counts(d, spec, &formulas)).await?;
     let changed = first_value(&counted).and_then(Value::as_i64).unwrap_or(0) as u64;
-    let touched = Changed { id: spec.id.clone(), ids: Some(table.clone()), run_id: cx.run_id.clone() };
+    let touched = Changed { id: spec.id.clone(), ids: Some(table.clone()), run_id: cx.run_id.clone(), read: None };
     cx.dest.write_rows(&spec.target, touched, consolidate::formulas_apply(d, spec, &formulas)).await?;
     cx.dest.discard(table).await?;
     tracing::info!(object = %flow.object, read = rows, changed, "formula refresh");
@@ -155,7 +155,7 @@ pub async fn reconcile<D: Destination>(
             flow.object
         )));
     }
-    let touched = Changed { id: spec.id.clone(), ids: None, run_id: cx.run_id.clone() };
+    let touched = Changed { id: spec.id.clone(), ids: None, run_id: cx.run_id.clone(), read: None };
     cx.dest.write_rows(&spec.target, touched, consolidate::reconcile_apply(d, spec, snapshot_start)).await?;
     cx.dest.discard(consolidate::ids_table(spec)).await?;
     if gone > 0 {

@@ -440,7 +440,8 @@ impl<D: Destination> FlowSink for WarehouseFlow<'_, D> {
         let started = std::time::Instant::now();
         // A full read's removals reach rows it did not stage.
         let ids = (!run.remove_absent).then(|| spec.staging.clone());
-        let changed = Changed { id: spec.id.clone(), ids, run_id: cx.run_id.clone() };
+        let read = Some(spec.staging.clone());
+        let changed = Changed { id: spec.id.clone(), ids, run_id: cx.run_id.clone(), read };
         match cx.dest.write_rows(&spec.target, changed.clone(), plan.statements).await {
             // Rolled back whole: the ranked merge handles an Id staged twice.
             Err(e) if first_load == FirstLoad::Direct && e.is_duplicate_key() => {

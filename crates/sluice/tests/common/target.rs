@@ -257,22 +257,56 @@ impl Warehouse {
         use std::sync::Arc;
         let scratch = self._dir.path().join(format!("view-{}", chrono::Utc::now().timestamp_micros()));
         std::fs::create_dir_all(&scratch).unwrap();
-        let (base, store, names): (Url, Arc<dyn ObjectStore>, Vec<String>) = match root {
-            FilesRoot::Local(path) => {
-                let dir = path.join("salesforce");
-                let names = match std::fs::read_dir(&dir) {
-                    Ok(entries) => entries.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect(),
-                    Err(_) => Vec::new(),
-                };
-                let url = Url::from_directory_path(std::fs::canonicalize(path).unwrap_or(path.clone())).unwrap();
-                (url, Arc::new(object_store::local::LocalFileSystem::new()), names)
+        // The directories under `<root>/<dir>/`.
+        let listing = |dir: &str| {
+            let dir = dir.to_owned();
+            async move {
+                match root {
+                    FilesRoot::Local(path) => match std::fs::read_dir(path.join(&dir)) {
+                        Ok(entries) => entries
+                            .map(|e| e.unwrap())
+                            .filter(|e| e.file_type().unwrap().is_dir())
+                            .map(|e| e.file_name().to_string_lossy().into_owned())
+                            .collect(),
+                        Err(_) => Vec::<String>::new(),
+                    },
+                    FilesRoot::S3(s3) => {
+                        let store = crate::s3::client(&s3.bucket);
+                        let prefix = object_store::path::Path::from(format!("{}/{dir}", s3.prefix));
+                        let listed = store.list_with_delimiter(Some(&prefix)).await.unwrap();
+                        listed.common_prefixes.iter().filter_map(|p| p.filename().map(str::to_owned)).collect()
+                    }
+                }
             }
-            FilesRoot::S3(s3) => {
-                let store: Arc<dyn ObjectStore> = Arc::new(crate::s3::client(&s3.bucket));
-                let prefix = object_store::path::Path::from(format!("{}/salesforce", s3.prefix));
-                let listed = store.list_with_delimiter(Some(&prefix)).await.unwrap();
-                let names = listed.common_prefixes.iter().filter_map(|p| p.filename().map(str::to_owned)).collect();
-                (Url::parse(&format!("s3://{}/{}/", s3.bucket, s3.prefix)).unwrap(), store, names)
+        };
+        let names = listing("salesforce").await;
+        let raw_names = listing(&format!("salesforce/{}", sluice::consolidate::lake::RAW_DIR)).await;
+        let (base, store): (Url, Arc<dyn ObjectStore>) = match root {
+            FilesRoot::Local(path) => {
+                let url = Url::from_directory_path(std::fs::canonicalize(path).unwrap_or(path.clone())).unwrap();
+                (url, Arc::new(object_store::local::LocalFileSystem::new()))
+            }
+            FilesRoot::S3(s3) => (
+                Url::parse(&format!("s3://{}/{}/", s3.bucket, s3.prefix)).unwrap(),
+                Arc::new(crate::s3::client(&s3.bucket)),
+            ),
+        };
+        // The data files of a Delta table's newest version, downloaded; `None`: no table.
+        let files_of = |relative: String, name: String| {
+            let (store, base, scratch) = (store.clone(), base.clone(), scratch.clone());
+            async move {
+                let url = base.join(&relative).unwrap();
+                let table = DeltaTable::new(url, store.clone(), &TableRef::new("salesforce", &name)).unwrap();
+                let version = table.version(None).await.unwrap()?;
+                let mut paths = Vec::new();
+                for (n, file) in version.files.iter().enumerate() {
+                    let local = scratch.join(format!("{}-{n}.parquet", relative.replace('/', "-")));
+                    let got = store.get(&table.object_path(&file.path).unwrap()).await.unwrap();
+                    let bytes: Vec<u8> = got.into_stream().map(|b| b.unwrap().to_vec()).concat().await;
+                    std::fs::write(&local, bytes).unwrap();
+                    paths.push(format!("'{}'", local.display()));
+                }
+                Some((version, paths))
             }
         };
         let mut statements = vec!["CREATE SCHEMA salesforce".to_owned()];
@@ -293,9 +327,7 @@ impl Warehouse {
             statements.push("DETACH work".into());
         }
         for name in names {
-            let url = base.join(&format!("salesforce/{name}/")).unwrap();
-            let table = DeltaTable::new(url.clone(), store.clone(), &TableRef::new("salesforce", &name)).unwrap();
-            let Some(version) = table.version(None).await.unwrap() else { continue };
+            let Some((version, paths)) = files_of(format!("salesforce/{name}/"), name.clone()).await else { continue };
             let mark = LakeMark::parse(version.mark.as_deref().expect("a mark")).expect("sluice's mark");
             statements.extend(sluice::consolidate::lake::flow_restore(
                 &TableRef::new("salesforce", &name),
@@ -303,17 +335,21 @@ impl Warehouse {
             ));
             let columns: Vec<String> = mark.columns.iter().map(|(n, t)| format!("\"{n}\" {t}")).collect();
             statements.push(format!("CREATE TABLE salesforce.\"{name}\" ({})", columns.join(", ")));
-            let mut paths = Vec::new();
-            for (n, file) in version.files.iter().enumerate() {
-                let local = scratch.join(format!("{name}-{n}.parquet"));
-                let got = store.get(&table.object_path(&file.path).unwrap()).await.unwrap();
-                let bytes: Vec<u8> = got.into_stream().map(|b| b.unwrap().to_vec()).concat().await;
-                std::fs::write(&local, bytes).unwrap();
-                paths.push(format!("'{}'", local.display()));
-            }
             if !paths.is_empty() {
                 statements.push(format!(
                     "INSERT INTO salesforce.\"{name}\" BY NAME SELECT * FROM read_parquet([{}], union_by_name = true)",
+                    paths.join(", ")
+                ));
+            }
+        }
+        // The raw layer: `salesforce_raw.<table>`, as its files hold it.
+        statements.push("CREATE SCHEMA salesforce_raw".into());
+        for name in raw_names {
+            let relative = format!("salesforce/{}/{name}/", sluice::consolidate::lake::RAW_DIR);
+            let Some((_, paths)) = files_of(relative, name.clone()).await else { continue };
+            if !paths.is_empty() {
+                statements.push(format!(
+                    "CREATE TABLE salesforce_raw.\"{name}\" AS SELECT * FROM read_parquet([{}], union_by_name = true)",
                     paths.join(", ")
                 ));
             }
@@ -325,6 +361,53 @@ impl Warehouse {
             .await
             .unwrap_or_else(|e| panic!("the lake's view: {e}"));
         path
+    }
+
+    /// What is wrong with the raw layer of `table` in a lake (nothing elsewhere): a row
+    /// appended twice (one table version and read position twice), or a row of the table
+    /// whose version (Id and `system_modstamp`) the raw layer never received.
+    pub async fn raw_faults(&self, table: &str) -> Vec<String> {
+        let Some((root, work)) = &self.lake else { return Vec::new() };
+        let db = DuckDb::open_read_only(&self.lake_view(root, work).await).unwrap();
+        let one = |sql: String| {
+            let db = &db;
+            async move { db.query(sql.clone()).await.unwrap_or_else(|e| panic!("{sql}: {e}"))[0][0].as_i64().unwrap() }
+        };
+        let exists = |schema: &str| {
+            format!(
+                "SELECT count(*) FROM information_schema.columns WHERE table_schema = '{schema}' AND table_name = \
+                 '{table}' AND column_name = 'system_modstamp'"
+            )
+        };
+        let mut faults = Vec::new();
+        let rows = if one(exists("salesforce")).await == 1 {
+            one(format!("SELECT count(*) FROM salesforce.\"{table}\"")).await
+        } else {
+            0
+        };
+        if rows == 0 {
+            return faults;
+        }
+        if one(exists("salesforce_raw")).await == 0 {
+            return vec![format!("{table}: {rows} rows and no raw layer")];
+        }
+        let twice = one(format!(
+            "SELECT count(*) FROM (SELECT 1 FROM salesforce_raw.\"{table}\" GROUP BY _sluice_version, \
+             _sluice_stage_seq HAVING count(*) > 1)"
+        ))
+        .await;
+        if twice > 0 {
+            faults.push(format!("{table}: {twice} rows appended to the raw layer more than once"));
+        }
+        let unseen = one(format!(
+            "SELECT count(*) FROM salesforce.\"{table}\" AS a WHERE NOT EXISTS (SELECT 1 FROM \
+             salesforce_raw.\"{table}\" AS r WHERE r.id = a.id AND r.system_modstamp = a.system_modstamp)"
+        ))
+        .await;
+        if unseen > 0 {
+            faults.push(format!("{table}: {unseen} of {rows} rows hold a version the raw layer never received"));
+        }
+        faults
     }
 
     /// Runs `config`'s flows once into it, as `sluice sync` would: through the configured

@@ -91,7 +91,10 @@ pub(crate) async fn schema_of(sb: &Running, object: &str) -> TableSchema {
 pub(crate) async fn check(sb: &Running, s: &Setup, object: &str, expect: Expect) -> usize {
     let schema = schema_of(sb, object).await;
     let rows = warehouse::rows(&s.wh, "salesforce", &schema).await;
-    assert_matches(&rows, &truth(sb, object).await, &schema, expect)
+    let matched = assert_matches(&rows, &truth(sb, object).await, &schema, expect);
+    let faults = s.wh.raw_faults(&schema.table).await;
+    assert!(faults.is_empty(), "the raw layer: {faults:#?}");
+    matched
 }
 
 /// The first `n` live Ids of `truth`, in Id order.

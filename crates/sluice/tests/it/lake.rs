@@ -294,10 +294,12 @@ async fn a_synced_lake_reads_back_in_deltalake(kind: crate::target::Kind) {
     };
     let newest = table.version(None).await.unwrap().unwrap().number;
     let mut last_of = std::collections::HashMap::new();
+    let mut run_of = std::collections::HashMap::new();
     for v in 0..=newest {
         let mark = table.version(Some(v)).await.unwrap().unwrap().mark.unwrap();
         let run = sluice::consolidate::lake::LakeMark::parse(&mark).unwrap().run_id.expect("the run is recorded");
-        last_of.insert(run, v);
+        last_of.insert(run.clone(), v);
+        run_of.insert(v, run);
     }
     assert_eq!(last_of.len(), 2, "two runs: {last_of:?}");
     assert_rows_equal_truth(&synced_rows(&account, Some(last_of[&first_run]), s3), &first);
@@ -306,6 +308,49 @@ async fn a_synced_lake_reads_back_in_deltalake(kind: crate::target::Kind) {
     assert_rows_equal_truth(&synced_rows(&account, Some(newest), s3), &now);
     let contact = format!("{root}/salesforce/contact");
     assert_rows_equal_truth(&synced_rows(&contact, None, s3), &crate::common::truth(&sb, "Contact").await);
+
+    // The raw layer: each row each run read, once, with its run and the version it went in.
+    let versions = |truth: &[serde_json::Map<String, Json>]| -> std::collections::HashSet<(String, i64)> {
+        truth
+            .iter()
+            .map(|r| {
+                let stamp = r["SystemModstamp"].as_str().unwrap();
+                let ms = chrono::DateTime::parse_from_str(stamp, "%Y-%m-%dT%H:%M:%S%.f%z").unwrap().timestamp_millis();
+                (r["Id"].as_str().unwrap().to_owned(), ms)
+            })
+            .collect()
+    };
+    let script = r#"
+import pyarrow as pa, pyarrow.compute as pc
+t = DeltaTable(uri, version=version, storage_options=options).to_pyarrow_table()
+ms = pc.divide(pc.cast(t["system_modstamp"], pa.int64()), 1000)
+t = t.select(["id", "_sluice_run_id", "_sluice_version", "_sluice_stage_seq"]).append_column("modstamp_ms", ms)
+print(json.dumps(t.to_pylist()))
+"#;
+    let raw = run_deltalake(script, &format!("{root}/salesforce/raw/account"), None, s3);
+    let mut read: std::collections::HashMap<String, Vec<(String, i64)>> = std::collections::HashMap::new();
+    let mut positions = std::collections::HashSet::new();
+    for row in raw.as_array().unwrap() {
+        let (run, version) = (row["_sluice_run_id"].as_str().unwrap(), row["_sluice_version"].as_u64().unwrap());
+        assert_eq!(run_of.get(&version).map(String::as_str), Some(run), "{row}: the version's mark names its run");
+        assert!(positions.insert((version, row["_sluice_stage_seq"].as_i64().unwrap())), "{row} appended twice");
+        let version = (row["id"].as_str().unwrap().to_owned(), row["modstamp_ms"].as_i64().unwrap());
+        read.entry(run.to_owned()).or_default().push(version);
+    }
+    assert_eq!(read.len(), 2, "rows of two runs: {:?}", read.keys());
+    let (before, after) = (versions(&first), versions(&now));
+    let first_read = &read[&first_run];
+    assert_eq!(first_read.len(), before.len(), "the first run read each row once");
+    assert_eq!(first_read.iter().cloned().collect::<std::collections::HashSet<_>>(), before);
+    let second_read: std::collections::HashSet<_> = read[&second_run].iter().cloned().collect();
+    assert!(second_read.is_subset(&after), "the second run read current versions only");
+    let changed: std::collections::HashSet<_> = after.difference(&before).cloned().collect();
+    assert!(changed.len() >= 60, "{} versions changed", changed.len());
+    assert!(
+        changed.is_subset(&second_read),
+        "every changed row reached the raw layer: {:?}",
+        changed.difference(&second_read)
+    );
     sb.shutdown().await;
 }
 

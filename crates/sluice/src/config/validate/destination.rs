@@ -164,6 +164,17 @@ impl DestinationKeys<'_, '_> {
         self.cx.required_secret(&format!("destination.{key}"), value.as_ref(), why)
     }
 
+    /// `true` or `false`, if written; a problem recorded when it is anything else.
+    pub fn flag(&mut self, key: &str) -> Option<bool> {
+        match self.raw.keys.0.get(key)? {
+            toml::Value::Boolean(b) => Some(*b),
+            other => {
+                self.err(key, format!("must be true or false (got {})", toml_type(other)));
+                None
+            }
+        }
+    }
+
     /// One of `options`, or `None` if absent or wrong (recorded).
     pub fn choice<T: Copy>(&mut self, key: &str, options: &[(&str, T)]) -> Option<T> {
         let written = self.written(key)?;

@@ -47,6 +47,7 @@ pub(super) fn no_effect(cx: &mut Ctx<'_>, raw: &RawConfig, flows: &[FlowConfig],
     }
     procedure_appends(cx, raw, flows, destination);
     no_history(cx, raw, flows, destination);
+    reserved_table(cx, flows, destination);
     for (key, in_defaults, on_flow) in keys {
         if files && merge_only.contains(&key) {
             if in_defaults {
@@ -191,6 +192,25 @@ fn no_history(cx: &mut Ctx<'_>, raw: &RawConfig, flows: &[FlowConfig], destinati
     }
     if from_defaults {
         cx.err("defaults.history", &message);
+    }
+}
+
+/// A flow whose table is the name the destination keeps for itself.
+fn reserved_table(cx: &mut Ctx<'_>, flows: &[FlowConfig], destination: &DestinationConfig) {
+    let Some(reserved) = destination.settings.reserved_table() else { return };
+    let naming = destination.naming();
+    for (i, flow) in flows.iter().enumerate() {
+        if naming.apply(&flow.object).eq_ignore_ascii_case(reserved) {
+            cx.err(
+                &format!("flows[{i}].object"),
+                format!(
+                    "{} would be written to the table {reserved:?}, which destination type = {:?} keeps for \
+                     itself; write this flow to another destination.schema",
+                    flow.object,
+                    destination.kind()
+                ),
+            );
+        }
     }
 }
 

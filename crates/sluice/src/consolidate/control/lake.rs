@@ -10,6 +10,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{FLOWS, Layout, create_table, table, target_key};
+use crate::consolidate::spec::RUN_ID;
 use crate::model::SluiceType::{Int, Long, Text};
 use crate::sql::{Dialect, TableRef};
 
@@ -101,6 +102,74 @@ pub struct LakeMark {
     /// The run that committed the version (absent in marks written before it was recorded).
     #[serde(default)]
     pub run_id: Option<String>,
+    /// The rows the version's transaction read, uploaded to the table's raw layer and
+    /// committed there right after this version; a crash in between leaves them here, and
+    /// the next opening commits them ([`RawPending`]).
+    #[serde(default)]
+    pub raw: Option<RawPending>,
+}
+
+/// Files uploaded to a table's raw layer for one Delta version of the table, and the
+/// columns they hold (name, DuckDB type), for the raw table's commit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RawPending {
+    /// The files, relative to the raw table's root.
+    pub files: Vec<RawFile>,
+    /// Their columns in order.
+    pub columns: Vec<(String, String)>,
+}
+
+/// One data file of the raw layer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RawFile {
+    /// Relative to the raw table's root.
+    pub path: String,
+    /// Bytes.
+    pub size: i64,
+    /// Rows.
+    pub rows: i64,
+}
+
+/// The mark of a raw table's version: which version of the table it holds the read rows of.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RawMark {
+    /// The table's Delta version whose transaction read the rows this version adds.
+    pub version: u64,
+    /// The run that read them.
+    pub run_id: Option<String>,
+}
+
+impl RawMark {
+    /// The mark as committed.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// The directory beside a schema's tables that holds their raw layer:
+/// `<schema>/raw/<table>/`. No flow's table may take the name.
+pub const RAW_DIR: &str = "raw";
+
+/// The raw layer's column holding the table's Delta version the rows were applied in
+/// (beside [`RUN_ID`], the run, and [`crate::consolidate::STAGE_SEQ`], the order they were
+/// read in).
+pub const RAW_VERSION: &str = "_sluice_version";
+
+/// The columns the raw layer adds to the staged ones, as a select list: the run and the
+/// table's version.
+pub fn raw_extras(run_id: &str, version: u64) -> String {
+    format!(
+        "{} AS {}, CAST({version} AS BIGINT) AS {}",
+        D.quote_literal(run_id),
+        D.quote_ident(RUN_ID),
+        D.quote_ident(RAW_VERSION)
+    )
+}
+
+/// The name of the raw layer's file of the rows read for Delta version `version` of its
+/// table (`token` tells apart two writers preparing the same version).
+pub fn raw_file_name(version: u64, token: &str) -> String {
+    format!("r-v{version}-{token}.parquet")
 }
 
 impl LakeMark {
@@ -175,6 +244,10 @@ mod tests {
             buckets: 4,
             columns: vec![("id".into(), "VARCHAR".into())],
             run_id: Some("20261207T120000Z-ab12".into()),
+            raw: Some(RawPending {
+                files: vec![RawFile { path: raw_file_name(3, "a1b2"), size: 10, rows: 2 }],
+                columns: vec![("id".into(), "VARCHAR".into())],
+            }),
         };
         assert_eq!(LakeMark::parse(&mark.to_json()), Some(mark));
         assert_eq!(LakeMark::parse("{\"window_end\": 1}"), None);

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::config::{DestinationKeys, DestinationKind, DestinationSettings, NameRules};
+use crate::consolidate::lake;
 use crate::destination::duckdb::config::memory_limit;
 use crate::destination::files::FilesRoot;
 use crate::destination::files::config::parse_root;
@@ -29,6 +30,9 @@ pub struct LakeConfig {
     /// How long a version stays readable after a later one replaced it (time travel, and
     /// readers still on it): data files only older versions reference are deleted after it.
     pub retention: Duration,
+    /// Whether each table keeps its raw layer (`<schema>/raw/<table>/`): every row each
+    /// run read, appended.
+    pub raw: bool,
 }
 
 /// `retention` unless set: a week, as Delta's own `VACUUM`.
@@ -40,11 +44,11 @@ impl DestinationKind for LakeKind {
     }
 
     fn keys(&self) -> &'static [&'static str] {
-        &["path", "schema", "s3_region", "s3_endpoint", "work_dir", "memory_limit", "retention"]
+        &["path", "schema", "s3_region", "s3_endpoint", "work_dir", "memory_limit", "retention", "raw"]
     }
 
     fn uses(&self) -> &'static str {
-        "path, schema, s3_region, s3_endpoint, work_dir, memory_limit and retention"
+        "path, schema, s3_region, s3_endpoint, work_dir, memory_limit, retention and raw"
     }
 
     fn settings(&self, keys: &mut DestinationKeys<'_, '_>) -> Option<Box<dyn DestinationSettings>> {
@@ -54,6 +58,7 @@ impl DestinationKind for LakeKind {
         let year = Duration::from_secs(365 * 24 * 3600);
         let note = " (0s keeps no older version readable)";
         let retention = keys.duration_in("retention", Duration::ZERO, 10 * year, note).unwrap_or(DEFAULT_RETENTION);
+        let raw = keys.flag("raw").unwrap_or(true);
         let work_dir = keys.text("work_dir").map(PathBuf::from);
         let root = parse_root(keys, &path, "lake");
         let work_dir = match (&root, work_dir) {
@@ -69,7 +74,7 @@ impl DestinationKind for LakeKind {
             }
             (None, None) => None,
         };
-        Some(Box::new(LakeConfig { root: root?, schema, work_dir: work_dir?, memory_limit_mib, retention }))
+        Some(Box::new(LakeConfig { root: root?, schema, work_dir: work_dir?, memory_limit_mib, retention, raw }))
     }
 }
 
@@ -82,5 +87,9 @@ impl DestinationSettings for LakeConfig {
 
     fn keeps_history(&self) -> bool {
         false
+    }
+
+    fn reserved_table(&self) -> Option<&'static str> {
+        self.raw.then_some(lake::RAW_DIR)
     }
 }

@@ -89,9 +89,18 @@ impl Lake {
 
     /// The Delta table of `target`: `<root>/<schema>/<table>/`.
     fn table(&self, target: &TableRef) -> Result<DeltaTable> {
+        self.table_at(target, &format!("{}/{}/", target.schema, target.name))
+    }
+
+    /// The raw layer of `target`: `<root>/<schema>/raw/<table>/`.
+    fn raw_table(&self, target: &TableRef) -> Result<DeltaTable> {
+        self.table_at(target, &format!("{}/{}/{}/", target.schema, lake::RAW_DIR, target.name))
+    }
+
+    fn table_at(&self, target: &TableRef, relative: &str) -> Result<DeltaTable> {
         let url = self
             .root
-            .join(&format!("{}/{}/", target.schema, target.name))
+            .join(relative)
             .map_err(|e| Error::internal(format!("the lake's URL for {}.{}: {e}", target.schema, target.name)))?;
         DeltaTable::new(url, self.store.clone(), target)
     }
@@ -116,6 +125,8 @@ fn scratch_error(path: &Path, e: &dyn std::fmt::Display) -> Error {
 pub struct LakeDb {
     work: DuckDb,
     lake: Arc<Lake>,
+    /// Whether the rows each transaction read are appended to the raw layer.
+    raw: bool,
 }
 
 impl LakeDb {
@@ -130,7 +141,7 @@ impl LakeDb {
         if lake.scratch.exists() {
             std::fs::remove_dir_all(&lake.scratch).map_err(|e| scratch_error(&lake.scratch, &e))?;
         }
-        Ok(Self { work, lake: Arc::new(lake) })
+        Ok(Self { work, lake: Arc::new(lake), raw: config.raw })
     }
 
     /// Brings the work tables of `targets` to the lake's newest versions (see the module
@@ -162,9 +173,48 @@ impl LakeDb {
                 forget.push(lake::mirror_forget(target));
                 self.work.transaction(forget).await
             }
-            (Some(v), Some((at, _))) if v.number == at => Ok(()),
-            (Some(v), _) => self.rebuild(target, &table, &v).await,
+            (Some(v), mirrored) => {
+                if mirrored.map(|(at, _)| at) != Some(v.number) {
+                    self.rebuild(target, &table, &v).await?;
+                }
+                self.settle_raw(target, &v).await.map(|_| ())
+            }
         }
+    }
+
+    /// Commits to the raw layer of `target` the rows that version `v` of its table read,
+    /// if a crash came between the two commits ([`lake::LakeMark::raw`]). Returns the raw
+    /// table's newest version (read only where the raw layer is kept or was owed rows).
+    async fn settle_raw(&self, target: &TableRef, v: &TableVersion) -> Result<Option<TableVersion>> {
+        let mark = v.mark.as_deref().and_then(lake::LakeMark::parse);
+        let pending = mark.as_ref().and_then(|m| m.raw.as_ref());
+        if pending.is_none() && !self.raw {
+            return Ok(None);
+        }
+        let raw = self.lake.raw_table(target)?;
+        let newest = raw.version(None).await?;
+        let Some(pending) = pending else { return Ok(newest) };
+        let held =
+            newest.as_ref().is_some_and(|r| pending.files.iter().all(|p| r.files.iter().any(|f| f.path == p.path)));
+        if held {
+            return Ok(newest);
+        }
+        for file in &pending.files {
+            if let Err(e) = self.lake.store.head(&raw.object_path(&file.path)?).await {
+                tracing::warn!(
+                    table = %raw.root(),
+                    file = %file.path,
+                    error = %e,
+                    "the raw layer lacks the rows version {} read: their file is gone",
+                    v.number
+                );
+                return Ok(newest);
+            }
+        }
+        let run_id = mark.as_ref().and_then(|m| m.run_id.clone());
+        let committed = commit_raw(&self.lake, &raw, newest.as_ref(), pending, v.number, run_id).await?;
+        tracing::info!(table = %raw.root(), version = v.number, "the raw layer received the rows a crash kept from it");
+        Ok(Some(committed))
     }
 
     /// The Delta version the work table of `target` holds, and its bucket count.
@@ -269,12 +319,25 @@ impl Destination for LakeDb {
             }
             None => None,
         };
+        // The raw layer owes nothing from the version this commit builds on.
+        let raw_base = match &base {
+            Some((v, _)) => self.settle_raw(target, v).await?,
+            None if self.raw => self.lake.raw_table(target)?.version(None).await?,
+            None => None,
+        };
+        let raw = match (&changed.read, self.raw) {
+            (Some(staging), true) => {
+                Some(RawTarget { table: self.lake.raw_table(target)?, base: raw_base, staging: staging.clone() })
+            }
+            _ => None,
+        };
         let job = Publish {
             lake: self.lake.clone(),
             table,
             target: target.clone(),
             changed,
             base,
+            raw,
             handle: tokio::runtime::Handle::current(),
         };
         let published = self.work.transaction_then(statements, move |conn| job.run(conn)).await;
@@ -317,7 +380,18 @@ struct Publish {
     changed: Changed,
     /// The version the work table mirrors, and its bucket count; `None`: not in the lake yet.
     base: Option<(TableVersion, u32)>,
+    /// Where the rows the transaction read are appended, when the raw layer is kept.
+    raw: Option<RawTarget>,
     handle: tokio::runtime::Handle,
+}
+
+/// A table's raw layer, as a publication appends to it.
+struct RawTarget {
+    table: DeltaTable,
+    /// Its newest version; `None`: not written yet.
+    base: Option<TableVersion>,
+    /// The staging table holding the rows read.
+    staging: TableRef,
 }
 
 impl Publish {
@@ -328,7 +402,7 @@ impl Publish {
         if work_columns.is_empty() {
             return Err(Error::internal(format!("{}: no work table to publish", d.table(&self.target))));
         }
-        let typed = typed_columns(&self.target, &work_columns)?;
+        let typed = typed_columns(&shown(&self.target), &work_columns)?;
         let buckets = match &self.base {
             Some((_, n)) => *n,
             None => lake::buckets_for(count(conn, &format!("SELECT count(*) FROM {}", d.table(&self.target)))?),
@@ -364,19 +438,11 @@ impl Publish {
         let mut add = Vec::new();
         if !rewrite.is_empty() {
             let bucket = lake::bucket_sql(&self.changed.id, buckets);
-            let select: Vec<String> = typed
-                .iter()
-                .map(|(name, ty)| match ty {
-                    // Delta has no time of day: its text (see `delta_type`).
-                    SluiceType::Time => format!("CAST({0} AS VARCHAR) AS {0}", d.quote_ident(name)),
-                    _ => d.quote_ident(name),
-                })
-                .collect();
             let list: Vec<String> = rewrite.iter().map(u32::to_string).collect();
             let sql = format!(
                 "COPY (SELECT {}, {bucket} AS {b} FROM {} WHERE {bucket} IN ({})) TO {} (FORMAT parquet, \
                  PARTITION_BY ({b}))",
-                select.join(", "),
+                export_list(typed),
                 d.table(&self.target),
                 list.join(", "),
                 d.quote_literal(&export.display().to_string()),
@@ -391,9 +457,14 @@ impl Publish {
             Some(v) => self.files_of(v, rewrite)?,
         };
         let columns = new_columns(&self.table, base, typed)?;
+        let raw = match &self.raw {
+            Some(r) => self.export_raw(conn, r, next, &token, &export.join("raw.parquet"))?,
+            None => None,
+        };
         let flow = first_text(conn, &lake::flow_json(&self.target))?;
+        let run_id = Some(self.changed.run_id.clone());
         let mark =
-            lake::LakeMark { flow, buckets, columns: work_columns.to_vec(), run_id: Some(self.changed.run_id.clone()) };
+            lake::LakeMark { flow, buckets, columns: work_columns.to_vec(), run_id: run_id.clone(), raw: raw.clone() };
         let change = Change { columns, remove, add: add.clone(), mark: mark.to_json(), data_change: true };
         crate::failpoint::hit("before-publish");
         let committed = match self.handle.block_on(self.table.commit(base, change)) {
@@ -408,10 +479,18 @@ impl Publish {
                 return Err(e);
             }
         };
-        // The lake holds the commit, the work database not yet: the next opening rebuilds.
+        // The lake holds the commit, the work database and the raw layer not yet: the next
+        // opening rebuilds the one and settles the other.
         crate::failpoint::hit("after-publish");
         if committed.number % CHECKPOINT_EVERY == 0 {
-            self.maintain(&committed);
+            self.handle.block_on(maintain(&self.lake, &self.table, &committed));
+        }
+        if let (Some(r), Some(pending)) = (&self.raw, &raw) {
+            let appended = commit_raw(&self.lake, &r.table, r.base.as_ref(), pending, committed.number, run_id);
+            if let Err(e) = self.handle.block_on(appended) {
+                // The table's version stands; its mark keeps the rows owed, settled later.
+                tracing::warn!(table = %r.table.root(), error = %e, "could not append to the raw layer; retried at the next commit");
+            }
         }
         tracing::info!(
             table = %self.table.root(),
@@ -444,20 +523,54 @@ impl Publish {
         Ok(out)
     }
 
-    /// Every [`CHECKPOINT_EVERY`] versions: a checkpoint, so readers replay few commits, and
-    /// the files no version within the retention references deleted. Best effort: the
-    /// commit stands either way, and the next round does what this one could not.
-    fn maintain(&self, committed: &TableVersion) {
-        let root = self.table.root();
-        if let Err(e) = self.handle.block_on(self.table.checkpoint(committed)) {
-            tracing::warn!(table = %root, error = %e, "could not write a checkpoint; readers replay the log");
+    /// The rows staged in `r.staging` as one Parquet file at `file`, uploaded to the raw
+    /// layer for version `version`; `None` when none were read. A column whose type the raw
+    /// table cannot take is refused here, before anything is committed.
+    fn export_raw(
+        &self,
+        conn: &Connection,
+        r: &RawTarget,
+        version: u64,
+        token: &str,
+        file: &Path,
+    ) -> Result<Option<lake::RawPending>> {
+        let d = Dialect::DuckDb;
+        let mut columns = catalog_columns(conn, &r.staging)?;
+        if columns.is_empty() {
+            return Err(Error::internal(format!(
+                "{}: no staging table to append to the raw layer",
+                d.table(&r.staging)
+            )));
         }
-        match self.handle.block_on(self.table.expire(self.lake.retention, committed)) {
-            Ok(expired) if expired.files > 0 => {
-                tracing::info!(table = %root, files = expired.files, bytes = expired.bytes, "expired old data files");
-            }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(table = %root, error = %e, "could not delete expired data files"),
+        let typed = typed_columns(&shown(&r.staging), &columns)?;
+        let sql = format!(
+            "COPY (SELECT {}, {} FROM {}) TO {} (FORMAT parquet)",
+            export_list(&typed),
+            lake::raw_extras(&self.changed.run_id, version),
+            d.table(&r.staging),
+            d.quote_literal(&file.display().to_string())
+        );
+        conn.execute_batch(&sql).map_err(|e| sql_error(e, &sql))?;
+        let rows = parquet_rows(file)?;
+        if rows == 0 {
+            return Ok(None);
+        }
+        columns.push((consolidate::RUN_ID.to_owned(), "VARCHAR".to_owned()));
+        columns.push((lake::RAW_VERSION.to_owned(), "BIGINT".to_owned()));
+        new_columns(&r.table, r.base.as_ref(), &typed_columns(&shown(&r.staging), &columns)?)?;
+        let size = std::fs::metadata(file).map_err(|e| scratch_error(file, &e))?.len() as i64;
+        let relative = lake::raw_file_name(version, token);
+        self.send(&r.table, file, &relative)?;
+        Ok(Some(lake::RawPending { files: vec![lake::RawFile { path: relative, size, rows }], columns }))
+    }
+
+    /// Uploads the local `file` as `relative` under `table`'s root.
+    fn send(&self, table: &DeltaTable, file: &Path, relative: &str) -> Result<()> {
+        let location = table.object_path(relative)?;
+        match self.handle.block_on(upload_file(self.lake.store.as_ref(), &location, file, CHUNK)) {
+            Ok(()) => Ok(()),
+            Err(UploadError::Read(e)) => Err(scratch_error(file, &e)),
+            Err(UploadError::Store(e)) => Err(Error::external(format!("writing {}{relative}: {e}", table.root()))),
         }
     }
 
@@ -480,15 +593,7 @@ impl Publish {
                 let rows = parquet_rows(file)?;
                 let size = std::fs::metadata(file).map_err(|e| scratch_error(file, &e))?.len() as i64;
                 let relative = lake::file_name(bucket, version, token, n);
-                let location = self.table.object_path(&relative)?;
-                let sent = self.handle.block_on(upload_file(self.lake.store.as_ref(), &location, file, CHUNK));
-                match sent {
-                    Ok(()) => {}
-                    Err(UploadError::Read(e)) => return Err(scratch_error(file, &e)),
-                    Err(UploadError::Store(e)) => {
-                        return Err(Error::external(format!("writing {}{relative}: {e}", self.table.root())));
-                    }
-                }
+                self.send(&self.table, file, &relative)?;
                 out.push(NewFile { path: relative, size, rows });
             }
         }
@@ -496,14 +601,70 @@ impl Publish {
     }
 }
 
+/// Every data file's select list of `typed`: the columns as they are, a time of day as its
+/// text (Delta has no such type, see `delta_type`).
+fn export_list(typed: &[(String, SluiceType)]) -> String {
+    let d = Dialect::DuckDb;
+    let select: Vec<String> = typed
+        .iter()
+        .map(|(name, ty)| match ty {
+            SluiceType::Time => format!("CAST({0} AS VARCHAR) AS {0}", d.quote_ident(name)),
+            _ => d.quote_ident(name),
+        })
+        .collect();
+    select.join(", ")
+}
+
+/// Every [`CHECKPOINT_EVERY`] versions: a checkpoint, so readers replay few commits, and
+/// the files no version within the retention references deleted. Best effort: the commit
+/// stands either way, and the next round does what this one could not.
+async fn maintain(lake: &Lake, table: &DeltaTable, committed: &TableVersion) {
+    let root = table.root();
+    if let Err(e) = table.checkpoint(committed).await {
+        tracing::warn!(table = %root, error = %e, "could not write a checkpoint; readers replay the log");
+    }
+    match table.expire(lake.retention, committed).await {
+        Ok(expired) if expired.files > 0 => {
+            tracing::info!(table = %root, files = expired.files, bytes = expired.bytes, "expired old data files");
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(table = %root, error = %e, "could not delete expired data files"),
+    }
+}
+
+/// Appends `pending` to the raw table `raw` (newest version `base`) as the rows that
+/// version `version` of its table read, in one Delta version.
+async fn commit_raw(
+    lake: &Lake,
+    raw: &DeltaTable,
+    base: Option<&TableVersion>,
+    pending: &lake::RawPending,
+    version: u64,
+    run_id: Option<String>,
+) -> Result<TableVersion> {
+    let columns = new_columns(raw, base, &typed_columns(raw.root().as_str(), &pending.columns)?)?;
+    let add = pending.files.iter().map(|f| NewFile { path: f.path.clone(), size: f.size, rows: f.rows }).collect();
+    let mark = lake::RawMark { version, run_id }.to_json();
+    let committed = raw.commit(base, Change { columns, remove: Vec::new(), add, mark, data_change: true }).await?;
+    if committed.number % CHECKPOINT_EVERY == 0 {
+        maintain(lake, raw, &committed).await;
+    }
+    Ok(committed)
+}
+
+/// `schema.table`, for messages.
+fn shown(table: &TableRef) -> String {
+    format!("{}.{}", table.schema, table.name)
+}
+
 /// The work table's columns with their types, which sluice created.
-fn typed_columns(target: &TableRef, columns: &[(String, String)]) -> Result<Vec<(String, SluiceType)>> {
+fn typed_columns(table: &str, columns: &[(String, String)]) -> Result<Vec<(String, SluiceType)>> {
     columns
         .iter()
         .map(|(name, ty)| {
-            parse_type(ty).map(|t| (name.clone(), t)).ok_or_else(|| {
-                Error::internal(format!("{}.{}.{name}: type {ty} has no Delta type", target.schema, target.name))
-            })
+            parse_type(ty)
+                .map(|t| (name.clone(), t))
+                .ok_or_else(|| Error::internal(format!("{table}.{name}: type {ty} has no Delta type")))
         })
         .collect()
 }
