@@ -334,6 +334,137 @@ table is the {n:,}-row one with every row copied 9 times under new Ids (built in
 
 
 # ---------------------------------------------------------------------------------------
+# The lake: a full load into Delta tables, then 10,000 changes merged, at two sizes.
+
+
+def delta_commits(table, after):
+    """The commits of the Delta table at directory `table` after version `after`: the
+    newest version, and the data files added and removed since with their bytes. Read from
+    the `_delta_log` JSON commits (never expired by sluice), without a Delta library."""
+    log_dir = os.path.join(table, "_delta_log")
+    versions = sorted(int(f[:20]) for f in os.listdir(log_dir) if re.fullmatch(r"\d{20}\.json", f))
+    out = dict(version=versions[-1], added=0, added_bytes=0, removed=0, removed_bytes=0)
+    for v in versions:
+        if v <= after:
+            continue
+        with open(os.path.join(log_dir, f"{v:020d}.json")) as f:
+            for line in f:
+                action = json.loads(line)
+                if "add" in action:
+                    out["added"] += 1
+                    out["added_bytes"] += action["add"]["size"]
+                if "remove" in action:
+                    out["removed"] += 1
+                    out["removed_bytes"] += action["remove"].get("size") or 0
+    return out
+
+
+def live_files(table):
+    """(data files, bytes) of the newest version, by replaying the whole log."""
+    live = {}
+    log_dir = os.path.join(table, "_delta_log")
+    for name in sorted(f for f in os.listdir(log_dir) if re.fullmatch(r"\d{20}\.json", f)):
+        with open(os.path.join(log_dir, name)) as f:
+            for line in f:
+                action = json.loads(line)
+                if "add" in action:
+                    live[action["add"]["path"]] = action["add"]["size"]
+                if "remove" in action:
+                    live.pop(action["remove"]["path"], None)
+    return len(live), sum(live.values())
+
+
+def lake_case(sluice, work, accounts, reps):
+    """A first load of `accounts` Accounts into a new local lake, then `reps` rounds of
+    10,000 changes, each merged by one incremental run; the Delta files each run wrote.
+    Its own sandbox (a lake is grown only by sluice: its layout and marks are sluice's)."""
+    sb = Sandbox(sluice, accounts)
+    try:
+        lake = os.path.join(work, f"lake-{accounts}")
+        config = write_config(sb, work, f"lake-{accounts}", "bulk", f'[destination]\ntype = "lake"\npath = "{lake}"\n')
+        table = os.path.join(lake, "salesforce", "account")
+        raw = os.path.join(lake, "salesforce", "raw", "account")
+        log(f"lake: first load of {accounts} Accounts")
+        load = sync(sluice, config)
+        after = delta_commits(table, -1)
+        after_raw = delta_commits(raw, -1)
+        files = live_files(table)
+        work_db = os.path.getsize(os.path.join(lake, "_sluice", "work.duckdb"))
+        rounds = []
+        for i in range(reps):
+            log(f"lake: 10,000 changes into {accounts} rows, round {i + 1} of {reps}")
+            sb.churn()
+            secs, rss, summary, merge_ms = sync(sluice, config)
+            wrote = delta_commits(table, after["version"])
+            wrote_raw = delta_commits(raw, after_raw["version"])
+            rounds.append(dict(secs=secs, merge_ms=merge_ms, rss=rss, rows=summary["flows"][0]["rows"],
+                               merged=summary["flows"][0]["merged"], wrote=wrote, raw=wrote_raw))
+            after, after_raw = wrote, wrote_raw
+    finally:
+        sb.stop()
+        shutil.rmtree(os.path.join(work, f"lake-{accounts}"), ignore_errors=True)
+    return dict(accounts=accounts, load=load, first=after, files=files, work_db=work_db, rounds=rounds)
+
+
+def lake_section(sluice, accounts, big, reps):
+    work = tempfile.mkdtemp(prefix="sluice-bench-lake-")
+    cases = []
+    try:
+        for n in (accounts, big):
+            try:
+                cases.append(lake_case(sluice, work, n, reps))
+            except SystemExit as e:
+                cases.append(dict(accounts=n, error=str(e)))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    loads, merges = [], []
+    for c in cases:
+        if "error" in c:
+            first = c["error"].strip().splitlines()[0][:300].replace("|", "\\|")
+            loads.append(f"| {c['accounts']:,} | failed: {first} | | | | | |")
+            continue
+        secs, rss, summary, merge_ms = c["load"]
+        n = summary["flows"][0]["rows"]
+        files, size = c["files"]
+        loads.append(
+            f"| {n:,} | {secs:.1f} s | {merge_ms / 1000:.1f} s | {n / secs:,.0f} | **{rss:.0f} MiB** | "
+            f"{files} files, {size / 2**20:.0f} MiB | {c['work_db'] / 2**20:.0f} MiB |"
+        )
+        r = c["rounds"]
+        mid = lambda k: statistics.median(x[k] for x in r)
+        wrote = r[-1]["wrote"]
+        merges.append(
+            f"| {n:,} | {r[0]['rows']:,} | {mid('secs'):.2f} s | {mid('merge_ms') / 1000:.2f} s | "
+            f"{max(x['rss'] for x in r):.0f} MiB | {wrote['removed']} of {files} ({wrote['removed_bytes'] / 2**20:.0f} MiB) | "
+            f"{wrote['added']} ({wrote['added_bytes'] / 2**20:.0f} MiB) | {r[-1]['raw']['added_bytes'] / 2**20:.1f} MiB |"
+        )
+    ok = [c for c in cases if "error" not in c]
+    ratio = ""
+    if len(ok) == 2:
+        med = lambda c: statistics.median(x["secs"] for x in c["rounds"])
+        ratio = f"\n\n**10,000 changes into {ok[1]['accounts']:,} ÷ into {ok[0]['accounts']:,} rows (wall time, target ≤ 1.3×): {med(ok[1]) / med(ok[0]):.2f}×**"
+    return f"""<!-- lake -->
+## sluice: the lake (Delta tables on local disk)
+
+`type = "lake"`, defaults otherwise (the raw layer on, `memory_limit` of the work database
+112 MB). Each size is its own sandbox; a first load into an empty lake, then {reps} rounds
+of {CHANGES['inserts']:,} inserts, {CHANGES['updates']:,} updates and {CHANGES['deletes']:,} deletes at the sandbox, each merged
+by one incremental `sluice sync`. Files are bucketed by a hash of Id, the bucket count
+fixed when the table is first written (one bucket per 250,000 rows, a power of two, at
+most 256); a merge rewrites every bucket that holds a changed Id, whole. Consolidation
+includes publishing (Parquet export, upload, Delta commit).
+
+| rows | wall time | consolidation + publish | rows/s | peak RSS (target ≤ 256 MB) | table | work database |
+|---|---|---|---|---|---|---|
+{chr(10).join(loads)}
+
+| table rows | rows read | wall time (median) | consolidation + publish (median) | peak RSS | files removed (last round) | files added | raw layer appended |
+|---|---|---|---|---|---|---|---|
+{chr(10).join(merges)}{ratio}
+<!-- /lake -->"""
+
+
+# ---------------------------------------------------------------------------------------
 # Bounds: memory with wide rows, and how long a stalled server can hold a run.
 
 WIDE_KIB = 100
@@ -541,7 +672,11 @@ def main():
     ap.add_argument("--big", type=int, help="Accounts of the DuckDB load and full refresh at size (default 10 × --accounts; 0: skip)")
     ap.add_argument("--wide-rows", type=int, default=3000, help="rows of the wide-row case (0: skip)")
     ap.add_argument("--bounds-only", action="store_true", help="only the bounds section (wide rows, stalls)")
+    ap.add_argument("--lake-only", action="store_true", help="only the lake section (--accounts and --big)")
     args = ap.parse_args()
+    if args.lake_only:
+        print(lake_section(args.sluice, args.accounts, args.big or 10 * args.accounts, args.reps))
+        return
     if args.bounds_only:
         print(bounds_section(args.sluice, args.wide_rows, args.postgres))
         return

@@ -9,10 +9,12 @@
 //! - `work`: the lake as a SQL destination: a DuckDB work database mirrors its tables,
 //!   runs the consolidation, and publishes each transaction's changed buckets as one Delta
 //!   version before committing.
+//! - `export`: a query's rows written as Parquet files, one per bucket, in bounded memory.
 //! - `open`: the [`crate::pipeline::target::Connector`] every command opens it through.
 
 pub mod config;
 pub mod delta;
+mod export;
 mod open;
 mod work;
 

@@ -31,6 +31,7 @@ use url::Url;
 
 use super::config::LakeConfig;
 use super::delta::{Change, DeltaColumn, DeltaTable, NewFile, TableVersion, delta_type};
+use super::export::{export, scratch_error};
 use crate::consolidate::{self, Dialect, ExistingColumn, TableRef, lake};
 use crate::destination::duckdb::{DuckDb, DuckStage, catalog_columns, parse_type, sql_error};
 use crate::destination::files::FilesRoot;
@@ -44,9 +45,6 @@ const CHUNK: usize = 8 << 20;
 
 /// A checkpoint is written every this many versions, so readers replay few commits.
 const CHECKPOINT_EVERY: u64 = 10;
-
-/// The column a publication partitions its export by (never in the data files).
-const BUCKET_COLUMN: &str = "_sluice_bucket";
 
 /// Where the lake's tables live and how they are reached.
 struct Lake {
@@ -111,13 +109,6 @@ impl Lake {
         std::fs::create_dir_all(&dir).map_err(|e| scratch_error(&dir, &e))?;
         Ok(dir)
     }
-}
-
-fn scratch_error(path: &Path, e: &dyn std::fmt::Display) -> Error {
-    Error::external_fatal(format!(
-        "destination.work_dir: cannot write {} ({e}); free space there or choose another work_dir",
-        path.display()
-    ))
 }
 
 /// The lake open for a command: its work database (whose file lock is the run lock of
@@ -430,7 +421,7 @@ impl Publish {
         work_columns: &[(String, String)],
         buckets: u32,
         rewrite: &[u32],
-        export: &Path,
+        scratch: &Path,
     ) -> Result<u64> {
         let d = Dialect::DuckDb;
         let next = self.base.as_ref().map_or(0, |(v, _)| v.number + 1);
@@ -440,16 +431,17 @@ impl Publish {
             let bucket = lake::bucket_sql(&self.changed.id, buckets);
             let list: Vec<String> = rewrite.iter().map(u32::to_string).collect();
             let sql = format!(
-                "COPY (SELECT {}, {bucket} AS {b} FROM {} WHERE {bucket} IN ({})) TO {} (FORMAT parquet, \
-                 PARTITION_BY ({b}))",
+                "SELECT {}, {bucket} FROM {} WHERE {bucket} IN ({})",
                 export_list(typed),
                 d.table(&self.target),
                 list.join(", "),
-                d.quote_literal(&export.display().to_string()),
-                b = d.quote_ident(BUCKET_COLUMN),
             );
-            conn.execute_batch(&sql).map_err(|e| sql_error(e, &sql))?;
-            add = self.upload(export, next, &token)?;
+            let dir = scratch.join("table");
+            std::fs::create_dir_all(&dir).map_err(|e| scratch_error(&dir, &e))?;
+            for file in export(conn, &sql, &dir, Some(rewrite.len()))? {
+                let relative = lake::file_name(file.bucket, next, &token, 0);
+                add.push(self.send(&self.table, &file.path, &relative, file.rows)?);
+            }
         }
         let base = self.base.as_ref().map(|(v, _)| v);
         let remove = match base {
@@ -458,7 +450,7 @@ impl Publish {
         };
         let columns = new_columns(&self.table, base, typed)?;
         let raw = match &self.raw {
-            Some(r) => self.export_raw(conn, r, next, &token, &export.join("raw.parquet"))?,
+            Some(r) => self.export_raw(conn, r, next, &token, &scratch.join("raw"))?,
             None => None,
         };
         let flow = first_text(conn, &lake::flow_json(&self.target))?;
@@ -523,7 +515,7 @@ impl Publish {
         Ok(out)
     }
 
-    /// The rows staged in `r.staging` as one Parquet file at `file`, uploaded to the raw
+    /// The rows staged in `r.staging` as one Parquet file written in `dir`, uploaded to the raw
     /// layer for version `version`; `None` when none were read. A column whose type the raw
     /// table cannot take is refused here, before anything is committed.
     fn export_raw(
@@ -532,7 +524,7 @@ impl Publish {
         r: &RawTarget,
         version: u64,
         token: &str,
-        file: &Path,
+        dir: &Path,
     ) -> Result<Option<lake::RawPending>> {
         let d = Dialect::DuckDb;
         let mut columns = catalog_columns(conn, &r.staging)?;
@@ -544,60 +536,31 @@ impl Publish {
         }
         let typed = typed_columns(&shown(&r.staging), &columns)?;
         let sql = format!(
-            "COPY (SELECT {}, {} FROM {}) TO {} (FORMAT parquet)",
+            "SELECT {}, {} FROM {}",
             export_list(&typed),
             lake::raw_extras(&self.changed.run_id, version),
             d.table(&r.staging),
-            d.quote_literal(&file.display().to_string())
         );
-        conn.execute_batch(&sql).map_err(|e| sql_error(e, &sql))?;
-        let rows = parquet_rows(file)?;
-        if rows == 0 {
-            return Ok(None);
-        }
+        std::fs::create_dir_all(dir).map_err(|e| scratch_error(dir, &e))?;
+        let Some(file) = export(conn, &sql, dir, None)?.into_iter().next() else { return Ok(None) };
         columns.push((consolidate::RUN_ID.to_owned(), "VARCHAR".to_owned()));
         columns.push((lake::RAW_VERSION.to_owned(), "BIGINT".to_owned()));
         new_columns(&r.table, r.base.as_ref(), &typed_columns(&shown(&r.staging), &columns)?)?;
-        let size = std::fs::metadata(file).map_err(|e| scratch_error(file, &e))?.len() as i64;
         let relative = lake::raw_file_name(version, token);
-        self.send(&r.table, file, &relative)?;
-        Ok(Some(lake::RawPending { files: vec![lake::RawFile { path: relative, size, rows }], columns }))
+        let sent = self.send(&r.table, &file.path, &relative, file.rows)?;
+        let file = lake::RawFile { path: sent.path, size: sent.size, rows: sent.rows };
+        Ok(Some(lake::RawPending { files: vec![file], columns }))
     }
 
-    /// Uploads the local `file` as `relative` under `table`'s root.
-    fn send(&self, table: &DeltaTable, file: &Path, relative: &str) -> Result<()> {
+    /// Uploads the local `file` of `rows` rows as `relative` under `table`'s root.
+    fn send(&self, table: &DeltaTable, file: &Path, relative: &str, rows: u64) -> Result<NewFile> {
         let location = table.object_path(relative)?;
+        let size = std::fs::metadata(file).map_err(|e| scratch_error(file, &e))?.len() as i64;
         match self.handle.block_on(upload_file(self.lake.store.as_ref(), &location, file, CHUNK)) {
-            Ok(()) => Ok(()),
+            Ok(()) => Ok(NewFile { path: relative.to_owned(), size, rows: rows as i64 }),
             Err(UploadError::Read(e)) => Err(scratch_error(file, &e)),
             Err(UploadError::Store(e)) => Err(Error::external(format!("writing {}{relative}: {e}", table.root()))),
         }
-    }
-
-    /// Uploads the export's files (`<export>/_sluice_bucket=<k>/*.parquet`) under the
-    /// table's root, named by bucket ([`lake::file_name`]).
-    fn upload(&self, export: &Path, version: u64, token: &str) -> Result<Vec<NewFile>> {
-        let mut out = Vec::new();
-        let read_dir = |dir: &Path| std::fs::read_dir(dir).map_err(|e| scratch_error(dir, &e));
-        let mut parts: Vec<PathBuf> = read_dir(export)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
-        parts.sort();
-        for part in parts {
-            let name = part.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-            let Some(bucket) = name.strip_prefix(&format!("{BUCKET_COLUMN}=")).and_then(|b| b.parse::<u32>().ok())
-            else {
-                continue;
-            };
-            let mut files: Vec<PathBuf> = read_dir(&part)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
-            files.sort();
-            for (n, file) in files.iter().enumerate() {
-                let rows = parquet_rows(file)?;
-                let size = std::fs::metadata(file).map_err(|e| scratch_error(file, &e))?.len() as i64;
-                let relative = lake::file_name(bucket, version, token, n);
-                self.send(&self.table, file, &relative)?;
-                out.push(NewFile { path: relative, size, rows });
-            }
-        }
-        Ok(out)
     }
 }
 
@@ -718,13 +681,4 @@ fn first_text(conn: &Connection, sql: &str) -> Result<Option<String>> {
         Some(row) => row.get::<_, Option<String>>(0).map_err(|e| sql_error(e, sql)),
         None => Ok(None),
     }
-}
-
-/// The rows a Parquet file holds, from its footer.
-fn parquet_rows(path: &Path) -> Result<i64> {
-    use parquet::file::reader::{FileReader, SerializedFileReader};
-    let file = std::fs::File::open(path).map_err(|e| scratch_error(path, &e))?;
-    let reader = SerializedFileReader::new(file)
-        .map_err(|e| Error::internal(format!("reading the footer of {}: {e}", path.display())))?;
-    Ok(reader.metadata().file_metadata().num_rows())
 }
