@@ -427,15 +427,17 @@ impl Publish {
         let next = self.base.as_ref().map_or(0, |(v, _)| v.number + 1);
         let token = format!("{:08x}", rand::random::<u32>());
         let mut add = Vec::new();
+        let started = std::time::Instant::now();
         if !rewrite.is_empty() {
             let bucket = lake::bucket_sql(&self.changed.id, buckets);
-            let list: Vec<String> = rewrite.iter().map(u32::to_string).collect();
-            let sql = format!(
-                "SELECT {}, {bucket} FROM {} WHERE {bucket} IN ({})",
-                export_list(typed),
-                d.table(&self.target),
-                list.join(", "),
-            );
+            // Every bucket: no filter (the hash is computed once per row).
+            let filter = if rewrite.len() as u32 == buckets {
+                String::new()
+            } else {
+                let list: Vec<String> = rewrite.iter().map(u32::to_string).collect();
+                format!(" WHERE {bucket} IN ({})", list.join(", "))
+            };
+            let sql = format!("SELECT {}, {bucket} FROM {}{filter}", export_list(typed), d.table(&self.target));
             let dir = scratch.join("table");
             std::fs::create_dir_all(&dir).map_err(|e| scratch_error(&dir, &e))?;
             for file in export(conn, &sql, &dir, Some(rewrite.len()))? {
@@ -449,6 +451,7 @@ impl Publish {
             Some(v) => self.files_of(v, rewrite)?,
         };
         let columns = new_columns(&self.table, base, typed)?;
+        let table_ms = started.elapsed().as_millis() as u64;
         let raw = match &self.raw {
             Some(r) => self.export_raw(conn, r, next, &token, &scratch.join("raw"))?,
             None => None,
@@ -458,6 +461,7 @@ impl Publish {
         let mark =
             lake::LakeMark { flow, buckets, columns: work_columns.to_vec(), run_id: run_id.clone(), raw: raw.clone() };
         let change = Change { columns, remove, add: add.clone(), mark: mark.to_json(), data_change: true };
+        let raw_ms = started.elapsed().as_millis() as u64 - table_ms;
         crate::failpoint::hit("before-publish");
         let committed = match self.handle.block_on(self.table.commit(base, change)) {
             Ok(v) => v,
@@ -489,6 +493,9 @@ impl Publish {
             version = committed.number,
             added = add.len(),
             buckets = rewrite.len(),
+            table_ms,
+            raw_ms,
+            commit_ms = started.elapsed().as_millis() as u64 - table_ms - raw_ms,
             "published to the lake"
         );
         Ok(committed.number)
