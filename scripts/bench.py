@@ -391,10 +391,15 @@ def lake_case(sluice, work, accounts, reps):
         files = live_files(table)
         work_db = os.path.getsize(os.path.join(lake, "_sluice", "work.duckdb"))
         rounds = []
+        merge_error = None
         for i in range(reps):
             log(f"lake: 10,000 changes into {accounts} rows, round {i + 1} of {reps}")
             sb.churn()
-            secs, rss, summary, merge_ms = sync(sluice, config)
+            try:
+                secs, rss, summary, merge_ms = sync(sluice, config)
+            except SystemExit as e:
+                merge_error = str(e)
+                break
             wrote = delta_commits(table, after["version"])
             wrote_raw = delta_commits(raw, after_raw["version"])
             rounds.append(dict(secs=secs, merge_ms=merge_ms, rss=rss, rows=summary["flows"][0]["rows"],
@@ -403,7 +408,17 @@ def lake_case(sluice, work, accounts, reps):
     finally:
         sb.stop()
         shutil.rmtree(os.path.join(work, f"lake-{accounts}"), ignore_errors=True)
-    return dict(accounts=accounts, load=load, first=after, files=files, work_db=work_db, rounds=rounds)
+    return dict(accounts=accounts, load=load, first=after, files=files, work_db=work_db, rounds=rounds,
+                merge_error=merge_error)
+
+
+def failure(text):
+    """Why a run failed, for a table cell: the binary's own last word (`error: …`) and the
+    flow's error where the summary has one."""
+    lines = [l.strip() for l in text.strip().splitlines() if l.strip()]
+    flow = next((l for l in lines if l.startswith('"error":')), "")
+    last = next((l for l in reversed(lines) if l.startswith(("error", "Error"))), lines[0] if lines else "")
+    return f"{last} {flow}"[:600].replace("|", "\\|")
 
 
 def lake_section(sluice, accounts, big, reps):
@@ -420,8 +435,7 @@ def lake_section(sluice, accounts, big, reps):
     loads, merges = [], []
     for c in cases:
         if "error" in c:
-            first = c["error"].strip().splitlines()[0][:300].replace("|", "\\|")
-            loads.append(f"| {c['accounts']:,} | failed: {first} | | | | | |")
+            loads.append(f"| {c['accounts']:,} | failed: {failure(c['error'])} | | | | | |")
             continue
         secs, rss, summary, merge_ms = c["load"]
         n = summary["flows"][0]["rows"]
@@ -431,6 +445,9 @@ def lake_section(sluice, accounts, big, reps):
             f"{files} files, {size / 2**20:.0f} MiB | {c['work_db'] / 2**20:.0f} MiB |"
         )
         r = c["rounds"]
+        if c["merge_error"]:
+            merges.append(f"| {n:,} | failed after {len(r)} rounds: {failure(c['merge_error'])} | | | | | | |")
+            continue
         mid = lambda k: statistics.median(x[k] for x in r)
         wrote = r[-1]["wrote"]
         merges.append(
@@ -438,7 +455,7 @@ def lake_section(sluice, accounts, big, reps):
             f"{max(x['rss'] for x in r):.0f} MiB | {wrote['removed']} of {files} ({wrote['removed_bytes'] / 2**20:.0f} MiB) | "
             f"{wrote['added']} ({wrote['added_bytes'] / 2**20:.0f} MiB) | {r[-1]['raw']['added_bytes'] / 2**20:.1f} MiB |"
         )
-    ok = [c for c in cases if "error" not in c]
+    ok = [c for c in cases if "error" not in c and not c["merge_error"]]
     ratio = ""
     if len(ok) == 2:
         med = lambda c: statistics.median(x["secs"] for x in c["rounds"])

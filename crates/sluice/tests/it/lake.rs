@@ -204,20 +204,25 @@ async fn s3_delta_tables_keep_a_copy_on_write_history_others_read() {
 /// `deltalake` package reads them: Id, `SystemModstamp` in epoch milliseconds, the delete
 /// flags and Name, by Id.
 fn synced_rows(uri: &str, version: Option<u64>, s3: bool) -> std::collections::HashMap<String, Json> {
-    let script = r#"
-import pyarrow as pa, pyarrow.compute as pc
-t = DeltaTable(uri, version=version, storage_options=options).to_pyarrow_table()
-ms = pc.divide(pc.cast(t["system_modstamp"], pa.int64()), 1000)
-t = t.select(["id", "is_deleted", "_sluice_deleted", "name"]).append_column("modstamp_ms", ms)
-print(json.dumps(t.to_pylist()))
-"#;
-    let rows = run_deltalake(script, uri, version, s3);
+    let rows = columns_with_stamp(uri, version, s3, &["id", "is_deleted", "_sluice_deleted", "name"]);
     let mut by_id = std::collections::HashMap::new();
     for row in rows.as_array().expect("rows") {
         let id = row["id"].as_str().unwrap().to_owned();
         assert!(by_id.insert(id.clone(), row.clone()).is_none(), "{id} twice in {uri}@{version:?}");
     }
     by_id
+}
+
+/// `columns` of every row of `uri`'s Delta table at `version` as the Python `deltalake`
+/// package reads them, with `modstamp_ms`: `system_modstamp` in epoch milliseconds.
+fn columns_with_stamp(uri: &str, version: Option<u64>, s3: bool, columns: &[&str]) -> Json {
+    let body = format!(
+        "import pyarrow as pa, pyarrow.compute as pc\nt = DeltaTable(uri, version=version, \
+         storage_options=options).to_pyarrow_table()\nms = pc.divide(pc.cast(t['system_modstamp'], pa.int64()), \
+         1000)\nt = t.select({}).append_column('modstamp_ms', ms)\nprint(json.dumps(t.to_pylist()))",
+        serde_json::to_string(columns).unwrap()
+    );
+    run_deltalake(&body, uri, version, s3)
 }
 
 /// Checks rows read by deltalake against the sandbox's ground truth, row by row.
@@ -320,14 +325,8 @@ async fn a_synced_lake_reads_back_in_deltalake(kind: crate::target::Kind) {
             })
             .collect()
     };
-    let script = r#"
-import pyarrow as pa, pyarrow.compute as pc
-t = DeltaTable(uri, version=version, storage_options=options).to_pyarrow_table()
-ms = pc.divide(pc.cast(t["system_modstamp"], pa.int64()), 1000)
-t = t.select(["id", "_sluice_run_id", "_sluice_version", "_sluice_stage_seq"]).append_column("modstamp_ms", ms)
-print(json.dumps(t.to_pylist()))
-"#;
-    let raw = run_deltalake(script, &format!("{root}/salesforce/raw/account"), None, s3);
+    let raw = format!("{root}/salesforce/raw/account");
+    let raw = columns_with_stamp(&raw, None, s3, &["id", "_sluice_run_id", "_sluice_version", "_sluice_stage_seq"]);
     let mut read: std::collections::HashMap<String, Vec<(String, i64)>> = std::collections::HashMap::new();
     let mut positions = std::collections::HashSet::new();
     for row in raw.as_array().unwrap() {
