@@ -248,8 +248,8 @@ impl Warehouse {
     /// Delta table under the lake's `salesforce/`, holding the data files of its newest
     /// version (listed by the Delta log, never a glob), typed as its mark records; the
     /// control tables, each flow's row from its table's mark, the runs copied from the work
-    /// database when it exists.
-    async fn lake_view(&self, root: &FilesRoot, work: &std::path::Path) -> PathBuf {
+    /// database when it exists; with `raw`, `salesforce_raw.<table>` for each raw table.
+    async fn lake_view(&self, root: &FilesRoot, work: &std::path::Path, raw: bool) -> PathBuf {
         use futures_util::StreamExt;
         use object_store::{ObjectStore, ObjectStoreExt};
         use sluice::consolidate::lake::LakeMark;
@@ -279,8 +279,11 @@ impl Warehouse {
                 }
             }
         };
-        let names = listing("salesforce").await;
-        let raw_names = listing(&format!("salesforce/{}", sluice::consolidate::lake::RAW_DIR)).await;
+        let names: Vec<String> =
+            listing("salesforce").await.into_iter().filter(|n| n != sluice::consolidate::lake::RAW_DIR).collect();
+        // Only what asks for the raw layer downloads it.
+        let raw_names =
+            if raw { listing(&format!("salesforce/{}", sluice::consolidate::lake::RAW_DIR)).await } else { Vec::new() };
         let (base, store): (Url, Arc<dyn ObjectStore>) = match root {
             FilesRoot::Local(path) => {
                 let url = Url::from_directory_path(std::fs::canonicalize(path).unwrap_or(path.clone())).unwrap();
@@ -368,7 +371,7 @@ impl Warehouse {
     /// whose version (Id and `system_modstamp`) the raw layer never received.
     pub async fn raw_faults(&self, table: &str) -> Vec<String> {
         let Some((root, work)) = &self.lake else { return Vec::new() };
-        let db = DuckDb::open_read_only(&self.lake_view(root, work).await).unwrap();
+        let db = DuckDb::open_read_only(&self.lake_view(root, work, true).await).unwrap();
         let one = |sql: String| {
             let db = &db;
             async move { db.query(sql.clone()).await.unwrap_or_else(|e| panic!("{sql}: {e}"))[0][0].as_i64().unwrap() }
@@ -487,7 +490,7 @@ impl Warehouse {
             (_, _, Some(root)) => DuckDb::open_read_only(&self.files_view(root).await).unwrap().query(sql.into()).await,
             _ => match &self.lake {
                 Some((root, work)) => {
-                    DuckDb::open_read_only(&self.lake_view(root, work).await).unwrap().query(sql.into()).await
+                    DuckDb::open_read_only(&self.lake_view(root, work, false).await).unwrap().query(sql.into()).await
                 }
                 None => unreachable!("a destination is one of the four"),
             },

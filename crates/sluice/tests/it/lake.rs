@@ -184,19 +184,29 @@ async fn copy_on_write_history(root: Url, store: Arc<dyn ObjectStore>, s3: bool)
     assert_eq!(read_with_deltalake(uri, None, s3)["rows"], rows1);
 }
 
+/// A table's root in a new temporary directory (kept while the guard lives), and its store.
+fn local_root() -> (tempfile::TempDir, Url, Arc<dyn ObjectStore>) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("account")).unwrap();
+    let root = Url::from_directory_path(dir.path().join("account")).unwrap();
+    (dir, root, Arc::new(object_store::local::LocalFileSystem::new()))
+}
+
+/// A table's root in a new bucket of the test S3 server, and its store.
+async fn s3_root() -> (Url, Arc<dyn ObjectStore>) {
+    let (bucket, store) = crate::s3::fresh_bucket("lake").await;
+    (Url::parse(&format!("s3://{bucket}/lake/account/")).unwrap(), store)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn local_delta_tables_keep_a_copy_on_write_history_others_read() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = Url::from_directory_path(dir.path().join("account")).unwrap();
-    std::fs::create_dir_all(dir.path().join("account")).unwrap();
-    let store: Arc<dyn ObjectStore> = Arc::new(object_store::local::LocalFileSystem::new());
+    let (_dir, root, store) = local_root();
     copy_on_write_history(root, store, false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_delta_tables_keep_a_copy_on_write_history_others_read() {
-    let (bucket, store) = crate::s3::fresh_bucket("lake").await;
-    let root = Url::parse(&format!("s3://{bucket}/lake/account/")).unwrap();
+    let (root, store) = s3_root().await;
     copy_on_write_history(root, store, true).await;
 }
 
@@ -412,16 +422,12 @@ async fn expired_files_go_after_the_retention(root: Url, store: Arc<dyn ObjectSt
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn local_expired_files_go_after_the_retention() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("account")).unwrap();
-    let root = Url::from_directory_path(dir.path().join("account")).unwrap();
-    let store: Arc<dyn ObjectStore> = Arc::new(object_store::local::LocalFileSystem::new());
+    let (_dir, root, store) = local_root();
     expired_files_go_after_the_retention(root, store, false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_expired_files_go_after_the_retention() {
-    let (bucket, store) = crate::s3::fresh_bucket("lake").await;
-    let root = Url::parse(&format!("s3://{bucket}/lake/account/")).unwrap();
+    let (root, store) = s3_root().await;
     expired_files_go_after_the_retention(root, store, true).await;
 }
