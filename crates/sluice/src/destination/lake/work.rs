@@ -168,23 +168,24 @@ impl LakeDb {
                 if mirrored.map(|(at, _)| at) != Some(v.number) {
                     self.rebuild(target, &table, &v).await?;
                 }
-                self.settle_raw(target, &v).await.map(|_| ())
+                self.settle_raw(target, Some(&v)).await.map(|_| ())
             }
         }
     }
 
     /// Commits to the raw layer of `target` the rows that version `v` of its table read,
-    /// if a crash came between the two commits ([`lake::LakeMark::raw`]). Returns the raw
-    /// table's newest version (read only where the raw layer is kept or was owed rows).
-    async fn settle_raw(&self, target: &TableRef, v: &TableVersion) -> Result<Option<TableVersion>> {
-        let mark = v.mark.as_deref().and_then(lake::LakeMark::parse);
+    /// if a crash came between the two commits ([`lake::LakeMark::raw`]); `None`: the table
+    /// has no version, so nothing is owed. Returns the raw table's newest version (read only
+    /// where the raw layer is kept or was owed rows).
+    async fn settle_raw(&self, target: &TableRef, v: Option<&TableVersion>) -> Result<Option<TableVersion>> {
+        let mark = v.and_then(|v| v.mark.as_deref()).and_then(lake::LakeMark::parse);
         let pending = mark.as_ref().and_then(|m| m.raw.as_ref());
         if pending.is_none() && !self.raw {
             return Ok(None);
         }
         let raw = self.lake.raw_table(target)?;
         let newest = raw.version(None).await?;
-        let Some(pending) = pending else { return Ok(newest) };
+        let (Some(pending), Some(v)) = (pending, v) else { return Ok(newest) };
         let held =
             newest.as_ref().is_some_and(|r| pending.files.iter().all(|p| r.files.iter().any(|f| f.path == p.path)));
         if held {
@@ -311,11 +312,7 @@ impl Destination for LakeDb {
             None => None,
         };
         // The raw layer owes nothing from the version this commit builds on.
-        let raw_base = match &base {
-            Some((v, _)) => self.settle_raw(target, v).await?,
-            None if self.raw => self.lake.raw_table(target)?.version(None).await?,
-            None => None,
-        };
+        let raw_base = self.settle_raw(target, base.as_ref().map(|(v, _)| v)).await?;
         let raw = match (&changed.read, self.raw) {
             (Some(staging), true) => {
                 Some(RawTarget { table: self.lake.raw_table(target)?, base: raw_base, staging: staging.clone() })
