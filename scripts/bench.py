@@ -337,40 +337,42 @@ table is the {n:,}-row one with every row copied 9 times under new Ids (built in
 # The lake: a full load into Delta tables, then 10,000 changes merged, at two sizes.
 
 
-def delta_commits(table, after):
-    """The commits of the Delta table at directory `table` after version `after`: the
-    newest version, and the data files added and removed since with their bytes. Read from
-    the `_delta_log` JSON commits (never expired by sluice), without a Delta library."""
+def log_actions(table):
+    """(version, action) of every commit of the Delta table at directory `table`, oldest
+    first, from its `_delta_log` JSON commits (never expired by sluice), without a Delta
+    library."""
     log_dir = os.path.join(table, "_delta_log")
-    versions = sorted(int(f[:20]) for f in os.listdir(log_dir) if re.fullmatch(r"\d{20}\.json", f))
-    out = dict(version=versions[-1], added=0, added_bytes=0, removed=0, removed_bytes=0)
-    for v in versions:
-        if v <= after:
-            continue
+    for v in sorted(int(f[:20]) for f in os.listdir(log_dir) if re.fullmatch(r"\d{20}\.json", f)):
         with open(os.path.join(log_dir, f"{v:020d}.json")) as f:
             for line in f:
-                action = json.loads(line)
-                if "add" in action:
-                    out["added"] += 1
-                    out["added_bytes"] += action["add"]["size"]
-                if "remove" in action:
-                    out["removed"] += 1
-                    out["removed_bytes"] += action["remove"].get("size") or 0
+                yield v, json.loads(line)
+
+
+def delta_commits(table, after):
+    """The newest version of the Delta table at `table`, and the data files added and
+    removed by its commits after version `after`, with their bytes."""
+    out = dict(version=-1, added=0, added_bytes=0, removed=0, removed_bytes=0)
+    for v, action in log_actions(table):
+        out["version"] = v
+        if v <= after:
+            continue
+        if "add" in action:
+            out["added"] += 1
+            out["added_bytes"] += action["add"]["size"]
+        if "remove" in action:
+            out["removed"] += 1
+            out["removed_bytes"] += action["remove"].get("size") or 0
     return out
 
 
 def live_files(table):
     """(data files, bytes) of the newest version, by replaying the whole log."""
     live = {}
-    log_dir = os.path.join(table, "_delta_log")
-    for name in sorted(f for f in os.listdir(log_dir) if re.fullmatch(r"\d{20}\.json", f)):
-        with open(os.path.join(log_dir, name)) as f:
-            for line in f:
-                action = json.loads(line)
-                if "add" in action:
-                    live[action["add"]["path"]] = action["add"]["size"]
-                if "remove" in action:
-                    live.pop(action["remove"]["path"], None)
+    for _, action in log_actions(table):
+        if "add" in action:
+            live[action["add"]["path"]] = action["add"]["size"]
+        if "remove" in action:
+            live.pop(action["remove"]["path"], None)
     return len(live), sum(live.values())
 
 
