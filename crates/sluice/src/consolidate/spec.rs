@@ -225,9 +225,10 @@ pub enum FirstLoad {
 pub enum DirectCheck {
     /// The key built on staging inside the transaction (PostgreSQL).
     Key,
-    /// This query returns one row, the number of Ids staged more than once; direct when 0
-    /// (DuckDB, whose targets carry no key; its grouping spills to disk, unlike the join).
-    Query(String),
+    /// Each of these queries returns one row, the number of Ids staged more than once in
+    /// its share of staging; direct when all are 0 (DuckDB, whose targets carry no key; its
+    /// grouping spills to disk, unlike the join, in shares it does reliably).
+    Query(Vec<String>),
     /// The dialect always merges (Redshift).
     Never,
 }

@@ -60,8 +60,8 @@ fn all_sql() -> Vec<(Dialect, String)> {
                     let fresh = consolidate(d, &s, &Existing::default(), &run(), first_load).unwrap();
                     out.extend(fresh.statements.into_iter().map(|q| (d, q)));
                 }
-                if let DirectCheck::Query(sql) = direct_check(d, &s) {
-                    out.push((d, sql));
+                if let DirectCheck::Query(queries) = direct_check(d, &s, 5_000_000) {
+                    out.extend(queries.into_iter().map(|q| (d, q)));
                 }
                 let partial = Existing {
                     target: Some(vec![ExistingColumn { name: "Id".into(), ty: SluiceType::Id }]),
@@ -163,7 +163,7 @@ fn consolidate_every_bare_word_is_a_keyword_or_number() {
          TEMP VIEW UNLOGGED DEFAULT AS SELECT FROM WHERE AND OR IS NULL LEFT JOIN ON IN ROW_NUMBER OVER PARTITION BY ORDER DESC NULLS LAST \
          COALESCE COUNT GROUP HAVING FALSE TRUE MERGE INTO USING WHEN MATCHED THEN UPDATE DELETE INSERT VALUES CAST SUM CASE ELSE END \
          VARCHAR TEXT BOOLEAN INTEGER BIGINT DECIMAL DOUBLE PRECISION DATE TIMESTAMPTZ TIME BLOB BYTEA VARBYTE ANALYZE \
-         LIMIT UNION EXTRACT EPOCH MAX INDEX epoch_ms TIMESTAMP set_config current_setting pg_size_bytes"
+         LIMIT UNION EXTRACT EPOCH MAX INDEX epoch_ms TIMESTAMP set_config current_setting pg_size_bytes hash"
         .split_whitespace()
         .collect();
     for (d, sql) in all_sql() {

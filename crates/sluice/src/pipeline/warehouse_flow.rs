@@ -265,17 +265,21 @@ impl<'a, D: Destination> WarehouseFlow<'a, D> {
         if self.first_load == FirstLoad::Merge || existing.target.is_some() {
             return Ok(FirstLoad::Merge);
         }
-        Ok(match consolidate::direct_check(cx.dest.dialect(), spec) {
+        Ok(match consolidate::direct_check(cx.dest.dialect(), spec, self.staged) {
             DirectCheck::Key => FirstLoad::Direct,
             DirectCheck::Never => FirstLoad::Merge,
-            DirectCheck::Query(sql) => {
-                let rows = cx.dest.query(sql).await?;
-                let twice = first_value(&rows).and_then(Value::as_i64);
-                match twice {
-                    Some(0) => FirstLoad::Direct,
-                    Some(_) => FirstLoad::Merge,
-                    None => return Err(Error::internal(format!("{}: no answer to the Id check", self.flow.object))),
+            DirectCheck::Query(queries) => {
+                for sql in queries {
+                    let rows = cx.dest.query(sql).await?;
+                    match first_value(&rows).and_then(Value::as_i64) {
+                        Some(0) => {}
+                        Some(_) => return Ok(FirstLoad::Merge),
+                        None => {
+                            return Err(Error::internal(format!("{}: no answer to the Id check", self.flow.object)));
+                        }
+                    }
                 }
+                FirstLoad::Direct
             }
         })
     }

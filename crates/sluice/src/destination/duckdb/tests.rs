@@ -298,8 +298,8 @@ async fn duckdb_consolidation_quotes_keywords_and_quotes_in_names() {
 async fn duckdb_consolidation_in_slices_keeps_each_newest_version_once() {
     use crate::config::Deletes;
     use crate::consolidate::{
-        DUCKDB_SLICE_ROWS, DirectCheck, Existing, FirstLoad, MergeSpec, consolidate, control_ddl, direct_check,
-        staging_ddl,
+        DUCKDB_CHECK_ROWS, DUCKDB_SLICE_ROWS, DirectCheck, Existing, FirstLoad, MergeSpec, consolidate, control_ddl,
+        direct_check, staging_ddl,
     };
     use crate::model::{Cursor, TableSchema};
 
@@ -335,8 +335,18 @@ async fn duckdb_consolidation_in_slices_keeps_each_newest_version_once() {
     .unwrap();
     let run = flow_run("Account", staged, now);
     // The Id check a direct first load needs sees every Id twice, so this load merges.
-    let DirectCheck::Query(check) = direct_check(d, &spec) else { panic!("DuckDB checks by query") };
-    assert_eq!(db.query(check).await.unwrap(), vec![vec![Value::Int(half as i64)]]);
+    let DirectCheck::Query(checks) = direct_check(d, &spec, staged) else { panic!("DuckDB checks by query") };
+    assert_eq!(checks.len(), 1);
+    assert_eq!(db.query(checks[0].clone()).await.unwrap(), vec![vec![Value::Int(half as i64)]]);
+    // Checked in shares of staging (by a hash of the Id), the Ids staged twice are the same.
+    let mut twice = 0;
+    let shares = direct_check(d, &spec, 3 * DUCKDB_CHECK_ROWS);
+    let DirectCheck::Query(shares) = shares else { panic!("DuckDB checks by query") };
+    assert_eq!(shares.len(), 3);
+    for sql in shares {
+        twice += db.query(sql).await.unwrap()[0][0].as_i64().unwrap();
+    }
+    assert_eq!(twice, half as i64);
     let plan = consolidate(d, &spec, &Existing::default(), &run, FirstLoad::Merge).unwrap();
     let inserts = plan.statements.iter().filter(|s| s.starts_with("INSERT INTO \"sf\".\"account\"")).count();
     assert_eq!(inserts, 2, "{:#?}", plan.statements);
