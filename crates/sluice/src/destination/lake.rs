@@ -9,9 +9,11 @@
 //! - `work`: the lake as a SQL destination: a DuckDB work database mirrors its tables,
 //!   runs the consolidation, and publishes each transaction's changed buckets as one Delta
 //!   version before committing.
+//! - `compact`: small files (the raw layer's appends) rewritten together, changing no data.
 //! - `export`: a query's rows written as Parquet files, one per bucket, in bounded memory.
 //! - `open`: the [`crate::pipeline::target::Connector`] every command opens it through.
 
+mod compact;
 pub mod config;
 pub mod delta;
 mod export;

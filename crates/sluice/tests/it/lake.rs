@@ -269,6 +269,28 @@ fn assert_rows_equal_truth(rows: &std::collections::HashMap<String, Json>, truth
 /// A lake sluice synced, twice with changes between, read by the Python `deltalake`
 /// package: each run's version (found by the run id its mark records) equals the ground
 /// truth as it was after that run.
+/// The root of `wh`'s lake as readers name it, and whether it is on S3.
+fn lake_root(wh: &crate::target::Warehouse) -> (String, bool) {
+    match wh.lake.as_ref().map(|(root, _)| root) {
+        Some(sluice::destination::files::FilesRoot::Local(path)) => {
+            (format!("{}", std::fs::canonicalize(path).unwrap().display()), false)
+        }
+        Some(sluice::destination::files::FilesRoot::S3(s3)) => (format!("s3://{}/{}", s3.bucket, s3.prefix), true),
+        None => unreachable!("a lake"),
+    }
+}
+
+/// The Delta table at `uri` (under [`lake_root`]) of `wh`'s lake, as sluice reads it.
+fn delta_table(wh: &crate::target::Warehouse, uri: &str) -> DeltaTable {
+    let (url, store): (Url, Arc<dyn ObjectStore>) = match wh.lake.as_ref().map(|(root, _)| root) {
+        Some(sluice::destination::files::FilesRoot::S3(r)) => {
+            (Url::parse(&format!("{uri}/")).unwrap(), Arc::new(crate::s3::client(&r.bucket)))
+        }
+        _ => (Url::from_directory_path(uri).unwrap(), Arc::new(object_store::local::LocalFileSystem::new())),
+    };
+    DeltaTable::new(url, store, &TableRef::new("salesforce", "account")).unwrap()
+}
+
 async fn a_synced_lake_reads_back_in_deltalake(kind: crate::target::Kind) {
     use crate::target::Warehouse;
     let sb = crate::conformance::start(&[("Account", 300), ("Contact", 120)]).await;
@@ -289,24 +311,10 @@ async fn a_synced_lake_reads_back_in_deltalake(kind: crate::target::Kind) {
     crate::common::advance(&sb, 3.0).await;
     let second_run = sync().await;
 
-    let (root, s3) = match wh.lake.as_ref().map(|(root, _)| root) {
-        Some(sluice::destination::files::FilesRoot::Local(path)) => {
-            (format!("{}", std::fs::canonicalize(path).unwrap().display()), false)
-        }
-        Some(sluice::destination::files::FilesRoot::S3(s3)) => (format!("s3://{}/{}", s3.bucket, s3.prefix), true),
-        None => unreachable!("a lake"),
-    };
+    let (root, s3) = lake_root(&wh);
     let account = format!("{root}/salesforce/account");
     // Each run's version, found by the run id its mark records, as a reader asks for it.
-    let table = {
-        let (url, store): (Url, Arc<dyn ObjectStore>) = match wh.lake.as_ref().map(|(root, _)| root) {
-            Some(sluice::destination::files::FilesRoot::S3(r)) => {
-                (Url::parse(&format!("{account}/")).unwrap(), Arc::new(crate::s3::client(&r.bucket)))
-            }
-            _ => (Url::from_directory_path(&account).unwrap(), Arc::new(object_store::local::LocalFileSystem::new())),
-        };
-        DeltaTable::new(url, store, &TableRef::new("salesforce", "account")).unwrap()
-    };
+    let table = delta_table(&wh, &account);
     let newest = table.version(None).await.unwrap().unwrap().number;
     let mut last_of = std::collections::HashMap::new();
     let mut run_of = std::collections::HashMap::new();
@@ -371,6 +379,65 @@ async fn a_synced_local_lake_reads_back_in_deltalake() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_synced_s3_lake_reads_back_in_deltalake() {
     a_synced_lake_reads_back_in_deltalake(crate::target::Kind::LakeS3).await;
+}
+
+/// The raw layer gains a small file per run; once it holds ten, they are rewritten as one
+/// in a commit that changes no data. Every row every run read is still there once, for
+/// sluice and for deltalake, and the versions before the compaction still read as they were.
+async fn raw_small_files_are_compacted(kind: crate::target::Kind) {
+    use crate::target::Warehouse;
+    let sb = crate::conformance::start(&[("Account", 200)]).await;
+    let wh = Warehouse::new(kind).await;
+    let config = crate::conformance::config_for(&wh, &sb, &["Account"], "");
+    let mut read = 0;
+    for _ in 0..12 {
+        let summary = wh.sync(&config, &sluice::pipeline::SyncOptions::default()).await.unwrap();
+        assert_eq!(summary.status, sluice::pipeline::RunStatus::Ok, "{summary:#?}");
+        read += summary.flows[0].rows;
+        let ops = json!({"mutations": [{"op": "churn", "object": "Account", "inserts": 3, "updates": 5, "deletes": 1, "undeletes": 0}]});
+        crate::common::admin(&sb, reqwest::Method::POST, "/sandbox/v1/mutations", Some(ops)).await;
+        crate::common::advance(&sb, 3.0).await;
+    }
+    let (root, s3) = lake_root(&wh);
+    let uri = format!("{root}/salesforce/raw/account");
+    let raw = delta_table(&wh, &uri);
+    let newest = raw.version(None).await.unwrap().unwrap();
+    let mut files = Vec::new();
+    for v in 0..=newest.number {
+        files.push(raw.version(Some(v)).await.unwrap().unwrap().files.len());
+    }
+    let compacted: Vec<usize> = (1..files.len()).filter(|&v| files[v] < files[v - 1]).collect();
+    assert!(!compacted.is_empty(), "no compaction in {} versions", newest.number + 1);
+    assert!(newest.files.len() < 10, "{} files left", newest.files.len());
+    // Each row once, at the newest version and at the one before the first compaction.
+    let rows = |version: Option<u64>| {
+        let rows = run_deltalake(
+            "t = DeltaTable(uri, version=version, storage_options=options).to_pyarrow_table()\n\
+             print(json.dumps(t.select(['_sluice_version', '_sluice_stage_seq']).to_pylist()))",
+            &uri,
+            version,
+            s3,
+        );
+        let rows = rows.as_array().unwrap().clone();
+        let distinct: std::collections::HashSet<String> = rows.iter().map(Json::to_string).collect();
+        assert_eq!(distinct.len(), rows.len(), "a row twice at {version:?}");
+        rows.len() as u64
+    };
+    assert_eq!(rows(None), read, "every row read, once");
+    let before = compacted[0] - 1;
+    assert!(files[before] >= 10, "version {before} held {} files", files[before]);
+    assert!(rows(Some(before as u64)) < read);
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_raw_layer_is_compacted() {
+    raw_small_files_are_compacted(crate::target::Kind::Lake).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_s3_raw_layer_is_compacted() {
+    raw_small_files_are_compacted(crate::target::Kind::LakeS3).await;
 }
 
 /// Expiry: files only older versions reference, and files no commit took, are deleted once

@@ -172,6 +172,12 @@ pub fn raw_file_name(version: u64, token: &str) -> String {
     format!("r-v{version}-{token}.parquet")
 }
 
+/// The name of the `n`th file a compaction of the raw layer writes for its version
+/// `version` (`token` as in [`raw_file_name`]).
+pub fn raw_compacted_name(version: u64, token: &str, n: usize) -> String {
+    format!("r-c{version}-{token}-{n}.parquet")
+}
+
 impl LakeMark {
     /// The mark as committed.
     pub fn to_json(&self) -> String {

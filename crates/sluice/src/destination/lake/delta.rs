@@ -39,6 +39,7 @@ use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt};
 pub use url::Url;
 
+use super::export::scratch_error;
 use crate::consolidate::{LAKE_MARK_DOMAIN, TableRef, lake_app_id};
 use crate::model::SluiceType;
 use crate::{Error, Result};
@@ -316,6 +317,26 @@ impl DeltaTable {
             self.store.delete(&location).await.map_err(|e| self.io_error("deleting an expired file", e))?;
         }
         Ok(expired)
+    }
+
+    /// A local path of the data file `relative`: the file itself on a local table, else a
+    /// download into `dir` named `<n>.parquet`.
+    pub async fn local_copy(&self, relative: &str, dir: &std::path::Path, n: usize) -> Result<std::path::PathBuf> {
+        use std::io::Write;
+        let url = self.root.join(relative).map_err(|e| Error::internal(format!("{relative}: {e}")))?;
+        if url.scheme() == "file" {
+            return url.to_file_path().map_err(|()| Error::internal(format!("{url} is not a local path")));
+        }
+        let location = self.object_path(relative)?;
+        let local = dir.join(format!("{n}.parquet"));
+        let got = self.store.get(&location).await.map_err(|e| self.io_error(&format!("reading {relative}"), e))?;
+        let mut stream = got.into_stream();
+        let mut file = std::fs::File::create(&local).map_err(|e| scratch_error(&local, &e))?;
+        while let Some(bytes) = stream.next().await {
+            let bytes = bytes.map_err(|e| self.io_error(&format!("reading {relative}"), e))?;
+            file.write_all(&bytes).map_err(|e| scratch_error(&local, &e))?;
+        }
+        Ok(local)
     }
 
     fn io_error(&self, doing: &str, e: object_store::Error) -> Error {

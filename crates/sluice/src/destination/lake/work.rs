@@ -29,6 +29,7 @@ use duckdb::Connection;
 use object_store::{ObjectStore, ObjectStoreExt};
 use url::Url;
 
+use super::compact::compact;
 use super::config::LakeConfig;
 use super::delta::{Change, DeltaColumn, DeltaTable, NewFile, TableVersion, delta_type};
 use super::export::{export, scratch_error};
@@ -232,7 +233,7 @@ impl LakeDb {
         let download = self.lake.scratch_dir("rebuild")?;
         let mut paths = Vec::new();
         for (n, file) in v.files.iter().enumerate() {
-            paths.push(self.local_copy(table, &file.path, &download, n).await?);
+            paths.push(table.local_copy(&file.path, &download, n).await?);
         }
         let columns: Vec<String> =
             mark.columns.iter().map(|(name, ty)| format!("{} {ty}", d.quote_ident(name))).collect();
@@ -257,31 +258,6 @@ impl LakeDb {
         tracing::info!(table = %table.root(), version = v.number, files = v.files.len(), "work table rebuilt from the lake");
         Ok(())
     }
-
-    /// A local path of the data file `relative` of `table`: the file itself on a local lake,
-    /// else a download into `dir`.
-    async fn local_copy(&self, table: &DeltaTable, relative: &str, dir: &Path, n: usize) -> Result<PathBuf> {
-        let url = table.root().join(relative).map_err(|e| Error::internal(format!("{relative}: {e}")))?;
-        if url.scheme() == "file" {
-            return url.to_file_path().map_err(|()| Error::internal(format!("{url} is not a local path")));
-        }
-        let location = table.object_path(relative)?;
-        let local = dir.join(format!("{n}.parquet"));
-        let got = self.lake.store.get(&location).await.map_err(|e| read_error(&url, &e))?;
-        let mut stream = got.into_stream();
-        let mut file = std::fs::File::create(&local).map_err(|e| scratch_error(&local, &e))?;
-        use futures_util::StreamExt;
-        use std::io::Write;
-        while let Some(bytes) = stream.next().await {
-            let bytes = bytes.map_err(|e| read_error(&url, &e))?;
-            file.write_all(&bytes).map_err(|e| scratch_error(&local, &e))?;
-        }
-        Ok(local)
-    }
-}
-
-fn read_error(url: &Url, e: &object_store::Error) -> Error {
-    Error::external(format!("reading {url}: {e}"))
 }
 
 impl Destination for LakeDb {
@@ -622,7 +598,29 @@ async fn commit_raw(
     if committed.number % CHECKPOINT_EVERY == 0 {
         maintain(lake, raw, &committed).await;
     }
-    Ok(committed)
+    // The files just appended stay as they are: the table's newest mark names them, and
+    // the next opening looks for them by name (`settle_raw`).
+    let keep: Vec<String> = pending.files.iter().map(|f| f.path.clone()).collect();
+    let token = format!("{:08x}", rand::random::<u32>());
+    let name = |n: usize| lake::raw_compacted_name(committed.number + 1, &token, n);
+    let scratch = lake.scratch_dir("compact")?;
+    let compacted = compact(raw, lake.store.as_ref(), &committed, &keep, &scratch, &name).await;
+    let _ = std::fs::remove_dir_all(&scratch);
+    match compacted {
+        Ok(Some(c)) => {
+            tracing::info!(table = %raw.root(), version = c.version, removed = c.removed, added = c.added, "compacted small files");
+            match raw.version(Some(c.version)).await? {
+                Some(v) => Ok(v),
+                None => Err(Error::internal(format!("{}: version {} just committed is gone", raw.root(), c.version))),
+            }
+        }
+        Ok(None) => Ok(committed),
+        Err(e) => {
+            // The rows are appended either way; the next append tries again.
+            tracing::warn!(table = %raw.root(), error = %e, "could not compact the raw layer's small files");
+            Ok(committed)
+        }
+    }
 }
 
 /// `schema.table`, for messages.
