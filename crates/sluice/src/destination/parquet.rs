@@ -149,13 +149,12 @@ impl<W: Write + Send> Writer<W> {
         for (leaf, column) in self.factory.create_column_writers(self.groups)?.into_iter().enumerate() {
             shares[self.field_of_leaf[leaf] % n].push((leaf, column));
         }
-        let schema = self.schema.clone();
         let mut workers = Vec::with_capacity(n);
         for share in shares.into_iter().filter(|s| !s.is_empty()) {
             // Two batches in flight per thread: enough to keep it busy, few to bound memory.
             let (rows, received) = std::sync::mpsc::sync_channel::<RecordBatch>(2);
             let field_of_leaf = self.field_of_leaf.clone();
-            let schema = schema.clone();
+            let schema = self.schema.clone();
             let done = std::thread::Builder::new()
                 .name("parquet-encode".into())
                 .spawn(move || encode(share, &field_of_leaf, &schema, received))

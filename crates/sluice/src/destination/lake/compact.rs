@@ -12,13 +12,11 @@ use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
 use arrow::datatypes::SchemaRef;
-use object_store::ObjectStore;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use super::delta::{Change, DataFile, DeltaTable, NewFile, TableVersion};
+use super::delta::{Change, DataFile, DeltaTable, TableVersion};
 use super::export::scratch_error;
 use crate::destination::parquet::{RowGroups, writer};
-use crate::destination::s3::{UploadError, upload_file};
 use crate::{Error, Result};
 
 /// A data file under this many bytes is small.
@@ -30,28 +28,25 @@ pub(super) const COMPACT_AT: usize = 10;
 /// Bytes of small files rewritten into one file, at most.
 const MOST: i64 = 256 << 20;
 
-/// Pieces in which the compacted file is uploaded.
-const CHUNK: usize = 8 << 20;
-
 /// What [`compact`] did.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub(super) struct Compacted {
     /// Small files replaced.
     pub removed: usize,
     /// Files written in their place.
     pub added: usize,
     /// The version committed.
-    pub version: u64,
+    pub version: TableVersion,
 }
 
 /// Rewrites the small files of `newest` (the table's newest version), except those named in
 /// `keep`, when there are at least [`COMPACT_AT`]: each run of files with the same columns,
 /// in path order and up to [`MOST`] bytes, becomes one file named by `name` (given its
-/// index), all in one commit on `newest` carrying its mark. `scratch` is an empty directory
-/// for downloads and the new files. `None` when there was nothing to do.
+/// index), all in one commit on `newest` carrying its mark. `scratch`, a directory that does
+/// not exist yet, holds the downloads and the new files while there is work to do. `None`
+/// when there was nothing to do.
 pub(super) async fn compact(
     table: &DeltaTable,
-    store: &dyn ObjectStore,
     newest: &TableVersion,
     keep: &[String],
     scratch: &Path,
@@ -62,6 +57,20 @@ pub(super) async fn compact(
         return Ok(None);
     }
     small.sort_by(|a, b| a.path.cmp(&b.path));
+    std::fs::create_dir_all(scratch).map_err(|e| scratch_error(scratch, &e))?;
+    let compacted = rewrite_and_commit(table, newest, &small, scratch, name).await;
+    let _ = std::fs::remove_dir_all(scratch);
+    compacted
+}
+
+/// [`compact`]'s work on its `small` files, once `scratch` exists.
+async fn rewrite_and_commit(
+    table: &DeltaTable,
+    newest: &TableVersion,
+    small: &[&DataFile],
+    scratch: &Path,
+    name: &(dyn Fn(usize) -> String + Sync),
+) -> Result<Option<Compacted>> {
     let mut local = Vec::with_capacity(small.len());
     for (n, file) in small.iter().enumerate() {
         local.push(Small {
@@ -80,20 +89,12 @@ pub(super) async fn compact(
     }
     let mut change = Change { mark: newest.mark.clone().unwrap_or_default(), data_change: false, ..Change::default() };
     for out in &written {
-        let location = table.object_path(&out.name)?;
-        match upload_file(store, &location, &out.path, CHUNK).await {
-            Ok(()) => {}
-            Err(UploadError::Read(e)) => return Err(scratch_error(&out.path, &e)),
-            Err(UploadError::Store(e)) => {
-                return Err(Error::external(format!("writing {}{}: {e}", table.root(), out.name)));
-            }
-        }
-        change.add.push(NewFile { path: out.name.clone(), size: out.size, rows: out.rows });
+        change.add.push(table.upload(&out.path, &out.name, out.rows).await?);
         change.remove.extend(out.replaces.iter().cloned());
     }
     let removed = change.remove.len();
-    let committed = table.commit(Some(newest), change).await?;
-    Ok(Some(Compacted { removed, added: written.len(), version: committed.number }))
+    let version = table.commit(Some(newest), change).await?;
+    Ok(Some(Compacted { removed, added: written.len(), version }))
 }
 
 /// A small file to compact: its path under the table, its bytes, and its local copy.
@@ -116,8 +117,7 @@ struct Written {
     name: String,
     /// Where it was written.
     path: PathBuf,
-    size: i64,
-    rows: i64,
+    rows: u64,
     /// The files it replaces.
     replaces: Vec<String>,
 }
@@ -141,7 +141,7 @@ fn rewrite(files: &[Small], dir: &Path, names: &[String]) -> Result<Vec<Written>
         let path = dir.join(format!("compacted-{}.parquet", written.len()));
         let out = File::create(&path).map_err(|e| scratch_error(&path, &e))?;
         let mut w = writer(BufWriter::new(out), run.schema.clone(), RowGroups::OUTPUT, &path.display())?;
-        let mut rows = 0i64;
+        let mut rows = 0u64;
         for file in &run.files {
             let reader = open(&file.local)?.build().map_err(|e| unreadable(&file.local, &e))?;
             for batch in reader {
@@ -149,13 +149,12 @@ fn rewrite(files: &[Small], dir: &Path, names: &[String]) -> Result<Vec<Written>
                 // Same columns, so the batch is the file's schema but for metadata.
                 let batch = batch.with_schema(run.schema.clone()).map_err(|e| unreadable(&file.local, &e))?;
                 w.write(&batch).map_err(|e| scratch_error(&path, &e))?;
-                rows += batch.num_rows() as i64;
+                rows += batch.num_rows() as u64;
             }
         }
         w.close().map_err(|e| scratch_error(&path, &e))?;
-        let size = std::fs::metadata(&path).map_err(|e| scratch_error(&path, &e))?.len() as i64;
         let replaces = run.files.iter().map(|f| f.path.clone()).collect();
-        written.push(Written { name: name.clone(), path, size, rows, replaces });
+        written.push(Written { name: name.clone(), path, rows, replaces });
     }
     Ok(written)
 }

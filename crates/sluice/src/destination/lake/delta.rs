@@ -41,8 +41,12 @@ pub use url::Url;
 
 use super::export::scratch_error;
 use crate::consolidate::{LAKE_MARK_DOMAIN, TableRef, lake_app_id};
+use crate::destination::s3::{UploadError, upload_file};
 use crate::model::SluiceType;
 use crate::{Error, Result};
+
+/// Pieces in which data files are uploaded.
+const UPLOAD_CHUNK: usize = 8 << 20;
 
 /// What delta_kernel writes into `commitInfo.engineInfo`.
 const ENGINE_INFO: &str = concat!("sluice/", env!("CARGO_PKG_VERSION"));
@@ -337,6 +341,18 @@ impl DeltaTable {
             file.write_all(&bytes).map_err(|e| scratch_error(&local, &e))?;
         }
         Ok(local)
+    }
+
+    /// Uploads the local `file` of `rows` rows as the data file `relative`, for a commit
+    /// to add.
+    pub async fn upload(&self, file: &std::path::Path, relative: &str, rows: u64) -> Result<NewFile> {
+        let location = self.object_path(relative)?;
+        let size = std::fs::metadata(file).map_err(|e| scratch_error(file, &e))?.len() as i64;
+        match upload_file(self.store.as_ref(), &location, file, UPLOAD_CHUNK).await {
+            Ok(()) => Ok(NewFile { path: relative.to_owned(), size, rows: rows as i64 }),
+            Err(UploadError::Read(e)) => Err(scratch_error(file, &e)),
+            Err(UploadError::Store(e)) => Err(Error::external(format!("writing {}{relative}: {e}", self.root))),
+        }
     }
 
     fn io_error(&self, doing: &str, e: object_store::Error) -> Error {

@@ -36,13 +36,10 @@ use super::export::{export, scratch_error};
 use crate::consolidate::{self, Dialect, ExistingColumn, TableRef, lake};
 use crate::destination::duckdb::{DuckDb, DuckStage, catalog_columns, parse_type, sql_error};
 use crate::destination::files::FilesRoot;
-use crate::destination::s3::{UploadError, client, upload_file};
+use crate::destination::s3::client;
 use crate::destination::{Changed, Destination, QueryResult, Value};
 use crate::model::SluiceType;
 use crate::{Error, Result};
-
-/// Pieces in which data files are uploaded.
-const CHUNK: usize = 8 << 20;
 
 /// Buckets exported by one scan of the work table, each into its own open Parquet file.
 const OPEN_FILES: usize = 4;
@@ -407,6 +404,8 @@ impl Publish {
         let bucket = lake::bucket_sql(&self.changed.id, buckets);
         // At most OPEN_FILES buckets per scan: an open Parquet writer holds buffers for every
         // column, whatever its row-group bound (64 at once took 691 MB at 10 M Accounts).
+        let dir = scratch.join("table");
+        std::fs::create_dir_all(&dir).map_err(|e| scratch_error(&dir, &e))?;
         for group in rewrite.chunks(OPEN_FILES) {
             // Every bucket in one scan: no filter (the hash is computed once per row).
             let filter = if group.len() as u32 == buckets {
@@ -416,8 +415,6 @@ impl Publish {
                 format!(" WHERE {bucket} IN ({})", list.join(", "))
             };
             let sql = format!("SELECT {}, {bucket} FROM {}{filter}", export_list(typed), d.table(&self.target));
-            let dir = scratch.join(format!("table-{}", group[0]));
-            std::fs::create_dir_all(&dir).map_err(|e| scratch_error(&dir, &e))?;
             for file in export(conn, &sql, &dir, Some(group.len()))? {
                 let relative = lake::file_name(file.bucket, next, &token, 0);
                 add.push(self.send(&self.table, &file.path, &relative, file.rows)?);
@@ -540,13 +537,7 @@ impl Publish {
 
     /// Uploads the local `file` of `rows` rows as `relative` under `table`'s root.
     fn send(&self, table: &DeltaTable, file: &Path, relative: &str, rows: u64) -> Result<NewFile> {
-        let location = table.object_path(relative)?;
-        let size = std::fs::metadata(file).map_err(|e| scratch_error(file, &e))?.len() as i64;
-        match self.handle.block_on(upload_file(self.lake.store.as_ref(), &location, file, CHUNK)) {
-            Ok(()) => Ok(NewFile { path: relative.to_owned(), size, rows: rows as i64 }),
-            Err(UploadError::Read(e)) => Err(scratch_error(file, &e)),
-            Err(UploadError::Store(e)) => Err(Error::external(format!("writing {}{relative}: {e}", table.root()))),
-        }
+        self.handle.block_on(table.upload(file, relative, rows))
     }
 }
 
@@ -603,16 +594,11 @@ async fn commit_raw(
     let keep: Vec<String> = pending.files.iter().map(|f| f.path.clone()).collect();
     let token = format!("{:08x}", rand::random::<u32>());
     let name = |n: usize| lake::raw_compacted_name(committed.number + 1, &token, n);
-    let scratch = lake.scratch_dir("compact")?;
-    let compacted = compact(raw, lake.store.as_ref(), &committed, &keep, &scratch, &name).await;
-    let _ = std::fs::remove_dir_all(&scratch);
-    match compacted {
+    let scratch = lake.scratch.join(format!("compact-{token}"));
+    match compact(raw, &committed, &keep, &scratch, &name).await {
         Ok(Some(c)) => {
-            tracing::info!(table = %raw.root(), version = c.version, removed = c.removed, added = c.added, "compacted small files");
-            match raw.version(Some(c.version)).await? {
-                Some(v) => Ok(v),
-                None => Err(Error::internal(format!("{}: version {} just committed is gone", raw.root(), c.version))),
-            }
+            tracing::info!(table = %raw.root(), version = c.version.number, removed = c.removed, added = c.added, "compacted small files");
+            Ok(c.version)
         }
         Ok(None) => Ok(committed),
         Err(e) => {
