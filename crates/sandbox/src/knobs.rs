@@ -28,6 +28,10 @@
 //! fail_rate = 0.0                  # share of jobs that end Failed
 //! fail_above_rows = 500000         # jobs with more rows than this end Failed
 //!
+//! [pubsub]                         # the Pub/Sub API's change events
+//! keepalive_secs = 270             # an idle subscription gets an empty FetchResponse this often
+//! retention_hours = 72             # changes stay replayable this long (org clock)
+//!
 //! [[fields_added]]                 # a field that appears while the org runs
 //! object = "Account"
 //! name = "Region__c"
@@ -65,6 +69,8 @@ pub struct Knobs {
     pub late_commits: LateCommits,
     /// Bulk API 2.0 job behaviour.
     pub bulk: BulkKnobs,
+    /// The Pub/Sub API's change events.
+    pub pubsub: PubSubKnobs,
     /// Fields added while the org runs.
     pub fields_added: Vec<AddedField>,
 }
@@ -83,6 +89,7 @@ impl Default for Knobs {
             churn: Churn::default(),
             late_commits: LateCommits::default(),
             bulk: BulkKnobs::default(),
+            pubsub: PubSubKnobs::default(),
             fields_added: Vec::new(),
         }
     }
@@ -126,6 +133,23 @@ pub struct BulkKnobs {
     pub fail_rate: f64,
     /// Jobs whose result has more rows than this end `Failed` (as big extracts time out).
     pub fail_above_rows: Option<u64>,
+}
+
+/// The Pub/Sub API's change events.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PubSubKnobs {
+    /// A subscription with nothing to deliver gets an empty `FetchResponse` (carrying the
+    /// latest replay id) this often; the real service's bound is 270 s.
+    pub keepalive_secs: u64,
+    /// How long a change stays replayable, in hours of the org's clock (Salesforce: 72).
+    pub retention_hours: f64,
+}
+
+impl Default for PubSubKnobs {
+    fn default() -> Self {
+        PubSubKnobs { keepalive_secs: 270, retention_hours: 72.0 }
+    }
 }
 
 /// A field that appears at run time.
@@ -173,10 +197,14 @@ impl Knobs {
             ("late_commits.delay_secs", self.late_commits.delay_secs),
             ("bulk.in_progress_secs", self.bulk.in_progress_secs),
             ("recycle_bin_days", self.recycle_bin_days),
+            ("pubsub.retention_hours", self.pubsub.retention_hours),
         ] {
             if !(v.is_finite() && v >= 0.0) {
                 errs.push(format!("{name} = {v} must be a number >= 0"));
             }
+        }
+        if self.pubsub.keepalive_secs == 0 {
+            errs.push("pubsub.keepalive_secs = 0 must be at least 1".to_string());
         }
         for (i, f) in self.fields_added.iter().enumerate() {
             if crate::value::FieldType::from_api_name(&f.ty)

@@ -28,6 +28,7 @@ pub mod generate;
 pub mod ids;
 pub mod knobs;
 pub mod oauth;
+pub mod pubsub;
 pub mod schema;
 pub mod server;
 pub mod soql;

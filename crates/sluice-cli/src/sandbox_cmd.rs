@@ -15,6 +15,9 @@ pub struct Args {
     /// Port to listen on (0: any free port).
     #[arg(long, default_value_t = 0)]
     port: u16,
+    /// Port of the Pub/Sub API (gRPC change events; 0: any free port).
+    #[arg(long, default_value_t = 0)]
+    pubsub_port: u16,
     /// Address to bind.
     #[arg(long, default_value = "127.0.0.1")]
     bind: std::net::IpAddr,
@@ -84,6 +87,7 @@ fn config(args: &Args) -> Result<SandboxConfig, Failure> {
     cfg.seed = args.seed;
     cfg.bind = args.bind;
     cfg.port = args.port;
+    cfg.pubsub_port = args.pubsub_port;
     cfg.tls_ca_file = args.tls.then(|| args.ca_file.clone());
     Ok(cfg)
 }
@@ -102,6 +106,7 @@ pub async fn run(args: Args) -> Result<(), Failure> {
         let line = serde_json::json!({
             "instance_url": running.instance_url,
             "login_url": running.login_url,
+            "pubsub_url": running.pubsub_url,
             "client_id": args.client_id,
             "client_secret": args.client_secret,
             "username": args.username,
@@ -118,6 +123,7 @@ pub async fn run(args: Args) -> Result<(), Failure> {
         println!();
         println!("  login_url      {}", running.login_url);
         println!("  instance_url   {}", running.instance_url);
+        println!("  pubsub_url     {}", running.pubsub_url);
         println!("  client_id      {}", args.client_id);
         println!("  client_secret  {}", args.client_secret);
         println!("  username       {}", args.username);

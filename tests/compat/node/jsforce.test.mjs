@@ -7,16 +7,11 @@
 // (node-fetch → https.globalAgent up to jsforce 3.10.16; an undici dispatcher after).
 
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import https from 'node:https';
-import os from 'node:os';
-import path from 'node:path';
-import readline from 'node:readline';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 
-const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+import { requestJson, startSandbox, stopSandbox } from './sandbox.mjs';
 const API_VERSION = '62.0';
 // Enough rows that REST (2,000 a page, or 200 with Sforce-Query-Options) needs several pages.
 const RECORDS = 'Account=1000,Contact=300,Opportunity=300,Lead=100,Case=100,User=20,Invoice__c=4500';
@@ -27,17 +22,6 @@ const ID18 = /^[0-9A-Za-z]{18}$/;
 const NUMERIC = new Set(['int', 'long', 'double', 'currency', 'percent']);
 const NOT_IN_BULK = new Set(['address', 'location', 'base64']);
 
-function sluiceBin() {
-  if (process.env.SLUICE_BIN) return process.env.SLUICE_BIN;
-  const target = process.env.CARGO_TARGET_DIR || 'target';
-  const candidate = path.resolve(REPO, target, 'debug', 'sluice');
-  if (fs.existsSync(candidate)) return candidate;
-  const meta = JSON.parse(
-    execFileSync('cargo', ['metadata', '--format-version', '1', '--no-deps'], { cwd: REPO, encoding: 'utf8' }),
-  );
-  return path.join(meta.target_directory, 'debug', 'sluice');
-}
-
 let proc;
 let info;
 let agent;
@@ -46,30 +30,7 @@ let conn;
 let userId;
 
 /** A JSON (or NDJSON, `lines: true`) request to the sandbox over the trusted agent. */
-function call(method, url, { body, form, lines = false } = {}) {
-  return new Promise((resolve, reject) => {
-    const headers = {};
-    let data;
-    if (form) {
-      data = new URLSearchParams(form).toString();
-      headers['content-type'] = 'application/x-www-form-urlencoded';
-    } else if (body !== undefined) {
-      data = JSON.stringify(body);
-      headers['content-type'] = 'application/json';
-    }
-    const req = https.request(url, { method, headers, agent }, (res) => {
-      const chunks = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        if (res.statusCode >= 300) return reject(new Error(`${method} ${url}: ${res.statusCode} ${text}`));
-        resolve(lines ? text.split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l)) : JSON.parse(text));
-      });
-    });
-    req.on('error', reject);
-    req.end(data);
-  });
-}
+const call = (method, url, options) => requestJson(agent, method, url, options);
 
 const truth = (obj) => call('GET', `${info.instance_url}/sandbox/v1/truth/${obj}`, { lines: true });
 const mutate = (...ops) => call('POST', `${info.instance_url}/sandbox/v1/mutations`, { body: { mutations: ops } });
@@ -154,29 +115,7 @@ function assertCsvRowEqualsTruth(row, truthRow, types) {
 }
 
 before(async () => {
-  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-jsforce-'));
-  const log = fs.openSync(path.join(work, 'sandbox.log'), 'w');
-  const args = ['sandbox', '--tls', '--ca-file', path.join(work, 'ca.pem'), '--port', '0', '--json',
-    '--records', RECORDS, '--seed', '7'];
-  // If this process ends without running `after`, the sandbox must not outlive it: the
-  // test runner SIGKILLs this file's process when the runner itself dies (e.g. EPIPE on
-  // its stdout), so on Linux ask the kernel to SIGTERM the sandbox then (setpriv).
-  const [cmd, argv] = fs.existsSync('/usr/bin/setpriv')
-    ? ['/usr/bin/setpriv', ['--pdeathsig', 'TERM', '--', sluiceBin(), ...args]]
-    : [sluiceBin(), args];
-  proc = spawn(cmd, argv, { cwd: work, stdio: ['ignore', 'pipe', log] });
-  process.once('exit', () => proc.exitCode === null && proc.kill('SIGKILL'));
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-    process.once(sig, () => {
-      proc.kill('SIGKILL');
-      process.exit(1);
-    });
-  }
-  const exited = new Promise((_, reject) => proc.once('exit', (code) => reject(
-    new Error(`sandbox exited (${code}):\n${fs.readFileSync(path.join(work, 'sandbox.log'), 'utf8')}`))));
-  const firstLine = new Promise((resolve) => readline.createInterface({ input: proc.stdout }).once('line', resolve));
-  info = JSON.parse(await Promise.race([firstLine, exited]));
-  proc.stdout.resume();
+  ({ proc, info } = await startSandbox('jsforce', ['--records', RECORDS, '--seed', '7']));
 
   const ca = fs.readFileSync(info.ca_file);
   agent = new https.Agent({ ca, keepAlive: true });
@@ -205,13 +144,7 @@ before(async () => {
 });
 
 after(async () => {
-  if (proc && proc.exitCode === null) {
-    const done = new Promise((resolve) => proc.once('exit', resolve));
-    proc.kill('SIGTERM');
-    const timer = setTimeout(() => proc.kill('SIGKILL'), 15000);
-    await done;
-    clearTimeout(timer);
-  }
+  await stopSandbox(proc);
   agent?.destroy();
 });
 

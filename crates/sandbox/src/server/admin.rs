@@ -247,7 +247,11 @@ async fn put_knobs(State(state): State<Arc<AppState>>, body: Bytes) -> ApiResult
     let knobs: Knobs =
         serde_json::from_slice(&body).map_err(|e| ApiError::bad_request("INVALID_KNOBS", e.to_string()))?;
     knobs.validate().map_err(|e| ApiError::bad_request("INVALID_KNOBS", e.join("; ")))?;
-    state.org.write().retention_ms = (knobs.recycle_bin_days * 86_400_000.0) as i64;
+    {
+        let mut org = state.org.write();
+        org.retention_ms = (knobs.recycle_bin_days * 86_400_000.0) as i64;
+        org.changes.retention_ms = (knobs.pubsub.retention_hours * 3_600_000.0) as i64;
+    }
     *state.knobs.write() = knobs;
     state.tick();
     Ok(get_knobs(State(state)).await)
@@ -338,6 +342,8 @@ async fn status(State(state): State<Arc<AppState>>) -> Response {
     }
     let body = json!({
         "instance_url": state.base_url,
+        "pubsub_url": state.pubsub_url,
+        "change_events": org.changes.len(),
         "now": format_datetime_rest(now),
         "clock_frozen": state.clock.is_frozen(),
         "objects": objects,

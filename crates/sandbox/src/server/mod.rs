@@ -8,6 +8,8 @@
 //! /services/data/vXX.X/...                             REST + Bulk 2.0     gate.rs → rest.rs, query.rs, bulk.rs, composite.rs
 //! /sandbox/v1/...                                      admin API           admin.rs
 //! ```
+//!
+//! The Pub/Sub API (gRPC) listens on a port of its own ([`crate::pubsub`]).
 
 pub mod admin;
 pub mod auth;
@@ -59,6 +61,8 @@ pub struct SandboxConfig {
     pub port: u16,
     /// Serve HTTPS with a fresh self-signed CA; its PEM goes to this file.
     pub tls_ca_file: Option<std::path::PathBuf>,
+    /// Port of the Pub/Sub API (0: any free port), on the same address.
+    pub pubsub_port: u16,
 }
 
 impl Default for SandboxConfig {
@@ -77,6 +81,7 @@ impl Default for SandboxConfig {
             bind: std::net::IpAddr::from([127, 0, 0, 1]),
             port: 0,
             tls_ca_file: None,
+            pubsub_port: 0,
         }
     }
 }
@@ -140,19 +145,26 @@ pub struct Running {
     pub login_url: String,
     /// CA certificate file when serving HTTPS.
     pub ca_file: Option<std::path::PathBuf>,
+    /// The Pub/Sub API's URL (`https://127.0.0.1:PORT`, `http://` without TLS).
+    pub pubsub_url: String,
     /// Shared state, for in-process tests and the demo.
     pub state: Arc<AppState>,
     handle: axum_server::Handle<SocketAddr>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     churn: tokio::task::JoinHandle<()>,
+    pubsub: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+    pubsub_stop: tokio::sync::oneshot::Sender<()>,
 }
 
 impl Running {
     /// Stops serving and waits for in-flight requests (up to a few seconds).
     pub async fn shutdown(self) {
         self.churn.abort();
+        let _ = self.pubsub_stop.send(());
         self.handle.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
         let _ = self.task.await;
+        // A subscription streams until its client leaves: not waited for beyond a moment.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), self.pubsub).await;
     }
 }
 
@@ -194,13 +206,14 @@ async fn org_date(
 }
 
 /// Builds the org and its state without serving (for tests and benchmarks).
-pub fn build_state(cfg: &SandboxConfig, base_url: String) -> Result<Arc<AppState>, StartError> {
+pub fn build_state(cfg: &SandboxConfig, base_url: String, pubsub_url: String) -> Result<Arc<AppState>, StartError> {
     cfg.knobs.validate().map_err(|e| StartError::Knobs(e.join("; ")))?;
     let clock = Clock::new();
     let now = clock.now_ms();
     let anchor = now - now.rem_euclid(86_400_000);
     let retention = (cfg.knobs.recycle_bin_days * 86_400_000.0) as i64;
     let mut org = Org::new(crate::schema::objects::all(), retention);
+    org.changes.retention_ms = (cfg.knobs.pubsub.retention_hours * 3_600_000.0) as i64;
     let mut counts = Vec::new();
     for (name, n) in &cfg.counts {
         let canonical = org.table(name).ok_or_else(|| StartError::UnknownObject(name.clone()))?.def.name.clone();
@@ -225,6 +238,7 @@ pub fn build_state(cfg: &SandboxConfig, base_url: String) -> Result<Arc<AppState
         knobs: RwLock::new(cfg.knobs.clone()),
         oauth,
         base_url,
+        pubsub_url,
         api: ApiUsage::default(),
         cursors: query::Cursors::default(),
         jobs: bulk::Jobs::default(),
@@ -249,10 +263,18 @@ pub async fn start(cfg: SandboxConfig) -> Result<Running, StartError> {
     };
     let scheme = if cfg.tls_ca_file.is_some() { "https" } else { "http" };
     let base_url = format!("{scheme}://{host}:{}", local.port());
+    let pubsub_addr = SocketAddr::new(cfg.bind, cfg.pubsub_port);
+    let pubsub_listener = tokio::net::TcpListener::bind(pubsub_addr)
+        .await
+        .map_err(|source| StartError::Bind { addr: pubsub_addr, source })?;
+    let pubsub_port =
+        pubsub_listener.local_addr().map_err(|source| StartError::Bind { addr: pubsub_addr, source })?.port();
+    let pubsub_url = format!("{scheme}://{host}:{pubsub_port}");
     let state = {
         let cfg = cfg.clone();
         let base = base_url.clone();
-        tokio::task::spawn_blocking(move || build_state(&cfg, base))
+        let pubsub = pubsub_url.clone();
+        tokio::task::spawn_blocking(move || build_state(&cfg, base, pubsub))
             .await
             .map_err(|e| StartError::Tls(format!("org generation panicked: {e}")))??
     };
@@ -260,11 +282,24 @@ pub async fn start(cfg: SandboxConfig) -> Result<Running, StartError> {
     let service = tower_http::normalize_path::NormalizePath::trim_trailing_slash(router);
     let service = axum::ServiceExt::<axum::extract::Request>::into_make_service(service);
     let handle = axum_server::Handle::new();
-    let task = match &cfg.tls_ca_file {
+    let material = match &cfg.tls_ca_file {
         Some(path) => {
             let material = crate::tls::generate().map_err(|e| StartError::Tls(e.to_string()))?;
             std::fs::write(path, &material.ca_pem)
                 .map_err(|e| StartError::Tls(format!("cannot write {}: {e}", path.display())))?;
+            Some(material)
+        }
+        None => None,
+    };
+    let pubsub_tls = material
+        .as_ref()
+        .map(|m| crate::pubsub::PubSubTls { cert_chain_pem: m.cert_chain_pem.clone(), key_pem: m.key_pem.clone() });
+    let (pubsub_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let pubsub = tokio::spawn(crate::pubsub::serve(pubsub_listener, state.clone(), pubsub_tls, async move {
+        let _ = stopped.await;
+    }));
+    let task = match material {
+        Some(material) => {
             let rustls = axum_server::tls_rustls::RustlsConfig::from_pem(
                 material.cert_chain_pem.into_bytes(),
                 material.key_pem.into_bytes(),
@@ -288,9 +323,12 @@ pub async fn start(cfg: SandboxConfig) -> Result<Running, StartError> {
         instance_url: base_url.clone(),
         login_url: base_url,
         ca_file: cfg.tls_ca_file.clone(),
+        pubsub_url,
         state,
         handle,
         task,
         churn,
+        pubsub,
+        pubsub_stop,
     })
 }

@@ -55,6 +55,8 @@ pub struct AppState {
     pub oauth: OAuthServer,
     /// Base URL of this server (`http://127.0.0.1:PORT`); both login and instance URL.
     pub base_url: String,
+    /// URL of its Pub/Sub API (`https://127.0.0.1:PORT`), a port of its own.
+    pub pubsub_url: String,
     /// API call counter.
     pub api: ApiUsage,
     /// REST query cursors.

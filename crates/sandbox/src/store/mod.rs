@@ -13,12 +13,14 @@
 //!   visible) only at `visible_at`, with its original stamp.
 
 mod access;
+mod changes;
 pub mod column;
 mod derive;
 mod org;
 mod table;
 
 pub use access::{Accessor, RowView};
+pub use changes::{Captured, ChangeKind, ChangeLog, DEFAULT_RETENTION_MS, Transaction};
 pub use column::Column;
 pub use org::{Change, ChangeError, Org};
 pub use table::{SystemColumns, Table};

@@ -1,8 +1,10 @@
 //! The whole org ([`Org`]): its tables, and the writes ([`Change`]) it applies with
-//! Salesforce's semantics, late commits and the recycle bin included.
+//! Salesforce's semantics, late commits and the recycle bin included. Each write is
+//! captured as it commits ([`ChangeLog`]), for change events.
 
 use std::collections::{BTreeSet, HashMap};
 
+use super::changes::{ChangeKind, ChangeLog};
 use super::column::Column;
 use super::derive::{auto_number, derive};
 use super::table::Table;
@@ -79,6 +81,8 @@ pub struct Org {
     by_prefix: HashMap<[u8; 3], usize>,
     recycle: BTreeSet<(i64, usize, u32)>,
     pending: Vec<Pending>,
+    /// Every committed write, for change events.
+    pub changes: ChangeLog,
 }
 
 /// Applying a write failed because the record is not in the state the write needs.
@@ -113,6 +117,7 @@ impl Org {
             by_prefix,
             recycle: BTreeSet::new(),
             pending: Vec::new(),
+            changes: ChangeLog::default(),
         }
     }
 
@@ -164,8 +169,37 @@ impl Org {
         }
     }
 
-    /// Applies a write stamped at `stamp` (ms; truncated to the second) by `user`.
+    /// Applies a write stamped at `stamp` (ms; truncated to the second) by `user`, committed
+    /// at once.
     pub fn apply(&mut self, change: &Change, stamp: i64, user: &str) -> Result<(), ChangeError> {
+        self.commit(change, stamp, user, stamp)
+    }
+
+    /// Applies a write stamped at `stamp` by `user` that commits at `commit_ms`, and
+    /// captures it (one transaction of its own).
+    fn commit(&mut self, change: &Change, stamp: i64, user: &str, commit_ms: i64) -> Result<(), ChangeError> {
+        let Some((table, row, kind, values)) = self.write(change, stamp, user)? else { return Ok(()) };
+        let record = self.tables[table].id(row).into_owned();
+        let mut tx = self.changes.begin(commit_ms);
+        self.changes.push(&mut tx, table, record, kind, values, user);
+        self.changes.expire(commit_ms);
+        Ok(())
+    }
+
+    /// Every value of `row` that a create or undelete event carries: the fields stored
+    /// with a value (formula fields are computed on read and carried by no event).
+    fn carried(&self, table: usize, row: u32) -> Vec<(usize, Value<'static>)> {
+        let t = &self.tables[table];
+        (0..t.def.fields.len())
+            .filter(|&c| !matches!(t.columns[c], Column::Virtual) && t.def.fields[c].formula.is_none())
+            .map(|c| (c, t.stored(row, c).into_owned()))
+            .filter(|(_, v)| !v.is_null())
+            .collect()
+    }
+
+    /// Applies a write; returns what change events capture of it (`None`: nothing, as for
+    /// the purge of a record already in the recycle bin).
+    fn write(&mut self, change: &Change, stamp: i64, user: &str) -> Result<Option<Captured>, ChangeError> {
         let stamp = stamp - stamp.rem_euclid(1000);
         match change {
             Change::Insert { table, number, values } => {
@@ -198,8 +232,8 @@ impl Org {
                     }
                 }
                 derive(&t.def, &mut row);
-                t.push_row(*number, &row);
-                Ok(())
+                let row = t.push_row(*number, &row);
+                Ok(Some((*table, row, ChangeKind::Create, self.carried(*table, row))))
             }
             Change::Update { table, number, values, system } => {
                 let t = &mut self.tables[*table];
@@ -218,12 +252,25 @@ impl Org {
                     full[t.sys.last_modified] = Value::DateTime(stamp);
                     full[t.sys.last_modified_by] = Value::Str(user.to_string().into());
                 }
+                // The stamps the write sets are changed fields even when the second is
+                // the same, as Salesforce lists them in every update event.
+                let sys = t.sys;
+                let stamped = if *system {
+                    vec![sys.modstamp]
+                } else {
+                    vec![sys.modstamp, sys.last_modified, sys.last_modified_by]
+                };
+                let mut changed = Vec::new();
                 for (c, v) in full.iter().enumerate() {
-                    if !matches!(t.columns[c], Column::Virtual) && *v != t.stored(row, c) {
+                    let differs = !matches!(t.columns[c], Column::Virtual) && *v != t.stored(row, c);
+                    if differs {
                         t.columns[c].set(row as usize, v);
                     }
+                    if (differs || stamped.contains(&c)) && t.def.fields[c].formula.is_none() {
+                        changed.push((c, v.clone()));
+                    }
                 }
-                Ok(())
+                Ok(Some((*table, row, ChangeKind::Update, changed)))
             }
             Change::Delete { table, number } => {
                 let t = &mut self.tables[*table];
@@ -241,7 +288,7 @@ impl Org {
                 t.columns[sys.last_modified_by].set(row as usize, &Value::Str(user.into()));
                 t.deleted_at[row as usize] = stamp;
                 self.recycle.insert((stamp, *table, row));
-                Ok(())
+                Ok(Some((*table, row, ChangeKind::Delete, Vec::new())))
             }
             Change::Undelete { table, number } => {
                 let t = &mut self.tables[*table];
@@ -257,7 +304,7 @@ impl Org {
                 t.columns[sys.last_modified_by].set(row as usize, &Value::Str(user.into()));
                 t.deleted_at[row as usize] = i64::MIN;
                 self.recycle.remove(&(was, *table, row));
-                Ok(())
+                Ok(Some((*table, row, ChangeKind::Undelete, self.carried(*table, row))))
             }
             Change::Purge { table, number } => {
                 let t = &mut self.tables[*table];
@@ -266,17 +313,20 @@ impl Org {
                     return Err(ChangeError::NotDeletable);
                 }
                 let was = t.deleted_at[row as usize];
-                if was == i64::MIN {
-                    // A hard delete of a live row: it still appears in the delete log.
+                let captured = if was == i64::MIN {
+                    // A hard delete of a live row: it still appears in the delete log, and
+                    // subscribers get a delete event.
                     t.deleted_at[row as usize] = stamp;
                     let sys = t.sys;
                     t.columns[sys.is_deleted.unwrap_or(sys.id)].set(row as usize, &Value::Bool(true));
                     t.columns[sys.modstamp].set(row as usize, &Value::DateTime(stamp));
+                    Some((*table, row, ChangeKind::Delete, Vec::new()))
                 } else {
                     self.recycle.remove(&(was, *table, row));
-                }
+                    None
+                };
                 t.purged[row as usize] = true;
-                Ok(())
+                Ok(captured)
             }
         }
     }
@@ -300,7 +350,7 @@ impl Org {
             let p = self.pending.remove(0);
             // A late write whose record changed meanwhile still commits; if the record
             // is gone the write is lost, as a rolled-back transaction would be.
-            let _ = self.apply(&p.change, p.stamp, &p.user);
+            let _ = self.commit(&p.change, p.stamp, &p.user, p.visible_at);
         }
         while let Some(&(at, table, row)) = self.recycle.first() {
             if at.saturating_add(self.retention_ms) > now {
@@ -349,6 +399,10 @@ impl Org {
         self.recycle.len()
     }
 }
+
+/// What change capture keeps of one write: table, row, what happened, and the values
+/// the event carries.
+type Captured = (usize, u32, ChangeKind, Vec<(usize, Value<'static>)>);
 
 /// A key prefix as the bytes [`ids::parse`] returns.
 fn prefix_key(prefix: &str) -> [u8; 3] {
