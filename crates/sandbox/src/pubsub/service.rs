@@ -166,8 +166,10 @@ impl PubSub for PubSubService {
                     let bytes: [u8; 8] =
                         first.replay_id.as_slice().try_into().map_err(|_| corrupted("is not one this org issued"))?;
                     let id = u64::from_be_bytes(bytes);
-                    if id != log.latest() && !log.holds(id) {
-                        let why = if log.earliest().is_some_and(|e| id < e) || (log.is_empty() && id < log.latest()) {
+                    // Valid: one still held, or the latest (keepalives carry it), with nothing
+                    // after it expired.
+                    if log.missed_after(id) || (id != log.latest() && !log.holds(id)) {
+                        let why = if id <= log.expired_through() {
                             "is older than the retention window"
                         } else {
                             "is not one this org issued"
@@ -221,6 +223,11 @@ impl Subscription {
     async fn run(mut self, mut inbound: Streaming<FetchRequest>, tx: Sender) {
         let mut changed = self.state.org.read().changes.watch();
         let mut closing = self.closing.clone();
+        // A keepalive goes out when nothing was sent for the interval, however often
+        // other topics' changes wake this loop.
+        let state = self.state.clone();
+        let interval = move || Duration::from_secs(state.knobs.read().pubsub.keepalive_secs);
+        let mut keepalive_at = tokio::time::Instant::now() + interval();
         loop {
             if *closing.borrow() {
                 return;
@@ -231,6 +238,7 @@ impl Subscription {
                         if tx.send(Ok(response)).await.is_err() {
                             return;
                         }
+                        keepalive_at = tokio::time::Instant::now() + interval();
                         continue;
                     }
                     Ok(None) => {}
@@ -240,7 +248,6 @@ impl Subscription {
                     }
                 }
             }
-            let keepalive = Duration::from_secs(self.state.knobs.read().pubsub.keepalive_secs);
             tokio::select! {
                 message = inbound.message() => match message {
                     Ok(Some(next)) => {
@@ -274,17 +281,19 @@ impl Subscription {
                         return;
                     }
                 }
-                () = tokio::time::sleep(keepalive) => {
-                    let latest = self.state.org.read().changes.latest().max(self.position);
+                () = tokio::time::sleep_until(keepalive_at) => {
+                    // The subscription's own position: resuming from it skips nothing it
+                    // has not been sent (changes it has not asked for yet lie after it).
                     let alive = FetchResponse {
                         events: Vec::new(),
-                        latest_replay_id: replay_bytes(latest),
+                        latest_replay_id: replay_bytes(self.position),
                         rpc_id: rpc_id(),
                         pending_num_requested: self.pending as i32,
                     };
                     if tx.send(Ok(alive)).await.is_err() {
                         return;
                     }
+                    keepalive_at = tokio::time::Instant::now() + interval();
                 }
             }
         }
@@ -294,8 +303,8 @@ impl Subscription {
     fn batch(&mut self) -> Result<Option<FetchResponse>, Status> {
         let org = self.state.org.read();
         let log = &org.changes;
-        if self.position != 0 && self.position < log.earliest().unwrap_or(0) && !log.holds(self.position) {
-            // The subscriber fell behind the retention while it streamed.
+        if log.missed_after(self.position) {
+            // Changes the subscriber had not read yet expired while it streamed.
             return Err(corrupted("is older than the retention window"));
         }
         let (due, examined) = log.after(self.position, self.pending as usize, |c| self.topic.carries(c));

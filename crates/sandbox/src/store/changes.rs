@@ -68,6 +68,9 @@ pub struct ChangeLog {
     /// The replay id the next change gets.
     next: u64,
     commits: u64,
+    /// The newest replay id expired (0: none): a subscriber whose position is older has
+    /// missed changes.
+    expired: u64,
     /// How long a change stays replayable (ms of the org's clock).
     pub retention_ms: i64,
     /// The newest replay id handed out (0: none yet), for subscribers to wait on.
@@ -83,6 +86,7 @@ impl Default for ChangeLog {
             events: VecDeque::new(),
             next: 1_000,
             commits: 0,
+            expired: 0,
             retention_ms: DEFAULT_RETENTION_MS,
             latest: tokio::sync::watch::Sender::new(0),
         }
@@ -130,8 +134,21 @@ impl ChangeLog {
     /// Drops the changes older than the retention at `now`.
     pub fn expire(&mut self, now: i64) {
         while self.events.front().is_some_and(|e| e.commit_ms.saturating_add(self.retention_ms) < now) {
-            self.events.pop_front();
+            if let Some(gone) = self.events.pop_front() {
+                self.expired = gone.replay;
+            }
         }
+    }
+
+    /// Whether a subscriber positioned at replay id `position` (the last change it got or
+    /// passed over) has missed changes that expired before it read them.
+    pub fn missed_after(&self, position: u64) -> bool {
+        self.expired > position
+    }
+
+    /// The newest replay id that expired (0: none).
+    pub fn expired_through(&self) -> u64 {
+        self.expired
     }
 
     /// The oldest replay id still held.

@@ -160,6 +160,11 @@ fn changes_expire_after_the_retention() {
     assert!(!org.changes.holds(first));
     assert_eq!(org.changes.len(), 1);
     assert!(org.changes.latest() > first);
+    // Positioned at the expired change, a subscriber missed nothing: the change after it is
+    // held. Positioned before it, it missed that change.
+    assert!(!org.changes.missed_after(first));
+    assert!(org.changes.missed_after(first - 1));
+    assert!(!org.changes.missed_after(org.changes.latest()));
     // Passing over changes other topics want: the position still moves.
     let (none, examined) = org.changes.after(0, 10, |_| false);
     assert!(none.is_empty());
