@@ -102,6 +102,22 @@ pub fn to18(id: &str) -> Option<String> {
     }
 }
 
+/// A UUID-shaped text (8-4-4-4-12 lower-case hex, version 4 and variant bits set) that is a
+/// pure function of `seed`: event ids and transaction keys, the same every time they are
+/// rendered.
+pub fn uuid_text(seed: u64) -> String {
+    let a = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let b = a.rotate_left(31) ^ 0x5bd1_e995_5bd1_e995;
+    format!(
+        "{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}",
+        a >> 32,
+        (a >> 16) & 0xffff,
+        a & 0xfff,
+        b >> 52,
+        b & 0xffff_ffff_ffff
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

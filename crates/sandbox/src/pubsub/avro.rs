@@ -167,9 +167,27 @@ impl EventSchema {
         EventSchema { object: def.name.clone(), json, id, slots }
     }
 
-    /// The Avro binary encoding of `change` (of this schema's object) as one event.
-    pub fn encode(&self, change: &Captured, record_id: &str, origin: &str) -> Vec<u8> {
-        let value_of = |col: usize| change.values.iter().find(|(c, _)| *c == col).map(|(_, v)| v);
+    /// The Avro binary encoding of `change` (of this schema's object) as one event. Its
+    /// `changeOrigin` is empty, as for writes that name no client.
+    pub fn encode(&self, change: &Captured) -> Vec<u8> {
+        // The carried values by field position, looked up once per slot.
+        let mut by_col: Vec<Option<&Value<'static>>> = Vec::new();
+        for (c, v) in &change.values {
+            if by_col.len() <= *c {
+                by_col.resize(c + 1, None);
+            }
+            by_col[*c] = Some(v);
+        }
+        let value_of = |col: usize| by_col.get(col).copied().flatten();
+        // A carried value of an update is a changed field, and a null one a nulled field.
+        let mark = |changed: &mut Bitmap, nulled: &mut Bitmap, bit: usize, col: usize| {
+            if let Some(v) = value_of(col) {
+                changed.set(bit);
+                if v.is_null() {
+                    nulled.set(bit);
+                }
+            }
+        };
         let mut changed = Bitmap::default();
         let mut nulled = Bitmap::default();
         let mut nested_changed = Vec::new();
@@ -178,23 +196,11 @@ impl EventSchema {
             for (i, slot) in self.slots.iter().enumerate() {
                 let position = i + 1;
                 match slot {
-                    Slot::Field { col, .. } => {
-                        if let Some(v) = value_of(*col) {
-                            changed.set(position);
-                            if v.is_null() {
-                                nulled.set(position);
-                            }
-                        }
-                    }
+                    Slot::Field { col, .. } => mark(&mut changed, &mut nulled, position, *col),
                     Slot::Compound { parts, .. } => {
                         let (mut c, mut n) = (Bitmap::default(), Bitmap::default());
                         for (j, (_, col, _)) in parts.iter().enumerate() {
-                            if let Some(v) = value_of(*col) {
-                                c.set(j);
-                                if v.is_null() {
-                                    n.set(j);
-                                }
-                            }
+                            mark(&mut c, &mut n, j, *col);
                         }
                         if !c.is_empty() {
                             nested_changed.push(format!("{position}-{}", c.hex()));
@@ -215,9 +221,9 @@ impl EventSchema {
         let mut out = Vec::with_capacity(256);
         // ChangeEventHeader, in header_schema's order.
         put_str(&mut out, &self.object);
-        put_array(&mut out, &[record_id.to_string()]);
+        put_array(&mut out, std::slice::from_ref(&change.record));
         put_long(&mut out, change_type_index(change.kind));
-        put_str(&mut out, origin);
+        put_str(&mut out, "");
         put_str(&mut out, &change.transaction);
         put_long(&mut out, i64::from(change.sequence));
         put_long(&mut out, change.commit_ms);

@@ -81,10 +81,8 @@ impl PubSubService {
     fn authorize<T>(&self, request: &Request<T>) -> Result<(), Status> {
         let meta = request.metadata();
         let get = |key: &str| meta.get(key).and_then(|v| v.to_str().ok());
-        let now = self.state.clock.now_ms();
-        let lifetime = self.state.knobs.read().token_lifetime_secs.map(|s| s as i64 * 1000);
         let token = get("accesstoken").ok_or_else(|| Status::unauthenticated("accesstoken metadata is missing"))?;
-        if self.state.oauth.store().check(token, now, lifetime).is_err() {
+        if !self.state.session_valid(token, self.state.clock.now_ms()) {
             return Err(Status::unauthenticated("The session is invalid or has expired. Log in again."));
         }
         let instance = get("instanceurl").unwrap_or_default().trim_end_matches('/');
@@ -312,16 +310,23 @@ impl Subscription {
         if due.is_empty() {
             return Ok(None);
         }
-        let origin = "";
+        // One schema per object in the batch: building one renders and hashes its JSON.
+        let mut schemas: Vec<(usize, EventSchema)> = Vec::new();
         let mut events = Vec::with_capacity(due.len());
         for change in &due {
-            let table = &org.tables[change.table];
-            let schema = EventSchema::of(&table.def);
-            let payload = schema.encode(change, &change.record, origin);
+            let at = match schemas.iter().position(|(t, _)| *t == change.table) {
+                Some(at) => at,
+                None => {
+                    schemas.push((change.table, EventSchema::of(&org.tables[change.table].def)));
+                    schemas.len() - 1
+                }
+            };
+            let schema = &schemas[at].1;
+            let payload = schema.encode(change);
             events.push(ConsumerEvent {
                 event: Some(ProducerEvent {
-                    id: event_uuid(change.replay),
-                    schema_id: schema.id,
+                    id: crate::ids::uuid_text(change.replay),
+                    schema_id: schema.id.clone(),
                     payload,
                     headers: Vec::new(),
                 }),
@@ -337,18 +342,4 @@ impl Subscription {
             pending_num_requested: self.pending as i32,
         }))
     }
-}
-
-/// An event's id (a UUID), the same every time the event is delivered.
-fn event_uuid(replay: u64) -> String {
-    let a = replay.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    let b = a.rotate_left(31) ^ 0x5bd1_e995_5bd1_e995;
-    format!(
-        "{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}",
-        a >> 32,
-        (a >> 16) & 0xffff,
-        a & 0xfff,
-        b >> 52,
-        b & 0xffff_ffff_ffff
-    )
 }

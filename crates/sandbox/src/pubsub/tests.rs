@@ -119,7 +119,7 @@ fn an_update_encodes_the_header_bitmaps_and_only_the_changed_values() {
         (col(&def, "Phone"), Value::Null),
         (col(&def, "BillingCity"), Value::Str("Lyon".into())),
     ];
-    let bytes = schema.encode(&change(ChangeKind::Update, values), "001000000000001AAA", "");
+    let bytes = schema.encode(&change(ChangeKind::Update, values));
 
     let bitmap = |positions: &[usize]| {
         let mut n = num_bitmap(positions);
@@ -195,7 +195,7 @@ fn num_bitmap(positions: &[usize]) -> String {
 fn a_delete_carries_the_header_and_no_values() {
     let def = account();
     let schema = EventSchema::of(&def);
-    let bytes = schema.encode(&change(ChangeKind::Delete, Vec::new()), "001000000000001AAA", "");
+    let bytes = schema.encode(&change(ChangeKind::Delete, Vec::new()));
     let slots = serde_json::from_str::<Json>(&schema.json).unwrap()["fields"].as_array().unwrap().len() - 1;
     // Every field is the null branch: one zero byte each, after the header.
     assert!(bytes.ends_with(&vec![0u8; slots]));

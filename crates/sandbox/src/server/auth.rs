@@ -83,8 +83,7 @@ async fn revoke(State(state): State<Arc<AppState>>, form: Result<Form<RevokeForm
 }
 
 fn session_ok(state: &AppState, req: &Request) -> bool {
-    let lifetime = state.knobs.read().token_lifetime_secs.map(|s| s as i64 * 1000);
-    super::gate::bearer(req).is_some_and(|t| state.oauth.store().check(t, state.clock.now_ms(), lifetime).is_ok())
+    super::gate::bearer(req).is_some_and(|t| state.session_valid(t, state.clock.now_ms()))
 }
 
 fn bad_session() -> Response {

@@ -38,15 +38,14 @@ pub async fn gate(State(state): State<Arc<AppState>>, req: Request, next: Next) 
     let now = state.tick();
     // Only the scalars this gate needs: cloning the knobs would copy their lists on
     // every API call.
-    let (latency_ms, lifetime, limit, error_rate, rate_limit_rate, truncate_rate) = {
+    let (latency_ms, limit, error_rate, rate_limit_rate, truncate_rate) = {
         let k = state.knobs.read();
-        let lifetime = k.token_lifetime_secs.map(|s| s as i64 * 1000);
-        (k.latency_ms, lifetime, k.daily_api_limit, k.error_rate, k.rate_limit_rate, k.truncate_rate)
+        (k.latency_ms, k.daily_api_limit, k.error_rate, k.rate_limit_rate, k.truncate_rate)
     };
     if latency_ms > 0 {
         tokio::time::sleep(std::time::Duration::from_millis(latency_ms)).await;
     }
-    let session_ok = bearer(&req).is_some_and(|t| state.oauth.store().check(t, now, lifetime).is_ok());
+    let session_ok = bearer(&req).is_some_and(|t| state.session_valid(t, now));
     if !session_ok {
         let mut resp =
             ApiError::new(StatusCode::UNAUTHORIZED, "INVALID_SESSION_ID", "Session expired or invalid").into_response();

@@ -43,6 +43,15 @@ impl ApiUsage {
     }
 }
 
+impl AppState {
+    /// Whether `token` is a session the org issued that has not expired at `now` (the
+    /// `token_lifetime_secs` knob).
+    pub fn session_valid(&self, token: &str, now: i64) -> bool {
+        let lifetime = self.knobs.read().token_lifetime_secs.map(|s| s as i64 * 1000);
+        self.oauth.store().check(token, now, lifetime).is_ok()
+    }
+}
+
 /// Everything the handlers share.
 pub struct AppState {
     /// The records.

@@ -94,11 +94,12 @@ impl Default for ChangeLog {
 }
 
 impl ChangeLog {
-    /// Starts a transaction committed at `commit_ms` by `user`: its key and number.
+    /// Starts a transaction committed at `commit_ms`: its key and number.
     pub fn begin(&mut self, commit_ms: i64) -> Transaction {
         self.commits += 1;
         let number = (commit_ms.max(0) as u64) * 1_000 + self.commits % 1_000;
-        Transaction { key: transaction_key(self.commits, commit_ms), number, commit_ms, sequence: 0 }
+        let key = crate::ids::uuid_text(self.commits.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ commit_ms as u64);
+        Transaction { key, number, commit_ms, sequence: 0 }
     }
 
     /// Records one change of transaction `tx`; returns its replay id.
@@ -149,11 +150,6 @@ impl ChangeLog {
     /// The newest replay id that expired (0: none).
     pub fn expired_through(&self) -> u64 {
         self.expired
-    }
-
-    /// The oldest replay id still held.
-    pub fn earliest(&self) -> Option<u64> {
-        self.events.front().map(|e| e.replay)
     }
 
     /// The newest replay id handed out (0: none yet); it may have expired since.
@@ -208,18 +204,4 @@ pub struct Transaction {
     number: u64,
     commit_ms: i64,
     sequence: u32,
-}
-
-/// A transaction key in Salesforce's shape (hex groups as in a UUID), unique per commit.
-fn transaction_key(commit: u64, commit_ms: i64) -> String {
-    let a = commit.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ commit_ms as u64;
-    let b = a.rotate_left(29).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    format!(
-        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
-        a >> 32,
-        (a >> 16) & 0xffff,
-        a & 0xffff,
-        b >> 48,
-        b & 0xffff_ffff_ffff
-    )
 }
