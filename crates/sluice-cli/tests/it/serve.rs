@@ -85,6 +85,9 @@ impl Serve {
             .arg(config)
             .args(args)
             .arg("serve")
+            // The default (`warn,sluice=info`) and the line that says a run is in the
+            // control tables, which the kill test waits for.
+            .env("SLUICE_LOG", "warn,sluice=info,sluice::pipeline::flows=debug")
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -365,15 +368,19 @@ async fn killed_and_restarted_it_resumes_without_duplicates(kind: Kind) {
     let config = write_config(dir.path(), &sb.login_url, &wh);
     let seed = kill_seed(&format!("killed_and_restarted_it_resumes_without_duplicates({kind:?})"));
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    // Each process is killed at a random instant: the first during the first loads, the
-    // others some milliseconds after a run starts (its log says so) or anywhere in its
-    // first seconds, between runs, while saving its schedule, or before it ran anything.
+    // Each process is killed at a random instant: the first during the first loads, once
+    // its run is in the control tables (so some kill surely hits a recorded run), the others
+    // some milliseconds after a run starts (its log says so) or anywhere in its first
+    // seconds, between runs, while saving its schedule, or before it ran anything.
     for round in 0..6 {
         let serve = Serve::start(&config).await;
         if round > 0 {
             churn(&sb).await;
         }
-        if round == 0 || rng.random_bool(0.6) {
+        if round == 0 {
+            serve.wait_for_log("run recorded", 1).await;
+            tokio::time::sleep(Duration::from_millis(rng.random_range(0..60))).await;
+        } else if rng.random_bool(0.6) {
             serve.wait_for_log("run starts", 1).await;
             tokio::time::sleep(Duration::from_millis(rng.random_range(0..60))).await;
         } else {

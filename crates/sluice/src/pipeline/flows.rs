@@ -27,6 +27,9 @@ use crate::source::salesforce::client::{Meter, metered};
 /// single flows' failures are in the summary.
 pub(crate) async fn run<S: Sink>(sink: &S, run: &RunCx<'_>, flows: Vec<&FlowConfig>) -> Result<RunSummary> {
     sink.begin_run(run).await?;
+    // From here on a kill leaves a run the next one marks abandoned (the crash tests wait
+    // for this line).
+    tracing::debug!(run = %run.run_id, "run recorded");
     if run.opts.reset {
         sink.forget(run, &flows).await?;
         for flow in &flows {
