@@ -18,6 +18,8 @@
 //! the view.
 
 pub mod config;
+mod error;
+mod memory;
 mod open;
 
 use std::path::{Path, PathBuf};
@@ -34,7 +36,9 @@ use duck_arrow::record_batch::RecordBatch as ResultBatch;
 use duckdb::arrow as duck_arrow;
 
 pub use self::config::{DEFAULT_DUCKDB_MEMORY_MIB, DuckDbConfig, DuckDbKind};
-use super::{Destination, QueryResult, Stage, Value};
+use self::error::open_error;
+pub(crate) use self::error::sql_error;
+use super::{Changed, Destination, QueryResult, Stage, Value};
 use crate::consolidate::{Dialect, ExistingColumn, TableRef};
 use crate::model::SluiceType;
 use crate::{Error, Result};
@@ -44,6 +48,8 @@ use crate::{Error, Result};
 pub struct DuckDb {
     path: PathBuf,
     conn: Arc<Mutex<Connection>>,
+    /// The buffer pool's limit, which a write raises for its transaction alone.
+    memory_limit_mib: u64,
 }
 
 impl std::fmt::Debug for DuckDb {
@@ -103,7 +109,7 @@ impl DuckDb {
              SET max_vacuum_tasks = 2; SET autoinstall_known_extensions = false"
         ))
         .map_err(|e| Error::internal(format!("DuckDB settings: {e}")))?;
-        Ok(Self { path: path.to_owned(), conn: Arc::new(Mutex::new(conn)) })
+        Ok(Self { path: path.to_owned(), conn: Arc::new(Mutex::new(conn)), memory_limit_mib })
     }
 
     /// Opens an existing database file read-only (`status`, `history`): nothing is
@@ -120,7 +126,11 @@ impl DuckDb {
             .map_err(|e| Error::internal(format!("DuckDB config: {e}")))?;
         let conn = Connection::open_with_flags(path, config).map_err(|e| open_error(path, &e))?;
         in_utc(&conn)?;
-        Ok(Self { path: path.to_owned(), conn: Arc::new(Mutex::new(conn)) })
+        Ok(Self {
+            path: path.to_owned(),
+            conn: Arc::new(Mutex::new(conn)),
+            memory_limit_mib: DEFAULT_DUCKDB_MEMORY_MIB,
+        })
     }
 
     /// The database file.
@@ -160,16 +170,30 @@ impl DuckDb {
         statements: Vec<String>,
         before_commit: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
     ) -> Result<T> {
+        self.with_conn(move |conn| transact(conn, &statements, before_commit)).await
+    }
+
+    /// [`DuckDb::transaction_then`] for statements that write `changed`'s rows of `target`
+    /// ([`Destination::write_rows`]): the memory limit is raised by what DuckDB cannot
+    /// spill for such a write ([`memory::allowance_mib`]) until the transaction ends.
+    pub async fn write_then<T: Send + 'static>(
+        &self,
+        target: &TableRef,
+        changed: &Changed,
+        statements: Vec<String>,
+        before_commit: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let base = self.memory_limit_mib;
+        let target = target.clone();
+        let listed: Vec<TableRef> = changed.ids.iter().chain(&changed.read).cloned().collect();
+        let any_row = changed.ids.is_none();
         self.with_conn(move |conn| {
-            let tx = conn.transaction().map_err(|e| sql_error(e, "BEGIN"))?;
-            for sql in &statements {
-                crate::failpoint::hit("consolidate-statement");
-                tx.execute_batch(sql).map_err(|e| sql_error(e, sql))?;
-            }
-            crate::failpoint::hit("before-commit");
-            let out = before_commit(&tx)?;
-            // Dropping `tx` on an error above rolls everything back.
-            tx.commit().map_err(|e| sql_error(e, "COMMIT"))?;
+            let extra = memory::write_allowance_mib(conn, &target, &listed, any_row)?;
+            memory::set_limit(conn, base + extra)?;
+            let out = transact(conn, &statements, before_commit);
+            let reset = memory::set_limit(conn, base);
+            let out = out?;
+            reset?;
             Ok(out)
         })
         .await
@@ -187,49 +211,23 @@ impl DuckDb {
     }
 }
 
-/// Maps an error opening the file to what the user must do.
-fn open_error(path: &Path, e: &duckdb::Error) -> Error {
-    let text = e.to_string();
-    let shown = path.display();
-    let lower = text.to_ascii_lowercase();
-    if lower.contains("could not set lock") || lower.contains("conflicting lock") {
-        Error::busy(format!(
-            "destination.path: {shown} is in use by another process ({}); one run at a time writes a DuckDB file, \
-             so wait for it to finish or stop it",
-            text.lines().next().unwrap_or_default().trim()
-        ))
-    } else if lower.contains("permission denied") || lower.contains("read-only") || lower.contains("cannot open file") {
-        Error::user(format!(
-            "destination.path: cannot write {shown} ({}); choose a writable path",
-            text.lines().next().unwrap_or_default().trim()
-        ))
-    } else {
-        Error::external_fatal(format!("destination.path: cannot open the DuckDB file {shown}: {text}"))
+/// Runs `statements` and `before_commit` in one transaction (see
+/// [`DuckDb::transaction_then`]).
+fn transact<T>(
+    conn: &mut Connection,
+    statements: &[String],
+    before_commit: impl FnOnce(&Connection) -> Result<T>,
+) -> Result<T> {
+    let tx = conn.transaction().map_err(|e| sql_error(e, "BEGIN"))?;
+    for sql in statements {
+        crate::failpoint::hit("consolidate-statement");
+        tx.execute_batch(sql).map_err(|e| sql_error(e, sql))?;
     }
-}
-
-/// A failed statement: DuckDB's message, which names the table or column, plus the
-/// statement's first line so the user can find it in the SQL sluice generated.
-pub(crate) fn sql_error(e: duckdb::Error, sql: &str) -> Error {
-    let text = e.to_string();
-    let lower = text.to_ascii_lowercase();
-    let first = sql.lines().next().unwrap_or_default();
-    let message = format!("DuckDB: {text} (in `{first}`)");
-    if lower.contains("out of memory") {
-        // DuckDB's own advice (`SET memory_limit`) is not something a sluice user can do.
-        let what = text.lines().next().unwrap_or_default();
-        return Error::user(format!(
-            "destination.memory_limit: DuckDB needs more memory than the limit allows (in `{first}`: {what}); \
-             raise it, e.g. memory_limit = \"1GB\""
-        ));
-    }
-    if lower.contains("no space left") || lower.contains("could not write") || lower.contains("disk") {
-        Error::external_fatal(message)
-    } else if lower.contains("conflict") {
-        Error::external(message)
-    } else {
-        Error::internal(message)
-    }
+    crate::failpoint::hit("before-commit");
+    let out = before_commit(&tx)?;
+    // Dropping `tx` on an error above rolls everything back.
+    tx.commit().map_err(|e| sql_error(e, "COMMIT"))?;
+    Ok(out)
 }
 
 /// DuckDB's catalog type name → the [`SluiceType`] sluice created it from.
@@ -335,6 +333,10 @@ impl Destination for DuckDb {
 
     async fn transaction(&self, statements: Vec<String>) -> Result<()> {
         self.transaction_then(statements, |_| Ok(())).await
+    }
+
+    async fn write_rows(&self, target: &TableRef, changed: Changed, statements: Vec<String>) -> Result<()> {
+        self.write_then(target, &changed, statements, |_| Ok(())).await
     }
 
     async fn query(&self, sql: String) -> Result<Vec<Vec<Value>>> {

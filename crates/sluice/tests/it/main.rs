@@ -17,6 +17,7 @@ mod consolidate_golden;
 mod faults;
 mod files;
 mod lake;
+mod memory;
 mod postgres;
 mod redshift;
 mod salesforce;

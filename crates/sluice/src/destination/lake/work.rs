@@ -295,6 +295,7 @@ impl Destination for LakeDb {
             }
             _ => None,
         };
+        let sized = changed.clone();
         let job = Publish {
             lake: self.lake.clone(),
             table,
@@ -304,7 +305,7 @@ impl Destination for LakeDb {
             raw,
             handle: tokio::runtime::Handle::current(),
         };
-        let published = self.work.transaction_then(statements, move |conn| job.run(conn)).await;
+        let published = self.work.write_then(target, &sized, statements, move |conn| job.run(conn)).await;
         if published.is_err() {
             // The lake may have moved on (another writer, or this commit landed though its
             // answer was lost): the next attempt starts from what it holds.
