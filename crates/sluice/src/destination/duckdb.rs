@@ -185,7 +185,9 @@ impl DuckDb {
     ) -> Result<T> {
         let base = self.memory_limit_mib;
         let target = target.clone();
-        let listed: Vec<TableRef> = changed.ids.iter().chain(&changed.read).cloned().collect();
+        // Often one table (the staging table lists the Ids and holds the rows read): counted once.
+        let mut listed: Vec<TableRef> = changed.ids.iter().chain(&changed.read).cloned().collect();
+        listed.dedup();
         let any_row = changed.ids.is_none();
         self.with_conn(move |conn| {
             let extra = memory::write_allowance_mib(conn, &target, &listed, any_row)?;

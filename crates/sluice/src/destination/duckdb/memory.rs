@@ -48,9 +48,10 @@ pub fn allowance_mib(table_rows: u64, changed: u64) -> u64 {
     bytes.div_ceil(1 << 20)
 }
 
-/// The table's row count as DuckDB's catalog keeps it (no scan): `?1` schema, `?2` table.
-/// No row when the table does not exist.
-const TABLE_ROWS_SQL: &str = "SELECT estimated_size FROM duckdb_tables() WHERE schema_name = ?1 AND table_name = ?2";
+/// The table's row count as DuckDB's catalog keeps it (no scan), 0 when it does not
+/// exist: `?1` schema, `?2` table.
+const TABLE_ROWS_SQL: &str =
+    "SELECT COALESCE(max(estimated_size), 0) FROM duckdb_tables() WHERE schema_name = ?1 AND table_name = ?2";
 
 /// [`allowance_mib`] for a write to `target` of the rows `listed` hold (the changed Ids,
 /// the rows read), or of any row of it (`any_row`).
@@ -76,12 +77,10 @@ pub(super) fn set_limit(conn: &Connection, mib: u64) -> Result<()> {
 
 /// `table`'s rows as the catalog counts them; 0 when it does not exist.
 fn table_rows(conn: &Connection, table: &TableRef) -> Result<u64> {
-    let mut stmt = conn.prepare(TABLE_ROWS_SQL).map_err(|e| sql_error(e, TABLE_ROWS_SQL))?;
-    let mut rows = stmt
-        .query_map([&table.schema, &table.name], |r| r.get::<_, i64>(0))
+    let n: i64 = conn
+        .query_row(TABLE_ROWS_SQL, [&table.schema, &table.name], |r| r.get(0))
         .map_err(|e| sql_error(e, TABLE_ROWS_SQL))?;
-    let first = rows.next().transpose().map_err(|e| sql_error(e, TABLE_ROWS_SQL))?;
-    Ok(first.map_or(0, |n| n.max(0) as u64))
+    Ok(n.max(0) as u64)
 }
 
 /// `SELECT count(*)` of a table or view (a staging table is a view over its Parquet file,
